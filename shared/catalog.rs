@@ -1,0 +1,204 @@
+//! Which backups a store holds. A backup exists only if its manifest does: a folder without one
+//! is an unfinished or failed run, never a backup.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, MANIFEST_NAME};
+use crate::store::{ObjectInfo, ObjectStore};
+
+pub const DAILY_PREFIX: &str = "database/daily/";
+const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+
+/// A new backup id: UTC time, sortable, with a random suffix so two runs in one second differ.
+pub fn new_backup_id(now: DateTime<Utc>) -> String {
+    format!("{}-{:04x}", now.format(ID_TIME_FORMAT), rand::random::<u16>())
+}
+
+/// The time a backup id was made, if it is one of ours.
+pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.split('-').next()?;
+    NaiveDateTime::parse_from_str(stamp, ID_TIME_FORMAT)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+pub fn backup_prefix(id: &str) -> String {
+    format!("{DAILY_PREFIX}{id}/")
+}
+
+pub fn manifest_key(id: &str) -> String {
+    format!("{}{MANIFEST_NAME}", backup_prefix(id))
+}
+
+#[derive(Debug)]
+pub enum EntryState {
+    Complete(Box<Manifest>),
+    /// A manifest exists but does not open: damaged or altered. Never restored from silently.
+    Damaged(Error),
+    /// No manifest: a run that is still going, failed, or was killed.
+    Incomplete,
+}
+
+#[derive(Debug)]
+pub struct CatalogEntry {
+    pub id: String,
+    pub files: Vec<ObjectInfo>,
+    pub state: EntryState,
+}
+
+impl CatalogEntry {
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match &self.state {
+            EntryState::Complete(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Every backup folder in the store, newest first.
+pub async fn entries(store: &dyn ObjectStore) -> Result<Vec<CatalogEntry>> {
+    let objects = store.list(DAILY_PREFIX).await?;
+    let mut by_id: BTreeMap<String, Vec<ObjectInfo>> = BTreeMap::new();
+    for object in objects {
+        let rest = &object.key[DAILY_PREFIX.len()..];
+        if let Some((id, _)) = rest.split_once('/') {
+            by_id.entry(id.to_string()).or_default().push(object);
+        }
+    }
+    let mut entries = Vec::with_capacity(by_id.len());
+    for (id, files) in by_id.into_iter().rev() {
+        let key = manifest_key(&id);
+        let state = if files.iter().any(|f| f.key == key) {
+            match store.get(&key).await? {
+                Some(bytes) => match Manifest::open(&key, &bytes) {
+                    Ok(m) if m.backup_id == id => EntryState::Complete(Box::new(m)),
+                    Ok(m) => EntryState::Damaged(Error::InvalidManifest {
+                        key: key.clone(),
+                        reason: format!("it names backup {:?}, not {id:?}", m.backup_id),
+                    }),
+                    Err(e) => EntryState::Damaged(e),
+                },
+                None => EntryState::Incomplete,
+            }
+        } else {
+            EntryState::Incomplete
+        };
+        entries.push(CatalogEntry { id, files, state });
+    }
+    Ok(entries)
+}
+
+/// The manifest of `latest` (the newest backup with a manifest) or of a named backup id.
+/// A damaged manifest is an error, never a reason to fall back to an older backup silently.
+pub async fn resolve(store: &dyn ObjectStore, which: &str) -> Result<Manifest> {
+    store.check().await?;
+    let entries = entries(store).await?;
+    let chosen = if which == "latest" {
+        entries
+            .into_iter()
+            .find(|e| !matches!(e.state, EntryState::Incomplete))
+            .ok_or_else(|| Error::NoBackups(store.to_string()))?
+    } else {
+        entries
+            .into_iter()
+            .find(|e| e.id == which && !matches!(e.state, EntryState::Incomplete))
+            .ok_or_else(|| Error::BackupNotFound {
+                id: which.to_string(),
+                store: store.to_string(),
+            })?
+    };
+    match chosen.state {
+        EntryState::Complete(m) => Ok(*m),
+        EntryState::Damaged(e) => Err(e),
+        EntryState::Incomplete => Err(Error::NoBackups(store.to_string())),
+    }
+}
+
+/// One line of `toc-backup list`.
+#[derive(Debug, Serialize)]
+pub struct ListedBackup {
+    pub id: String,
+    pub status: &'static str,
+    pub kind: Option<String>,
+    pub database: Option<String>,
+    pub finished_at: Option<String>,
+    pub tables: Option<usize>,
+    pub rows: Option<u64>,
+    pub bytes: u64,
+    pub files: usize,
+    pub problem: Option<String>,
+}
+
+pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<Vec<ListedBackup>> {
+    store.check().await?;
+    Ok(entries(store)
+        .await?
+        .into_iter()
+        .filter(|e| include_incomplete || !matches!(e.state, EntryState::Incomplete))
+        .map(|e| {
+            let bytes = e.files.iter().map(|f| f.size).sum();
+            let files = e.files.len();
+            match e.state {
+                EntryState::Complete(m) => ListedBackup {
+                    id: e.id,
+                    status: "complete",
+                    kind: Some("full".into()),
+                    database: Some(m.database.clone()),
+                    finished_at: Some(m.finished_at.clone()),
+                    tables: Some(m.tables.len()),
+                    rows: Some(m.total_rows()),
+                    bytes,
+                    files,
+                    problem: None,
+                },
+                EntryState::Damaged(err) => ListedBackup {
+                    id: e.id,
+                    status: "damaged",
+                    kind: None,
+                    database: None,
+                    finished_at: None,
+                    tables: None,
+                    rows: None,
+                    bytes,
+                    files,
+                    problem: Some(err.to_string()),
+                },
+                EntryState::Incomplete => ListedBackup {
+                    id: e.id,
+                    status: "incomplete",
+                    kind: None,
+                    database: None,
+                    finished_at: None,
+                    tables: None,
+                    rows: None,
+                    bytes,
+                    files,
+                    problem: Some("no manifest: unfinished or failed run".into()),
+                },
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ids_sort_by_time_and_parse_back() {
+        let early = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let late = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 6).unwrap());
+        assert!(early < late);
+        assert!(early.starts_with("20260102T030405Z-"));
+        assert_eq!(
+            id_time(&early),
+            Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+        );
+        assert_eq!(id_time("nonsense"), None);
+    }
+}

@@ -1,0 +1,528 @@
+//! The full backup: one consistent snapshot of a database, written as gzip'd SQL files whose
+//! names sort into restore order, then checked, then sealed by a manifest written last.
+
+mod objects;
+pub mod sql_file;
+mod table_data;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use serde::Serialize;
+
+use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::manifest::{
+    BackupKind, FileEntry, Manifest, ObjectEntry, ServerInfo, SnapshotPosition, Stage, TableEntry,
+    FORMAT, VERSION,
+};
+use crate::mysql::schema::{self, StoredObject, Table};
+use crate::mysql::{self as db, quote_ident};
+use crate::notify::{Notification, Notifier, Severity};
+use crate::retention::{self, RetentionPolicy};
+use crate::store::ObjectStore;
+use sql_file::{SqlFile, StoredFile};
+
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    pub database_url: DatabaseUrl,
+    pub label: Option<String>,
+    /// A table's rows go into a new file after this many uncompressed bytes, so a restore can
+    /// load big tables in parallel.
+    pub split_bytes: u64,
+    /// The size at which one multi-row INSERT is closed (keep well under max_allowed_packet).
+    pub statement_bytes: usize,
+    pub compression_level: u32,
+    /// Applied after a successful backup; `None` keeps everything.
+    pub retention: Option<RetentionPolicy>,
+    pub notify_success: bool,
+}
+
+impl DumpOptions {
+    pub fn new(database_url: DatabaseUrl) -> Self {
+        DumpOptions {
+            database_url,
+            label: None,
+            split_bytes: 64 * 1024 * 1024,
+            statement_bytes: 1024 * 1024,
+            compression_level: 6,
+            retention: Some(RetentionPolicy::default()),
+            notify_success: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DumpReport {
+    pub backup_id: String,
+    pub database: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub tables: usize,
+    pub rows: u64,
+    pub duration_seconds: f64,
+    pub not_snapshot_consistent: Vec<String>,
+    pub pruned: Vec<String>,
+}
+
+/// Takes a full backup into `store`. A failure is reported through `notifier` before the error
+/// is returned, and leaves no manifest behind, so the previous backup stays `latest`.
+pub async fn run_dump(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn Notifier,
+    options: &DumpOptions,
+) -> Result<DumpReport> {
+    let started = Instant::now();
+    let backup_id = new_backup_id(Utc::now());
+    match dump(store.clone(), options, &backup_id, started).await {
+        Ok(mut report) => {
+            if let Some(policy) = &options.retention {
+                match retention::prune(store.as_ref(), policy, Utc::now()).await {
+                    Ok(pruned) => report.pruned = pruned.deleted,
+                    Err(e) => {
+                        // The backup itself is good; a failed clean-up still needs a person.
+                        let note = Notification::new(
+                            Severity::Warning,
+                            format!("retention clean-up failed after backup {backup_id}"),
+                            format!("The backup {backup_id} completed, but removing old backups failed: {e}"),
+                        );
+                        notify_or_log(notifier, &note).await;
+                    }
+                }
+            }
+            tracing::info!(
+                backup_id = %report.backup_id,
+                files = report.files,
+                bytes = report.bytes,
+                rows = report.rows,
+                seconds = report.duration_seconds,
+                "backup complete"
+            );
+            if options.notify_success {
+                let note = Notification::new(
+                    Severity::Ok,
+                    format!("backup {} of {} complete", report.backup_id, report.database),
+                    success_body(&report),
+                );
+                notify_or_log(notifier, &note).await;
+            }
+            Ok(report)
+        }
+        Err(error) => {
+            discard_partial(store.as_ref(), &backup_id).await;
+            let database = options.database_url.database.clone().unwrap_or_default();
+            let note = Notification::new(
+                Severity::Critical,
+                format!("full backup of {database} FAILED"),
+                format!(
+                    "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
+                     Cause: {error}\n\
+                     The previous complete backup is still the latest one in {store}.",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            notify_or_log(notifier, &note).await;
+            Err(error)
+        }
+    }
+}
+
+async fn notify_or_log(notifier: &dyn Notifier, note: &Notification) {
+    if let Err(e) = notifier.notify(note).await {
+        tracing::error!(subject = %note.subject, "could not send notification: {e}");
+    }
+}
+
+fn success_body(report: &DumpReport) -> String {
+    let mut body = format!(
+        "Backup {} of {}: {} tables, {} rows, {} files, {} bytes, {:.1} s.",
+        report.backup_id,
+        report.database,
+        report.tables,
+        report.rows,
+        report.files,
+        report.bytes,
+        report.duration_seconds
+    );
+    if !report.not_snapshot_consistent.is_empty() {
+        body.push_str(&format!(
+            "\nNot snapshot-consistent (non-transactional engine): {}",
+            report.not_snapshot_consistent.join(", ")
+        ));
+    }
+    body
+}
+
+async fn discard_partial(store: &dyn ObjectStore, backup_id: &str) {
+    let prefix = backup_prefix(backup_id);
+    if let Ok(objects) = store.list(&prefix).await {
+        for object in objects {
+            if let Err(e) = store.delete(&object.key).await {
+                tracing::warn!(key = %object.key, "could not remove a file of the failed backup: {e}");
+            }
+        }
+    }
+}
+
+/// What a database holds at the snapshot.
+struct Catalogue {
+    tables: Vec<Table>,
+    views: Vec<String>,
+    objects: Vec<StoredObject>,
+}
+
+async fn dump(
+    store: Arc<dyn ObjectStore>,
+    options: &DumpOptions,
+    backup_id: &str,
+    started: Instant,
+) -> Result<DumpReport> {
+    let started_at = Utc::now();
+    store.check().await?;
+    let url = &options.database_url;
+    let database = url.require_database()?.to_string();
+    let mut conn = db::connect(url, Some(&database)).await?;
+    db::run_all(&mut conn, db::DUMP_SESSION).await?;
+    db::run_all(&mut conn, &[schema::SET_GRANTEE]).await?;
+    schema::check_privileges(&mut conn, &database).await?;
+
+    db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
+    let snapshot = read_snapshot(&mut conn).await?;
+    let server = read_server(&mut conn).await?;
+    let catalogue = read_catalogue(&mut conn, &database).await?;
+    tracing::info!(
+        %backup_id,
+        database = %database,
+        tables = catalogue.tables.len(),
+        objects = catalogue.objects.len(),
+        binlog_file = snapshot.binlog_file.as_deref().unwrap_or("-"),
+        binlog_position = snapshot.binlog_position.unwrap_or(0),
+        "snapshot open"
+    );
+    let not_consistent: Vec<String> = catalogue
+        .tables
+        .iter()
+        .filter(|t| !t.is_transactional())
+        .map(|t| t.name.clone())
+        .collect();
+    if !not_consistent.is_empty() {
+        tracing::warn!(
+            tables = %not_consistent.join(", "),
+            "these tables use a non-transactional engine: their rows are not snapshot-consistent"
+        );
+    }
+
+    let prefix = backup_prefix(backup_id);
+    let writer = FileNamer {
+        store: store.clone(),
+        prefix: prefix.clone(),
+        level: options.compression_level,
+    };
+    let mut files: Vec<(FileEntry, StoredFile)> = Vec::new();
+
+    let schema_file = objects::write_schema(&writer, &catalogue.tables).await?;
+    files.push(entry(schema_file, Stage::Schema, None, &prefix));
+
+    let mut table_entries = Vec::with_capacity(catalogue.tables.len());
+    let total_tables = catalogue.tables.len();
+    for (index, table) in catalogue.tables.iter().enumerate() {
+        let dumped = table_data::dump_table(&mut conn, &writer, table, index + 1, options).await?;
+        tracing::info!(
+            table = %table.name,
+            rows = dumped.fingerprint.rows(),
+            files = dumped.files.len(),
+            "dumped table {}/{total_tables}",
+            index + 1
+        );
+        for file in dumped.files {
+            files.push(entry(file, Stage::Data, Some(table.name.clone()), &prefix));
+        }
+        table_entries.push(TableEntry {
+            name: table.name.clone(),
+            engine: table.engine.clone(),
+            rows: dumped.fingerprint.rows(),
+            fingerprint: dumped.fingerprint.to_hex(),
+            definition_sha256: table.definition_sha256(),
+        });
+    }
+
+    for stage in [Stage::Routines, Stage::Views, Stage::Triggers, Stage::Events] {
+        if let Some(file) = objects::write_objects(&writer, stage, &catalogue.objects).await? {
+            files.push(entry(file, stage, None, &prefix));
+        }
+    }
+
+    check_schema_unchanged(&mut conn, &database, &catalogue).await?;
+    db::run_all(&mut conn, &["COMMIT"]).await?;
+    let _ = conn.disconnect().await;
+
+    // A backup counts only once what is in the store reads back as what was written.
+    for (file, _) in &files {
+        crate::verify::verify_file(store.as_ref(), backup_id, file).await?;
+    }
+
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        backup_id: backup_id.to_string(),
+        kind: BackupKind::Full,
+        label: options.label.clone(),
+        database: database.clone(),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        server,
+        snapshot,
+        not_snapshot_consistent: not_consistent.clone(),
+        files: files.iter().map(|(f, _)| f.clone()).collect(),
+        tables: table_entries,
+        objects: catalogue
+            .objects
+            .iter()
+            .map(|o| ObjectEntry {
+                kind: o.kind,
+                name: o.name.clone(),
+                definition_sha256: o.definition_sha256(),
+            })
+            .collect(),
+        integrity: None,
+    };
+    let report = DumpReport {
+        backup_id: backup_id.to_string(),
+        database,
+        files: manifest.files.len(),
+        bytes: manifest.total_bytes(),
+        uncompressed_bytes: manifest.files.iter().map(|f| f.uncompressed_bytes).sum(),
+        tables: manifest.tables.len(),
+        rows: manifest.total_rows(),
+        duration_seconds: 0.0,
+        not_snapshot_consistent: not_consistent,
+        pruned: Vec::new(),
+    };
+    store
+        .put(&manifest_key(backup_id), manifest.seal()?.into())
+        .await?;
+    Ok(DumpReport {
+        duration_seconds: round_seconds(started.elapsed()),
+        ..report
+    })
+}
+
+fn round_seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn entry(
+    file: StoredFile,
+    stage: Stage,
+    table: Option<String>,
+    prefix: &str,
+) -> (FileEntry, StoredFile) {
+    let name = file.key.strip_prefix(prefix).unwrap_or(&file.key).to_string();
+    (
+        FileEntry {
+            name,
+            stage,
+            table,
+            bytes: file.bytes,
+            uncompressed_bytes: file.uncompressed_bytes,
+            sha256: file.sha256.clone(),
+        },
+        file,
+    )
+}
+
+/// Names files so that plain `ls` order is restore order in any locale: every name starts with
+/// the same fixed-width run of digits (stage, table number, part number).
+pub(crate) struct FileNamer {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    level: u32,
+}
+
+impl FileNamer {
+    pub(crate) async fn create(
+        &self,
+        stage: Stage,
+        table_number: usize,
+        part: usize,
+        label: &str,
+    ) -> Result<SqlFile> {
+        let key = format!(
+            "{}{}-{table_number:05}-{part:06}-{}.sql.gz",
+            self.prefix,
+            stage.digit(),
+            safe_label(label)
+        );
+        SqlFile::create(self.store.clone(), key, self.level).await
+    }
+}
+
+fn safe_label(label: &str) -> String {
+    let cleaned: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .take(48)
+        .collect();
+    if cleaned.is_empty() {
+        "_".into()
+    } else {
+        cleaned
+    }
+}
+
+fn get_string(row: &Row, column: &str) -> Option<String> {
+    match row.get_opt::<Option<Vec<u8>>, _>(column) {
+        Some(Ok(Some(bytes))) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        _ => None,
+    }
+}
+
+async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
+    let database_time: Option<String> = conn
+        .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+        .await
+        .map_err(|e| Error::database("reading the database clock", e))?;
+    // MariaDB reports the binlog position of the snapshot itself, with no global lock.
+    let status: Vec<Row> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|e| Error::database("reading the snapshot's binlog position", e))?;
+    let mut file = None;
+    let mut position = None;
+    for row in &status {
+        let name = get_string(row, "Variable_name").unwrap_or_default();
+        let value = get_string(row, "Value").filter(|v| !v.is_empty());
+        match name.to_ascii_lowercase().as_str() {
+            "binlog_snapshot_file" => file = value,
+            "binlog_snapshot_position" => position = value.and_then(|v| v.parse::<u64>().ok()),
+            _ => {}
+        }
+    }
+    let mut exact = file.is_some();
+    if file.is_none() {
+        // MySQL has no such status: record the position read beside the snapshot, marked as
+        // approximate. Without the privilege or without a binlog there is none to record.
+        if let Ok(Some(row)) = conn.query_first::<Row, _>("SHOW MASTER STATUS").await {
+            file = get_string(&row, "File");
+            position = get_string(&row, "Position").and_then(|v| v.parse().ok());
+            exact = false;
+        }
+    }
+    let gtid = match (&file, position) {
+        (Some(f), Some(p)) if exact => conn
+            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (f.as_str(), p))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+            .filter(|g| !g.is_empty()),
+        _ => None,
+    };
+    Ok(SnapshotPosition {
+        database_time: database_time.unwrap_or_default(),
+        binlog_file: file,
+        binlog_position: position,
+        gtid,
+        position_is_exact: exact,
+    })
+}
+
+async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
+    let row: Option<(String, String, String)> = conn
+        .query_first("SELECT VERSION(), @@character_set_database, @@collation_database")
+        .await
+        .map_err(|e| Error::database("reading the server version", e))?;
+    let (version, charset, collation) = row.unwrap_or_default();
+    Ok(ServerInfo {
+        version,
+        default_character_set: charset,
+        default_collation: collation,
+    })
+}
+
+async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Catalogue> {
+    let summaries = schema::list_tables(conn, database).await?;
+    let mut tables = Vec::new();
+    let mut views = Vec::new();
+    for summary in &summaries {
+        match summary.table_type.as_str() {
+            "BASE TABLE" => tables.push(schema::describe_table(conn, database, summary).await?),
+            "VIEW" => views.push(summary.name.clone()),
+            other => {
+                return Err(Error::UnsupportedObject {
+                    name: summary.name.clone(),
+                    kind: other.to_ascii_lowercase(),
+                })
+            }
+        }
+    }
+    let objects = schema::stored_objects(conn, database, &views).await?;
+    Ok(Catalogue {
+        tables,
+        views,
+        objects,
+    })
+}
+
+/// DDL during the dump would make the files disagree with each other; InnoDB reports it for
+/// tables read after the change (ER_TABLE_DEF_CHANGED), and this check catches the rest.
+async fn check_schema_unchanged(conn: &mut Conn, database: &str, before: &Catalogue) -> Result<()> {
+    let summaries = schema::list_tables(conn, database).await?;
+    let mut now_tables: Vec<&str> = summaries
+        .iter()
+        .filter(|s| s.table_type == "BASE TABLE")
+        .map(|s| s.name.as_str())
+        .collect();
+    now_tables.sort_unstable();
+    let mut then_tables: Vec<&str> = before.tables.iter().map(|t| t.name.as_str()).collect();
+    then_tables.sort_unstable();
+    if now_tables != then_tables {
+        return Err(Error::SchemaChangedDuringDump {
+            detail: format!(
+                "tables were created or dropped: before [{}], after [{}]",
+                then_tables.join(", "),
+                now_tables.join(", ")
+            ),
+        });
+    }
+    let mut now_views: Vec<&str> = summaries
+        .iter()
+        .filter(|s| s.table_type == "VIEW")
+        .map(|s| s.name.as_str())
+        .collect();
+    now_views.sort_unstable();
+    let mut then_views: Vec<&str> = before.views.iter().map(String::as_str).collect();
+    then_views.sort_unstable();
+    if now_views != then_views {
+        return Err(Error::SchemaChangedDuringDump {
+            detail: "views were created or dropped".into(),
+        });
+    }
+    for table in &before.tables {
+        let now = schema::show_create_table(conn, &table.name).await?;
+        if schema::strip_auto_increment(&now) != schema::strip_auto_increment(&table.create_sql) {
+            return Err(Error::SchemaChangedDuringDump {
+                detail: format!("table {} was altered", quote_ident(&table.name)),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_safe_file_name_parts() {
+        assert_eq!(safe_label("student grade`records"), "student_grade_records");
+        assert_eq!(safe_label("Ádh"), "_dh");
+        assert_eq!(safe_label(""), "_");
+    }
+}

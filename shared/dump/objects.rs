@@ -1,0 +1,91 @@
+//! The schema file and the files for views, routines, triggers and events.
+
+use super::sql_file::StoredFile;
+use super::FileNamer;
+use crate::error::Result;
+use crate::manifest::{ObjectKind, Stage};
+use crate::mysql::quote_str;
+use crate::mysql::schema::{StoredObject, Table};
+
+fn banner(what: &str) -> String {
+    format!(
+        "-- toc-sis-backup {}: {what}\n-- Load every file of this backup in name order: cat $(ls *.sql.gz) | gunzip | mysql DATABASE\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// CREATE TABLE for every table, with foreign key checks off so their order does not matter.
+pub(super) async fn write_schema(namer: &FileNamer, tables: &[Table]) -> Result<StoredFile> {
+    let mut file = namer.create(Stage::Schema, 0, 0, "schema").await?;
+    let out = file.buffer();
+    out.extend_from_slice(banner("table definitions").as_bytes());
+    out.extend_from_slice(
+        b"SET NAMES utf8mb4;\n\
+          SET SESSION time_zone = '+00:00';\n\
+          SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n\
+          SET SESSION foreign_key_checks = 0;\n\n",
+    );
+    for table in tables {
+        let out = file.buffer();
+        out.extend_from_slice(table.create_sql.as_bytes());
+        out.extend_from_slice(b";\n\n");
+        file.flush_if_full().await?;
+    }
+    file.finish().await
+}
+
+fn stage_of(kind: ObjectKind) -> Stage {
+    match kind {
+        ObjectKind::Procedure | ObjectKind::Function => Stage::Routines,
+        ObjectKind::View => Stage::Views,
+        ObjectKind::Trigger => Stage::Triggers,
+        ObjectKind::Event => Stage::Events,
+    }
+}
+
+/// Client character sets our utf8mb4 files can be replayed under unchanged.
+fn is_utf8_family(charset: &str) -> bool {
+    let lower = charset.to_ascii_lowercase();
+    lower.starts_with("utf8") || lower == "ascii"
+}
+
+/// One file for the objects of `stage`, each created under the sql_mode, client character set
+/// and time zone it was defined with; `None` when there are none.
+pub(super) async fn write_objects(
+    namer: &FileNamer,
+    stage: Stage,
+    objects: &[StoredObject],
+) -> Result<Option<StoredFile>> {
+    let selected: Vec<&StoredObject> = objects.iter().filter(|o| stage_of(o.kind) == stage).collect();
+    if selected.is_empty() {
+        return Ok(None);
+    }
+    let mut file = namer.create(stage, 0, 0, stage.label()).await?;
+    let out = file.buffer();
+    out.extend_from_slice(banner(stage.label()).as_bytes());
+    out.extend_from_slice(b"SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
+    for object in selected {
+        let mut text = format!("-- {} {}\n", object.kind.label(), object.name);
+        text.push_str(&format!(
+            "SET SESSION sql_mode = {};\n",
+            quote_str(object.sql_mode.as_deref().unwrap_or(""))
+        ));
+        if let Some(charset) = object.character_set_client.as_deref().filter(|c| is_utf8_family(c)) {
+            text.push_str(&format!("SET SESSION character_set_client = {};\n", quote_str(charset)));
+        }
+        if let Some(collation) = object.collation_connection.as_deref().filter(|c| is_utf8_family(c)) {
+            text.push_str(&format!("SET SESSION collation_connection = {};\n", quote_str(collation)));
+        }
+        if let Some(zone) = &object.time_zone {
+            text.push_str(&format!("SET SESSION time_zone = {};\n", quote_str(zone)));
+        }
+        // Bodies hold `;`; the mysql client and our restore both honour DELIMITER.
+        text.push_str("DELIMITER ;;\n");
+        text.push_str(&object.create_sql);
+        text.push_str(";;\nDELIMITER ;\n");
+        text.push_str("SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
+        file.buffer().extend_from_slice(text.as_bytes());
+        file.flush_if_full().await?;
+    }
+    file.finish().await.map(Some)
+}

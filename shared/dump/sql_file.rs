@@ -1,0 +1,220 @@
+//! One compressed SQL file on its way into the store.
+//!
+//! The dump appends SQL text to [`SqlFile::buffer`]; full buffers go over a bounded channel to a
+//! blocking thread that gzips and hashes them, and the compressed chunks go over another bounded
+//! channel to a task that writes them to the store. Reading rows, compressing and uploading run
+//! at the same time, and memory stays at a few buffers whatever the table's size.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::store::ObjectStore;
+
+const SEND_AT: usize = 256 * 1024;
+const COMPRESSED_CHUNK: usize = 1024 * 1024;
+const CHANNEL_DEPTH: usize = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub key: String,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub sha256: String,
+}
+
+enum Compressed {
+    Chunk(Bytes),
+    /// Everything was compressed and sent; the upload may be completed.
+    Done,
+}
+
+pub struct SqlFile {
+    key: String,
+    buffer: Vec<u8>,
+    uncompressed: u64,
+    to_compressor: Option<mpsc::Sender<Option<Vec<u8>>>>,
+    compressor: JoinHandle<Result<(u64, String)>>,
+    uploader: JoinHandle<Result<u64>>,
+}
+
+impl SqlFile {
+    pub async fn create(store: Arc<dyn ObjectStore>, key: String, level: u32) -> Result<SqlFile> {
+        let mut writer = store.create(&key).await?;
+        let (to_compressor, mut from_dump) = mpsc::channel::<Option<Vec<u8>>>(CHANNEL_DEPTH);
+        let (to_uploader, mut from_compressor) = mpsc::channel::<Compressed>(CHANNEL_DEPTH);
+
+        let compressor = tokio::task::spawn_blocking(move || -> Result<(u64, String)> {
+            let mut encoder = GzEncoder::new(
+                Vec::with_capacity(COMPRESSED_CHUNK * 2),
+                Compression::new(level),
+            );
+            let mut hasher = Sha256::new();
+            let mut compressed = 0u64;
+            let mut ship = |out: Vec<u8>| -> Result<()> {
+                hasher.update(&out);
+                compressed += out.len() as u64;
+                to_uploader
+                    .blocking_send(Compressed::Chunk(Bytes::from(out)))
+                    .map_err(|_| Error::Task("the upload stopped".into()))
+            };
+            // `None` is the dump's "that was all"; a channel closed without it means the dump
+            // gave up, and the file is abandoned.
+            loop {
+                match from_dump.blocking_recv() {
+                    Some(Some(chunk)) => {
+                        encoder
+                            .write_all(&chunk)
+                            .map_err(|e| Error::Task(format!("compressing: {e}")))?;
+                        if encoder.get_ref().len() >= COMPRESSED_CHUNK {
+                            ship(std::mem::take(encoder.get_mut()))?;
+                        }
+                    }
+                    Some(None) => break,
+                    None => return Err(Error::Task("file abandoned before it was complete".into())),
+                }
+            }
+            let out = encoder
+                .finish()
+                .map_err(|e| Error::Task(format!("compressing: {e}")))?;
+            ship(out)?;
+            to_uploader
+                .blocking_send(Compressed::Done)
+                .map_err(|_| Error::Task("the upload stopped".into()))?;
+            Ok((compressed, hex::encode(hasher.finalize())))
+        });
+
+        let uploader = tokio::spawn(async move {
+            let mut written_ok = false;
+            while let Some(message) = from_compressor.recv().await {
+                match message {
+                    Compressed::Chunk(chunk) => {
+                        if let Err(e) = writer.write(chunk).await {
+                            writer.abort().await;
+                            return Err(e);
+                        }
+                    }
+                    Compressed::Done => {
+                        written_ok = true;
+                        break;
+                    }
+                }
+            }
+            if written_ok {
+                writer.finish().await
+            } else {
+                writer.abort().await;
+                Err(Error::Task("file abandoned before it was complete".into()))
+            }
+        });
+
+        Ok(SqlFile {
+            key,
+            buffer: Vec::with_capacity(SEND_AT + 64 * 1024),
+            uncompressed: 0,
+            to_compressor: Some(to_compressor),
+            compressor,
+            uploader,
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Where callers append SQL; call [`SqlFile::flush_if_full`] after appending.
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
+    }
+
+    /// Uncompressed bytes so far, including the buffer.
+    pub fn uncompressed_len(&self) -> u64 {
+        self.uncompressed + self.buffer.len() as u64
+    }
+
+    pub async fn flush_if_full(&mut self) -> Result<()> {
+        if self.buffer.len() >= SEND_AT {
+            self.send_buffer().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_buffer(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(SEND_AT + 64 * 1024));
+        self.uncompressed += chunk.len() as u64;
+        let sent = match &self.to_compressor {
+            Some(tx) => tx.send(Some(chunk)).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The pipeline stopped; its own error says why.
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    async fn failure(&mut self) -> Error {
+        self.to_compressor.take();
+        match (&mut self.compressor).await {
+            Ok(Err(e)) => return e,
+            Err(e) => return e.into(),
+            Ok(Ok(_)) => {}
+        }
+        match (&mut self.uploader).await {
+            Ok(Err(e)) => e,
+            Err(e) => e.into(),
+            Ok(Ok(_)) => Error::Task(format!("writing {} stopped unexpectedly", self.key)),
+        }
+    }
+
+    /// Completes the file: the object exists in the store when this returns Ok.
+    pub async fn finish(mut self) -> Result<StoredFile> {
+        self.send_buffer().await?;
+        let ended = match self.to_compressor.take() {
+            Some(tx) => tx.send(None).await.is_ok(),
+            None => false,
+        };
+        if !ended {
+            return Err(self.failure().await);
+        }
+        let (bytes, sha256) = match (&mut self.compressor).await {
+            Ok(Ok(done)) => done,
+            other => {
+                let compressor_error = match other {
+                    Ok(Err(e)) => e,
+                    Err(e) => e.into(),
+                    Ok(Ok(_)) => Error::Task("unreachable".into()),
+                };
+                // A failed upload stops the compressor too; the upload's error is the cause.
+                return Err(match (&mut self.uploader).await {
+                    Ok(Err(e)) => e,
+                    Err(e) => e.into(),
+                    Ok(Ok(_)) => compressor_error,
+                });
+            }
+        };
+        let stored = (&mut self.uploader).await??;
+        if stored != bytes {
+            return Err(Error::Task(format!(
+                "{}: stored {stored} bytes but compressed {bytes}",
+                self.key
+            )));
+        }
+        Ok(StoredFile {
+            key: self.key.clone(),
+            bytes,
+            uncompressed_bytes: self.uncompressed,
+            sha256,
+        })
+    }
+}

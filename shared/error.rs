@@ -1,0 +1,144 @@
+//! The library's error policy.
+//!
+//! Every public function returns [`Result`]. An error names the thing that was wrong (the value,
+//! the file, the table, the variable) and what was expected, so the one line a person sees is
+//! enough to act on. Errors never carry a password: database addresses are printed through
+//! [`crate::config::DatabaseUrl`]'s redacting `Display`, and server messages are passed on as the
+//! server wrote them (MySQL never echoes a password).
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid database URL {url}: {reason}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    InvalidDatabaseUrl { url: String, reason: String },
+
+    #[error("invalid store {location:?}: {reason}; expected a directory path or s3://BUCKET/PREFIX")]
+    InvalidStore { location: String, reason: String },
+
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        expected: String,
+    },
+
+    #[error("cannot reach the MySQL server at {address}: {source}")]
+    Unreachable {
+        address: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    #[error("the MySQL server at {address} refused user {user:?}: {source}")]
+    AccessDenied {
+        address: String,
+        user: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    #[error("{context}: {source}")]
+    Database {
+        context: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    #[error("the backup user lacks the {privilege} privilege on database `{database}`, which hides {hides}; grant it (see infra/README.md) rather than take a smaller backup")]
+    MissingPrivilege {
+        privilege: &'static str,
+        database: String,
+        hides: &'static str,
+    },
+
+    #[error("database `{0}` does not exist on the server")]
+    UnknownDatabase(String),
+
+    #[error("`{name}` is a {kind}, which this tool cannot back up faithfully; refusing to take a partial backup")]
+    UnsupportedObject { name: String, kind: String },
+
+    #[error("the schema changed during the dump ({detail}); the backup was abandoned, run it again")]
+    SchemaChangedDuringDump { detail: String },
+
+    #[error("store directory {0} does not exist; create it first or pass another --store")]
+    StoreMissing(PathBuf),
+
+    #[error("store {store}: {operation} {key}: {source}")]
+    StoreIo {
+        store: String,
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("backup {id:?} not found in {store}; `toc-backup list --store {store}` shows the backups there")]
+    BackupNotFound { id: String, store: String },
+
+    #[error("no complete backup in {0}")]
+    NoBackups(String),
+
+    #[error("manifest {key} is not valid: {reason}")]
+    InvalidManifest { key: String, reason: String },
+
+    #[error("file {file} is corrupt: {detail}")]
+    CorruptFile { file: String, detail: String },
+
+    #[error("file {file} listed in the manifest is missing from the store")]
+    MissingFile { file: String },
+
+    #[error("restore verification failed: {}", .0.join("; "))]
+    RestoreMismatch(Vec<String>),
+
+    #[error("target database `{0}` is not empty; pass --force to replace its contents")]
+    TargetNotEmpty(String),
+
+    #[error("statement {index} of {file} failed: {source}")]
+    Statement {
+        file: String,
+        index: usize,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    #[error("{file} is not valid backup SQL: {reason}")]
+    MalformedSql { file: String, reason: String },
+
+    #[error("notification could not be sent: {0}")]
+    Notify(String),
+
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl Error {
+    pub fn database(context: impl Into<String>, source: mysql_async::Error) -> Self {
+        Error::Database {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn store_io(
+        store: impl Into<String>,
+        operation: &'static str,
+        key: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::StoreIo {
+            store: store.into(),
+            operation,
+            key: key.into(),
+            source,
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Error::Task(error.to_string())
+    }
+}

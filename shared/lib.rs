@@ -1,0 +1,19 @@
+//! toc-sis-backup: consistent, verified backups of the TOC-SIS database.
+//!
+//! Everything that is not an entry point lives here; the Lambda functions and the `toc-backup`
+//! command line in `functions/` only parse input, build clients and call one job.
+
+pub mod catalog;
+pub mod config;
+pub mod dump;
+pub mod error;
+pub mod manifest;
+pub mod mysql;
+pub mod notify;
+pub mod restore;
+pub mod retention;
+pub mod sample_data;
+pub mod store;
+pub mod verify;
+
+pub use error::{Error, Result};

@@ -1,0 +1,279 @@
+//! `manifest.json`: the record that makes a set of files a backup.
+//!
+//! Written last, after every file it lists has been stored and re-read. It carries a SHA-256 of
+//! its own content, so a flipped byte in the manifest is caught like one in any other file.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub const MANIFEST_NAME: &str = "manifest.json";
+pub const FORMAT: &str = "toc-sis-backup/manifest";
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub version: u32,
+    pub backup_id: String,
+    pub kind: BackupKind,
+    pub label: Option<String>,
+    pub database: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub tool_version: String,
+    pub server: ServerInfo,
+    pub snapshot: SnapshotPosition,
+    /// Tables whose engine cannot take part in a consistent snapshot (MyISAM, Aria, …): their
+    /// rows may be from a slightly different moment than the rest.
+    pub not_snapshot_consistent: Vec<String>,
+    pub files: Vec<FileEntry>,
+    pub tables: Vec<TableEntry>,
+    pub objects: Vec<ObjectEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupKind {
+    Full,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    pub version: String,
+    pub default_character_set: String,
+    pub default_collation: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotPosition {
+    /// The database clock when the snapshot was opened (UTC).
+    pub database_time: String,
+    pub binlog_file: Option<String>,
+    pub binlog_position: Option<u64>,
+    pub gtid: Option<String>,
+    /// True when the position is the snapshot's own (MariaDB `binlog_snapshot_*`), false when
+    /// it was read next to it and may be slightly later.
+    pub position_is_exact: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Schema,
+    Data,
+    Routines,
+    Views,
+    Triggers,
+    Events,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Schema,
+        Stage::Data,
+        Stage::Routines,
+        Stage::Views,
+        Stage::Triggers,
+        Stage::Events,
+    ];
+
+    /// The digit that makes file names sort into restore order.
+    pub fn digit(self) -> u8 {
+        self as u8
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Schema => "schema",
+            Stage::Data => "data",
+            Stage::Routines => "routines",
+            Stage::Views => "views",
+            Stage::Triggers => "triggers",
+            Stage::Events => "events",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub name: String,
+    pub stage: Stage,
+    pub table: Option<String>,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableEntry {
+    pub name: String,
+    pub engine: String,
+    pub rows: u64,
+    /// Order-independent hash of every dumped row's values; see `mysql::fingerprint`.
+    pub fingerprint: String,
+    pub definition_sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    View,
+    Procedure,
+    Function,
+    Trigger,
+    Event,
+}
+
+impl ObjectKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ObjectKind::View => "view",
+            ObjectKind::Procedure => "procedure",
+            ObjectKind::Function => "function",
+            ObjectKind::Trigger => "trigger",
+            ObjectKind::Event => "event",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectEntry {
+    pub kind: ObjectKind,
+    pub name: String,
+    pub definition_sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Integrity {
+    pub sha256: String,
+}
+
+impl Manifest {
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    fn content_hash(&self) -> Result<String> {
+        let mut unsealed = self.clone();
+        unsealed.integrity = None;
+        let bytes = serde_json::to_vec(&unsealed).map_err(|e| Error::InvalidManifest {
+            key: self.backup_id.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Serializes with the self-checksum filled in.
+    pub fn seal(mut self) -> Result<Vec<u8>> {
+        self.integrity = Some(Integrity {
+            sha256: self.content_hash()?,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&self).map_err(|e| Error::InvalidManifest {
+            key: self.backup_id.clone(),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    /// Parses and checks a stored manifest; `key` names it in errors.
+    pub fn open(key: &str, bytes: &[u8]) -> Result<Manifest> {
+        let invalid = |reason: String| Error::InvalidManifest {
+            key: key.to_string(),
+            reason,
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("unreadable JSON: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(invalid(format!(
+                "format {:?}, expected {FORMAT:?}",
+                manifest.format
+            )));
+        }
+        if manifest.version != VERSION {
+            return Err(invalid(format!(
+                "version {}, this tool reads version {VERSION}",
+                manifest.version
+            )));
+        }
+        let recorded = manifest
+            .integrity
+            .as_ref()
+            .ok_or_else(|| invalid("no integrity checksum".into()))?
+            .sha256
+            .clone();
+        let actual = manifest.content_hash()?;
+        if recorded != actual {
+            return Err(invalid(format!(
+                "checksum mismatch (recorded {recorded}, content hashes to {actual}): the manifest was altered or damaged"
+            )));
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            version: VERSION,
+            backup_id: "20261126T020000Z-abcd".into(),
+            kind: BackupKind::Full,
+            label: None,
+            database: "toc_sis".into(),
+            started_at: "2026-11-26T02:00:00Z".into(),
+            finished_at: "2026-11-26T02:01:00Z".into(),
+            tool_version: "0.1.0".into(),
+            server: ServerInfo {
+                version: "10.11".into(),
+                default_character_set: "utf8mb4".into(),
+                default_collation: "utf8mb4_general_ci".into(),
+            },
+            snapshot: SnapshotPosition {
+                database_time: "2026-11-26 02:00:00".into(),
+                binlog_file: Some("mysql-bin.000001".into()),
+                binlog_position: Some(42),
+                gtid: None,
+                position_is_exact: true,
+            },
+            not_snapshot_consistent: vec![],
+            files: vec![FileEntry {
+                name: "0-00000-000000-schema.sql.gz".into(),
+                stage: Stage::Schema,
+                table: None,
+                bytes: 10,
+                uncompressed_bytes: 20,
+                sha256: "00".into(),
+            }],
+            tables: vec![],
+            objects: vec![],
+            integrity: None,
+        }
+    }
+
+    #[test]
+    fn sealed_manifest_round_trips() {
+        let bytes = sample().seal().unwrap();
+        let opened = Manifest::open("m", &bytes).unwrap();
+        assert_eq!(opened.backup_id, "20261126T020000Z-abcd");
+    }
+
+    #[test]
+    fn any_changed_value_is_detected() {
+        let bytes = sample().seal().unwrap();
+        let text = String::from_utf8(bytes).unwrap().replace("\"bytes\": 10", "\"bytes\": 11");
+        let error = Manifest::open("m", text.as_bytes()).unwrap_err().to_string();
+        assert!(error.contains("checksum mismatch"), "{error}");
+    }
+}

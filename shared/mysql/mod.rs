@@ -1,0 +1,125 @@
+//! Talking to MySQL/MariaDB: connecting with clear errors, quoting, and the session settings
+//! every dump and restore connection shares.
+
+pub mod fingerprint;
+pub mod schema;
+pub mod values;
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder};
+
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Session settings under which values and `SHOW CREATE` output are read and written: UTC for
+/// TIMESTAMP values, utf8mb4 for text, and no sql_mode quirks (e.g. ANSI_QUOTES) in the output.
+pub const DUMP_SESSION: &[&str] = &[
+    "SET NAMES utf8mb4",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION sql_mode = ''",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+];
+
+/// Opens one connection. `database` overrides the URL's database (None: no default database).
+pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(url.host.clone())
+        .tcp_port(url.port)
+        .user(Some(url.user.clone()))
+        .pass(url.password().map(str::to_string))
+        .db_name(database.map(str::to_string))
+        .prefer_socket(false)
+        .stmt_cache_size(0);
+    let connecting = Conn::new(opts);
+    let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
+    match outcome {
+        Err(_) => Err(Error::Unreachable {
+            address: url.address(),
+            source: mysql_async::Error::Other(
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()).into(),
+            ),
+        }),
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(source)) => Err(classify_connect_error(url, database, source)),
+    }
+}
+
+fn classify_connect_error(
+    url: &DatabaseUrl,
+    database: Option<&str>,
+    source: mysql_async::Error,
+) -> Error {
+    match &source {
+        mysql_async::Error::Server(server) => match server.code {
+            // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD
+            1045 | 1698 => Error::AccessDenied {
+                address: url.address(),
+                user: url.user.clone(),
+                source,
+            },
+            1049 => Error::UnknownDatabase(database.unwrap_or_default().to_string()),
+            _ => Error::database(format!("connecting to {}", url.address()), source),
+        },
+        _ => Error::Unreachable {
+            address: url.address(),
+            source,
+        },
+    }
+}
+
+/// Runs statements in order, naming the failing one in the error.
+pub async fn run_all(conn: &mut Conn, statements: &[&str]) -> Result<()> {
+    for statement in statements {
+        conn.query_drop(*statement)
+            .await
+            .map_err(|e| Error::database(format!("running {statement:?}"), e))?;
+    }
+    Ok(())
+}
+
+/// `name` as a MySQL identifier: backticks, with backticks inside doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `text` as a single-quoted string literal (backslash escapes on, as every file we write sets).
+pub fn quote_str(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\0' => out.push_str("\\0"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1a}' => out.push_str("\\Z"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Server error code of a database error, if it is one.
+pub fn server_code(error: &mysql_async::Error) -> Option<u16> {
+    match error {
+        mysql_async::Error::Server(server) => Some(server.code),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("a`b c"), "`a``b c`");
+        assert_eq!(quote_str("it's\\\n"), "'it''s\\\\\\n'");
+    }
+}

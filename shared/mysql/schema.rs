@@ -1,0 +1,398 @@
+//! What a database holds: tables with their columns, and the views, routines, triggers and
+//! events around them, each with the exact `SHOW CREATE` text that recreates it.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use sha2::{Digest, Sha256};
+
+use super::quote_ident;
+use super::values::ColumnKind;
+use crate::error::{Error, Result};
+use crate::manifest::ObjectKind;
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub engine: String,
+    /// Columns whose values are dumped, in table order; generated columns are left out since
+    /// the server computes them again.
+    pub columns: Vec<Column>,
+    pub create_sql: String,
+}
+
+impl Table {
+    /// InnoDB (and its forks) read from the snapshot; other engines read their current state.
+    pub fn is_transactional(&self) -> bool {
+        matches!(
+            self.engine.to_ascii_lowercase().as_str(),
+            "innodb" | "xtradb" | "rocksdb" | "tokudb"
+        )
+    }
+
+    pub fn definition_sha256(&self) -> String {
+        sha256_hex(&[strip_auto_increment(&self.create_sql).as_str()])
+    }
+
+    pub fn select_sql(&self) -> String {
+        let columns: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        format!("SELECT {} FROM {}", columns.join(", "), quote_ident(&self.name))
+    }
+}
+
+/// A view, routine, trigger or event, with the session settings it must be created under.
+#[derive(Debug, Clone)]
+pub struct StoredObject {
+    pub kind: ObjectKind,
+    pub name: String,
+    pub create_sql: String,
+    pub sql_mode: Option<String>,
+    pub character_set_client: Option<String>,
+    pub collation_connection: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+impl StoredObject {
+    pub fn definition_sha256(&self) -> String {
+        sha256_hex(&[
+            self.create_sql.as_str(),
+            self.sql_mode.as_deref().unwrap_or(""),
+            self.time_zone.as_deref().unwrap_or(""),
+        ])
+    }
+}
+
+pub fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The AUTO_INCREMENT counter in `SHOW CREATE TABLE` moves with every insert; it is restored but
+/// is not part of what makes two definitions the same.
+pub fn strip_auto_increment(create_sql: &str) -> String {
+    let mut out = String::with_capacity(create_sql.len());
+    let mut rest = create_sql;
+    while let Some(at) = rest.find(" AUTO_INCREMENT=") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + " AUTO_INCREMENT=".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn get_string(row: &Row, column: &str) -> Option<String> {
+    match row.get_opt::<Option<Vec<u8>>, _>(column) {
+        Some(Ok(Some(bytes))) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        _ => None,
+    }
+}
+
+fn db_err(context: String) -> impl FnOnce(mysql_async::Error) -> Error {
+    move |source| Error::database(context, source)
+}
+
+pub struct TableSummary {
+    pub name: String,
+    pub table_type: String,
+    pub engine: String,
+}
+
+pub async fn list_tables(conn: &mut Conn, database: &str) -> Result<Vec<TableSummary>> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT TABLE_NAME, TABLE_TYPE, ENGINE FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(db_err(format!("listing the tables of `{database}`")))?;
+    Ok(rows
+        .iter()
+        .map(|row| TableSummary {
+            name: get_string(row, "TABLE_NAME").unwrap_or_default(),
+            table_type: get_string(row, "TABLE_TYPE").unwrap_or_default(),
+            engine: get_string(row, "ENGINE").unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub async fn columns(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Column>> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, EXTRA \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .await
+        .map_err(db_err(format!("reading the columns of `{table}`")))?;
+    let mut columns = Vec::new();
+    for row in &rows {
+        let extra = get_string(row, "EXTRA").unwrap_or_default().to_ascii_uppercase();
+        let generated = extra.contains("GENERATED") && !extra.contains("DEFAULT_GENERATED");
+        if generated {
+            continue;
+        }
+        let data_type = get_string(row, "DATA_TYPE").unwrap_or_default();
+        let charset = get_string(row, "CHARACTER_SET_NAME");
+        columns.push(Column {
+            name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
+            kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
+        });
+    }
+    Ok(columns)
+}
+
+pub async fn show_create_table(conn: &mut Conn, table: &str) -> Result<String> {
+    let row: Option<Row> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", quote_ident(table)))
+        .await
+        .map_err(db_err(format!("reading the definition of table `{table}`")))?;
+    row.and_then(|r| get_string(&r, "Create Table"))
+        .ok_or_else(|| Error::SchemaChangedDuringDump {
+            detail: format!("table `{table}` disappeared"),
+        })
+}
+
+/// Reads a table's full description (columns and definition).
+pub async fn describe_table(conn: &mut Conn, database: &str, summary: &TableSummary) -> Result<Table> {
+    Ok(Table {
+        name: summary.name.clone(),
+        engine: summary.engine.clone(),
+        columns: columns(conn, database, &summary.name).await?,
+        create_sql: show_create_table(conn, &summary.name).await?,
+    })
+}
+
+async fn show_create(
+    conn: &mut Conn,
+    database: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<StoredObject> {
+    let (statement, text_column) = match kind {
+        ObjectKind::View => ("VIEW", "Create View"),
+        ObjectKind::Procedure => ("PROCEDURE", "Create Procedure"),
+        ObjectKind::Function => ("FUNCTION", "Create Function"),
+        ObjectKind::Trigger => ("TRIGGER", "SQL Original Statement"),
+        ObjectKind::Event => ("EVENT", "Create Event"),
+    };
+    let row: Option<Row> = conn
+        .query_first(format!("SHOW CREATE {statement} {}", quote_ident(name)))
+        .await
+        .map_err(|source| match super::server_code(&source) {
+            // ER_TABLEACCESS_DENIED_ERROR / ER_SPECIFIC_ACCESS_DENIED_ERROR
+            Some(1142) | Some(1227) | Some(1044) => Error::MissingPrivilege {
+                privilege: match kind {
+                    ObjectKind::View => "SHOW VIEW",
+                    ObjectKind::Trigger => "TRIGGER",
+                    ObjectKind::Event => "EVENT",
+                    _ => "SELECT on mysql.proc",
+                },
+                database: database.to_string(),
+                hides: "object definitions",
+            },
+            _ => Error::database(format!("reading the definition of {} `{name}`", kind.label()), source),
+        })?;
+    let row = row.ok_or_else(|| Error::SchemaChangedDuringDump {
+        detail: format!("{} `{name}` disappeared", kind.label()),
+    })?;
+    let create_sql = get_string(&row, text_column).ok_or(Error::MissingPrivilege {
+        privilege: "SELECT on mysql.proc (or being the routine's definer)",
+        database: database.to_string(),
+        hides: "stored routine bodies",
+    })?;
+    Ok(StoredObject {
+        kind,
+        name: name.to_string(),
+        create_sql,
+        sql_mode: get_string(&row, "sql_mode"),
+        character_set_client: get_string(&row, "character_set_client"),
+        collation_connection: get_string(&row, "collation_connection"),
+        time_zone: get_string(&row, "time_zone"),
+    })
+}
+
+/// Views, routines, triggers and events, each list in a stable order that also restores
+/// (views sorted so that a view comes after the views it reads; triggers in firing order).
+pub async fn stored_objects(
+    conn: &mut Conn,
+    database: &str,
+    views: &[String],
+) -> Result<Vec<StoredObject>> {
+    let mut objects = Vec::new();
+
+    let routines: Vec<Row> = conn
+        .exec(
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(db_err(format!("listing the routines of `{database}`")))?;
+    for row in &routines {
+        let name = get_string(row, "ROUTINE_NAME").unwrap_or_default();
+        let kind = match get_string(row, "ROUTINE_TYPE").as_deref() {
+            Some("PROCEDURE") => ObjectKind::Procedure,
+            Some("FUNCTION") => ObjectKind::Function,
+            other => {
+                return Err(Error::UnsupportedObject {
+                    name,
+                    kind: other.unwrap_or("routine").to_ascii_lowercase(),
+                })
+            }
+        };
+        objects.push(show_create(conn, database, kind, &name).await?);
+    }
+
+    let mut view_objects = Vec::new();
+    for view in views {
+        view_objects.push(show_create(conn, database, ObjectKind::View, view).await?);
+    }
+    objects.extend(order_views(view_objects));
+
+    let triggers: Vec<Row> = conn
+        .exec(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             ORDER BY EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER",
+            (database,),
+        )
+        .await
+        .map_err(db_err(format!("listing the triggers of `{database}`")))?;
+    for row in &triggers {
+        let name = get_string(row, "TRIGGER_NAME").unwrap_or_default();
+        objects.push(show_create(conn, database, ObjectKind::Trigger, &name).await?);
+    }
+
+    // SHOW EVENTS fails without the EVENT privilege, where information_schema would silently
+    // show nothing.
+    let events: Vec<Row> = conn
+        .query(format!("SHOW EVENTS FROM {}", quote_ident(database)))
+        .await
+        .map_err(|source| match super::server_code(&source) {
+            Some(1044) | Some(1142) | Some(1227) => Error::MissingPrivilege {
+                privilege: "EVENT",
+                database: database.to_string(),
+                hides: "scheduled events",
+            },
+            _ => Error::database(format!("listing the events of `{database}`"), source),
+        })?;
+    let mut event_names: Vec<String> = events.iter().filter_map(|r| get_string(r, "Name")).collect();
+    event_names.sort();
+    for name in &event_names {
+        objects.push(show_create(conn, database, ObjectKind::Event, name).await?);
+    }
+    Ok(objects)
+}
+
+/// Orders views so each comes after every view its definition mentions. Mentions are found by
+/// the quoted name in the definition, which can over-approximate but never misses a dependency;
+/// a cycle (impossible for real views) falls back to name order.
+pub fn order_views(mut views: Vec<StoredObject>) -> Vec<StoredObject> {
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut ordered: Vec<StoredObject> = Vec::with_capacity(views.len());
+    while !views.is_empty() {
+        let ready = views.iter().position(|candidate| {
+            views.iter().all(|other| {
+                other.name == candidate.name
+                    || !mentions(&candidate.create_sql, &candidate.name, &other.name)
+            })
+        });
+        let next = views.remove(ready.unwrap_or(0));
+        ordered.push(next);
+    }
+    ordered
+}
+
+fn mentions(create_sql: &str, own_name: &str, other: &str) -> bool {
+    // Skip the view's own name in `VIEW `name` AS`.
+    let body = create_sql
+        .find(&format!("VIEW {} AS ", quote_ident(own_name)))
+        .map(|at| &create_sql[at + own_name.len() + 9..])
+        .unwrap_or(create_sql);
+    body.contains(&quote_ident(other))
+}
+
+/// Checks, before reading anything, that the user can see every kind of object, so a missing
+/// grant fails the backup instead of silently shrinking it. `information_schema.TRIGGERS` and
+/// `SHOW TRIGGERS` hide triggers without the TRIGGER privilege, and views need SHOW VIEW.
+pub async fn check_privileges(conn: &mut Conn, database: &str) -> Result<()> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES \
+               WHERE GRANTEE = @toc_grantee OR GRANTEE IN (SELECT CONCAT('''', ROLE_NAME, '''@''''') FROM information_schema.ENABLED_ROLES) \
+             UNION \
+             SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
+               WHERE ? LIKE TABLE_SCHEMA AND (GRANTEE = @toc_grantee OR GRANTEE IN (SELECT CONCAT('''', ROLE_NAME, '''@''''') FROM information_schema.ENABLED_ROLES))",
+            (database,),
+        )
+        .await
+        .map_err(|e| Error::database("reading the backup user's privileges", e))?;
+    let granted: Vec<String> = rows.iter().filter_map(|r| get_string(r, "PRIVILEGE_TYPE")).collect();
+    let has = |p: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(p));
+    for (privilege, hides) in [
+        ("SELECT", "table rows"),
+        ("SHOW VIEW", "view definitions"),
+        ("TRIGGER", "triggers"),
+        ("EVENT", "scheduled events"),
+    ] {
+        if !has(privilege) {
+            return Err(Error::MissingPrivilege {
+                privilege,
+                database: database.to_string(),
+                hides,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sets `@toc_grantee` to the current user in information_schema's `'user'@'host'` form.
+pub const SET_GRANTEE: &str = "SET @toc_grantee = CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''')";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(name: &str, body: &str) -> StoredObject {
+        StoredObject {
+            kind: ObjectKind::View,
+            name: name.into(),
+            create_sql: format!("CREATE VIEW `{name}` AS {body}"),
+            sql_mode: None,
+            character_set_client: None,
+            collation_connection: None,
+            time_zone: None,
+        }
+    }
+
+    #[test]
+    fn views_come_after_the_views_they_read() {
+        let ordered = order_views(vec![
+            view("a_top", "select * from `m_mid`"),
+            view("m_mid", "select * from `z_base`"),
+            view("z_base", "select * from `t`"),
+        ]);
+        let names: Vec<&str> = ordered.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["z_base", "m_mid", "a_top"]);
+    }
+
+    #[test]
+    fn auto_increment_is_not_part_of_the_definition_hash() {
+        assert_eq!(
+            strip_auto_increment("CREATE TABLE `t` (..) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4"),
+            "CREATE TABLE `t` (..) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        );
+    }
+}

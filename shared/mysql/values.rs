@@ -1,0 +1,202 @@
+//! Turning values read over the binary protocol into SQL literals that load back bit for bit.
+//!
+//! The binary protocol is used on purpose: it hands FLOAT and DOUBLE over as IEEE bits, where the
+//! text protocol rounds them for display (`mariadb-dump` loses FLOAT precision that way).
+
+use mysql_async::Value;
+
+/// How a column's values are written, decided from `information_schema.COLUMNS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    /// DECIMAL: exact digits, written unquoted as the server sent them.
+    Decimal,
+    Float,
+    Double,
+    /// Character data in the connection's utf8mb4.
+    Text,
+    /// Bytes with no character set (BINARY, BLOB, geometry): written as `_binary'…'`.
+    Binary,
+    Bit,
+    Date,
+    DateTime,
+    Time,
+    Year,
+}
+
+impl ColumnKind {
+    pub fn from_information_schema(data_type: &str, character_set: Option<&str>) -> ColumnKind {
+        match data_type.to_ascii_lowercase().as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" => {
+                ColumnKind::Integer
+            }
+            "decimal" | "numeric" | "dec" | "fixed" => ColumnKind::Decimal,
+            "float" => ColumnKind::Float,
+            "double" | "real" | "double precision" => ColumnKind::Double,
+            "bit" => ColumnKind::Bit,
+            "date" => ColumnKind::Date,
+            "datetime" | "timestamp" => ColumnKind::DateTime,
+            "time" => ColumnKind::Time,
+            "year" => ColumnKind::Year,
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" => ColumnKind::Binary,
+            _ => match character_set {
+                Some(cs) if !cs.eq_ignore_ascii_case("binary") => ColumnKind::Text,
+                // A string type without a character set holds bytes.
+                Some(_) => ColumnKind::Binary,
+                None => ColumnKind::Text,
+            },
+        }
+    }
+}
+
+/// Appends `value` as a SQL literal for a column of `kind`.
+pub fn write_literal(out: &mut Vec<u8>, kind: ColumnKind, value: &Value) {
+    match value {
+        Value::NULL => out.extend_from_slice(b"NULL"),
+        Value::Int(i) => out.extend_from_slice(itoa(*i as i128).as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(itoa(*u as i128).as_bytes()),
+        // Exponent notation makes the literal a DOUBLE, which the server parses exactly; an f32
+        // widened to f64 is exact, so a FLOAT column gets its original bits back.
+        Value::Float(f) => out.extend_from_slice(format!("{:e}", f64::from(*f)).as_bytes()),
+        Value::Double(d) => out.extend_from_slice(format!("{d:e}").as_bytes()),
+        Value::Bytes(bytes) => match kind {
+            ColumnKind::Decimal | ColumnKind::Integer | ColumnKind::Year
+                if is_plain_number(bytes) =>
+            {
+                out.extend_from_slice(bytes)
+            }
+            ColumnKind::Bit => {
+                out.extend_from_slice(b"0x");
+                out.extend_from_slice(hex::encode(bytes).as_bytes());
+                if bytes.is_empty() {
+                    out.extend_from_slice(b"0");
+                }
+            }
+            ColumnKind::Binary => {
+                out.extend_from_slice(b"_binary'");
+                escape_into(out, bytes);
+                out.push(b'\'');
+            }
+            _ => {
+                out.push(b'\'');
+                escape_into(out, bytes);
+                out.push(b'\'');
+            }
+        },
+        Value::Date(year, month, day, hour, minute, second, micros) => {
+            let text = if kind == ColumnKind::Date {
+                format!("'{year:04}-{month:02}-{day:02}'")
+            } else if *micros == 0 {
+                format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}'")
+            } else {
+                format!(
+                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
+                )
+            };
+            out.extend_from_slice(text.as_bytes());
+        }
+        Value::Time(negative, days, hours, minutes, seconds, micros) => {
+            let sign = if *negative { "-" } else { "" };
+            let total_hours = u64::from(*days) * 24 + u64::from(*hours);
+            let text = if *micros == 0 {
+                format!("'{sign}{total_hours:02}:{minutes:02}:{seconds:02}'")
+            } else {
+                format!("'{sign}{total_hours:02}:{minutes:02}:{seconds:02}.{micros:06}'")
+            };
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+fn itoa(value: i128) -> String {
+    value.to_string()
+}
+
+fn is_plain_number(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+/// Escapes the bytes that would end or corrupt a quoted literal, or that a client would treat
+/// specially (NUL, CR, LF, Ctrl-Z); every other byte passes through untouched.
+pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement: &[u8] = match b {
+            b'\'' => b"\\'",
+            b'\\' => b"\\\\",
+            0 => b"\\0",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0x1a => b"\\Z",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(replacement);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal(kind: ColumnKind, value: Value) -> String {
+        let mut out = Vec::new();
+        write_literal(&mut out, kind, &value);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn floats_keep_every_bit() {
+        let text = literal(ColumnKind::Float, Value::Float(16777217.0_f32));
+        assert_eq!(text.parse::<f64>().unwrap() as f32, 16777217.0_f32);
+        let tenth = literal(ColumnKind::Float, Value::Float(0.1_f32));
+        assert_eq!(tenth.parse::<f64>().unwrap() as f32, 0.1_f32);
+        let d = literal(ColumnKind::Double, Value::Double(0.1 + 0.2));
+        assert_eq!(d.parse::<f64>().unwrap(), 0.1 + 0.2);
+    }
+
+    #[test]
+    fn strings_and_bytes_are_escaped() {
+        assert_eq!(
+            literal(ColumnKind::Text, Value::Bytes(b"O'Brien\\\n".to_vec())),
+            "'O\\'Brien\\\\\\n'"
+        );
+        assert_eq!(
+            literal(ColumnKind::Binary, Value::Bytes(vec![0, 0x1a, 0xff])),
+            "_binary'\\0\\Z\u{fffd}'"
+        );
+        assert_eq!(literal(ColumnKind::Text, Value::NULL), "NULL");
+        assert_eq!(literal(ColumnKind::Text, Value::Bytes(b"NULL".to_vec())), "'NULL'");
+    }
+
+    #[test]
+    fn temporal_values() {
+        assert_eq!(
+            literal(ColumnKind::Date, Value::Date(0, 0, 0, 0, 0, 0, 0)),
+            "'0000-00-00'"
+        );
+        assert_eq!(
+            literal(ColumnKind::DateTime, Value::Date(2026, 1, 2, 3, 4, 5, 60)),
+            "'2026-01-02 03:04:05.000060'"
+        );
+        assert_eq!(
+            literal(ColumnKind::Time, Value::Time(true, 1, 2, 3, 4, 0)),
+            "'-26:03:04'"
+        );
+    }
+
+    #[test]
+    fn kinds_from_information_schema() {
+        assert_eq!(ColumnKind::from_information_schema("varchar", Some("utf8mb4")), ColumnKind::Text);
+        assert_eq!(ColumnKind::from_information_schema("longblob", None), ColumnKind::Binary);
+        assert_eq!(ColumnKind::from_information_schema("DECIMAL", None), ColumnKind::Decimal);
+        assert_eq!(ColumnKind::from_information_schema("uuid", None), ColumnKind::Text);
+    }
+}

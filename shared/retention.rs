@@ -1,0 +1,142 @@
+//! How long daily backups are kept: older than `keep_days` goes, except that the newest
+//! `keep_min` complete backups always stay, however old (so a month of failed runs never leaves
+//! the store empty). Damaged backups are kept for a person to look at.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::catalog::{self, EntryState};
+use crate::error::Result;
+use crate::store::ObjectStore;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub keep_days: u32,
+    pub keep_min: usize,
+    /// Folders without a manifest younger than this may be a backup still being written.
+    pub incomplete_grace_hours: u32,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            keep_days: 30,
+            keep_min: 7,
+            incomplete_grace_hours: 24,
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub deleted: Vec<String>,
+    pub kept: Vec<String>,
+}
+
+/// What to delete, decided from ids and states alone (pure, so it is tested without a store).
+pub fn plan(
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    newest_first: &[(String, Option<DateTime<Utc>>, Kind)],
+) -> Vec<String> {
+    let cutoff = now - Duration::days(i64::from(policy.keep_days));
+    let grace = now - Duration::hours(i64::from(policy.incomplete_grace_hours));
+    let mut complete_seen = 0usize;
+    let mut doomed = Vec::new();
+    for (id, made, kind) in newest_first {
+        match kind {
+            Kind::Complete => {
+                complete_seen += 1;
+                let old = made.is_some_and(|t| t < cutoff);
+                if complete_seen > policy.keep_min && old {
+                    doomed.push(id.clone());
+                }
+            }
+            Kind::Incomplete => {
+                if made.is_some_and(|t| t < grace) {
+                    doomed.push(id.clone());
+                }
+            }
+            Kind::Damaged => {}
+        }
+    }
+    doomed
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Complete,
+    Damaged,
+    Incomplete,
+}
+
+pub async fn prune(
+    store: &dyn ObjectStore,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+) -> Result<PruneReport> {
+    let entries = catalog::entries(store).await?;
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let kind = match e.state {
+                EntryState::Complete(_) => Kind::Complete,
+                EntryState::Damaged(_) => Kind::Damaged,
+                EntryState::Incomplete => Kind::Incomplete,
+            };
+            (e.id.clone(), catalog::id_time(&e.id), kind)
+        })
+        .collect();
+    let doomed = plan(policy, now, &summary);
+    let mut report = PruneReport::default();
+    for entry in &entries {
+        if !doomed.contains(&entry.id) {
+            report.kept.push(entry.id.clone());
+            continue;
+        }
+        // The manifest goes first: from that moment no command treats the rest as a backup.
+        let manifest = catalog::manifest_key(&entry.id);
+        let mut keys: Vec<&str> = entry.files.iter().map(|f| f.key.as_str()).collect();
+        keys.sort_by_key(|k| *k != manifest);
+        for key in keys {
+            store.delete(key).await?;
+        }
+        tracing::info!(backup_id = %entry.id, "removed by retention");
+        report.deleted.push(entry.id.clone());
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn day(n: u32) -> Option<DateTime<Utc>> {
+        Some(Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap() + Duration::days(i64::from(n)))
+    }
+
+    #[test]
+    fn keeps_recent_and_the_newest_few() {
+        let now = day(100).unwrap();
+        let policy = RetentionPolicy { keep_days: 30, keep_min: 2, incomplete_grace_hours: 24 };
+        let entries = vec![
+            ("d90".to_string(), day(90), Kind::Complete),
+            ("d50".to_string(), day(50), Kind::Complete),
+            ("d40".to_string(), day(40), Kind::Complete),
+            ("d30".to_string(), day(30), Kind::Damaged),
+            ("d20".to_string(), day(20), Kind::Complete),
+            ("i99".to_string(), day(99), Kind::Incomplete),
+            ("i10".to_string(), day(10), Kind::Incomplete),
+        ];
+        assert_eq!(plan(&policy, now, &entries), ["d40", "d20", "i10"]);
+    }
+
+    #[test]
+    fn never_deletes_below_the_minimum_even_if_all_are_old() {
+        let now = day(400).unwrap();
+        let policy = RetentionPolicy { keep_days: 30, keep_min: 7, incomplete_grace_hours: 24 };
+        let entries: Vec<_> = (0..7).map(|n| (format!("d{n}"), day(n), Kind::Complete)).collect();
+        assert!(plan(&policy, now, &entries).is_empty());
+    }
+}

@@ -1,0 +1,115 @@
+//! Where backups live. One small trait, two homes: a local folder (the embedded default) and S3.
+//!
+//! Keys are `/`-separated relative paths such as `database/daily/<backup-id>/manifest.json`.
+//! A writer makes an object visible only when it finishes: a crash or an error leaves nothing
+//! that looks whole.
+
+pub mod local;
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+use crate::error::{Error, Result};
+
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Display {
+    /// Fails with a clear error when the store cannot be used at all (a missing folder, a
+    /// denied bucket), before any work starts.
+    async fn check(&self) -> Result<()>;
+
+    /// Starts writing `key`; the object appears only when the writer finishes.
+    async fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>>;
+
+    /// Streams an existing object. A missing object is [`Error::MissingFile`].
+    async fn open(&self, key: &str) -> Result<ObjectReader>;
+
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Reads a small object whole; `None` when it does not exist.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        use tokio::io::AsyncReadExt;
+        let mut reader = match self.open(key).await {
+            Ok(reader) => reader,
+            Err(Error::MissingFile { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| Error::store_io(self.to_string(), "read", key, e))?;
+        Ok(Some(bytes))
+    }
+
+    /// Writes a small object whole, atomically.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<()> {
+        let mut writer = self.create(key).await?;
+        if let Err(e) = writer.write(bytes).await {
+            writer.abort().await;
+            return Err(e);
+        }
+        writer.finish().await.map(|_| ())
+    }
+}
+
+#[async_trait]
+pub trait ObjectWriter: Send {
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+    /// Makes the object visible; returns its size in bytes.
+    async fn finish(self: Box<Self>) -> Result<u64>;
+    /// Throws away what was written; never fails loudly, since it runs on error paths.
+    async fn abort(self: Box<Self>);
+}
+
+/// Opens the store a person named: a folder path, or (next) `s3://BUCKET/PREFIX`.
+pub fn open_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
+    let trimmed = location.trim();
+    if trimmed.is_empty() {
+        return Err(Error::InvalidStore {
+            location: location.to_string(),
+            reason: "it is empty".into(),
+        });
+    }
+    if let Some((scheme, _)) = trimmed.split_once("://") {
+        return Err(Error::InvalidStore {
+            location: location.to_string(),
+            reason: format!("the {scheme}:// store is not available in this build"),
+        });
+    }
+    Ok(Arc::new(local::LocalStore::new(trimmed)))
+}
+
+/// Rejects keys that could escape the store's root or be ambiguous.
+pub(crate) fn validate_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(Error::InvalidValue {
+            what: "store key",
+            value: key.to_string(),
+            expected: "a relative path without empty, '.' or '..' parts".into(),
+        });
+    }
+    Ok(())
+}
