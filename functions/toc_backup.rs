@@ -1,1 +1,356 @@
-fn main(){}
+//! `toc-backup`: the backup jobs from a shell, against a local folder and the log by default.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use toc_sis_backup::config::DatabaseUrl;
+use toc_sis_backup::dump::{run_dump, DumpOptions};
+use toc_sis_backup::notify::LogNotifier;
+use toc_sis_backup::restore::{run_restore, RestoreOptions};
+use toc_sis_backup::retention::RetentionPolicy;
+use toc_sis_backup::store::{open_store, ObjectStore};
+use toc_sis_backup::{catalog, retention, sample_data, verify, Error};
+
+#[derive(Parser)]
+#[command(name = "toc-backup", version, about = "Consistent, verified backups of the TOC-SIS database")]
+struct Cli {
+    /// Log format: human-readable lines, or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Take a full, consistent backup of a database into a store.
+    Dump(DumpArgs),
+    /// Load a backup into a database and verify it against the manifest.
+    Restore(RestoreArgs),
+    /// Re-read a backup and check every file's checksum.
+    Verify(VerifyArgs),
+    /// Show the backups in a store, newest first.
+    List(ListArgs),
+    /// Apply the retention policy: remove old daily backups.
+    Prune(PruneArgs),
+    /// Create the sample TOC-SIS database.
+    SampleData(SampleArgs),
+}
+
+#[derive(Args)]
+struct Connection {
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE. Prefer DATABASE_PASSWORD for the password,
+    /// so it never shows in the process list.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// The password, when the URL has none.
+    #[arg(long = "database-password-from-env", env = "DATABASE_PASSWORD", hide = true, hide_env_values = true)]
+    database_password: Option<String>,
+}
+
+impl Connection {
+    fn url(&self) -> Result<DatabaseUrl, Error> {
+        let url = DatabaseUrl::parse(&self.database_url)?;
+        Ok(match (&self.database_password, url.password()) {
+            (Some(password), None) => DatabaseUrl::from_parts(
+                url.user.clone(),
+                Some(password.clone()),
+                url.host.clone(),
+                url.port,
+                url.database.clone(),
+            ),
+            _ => url,
+        })
+    }
+}
+
+#[derive(Args)]
+struct StoreArg {
+    /// Where backups live: a folder (s3://BUCKET/PREFIX in the S3 build).
+    #[arg(long, env = "BACKUP_STORE")]
+    store: String,
+}
+
+#[derive(Args)]
+struct Retention {
+    /// Remove daily backups older than this many days…
+    #[arg(long, env = "BACKUP_KEEP_DAYS", default_value_t = 30)]
+    keep_days: u32,
+    /// …but always keep at least this many complete backups.
+    #[arg(long, env = "BACKUP_KEEP_MIN", default_value_t = 7)]
+    keep_min: usize,
+}
+
+impl Retention {
+    fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            keep_days: self.keep_days,
+            keep_min: self.keep_min,
+            ..RetentionPolicy::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct DumpArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    store: StoreArg,
+    /// A note kept in the manifest.
+    #[arg(long, env = "BACKUP_LABEL")]
+    label: Option<String>,
+    #[command(flatten)]
+    retention: Retention,
+    /// Keep every backup (skip retention after the dump).
+    #[arg(long, env = "BACKUP_NO_PRUNE")]
+    no_prune: bool,
+    /// Start a new data file after this many MiB of SQL, so restores can load in parallel.
+    #[arg(long, env = "BACKUP_SPLIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    split_mb: u64,
+    /// gzip level, 1 (fast) to 9 (small).
+    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    compression_level: u32,
+    /// Also notify on success (failures always notify).
+    #[arg(long, env = "NOTIFY_SUCCESS")]
+    notify_success: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    store: StoreArg,
+    /// `latest` or a backup id from `toc-backup list`.
+    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
+    backup: String,
+    /// The database to restore into; created if missing.
+    #[arg(long, env = "TARGET_DATABASE")]
+    target_database: String,
+    /// Replace the target database's contents if it is not empty.
+    #[arg(long)]
+    force: bool,
+    /// Connections loading data at once.
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
+    backup: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Also show unfinished or failed runs.
+    #[arg(long)]
+    all: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    retention: Retention,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    #[command(flatten)]
+    connection: Connection,
+    /// 1 is a small college (a few MB); the data grows linearly.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    scale: u32,
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Drop the database first if it already has tables.
+    #[arg(long)]
+    replace: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn store(arg: &StoreArg) -> Result<Arc<dyn ObjectStore>, Error> {
+    open_store(&arg.store)
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
+    if json {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot print the result as JSON: {e}"),
+        }
+    } else {
+        println!("{}", human(value));
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+async fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::Dump(args) => {
+            let mut options = DumpOptions::new(args.connection.url()?);
+            options.label = args.label;
+            options.split_bytes = args.split_mb * 1024 * 1024;
+            options.compression_level = args.compression_level;
+            options.notify_success = args.notify_success;
+            options.retention = (!args.no_prune).then(|| args.retention.policy());
+            let report = run_dump(store(&args.store)?, &LogNotifier, &options).await?;
+            print(args.json, &report, |r| {
+                let mut text = format!(
+                    "backup {} of {}: {} tables, {} rows, {} files, {} ({} of SQL) in {:.1} s",
+                    r.backup_id,
+                    r.database,
+                    r.tables,
+                    r.rows,
+                    r.files,
+                    mib(r.bytes),
+                    mib(r.uncompressed_bytes),
+                    r.duration_seconds
+                );
+                if !r.not_snapshot_consistent.is_empty() {
+                    text.push_str(&format!(
+                        "\nwarning: not snapshot-consistent (non-transactional engine): {}",
+                        r.not_snapshot_consistent.join(", ")
+                    ));
+                }
+                if !r.pruned.is_empty() {
+                    text.push_str(&format!("\nretention removed: {}", r.pruned.join(", ")));
+                }
+                text
+            });
+        }
+        Command::Restore(args) => {
+            let options = RestoreOptions {
+                server_url: args.connection.url()?,
+                backup: args.backup,
+                target_database: args.target_database,
+                force: args.force,
+                jobs: usize::from(args.jobs),
+            };
+            let report = run_restore(store(&args.store)?, &options).await?;
+            print(args.json, &report, |r| {
+                format!(
+                    "restored backup {} of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
+                     loaded in {:.1} s, verified in {:.1} s, {:.1} s in all. Row counts, fingerprints and definitions match the manifest.",
+                    r.backup_id,
+                    r.source_database,
+                    r.target_database,
+                    r.tables,
+                    r.rows,
+                    r.objects,
+                    r.files,
+                    mib(r.bytes),
+                    r.load_seconds,
+                    r.verify_seconds,
+                    r.duration_seconds
+                )
+            });
+        }
+        Command::Verify(args) => {
+            let store = store(&args.store)?;
+            let manifest = catalog::resolve(store.as_ref(), &args.backup).await?;
+            let report = verify::verify_backup(store.as_ref(), &manifest).await?;
+            print(args.json, &report, |r| {
+                format!("backup {} is intact: {} files, {} match the manifest", r.backup_id, r.files, mib(r.bytes))
+            });
+        }
+        Command::List(args) => {
+            let listed = catalog::list(store(&args.store)?.as_ref(), args.all).await?;
+            print(args.json, &listed, |list| {
+                if list.is_empty() {
+                    return "no backups".to_string();
+                }
+                let mut lines = vec![format!("{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}", "ID", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE")];
+                for b in list {
+                    lines.push(format!(
+                        "{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
+                        b.id,
+                        b.status,
+                        b.database.as_deref().unwrap_or("-"),
+                        b.tables.map_or("-".into(), |t| t.to_string()),
+                        b.rows.map_or("-".into(), |r| r.to_string()),
+                        mib(b.bytes),
+                        b.problem.as_ref().map_or(String::new(), |p| format!("  ({p})"))
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        Command::Prune(args) => {
+            let report = retention::prune(store(&args.store)?.as_ref(), &args.retention.policy(), chrono::Utc::now()).await?;
+            print(args.json, &report, |r| {
+                format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len())
+            });
+        }
+        Command::SampleData(args) => {
+            let report = sample_data::create_sample(&args.connection.url()?, args.scale, args.seed, args.replace).await?;
+            print(args.json, &report, |r| {
+                format!(
+                    "sample database {} created: scale {}, {} students, {} grade records, {} rows in all",
+                    r.database, r.scale, r.students, r.grade_records, r.rows
+                )
+            });
+        }
+    }
+    Ok(())
+}
