@@ -1,0 +1,216 @@
+//! Shared helpers for the integration tests: a real MariaDB server (started by `scripts/test`
+//! and named in TEST_DATABASE_URL), the real `toc-backup` binary and the real `mariadb` client.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+use toc_sis_backup::config::DatabaseUrl;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_toc-backup");
+
+/// The test server's URL without a database, e.g. `mysql://root@127.0.0.1:3307/`.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a private MariaDB",
+    )
+}
+
+pub fn url_for(database: &str) -> String {
+    format!("{}{database}", server_url().trim_end_matches('/').to_string() + "/")
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{:08x}", rand::random::<u32>())
+}
+
+pub async fn admin() -> Conn {
+    let url = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL parses");
+    toc_sis_backup::mysql::connect(&url, None).await.expect("connect to the test server")
+}
+
+pub async fn connect_to(database: &str) -> Conn {
+    let url = DatabaseUrl::parse(&url_for(database)).expect("URL parses");
+    toc_sis_backup::mysql::connect(&url, Some(database)).await.expect("connect to the test database")
+}
+
+pub async fn create_database(name: &str) {
+    let mut conn = admin().await;
+    conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
+        .await
+        .expect("create database");
+}
+
+/// The real `mariadb` client pointed at the test server, password (if any) in MYSQL_PWD.
+pub fn mariadb_client(database: Option<&str>) -> Command {
+    let url = DatabaseUrl::parse(&server_url()).expect("URL parses");
+    let mut command = Command::new("mariadb");
+    command
+        .arg("--no-defaults")
+        .arg(format!("--host={}", url.host))
+        .arg(format!("--port={}", url.port))
+        .arg(format!("--user={}", url.user))
+        .arg("--default-character-set=utf8mb4");
+    if let Some(password) = url.password() {
+        command.env("MYSQL_PWD", password);
+    }
+    if let Some(database) = database {
+        command.arg(database);
+    }
+    command
+}
+
+/// Loads an SQL script with the real client.
+pub fn load_script(database: &str, script: &Path) {
+    let file = std::fs::File::open(script).expect("open script");
+    let status = mariadb_client(Some(database)).stdin(file).status().expect("run mariadb");
+    assert!(status.success(), "loading {} failed", script.display());
+}
+
+/// Runs `toc-backup` with arguments and extra environment.
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("DATABASE_URL").env_remove("BACKUP_STORE").env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdin(Stdio::null()).output().expect("run toc-backup")
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn assert_ok(output: &Output) {
+    assert!(output.status.success(), "toc-backup failed:\n{}", text(output));
+}
+
+pub fn dump(database: &str, store: &Path) -> Output {
+    run_cli(
+        &["dump", "--database-url", &url_for(database), "--store", store.to_str().unwrap_or_default()],
+        &[],
+    )
+}
+
+pub fn restore(store: &Path, backup: &str, target: &str) -> Output {
+    run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            store.to_str().unwrap_or_default(),
+            "--backup",
+            backup,
+            "--target-database",
+            target,
+        ],
+        &[],
+    )
+}
+
+/// Restores the backup with nothing but `cat`, `gunzip` and the `mariadb` client.
+pub fn restore_with_standard_tools(backup_dir: &Path, target: &str) {
+    let url = DatabaseUrl::parse(&server_url()).expect("URL parses");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail; cd '{}' && cat $(ls *.sql.gz) | gunzip | mariadb --no-defaults --host={} --port={} --user={} '{}'",
+            backup_dir.display(),
+            url.host,
+            url.port,
+            url.user,
+            target
+        ))
+        .env("MYSQL_PWD", url.password().unwrap_or_default())
+        .status()
+        .expect("run the emergency pipeline");
+    assert!(status.success(), "cat | gunzip | mariadb failed");
+}
+
+pub fn only_backup_dir(store: &Path) -> std::path::PathBuf {
+    let daily = store.join("database/daily");
+    let mut dirs: Vec<_> = std::fs::read_dir(&daily)
+        .expect("daily folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("a backup folder")
+}
+
+fn row_string(row: &Row, index: usize) -> String {
+    match row.as_ref(index) {
+        Some(mysql_async::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(mysql_async::Value::NULL) | None => "NULL".into(),
+        Some(other) => format!("{other:?}"),
+    }
+}
+
+/// `CHECKSUM TABLE` of every base table.
+pub async fn checksums(database: &str) -> BTreeMap<String, String> {
+    let mut conn = connect_to(database).await;
+    let tables: Vec<String> = conn
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1",
+            (database,),
+        )
+        .await
+        .expect("list tables");
+    let mut sums = BTreeMap::new();
+    for table in tables {
+        let row: Row = conn
+            .query_first(format!("CHECKSUM TABLE `{}`", table.replace('`', "``")))
+            .await
+            .expect("checksum")
+            .expect("a row");
+        sums.insert(table, row_string(&row, 1));
+    }
+    sums
+}
+
+/// `SHOW CREATE` of every table, view, routine, trigger and event (all columns but timestamps).
+pub async fn definitions(database: &str) -> BTreeMap<String, String> {
+    let mut conn = connect_to(database).await;
+    let mut found = BTreeMap::new();
+    let objects: Vec<(String, String)> = conn
+        .exec(
+            "SELECT TABLE_NAME, IF(TABLE_TYPE = 'VIEW', 'VIEW', 'TABLE') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             UNION ALL SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? \
+             UNION ALL SELECT TRIGGER_NAME, 'TRIGGER' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? \
+             UNION ALL SELECT EVENT_NAME, 'EVENT' FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+            (database, database, database, database),
+        )
+        .await
+        .expect("list objects");
+    for (name, kind) in objects {
+        let row: Row = conn
+            .query_first(format!("SHOW CREATE {kind} `{}`", name.replace('`', "``")))
+            .await
+            .expect("show create")
+            .expect("a row");
+        let columns = row.columns_ref().to_vec();
+        let mut text = String::new();
+        for (i, column) in columns.iter().enumerate() {
+            let column_name = column.name_str();
+            if column_name == "Created" {
+                continue; // a trigger's creation time is not part of its definition
+            }
+            text.push_str(&format!("{column_name}: {}\n", row_string(&row, i)));
+        }
+        found.insert(format!("{kind} {name}"), text);
+    }
+    found
+}
+
+pub async fn drop_database(name: &str) {
+    let mut conn = admin().await;
+    let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await;
+}

@@ -1,0 +1,99 @@
+//! Done-means 1: a nasty schema round-trips exactly, through `toc-backup restore` and through
+//! `cat | gunzip | mariadb`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nasty_schema_round_trips_exactly_through_both_restore_paths() {
+    let source = unique_name("nasty");
+    create_database(&source).await;
+    load_script(&source, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nasty.sql")));
+    let store = tempfile::tempdir().expect("temp dir");
+
+    let output = dump(&source, store.path());
+    assert_ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("legacy_myisam"),
+        "the MyISAM table must be reported as not snapshot-consistent:\n{stderr}"
+    );
+
+    let ours = unique_name("nasty_restored");
+    assert_ok(&restore(store.path(), "latest", &ours));
+
+    let plain = unique_name("nasty_plain");
+    create_database(&plain).await;
+    restore_with_standard_tools(&only_backup_dir(store.path()), &plain);
+
+    let expected_sums = checksums(&source).await;
+    let expected_definitions = definitions(&source).await;
+    assert!(expected_sums.len() >= 6, "fixture tables: {expected_sums:?}");
+    assert!(expected_definitions.keys().any(|k| k.starts_with("EVENT")));
+    assert!(expected_definitions.keys().any(|k| k.starts_with("TRIGGER")));
+    for copy in [&ours, &plain] {
+        assert_eq!(checksums(copy).await, expected_sums, "CHECKSUM TABLE differs in {copy}");
+        let actual = definitions(copy).await;
+        for (name, definition) in &expected_definitions {
+            assert_eq!(actual.get(name), Some(definition), "SHOW CREATE {name} differs in {copy}");
+        }
+        assert_eq!(actual.len(), expected_definitions.len(), "object sets differ in {copy}");
+    }
+
+    // FLOAT/DOUBLE values the text protocol would round come back bit for bit.
+    let float_query = "SELECT id, HEX(CAST(f AS DOUBLE)), HEX(d) FROM `every type` ORDER BY id";
+    let floats = |db: String| async move {
+        let mut conn = connect_to(&db).await;
+        let rows: Vec<(i64, Option<String>, Option<String>)> =
+            mysql_async::prelude::Queryable::query(&mut conn, float_query).await.expect("query");
+        rows
+    };
+    let expected_floats = floats(source.clone()).await;
+    assert!(expected_floats.iter().any(|(_, f, _)| f.is_some()));
+    assert_eq!(floats(ours.clone()).await, expected_floats);
+
+    for db in [&source, &ours, &plain] {
+        drop_database(db).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_refuses_a_non_empty_target_without_force() {
+    let source = unique_name("small");
+    create_database(&source).await;
+    let mut conn = connect_to(&source).await;
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1, 'one'), (2, 'two')",
+    )
+    .await
+    .expect("fixture");
+    let store = tempfile::tempdir().expect("temp dir");
+    assert_ok(&dump(&source, store.path()));
+
+    let refused = restore(store.path(), "latest", &source);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("`{source}` is not empty")), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+
+    mysql_async::prelude::Queryable::query_drop(&mut conn, "INSERT INTO t VALUES (3, 'extra')")
+        .await
+        .expect("change");
+    let forced = run_cli(
+        &[
+            "restore", "--database-url", &server_url(), "--store", store.path().to_str().unwrap_or_default(),
+            "--target-database", &source, "--force",
+        ],
+        &[],
+    );
+    assert_ok(&forced);
+    let count: Option<u64> = mysql_async::prelude::Queryable::query_first(&mut connect_to(&source).await, "SELECT COUNT(*) FROM t")
+        .await
+        .expect("count");
+    assert_eq!(count, Some(2), "--force replaces the contents with the backup's");
+    drop_database(&source).await;
+}
