@@ -14,7 +14,11 @@ use toc_sis_backup::store::{open_store, ObjectStore};
 use toc_sis_backup::{catalog, retention, sample_data, verify, Error};
 
 #[derive(Parser)]
-#[command(name = "toc-backup", version, about = "Consistent, verified backups of the TOC-SIS database")]
+#[command(
+    name = "toc-backup",
+    version,
+    about = "Consistent, verified backups of the TOC-SIS database"
+)]
 struct Cli {
     /// Log format: human-readable lines, or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
@@ -52,7 +56,12 @@ struct Connection {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: String,
     /// The password, when the URL has none.
-    #[arg(long = "database-password-from-env", env = "DATABASE_PASSWORD", hide = true, hide_env_values = true)]
+    #[arg(
+        long = "database-password-from-env",
+        env = "DATABASE_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
     database_password: Option<String>,
 }
 
@@ -199,17 +208,23 @@ struct SampleArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let log_format = cli.log_format;
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            if matches!(log_format, LogFormat::Json) {
+                tracing::error!(error = %e, "command failed");
+            }
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -219,7 +234,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
@@ -311,7 +328,12 @@ async fn run(command: Command) -> Result<(), Error> {
             let manifest = catalog::resolve(store.as_ref(), &args.backup).await?;
             let report = verify::verify_backup(store.as_ref(), &manifest).await?;
             print(args.json, &report, |r| {
-                format!("backup {} is intact: {} files, {} match the manifest", r.backup_id, r.files, mib(r.bytes))
+                format!(
+                    "backup {} is intact: {} files, {} match the manifest",
+                    r.backup_id,
+                    r.files,
+                    mib(r.bytes)
+                )
             });
         }
         Command::List(args) => {
@@ -320,7 +342,10 @@ async fn run(command: Command) -> Result<(), Error> {
                 if list.is_empty() {
                     return "no backups".to_string();
                 }
-                let mut lines = vec![format!("{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}", "ID", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE")];
+                let mut lines = vec![format!(
+                    "{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}",
+                    "ID", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE"
+                )];
                 for b in list {
                     lines.push(format!(
                         "{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
@@ -330,20 +355,33 @@ async fn run(command: Command) -> Result<(), Error> {
                         b.tables.map_or("-".into(), |t| t.to_string()),
                         b.rows.map_or("-".into(), |r| r.to_string()),
                         mib(b.bytes),
-                        b.problem.as_ref().map_or(String::new(), |p| format!("  ({p})"))
+                        b.problem
+                            .as_ref()
+                            .map_or(String::new(), |p| format!("  ({p})"))
                     ));
                 }
                 lines.join("\n")
             });
         }
         Command::Prune(args) => {
-            let report = retention::prune(store(&args.store)?.as_ref(), &args.retention.policy(), chrono::Utc::now()).await?;
+            let report = retention::prune(
+                store(&args.store)?.as_ref(),
+                &args.retention.policy(),
+                chrono::Utc::now(),
+            )
+            .await?;
             print(args.json, &report, |r| {
                 format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len())
             });
         }
         Command::SampleData(args) => {
-            let report = sample_data::create_sample(&args.connection.url()?, args.scale, args.seed, args.replace).await?;
+            let report = sample_data::create_sample(
+                &args.connection.url()?,
+                args.scale,
+                args.seed,
+                args.replace,
+            )
+            .await?;
             print(args.json, &report, |r| {
                 format!(
                     "sample database {} created: scale {}, {} students, {} grade records, {} rows in all",

@@ -15,7 +15,11 @@ const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// A new backup id: UTC time, sortable, with a random suffix so two runs in one second differ.
 pub fn new_backup_id(now: DateTime<Utc>) -> String {
-    format!("{}-{:04x}", now.format(ID_TIME_FORMAT), rand::random::<u16>())
+    format!(
+        "{}-{:04x}",
+        now.format(ID_TIME_FORMAT),
+        rand::random::<u16>()
+    )
 }
 
 /// The time a backup id was made, if it is one of ours.

@@ -102,10 +102,12 @@ impl DatabaseUrl {
 
     /// The database named in the URL, or an error saying the command needs one.
     pub fn require_database(&self) -> Result<&str> {
-        self.database.as_deref().ok_or_else(|| Error::InvalidDatabaseUrl {
-            url: self.to_string(),
-            reason: "no database name after the host".into(),
-        })
+        self.database
+            .as_deref()
+            .ok_or_else(|| Error::InvalidDatabaseUrl {
+                url: self.to_string(),
+                reason: "no database name after the host".into(),
+            })
     }
 
     pub fn with_database(&self, database: Option<&str>) -> Self {
@@ -117,31 +119,25 @@ impl DatabaseUrl {
 }
 
 fn decode(part: &str) -> std::result::Result<String, std::str::Utf8Error> {
-    percent_decode_str(part).decode_utf8().map(|s| s.into_owned())
+    percent_decode_str(part)
+        .decode_utf8()
+        .map(|s| s.into_owned())
 }
 
 /// Hides anything between `://user:` and `@` in a string that did not parse as a URL, so even a
 /// malformed URL can be quoted in an error without leaking its password.
 fn redact_unparsed(input: &str) -> String {
-    let Some(scheme_end) = input.find("://") else {
-        return if input.contains('@') {
-            "<unparseable URL with credentials>".to_string()
-        } else {
-            format!("{input:?}")
-        };
+    let Some(at) = input.rfind('@') else {
+        return format!("{input:?}");
     };
-    let rest = &input[scheme_end + 3..];
-    match rest.rfind('@') {
-        Some(at) => {
-            let credentials = &rest[..at];
-            let user = credentials.split(':').next().unwrap_or_default();
-            let shown = if credentials.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("\"{}://{}@{}\"", &input[..scheme_end], shown, &rest[at + 1..])
-        }
+    let credentials_start = input.find("://").map_or(0, |i| i + 3).min(at);
+    let credentials = &input[credentials_start..at];
+    match credentials.find(':') {
+        Some(colon) => format!(
+            "\"{}:***{}\"",
+            &input[..credentials_start + colon],
+            &input[at..]
+        ),
         None => format!("{input:?}"),
     }
 }
@@ -204,6 +200,8 @@ mod tests {
             "mysql://u:hunter2@/d",
             "mysql://u:hunter2@h/a/b",
             "mysql://u:hunter2@h:99999/d",
+            "mysql//u:hunter2@h/d",
+            "u:hunter2@h",
         ] {
             let message = DatabaseUrl::parse(bad).unwrap_err().to_string();
             assert!(message.contains("invalid database URL"), "{message}");

@@ -15,7 +15,9 @@ pub enum Error {
     #[error("invalid database URL {url}: {reason}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
     InvalidDatabaseUrl { url: String, reason: String },
 
-    #[error("invalid store {location:?}: {reason}; expected a directory path or s3://BUCKET/PREFIX")]
+    #[error(
+        "invalid store {location:?}: {reason}; expected a directory path or s3://BUCKET/PREFIX"
+    )]
     InvalidStore { location: String, reason: String },
 
     #[error("invalid {what} {value:?}: expected {expected}")]
@@ -60,7 +62,9 @@ pub enum Error {
     #[error("`{name}` is a {kind}, which this tool cannot back up faithfully; refusing to take a partial backup")]
     UnsupportedObject { name: String, kind: String },
 
-    #[error("the schema changed during the dump ({detail}); the backup was abandoned, run it again")]
+    #[error(
+        "the schema changed during the dump ({detail}); the backup was abandoned, run it again"
+    )]
     SchemaChangedDuringDump { detail: String },
 
     #[error("store directory {0} does not exist; create it first or pass another --store")]

@@ -272,8 +272,12 @@ pub(crate) mod tests {
     #[test]
     fn any_changed_value_is_detected() {
         let bytes = sample().seal().unwrap();
-        let text = String::from_utf8(bytes).unwrap().replace("\"bytes\": 10", "\"bytes\": 11");
-        let error = Manifest::open("m", text.as_bytes()).unwrap_err().to_string();
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"bytes\": 10", "\"bytes\": 11");
+        let error = Manifest::open("m", text.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("checksum mismatch"), "{error}");
     }
 }

@@ -119,7 +119,11 @@ mod tests {
     #[test]
     fn keeps_recent_and_the_newest_few() {
         let now = day(100).unwrap();
-        let policy = RetentionPolicy { keep_days: 30, keep_min: 2, incomplete_grace_hours: 24 };
+        let policy = RetentionPolicy {
+            keep_days: 30,
+            keep_min: 2,
+            incomplete_grace_hours: 24,
+        };
         let entries = vec![
             ("d90".to_string(), day(90), Kind::Complete),
             ("d50".to_string(), day(50), Kind::Complete),
@@ -135,8 +139,14 @@ mod tests {
     #[test]
     fn never_deletes_below_the_minimum_even_if_all_are_old() {
         let now = day(400).unwrap();
-        let policy = RetentionPolicy { keep_days: 30, keep_min: 7, incomplete_grace_hours: 24 };
-        let entries: Vec<_> = (0..7).map(|n| (format!("d{n}"), day(n), Kind::Complete)).collect();
+        let policy = RetentionPolicy {
+            keep_days: 30,
+            keep_min: 7,
+            incomplete_grace_hours: 24,
+        };
+        let entries: Vec<_> = (0..7)
+            .map(|n| (format!("d{n}"), day(n), Kind::Complete))
+            .collect();
         assert!(plan(&policy, now, &entries).is_empty());
     }
 }

@@ -20,14 +20,50 @@ use crate::restore::splitter::Splitter;
 pub const SCHEMA_SQL: &str = include_str!("sample/schema.sql");
 
 const FIRST_NAMES: &[&str] = &[
-    "Seán", "Siobhán", "Aoife", "Niamh", "Pádraig", "Órla", "Eoin", "Ciarán", "Máire", "Caoimhe",
-    "Dónal", "Bríd", "Róisín", "Tadhg", "Éabha", "Clíodhna", "Oisín", "Saoirse", "Cathal",
-    "Gráinne", "Conor", "Emma", "Liam", "Sophie", "Jack", "Ava",
+    "Seán",
+    "Siobhán",
+    "Aoife",
+    "Niamh",
+    "Pádraig",
+    "Órla",
+    "Eoin",
+    "Ciarán",
+    "Máire",
+    "Caoimhe",
+    "Dónal",
+    "Bríd",
+    "Róisín",
+    "Tadhg",
+    "Éabha",
+    "Clíodhna",
+    "Oisín",
+    "Saoirse",
+    "Cathal",
+    "Gráinne",
+    "Conor",
+    "Emma",
+    "Liam",
+    "Sophie",
+    "Jack",
+    "Ava",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Ó Briain", "Ní Mhurchú", "Mac Cárthaigh", "O'Brien", "Ó Súilleabháin", "Nic Giolla Phádraig",
-    "Ó Dónaill", "Breathnach", "de Búrca", "Ó Conchúir", "Kelly", "Murphy", "Ní Bhraonáin",
-    "Walsh", "O'Neill", "Ó Ceallaigh",
+    "Ó Briain",
+    "Ní Mhurchú",
+    "Mac Cárthaigh",
+    "O'Brien",
+    "Ó Súilleabháin",
+    "Nic Giolla Phádraig",
+    "Ó Dónaill",
+    "Breathnach",
+    "de Búrca",
+    "Ó Conchúir",
+    "Kelly",
+    "Murphy",
+    "Ní Bhraonáin",
+    "Walsh",
+    "O'Neill",
+    "Ó Ceallaigh",
 ];
 const FEEDBACK: &[&str] = &[
     "Excellent analysis 🎉",
@@ -37,7 +73,13 @@ const FEEDBACK: &[&str] = &[
     "",
     "Strong use of sources.\nWatch the word count.",
 ];
-const COMPONENTS: &[&str] = &["Essay", "Examination", "Project", "Presentation", "Portfolio"];
+const COMPONENTS: &[&str] = &[
+    "Essay",
+    "Examination",
+    "Project",
+    "Presentation",
+    "Portfolio",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SampleReport {
@@ -50,7 +92,12 @@ pub struct SampleReport {
 }
 
 /// Creates the sample database named in `url` (it must not hold tables unless `replace`).
-pub async fn create_sample(url: &DatabaseUrl, scale: u32, seed: u64, replace: bool) -> Result<SampleReport> {
+pub async fn create_sample(
+    url: &DatabaseUrl,
+    scale: u32,
+    seed: u64,
+    replace: bool,
+) -> Result<SampleReport> {
     if scale == 0 {
         return Err(Error::InvalidValue {
             what: "scale",
@@ -61,7 +108,10 @@ pub async fn create_sample(url: &DatabaseUrl, scale: u32, seed: u64, replace: bo
     let database = url.require_database()?.to_string();
     let mut admin = db::connect(url, None).await?;
     let existing: Option<u64> = admin
-        .exec_first("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", (&database,))
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+            (&database,),
+        )
         .await
         .map_err(|e| Error::database("inspecting the target database", e))?;
     if existing.unwrap_or(0) > 0 {
@@ -86,7 +136,10 @@ pub async fn create_sample(url: &DatabaseUrl, scale: u32, seed: u64, replace: bo
     run_script(&mut conn, "sample/schema.sql", SCHEMA_SQL).await?;
     db::run_all(
         &mut conn,
-        &["SET SESSION foreign_key_checks = 0", "SET SESSION time_zone = '+00:00'"],
+        &[
+            "SET SESSION foreign_key_checks = 0",
+            "SET SESSION time_zone = '+00:00'",
+        ],
     )
     .await?;
     let report = generate(&mut conn, scale, seed, &database).await?;
@@ -101,13 +154,18 @@ pub async fn run_script(conn: &mut Conn, name: &str, script: &str) -> Result<()>
     splitter.push(script.as_bytes(), &mut statements);
     splitter
         .finish(&mut statements)
-        .map_err(|reason| Error::MalformedSql { file: name.into(), reason })?;
-    for (index, statement) in statements.into_iter().enumerate() {
-        conn.query_drop(statement).await.map_err(|source| Error::Statement {
+        .map_err(|reason| Error::MalformedSql {
             file: name.into(),
-            index: index + 1,
-            source,
+            reason,
         })?;
+    for (index, statement) in statements.into_iter().enumerate() {
+        conn.query_drop(statement)
+            .await
+            .map_err(|source| Error::Statement {
+                file: name.into(),
+                index: index + 1,
+                source,
+            })?;
     }
     Ok(())
 }
@@ -126,7 +184,11 @@ impl<'a> Inserter<'a> {
         let names: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
         Inserter {
             conn,
-            prefix: format!("INSERT INTO {} ({}) VALUES ", quote_ident(table), names.join(",")),
+            prefix: format!(
+                "INSERT INTO {} ({}) VALUES ",
+                quote_ident(table),
+                names.join(",")
+            ),
             kinds: columns.iter().map(|(_, k)| *k).collect(),
             buffer: Vec::new(),
             rows: 0,
@@ -176,7 +238,11 @@ fn text(s: impl Into<String>) -> Value {
 }
 
 fn datetime(rng: &mut ChaCha8Rng, year_from: u16, micros: bool) -> Value {
-    let us = if micros { rng.random_range(0..1_000_000) } else { 0 };
+    let us = if micros {
+        rng.random_range(0..1_000_000)
+    } else {
+        0
+    };
     Value::Date(
         rng.random_range(year_from..=2026),
         rng.random_range(1..=12),
@@ -189,7 +255,15 @@ fn datetime(rng: &mut ChaCha8Rng, year_from: u16, micros: bool) -> Value {
 }
 
 fn date(rng: &mut ChaCha8Rng, from: u16, to: u16) -> Value {
-    Value::Date(rng.random_range(from..=to), rng.random_range(1..=12), rng.random_range(1..=28), 0, 0, 0, 0)
+    Value::Date(
+        rng.random_range(from..=to),
+        rng.random_range(1..=12),
+        rng.random_range(1..=28),
+        0,
+        0,
+        0,
+        0,
+    )
 }
 
 async fn generate(conn: &mut Conn, scale: u32, seed: u64, database: &str) -> Result<SampleReport> {
@@ -202,23 +276,74 @@ async fn generate(conn: &mut Conn, scale: u32, seed: u64, database: &str) -> Res
     let users = 50 + 20 * s;
     let mut total = 0u64;
 
-    let mut ins = Inserter::new(conn, "programmes", &[("id", Integer), ("code", Text), ("title", Text), ("nfq_level", Integer), ("credits", Integer), ("created_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "programmes",
+        &[
+            ("id", Integer),
+            ("code", Text),
+            ("title", Text),
+            ("nfq_level", Integer),
+            ("credits", Integer),
+            ("created_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     for id in 1..=programmes {
         let level = rng.random_range(6..=9u8);
-        let row = vec![Value::UInt(id), text(format!("TOC-P{id:03}")), text(format!("Higher Certificate in Subject {id} — Level {level}")), Value::UInt(level.into()), Value::UInt(if level > 7 { 180 } else { 120 }), datetime(&mut rng, 2015, false), datetime(&mut rng, 2024, true)];
+        let row = vec![
+            Value::UInt(id),
+            text(format!("TOC-P{id:03}")),
+            text(format!(
+                "Higher Certificate in Subject {id} — Level {level}"
+            )),
+            Value::UInt(level.into()),
+            Value::UInt(if level > 7 { 180 } else { 120 }),
+            datetime(&mut rng, 2015, false),
+            datetime(&mut rng, 2024, true),
+        ];
         ins.row(row).await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "modules", &[("id", Integer), ("programme_id", Integer), ("code", Text), ("title", Text), ("credits", Integer), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "modules",
+        &[
+            ("id", Integer),
+            ("programme_id", Integer),
+            ("code", Text),
+            ("title", Text),
+            ("credits", Integer),
+            ("updated_at", DateTime),
+        ],
+    );
     for id in 1..=modules {
-        let row = vec![Value::UInt(id), Value::UInt(1 + (id - 1) % programmes), text(format!("TOC-M{id:04}")), text(format!("Módúl {id}: Applied Studies")), Value::UInt(*[5u64, 10, 15].choose(&mut rng).unwrap_or(&5)), datetime(&mut rng, 2024, true)];
+        let row = vec![
+            Value::UInt(id),
+            Value::UInt(1 + (id - 1) % programmes),
+            text(format!("TOC-M{id:04}")),
+            text(format!("Módúl {id}: Applied Studies")),
+            Value::UInt(*[5u64, 10, 15].choose(&mut rng).unwrap_or(&5)),
+            datetime(&mut rng, 2024, true),
+        ];
         ins.row(row).await?;
     }
     total += ins.done().await?;
 
     // Components of each module always add up to exactly 100.
-    let mut ins = Inserter::new(conn, "assessment_components", &[("id", Integer), ("module_id", Integer), ("name", Text), ("weight", Decimal), ("due_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "assessment_components",
+        &[
+            ("id", Integer),
+            ("module_id", Integer),
+            ("name", Text),
+            ("weight", Decimal),
+            ("due_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     let mut component_id = 0u64;
     let mut module_components: Vec<Vec<u64>> = vec![Vec::new(); modules as usize + 1];
     for module in 1..=modules {
@@ -226,38 +351,171 @@ async fn generate(conn: &mut Conn, scale: u32, seed: u64, database: &str) -> Res
         let mut remaining = 100u32;
         for index in 0..count {
             component_id += 1;
-            let weight = if index + 1 == count { remaining } else { rng.random_range(10..=(remaining - 10 * (count - index - 1) as u32).min(60)) };
+            let weight = if index + 1 == count {
+                remaining
+            } else {
+                rng.random_range(10..=(remaining - 10 * (count - index - 1) as u32).min(60))
+            };
             remaining -= weight;
             module_components[module as usize].push(component_id);
-            let due = if index == 0 { Value::NULL } else { datetime(&mut rng, 2024, false) };
-            ins.row(vec![Value::UInt(component_id), Value::UInt(module), text(COMPONENTS[index % COMPONENTS.len()]), text(format!("{weight}.00")), due, datetime(&mut rng, 2024, true)]).await?;
+            let due = if index == 0 {
+                Value::NULL
+            } else {
+                datetime(&mut rng, 2024, false)
+            };
+            ins.row(vec![
+                Value::UInt(component_id),
+                Value::UInt(module),
+                text(COMPONENTS[index % COMPONENTS.len()]),
+                text(format!("{weight}.00")),
+                due,
+                datetime(&mut rng, 2024, true),
+            ])
+            .await?;
         }
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "students", &[("id", Integer), ("student_number", Text), ("first_name", Text), ("last_name", Text), ("email", Text), ("date_of_birth", Date), ("phone", Text), ("address", Text), ("status", Text), ("created_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "students",
+        &[
+            ("id", Integer),
+            ("student_number", Text),
+            ("first_name", Text),
+            ("last_name", Text),
+            ("email", Text),
+            ("date_of_birth", Date),
+            ("phone", Text),
+            ("address", Text),
+            ("status", Text),
+            ("created_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     for id in 1..=students {
         let first = *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Seán");
         let last = *LAST_NAMES.choose(&mut rng).unwrap_or(&"Kelly");
-        let phone = if rng.random_bool(0.8) { text(format!("+353 8{} {:03} {:04}", rng.random_range(3..=9), rng.random_range(0..1000), rng.random_range(0..10000))) } else { Value::NULL };
-        let address = if rng.random_bool(0.9) { text(format!("{} Bóthar na Trá,\nGaillimh, H91 {:04}", rng.random_range(1..300), rng.random_range(0..10000))) } else { Value::NULL };
-        let status = *["active", "active", "active", "deferred", "withdrawn", "graduated"].choose(&mut rng).unwrap_or(&"active");
-        ins.row(vec![Value::UInt(id), text(format!("S{id:08}")), text(first), text(last), text(format!("s{id:08}@students.toc.example")), date(&mut rng, 1960, 2007), phone, address, text(status), datetime(&mut rng, 2018, false), datetime(&mut rng, 2025, true)]).await?;
+        let phone = if rng.random_bool(0.8) {
+            text(format!(
+                "+353 8{} {:03} {:04}",
+                rng.random_range(3..=9),
+                rng.random_range(0..1000),
+                rng.random_range(0..10000)
+            ))
+        } else {
+            Value::NULL
+        };
+        let address = if rng.random_bool(0.9) {
+            text(format!(
+                "{} Bóthar na Trá,\nGaillimh, H91 {:04}",
+                rng.random_range(1..300),
+                rng.random_range(0..10000)
+            ))
+        } else {
+            Value::NULL
+        };
+        let status = *[
+            "active",
+            "active",
+            "active",
+            "deferred",
+            "withdrawn",
+            "graduated",
+        ]
+        .choose(&mut rng)
+        .unwrap_or(&"active");
+        ins.row(vec![
+            Value::UInt(id),
+            text(format!("S{id:08}")),
+            text(first),
+            text(last),
+            text(format!("s{id:08}@students.toc.example")),
+            date(&mut rng, 1960, 2007),
+            phone,
+            address,
+            text(status),
+            datetime(&mut rng, 2018, false),
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "users", &[("id", Integer), ("name", Text), ("email", Text), ("role", Text), ("password_hash", Text), ("last_login_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "users",
+        &[
+            ("id", Integer),
+            ("name", Text),
+            ("email", Text),
+            ("role", Text),
+            ("password_hash", Text),
+            ("last_login_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     for id in 1..=users {
-        let role = match id % 10 { 0 => "admin,registrar", 1..=3 => "lecturer", 4 => "registrar", _ => "student" };
-        let hash: String = (0..53).map(|_| *b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".choose(&mut rng).unwrap_or(&b'.') as char).collect();
-        let login = if rng.random_bool(0.9) { datetime(&mut rng, 2025, true) } else { Value::NULL };
-        ins.row(vec![Value::UInt(id), text(format!("{} {}", FIRST_NAMES[id as usize % FIRST_NAMES.len()], LAST_NAMES[id as usize % LAST_NAMES.len()])), text(format!("user{id}@toc.example")), text(role), text(format!("$2y$12${hash}")), login, datetime(&mut rng, 2025, true)]).await?;
+        let role = match id % 10 {
+            0 => "admin,registrar",
+            1..=3 => "lecturer",
+            4 => "registrar",
+            _ => "student",
+        };
+        let hash: String = (0..53)
+            .map(|_| {
+                *b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                    .choose(&mut rng)
+                    .unwrap_or(&b'.') as char
+            })
+            .collect();
+        let login = if rng.random_bool(0.9) {
+            datetime(&mut rng, 2025, true)
+        } else {
+            Value::NULL
+        };
+        ins.row(vec![
+            Value::UInt(id),
+            text(format!(
+                "{} {}",
+                FIRST_NAMES[id as usize % FIRST_NAMES.len()],
+                LAST_NAMES[id as usize % LAST_NAMES.len()]
+            )),
+            text(format!("user{id}@toc.example")),
+            text(role),
+            text(format!("$2y$12${hash}")),
+            login,
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut prefs = Inserter::new(conn, "notification_preferences", &[("user_id", Integer), ("email_enabled", Integer), ("sms_enabled", Integer), ("digest", Text), ("updated_at", DateTime)]);
+    let mut prefs = Inserter::new(
+        conn,
+        "notification_preferences",
+        &[
+            ("user_id", Integer),
+            ("email_enabled", Integer),
+            ("sms_enabled", Integer),
+            ("digest", Text),
+            ("updated_at", DateTime),
+        ],
+    );
     for id in 1..=users {
-        prefs.row(vec![Value::UInt(id), Value::UInt(u64::from(rng.random_bool(0.9))), Value::UInt(u64::from(rng.random_bool(0.3))), text(*["none", "daily", "weekly"].choose(&mut rng).unwrap_or(&"none")), datetime(&mut rng, 2025, true)]).await?;
+        prefs
+            .row(vec![
+                Value::UInt(id),
+                Value::UInt(u64::from(rng.random_bool(0.9))),
+                Value::UInt(u64::from(rng.random_bool(0.3))),
+                text(
+                    *["none", "daily", "weekly"]
+                        .choose(&mut rng)
+                        .unwrap_or(&"none"),
+                ),
+                datetime(&mut rng, 2025, true),
+            ])
+            .await?;
     }
     total += prefs.done().await?;
 
@@ -266,7 +524,9 @@ async fn generate(conn: &mut Conn, scale: u32, seed: u64, database: &str) -> Res
     let mut grade_plan = Vec::new();
     for student in 1..=students {
         let programme = rng.random_range(1..=programmes);
-        let programme_modules: Vec<u64> = (1..=modules).filter(|m| 1 + (m - 1) % programmes == programme).collect();
+        let programme_modules: Vec<u64> = (1..=modules)
+            .filter(|m| 1 + (m - 1) % programmes == programme)
+            .collect();
         for module in programme_modules.iter().take(4) {
             enrolments.push((student, programme, *module));
             for component in &module_components[*module as usize] {
@@ -274,73 +534,303 @@ async fn generate(conn: &mut Conn, scale: u32, seed: u64, database: &str) -> Res
             }
         }
     }
-    let mut ins = Inserter::new(conn, "enrolments", &[("student_id", Integer), ("programme_id", Integer), ("module_id", Integer), ("academic_year", Year), ("status", Text), ("enrolled_on", Date), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "enrolments",
+        &[
+            ("student_id", Integer),
+            ("programme_id", Integer),
+            ("module_id", Integer),
+            ("academic_year", Year),
+            ("status", Text),
+            ("enrolled_on", Date),
+            ("updated_at", DateTime),
+        ],
+    );
     for (student, programme, module) in &enrolments {
-        ins.row(vec![Value::UInt(*student), Value::UInt(*programme), Value::UInt(*module), Value::UInt(2025), text(*["enrolled", "completed", "withdrawn"].choose(&mut rng).unwrap_or(&"enrolled")), date(&mut rng, 2025, 2025), datetime(&mut rng, 2025, true)]).await?;
+        ins.row(vec![
+            Value::UInt(*student),
+            Value::UInt(*programme),
+            Value::UInt(*module),
+            Value::UInt(2025),
+            text(
+                *["enrolled", "completed", "withdrawn"]
+                    .choose(&mut rng)
+                    .unwrap_or(&"enrolled"),
+            ),
+            date(&mut rng, 2025, 2025),
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "student_grade_records", &[("student_id", Integer), ("module_id", Integer), ("assessment_component_id", Integer), ("grade", Decimal), ("percentile", Float), ("status", Text), ("feedback", Text), ("graded_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "student_grade_records",
+        &[
+            ("student_id", Integer),
+            ("module_id", Integer),
+            ("assessment_component_id", Integer),
+            ("grade", Decimal),
+            ("percentile", Float),
+            ("status", Text),
+            ("feedback", Text),
+            ("graded_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     let grade_records = grade_plan.len() as u64;
     for (student, module, component) in &grade_plan {
         let graded = rng.random_bool(0.85);
-        let grade = if graded { text(format!("{}.{:02}", rng.random_range(20..100), rng.random_range(0..100))) } else { Value::NULL };
-        let percentile = if graded { Value::Float(rng.random::<f32>() * 100.0) } else { Value::NULL };
-        let status = if graded { *["graded", "released"].choose(&mut rng).unwrap_or(&"graded") } else { "pending" };
-        let feedback = if graded { text(*FEEDBACK.choose(&mut rng).unwrap_or(&"")) } else { Value::NULL };
-        let graded_at = if graded { datetime(&mut rng, 2025, true) } else { Value::NULL };
-        ins.row(vec![Value::UInt(*student), Value::UInt(*module), Value::UInt(*component), grade, percentile, text(status), feedback, graded_at, datetime(&mut rng, 2025, true)]).await?;
+        let grade = if graded {
+            text(format!(
+                "{}.{:02}",
+                rng.random_range(20..100),
+                rng.random_range(0..100)
+            ))
+        } else {
+            Value::NULL
+        };
+        let percentile = if graded {
+            Value::Float(rng.random::<f32>() * 100.0)
+        } else {
+            Value::NULL
+        };
+        let status = if graded {
+            *["graded", "released"].choose(&mut rng).unwrap_or(&"graded")
+        } else {
+            "pending"
+        };
+        let feedback = if graded {
+            text(*FEEDBACK.choose(&mut rng).unwrap_or(&""))
+        } else {
+            Value::NULL
+        };
+        let graded_at = if graded {
+            datetime(&mut rng, 2025, true)
+        } else {
+            Value::NULL
+        };
+        ins.row(vec![
+            Value::UInt(*student),
+            Value::UInt(*module),
+            Value::UInt(*component),
+            grade,
+            percentile,
+            text(status),
+            feedback,
+            graded_at,
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "extensions_deferrals", &[("student_id", Integer), ("assessment_component_id", Integer), ("kind", Text), ("reason", Text), ("new_due_date", Date), ("approved_by", Integer), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "extensions_deferrals",
+        &[
+            ("student_id", Integer),
+            ("assessment_component_id", Integer),
+            ("kind", Text),
+            ("reason", Text),
+            ("new_due_date", Date),
+            ("approved_by", Integer),
+            ("updated_at", DateTime),
+        ],
+    );
     for _ in 0..(students / 20) {
         let (student, _, component) = *grade_plan.choose(&mut rng).unwrap_or(&(1, 1, 1));
-        let kind = if rng.random_bool(0.7) { "extension" } else { "deferral" };
-        let approver = if rng.random_bool(0.8) { Value::UInt(rng.random_range(1..=users)) } else { Value::NULL };
-        ins.row(vec![Value::UInt(student), Value::UInt(component), text(kind), text("Medical certificate provided — 'bereavement' per policy 4.2"), date(&mut rng, 2025, 2026), approver, datetime(&mut rng, 2025, true)]).await?;
+        let kind = if rng.random_bool(0.7) {
+            "extension"
+        } else {
+            "deferral"
+        };
+        let approver = if rng.random_bool(0.8) {
+            Value::UInt(rng.random_range(1..=users))
+        } else {
+            Value::NULL
+        };
+        ins.row(vec![
+            Value::UInt(student),
+            Value::UInt(component),
+            text(kind),
+            text("Medical certificate provided — 'bereavement' per policy 4.2"),
+            date(&mut rng, 2025, 2026),
+            approver,
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "transcripts", &[("student_id", Integer), ("issued_at", DateTime), ("gpa", Decimal), ("award", Text), ("document", Binary), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "transcripts",
+        &[
+            ("student_id", Integer),
+            ("issued_at", DateTime),
+            ("gpa", Decimal),
+            ("award", Text),
+            ("document", Binary),
+            ("updated_at", DateTime),
+        ],
+    );
     for student in (1..=students).step_by(4) {
-        let document: Vec<u8> = (0..rng.random_range(256..2048)).map(|_| rng.random::<u8>()).collect();
-        ins.row(vec![Value::UInt(student), datetime(&mut rng, 2020, false), text(format!("{}.{:02}", rng.random_range(1..4), rng.random_range(0..100))), text("Bachelor of Arts (Honours) — Second Class, Grade 1"), Value::Bytes(document), datetime(&mut rng, 2025, true)]).await?;
+        let document: Vec<u8> = (0..rng.random_range(256..2048))
+            .map(|_| rng.random::<u8>())
+            .collect();
+        ins.row(vec![
+            Value::UInt(student),
+            datetime(&mut rng, 2020, false),
+            text(format!(
+                "{}.{:02}",
+                rng.random_range(1..4),
+                rng.random_range(0..100)
+            )),
+            text("Bachelor of Arts (Honours) — Second Class, Grade 1"),
+            Value::Bytes(document),
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "email_templates", &[("id", Integer), ("name", Text), ("subject", Text), ("body", Text), ("updated_at", DateTime)]);
-    for (id, name) in ["welcome", "grade_released", "extension_approved", "deferral_approved", "transcript_ready"].iter().enumerate() {
+    let mut ins = Inserter::new(
+        conn,
+        "email_templates",
+        &[
+            ("id", Integer),
+            ("name", Text),
+            ("subject", Text),
+            ("body", Text),
+            ("updated_at", DateTime),
+        ],
+    );
+    for (id, name) in [
+        "welcome",
+        "grade_released",
+        "extension_approved",
+        "deferral_approved",
+        "transcript_ready",
+    ]
+    .iter()
+    .enumerate()
+    {
         ins.row(vec![Value::UInt(id as u64 + 1), text(*name), text(format!("TOC: {name} 📬")), text(format!("Dia duit {{{{first_name}}}},\n\nThis is the {name} notice.\n\nLe meas,\nThe Open College")), datetime(&mut rng, 2024, true)]).await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "email_logs", &[("student_id", Integer), ("template_id", Integer), ("to_address", Text), ("subject", Text), ("body", Text), ("status", Text), ("sent_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "email_logs",
+        &[
+            ("student_id", Integer),
+            ("template_id", Integer),
+            ("to_address", Text),
+            ("subject", Text),
+            ("body", Text),
+            ("status", Text),
+            ("sent_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     for _ in 0..(students * 5) {
         let student = rng.random_range(1..=students);
-        let status = *["queued", "sent", "sent", "sent", "bounced"].choose(&mut rng).unwrap_or(&"sent");
-        let sent = if status == "queued" { Value::NULL } else { let Value::Date(y, mo, d, h, mi, se, us) = datetime(&mut rng, 2025, true) else { unreachable!() }; Value::Date(y, mo, d, h, mi, se, us / 1000 * 1000) };
+        let status = *["queued", "sent", "sent", "sent", "bounced"]
+            .choose(&mut rng)
+            .unwrap_or(&"sent");
+        let sent = if status == "queued" {
+            Value::NULL
+        } else {
+            let Value::Date(y, mo, d, h, mi, se, us) = datetime(&mut rng, 2025, true) else {
+                unreachable!()
+            };
+            Value::Date(y, mo, d, h, mi, se, us / 1000 * 1000)
+        };
         ins.row(vec![Value::UInt(student), Value::UInt(rng.random_range(1..=5)), text(format!("s{student:08}@students.toc.example")), text("Your results are available"), text(format!("Dia duit,\n\nYour results for module {} are now available.\n\nLe meas,\nThe Open College", rng.random_range(1..=modules))), text(status), sent, datetime(&mut rng, 2025, true)]).await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "system_logs", &[("level", Text), ("message", Text), ("context", Text), ("created_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "system_logs",
+        &[
+            ("level", Text),
+            ("message", Text),
+            ("context", Text),
+            ("created_at", DateTime),
+        ],
+    );
     for n in 0..(students * 10) {
-        let level = *["debug", "info", "info", "warning", "error"].choose(&mut rng).unwrap_or(&"info");
-        let context = if rng.random_bool(0.7) { text(format!("{{\"request\": {n}, \"user\": {}, \"path\": \"/students/{}\"}}", rng.random_range(1..=users), rng.random_range(1..=students))) } else { Value::NULL };
-        ins.row(vec![text(level), text(format!("Request {n} handled in {} ms", rng.random_range(1..900))), context, datetime(&mut rng, 2023, true)]).await?;
+        let level = *["debug", "info", "info", "warning", "error"]
+            .choose(&mut rng)
+            .unwrap_or(&"info");
+        let context = if rng.random_bool(0.7) {
+            text(format!(
+                "{{\"request\": {n}, \"user\": {}, \"path\": \"/students/{}\"}}",
+                rng.random_range(1..=users),
+                rng.random_range(1..=students)
+            ))
+        } else {
+            Value::NULL
+        };
+        ins.row(vec![
+            text(level),
+            text(format!(
+                "Request {n} handled in {} ms",
+                rng.random_range(1..900)
+            )),
+            context,
+            datetime(&mut rng, 2023, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(conn, "file_uploads", &[("student_id", Integer), ("filename", Text), ("mime_type", Text), ("size_bytes", Integer), ("sha256", Binary), ("content", Binary), ("uploaded_at", DateTime), ("updated_at", DateTime)]);
+    let mut ins = Inserter::new(
+        conn,
+        "file_uploads",
+        &[
+            ("student_id", Integer),
+            ("filename", Text),
+            ("mime_type", Text),
+            ("size_bytes", Integer),
+            ("sha256", Binary),
+            ("content", Binary),
+            ("uploaded_at", DateTime),
+            ("updated_at", DateTime),
+        ],
+    );
     for n in 0..(students / 5) {
         let size = rng.random_range(1024..16384usize);
         let content: Vec<u8> = (0..size).map(|_| rng.random::<u8>()).collect();
         let digest = Sha256::digest(&content).to_vec();
-        let name = format!("Aiste {n} — {}.pdf", *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Seán"));
-        ins.row(vec![Value::UInt(rng.random_range(1..=students)), text(name), text("application/pdf"), Value::UInt(size as u64), Value::Bytes(digest), Value::Bytes(content), datetime(&mut rng, 2024, false), datetime(&mut rng, 2025, true)]).await?;
+        let name = format!(
+            "Aiste {n} — {}.pdf",
+            *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Seán")
+        );
+        ins.row(vec![
+            Value::UInt(rng.random_range(1..=students)),
+            text(name),
+            text("application/pdf"),
+            Value::UInt(size as u64),
+            Value::Bytes(digest),
+            Value::Bytes(content),
+            datetime(&mut rng, 2024, false),
+            datetime(&mut rng, 2025, true),
+        ])
+        .await?;
     }
     total += ins.done().await?;
 
-    Ok(SampleReport { database: database.to_string(), scale, seed, students, grade_records, rows: total })
+    Ok(SampleReport {
+        database: database.to_string(),
+        scale,
+        seed,
+        students,
+        grade_records,
+        rows: total,
+    })
 }

@@ -70,7 +70,10 @@ async fn concurrent_writer_invariant_survives_the_dump() {
     stop.store(true, Ordering::SeqCst);
     writer.await.expect("writer");
     assert_ok(&output);
-    assert!(during >= 5, "the writer must commit while the dump runs (it committed {during} times)");
+    assert!(
+        during >= 5,
+        "the writer must commit while the dump runs (it committed {during} times)"
+    );
 
     let copy = unique_name("invariant_copy");
     assert_ok(&restore(store.path(), "latest", &copy));
@@ -83,7 +86,10 @@ async fn concurrent_writer_invariant_survives_the_dump() {
         )
         .await
         .expect("check totals");
-    assert!(broken.is_empty(), "totals disagree with records in the backup: {broken:?}");
+    assert!(
+        broken.is_empty(),
+        "totals disagree with records in the backup: {broken:?}"
+    );
     let weights: Option<i64> = restored
         .query_first("SELECT SUM(weight) FROM m_components")
         .await

@@ -11,7 +11,13 @@ use common::*;
 async fn nasty_schema_round_trips_exactly_through_both_restore_paths() {
     let source = unique_name("nasty");
     create_database(&source).await;
-    load_script(&source, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nasty.sql")));
+    load_script(
+        &source,
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nasty.sql"
+        )),
+    );
     let store = tempfile::tempdir().expect("temp dir");
 
     let output = dump(&source, store.path());
@@ -31,16 +37,33 @@ async fn nasty_schema_round_trips_exactly_through_both_restore_paths() {
 
     let expected_sums = checksums(&source).await;
     let expected_definitions = definitions(&source).await;
-    assert!(expected_sums.len() >= 6, "fixture tables: {expected_sums:?}");
+    assert!(
+        expected_sums.len() >= 6,
+        "fixture tables: {expected_sums:?}"
+    );
     assert!(expected_definitions.keys().any(|k| k.starts_with("EVENT")));
-    assert!(expected_definitions.keys().any(|k| k.starts_with("TRIGGER")));
+    assert!(expected_definitions
+        .keys()
+        .any(|k| k.starts_with("TRIGGER")));
     for copy in [&ours, &plain] {
-        assert_eq!(checksums(copy).await, expected_sums, "CHECKSUM TABLE differs in {copy}");
+        assert_eq!(
+            checksums(copy).await,
+            expected_sums,
+            "CHECKSUM TABLE differs in {copy}"
+        );
         let actual = definitions(copy).await;
         for (name, definition) in &expected_definitions {
-            assert_eq!(actual.get(name), Some(definition), "SHOW CREATE {name} differs in {copy}");
+            assert_eq!(
+                actual.get(name),
+                Some(definition),
+                "SHOW CREATE {name} differs in {copy}"
+            );
         }
-        assert_eq!(actual.len(), expected_definitions.len(), "object sets differ in {copy}");
+        assert_eq!(
+            actual.len(),
+            expected_definitions.len(),
+            "object sets differ in {copy}"
+        );
     }
 
     // FLOAT/DOUBLE values the text protocol would round come back bit for bit.
@@ -48,7 +71,9 @@ async fn nasty_schema_round_trips_exactly_through_both_restore_paths() {
     let floats = |db: String| async move {
         let mut conn = connect_to(&db).await;
         let rows: Vec<(i64, Option<String>, Option<String>)> =
-            mysql_async::prelude::Queryable::query(&mut conn, float_query).await.expect("query");
+            mysql_async::prelude::Queryable::query(&mut conn, float_query)
+                .await
+                .expect("query");
         rows
     };
     let expected_floats = floats(source.clone()).await;
@@ -77,7 +102,10 @@ async fn restore_refuses_a_non_empty_target_without_force() {
     let refused = restore(store.path(), "latest", &source);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains(&format!("`{source}` is not empty")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("`{source}` is not empty")),
+        "{stderr}"
+    );
     assert!(stderr.contains("--force"), "{stderr}");
 
     mysql_async::prelude::Queryable::query_drop(&mut conn, "INSERT INTO t VALUES (3, 'extra')")
@@ -85,15 +113,28 @@ async fn restore_refuses_a_non_empty_target_without_force() {
         .expect("change");
     let forced = run_cli(
         &[
-            "restore", "--database-url", &server_url(), "--store", store.path().to_str().unwrap_or_default(),
-            "--target-database", &source, "--force",
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            store.path().to_str().unwrap_or_default(),
+            "--target-database",
+            &source,
+            "--force",
         ],
         &[],
     );
     assert_ok(&forced);
-    let count: Option<u64> = mysql_async::prelude::Queryable::query_first(&mut connect_to(&source).await, "SELECT COUNT(*) FROM t")
-        .await
-        .expect("count");
-    assert_eq!(count, Some(2), "--force replaces the contents with the backup's");
+    let count: Option<u64> = mysql_async::prelude::Queryable::query_first(
+        &mut connect_to(&source).await,
+        "SELECT COUNT(*) FROM t",
+    )
+    .await
+    .expect("count");
+    assert_eq!(
+        count,
+        Some(2),
+        "--force replaces the contents with the backup's"
+    );
     drop_database(&source).await;
 }

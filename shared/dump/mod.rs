@@ -106,7 +106,10 @@ pub async fn run_dump(
             if options.notify_success {
                 let note = Notification::new(
                     Severity::Ok,
-                    format!("backup {} of {} complete", report.backup_id, report.database),
+                    format!(
+                        "backup {} of {} complete",
+                        report.backup_id, report.database
+                    ),
                     success_body(&report),
                 );
                 notify_or_log(notifier, &note).await;
@@ -251,7 +254,12 @@ async fn dump(
         });
     }
 
-    for stage in [Stage::Routines, Stage::Views, Stage::Triggers, Stage::Events] {
+    for stage in [
+        Stage::Routines,
+        Stage::Views,
+        Stage::Triggers,
+        Stage::Events,
+    ] {
         if let Some(file) = objects::write_objects(&writer, stage, &catalogue.objects).await? {
             files.push(entry(file, stage, None, &prefix));
         }
@@ -323,7 +331,11 @@ fn entry(
     table: Option<String>,
     prefix: &str,
 ) -> (FileEntry, StoredFile) {
-    let name = file.key.strip_prefix(prefix).unwrap_or(&file.key).to_string();
+    let name = file
+        .key
+        .strip_prefix(prefix)
+        .unwrap_or(&file.key)
+        .to_string();
     (
         FileEntry {
             name,
@@ -366,7 +378,13 @@ impl FileNamer {
 fn safe_label(label: &str) -> String {
     let cleaned: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(48)
         .collect();
     if cleaned.is_empty() {

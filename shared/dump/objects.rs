@@ -56,7 +56,10 @@ pub(super) async fn write_objects(
     stage: Stage,
     objects: &[StoredObject],
 ) -> Result<Option<StoredFile>> {
-    let selected: Vec<&StoredObject> = objects.iter().filter(|o| stage_of(o.kind) == stage).collect();
+    let selected: Vec<&StoredObject> = objects
+        .iter()
+        .filter(|o| stage_of(o.kind) == stage)
+        .collect();
     if selected.is_empty() {
         return Ok(None);
     }
@@ -70,11 +73,25 @@ pub(super) async fn write_objects(
             "SET SESSION sql_mode = {};\n",
             quote_str(object.sql_mode.as_deref().unwrap_or(""))
         ));
-        if let Some(charset) = object.character_set_client.as_deref().filter(|c| is_utf8_family(c)) {
-            text.push_str(&format!("SET SESSION character_set_client = {};\n", quote_str(charset)));
+        if let Some(charset) = object
+            .character_set_client
+            .as_deref()
+            .filter(|c| is_utf8_family(c))
+        {
+            text.push_str(&format!(
+                "SET SESSION character_set_client = {};\n",
+                quote_str(charset)
+            ));
         }
-        if let Some(collation) = object.collation_connection.as_deref().filter(|c| is_utf8_family(c)) {
-            text.push_str(&format!("SET SESSION collation_connection = {};\n", quote_str(collation)));
+        if let Some(collation) = object
+            .collation_connection
+            .as_deref()
+            .filter(|c| is_utf8_family(c))
+        {
+            text.push_str(&format!(
+                "SET SESSION collation_connection = {};\n",
+                quote_str(collation)
+            ));
         }
         if let Some(zone) = &object.time_zone {
             text.push_str(&format!("SET SESSION time_zone = {};\n", quote_str(zone)));

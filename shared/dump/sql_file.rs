@@ -78,7 +78,9 @@ impl SqlFile {
                         }
                     }
                     Some(None) => break,
-                    None => return Err(Error::Task("file abandoned before it was complete".into())),
+                    None => {
+                        return Err(Error::Task("file abandoned before it was complete".into()))
+                    }
                 }
             }
             let out = encoder

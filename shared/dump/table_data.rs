@@ -30,9 +30,15 @@ fn read_error(table: &Table, source: mysql_async::Error) -> Error {
     match server_code(&source) {
         // ER_TABLE_DEF_CHANGED: the table was altered after the snapshot began.
         Some(1412) => Error::SchemaChangedDuringDump {
-            detail: format!("table {} was altered after the snapshot began", quote_ident(&table.name)),
+            detail: format!(
+                "table {} was altered after the snapshot began",
+                quote_ident(&table.name)
+            ),
         },
-        _ => Error::database(format!("reading the rows of table {}", quote_ident(&table.name)), source),
+        _ => Error::database(
+            format!("reading the rows of table {}", quote_ident(&table.name)),
+            source,
+        ),
     }
 }
 

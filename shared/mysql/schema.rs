@@ -41,7 +41,11 @@ impl Table {
 
     pub fn select_sql(&self) -> String {
         let columns: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
-        format!("SELECT {} FROM {}", columns.join(", "), quote_ident(&self.name))
+        format!(
+            "SELECT {} FROM {}",
+            columns.join(", "),
+            quote_ident(&self.name)
+        )
     }
 }
 
@@ -139,7 +143,9 @@ pub async fn columns(conn: &mut Conn, database: &str, table: &str) -> Result<Vec
         .map_err(db_err(format!("reading the columns of `{table}`")))?;
     let mut columns = Vec::new();
     for row in &rows {
-        let extra = get_string(row, "EXTRA").unwrap_or_default().to_ascii_uppercase();
+        let extra = get_string(row, "EXTRA")
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let generated = extra.contains("GENERATED") && !extra.contains("DEFAULT_GENERATED");
         if generated {
             continue;
@@ -166,7 +172,11 @@ pub async fn show_create_table(conn: &mut Conn, table: &str) -> Result<String> {
 }
 
 /// Reads a table's full description (columns and definition).
-pub async fn describe_table(conn: &mut Conn, database: &str, summary: &TableSummary) -> Result<Table> {
+pub async fn describe_table(
+    conn: &mut Conn,
+    database: &str,
+    summary: &TableSummary,
+) -> Result<Table> {
     Ok(Table {
         name: summary.name.clone(),
         engine: summary.engine.clone(),
@@ -203,7 +213,10 @@ async fn show_create(
                 database: database.to_string(),
                 hides: "object definitions",
             },
-            _ => Error::database(format!("reading the definition of {} `{name}`", kind.label()), source),
+            _ => Error::database(
+                format!("reading the definition of {} `{name}`", kind.label()),
+                source,
+            ),
         })?;
     let row = row.ok_or_else(|| Error::SchemaChangedDuringDump {
         detail: format!("{} `{name}` disappeared", kind.label()),
@@ -288,7 +301,10 @@ pub async fn stored_objects(
             },
             _ => Error::database(format!("listing the events of `{database}`"), source),
         })?;
-    let mut event_names: Vec<String> = events.iter().filter_map(|r| get_string(r, "Name")).collect();
+    let mut event_names: Vec<String> = events
+        .iter()
+        .filter_map(|r| get_string(r, "Name"))
+        .collect();
     event_names.sort();
     for name in &event_names {
         objects.push(show_create(conn, database, ObjectKind::Event, name).await?);
@@ -339,7 +355,10 @@ pub async fn check_privileges(conn: &mut Conn, database: &str) -> Result<()> {
         )
         .await
         .map_err(|e| Error::database("reading the backup user's privileges", e))?;
-    let granted: Vec<String> = rows.iter().filter_map(|r| get_string(r, "PRIVILEGE_TYPE")).collect();
+    let granted: Vec<String> = rows
+        .iter()
+        .filter_map(|r| get_string(r, "PRIVILEGE_TYPE"))
+        .collect();
     let has = |p: &str| granted.iter().any(|g| g.eq_ignore_ascii_case(p));
     for (privilege, hides) in [
         ("SELECT", "table rows"),
@@ -391,7 +410,9 @@ mod tests {
     #[test]
     fn auto_increment_is_not_part_of_the_definition_hash() {
         assert_eq!(
-            strip_auto_increment("CREATE TABLE `t` (..) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4"),
+            strip_auto_increment(
+                "CREATE TABLE `t` (..) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4"
+            ),
             "CREATE TABLE `t` (..) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         );
     }

@@ -173,7 +173,10 @@ mod tests {
             "_binary'\\0\\Z\u{fffd}'"
         );
         assert_eq!(literal(ColumnKind::Text, Value::NULL), "NULL");
-        assert_eq!(literal(ColumnKind::Text, Value::Bytes(b"NULL".to_vec())), "'NULL'");
+        assert_eq!(
+            literal(ColumnKind::Text, Value::Bytes(b"NULL".to_vec())),
+            "'NULL'"
+        );
     }
 
     #[test]
@@ -194,9 +197,21 @@ mod tests {
 
     #[test]
     fn kinds_from_information_schema() {
-        assert_eq!(ColumnKind::from_information_schema("varchar", Some("utf8mb4")), ColumnKind::Text);
-        assert_eq!(ColumnKind::from_information_schema("longblob", None), ColumnKind::Binary);
-        assert_eq!(ColumnKind::from_information_schema("DECIMAL", None), ColumnKind::Decimal);
-        assert_eq!(ColumnKind::from_information_schema("uuid", None), ColumnKind::Text);
+        assert_eq!(
+            ColumnKind::from_information_schema("varchar", Some("utf8mb4")),
+            ColumnKind::Text
+        );
+        assert_eq!(
+            ColumnKind::from_information_schema("longblob", None),
+            ColumnKind::Binary
+        );
+        assert_eq!(
+            ColumnKind::from_information_schema("DECIMAL", None),
+            ColumnKind::Decimal
+        );
+        assert_eq!(
+            ColumnKind::from_information_schema("uuid", None),
+            ColumnKind::Text
+        );
     }
 }

@@ -67,14 +67,20 @@ pub async fn apply_file(
                     break;
                 }
                 splitter.push(&buffer[..n], &mut batch);
-                if !batch.is_empty() && to_runner.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                if !batch.is_empty()
+                    && to_runner
+                        .blocking_send(Ok(std::mem::take(&mut batch)))
+                        .is_err()
+                {
                     return Ok(()); // the runner stopped and reports why
                 }
             }
-            splitter.finish(&mut batch).map_err(|reason| Error::MalformedSql {
-                file: name.clone(),
-                reason,
-            })?;
+            splitter
+                .finish(&mut batch)
+                .map_err(|reason| Error::MalformedSql {
+                    file: name.clone(),
+                    reason,
+                })?;
             let mut hashing = decoder.into_inner();
             io::copy(&mut hashing, &mut io::sink()).map_err(io_error)?;
             let actual = hex::encode(hashing.hasher.finalize());
@@ -98,11 +104,13 @@ pub async fn apply_file(
     while let Some(batch) = statements.recv().await {
         for statement in batch? {
             index += 1;
-            conn.query_drop(statement).await.map_err(|source| Error::Statement {
-                file: file.name.clone(),
-                index,
-                source,
-            })?;
+            conn.query_drop(statement)
+                .await
+                .map_err(|source| Error::Statement {
+                    file: file.name.clone(),
+                    index,
+                    source,
+                })?;
         }
     }
     reading.await?;

@@ -50,7 +50,10 @@ pub struct RestoreReport {
     pub duration_seconds: f64,
 }
 
-pub async fn run_restore(store: Arc<dyn ObjectStore>, options: &RestoreOptions) -> Result<RestoreReport> {
+pub async fn run_restore(
+    store: Arc<dyn ObjectStore>,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
     let started = Instant::now();
     validate_database_name(&options.target_database)?;
     let manifest = catalog::resolve(store.as_ref(), &options.backup).await?;
@@ -59,37 +62,64 @@ pub async fn run_restore(store: Arc<dyn ObjectStore>, options: &RestoreOptions) 
 
     let url = options.server_url.with_database(None);
     let mut admin = db::connect(&url, None).await?;
-    prepare_target(&mut admin, &manifest, &options.target_database, options.force).await?;
+    prepare_target(
+        &mut admin,
+        &manifest,
+        &options.target_database,
+        options.force,
+    )
+    .await?;
     let _ = admin.disconnect().await;
 
     let load_started = Instant::now();
     let manifest = Arc::new(manifest);
     for stage in Stage::ALL {
-        let files: Vec<FileEntry> = manifest.files.iter().filter(|f| f.stage == stage).cloned().collect();
+        let files: Vec<FileEntry> = manifest
+            .files
+            .iter()
+            .filter(|f| f.stage == stage)
+            .cloned()
+            .collect();
         if files.is_empty() {
             continue;
         }
-        let jobs = if stage == Stage::Data { options.jobs.max(1) } else { 1 };
+        let jobs = if stage == Stage::Data {
+            options.jobs.max(1)
+        } else {
+            1
+        };
         let mut ordered = files;
         if stage == Stage::Data {
             // Biggest first, so the last file to finish is a small one.
             ordered.sort_by_key(|f| std::cmp::Reverse(f.uncompressed_bytes));
         }
         let total = ordered.len();
-        tracing::info!(stage = stage.label(), files = total, connections = jobs, "loading");
+        tracing::info!(
+            stage = stage.label(),
+            files = total,
+            connections = jobs,
+            "loading"
+        );
         let store = store.clone();
         let backup_id = manifest.backup_id.clone();
-        on_connections(&url, &options.target_database, jobs, ordered, move |mut conn, file| {
-            let store = store.clone();
-            let backup_id = backup_id.clone();
-            async move {
-                let outcome = apply::apply_file(store.as_ref(), &backup_id, &file, &mut conn).await;
-                if outcome.is_ok() {
-                    tracing::debug!(file = %file.name, "loaded");
+        on_connections(
+            &url,
+            &options.target_database,
+            jobs,
+            ordered,
+            move |mut conn, file| {
+                let store = store.clone();
+                let backup_id = backup_id.clone();
+                async move {
+                    let outcome =
+                        apply::apply_file(store.as_ref(), &backup_id, &file, &mut conn).await;
+                    if outcome.is_ok() {
+                        tracing::debug!(file = %file.name, "loaded");
+                    }
+                    (conn, outcome)
                 }
-                (conn, outcome)
-            }
-        })
+            },
+        )
         .await?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
@@ -124,7 +154,10 @@ fn round(seconds: f64) -> f64 {
 }
 
 fn validate_database_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty() && name.len() <= 64 && !name.ends_with(' ') && !name.contains(['/', '\\', '.', '\0']);
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.ends_with(' ')
+        && !name.contains(['/', '\\', '.', '\0']);
     if ok {
         Ok(())
     } else {
@@ -136,9 +169,17 @@ fn validate_database_name(name: &str) -> Result<()> {
     }
 }
 
-async fn prepare_target(conn: &mut Conn, manifest: &Manifest, target: &str, force: bool) -> Result<()> {
+async fn prepare_target(
+    conn: &mut Conn,
+    manifest: &Manifest,
+    target: &str,
+    force: bool,
+) -> Result<()> {
     let exists: Option<String> = conn
-        .exec_first("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (target,))
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (target,),
+        )
         .await
         .map_err(|e| Error::database(format!("looking for database `{target}`"), e))?;
     if exists.is_some() {
@@ -155,7 +196,10 @@ async fn prepare_target(conn: &mut Conn, manifest: &Manifest, target: &str, forc
             if !force {
                 return Err(Error::TargetNotEmpty(target.to_string()));
             }
-            tracing::warn!(target, "--force: dropping the existing contents of the target database");
+            tracing::warn!(
+                target,
+                "--force: dropping the existing contents of the target database"
+            );
             conn.query_drop(format!("DROP DATABASE {}", quote_ident(target)))
                 .await
                 .map_err(|e| Error::database(format!("dropping database `{target}`"), e))?;
@@ -163,10 +207,16 @@ async fn prepare_target(conn: &mut Conn, manifest: &Manifest, target: &str, forc
     }
     let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(target));
     if !manifest.server.default_character_set.is_empty() {
-        create.push_str(&format!(" CHARACTER SET {}", quote_str(&manifest.server.default_character_set)));
+        create.push_str(&format!(
+            " CHARACTER SET {}",
+            quote_str(&manifest.server.default_character_set)
+        ));
     }
     if !manifest.server.default_collation.is_empty() {
-        create.push_str(&format!(" COLLATE {}", quote_str(&manifest.server.default_collation)));
+        create.push_str(&format!(
+            " COLLATE {}",
+            quote_str(&manifest.server.default_collation)
+        ));
     }
     conn.query_drop(create)
         .await
@@ -248,7 +298,12 @@ where
 
 /// Recomputes row counts, fingerprints and definition hashes in the restored database and
 /// compares them with the manifest.
-pub async fn verify_restored(url: &DatabaseUrl, database: &str, manifest: &Manifest, jobs: usize) -> Result<()> {
+pub async fn verify_restored(
+    url: &DatabaseUrl,
+    database: &str,
+    manifest: &Manifest,
+    jobs: usize,
+) -> Result<()> {
     let mut conn = db::connect(url, Some(database)).await?;
     db::run_all(&mut conn, db::DUMP_SESSION).await?;
     let summaries = schema::list_tables(&mut conn, database).await?;
@@ -269,9 +324,11 @@ pub async fn verify_restored(url: &DatabaseUrl, database: &str, manifest: &Manif
     for expected in &manifest.tables {
         match restored.get(expected.name.as_str()) {
             None => problems.push(format!("table `{}` is missing", expected.name)),
-            Some(table) if table.definition_sha256() != expected.definition_sha256 => {
-                problems.push(format!("table `{}` has a different definition", expected.name))
-            }
+            Some(table) if table.definition_sha256() != expected.definition_sha256 => problems
+                .push(format!(
+                    "table `{}` has a different definition",
+                    expected.name
+                )),
             Some(_) => {}
         }
     }
@@ -283,16 +340,28 @@ pub async fn verify_restored(url: &DatabaseUrl, database: &str, manifest: &Manif
     let expected_objects: BTreeMap<(String, String), &str> = manifest
         .objects
         .iter()
-        .map(|o| ((o.kind.label().to_string(), o.name.clone()), o.definition_sha256.as_str()))
+        .map(|o| {
+            (
+                (o.kind.label().to_string(), o.name.clone()),
+                o.definition_sha256.as_str(),
+            )
+        })
         .collect();
     let actual_objects: BTreeMap<(String, String), String> = objects
         .iter()
-        .map(|o| ((o.kind.label().to_string(), o.name.clone()), o.definition_sha256()))
+        .map(|o| {
+            (
+                (o.kind.label().to_string(), o.name.clone()),
+                o.definition_sha256(),
+            )
+        })
         .collect();
     for ((kind, name), hash) in &expected_objects {
         match actual_objects.get(&(kind.clone(), name.clone())) {
             None => problems.push(format!("{kind} `{name}` is missing")),
-            Some(actual) if actual != hash => problems.push(format!("{kind} `{name}` has a different definition")),
+            Some(actual) if actual != hash => {
+                problems.push(format!("{kind} `{name}` has a different definition"))
+            }
             Some(_) => {}
         }
     }
@@ -327,7 +396,10 @@ pub async fn verify_restored(url: &DatabaseUrl, database: &str, manifest: &Manif
                     expected.rows
                 ));
             } else if actual.to_hex() != expected.fingerprint {
-                problems.push(format!("table `{}` has different content than the backup", expected.name));
+                problems.push(format!(
+                    "table `{}` has different content than the backup",
+                    expected.name
+                ));
             }
         }
     }
@@ -344,12 +416,21 @@ async fn scan_fingerprint(conn: &mut Conn, table: &Table) -> Result<Fingerprint>
         return Ok(fingerprint);
     }
     let mut scratch = Vec::new();
-    let context = || format!("reading the rows of restored table {}", quote_ident(&table.name));
+    let context = || {
+        format!(
+            "reading the rows of restored table {}",
+            quote_ident(&table.name)
+        )
+    };
     let mut rows = conn
         .exec_iter(table.select_sql(), ())
         .await
         .map_err(|e| Error::database(context(), e))?;
-    while let Some(row) = rows.next().await.map_err(|e| Error::database(context(), e))? {
+    while let Some(row) = rows
+        .next()
+        .await
+        .map_err(|e| Error::database(context(), e))?
+    {
         fingerprint.add_row(&row.unwrap(), &mut scratch);
     }
     Ok(fingerprint)

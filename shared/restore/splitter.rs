@@ -99,16 +99,14 @@ impl Splitter {
                     }
                     self.at_line_start = false;
                 }
-                State::LineComment => {
-                    match memchr::memchr(b'\n', &self.pending[i..]) {
-                        None => self.scan = len,
-                        Some(offset) => {
-                            self.scan = i + offset + 1;
-                            self.state = State::Normal;
-                            self.at_line_start = true;
-                        }
+                State::LineComment => match memchr::memchr(b'\n', &self.pending[i..]) {
+                    None => self.scan = len,
+                    Some(offset) => {
+                        self.scan = i + offset + 1;
+                        self.state = State::Normal;
+                        self.at_line_start = true;
                     }
-                }
+                },
                 State::BlockComment => match memchr::memmem::find(&self.pending[i..], b"*/") {
                     None => {
                         self.scan = len.saturating_sub(1).max(i);
@@ -157,9 +155,7 @@ impl Splitter {
                             }
                             let next = self.pending.get(i + 1).copied();
                             let after = self.pending.get(i + 2).copied();
-                            if next == Some(b'-')
-                                && after.is_none_or(|c| c.is_ascii_whitespace())
-                            {
+                            if next == Some(b'-') && after.is_none_or(|c| c.is_ascii_whitespace()) {
                                 self.state = State::LineComment;
                             } else {
                                 self.has_content = true;
@@ -269,7 +265,11 @@ mod tests {
             "SELECT /*!40101 1 */",
         ];
         for chunk in [1, 2, 3, 5, 7, 64, 4096] {
-            assert_eq!(split_in_chunks(SCRIPT, chunk), expected, "chunk size {chunk}");
+            assert_eq!(
+                split_in_chunks(SCRIPT, chunk),
+                expected,
+                "chunk size {chunk}"
+            );
         }
     }
 

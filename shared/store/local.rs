@@ -242,7 +242,10 @@ mod tests {
         let listed = store.list("a/").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].key, "a/b/file.sql.gz");
-        assert_eq!(store.get("a/b/file.sql.gz").await.unwrap().unwrap(), b"hello");
+        assert_eq!(
+            store.get("a/b/file.sql.gz").await.unwrap().unwrap(),
+            b"hello"
+        );
     }
 
     #[tokio::test]

@@ -20,7 +20,10 @@ pub fn server_url() -> String {
 }
 
 pub fn url_for(database: &str) -> String {
-    format!("{}{database}", server_url().trim_end_matches('/').to_string() + "/")
+    format!(
+        "{}{database}",
+        server_url().trim_end_matches('/').to_string() + "/"
+    )
 }
 
 pub fn unique_name(prefix: &str) -> String {
@@ -29,19 +32,25 @@ pub fn unique_name(prefix: &str) -> String {
 
 pub async fn admin() -> Conn {
     let url = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL parses");
-    toc_sis_backup::mysql::connect(&url, None).await.expect("connect to the test server")
+    toc_sis_backup::mysql::connect(&url, None)
+        .await
+        .expect("connect to the test server")
 }
 
 pub async fn connect_to(database: &str) -> Conn {
     let url = DatabaseUrl::parse(&url_for(database)).expect("URL parses");
-    toc_sis_backup::mysql::connect(&url, Some(database)).await.expect("connect to the test database")
+    toc_sis_backup::mysql::connect(&url, Some(database))
+        .await
+        .expect("connect to the test database")
 }
 
 pub async fn create_database(name: &str) {
     let mut conn = admin().await;
-    conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"))
-        .await
-        .expect("create database");
+    conn.query_drop(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+    ))
+    .await
+    .expect("create database");
 }
 
 /// The real `mariadb` client pointed at the test server, password (if any) in MYSQL_PWD.
@@ -66,18 +75,28 @@ pub fn mariadb_client(database: Option<&str>) -> Command {
 /// Loads an SQL script with the real client.
 pub fn load_script(database: &str, script: &Path) {
     let file = std::fs::File::open(script).expect("open script");
-    let status = mariadb_client(Some(database)).stdin(file).status().expect("run mariadb");
+    let status = mariadb_client(Some(database))
+        .stdin(file)
+        .status()
+        .expect("run mariadb");
     assert!(status.success(), "loading {} failed", script.display());
 }
 
 /// Runs `toc-backup` with arguments and extra environment.
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);
-    command.args(args).env_remove("DATABASE_URL").env_remove("BACKUP_STORE").env("NO_COLOR", "1");
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("BACKUP_STORE")
+        .env("NO_COLOR", "1");
     for (key, value) in env {
         command.env(key, value);
     }
-    command.stdin(Stdio::null()).output().expect("run toc-backup")
+    command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run toc-backup")
 }
 
 pub fn text(output: &Output) -> String {
@@ -90,12 +109,22 @@ pub fn text(output: &Output) -> String {
 }
 
 pub fn assert_ok(output: &Output) {
-    assert!(output.status.success(), "toc-backup failed:\n{}", text(output));
+    assert!(
+        output.status.success(),
+        "toc-backup failed:\n{}",
+        text(output)
+    );
 }
 
 pub fn dump(database: &str, store: &Path) -> Output {
     run_cli(
-        &["dump", "--database-url", &url_for(database), "--store", store.to_str().unwrap_or_default()],
+        &[
+            "dump",
+            "--database-url",
+            &url_for(database),
+            "--store",
+            store.to_str().unwrap_or_default(),
+        ],
         &[],
     )
 }
@@ -212,5 +241,7 @@ pub async fn definitions(database: &str) -> BTreeMap<String, String> {
 
 pub async fn drop_database(name: &str) {
     let mut conn = admin().await;
-    let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).await;
+    let _ = conn
+        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await;
 }
