@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use toc_sis_backup::config::DatabaseUrl;
-use toc_sis_backup::dump::{run_dump, DumpOptions};
+use toc_sis_backup::dump::{run_dump_until, DumpOptions};
 use toc_sis_backup::notify::LogNotifier;
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
 use toc_sis_backup::retention::RetentionPolicy;
@@ -243,6 +243,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Completes on Ctrl-C or SIGTERM (what cron, systemd and container runtimes send), naming it.
+async fn shutdown_signal() -> String {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return "received Ctrl-C (SIGINT)".into(),
+                _ = term.recv() => return "received SIGTERM".into(),
+            }
+        }
+    }
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => "received Ctrl-C (SIGINT)".into(),
+        Err(_) => std::future::pending().await,
+    }
+}
+
 fn store(arg: &StoreArg) -> Result<Arc<dyn ObjectStore>, Error> {
     open_store(&arg.store)
 }
@@ -271,7 +289,13 @@ async fn run(command: Command) -> Result<(), Error> {
             options.compression_level = args.compression_level;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
-            let report = run_dump(store(&args.store)?, &LogNotifier, &options).await?;
+            let report = run_dump_until(
+                store(&args.store)?,
+                &LogNotifier,
+                &options,
+                shutdown_signal(),
+            )
+            .await?;
             print(args.json, &report, |r| {
                 let mut text = format!(
                     "backup {} of {}: {} tables, {} rows, {} files, {} ({} of SQL) in {:.1} s",

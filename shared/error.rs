@@ -114,6 +114,9 @@ pub enum Error {
     #[error("notification could not be sent: {0}")]
     Notify(String),
 
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     #[error("internal task failed: {0}")]
     Task(String),
 }

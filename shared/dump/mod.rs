@@ -2,29 +2,28 @@
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
 mod objects;
+mod snapshot;
 pub mod sql_file;
 mod table_data;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
 use serde::Serialize;
 
 use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::manifest::{
-    BackupKind, FileEntry, Manifest, ObjectEntry, ServerInfo, SnapshotPosition, Stage, TableEntry,
-    FORMAT, VERSION,
+    BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };
-use crate::mysql::schema::{self, StoredObject, Table};
-use crate::mysql::{self as db, quote_ident};
+use crate::mysql::{self as db, schema};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::ObjectStore;
+use snapshot::{check_schema_unchanged, read_catalogue, read_server, read_snapshot};
 use sql_file::{SqlFile, StoredFile};
 
 #[derive(Debug, Clone)]
@@ -77,9 +76,24 @@ pub async fn run_dump(
     notifier: &dyn Notifier,
     options: &DumpOptions,
 ) -> Result<DumpReport> {
+    run_dump_until(store, notifier, options, std::future::pending()).await
+}
+
+/// [`run_dump`] that gives up when `interrupt` completes (a signal, a deadline), with its output
+/// as the reason: the partial backup is discarded and the failure notified like any other.
+pub async fn run_dump_until(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn Notifier,
+    options: &DumpOptions,
+    interrupt: impl Future<Output = String>,
+) -> Result<DumpReport> {
     let started = Instant::now();
     let backup_id = new_backup_id(Utc::now());
-    match dump(store.clone(), options, &backup_id, started).await {
+    let outcome = tokio::select! {
+        outcome = dump(store.clone(), options, &backup_id, started) => outcome,
+        reason = interrupt => Err(Error::Interrupted(reason)),
+    };
+    match outcome {
         Ok(mut report) => {
             if let Some(policy) = &options.retention {
                 match retention::prune(store.as_ref(), policy, Utc::now()).await {
@@ -172,13 +186,6 @@ async fn discard_partial(store: &dyn ObjectStore, backup_id: &str) {
     }
 }
 
-/// What a database holds at the snapshot.
-struct Catalogue {
-    tables: Vec<Table>,
-    views: Vec<String>,
-    objects: Vec<StoredObject>,
-}
-
 async fn dump(
     store: Arc<dyn ObjectStore>,
     options: &DumpOptions,
@@ -191,7 +198,16 @@ async fn dump(
     let database = url.require_database()?.to_string();
     let mut conn = db::connect(url, Some(&database)).await?;
     db::run_all(&mut conn, db::DUMP_SESSION).await?;
-    db::run_all(&mut conn, &[schema::SET_GRANTEE]).await?;
+    // Uploads may pause reading for a while (back-pressure); the server must not give up on us.
+    db::run_all(
+        &mut conn,
+        &[
+            "SET SESSION net_write_timeout = 3600",
+            "SET SESSION net_read_timeout = 3600",
+            schema::SET_GRANTEE,
+        ],
+    )
+    .await?;
     schema::check_privileges(&mut conn, &database).await?;
 
     db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
@@ -228,7 +244,7 @@ async fn dump(
     };
     let mut files: Vec<(FileEntry, StoredFile)> = Vec::new();
 
-    let schema_file = objects::write_schema(&writer, &catalogue.tables).await?;
+    let schema_file = objects::write_schema(&writer, &server, &catalogue.tables).await?;
     files.push(entry(schema_file, Stage::Schema, None, &prefix));
 
     let mut table_entries = Vec::with_capacity(catalogue.tables.len());
@@ -392,145 +408,6 @@ fn safe_label(label: &str) -> String {
     } else {
         cleaned
     }
-}
-
-fn get_string(row: &Row, column: &str) -> Option<String> {
-    match row.get_opt::<Option<Vec<u8>>, _>(column) {
-        Some(Ok(Some(bytes))) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-        _ => None,
-    }
-}
-
-async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
-    let database_time: Option<String> = conn
-        .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
-        .await
-        .map_err(|e| Error::database("reading the database clock", e))?;
-    // MariaDB reports the binlog position of the snapshot itself, with no global lock.
-    let status: Vec<Row> = conn
-        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-        .await
-        .map_err(|e| Error::database("reading the snapshot's binlog position", e))?;
-    let mut file = None;
-    let mut position = None;
-    for row in &status {
-        let name = get_string(row, "Variable_name").unwrap_or_default();
-        let value = get_string(row, "Value").filter(|v| !v.is_empty());
-        match name.to_ascii_lowercase().as_str() {
-            "binlog_snapshot_file" => file = value,
-            "binlog_snapshot_position" => position = value.and_then(|v| v.parse::<u64>().ok()),
-            _ => {}
-        }
-    }
-    let mut exact = file.is_some();
-    if file.is_none() {
-        // MySQL has no such status: record the position read beside the snapshot, marked as
-        // approximate. Without the privilege or without a binlog there is none to record.
-        if let Ok(Some(row)) = conn.query_first::<Row, _>("SHOW MASTER STATUS").await {
-            file = get_string(&row, "File");
-            position = get_string(&row, "Position").and_then(|v| v.parse().ok());
-            exact = false;
-        }
-    }
-    let gtid = match (&file, position) {
-        (Some(f), Some(p)) if exact => conn
-            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (f.as_str(), p))
-            .await
-            .ok()
-            .flatten()
-            .flatten()
-            .filter(|g| !g.is_empty()),
-        _ => None,
-    };
-    Ok(SnapshotPosition {
-        database_time: database_time.unwrap_or_default(),
-        binlog_file: file,
-        binlog_position: position,
-        gtid,
-        position_is_exact: exact,
-    })
-}
-
-async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
-    let row: Option<(String, String, String)> = conn
-        .query_first("SELECT VERSION(), @@character_set_database, @@collation_database")
-        .await
-        .map_err(|e| Error::database("reading the server version", e))?;
-    let (version, charset, collation) = row.unwrap_or_default();
-    Ok(ServerInfo {
-        version,
-        default_character_set: charset,
-        default_collation: collation,
-    })
-}
-
-async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Catalogue> {
-    let summaries = schema::list_tables(conn, database).await?;
-    let mut tables = Vec::new();
-    let mut views = Vec::new();
-    for summary in &summaries {
-        match summary.table_type.as_str() {
-            "BASE TABLE" => tables.push(schema::describe_table(conn, database, summary).await?),
-            "VIEW" => views.push(summary.name.clone()),
-            other => {
-                return Err(Error::UnsupportedObject {
-                    name: summary.name.clone(),
-                    kind: other.to_ascii_lowercase(),
-                })
-            }
-        }
-    }
-    let objects = schema::stored_objects(conn, database, &views).await?;
-    Ok(Catalogue {
-        tables,
-        views,
-        objects,
-    })
-}
-
-/// DDL during the dump would make the files disagree with each other; InnoDB reports it for
-/// tables read after the change (ER_TABLE_DEF_CHANGED), and this check catches the rest.
-async fn check_schema_unchanged(conn: &mut Conn, database: &str, before: &Catalogue) -> Result<()> {
-    let summaries = schema::list_tables(conn, database).await?;
-    let mut now_tables: Vec<&str> = summaries
-        .iter()
-        .filter(|s| s.table_type == "BASE TABLE")
-        .map(|s| s.name.as_str())
-        .collect();
-    now_tables.sort_unstable();
-    let mut then_tables: Vec<&str> = before.tables.iter().map(|t| t.name.as_str()).collect();
-    then_tables.sort_unstable();
-    if now_tables != then_tables {
-        return Err(Error::SchemaChangedDuringDump {
-            detail: format!(
-                "tables were created or dropped: before [{}], after [{}]",
-                then_tables.join(", "),
-                now_tables.join(", ")
-            ),
-        });
-    }
-    let mut now_views: Vec<&str> = summaries
-        .iter()
-        .filter(|s| s.table_type == "VIEW")
-        .map(|s| s.name.as_str())
-        .collect();
-    now_views.sort_unstable();
-    let mut then_views: Vec<&str> = before.views.iter().map(String::as_str).collect();
-    then_views.sort_unstable();
-    if now_views != then_views {
-        return Err(Error::SchemaChangedDuringDump {
-            detail: "views were created or dropped".into(),
-        });
-    }
-    for table in &before.tables {
-        let now = schema::show_create_table(conn, &table.name).await?;
-        if schema::strip_auto_increment(&now) != schema::strip_auto_increment(&table.create_sql) {
-            return Err(Error::SchemaChangedDuringDump {
-                detail: format!("table {} was altered", quote_ident(&table.name)),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

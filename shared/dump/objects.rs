@@ -3,7 +3,7 @@
 use super::sql_file::StoredFile;
 use super::FileNamer;
 use crate::error::Result;
-use crate::manifest::{ObjectKind, Stage};
+use crate::manifest::{ObjectKind, ServerInfo, Stage};
 use crate::mysql::quote_str;
 use crate::mysql::schema::{StoredObject, Table};
 
@@ -14,8 +14,13 @@ fn banner(what: &str) -> String {
     )
 }
 
+/// The database's default character set and collation (which routines also record), then
 /// CREATE TABLE for every table, with foreign key checks off so their order does not matter.
-pub(super) async fn write_schema(namer: &FileNamer, tables: &[Table]) -> Result<StoredFile> {
+pub(super) async fn write_schema(
+    namer: &FileNamer,
+    server: &ServerInfo,
+    tables: &[Table],
+) -> Result<StoredFile> {
     let mut file = namer.create(Stage::Schema, 0, 0, "schema").await?;
     let out = file.buffer();
     out.extend_from_slice(banner("table definitions").as_bytes());
@@ -23,8 +28,20 @@ pub(super) async fn write_schema(namer: &FileNamer, tables: &[Table]) -> Result<
         b"SET NAMES utf8mb4;\n\
           SET SESSION time_zone = '+00:00';\n\
           SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n\
-          SET SESSION foreign_key_checks = 0;\n\n",
+          SET SESSION foreign_key_checks = 0;\n",
     );
+    let is_name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if is_name(&server.default_character_set) && is_name(&server.default_collation) {
+        // Without a name, ALTER DATABASE applies to the database being loaded.
+        out.extend_from_slice(
+            format!(
+                "ALTER DATABASE CHARACTER SET {} COLLATE {};\n",
+                server.default_character_set, server.default_collation
+            )
+            .as_bytes(),
+        );
+    }
+    out.push(b'\n');
     for table in tables {
         let out = file.buffer();
         out.extend_from_slice(table.create_sql.as_bytes());

@@ -1,5 +1,7 @@
 //! A table's rows as multi-row INSERT statements, streamed from the snapshot.
 
+use std::time::{Duration, Instant};
+
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
@@ -24,6 +26,7 @@ SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES';\n\
 SET SESSION foreign_key_checks = 0;\n\
 SET SESSION unique_checks = 0;\n\
 SET SESSION autocommit = 0;\n";
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const DATA_FOOTER: &[u8] = b"COMMIT;\nSET SESSION autocommit = 1;\n";
 
 fn read_error(table: &Table, source: mysql_async::Error) -> Error {
@@ -75,9 +78,24 @@ pub(super) async fn dump_table(
         .exec_iter(table.select_sql(), ())
         .await
         .map_err(|e| read_error(table, e))?;
+    let mut last_report = Instant::now();
     while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
         let values = row.unwrap();
         fingerprint.add_row(&values, &mut scratch);
+        if fingerprint.rows() % 8192 == 0 && last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            let written: u64 = files
+                .iter()
+                .map(|f: &StoredFile| f.uncompressed_bytes)
+                .sum::<u64>()
+                + current.as_ref().map_or(0, SqlFile::uncompressed_len);
+            tracing::info!(
+                table = %table.name,
+                rows = fingerprint.rows(),
+                sql_mib = written / (1024 * 1024),
+                "dumping…"
+            );
+        }
 
         if current.is_none() {
             part += 1;

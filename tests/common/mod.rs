@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
+use std::path::PathBuf;
 use toc_sis_backup::config::DatabaseUrl;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_toc-backup");
@@ -152,7 +153,7 @@ pub fn restore_with_standard_tools(backup_dir: &Path, target: &str) {
     let status = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "set -euo pipefail; cd '{}' && cat $(ls *.sql.gz) | gunzip | mariadb --no-defaults --host={} --port={} --user={} '{}'",
+            "set -euo pipefail; cd '{}' && cat $(ls *.sql.gz) | gunzip | mariadb --no-defaults --comments --host={} --port={} --user={} '{}'",
             backup_dir.display(),
             url.host,
             url.port,
@@ -244,4 +245,55 @@ pub async fn drop_database(name: &str) {
     let _ = conn
         .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
         .await;
+}
+
+/// A small database: three tables, `a_first`, `b_blocked`, `c_later`, in dump order.
+pub async fn small_database(prefix: &str) -> String {
+    let name = unique_name(prefix);
+    create_database(&name).await;
+    let mut conn = connect_to(&name).await;
+    conn.query_drop(
+        "CREATE TABLE a_first (id INT PRIMARY KEY, v VARCHAR(50)) ENGINE=InnoDB;
+         INSERT INTO a_first SELECT seq, CONCAT('row ', seq) FROM seq_1_to_2000;
+         CREATE TABLE b_blocked (id INT PRIMARY KEY, v VARCHAR(50)) ENGINE=InnoDB;
+         INSERT INTO b_blocked SELECT seq, 'b' FROM seq_1_to_100;
+         CREATE TABLE c_later (id INT PRIMARY KEY, v VARCHAR(50)) ENGINE=InnoDB;
+         INSERT INTO c_later SELECT seq, 'c' FROM seq_1_to_100;",
+    )
+    .await
+    .expect("fixture");
+    name
+}
+
+/// `toc-backup list --all --json`, parsed.
+pub fn list_json(store: &Path) -> serde_json::Value {
+    let output = run_cli(
+        &[
+            "list",
+            "--store",
+            store.to_str().unwrap_or_default(),
+            "--json",
+            "--all",
+        ],
+        &[],
+    );
+    assert_ok(&output);
+    serde_json::from_slice(&output.stdout).expect("list --json prints JSON")
+}
+
+/// Every file below `dir`, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(walk(&path));
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
 }

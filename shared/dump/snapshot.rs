@@ -1,0 +1,160 @@
+//! Opening the snapshot and reading what it holds: binlog position, server, tables and objects,
+//! and the final check that nothing was altered while the dump ran.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+
+use crate::error::{Error, Result};
+use crate::manifest::{ServerInfo, SnapshotPosition};
+use crate::mysql::quote_ident;
+use crate::mysql::schema::{self, StoredObject, Table};
+
+/// What a database holds at the snapshot.
+pub(super) struct Catalogue {
+    pub tables: Vec<Table>,
+    pub views: Vec<String>,
+    pub objects: Vec<StoredObject>,
+}
+
+fn get_string(row: &Row, column: &str) -> Option<String> {
+    match row.get_opt::<Option<Vec<u8>>, _>(column) {
+        Some(Ok(Some(bytes))) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        _ => None,
+    }
+}
+
+pub(super) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
+    let database_time: Option<String> = conn
+        .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+        .await
+        .map_err(|e| Error::database("reading the database clock", e))?;
+    // MariaDB reports the binlog position of the snapshot itself, with no global lock.
+    let status: Vec<Row> = conn
+        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+        .await
+        .map_err(|e| Error::database("reading the snapshot's binlog position", e))?;
+    let mut file = None;
+    let mut position = None;
+    for row in &status {
+        let name = get_string(row, "Variable_name").unwrap_or_default();
+        let value = get_string(row, "Value").filter(|v| !v.is_empty());
+        match name.to_ascii_lowercase().as_str() {
+            "binlog_snapshot_file" => file = value,
+            "binlog_snapshot_position" => position = value.and_then(|v| v.parse::<u64>().ok()),
+            _ => {}
+        }
+    }
+    let mut exact = file.is_some();
+    if file.is_none() {
+        // MySQL has no such status: record the position read beside the snapshot, marked as
+        // approximate. Without the privilege or without a binlog there is none to record.
+        if let Ok(Some(row)) = conn.query_first::<Row, _>("SHOW MASTER STATUS").await {
+            file = get_string(&row, "File");
+            position = get_string(&row, "Position").and_then(|v| v.parse().ok());
+            exact = false;
+        }
+    }
+    let gtid = match (&file, position) {
+        (Some(f), Some(p)) if exact => conn
+            .exec_first::<Option<String>, _, _>("SELECT BINLOG_GTID_POS(?, ?)", (f.as_str(), p))
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+            .filter(|g| !g.is_empty()),
+        _ => None,
+    };
+    Ok(SnapshotPosition {
+        database_time: database_time.unwrap_or_default(),
+        binlog_file: file,
+        binlog_position: position,
+        gtid,
+        position_is_exact: exact,
+    })
+}
+
+pub(super) async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
+    let row: Option<(String, String, String)> = conn
+        .query_first("SELECT VERSION(), @@character_set_database, @@collation_database")
+        .await
+        .map_err(|e| Error::database("reading the server version", e))?;
+    let (version, charset, collation) = row.unwrap_or_default();
+    Ok(ServerInfo {
+        version,
+        default_character_set: charset,
+        default_collation: collation,
+    })
+}
+
+pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Catalogue> {
+    let summaries = schema::list_tables(conn, database).await?;
+    let mut tables = Vec::new();
+    let mut views = Vec::new();
+    for summary in &summaries {
+        match summary.table_type.as_str() {
+            "BASE TABLE" => tables.push(schema::describe_table(conn, database, summary).await?),
+            "VIEW" => views.push(summary.name.clone()),
+            other => {
+                return Err(Error::UnsupportedObject {
+                    name: summary.name.clone(),
+                    kind: other.to_ascii_lowercase(),
+                })
+            }
+        }
+    }
+    let objects = schema::stored_objects(conn, database, &views).await?;
+    Ok(Catalogue {
+        tables,
+        views,
+        objects,
+    })
+}
+
+/// DDL during the dump would make the files disagree with each other; InnoDB reports it for
+/// tables read after the change (ER_TABLE_DEF_CHANGED), and this check catches the rest.
+pub(super) async fn check_schema_unchanged(
+    conn: &mut Conn,
+    database: &str,
+    before: &Catalogue,
+) -> Result<()> {
+    let summaries = schema::list_tables(conn, database).await?;
+    let mut now_tables: Vec<&str> = summaries
+        .iter()
+        .filter(|s| s.table_type == "BASE TABLE")
+        .map(|s| s.name.as_str())
+        .collect();
+    now_tables.sort_unstable();
+    let mut then_tables: Vec<&str> = before.tables.iter().map(|t| t.name.as_str()).collect();
+    then_tables.sort_unstable();
+    if now_tables != then_tables {
+        return Err(Error::SchemaChangedDuringDump {
+            detail: format!(
+                "tables were created or dropped: before [{}], after [{}]",
+                then_tables.join(", "),
+                now_tables.join(", ")
+            ),
+        });
+    }
+    let mut now_views: Vec<&str> = summaries
+        .iter()
+        .filter(|s| s.table_type == "VIEW")
+        .map(|s| s.name.as_str())
+        .collect();
+    now_views.sort_unstable();
+    let mut then_views: Vec<&str> = before.views.iter().map(String::as_str).collect();
+    then_views.sort_unstable();
+    if now_views != then_views {
+        return Err(Error::SchemaChangedDuringDump {
+            detail: "views were created or dropped".into(),
+        });
+    }
+    for table in &before.tables {
+        let now = schema::show_create_table(conn, &table.name).await?;
+        if schema::strip_auto_increment(&now) != schema::strip_auto_increment(&table.create_sql) {
+            return Err(Error::SchemaChangedDuringDump {
+                detail: format!("table {} was altered", quote_ident(&table.name)),
+            });
+        }
+    }
+    Ok(())
+}

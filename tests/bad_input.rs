@@ -1,0 +1,355 @@
+//! Done-means 5 and 6: bad input gets a clear one-line error naming the bad value; no password
+//! ever appears in output, logs or backups; a missing privilege fails the dump.
+
+mod common;
+
+use common::*;
+use mysql_async::prelude::Queryable;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_errors_that_name_the_bad_value() {
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    let server = server_url();
+    let host_port = server
+        .trim_start_matches("mysql://")
+        .split('@')
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                "mysql//root@localhost/db".into(),
+                "--store".into(),
+                store_arg.clone(),
+            ],
+            "invalid database URL \"mysql//root@localhost/db\"",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                "postgres://root@localhost/db".into(),
+                "--store".into(),
+                store_arg.clone(),
+            ],
+            "scheme \"postgres\" is not mysql://",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                "mysql://root@127.0.0.1:1/db".into(),
+                "--store".into(),
+                store_arg.clone(),
+            ],
+            "cannot reach the MySQL server at 127.0.0.1:1",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                format!("mysql://root@{host_port}/no_such_database_here"),
+                "--store".into(),
+                store_arg.clone(),
+            ],
+            "database `no_such_database_here` does not exist",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                format!("mysql://root@{host_port}/"),
+                "--store".into(),
+                store_arg.clone(),
+            ],
+            "no database name after the host",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                format!("mysql://root@{host_port}/mysql"),
+                "--store".into(),
+                "/nonexistent/toc-backups".into(),
+            ],
+            "store directory /nonexistent/toc-backups does not exist",
+        ),
+        (
+            vec![
+                "list".into(),
+                "--store".into(),
+                "/nonexistent/toc-backups".into(),
+            ],
+            "store directory /nonexistent/toc-backups does not exist",
+        ),
+        (
+            vec![
+                "verify".into(),
+                "--store".into(),
+                store_arg.clone(),
+                "--backup".into(),
+                "20990101T000000Z-beef".into(),
+            ],
+            "backup \"20990101T000000Z-beef\" not found",
+        ),
+        (
+            vec!["verify".into(), "--store".into(), store_arg.clone()],
+            "no complete backup in",
+        ),
+        (
+            vec![
+                "restore".into(),
+                "--database-url".into(),
+                server.clone(),
+                "--store".into(),
+                store_arg.clone(),
+                "--target-database".into(),
+                "bad/name".into(),
+            ],
+            "invalid target database name \"bad/name\"",
+        ),
+        (
+            vec![
+                "dump".into(),
+                "--database-url".into(),
+                format!("mysql://root@{host_port}/mysql"),
+                "--store".into(),
+                "ftp://x".into(),
+            ],
+            "invalid store \"ftp://x\"",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = run_cli(&args, &[]);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in:\n{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+        let error_lines = stderr.lines().filter(|l| l.starts_with("error: ")).count();
+        assert_eq!(error_lines, 1, "one error line expected:\n{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_never_appear_in_output_logs_or_backups() {
+    let source = small_database("secret").await;
+    let user = unique_name("backup_user");
+    let password = format!("Pw-{:016x}-s3cret", rand::random::<u64>());
+    let mut admin = admin().await;
+    admin
+        .query_drop(format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';
+             GRANT ALL PRIVILEGES ON *.* TO '{user}'@'%';"
+        ))
+        .await
+        .expect("create user");
+    let host_port = server_url()
+        .trim_start_matches("mysql://")
+        .split('@')
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    let with_password = format!("mysql://{user}:{password}@{host_port}/{source}");
+    let without_password = format!("mysql://{user}@{host_port}/");
+    let wrong = format!("Wrong-{:016x}", rand::random::<u64>());
+
+    let mut outputs = vec![
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &with_password,
+                "--store",
+                &store_arg,
+            ],
+            &[],
+        ),
+        run_cli(
+            &[
+                "--log-format",
+                "json",
+                "dump",
+                "--database-url",
+                &with_password,
+                "--store",
+                &store_arg,
+                "--notify-success",
+            ],
+            &[],
+        ),
+        run_cli(
+            &[
+                "restore",
+                "--database-url",
+                &without_password,
+                "--store",
+                &store_arg,
+                "--target-database",
+                &unique_name("secret_copy"),
+            ],
+            &[("DATABASE_PASSWORD", &password)],
+        ),
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &format!("mysql://{user}:{password}@{host_port}/no_such_db"),
+                "--store",
+                &store_arg,
+            ],
+            &[],
+        ),
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &format!("mysql://{user}:{password}@127.0.0.1:1/db"),
+                "--store",
+                &store_arg,
+            ],
+            &[],
+        ),
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &format!("mysql://{user}:{password}@{host_port}"),
+                "--store",
+                &store_arg,
+            ],
+            &[],
+        ),
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &format!("mysql//{user}:{password}@{host_port}/x"),
+                "--store",
+                &store_arg,
+            ],
+            &[],
+        ),
+    ];
+    let denied = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &format!("mysql://{user}:{wrong}@{host_port}/{source}"),
+            "--store",
+            &store_arg,
+        ],
+        &[],
+    );
+    assert!(!denied.status.success());
+    let denied_text = String::from_utf8_lossy(&denied.stderr).to_string();
+    assert!(
+        denied_text.contains(&format!("refused user \"{user}\"")),
+        "{denied_text}"
+    );
+    assert!(
+        !denied_text.contains(&wrong),
+        "the wrong password was echoed:\n{denied_text}"
+    );
+    outputs.push(denied);
+
+    assert_ok(&outputs[0]);
+    assert_ok(&outputs[1]);
+    assert_ok(&outputs[2]);
+    for output in &outputs {
+        let all = text(output);
+        assert!(!all.contains(&password), "password leaked:\n{all}");
+    }
+    for file in walk(store.path()) {
+        let bytes = std::fs::read(&file).expect("read");
+        let mut content = bytes.clone();
+        if file.extension().is_some_and(|e| e == "gz") {
+            use std::io::Read;
+            content.clear();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_end(&mut content)
+                .expect("gunzip");
+        }
+        assert!(
+            !String::from_utf8_lossy(&content).contains(&password),
+            "password found in {}",
+            file.display()
+        );
+    }
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .expect("drop user");
+    drop_database(&source).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_privilege_fails_instead_of_shrinking_the_backup() {
+    let source = small_database("privileges").await;
+    let user = unique_name("weak_user");
+    let mut admin = admin().await;
+    admin
+        .query_drop(format!(
+            "CREATE USER '{user}'@'%';
+             GRANT SELECT, SHOW VIEW, EVENT, LOCK TABLES ON `{source}`.* TO '{user}'@'%';"
+        ))
+        .await
+        .expect("create user");
+    let host_port = server_url()
+        .trim_start_matches("mysql://")
+        .split('@')
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    let store = tempfile::tempdir().expect("temp dir");
+    let output = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &format!("mysql://{user}@{host_port}/{source}"),
+            "--store",
+            store.path().to_str().unwrap_or_default(),
+        ],
+        &[],
+    );
+    assert!(
+        !output.status.success(),
+        "a dump that cannot see triggers must fail:\n{}",
+        text(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("lacks the TRIGGER privilege"), "{stderr}");
+
+    admin
+        .query_drop(format!("GRANT TRIGGER ON `{source}`.* TO '{user}'@'%'"))
+        .await
+        .expect("grant");
+    let output = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &format!("mysql://{user}@{host_port}/{source}"),
+            "--store",
+            store.path().to_str().unwrap_or_default(),
+        ],
+        &[],
+    );
+    assert_ok(&output);
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .expect("drop user");
+    drop_database(&source).await;
+}
