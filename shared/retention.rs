@@ -95,12 +95,10 @@ pub async fn prune(
             continue;
         }
         // The manifest goes first: from that moment no command treats the rest as a backup.
-        let manifest = catalog::manifest_key(&entry.id);
-        let mut keys: Vec<&str> = entry.files.iter().map(|f| f.key.as_str()).collect();
-        keys.sort_by_key(|k| *k != manifest);
-        for key in keys {
-            store.delete(key).await?;
-        }
+        store.delete(&catalog::manifest_key(&entry.id)).await?;
+        store
+            .delete_prefix(&catalog::backup_prefix(&entry.id))
+            .await?;
         tracing::info!(backup_id = %entry.id, "removed by retention");
         report.deleted.push(entry.id.clone());
     }

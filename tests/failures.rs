@@ -155,3 +155,50 @@ async fn ddl_during_the_dump_fails_the_backup() {
         .is_empty());
     drop_database(&source).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_dump_alerts_and_leaves_no_backup() {
+    let source = small_database("sigterm").await;
+    let store = tempfile::tempdir().expect("temp dir");
+    let mut locker = connect_to(&source).await;
+    locker
+        .query_drop("LOCK TABLES b_blocked WRITE")
+        .await
+        .expect("lock");
+    let child = dump_command(&source, store.path())
+        .spawn()
+        .expect("start dump");
+    blocked_dump_connection(&source).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
+    locker.query_drop("UNLOCK TABLES").await.expect("unlock");
+    assert!(
+        !output.status.success(),
+        "an interrupted dump must fail:\n{}",
+        text(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("interrupted: received SIGTERM"), "{stderr}");
+    assert!(
+        stderr.contains("ALERT [TOC-SIS backup] CRITICAL"),
+        "{stderr}"
+    );
+    assert!(list_json(store.path())
+        .as_array()
+        .expect("array")
+        .is_empty());
+    assert!(
+        walk(store.path())
+            .iter()
+            .all(|p| !p.ends_with("manifest.json")),
+        "no manifest may exist"
+    );
+    drop_database(&source).await;
+}

@@ -8,18 +8,52 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_database_backs_up_in_parts_and_restores_in_parallel() {
     let source = unique_name("toc_sis");
-    assert_ok(&run_cli(&["sample-data", "--database-url", &url_for(&source), "--seed", "7"], &[]));
+    assert_ok(&run_cli(
+        &[
+            "sample-data",
+            "--database-url",
+            &url_for(&source),
+            "--seed",
+            "7",
+        ],
+        &[],
+    ));
     let again = unique_name("toc_sis_again");
-    assert_ok(&run_cli(&["sample-data", "--database-url", &url_for(&again), "--seed", "7"], &[]));
+    assert_ok(&run_cli(
+        &[
+            "sample-data",
+            "--database-url",
+            &url_for(&again),
+            "--seed",
+            "7",
+        ],
+        &[],
+    ));
     let expected = checksums(&source).await;
-    assert_eq!(checksums(&again).await, expected, "the same seed must give the same rows");
+    assert_eq!(
+        checksums(&again).await,
+        expected,
+        "the same seed must give the same rows"
+    );
     let refused = run_cli(&["sample-data", "--database-url", &url_for(&source)], &[]);
-    assert!(!refused.status.success(), "sample-data must not overwrite an existing database");
+    assert!(
+        !refused.status.success(),
+        "sample-data must not overwrite an existing database"
+    );
 
     let store = tempfile::tempdir().expect("temp dir");
     let store_arg = store.path().to_str().unwrap_or_default().to_string();
     let output = run_cli(
-        &["dump", "--database-url", &url_for(&source), "--store", &store_arg, "--split-mb", "1", "--json"],
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store_arg,
+            "--split-mb",
+            "1",
+            "--json",
+        ],
         &[],
     );
     assert_ok(&output);
@@ -29,28 +63,56 @@ async fn sample_database_backs_up_in_parts_and_restores_in_parallel() {
 
     let dir = only_backup_dir(store.path());
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest")).expect("JSON");
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).expect("manifest"))
+            .expect("JSON");
     let grade_parts = manifest["files"]
         .as_array()
         .expect("files")
         .iter()
         .filter(|f| f["table"] == "student_grade_records")
         .count();
-    assert!(grade_parts >= 2, "a table bigger than --split-mb must span several files, got {grade_parts}");
-    assert!(manifest["snapshot"]["binlog_file"].is_string(), "binlog position recorded: {}", manifest["snapshot"]);
+    assert!(
+        grade_parts >= 2,
+        "a table bigger than --split-mb must span several files, got {grade_parts}"
+    );
+    assert!(
+        manifest["snapshot"]["binlog_file"].is_string(),
+        "binlog position recorded: {}",
+        manifest["snapshot"]
+    );
     let names: Vec<String> = std::fs::read_dir(&dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    let listed: Vec<&str> = manifest["files"].as_array().expect("files").iter().filter_map(|f| f["name"].as_str()).collect();
+    let listed: Vec<&str> = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
     let sql_files: Vec<&String> = sorted.iter().filter(|n| n.ends_with(".sql.gz")).collect();
-    assert_eq!(sql_files, listed, "file names must sort into the manifest's restore order");
+    assert_eq!(
+        sql_files, listed,
+        "file names must sort into the manifest's restore order"
+    );
 
     let copy = unique_name("toc_sis_copy");
     let restored = run_cli(
-        &["restore", "--database-url", &server_url(), "--store", &store_arg, "--backup", &backup_id, "--target-database", &copy, "--jobs", "3"],
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            &store_arg,
+            "--backup",
+            &backup_id,
+            "--target-database",
+            &copy,
+            "--jobs",
+            "3",
+        ],
         &[],
     );
     assert_ok(&restored);
@@ -73,10 +135,23 @@ async fn retention_keeps_the_newest_and_removes_stale_leftovers() {
     let store = tempfile::tempdir().expect("temp dir");
     let store_arg = store.path().to_str().unwrap_or_default().to_string();
     for _ in 0..3 {
-        assert_ok(&run_cli(&["dump", "--database-url", &url_for(&source), "--store", &store_arg, "--no-prune"], &[]));
+        assert_ok(&run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &url_for(&source),
+                "--store",
+                &store_arg,
+                "--no-prune",
+            ],
+            &[],
+        ));
     }
     // A run killed long ago, and one that may still be writing.
-    for (id, file) in [("20200101T000000Z-dead", "0-00000-000000-schema.sql.gz"), ("29990101T000000Z-live", "x.sql.gz")] {
+    for (id, file) in [
+        ("20200101T000000Z-dead", "0-00000-000000-schema.sql.gz"),
+        ("29990101T000000Z-live", "x.sql.gz"),
+    ] {
         let dir = store.path().join("database/daily").join(id);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join(file), b"partial").expect("write");
@@ -91,12 +166,36 @@ async fn retention_keeps_the_newest_and_removes_stale_leftovers() {
         .collect();
     assert_eq!(complete.len(), 3);
 
-    let pruned = run_cli(&["prune", "--store", &store_arg, "--keep-days", "0", "--keep-min", "1", "--json"], &[]);
+    let pruned = run_cli(
+        &[
+            "prune",
+            "--store",
+            &store_arg,
+            "--keep-days",
+            "0",
+            "--keep-min",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
     assert_ok(&pruned);
     let after = list_json(store.path());
-    let ids: Vec<&str> = after.as_array().expect("array").iter().filter_map(|b| b["id"].as_str()).collect();
-    assert_eq!(ids, vec!["29990101T000000Z-live", complete[0].as_str()], "{after}");
-    assert!(!store.path().join("database/daily/20200101T000000Z-dead").exists());
+    let ids: Vec<&str> = after
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["29990101T000000Z-live", complete[0].as_str()],
+        "{after}"
+    );
+    assert!(!store
+        .path()
+        .join("database/daily/20200101T000000Z-dead")
+        .exists());
     assert_ok(&run_cli(&["verify", "--store", &store_arg], &[]));
     drop_database(&source).await;
 }

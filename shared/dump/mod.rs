@@ -176,13 +176,8 @@ fn success_body(report: &DumpReport) -> String {
 }
 
 async fn discard_partial(store: &dyn ObjectStore, backup_id: &str) {
-    let prefix = backup_prefix(backup_id);
-    if let Ok(objects) = store.list(&prefix).await {
-        for object in objects {
-            if let Err(e) = store.delete(&object.key).await {
-                tracing::warn!(key = %object.key, "could not remove a file of the failed backup: {e}");
-            }
-        }
+    if let Err(e) = store.delete_prefix(&backup_prefix(backup_id)).await {
+        tracing::warn!(%backup_id, "could not remove the files of the failed backup: {e}");
     }
 }
 

@@ -30,7 +30,8 @@ pub(super) async fn write_schema(
           SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n\
           SET SESSION foreign_key_checks = 0;\n",
     );
-    let is_name = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let is_name =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if is_name(&server.default_character_set) && is_name(&server.default_collation) {
         // Without a name, ALTER DATABASE applies to the database being loaded.
         out.extend_from_slice(

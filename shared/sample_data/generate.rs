@@ -589,10 +589,13 @@ pub(super) async fn generate(
         let sent = if status == "queued" {
             Value::NULL
         } else {
-            let Value::Date(y, mo, d, h, mi, se, us) = datetime(&mut rng, 2025, true) else {
-                unreachable!()
-            };
-            Value::Date(y, mo, d, h, mi, se, us / 1000 * 1000)
+            // DATETIME(3): whole milliseconds only.
+            match datetime(&mut rng, 2025, true) {
+                Value::Date(y, mo, d, h, mi, se, us) => {
+                    Value::Date(y, mo, d, h, mi, se, us / 1000 * 1000)
+                }
+                other => other,
+            }
         };
         ins.row(vec![Value::UInt(student), Value::UInt(rng.random_range(1..=5)), text(format!("s{student:08}@students.toc.example")), text("Your results are available"), text(format!("Dia duit,\n\nYour results for module {} are now available.\n\nLe meas,\nThe Open College", rng.random_range(1..=modules))), text(status), sent, datetime(&mut rng, 2025, true)]).await?;
     }

@@ -114,7 +114,25 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(self.io_error("delete", key, e)),
         }
-        // Empty folders are left by deletes; remove them up to the root so listings stay clean.
+        self.remove_empty_parents(&path).await;
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        let path = self.path_of(prefix.trim_end_matches('/'))?;
+        match fs::remove_dir_all(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io_error("delete", prefix, e)),
+        }
+        self.remove_empty_parents(&path).await;
+        Ok(())
+    }
+}
+
+impl LocalStore {
+    /// Deletes leave empty folders behind; remove them up to the root so listings stay clean.
+    async fn remove_empty_parents(&self, path: &Path) {
         let mut dir = path.parent().map(Path::to_path_buf);
         while let Some(current) = dir {
             if current == self.root || fs::remove_dir(&current).await.is_err() {
@@ -122,7 +140,6 @@ impl ObjectStore for LocalStore {
             }
             dir = current.parent().map(Path::to_path_buf);
         }
-        Ok(())
     }
 }
 

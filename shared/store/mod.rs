@@ -43,6 +43,15 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
 
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Deletes everything under `prefix` (which ends with `/`), including the leftovers of
+    /// writes that never finished.
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        for object in self.list(prefix).await? {
+            self.delete(&object.key).await?;
+        }
+        Ok(())
+    }
+
     /// Reads a small object whole; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         use tokio::io::AsyncReadExt;
