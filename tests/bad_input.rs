@@ -152,13 +152,7 @@ async fn passwords_never_appear_in_output_logs_or_backups() {
         ))
         .await
         .expect("create user");
-    let host_port = server_url()
-        .trim_start_matches("mysql://")
-        .split('@')
-        .nth(1)
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
+    let host_port = server_host_port();
     let store = tempfile::tempdir().expect("temp dir");
     let store_arg = store.path().to_str().unwrap_or_default().to_string();
     let with_password = format!("mysql://{user}:{password}@{host_port}/{source}");
@@ -306,13 +300,7 @@ async fn a_missing_privilege_fails_instead_of_shrinking_the_backup() {
         ))
         .await
         .expect("create user");
-    let host_port = server_url()
-        .trim_start_matches("mysql://")
-        .split('@')
-        .nth(1)
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
+    let host_port = server_host_port();
     let store = tempfile::tempdir().expect("temp dir");
     let output = run_cli(
         &[

@@ -50,6 +50,43 @@ async fn blocked_dump_connection(database: &str) -> u64 {
     }
 }
 
+/// A dump of a [`small_database`] stopped on a write lock of `b_blocked`, after it wrote
+/// `a_first`: a dump caught in the middle, deterministically.
+struct BlockedDump {
+    locker: mysql_async::Conn,
+    child: std::process::Child,
+    connection_id: u64,
+}
+
+async fn start_blocked_dump(source: &str, store: &Path) -> BlockedDump {
+    let mut locker = connect_to(source).await;
+    locker
+        .query_drop("LOCK TABLES b_blocked WRITE")
+        .await
+        .expect("lock");
+    let child = dump_command(source, store).spawn().expect("start dump");
+    let connection_id = blocked_dump_connection(source).await;
+    BlockedDump {
+        locker,
+        child,
+        connection_id,
+    }
+}
+
+impl BlockedDump {
+    async fn release_and_wait(mut self) -> std::process::Output {
+        self.locker
+            .query_drop("UNLOCK TABLES")
+            .await
+            .expect("unlock");
+        let child = self.child;
+        tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("dump output")
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_dump_fails_loudly_and_leaves_the_previous_backup_latest() {
     let source = small_database("killed").await;
@@ -60,25 +97,14 @@ async fn a_killed_dump_fails_loudly_and_leaves_the_previous_backup_latest() {
         .expect("an id")
         .to_string();
 
-    let mut locker = connect_to(&source).await;
-    locker
-        .query_drop("LOCK TABLES b_blocked WRITE")
-        .await
-        .expect("lock");
-    let child = dump_command(&source, store.path())
-        .spawn()
-        .expect("start dump");
-    let victim = blocked_dump_connection(&source).await;
+    let blocked = start_blocked_dump(&source, store.path()).await;
+    let victim = blocked.connection_id;
     admin()
         .await
         .query_drop(format!("KILL CONNECTION {victim}"))
         .await
         .expect("kill");
-    locker.query_drop("UNLOCK TABLES").await.expect("unlock");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("dump output");
+    let output = blocked.release_and_wait().await;
 
     assert!(
         !output.status.success(),
@@ -116,25 +142,13 @@ async fn a_killed_dump_fails_loudly_and_leaves_the_previous_backup_latest() {
 async fn ddl_during_the_dump_fails_the_backup() {
     let source = small_database("ddl").await;
     let store = tempfile::tempdir().expect("temp dir");
-    let mut locker = connect_to(&source).await;
-    locker
-        .query_drop("LOCK TABLES b_blocked WRITE")
-        .await
-        .expect("lock");
-    let child = dump_command(&source, store.path())
-        .spawn()
-        .expect("start dump");
-    blocked_dump_connection(&source).await;
+    let blocked = start_blocked_dump(&source, store.path()).await;
     connect_to(&source)
         .await
         .query_drop("ALTER TABLE c_later ADD COLUMN added INT NULL")
         .await
         .expect("alter");
-    locker.query_drop("UNLOCK TABLES").await.expect("unlock");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("output");
+    let output = blocked.release_and_wait().await;
     assert!(
         !output.status.success(),
         "DDL during the dump must fail it:\n{}",
@@ -160,25 +174,13 @@ async fn ddl_during_the_dump_fails_the_backup() {
 async fn an_interrupted_dump_alerts_and_leaves_no_backup() {
     let source = small_database("sigterm").await;
     let store = tempfile::tempdir().expect("temp dir");
-    let mut locker = connect_to(&source).await;
-    locker
-        .query_drop("LOCK TABLES b_blocked WRITE")
-        .await
-        .expect("lock");
-    let child = dump_command(&source, store.path())
-        .spawn()
-        .expect("start dump");
-    blocked_dump_connection(&source).await;
+    let blocked = start_blocked_dump(&source, store.path()).await;
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &blocked.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .expect("join")
-        .expect("output");
-    locker.query_drop("UNLOCK TABLES").await.expect("unlock");
+    let output = blocked.release_and_wait().await;
     assert!(
         !output.status.success(),
         "an interrupted dump must fail:\n{}",

@@ -110,6 +110,12 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
     })
 }
 
+fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut names: Vec<&str> = names.collect();
+    names.sort_unstable();
+    names
+}
+
 /// DDL during the dump would make the files disagree with each other; InnoDB reports it for
 /// tables read after the change (ER_TABLE_DEF_CHANGED), and this check catches the rest.
 pub(super) async fn check_schema_unchanged(
@@ -118,35 +124,35 @@ pub(super) async fn check_schema_unchanged(
     before: &Catalogue,
 ) -> Result<()> {
     let summaries = schema::list_tables(conn, database).await?;
-    let mut now_tables: Vec<&str> = summaries
-        .iter()
-        .filter(|s| s.table_type == "BASE TABLE")
-        .map(|s| s.name.as_str())
-        .collect();
-    now_tables.sort_unstable();
-    let mut then_tables: Vec<&str> = before.tables.iter().map(|t| t.name.as_str()).collect();
-    then_tables.sort_unstable();
-    if now_tables != then_tables {
-        return Err(Error::SchemaChangedDuringDump {
-            detail: format!(
-                "tables were created or dropped: before [{}], after [{}]",
-                then_tables.join(", "),
-                now_tables.join(", ")
-            ),
-        });
-    }
-    let mut now_views: Vec<&str> = summaries
-        .iter()
-        .filter(|s| s.table_type == "VIEW")
-        .map(|s| s.name.as_str())
-        .collect();
-    now_views.sort_unstable();
-    let mut then_views: Vec<&str> = before.views.iter().map(String::as_str).collect();
-    then_views.sort_unstable();
-    if now_views != then_views {
-        return Err(Error::SchemaChangedDuringDump {
-            detail: "views were created or dropped".into(),
-        });
+    let names_of = |table_type: &str| {
+        sorted(
+            summaries
+                .iter()
+                .filter(|s| s.table_type == table_type)
+                .map(|s| s.name.as_str()),
+        )
+    };
+    for (kind, now, then) in [
+        (
+            "tables",
+            names_of("BASE TABLE"),
+            sorted(before.tables.iter().map(|t| t.name.as_str())),
+        ),
+        (
+            "views",
+            names_of("VIEW"),
+            sorted(before.views.iter().map(String::as_str)),
+        ),
+    ] {
+        if now != then {
+            return Err(Error::SchemaChangedDuringDump {
+                detail: format!(
+                    "{kind} were created or dropped: before [{}], after [{}]",
+                    then.join(", "),
+                    now.join(", ")
+                ),
+            });
+        }
     }
     for table in &before.tables {
         let now = schema::show_create_table(conn, &table.name).await?;

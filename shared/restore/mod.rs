@@ -114,7 +114,7 @@ pub async fn run_restore(
                     let outcome =
                         apply::apply_file(store.as_ref(), &backup_id, &file, &mut conn).await;
                     if outcome.is_ok() {
-                        tracing::debug!(file = %file.name, "loaded");
+                        tracing::info!(file = %file.name, "loaded");
                     }
                     (conn, outcome)
                 }

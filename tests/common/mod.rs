@@ -20,6 +20,12 @@ pub fn server_url() -> String {
     )
 }
 
+/// `host:port` of the test server.
+pub fn server_host_port() -> String {
+    let url = DatabaseUrl::parse(&server_url()).expect("TEST_DATABASE_URL parses");
+    url.address()
+}
+
 pub fn url_for(database: &str) -> String {
     format!(
         "{}{database}",
