@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use toc_sis_backup::config::DatabaseUrl;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
-use toc_sis_backup::notify::LogNotifier;
+use toc_sis_backup::notify::sns::SnsNotifier;
+use toc_sis_backup::notify::{LogNotifier, Notifier};
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
 use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::{open_store, ObjectStore};
@@ -83,7 +84,8 @@ impl Connection {
 
 #[derive(Args)]
 struct StoreArg {
-    /// Where backups live: a folder (s3://BUCKET/PREFIX in the S3 build).
+    /// Where backups live: a folder, or s3://BUCKET/PREFIX (credentials, region and
+    /// AWS_ENDPOINT_URL from the standard AWS environment).
     #[arg(long, env = "BACKUP_STORE")]
     store: String,
 }
@@ -131,6 +133,9 @@ struct DumpArgs {
     /// Also notify on success (failures always notify).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     notify_success: bool,
+    /// Send notifications to this SNS topic instead of the log.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -261,8 +266,19 @@ async fn shutdown_signal() -> String {
     }
 }
 
-fn store(arg: &StoreArg) -> Result<Arc<dyn ObjectStore>, Error> {
-    open_store(&arg.store)
+async fn store(arg: &StoreArg) -> Result<Arc<dyn ObjectStore>, Error> {
+    open_store(&arg.store).await
+}
+
+/// SNS when a topic is configured, the log otherwise.
+async fn notifier(topic_arn: Option<&str>) -> Arc<dyn Notifier> {
+    match topic_arn {
+        Some(arn) => {
+            let config = toc_sis_backup::aws::sdk_config().await;
+            Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&config), arn))
+        }
+        None => Arc::new(LogNotifier),
+    }
 }
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
@@ -289,13 +305,10 @@ async fn run(command: Command) -> Result<(), Error> {
             options.compression_level = args.compression_level;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
-            let report = run_dump_until(
-                store(&args.store)?,
-                &LogNotifier,
-                &options,
-                shutdown_signal(),
-            )
-            .await?;
+            let notifier = notifier(args.sns_topic_arn.as_deref()).await;
+            let store = store(&args.store).await?;
+            let report =
+                run_dump_until(store, notifier.as_ref(), &options, shutdown_signal()).await?;
             print(args.json, &report, |r| {
                 let mut text = format!(
                     "backup {} of {}: {} tables, {} rows, {} files, {} ({} of SQL) in {:.1} s",
@@ -328,7 +341,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 force: args.force,
                 jobs: usize::from(args.jobs),
             };
-            let report = run_restore(store(&args.store)?, &options).await?;
+            let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {
                 format!(
                     "restored backup {} of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
@@ -348,7 +361,7 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Verify(args) => {
-            let store = store(&args.store)?;
+            let store = store(&args.store).await?;
             let manifest = catalog::resolve(store.as_ref(), &args.backup).await?;
             let report = verify::verify_backup(store.as_ref(), &manifest).await?;
             print(args.json, &report, |r| {
@@ -361,7 +374,7 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::List(args) => {
-            let listed = catalog::list(store(&args.store)?.as_ref(), args.all).await?;
+            let listed = catalog::list(store(&args.store).await?.as_ref(), args.all).await?;
             print(args.json, &listed, |list| {
                 if list.is_empty() {
                     return "no backups".to_string();
@@ -389,7 +402,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Prune(args) => {
             let report = retention::prune(
-                store(&args.store)?.as_ref(),
+                store(&args.store).await?.as_ref(),
                 &args.retention.policy(),
                 chrono::Utc::now(),
             )

@@ -19,6 +19,15 @@ pub struct DatabaseUrl {
     pub host: String,
     pub port: u16,
     pub database: Option<String>,
+    pub tls: Option<Tls>,
+    /// Send the password in clear text (over TLS): what RDS IAM authentication tokens need.
+    pub clear_text_password: bool,
+}
+
+/// TLS to the database server; `ca_file` adds a CA bundle (e.g. Amazon RDS's) to the roots.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl DatabaseUrl {
@@ -67,6 +76,8 @@ impl DatabaseUrl {
             host,
             port: url.port().unwrap_or(DEFAULT_PORT),
             database,
+            tls: None,
+            clear_text_password: false,
         })
     }
 
@@ -84,7 +95,45 @@ impl DatabaseUrl {
             host: host.into(),
             port,
             database,
+            tls: None,
+            clear_text_password: false,
         }
+    }
+
+    /// The same address with another password (a secret's, or an IAM token).
+    pub fn with_password(&self, password: Option<String>) -> Self {
+        DatabaseUrl {
+            password,
+            ..self.clone()
+        }
+    }
+
+    /// Applies DATABASE_TLS (`on`/`off`) and DATABASE_TLS_CA_FILE, naming a bad value.
+    pub fn with_tls_from_env(mut self) -> Result<Self> {
+        let ca_file = std::env::var_os("DATABASE_TLS_CA_FILE")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from);
+        let enabled = match std::env::var("DATABASE_TLS").ok().as_deref() {
+            None | Some("") => ca_file.is_some(),
+            Some("on") | Some("true") | Some("required") => true,
+            Some("off") | Some("false") => false,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "DATABASE_TLS".into(),
+                    reason: format!("{other:?} is not on or off"),
+                })
+            }
+        };
+        if let Some(path) = &ca_file {
+            if !path.is_file() {
+                return Err(Error::Config {
+                    variable: "DATABASE_TLS_CA_FILE".into(),
+                    reason: format!("{} is not a readable file", path.display()),
+                });
+            }
+        }
+        self.tls = enabled.then_some(Tls { ca_file });
+        Ok(self)
     }
 
     pub fn password(&self) -> Option<&str> {

@@ -20,6 +20,23 @@ pub enum Error {
     )]
     InvalidStore { location: String, reason: String },
 
+    #[error("configuration variable {variable}: {reason}")]
+    Config { variable: String, reason: String },
+
+    #[error("S3 {operation} on bucket {bucket:?} key {key:?} failed: {detail}")]
+    S3 {
+        operation: &'static str,
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+
+    #[error("secret {secret}: {reason}")]
+    Secret { secret: String, reason: String },
+
+    #[error("invalid event: {reason}; expected {expected}")]
+    InvalidEvent { reason: String, expected: String },
+
     #[error("invalid {what} {value:?}: expected {expected}")]
     InvalidValue {
         what: &'static str,

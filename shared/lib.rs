@@ -3,9 +3,12 @@
 //! Everything that is not an entry point lives here; the Lambda functions and the `toc-backup`
 //! command line in `functions/` only parse input, build clients and call one job.
 
+pub mod aws;
 pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod dump;
+pub mod lambda;
 pub mod error;
 pub mod manifest;
 pub mod mysql;

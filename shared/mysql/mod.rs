@@ -33,7 +33,16 @@ pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> 
         .pass(url.password().map(str::to_string))
         .db_name(database.map(str::to_string))
         .prefer_socket(false)
-        .stmt_cache_size(0);
+        .stmt_cache_size(0)
+        .enable_cleartext_plugin(url.clear_text_password)
+        .ssl_opts(url.tls.as_ref().map(|tls| {
+            let roots = tls
+                .ca_file
+                .iter()
+                .map(|path| path.clone().into())
+                .collect();
+            mysql_async::SslOpts::default().with_root_certs(roots)
+        }));
     let connecting = Conn::new(opts);
     let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
     match outcome {

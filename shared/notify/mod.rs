@@ -1,5 +1,6 @@
-//! Telling a person what happened. SNS arrives with the Lambda functions; the log is the
-//! embedded default.
+//! Telling a person what happened: SNS (email/SMS) in AWS, the log as the embedded default.
+
+pub mod sns;
 
 use std::fmt;
 
@@ -34,11 +35,18 @@ pub struct Notification {
     pub body: String,
 }
 
+/// SNS subjects are ASCII without control characters and under 100 characters.
+const SUBJECT_MAX: usize = 99;
+
 impl Notification {
     pub fn new(severity: Severity, subject: impl Into<String>, body: impl Into<String>) -> Self {
-        let mut subject = format!("[TOC-SIS backup] {severity}: {}", subject.into());
-        if subject.chars().count() > 100 {
-            subject = subject.chars().take(99).collect::<String>() + "…";
+        let mut subject: String = format!("[TOC-SIS backup] {severity}: {}", subject.into())
+            .chars()
+            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .collect();
+        if subject.len() > SUBJECT_MAX {
+            subject.truncate(SUBJECT_MAX - 3);
+            subject.push_str("...");
         }
         Notification {
             severity,
@@ -79,7 +87,9 @@ mod tests {
     #[test]
     fn subjects_fit_sns_limit() {
         let n = Notification::new(Severity::Critical, "x".repeat(300), "");
-        assert_eq!(n.subject.chars().count(), 100);
+        assert_eq!(n.subject.len(), 99);
         assert!(n.subject.starts_with("[TOC-SIS backup] CRITICAL: "));
+        let n = Notification::new(Severity::Warning, "Seán's backup\nfailed", "");
+        assert_eq!(n.subject, "[TOC-SIS backup] WARNING: Se?n's backup?failed");
     }
 }

@@ -5,6 +5,7 @@
 //! that looks whole.
 
 pub mod local;
+pub mod s3;
 
 use std::fmt;
 use std::pin::Pin;
@@ -88,8 +89,9 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
-/// Opens the store a person named: a folder path, or (next) `s3://BUCKET/PREFIX`.
-pub fn open_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
+/// Opens the store a person named: a folder path or `s3://BUCKET/PREFIX` (S3 settings and
+/// credentials from the environment, see [`s3::S3Settings::from_env`]).
+pub async fn open_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
     let trimmed = location.trim();
     if trimmed.is_empty() {
         return Err(Error::InvalidStore {
@@ -97,17 +99,23 @@ pub fn open_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
             reason: "it is empty".into(),
         });
     }
+    if trimmed.starts_with("s3://") {
+        let (bucket, prefix) = s3::parse_location(trimmed)?;
+        let settings = s3::S3Settings::from_env()?;
+        let client = s3::client_from_env().await;
+        return Ok(Arc::new(s3::S3Store::new(client, bucket, prefix, settings)));
+    }
     if let Some((scheme, _)) = trimmed.split_once("://") {
         return Err(Error::InvalidStore {
             location: location.to_string(),
-            reason: format!("the {scheme}:// store is not available in this build"),
+            reason: format!("{scheme}:// is not a store this tool knows"),
         });
     }
     Ok(Arc::new(local::LocalStore::new(trimmed)))
 }
 
 /// Rejects keys that could escape the store's root or be ambiguous.
-pub(crate) fn validate_key(key: &str) -> Result<()> {
+pub fn validate_key(key: &str) -> Result<()> {
     let bad = key.is_empty()
         || key.starts_with('/')
         || key

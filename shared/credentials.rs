@@ -1,0 +1,136 @@
+//! Where database credentials come from: a Secrets Manager secret or an RDS IAM token in AWS,
+//! the environment locally. Errors name the secret, never its value.
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+
+use crate::config::{DatabaseUrl, Tls};
+use crate::error::{Error, Result};
+
+/// Reads a secret in the standard RDS shape (`username`, `password`, `host`, `port`, `dbname`)
+/// into a URL; `database` overrides the secret's `dbname`.
+pub async fn from_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    database: Option<&str>,
+) -> Result<DatabaseUrl> {
+    let failed = |reason: String| Error::Secret {
+        secret: secret_id.to_string(),
+        reason,
+    };
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            let reason = match e.as_service_error() {
+                Some(service) if service.is_resource_not_found_exception() => "it does not exist".to_string(),
+                _ => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            };
+            failed(format!("cannot be read: {reason}"))
+        })?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| failed("has no SecretString (binary secrets are not supported)".into()))?;
+    parse_secret(secret_id, text, database)
+}
+
+/// Parses the secret's JSON without ever quoting its content in an error.
+pub fn parse_secret(secret_id: &str, text: &str, database: Option<&str>) -> Result<DatabaseUrl> {
+    let failed = |reason: &str| Error::Secret {
+        secret: secret_id.to_string(),
+        reason: reason.to_string(),
+    };
+    let json: Value = serde_json::from_str(text)
+        .map_err(|_| failed("is not a JSON object with username, password, host and port"))?;
+    let field = |name: &str| -> Result<String> {
+        match json.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(_) => Err(failed(&format!("field {name:?} is not a non-empty string"))),
+            None => Err(failed(&format!("has no {name:?} field"))),
+        }
+    };
+    let port = match json.get("port") {
+        None => 3306,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| failed("field \"port\" is not a port number"))?,
+        Some(Value::String(s)) => s.parse().map_err(|_| failed("field \"port\" is not a port number"))?,
+        Some(_) => return Err(failed("field \"port\" is not a port number")),
+    };
+    let database = match database {
+        Some(name) => Some(name.to_string()),
+        None => json.get("dbname").and_then(Value::as_str).map(str::to_string),
+    };
+    Ok(DatabaseUrl::from_parts(
+        field("username")?,
+        Some(field("password")?),
+        field("host")?,
+        port,
+        database,
+    ))
+}
+
+/// Replaces the password with a fresh RDS IAM authentication token (valid 15 minutes), which
+/// the server accepts only over TLS with the clear-text plugin.
+pub async fn with_iam_token(url: &DatabaseUrl, config: &SdkConfig) -> Result<DatabaseUrl> {
+    let generator = aws_sdk_rds::auth_token::AuthTokenGenerator::new(
+        aws_sdk_rds::auth_token::Config::builder()
+            .hostname(url.host.clone())
+            .port(u64::from(url.port))
+            .username(url.user.clone())
+            .build()
+            .map_err(|e| Error::Config {
+                variable: "DATABASE_IAM_AUTH".into(),
+                reason: format!("cannot build the token request: {e}"),
+            })?,
+    );
+    let token = generator.auth_token(config).await.map_err(|e| Error::Config {
+        variable: "DATABASE_IAM_AUTH".into(),
+        reason: format!("cannot create an RDS IAM token for user {:?}: {e}", url.user),
+    })?;
+    let mut url = url.with_password(Some(token.to_string()));
+    url.clear_text_password = true;
+    if url.tls.is_none() {
+        url.tls = Some(Tls::default());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rds_secret_shape() {
+        let url = parse_secret(
+            "arn:secret",
+            r#"{"username":"backup","password":"p@ss:/w","engine":"mysql","host":"db.x","port":3306,"dbname":"toc_sis"}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(url.user, "backup");
+        assert_eq!(url.password(), Some("p@ss:/w"));
+        assert_eq!(url.database.as_deref(), Some("toc_sis"));
+        let url = parse_secret("s", r#"{"username":"u","password":"p","host":"h","port":"3307"}"#, Some("other")).unwrap();
+        assert_eq!((url.port, url.database.as_deref()), (3307, Some("other")));
+    }
+
+    #[test]
+    fn malformed_secrets_are_named_without_their_content() {
+        for text in [
+            "not json hunter2",
+            r#"{"username":"u","host":"h"}"#,
+            r#"{"username":"u","password":12345678,"host":"h"}"#,
+            r#"{"username":"u","password":"hunter2","host":"h","port":"x"}"#,
+        ] {
+            let message = parse_secret("arn:aws:secretsmanager:eu-west-1:1:secret:db", text, None)
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("arn:aws:secretsmanager:eu-west-1:1:secret:db"), "{message}");
+            assert!(!message.contains("hunter2") && !message.contains("12345678"), "{message}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! What the Lambda functions do, kept out of their thin entry points: configuration read and
+//! checked once per cold start, events parsed strictly, jobs run against the invocation's
+//! deadline, and every failure notified before it is returned.
+
+pub mod dump;
+mod event;
+
+pub use event::{DumpEvent, ManualDump};
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// Reads configuration variables; tests hand in a map instead of the process environment.
+pub trait Env {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl dyn Env + '_ {
+    pub fn require(&self, name: &str, what: &str) -> Result<String> {
+        self.get(name).ok_or_else(|| Error::Config {
+            variable: name.to_string(),
+            reason: format!("is not set; it must name {what}"),
+        })
+    }
+
+    pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(value) => value.trim().parse().map_err(|_| Error::Config {
+                variable: name.to_string(),
+                reason: format!("{value:?} is not {expected}"),
+            }),
+        }
+    }
+}
+
+/// The process environment; empty values count as unset.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.get(name).cloned().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Time left before the invocation is killed, if there is a deadline.
+pub fn remaining(deadline: Option<SystemTime>) -> Option<Duration> {
+    deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
+}

@@ -1,0 +1,517 @@
+//! The S3 store: backups where the strategy document wants them, encrypted and tagged.
+//!
+//! Objects up to one part are written with a single PutObject; larger ones stream through a
+//! multipart upload with a bounded number of parts in flight, each sent with its SHA-256, and
+//! the upload is aborted on any failure, so a half-written object never appears.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use super::{validate_key, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
+use crate::error::{Error, Result};
+
+/// S3 allows at most 10,000 parts; with 8 MiB parts one object may reach 78 GiB, far above a
+/// data file (split at 64 MiB of SQL by default).
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-KMS with the given key, or the account's `aws/s3` key when `None`.
+    Kms { key_id: Option<String> },
+    Aes256,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub encryption: Encryption,
+    pub part_size: usize,
+    /// Parts uploaded at once per object; memory is about `part_size * (concurrency + 1)`.
+    pub concurrency: usize,
+    /// Tag value lifecycle rules select on (`retention-class`).
+    pub retention_class: String,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            encryption: Encryption::Kms { key_id: None },
+            part_size: DEFAULT_PART_SIZE,
+            concurrency: 2,
+            retention_class: "academic-records-7y".into(),
+        }
+    }
+}
+
+impl S3Settings {
+    /// Reads BACKUP_SSE (`aws:kms` or `AES256`), BACKUP_KMS_KEY_ID, BACKUP_S3_PART_SIZE_MB,
+    /// BACKUP_S3_CONCURRENCY and BACKUP_RETENTION_CLASS, naming the variable on a bad value.
+    pub fn from_env() -> Result<Self> {
+        let mut settings = S3Settings::default();
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let key_id = var("BACKUP_KMS_KEY_ID");
+        settings.encryption = match var("BACKUP_SSE").as_deref() {
+            None | Some("aws:kms") | Some("kms") => Encryption::Kms { key_id },
+            Some("AES256") | Some("aes256") => Encryption::Aes256,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "BACKUP_SSE".into(),
+                    reason: format!("{other:?} is not aws:kms or AES256"),
+                })
+            }
+        };
+        if let Some(value) = var("BACKUP_S3_PART_SIZE_MB") {
+            let mb: usize = value.parse().ok().filter(|mb| (5..=512).contains(mb)).ok_or_else(|| Error::Config {
+                variable: "BACKUP_S3_PART_SIZE_MB".into(),
+                reason: format!("{value:?} is not a whole number of MiB from 5 to 512"),
+            })?;
+            settings.part_size = mb * 1024 * 1024;
+        }
+        if let Some(value) = var("BACKUP_S3_CONCURRENCY") {
+            settings.concurrency = value.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| Error::Config {
+                variable: "BACKUP_S3_CONCURRENCY".into(),
+                reason: format!("{value:?} is not a whole number from 1 to 16"),
+            })?;
+        }
+        if let Some(value) = var("BACKUP_RETENTION_CLASS") {
+            settings.retention_class = value;
+        }
+        Ok(settings)
+    }
+}
+
+/// `s3://BUCKET/PREFIX` split into bucket and prefix (ending with `/`, or empty).
+pub fn parse_location(location: &str) -> Result<(String, String)> {
+    let invalid = |reason: &str| Error::InvalidStore {
+        location: location.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = location.strip_prefix("s3://").ok_or_else(|| invalid("it does not start with s3://"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid_bucket {
+        return Err(invalid("the bucket name must be 3 to 63 lowercase letters, digits, '-' or '.'"));
+    }
+    let prefix = prefix.trim_matches('/');
+    if !prefix.is_empty() {
+        validate_key(prefix).map_err(|_| invalid("the prefix has empty, '.' or '..' parts"))?;
+    }
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    Ok((bucket.to_string(), prefix))
+}
+
+/// A client for the configured region and endpoint. `AWS_ENDPOINT_URL` (or `_S3`) points it at
+/// an S3-compatible server, which also switches to path-style addressing.
+pub async fn client_from_env() -> Client {
+    let config = crate::aws::sdk_config().await;
+    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var("BACKUP_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+    let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(custom_endpoint)
+        .build();
+    Client::from_conf(s3_config)
+}
+
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    settings: Arc<S3Settings>,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>, settings: S3Settings) -> Self {
+        let mut settings = settings;
+        settings.part_size = settings.part_size.max(MIN_PART_SIZE);
+        settings.concurrency = settings.concurrency.max(1);
+        S3Store {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            settings: Arc::new(settings),
+        }
+    }
+
+    fn full_key(&self, key: &str) -> Result<String> {
+        validate_key(key)?;
+        Ok(format!("{}{key}", self.prefix))
+    }
+
+    fn error(&self, operation: &'static str, key: &str, detail: impl std::fmt::Display) -> Error {
+        Error::S3 {
+            operation,
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
+    match error.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(error).to_string(),
+    }
+}
+
+/// `backup-kind` from where an object lives (`database/daily/…` is `database-daily`).
+fn tagging(key: &str, retention_class: &str) -> String {
+    let kind: Vec<&str> = key.split('/').take(2).collect();
+    let kind = if kind.len() == 2 { kind.join("-") } else { "other".into() };
+    let clean = |v: &str| -> String {
+        v.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .collect()
+    };
+    format!("backup-kind={}&retention-class={}", clean(&kind), clean(retention_class))
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn check(&self) -> Result<()> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let detail = match e.as_service_error() {
+                    Some(s) if s.is_not_found() => "the bucket does not exist".to_string(),
+                    _ => match e.raw_response().map(|r| r.status().as_u16()) {
+                        Some(403) => "access denied".to_string(),
+                        Some(404) => "the bucket does not exist".to_string(),
+                        _ => describe(&e),
+                    },
+                };
+                Err(self.error("HeadBucket", "", detail))
+            }
+        }
+    }
+
+    async fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+        let full_key = self.full_key(key)?;
+        Ok(Box::new(S3Writer {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            tagging: tagging(key, &self.settings.retention_class),
+            key: full_key,
+            settings: self.settings.clone(),
+            buffer: Vec::new(),
+            upload_id: None,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            completed: Vec::new(),
+            written: 0,
+        }))
+    }
+
+    async fn open(&self, key: &str) -> Result<ObjectReader> {
+        let full_key = self.full_key(key)?;
+        match self.client.get_object().bucket(&self.bucket).key(&full_key).send().await {
+            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(Error::MissingFile { file: key.to_string() })
+            }
+            Err(e) => Err(self.error("GetObject", &full_key, describe(&e))),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", &full_prefix, describe(&e)))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                found.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    modified: object
+                        .last_modified()
+                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let full_key = self.full_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("DeleteObject", &full_key, describe(&e)))
+    }
+}
+
+struct S3Writer {
+    client: Client,
+    bucket: String,
+    key: String,
+    tagging: String,
+    settings: Arc<S3Settings>,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    next_part: i32,
+    in_flight: JoinSet<Result<CompletedPart>>,
+    completed: Vec<CompletedPart>,
+    written: u64,
+}
+
+fn sha256_base64(bytes: &[u8]) -> String {
+    aws_smithy_types::base64::encode(Sha256::digest(bytes))
+}
+
+impl S3Writer {
+    fn error(&self, operation: &'static str, detail: impl std::fmt::Display) -> Error {
+        Error::S3 {
+            operation,
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            detail: detail.to_string(),
+        }
+    }
+
+    async fn start_upload(&mut self) -> Result<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let mut request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .tagging(&self.tagging);
+        request = match &self.settings.encryption {
+            Encryption::Kms { key_id } => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+            Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", describe(&e)))?;
+        let id = output
+            .upload_id()
+            .ok_or_else(|| self.error("CreateMultipartUpload", "no upload id in the answer"))?
+            .to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn collect_one(&mut self) -> Result<()> {
+        if let Some(joined) = self.in_flight.join_next().await {
+            let part = joined.map_err(|e| self.error("UploadPart", e))??;
+            self.completed.push(part);
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self, body: Vec<u8>) -> Result<()> {
+        let upload_id = self.start_upload().await?;
+        while self.in_flight.len() >= self.settings.concurrency {
+            self.collect_one().await?;
+        }
+        let number = self.next_part;
+        self.next_part += 1;
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        self.in_flight.spawn(async move {
+            let checksum = sha256_base64(&body);
+            let output = client
+                .upload_part()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .checksum_sha256(&checksum)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| Error::S3 {
+                    operation: "UploadPart",
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    detail: format!("part {number}: {}", describe(&e)),
+                })?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(output.e_tag().map(str::to_string))
+                .checksum_sha256(output.checksum_sha256().unwrap_or(&checksum))
+                .build())
+        });
+        Ok(())
+    }
+
+    async fn put_whole(&mut self) -> Result<()> {
+        let body = std::mem::take(&mut self.buffer);
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .checksum_sha256(sha256_base64(&body))
+            .tagging(&self.tagging)
+            .body(ByteStream::from(body));
+        request = match &self.settings.encryption {
+            Encryption::Kms { key_id } => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(key_id.clone()),
+            Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("PutObject", describe(&e)))
+    }
+
+    async fn complete(&mut self) -> Result<()> {
+        if !self.buffer.is_empty() {
+            let rest = std::mem::take(&mut self.buffer);
+            self.send_part(rest).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        self.completed.sort_by_key(|p| p.part_number());
+        let upload_id = self.start_upload().await?;
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.completed)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("CompleteMultipartUpload", describe(&e)))
+    }
+
+    async fn abort_upload(&mut self) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(upload_id) = self.upload_id.take() {
+            let outcome = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            match outcome {
+                Ok(_) => tracing::info!(bucket = %self.bucket, key = %self.key, "multipart upload aborted"),
+                Err(e) => tracing::error!(
+                    bucket = %self.bucket,
+                    key = %self.key,
+                    %upload_id,
+                    "could not abort the multipart upload (the bucket's lifecycle rule removes it later): {}",
+                    describe(&e)
+                ),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.written += chunk.len() as u64;
+        self.buffer.extend_from_slice(&chunk);
+        while self.buffer.len() >= self.settings.part_size {
+            let rest = self.buffer.split_off(self.settings.part_size);
+            let part = std::mem::replace(&mut self.buffer, rest);
+            if let Err(e) = self.send_part(part).await {
+                self.abort_upload().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<u64> {
+        let outcome = if self.upload_id.is_none() && self.in_flight.is_empty() {
+            self.put_whole().await
+        } else {
+            self.complete().await
+        };
+        match outcome {
+            Ok(()) => Ok(self.written),
+            Err(e) => {
+                self.abort_upload().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.abort_upload().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_location("s3://toc-backups/prod/").unwrap(), ("toc-backups".into(), "prod/".into()));
+        assert_eq!(parse_location("s3://toc-backups").unwrap(), ("toc-backups".into(), String::new()));
+        for bad in ["s3://", "s3://Upper/x", "s3://ok-bucket/a/../b", "s3://x/y"] {
+            let message = parse_location(bad).unwrap_err().to_string();
+            assert!(message.contains(bad), "{message}");
+        }
+    }
+
+    #[test]
+    fn tags_follow_the_key() {
+        assert_eq!(
+            tagging("database/daily/x/manifest.json", "academic-records-7y"),
+            "backup-kind=database-daily&retention-class=academic-records-7y"
+        );
+    }
+}
