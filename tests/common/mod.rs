@@ -303,3 +303,5 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+pub mod aws;

@@ -1,0 +1,111 @@
+//! The AWS emulator (moto, started by `scripts/test` and named in AWS_ENDPOINT_URL): buckets,
+//! SNS topics whose messages are read back through an SQS subscription, secrets.
+
+use std::time::Duration;
+
+use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+
+pub async fn config() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, which starts the AWS emulator"
+    );
+    toc_sis_backup::aws::sdk_config().await
+}
+
+pub async fn s3() -> aws_sdk_s3::Client {
+    toc_sis_backup::store::s3::client_from_env().await
+}
+
+/// A new bucket with a unique name.
+pub async fn bucket(prefix: &str) -> String {
+    let name = format!("{prefix}-{:08x}", rand::random::<u32>());
+    s3().await
+        .create_bucket()
+        .bucket(&name)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create bucket");
+    name
+}
+
+/// An SNS topic with an SQS queue subscribed, so published alerts can be read back.
+pub struct Alerts {
+    pub topic_arn: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Alerts {
+    pub async fn new() -> Alerts {
+        let config = config().await;
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let name = format!("toc-alerts-{:08x}", rand::random::<u32>());
+        let topic_arn = sns.create_topic().name(&name).send().await.expect("topic").topic_arn().expect("arn").to_string();
+        let queue_url = sqs.create_queue().queue_name(&name).send().await.expect("queue").queue_url().expect("url").to_string();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+        Alerts { topic_arn, queue_url, sqs }
+    }
+
+    /// Every (subject, message) published so far, waiting briefly for delivery.
+    pub async fn received(&self) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            for message in output.messages() {
+                let envelope: serde_json::Value =
+                    serde_json::from_str(message.body().unwrap_or_default()).expect("SNS envelope JSON");
+                found.push((
+                    envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                    envelope["Message"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+            if !found.is_empty() && output.messages().is_empty() {
+                break;
+            }
+            if found.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        found
+    }
+}
+
+/// A Secrets Manager secret holding `text`; returns its ARN.
+pub async fn secret(text: &str) -> String {
+    let client = aws_sdk_secretsmanager::Client::new(&config().await);
+    client
+        .create_secret()
+        .name(format!("toc/db/{:08x}", rand::random::<u32>()))
+        .secret_string(text)
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .expect("arn")
+        .to_string()
+}
