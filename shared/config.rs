@@ -120,7 +120,7 @@ impl DatabaseUrl {
             Some(other) => {
                 return Err(Error::Config {
                     variable: "DATABASE_TLS".into(),
-                    reason: format!("{other:?} is not on or off"),
+                    reason: format!("is {other:?}, which is not on or off"),
                 })
             }
         };
@@ -128,7 +128,7 @@ impl DatabaseUrl {
             if !path.is_file() {
                 return Err(Error::Config {
                     variable: "DATABASE_TLS_CA_FILE".into(),
-                    reason: format!("{} is not a readable file", path.display()),
+                    reason: format!("names {}, which is not a readable file", path.display()),
                 });
             }
         }

@@ -25,7 +25,9 @@ pub async fn from_secret(
         .await
         .map_err(|e| {
             let reason = match e.as_service_error() {
-                Some(service) if service.is_resource_not_found_exception() => "it does not exist".to_string(),
+                Some(service) if service.is_resource_not_found_exception() => {
+                    "it does not exist".to_string()
+                }
                 _ => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
             };
             failed(format!("cannot be read: {reason}"))
@@ -57,12 +59,17 @@ pub fn parse_secret(secret_id: &str, text: &str, database: Option<&str>) -> Resu
             .as_u64()
             .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| failed("field \"port\" is not a port number"))?,
-        Some(Value::String(s)) => s.parse().map_err(|_| failed("field \"port\" is not a port number"))?,
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| failed("field \"port\" is not a port number"))?,
         Some(_) => return Err(failed("field \"port\" is not a port number")),
     };
     let database = match database {
         Some(name) => Some(name.to_string()),
-        None => json.get("dbname").and_then(Value::as_str).map(str::to_string),
+        None => json
+            .get("dbname")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     Ok(DatabaseUrl::from_parts(
         field("username")?,
@@ -84,13 +91,19 @@ pub async fn with_iam_token(url: &DatabaseUrl, config: &SdkConfig) -> Result<Dat
             .build()
             .map_err(|e| Error::Config {
                 variable: "DATABASE_IAM_AUTH".into(),
-                reason: format!("cannot build the token request: {e}"),
+                reason: format!("is on, but the token request cannot be built: {e}"),
             })?,
     );
-    let token = generator.auth_token(config).await.map_err(|e| Error::Config {
-        variable: "DATABASE_IAM_AUTH".into(),
-        reason: format!("cannot create an RDS IAM token for user {:?}: {e}", url.user),
-    })?;
+    let token = generator
+        .auth_token(config)
+        .await
+        .map_err(|e| Error::Config {
+            variable: "DATABASE_IAM_AUTH".into(),
+            reason: format!(
+                "is on, but no RDS IAM token could be made for user {:?}: {e}",
+                url.user
+            ),
+        })?;
     let mut url = url.with_password(Some(token.to_string()));
     url.clear_text_password = true;
     if url.tls.is_none() {
@@ -114,7 +127,12 @@ mod tests {
         assert_eq!(url.user, "backup");
         assert_eq!(url.password(), Some("p@ss:/w"));
         assert_eq!(url.database.as_deref(), Some("toc_sis"));
-        let url = parse_secret("s", r#"{"username":"u","password":"p","host":"h","port":"3307"}"#, Some("other")).unwrap();
+        let url = parse_secret(
+            "s",
+            r#"{"username":"u","password":"p","host":"h","port":"3307"}"#,
+            Some("other"),
+        )
+        .unwrap();
         assert_eq!((url.port, url.database.as_deref()), (3307, Some("other")));
     }
 
@@ -129,8 +147,14 @@ mod tests {
             let message = parse_secret("arn:aws:secretsmanager:eu-west-1:1:secret:db", text, None)
                 .unwrap_err()
                 .to_string();
-            assert!(message.contains("arn:aws:secretsmanager:eu-west-1:1:secret:db"), "{message}");
-            assert!(!message.contains("hunter2") && !message.contains("12345678"), "{message}");
+            assert!(
+                message.contains("arn:aws:secretsmanager:eu-west-1:1:secret:db"),
+                "{message}"
+            );
+            assert!(
+                !message.contains("hunter2") && !message.contains("12345678"),
+                "{message}"
+            );
         }
     }
 }

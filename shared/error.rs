@@ -20,10 +20,10 @@ pub enum Error {
     )]
     InvalidStore { location: String, reason: String },
 
-    #[error("configuration variable {variable}: {reason}")]
+    #[error("configuration: {variable} {reason}")]
     Config { variable: String, reason: String },
 
-    #[error("S3 {operation} on bucket {bucket:?} key {key:?} failed: {detail}")]
+    #[error("S3 {operation} on s3://{bucket}/{key} failed: {detail}")]
     S3 {
         operation: &'static str,
         bucket: String,

@@ -21,6 +21,18 @@ async fn bad_input_gets_errors_that_name_the_bad_value() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
+                "list".into(),
+                "--store".into(),
+                "s3://no-such-bucket-toc".into(),
+            ],
+            "S3 HeadBucket on s3://no-such-bucket-toc/ failed: the bucket does not exist",
+        ),
+        (
+            vec!["list".into(), "--store".into(), "s3://Bad_Bucket/x".into()],
+            "invalid store \"s3://Bad_Bucket/x\": the bucket name must be",
+        ),
+        (
+            vec![
                 "dump".into(),
                 "--database-url".into(),
                 "mysql//root@localhost/db".into(),

@@ -19,7 +19,13 @@ fn s3_cli(args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
 async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
     let source = unique_name("nasty_s3");
     create_database(&source).await;
-    load_script(&source, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/nasty.sql")));
+    load_script(
+        &source,
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/nasty.sql"
+        )),
+    );
     // A table big enough, and random enough, that its data file needs a multipart upload.
     connect_to(&source)
         .await
@@ -29,36 +35,95 @@ async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
     let bucket = aws::bucket("toc-backups").await;
     let store = format!("s3://{bucket}/college");
 
-    let dumped = s3_cli(&["dump", "--database-url", &url_for(&source), "--store", &store, "--json"], &[]);
+    let dumped = s3_cli(
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store,
+            "--json",
+        ],
+        &[],
+    );
     assert_ok(&dumped);
     let report: serde_json::Value = serde_json::from_slice(&dumped.stdout).expect("json");
     let id = report["backup_id"].as_str().expect("id").to_string();
 
     let copy = unique_name("nasty_from_s3");
-    assert_ok(&s3_cli(&["restore", "--database-url", &server_url(), "--store", &store, "--target-database", &copy], &[]));
+    assert_ok(&s3_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            &store,
+            "--target-database",
+            &copy,
+        ],
+        &[],
+    ));
     assert_eq!(checksums(&copy).await, checksums(&source).await);
     assert_eq!(definitions(&copy).await, definitions(&source).await);
     assert_ok(&s3_cli(&["verify", "--store", &store], &[]));
 
     let s3 = aws::s3().await;
-    let objects = s3.list_objects_v2().bucket(&bucket).prefix(format!("college/database/daily/{id}/")).send().await.expect("list");
-    let keys: Vec<String> = objects.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
-    assert!(keys.iter().any(|k| k.ends_with("/manifest.json")), "{keys:?}");
+    let objects = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("college/database/daily/{id}/"))
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<String> = objects
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.ends_with("/manifest.json")),
+        "{keys:?}"
+    );
     let mut multipart = false;
     for key in &keys {
-        let head = s3.head_object().bucket(&bucket).key(key).send().await.expect("head");
+        let head = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("head");
         assert_eq!(
             head.server_side_encryption().map(|s| s.as_str()),
             Some("aws:kms"),
             "{key} must be encrypted with SSE-KMS"
         );
         multipart |= head.e_tag().is_some_and(|t| t.contains('-'));
-        let tags = s3.get_object_tagging().bucket(&bucket).key(key).send().await.expect("tags");
-        let tag_pairs: Vec<(String, String)> = tags.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
-        assert!(tag_pairs.contains(&("backup-kind".into(), "database-daily".into())), "{key}: {tag_pairs:?}");
-        assert!(tag_pairs.iter().any(|(k, _)| k == "retention-class"), "{key}: {tag_pairs:?}");
+        let tags = s3
+            .get_object_tagging()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("tags");
+        let tag_pairs: Vec<(String, String)> = tags
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        assert!(
+            tag_pairs.contains(&("backup-kind".into(), "database-daily".into())),
+            "{key}: {tag_pairs:?}"
+        );
+        assert!(
+            tag_pairs.iter().any(|(k, _)| k == "retention-class"),
+            "{key}: {tag_pairs:?}"
+        );
     }
-    assert!(multipart, "the attachments file must have gone through a multipart upload");
+    assert!(
+        multipart,
+        "the attachments file must have gone through a multipart upload"
+    );
     drop_database(&source).await;
     drop_database(&copy).await;
 }
@@ -78,7 +143,16 @@ async fn a_bucket_that_rejects_a_write_mid_dump_aborts_and_alerts() {
     let bucket = aws::bucket("toc-rejecting").await;
     let store = format!("s3://{bucket}/college");
     let alerts = aws::Alerts::new().await;
-    assert_ok(&s3_cli(&["dump", "--database-url", &url_for(&source), "--store", &store], &[]));
+    assert_ok(&s3_cli(
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store,
+        ],
+        &[],
+    ));
     let previous = catalog_ids(&store);
     assert_eq!(previous.len(), 1);
 
@@ -92,25 +166,63 @@ async fn a_bucket_that_rejects_a_write_mid_dump_aborts_and_alerts() {
         }]
     });
     let s3 = aws::s3().await;
-    s3.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send().await.expect("policy");
+    s3.put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("policy");
 
     let failed = s3_cli(
-        &["dump", "--database-url", &url_for(&source), "--store", &store],
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store,
+        ],
         &[("SNS_TOPIC_ARN", &alerts.topic_arn)],
     );
-    assert!(!failed.status.success(), "a rejected write must fail the dump:\n{}", text(&failed));
+    assert!(
+        !failed.status.success(),
+        "a rejected write must fail the dump:\n{}",
+        text(&failed)
+    );
     let stderr = String::from_utf8_lossy(&failed.stderr);
-    assert!(stderr.contains(&format!("bucket \"{bucket}\"")), "the bucket must be named:\n{stderr}");
-    assert!(stderr.contains("1-00002-000001-b_big.sql.gz"), "the key must be named:\n{stderr}");
-    assert!(stderr.contains("multipart upload aborted"), "the upload must be aborted:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("s3://{bucket}/college/database/daily/")),
+        "the bucket must be named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("1-00002-000001-b_big.sql.gz"),
+        "the key must be named:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("multipart upload aborted"),
+        "the upload must be aborted:\n{stderr}"
+    );
 
-    let uploads = s3.list_multipart_uploads().bucket(&bucket).send().await.expect("list uploads");
-    assert!(uploads.uploads().is_empty(), "no multipart upload may be left open: {:?}", uploads.uploads());
-    assert_eq!(catalog_ids(&store), previous, "the previous backup must still be the only, latest one");
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(
+        uploads.uploads().is_empty(),
+        "no multipart upload may be left open: {:?}",
+        uploads.uploads()
+    );
+    assert_eq!(
+        catalog_ids(&store),
+        previous,
+        "the previous backup must still be the only, latest one"
+    );
 
     let received = alerts.received().await;
     assert!(
-        received.iter().any(|(subject, body)| subject.starts_with("[TOC-SIS backup] CRITICAL: full backup of")
+        received.iter().any(|(subject, body)| subject
+            .starts_with("[TOC-SIS backup] CRITICAL: full backup of")
             && subject.contains("FAILED")
             && body.contains("b_big")),
         "no SNS alert naming the failure: {received:?}"

@@ -54,7 +54,7 @@ impl DumpFunction {
         let store = env.require("BACKUP_STORE", "the backups' place, s3://BUCKET/PREFIX")?;
         let (bucket, prefix) = s3::parse_location(&store).map_err(|e| Error::Config {
             variable: "BACKUP_STORE".into(),
-            reason: e.to_string(),
+            reason: format!("is not usable: {e}"),
         })?;
         let notifier: Arc<dyn Notifier> = match env.get("SNS_TOPIC_ARN") {
             Some(arn) => Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk_config), arn)),
@@ -72,7 +72,7 @@ impl DumpFunction {
             (None, Some(text)) => {
                 let url = DatabaseUrl::parse(&text).map_err(|e| Error::Config {
                     variable: "DATABASE_URL".into(),
-                    reason: e.to_string(),
+                    reason: format!("is not usable: {e}"),
                 })?;
                 let url = match env.get("DATABASE_NAME") {
                     Some(name) => url.with_database(Some(&name)),
@@ -91,12 +91,12 @@ impl DumpFunction {
                     reason: "and DATABASE_URL are both set; set exactly one".into(),
                 })
             }
-            (None, None) => {
-                return Err(Error::Config {
-                    variable: "DATABASE_SECRET_ARN".into(),
-                    reason: "is not set (nor DATABASE_URL); one of them must say how to reach the database".into(),
-                })
-            }
+            (None, None) => return Err(Error::Config {
+                variable: "DATABASE_SECRET_ARN".into(),
+                reason:
+                    "is not set (nor DATABASE_URL); one of them must say how to reach the database"
+                        .into(),
+            }),
         };
         let retention = RetentionPolicy {
             keep_days: env.parse("BACKUP_KEEP_DAYS", 30, "a whole number of days")?,
@@ -114,8 +114,16 @@ impl DumpFunction {
             database,
             retention,
             notify_success: env.parse("NOTIFY_SUCCESS", false, "true or false")?,
-            min_remaining: Duration::from_secs(env.parse("DUMP_MIN_REMAINING_SECONDS", 120, "a whole number of seconds")?),
-            deadline_margin: Duration::from_secs(env.parse("DUMP_DEADLINE_MARGIN_SECONDS", 15, "a whole number of seconds")?),
+            min_remaining: Duration::from_secs(env.parse(
+                "DUMP_MIN_REMAINING_SECONDS",
+                120,
+                "a whole number of seconds",
+            )?),
+            deadline_margin: Duration::from_secs(env.parse(
+                "DUMP_DEADLINE_MARGIN_SECONDS",
+                15,
+                "a whole number of seconds",
+            )?),
             split_bytes: split_mb.max(1) * 1024 * 1024,
         })
     }
@@ -124,12 +132,16 @@ impl DumpFunction {
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         match self.run(&event, deadline).await {
             Ok(report) => Ok(report),
-            Err(error @ Error::InvalidEvent { .. }) | Err(error @ Error::Config { .. }) | Err(error @ Error::Secret { .. }) => {
+            Err(error @ Error::InvalidEvent { .. })
+            | Err(error @ Error::Config { .. })
+            | Err(error @ Error::Secret { .. }) => {
                 // Failures inside the dump notify themselves; these happen before it starts.
                 let note = Notification::new(
                     Severity::Critical,
                     "dump function could not start",
-                    format!("The dump function was invoked but did not start a backup.\nCause: {error}"),
+                    format!(
+                        "The dump function was invoked but did not start a backup.\nCause: {error}"
+                    ),
                 );
                 if let Err(e) = self.notifier.notify(&note).await {
                     tracing::error!("could not send notification: {e}");
@@ -158,9 +170,9 @@ impl DumpFunction {
                 let error = Error::Config {
                     variable: "DUMP_MIN_REMAINING_SECONDS".into(),
                     reason: format!(
-                        "only {} s of the invocation remain, at least {} s are needed; raise the function's timeout",
-                        left.as_secs(),
-                        self.min_remaining.as_secs()
+                        "is {} s, but only {} s of the invocation remain; raise the function's timeout",
+                        self.min_remaining.as_secs(),
+                        left.as_secs()
                     ),
                 };
                 return Err(error);
@@ -191,15 +203,25 @@ impl DumpFunction {
                 None => std::future::pending().await,
             }
         };
-        let report = run_dump_until(store, self.notifier.as_ref(), &options, stop_before_deadline).await?;
+        let report = run_dump_until(
+            store,
+            self.notifier.as_ref(),
+            &options,
+            stop_before_deadline,
+        )
+        .await?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 
     async fn database_url(&self) -> Result<DatabaseUrl> {
         match &self.database {
-            DatabaseSource::Secret { client, secret_id, database } => {
-                credentials::from_secret(client, secret_id, database.as_deref()).await?.with_tls_from_env()
-            }
+            DatabaseSource::Secret {
+                client,
+                secret_id,
+                database,
+            } => credentials::from_secret(client, secret_id, database.as_deref())
+                .await?
+                .with_tls_from_env(),
             DatabaseSource::Url { url, iam } => {
                 let url = url.clone().with_tls_from_env()?;
                 if *iam {

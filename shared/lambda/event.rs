@@ -38,7 +38,9 @@ impl DumpEvent {
             return Err(invalid(format!("the payload is {}", kind_of(event))));
         };
         if let Some(detail_type) = object.get("detail-type") {
-            if detail_type != "Scheduled Event" || object.get("source") != Some(&Value::from("aws.events")) {
+            if detail_type != "Scheduled Event"
+                || object.get("source") != Some(&Value::from("aws.events"))
+            {
                 return Err(invalid(format!(
                     "detail-type {detail_type} from source {} is not a scheduled event",
                     object.get("source").unwrap_or(&Value::Null)
@@ -90,20 +92,34 @@ mod tests {
     #[test]
     fn accepts_the_schedule_and_manual_payloads() {
         let scheduled = json!({"detail-type": "Scheduled Event", "source": "aws.events", "resources": ["arn:rule"], "detail": {}});
-        assert_eq!(DumpEvent::parse(&scheduled).unwrap(), DumpEvent::Scheduled { rule: Some("arn:rule".into()) });
+        assert_eq!(
+            DumpEvent::parse(&scheduled).unwrap(),
+            DumpEvent::Scheduled {
+                rule: Some("arn:rule".into())
+            }
+        );
         let manual = json!({"label": "pre-release", "prefix": "manual/"});
         assert_eq!(
             DumpEvent::parse(&manual).unwrap(),
-            DumpEvent::Manual(ManualDump { label: Some("pre-release".into()), prefix: Some("manual/".into()) })
+            DumpEvent::Manual(ManualDump {
+                label: Some("pre-release".into()),
+                prefix: Some("manual/".into())
+            })
         );
-        assert_eq!(DumpEvent::parse(&json!({})).unwrap(), DumpEvent::Manual(ManualDump::default()));
+        assert_eq!(
+            DumpEvent::parse(&json!({})).unwrap(),
+            DumpEvent::Manual(ManualDump::default())
+        );
     }
 
     #[test]
     fn refuses_anything_else_clearly() {
         for (event, fragment) in [
             (json!("dump please"), "the payload is a string"),
-            (json!({"detail-type": "Object Created", "source": "aws.s3"}), "is not a scheduled event"),
+            (
+                json!({"detail-type": "Object Created", "source": "aws.s3"}),
+                "is not a scheduled event",
+            ),
             (json!({"lable": "typo"}), "unknown field `lable`"),
             (json!({"prefix": "../etc"}), "prefix \"../etc\""),
             (json!({"label": 5}), "invalid type"),

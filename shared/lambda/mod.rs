@@ -29,7 +29,7 @@ impl dyn Env + '_ {
             None => Ok(default),
             Some(value) => value.trim().parse().map_err(|_| Error::Config {
                 variable: name.to_string(),
-                reason: format!("{value:?} is not {expected}"),
+                reason: format!("is {value:?}, which is not {expected}"),
             }),
         }
     }

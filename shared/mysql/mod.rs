@@ -36,11 +36,7 @@ pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> 
         .stmt_cache_size(0)
         .enable_cleartext_plugin(url.clear_text_password)
         .ssl_opts(url.tls.as_ref().map(|tls| {
-            let roots = tls
-                .ca_file
-                .iter()
-                .map(|path| path.clone().into())
-                .collect();
+            let roots = tls.ca_file.iter().map(|path| path.clone().into()).collect();
             mysql_async::SslOpts::default().with_root_certs(roots)
         }));
     let connecting = Conn::new(opts);

@@ -42,7 +42,13 @@ impl Notification {
     pub fn new(severity: Severity, subject: impl Into<String>, body: impl Into<String>) -> Self {
         let mut subject: String = format!("[TOC-SIS backup] {severity}: {}", subject.into())
             .chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect();
         if subject.len() > SUBJECT_MAX {
             subject.truncate(SUBJECT_MAX - 3);

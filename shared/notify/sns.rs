@@ -38,7 +38,13 @@ impl Notifier for SnsNotifier {
             .message_attributes("severity", severity)
             .send()
             .await
-            .map_err(|e| Error::Notify(format!("SNS publish to {}: {}", self.topic_arn, DisplayErrorContext(&e))))?;
+            .map_err(|e| {
+                Error::Notify(format!(
+                    "SNS publish to {}: {}",
+                    self.topic_arn,
+                    DisplayErrorContext(&e)
+                ))
+            })?;
         tracing::info!(topic = %self.topic_arn, subject = %n.subject, "notification sent");
         Ok(())
     }

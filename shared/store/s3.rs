@@ -29,7 +29,9 @@ const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encryption {
     /// SSE-KMS with the given key, or the account's `aws/s3` key when `None`.
-    Kms { key_id: Option<String> },
+    Kms {
+        key_id: Option<String>,
+    },
     Aes256,
 }
 
@@ -67,22 +69,32 @@ impl S3Settings {
             Some(other) => {
                 return Err(Error::Config {
                     variable: "BACKUP_SSE".into(),
-                    reason: format!("{other:?} is not aws:kms or AES256"),
+                    reason: format!("is {other:?}, which is not aws:kms or AES256"),
                 })
             }
         };
         if let Some(value) = var("BACKUP_S3_PART_SIZE_MB") {
-            let mb: usize = value.parse().ok().filter(|mb| (5..=512).contains(mb)).ok_or_else(|| Error::Config {
-                variable: "BACKUP_S3_PART_SIZE_MB".into(),
-                reason: format!("{value:?} is not a whole number of MiB from 5 to 512"),
-            })?;
+            let mb: usize = value
+                .parse()
+                .ok()
+                .filter(|mb| (5..=512).contains(mb))
+                .ok_or_else(|| Error::Config {
+                    variable: "BACKUP_S3_PART_SIZE_MB".into(),
+                    reason: format!(
+                        "is {value:?}, which is not a whole number of MiB from 5 to 512"
+                    ),
+                })?;
             settings.part_size = mb * 1024 * 1024;
         }
         if let Some(value) = var("BACKUP_S3_CONCURRENCY") {
-            settings.concurrency = value.parse().ok().filter(|n| (1..=16).contains(n)).ok_or_else(|| Error::Config {
-                variable: "BACKUP_S3_CONCURRENCY".into(),
-                reason: format!("{value:?} is not a whole number from 1 to 16"),
-            })?;
+            settings.concurrency = value
+                .parse()
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| Error::Config {
+                    variable: "BACKUP_S3_CONCURRENCY".into(),
+                    reason: format!("is {value:?}, which is not a whole number from 1 to 16"),
+                })?;
         }
         if let Some(value) = var("BACKUP_RETENTION_CLASS") {
             settings.retention_class = value;
@@ -97,20 +109,28 @@ pub fn parse_location(location: &str) -> Result<(String, String)> {
         location: location.to_string(),
         reason: reason.to_string(),
     };
-    let rest = location.strip_prefix("s3://").ok_or_else(|| invalid("it does not start with s3://"))?;
+    let rest = location
+        .strip_prefix("s3://")
+        .ok_or_else(|| invalid("it does not start with s3://"))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     let valid_bucket = (3..=63).contains(&bucket.len())
         && bucket
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
     if !valid_bucket {
-        return Err(invalid("the bucket name must be 3 to 63 lowercase letters, digits, '-' or '.'"));
+        return Err(invalid(
+            "the bucket name must be 3 to 63 lowercase letters, digits, '-' or '.'",
+        ));
     }
     let prefix = prefix.trim_matches('/');
     if !prefix.is_empty() {
         validate_key(prefix).map_err(|_| invalid("the prefix has empty, '.' or '..' parts"))?;
     }
-    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
     Ok((bucket.to_string(), prefix))
 }
 
@@ -135,7 +155,12 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>, settings: S3Settings) -> Self {
+    pub fn new(
+        client: Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+        settings: S3Settings,
+    ) -> Self {
         let mut settings = settings;
         settings.part_size = settings.part_size.max(MIN_PART_SIZE);
         settings.concurrency = settings.concurrency.max(1);
@@ -184,13 +209,27 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
 /// `backup-kind` from where an object lives (`database/daily/…` is `database-daily`).
 fn tagging(key: &str, retention_class: &str) -> String {
     let kind: Vec<&str> = key.split('/').take(2).collect();
-    let kind = if kind.len() == 2 { kind.join("-") } else { "other".into() };
+    let kind = if kind.len() == 2 {
+        kind.join("-")
+    } else {
+        "other".into()
+    };
     let clean = |v: &str| -> String {
         v.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
-    format!("backup-kind={}&retention-class={}", clean(&kind), clean(retention_class))
+    format!(
+        "backup-kind={}&retention-class={}",
+        clean(&kind),
+        clean(retention_class)
+    )
 }
 
 #[async_trait]
@@ -231,10 +270,19 @@ impl ObjectStore for S3Store {
 
     async fn open(&self, key: &str) -> Result<ObjectReader> {
         let full_key = self.full_key(key)?;
-        match self.client.get_object().bucket(&self.bucket).key(&full_key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .send()
+            .await
+        {
             Ok(output) => Ok(Box::pin(output.body.into_async_read())),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Err(Error::MissingFile { file: key.to_string() })
+                Err(Error::MissingFile {
+                    file: key.to_string(),
+                })
             }
             Err(e) => Err(self.error("GetObject", &full_key, describe(&e))),
         }
@@ -444,7 +492,9 @@ impl S3Writer {
                 .send()
                 .await;
             match outcome {
-                Ok(_) => tracing::info!(bucket = %self.bucket, key = %self.key, "multipart upload aborted"),
+                Ok(_) => {
+                    tracing::info!(bucket = %self.bucket, key = %self.key, "multipart upload aborted")
+                }
                 Err(e) => tracing::error!(
                     bucket = %self.bucket,
                     key = %self.key,
@@ -499,8 +549,14 @@ mod tests {
 
     #[test]
     fn locations_parse_and_bad_ones_are_named() {
-        assert_eq!(parse_location("s3://toc-backups/prod/").unwrap(), ("toc-backups".into(), "prod/".into()));
-        assert_eq!(parse_location("s3://toc-backups").unwrap(), ("toc-backups".into(), String::new()));
+        assert_eq!(
+            parse_location("s3://toc-backups/prod/").unwrap(),
+            ("toc-backups".into(), "prod/".into())
+        );
+        assert_eq!(
+            parse_location("s3://toc-backups").unwrap(),
+            ("toc-backups".into(), String::new())
+        );
         for bad in ["s3://", "s3://Upper/x", "s3://ok-bucket/a/../b", "s3://x/y"] {
             let message = parse_location(bad).unwrap_err().to_string();
             assert!(message.contains(bad), "{message}");

@@ -47,8 +47,24 @@ impl Alerts {
         let sns = aws_sdk_sns::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
         let name = format!("toc-alerts-{:08x}", rand::random::<u32>());
-        let topic_arn = sns.create_topic().name(&name).send().await.expect("topic").topic_arn().expect("arn").to_string();
-        let queue_url = sqs.create_queue().queue_name(&name).send().await.expect("queue").queue_url().expect("url").to_string();
+        let topic_arn = sns
+            .create_topic()
+            .name(&name)
+            .send()
+            .await
+            .expect("topic")
+            .topic_arn()
+            .expect("arn")
+            .to_string();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url()
+            .expect("url")
+            .to_string();
         let queue_arn = sqs
             .get_queue_attributes()
             .queue_url(&queue_url)
@@ -57,10 +73,23 @@ impl Alerts {
             .await
             .expect("queue attributes")
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
             .expect("queue arn");
-        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
-        Alerts { topic_arn, queue_url, sqs }
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe");
+        Alerts {
+            topic_arn,
+            queue_url,
+            sqs,
+        }
     }
 
     /// Every (subject, message) published so far, waiting briefly for delivery.
@@ -78,7 +107,8 @@ impl Alerts {
                 .expect("receive");
             for message in output.messages() {
                 let envelope: serde_json::Value =
-                    serde_json::from_str(message.body().unwrap_or_default()).expect("SNS envelope JSON");
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .expect("SNS envelope JSON");
                 found.push((
                     envelope["Subject"].as_str().unwrap_or_default().to_string(),
                     envelope["Message"].as_str().unwrap_or_default().to_string(),
