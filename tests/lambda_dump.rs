@@ -107,22 +107,25 @@ async fn the_handler_runs_every_sample_event_and_refuses_bad_ones() {
             .send()
             .await;
         assert!(manifest.is_ok(), "{name}: no manifest under {prefix}/");
-        if let Some(label) = event["label"].as_str() {
-            let output = run_cli(
-                &[
-                    "list",
-                    "--store",
-                    &format!("s3://{bucket}/{prefix}"),
-                    "--json",
-                ],
-                &[],
-            );
-            assert_ok(&output);
-            let store = format!("s3://{bucket}/{prefix}");
-            let verify = run_cli(&["verify", "--store", &store, "--backup", id], &[]);
-            assert_ok(&verify);
-            assert!(!label.is_empty());
-        }
+        let store = format!("s3://{bucket}/{prefix}");
+        assert_ok(&run_cli(
+            &["verify", "--store", &store, "--backup", id],
+            &[],
+        ));
+        let listed = run_cli(&["list", "--store", &store, "--json"], &[]);
+        assert_ok(&listed);
+        let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("list JSON");
+        let entry = listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|b| b["id"] == id)
+            .cloned()
+            .expect("listed");
+        assert_eq!(
+            entry["label"], event["label"],
+            "{name}: the manual label belongs in the manifest"
+        );
         ran += 1;
     }
     assert!(
