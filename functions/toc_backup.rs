@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use toc_sis_backup::config::DatabaseUrl;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
+use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
@@ -38,6 +39,8 @@ enum LogFormat {
 enum Command {
     /// Take a full, consistent backup of a database into a store.
     Dump(DumpArgs),
+    /// Back up what changed in the critical tables since the chain's previous point.
+    Incremental(IncrementalArgs),
     /// Load a backup into a database and verify it against the manifest.
     Restore(RestoreArgs),
     /// Re-read a backup and check every file's checksum.
@@ -142,14 +145,50 @@ struct DumpArgs {
 }
 
 #[derive(Args)]
+struct IncrementalArgs {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    store: StoreArg,
+    /// Comma-separated tables to track (default: the Tier 1 academic-record tables).
+    #[arg(long, env = "INCREMENTAL_TABLES")]
+    tables: Option<String>,
+    /// The change-tracking column of every table…
+    #[arg(
+        long,
+        env = "INCREMENTAL_TRACKING_COLUMN",
+        default_value = "updated_at"
+    )]
+    tracking_column: String,
+    /// …except these: table=column,…
+    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
+    tracking_columns: Option<String>,
+    /// Minutes before the previous point whose changes are written again regardless.
+    #[arg(long, env = "INCREMENTAL_OVERLAP_MINUTES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1440))]
+    overlap_minutes: u32,
+    /// Take a full backup when there is none to start a chain from.
+    #[arg(long, env = "INCREMENTAL_FULL_IF_MISSING")]
+    full_if_missing: bool,
+    #[arg(long, env = "NOTIFY_SUCCESS")]
+    notify_success: bool,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct RestoreArgs {
     #[command(flatten)]
     connection: Connection,
     #[command(flatten)]
     store: StoreArg,
-    /// `latest` or a backup id from `toc-backup list`.
+    /// `latest` (the newest point, full or incremental) or a backup id from `toc-backup list`.
     #[arg(long, env = "BACKUP_ID", default_value = "latest")]
     backup: String,
+    /// Restore the newest point at or before this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
+    #[arg(long, env = "RESTORE_AT", value_parser = parse_time, conflicts_with = "backup")]
+    at: Option<chrono::DateTime<chrono::Utc>>,
     /// The database to restore into; created if missing.
     #[arg(long, env = "TARGET_DATABASE")]
     target_database: String,
@@ -208,6 +247,12 @@ struct SampleArgs {
     replace: bool,
     #[arg(long)]
     json: bool,
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z ({e})"))
 }
 
 fn main() -> ExitCode {
@@ -333,10 +378,47 @@ async fn run(command: Command) -> Result<(), Error> {
                 text
             });
         }
+        Command::Incremental(args) => {
+            let mut options = IncrementalOptions::new(args.connection.url()?);
+            options.scope = Scope::parse(
+                args.tables.as_deref(),
+                Some(&args.tracking_column),
+                args.tracking_columns.as_deref(),
+            )?;
+            options.overlap = chrono::Duration::minutes(i64::from(args.overlap_minutes));
+            options.full_if_missing = args.full_if_missing;
+            options.notify_success = args.notify_success;
+            let notifier = notifier(args.sns_topic_arn.as_deref()).await;
+            let store = store(&args.store).await?;
+            let report =
+                run_incremental_until(store, notifier.as_ref(), &options, shutdown_signal())
+                    .await?;
+            print(args.json, &report, |r| {
+                match (&r.backup_id, &r.full_backup) {
+                (Some(id), _) => format!(
+                    "incremental {id} of {} after {}: {} rows written again, {} deleted, {} tables ({} rows), {} in {:.1} s",
+                    r.database,
+                    r.parent.as_deref().unwrap_or("-"),
+                    r.rows_rewritten,
+                    r.rows_deleted,
+                    r.tables,
+                    r.rows_after,
+                    mib(r.bytes),
+                    r.duration_seconds
+                ),
+                (None, Some(full)) => format!(
+                    "no chain to continue: took full backup {} to start one",
+                    full.backup_id
+                ),
+                (None, None) => "nothing done".to_string(),
+            }
+            });
+        }
         Command::Restore(args) => {
             let options = RestoreOptions {
                 server_url: args.connection.url()?,
                 backup: args.backup,
+                at: args.at,
                 target_database: args.target_database,
                 force: args.force,
                 jobs: usize::from(args.jobs),
@@ -344,9 +426,12 @@ async fn run(command: Command) -> Result<(), Error> {
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {
                 format!(
-                    "restored backup {} of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
-                     loaded in {:.1} s, verified in {:.1} s, {:.1} s in all. Row counts, fingerprints and definitions match the manifest.",
+                    "restored {} backup {} (point in time {}; chain {}) of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
+                     loaded in {:.1} s, verified in {:.1} s, {:.1} s in all. Row counts, fingerprints and definitions match the manifests.",
+                    r.kind,
                     r.backup_id,
+                    r.point_in_time,
+                    r.chain.join(" -> "),
                     r.source_database,
                     r.target_database,
                     r.tables,
@@ -380,21 +465,24 @@ async fn run(command: Command) -> Result<(), Error> {
                     return "no backups".to_string();
                 }
                 let mut lines = vec![format!(
-                    "{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}",
-                    "ID", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE"
+                    "{:<24} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}",
+                    "ID", "KIND", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE"
                 )];
                 for b in list {
                     lines.push(format!(
-                        "{:<24} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
+                        "{:<24} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
                         b.id,
+                        b.kind,
                         b.status,
                         b.database.as_deref().unwrap_or("-"),
                         b.tables.map_or("-".into(), |t| t.to_string()),
                         b.rows.map_or("-".into(), |r| r.to_string()),
                         mib(b.bytes),
-                        b.problem
-                            .as_ref()
-                            .map_or(String::new(), |p| format!("  ({p})"))
+                        match (&b.problem, &b.parent) {
+                            (Some(p), _) => format!("  ({p})"),
+                            (None, Some(parent)) => format!("  (after {parent})"),
+                            (None, None) => String::new(),
+                        }
                     ));
                 }
                 lines.join("\n")

@@ -7,10 +7,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, MANIFEST_NAME};
+use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
 use crate::store::{ObjectInfo, ObjectStore};
 
 pub const DAILY_PREFIX: &str = "database/daily/";
+pub const INCREMENTAL_PREFIX: &str = "database/incremental/";
 const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 
 /// A new backup id: UTC time, sortable, with a random suffix so two runs in one second differ.
@@ -30,8 +31,17 @@ pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// Where a full backup's files live.
 pub fn backup_prefix(id: &str) -> String {
     format!("{DAILY_PREFIX}{id}/")
+}
+
+/// Where a backup of `kind` keeps its files.
+pub fn prefix_for(kind: BackupKind, id: &str) -> String {
+    match kind {
+        BackupKind::Full => backup_prefix(id),
+        BackupKind::Incremental => format!("{INCREMENTAL_PREFIX}{id}/"),
+    }
 }
 
 pub fn manifest_key(id: &str) -> String {
@@ -50,6 +60,7 @@ pub enum EntryState {
 #[derive(Debug)]
 pub struct CatalogEntry {
     pub id: String,
+    pub kind: BackupKind,
     pub files: Vec<ObjectInfo>,
     pub state: EntryState,
 }
@@ -63,26 +74,41 @@ impl CatalogEntry {
     }
 }
 
-/// Every backup folder in the store, newest first.
+/// Every backup folder in the store (full and incremental), newest first.
 pub async fn entries(store: &dyn ObjectStore) -> Result<Vec<CatalogEntry>> {
-    let objects = store.list(DAILY_PREFIX).await?;
-    let mut by_id: BTreeMap<String, Vec<ObjectInfo>> = BTreeMap::new();
-    for object in objects {
-        let rest = &object.key[DAILY_PREFIX.len()..];
-        if let Some((id, _)) = rest.split_once('/') {
-            by_id.entry(id.to_string()).or_default().push(object);
+    let mut by_id: BTreeMap<String, (BackupKind, Vec<ObjectInfo>)> = BTreeMap::new();
+    for (kind, prefix) in [
+        (BackupKind::Full, DAILY_PREFIX),
+        (BackupKind::Incremental, INCREMENTAL_PREFIX),
+    ] {
+        for object in store.list(prefix).await? {
+            let rest = &object.key[prefix.len()..];
+            if let Some((id, _)) = rest.split_once('/') {
+                by_id
+                    .entry(id.to_string())
+                    .or_insert_with(|| (kind, Vec::new()))
+                    .1
+                    .push(object);
+            }
         }
     }
     let mut entries = Vec::with_capacity(by_id.len());
-    for (id, files) in by_id.into_iter().rev() {
-        let key = manifest_key(&id);
+    for (id, (kind, files)) in by_id.into_iter().rev() {
+        let key = format!("{}{MANIFEST_NAME}", prefix_for(kind, &id));
         let state = if files.iter().any(|f| f.key == key) {
             match store.get(&key).await? {
                 Some(bytes) => match Manifest::open(&key, &bytes) {
-                    Ok(m) if m.backup_id == id => EntryState::Complete(Box::new(m)),
+                    Ok(m) if m.backup_id == id && m.kind == kind => {
+                        EntryState::Complete(Box::new(m))
+                    }
                     Ok(m) => EntryState::Damaged(Error::InvalidManifest {
                         key: key.clone(),
-                        reason: format!("it names backup {:?}, not {id:?}", m.backup_id),
+                        reason: format!(
+                            "it names {} backup {:?}, not {} backup {id:?}",
+                            m.kind.label(),
+                            m.backup_id,
+                            kind.label()
+                        ),
                     }),
                     Err(e) => EntryState::Damaged(e),
                 },
@@ -91,7 +117,12 @@ pub async fn entries(store: &dyn ObjectStore) -> Result<Vec<CatalogEntry>> {
         } else {
             EntryState::Incomplete
         };
-        entries.push(CatalogEntry { id, files, state });
+        entries.push(CatalogEntry {
+            id,
+            kind,
+            files,
+            state,
+        });
     }
     Ok(entries)
 }
@@ -127,7 +158,10 @@ pub async fn resolve(store: &dyn ObjectStore, which: &str) -> Result<Manifest> {
 pub struct ListedBackup {
     pub id: String,
     pub status: &'static str,
-    pub kind: Option<String>,
+    pub kind: &'static str,
+    /// Incrementals: the full backup their chain starts at, and the link they follow.
+    pub chain_root: Option<String>,
+    pub parent: Option<String>,
     pub label: Option<String>,
     pub database: Option<String>,
     pub finished_at: Option<String>,
@@ -147,11 +181,14 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
         .map(|e| {
             let bytes = e.files.iter().map(|f| f.size).sum();
             let files = e.files.len();
+            let kind = e.kind.label();
             match e.state {
                 EntryState::Complete(m) => ListedBackup {
                     id: e.id,
                     status: "complete",
-                    kind: Some("full".into()),
+                    kind,
+                    chain_root: m.chain_root.clone(),
+                    parent: m.parent.clone(),
                     label: m.label.clone(),
                     database: Some(m.database.clone()),
                     finished_at: Some(m.finished_at.clone()),
@@ -164,7 +201,9 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
                 EntryState::Damaged(err) => ListedBackup {
                     id: e.id,
                     status: "damaged",
-                    kind: None,
+                    kind,
+                    chain_root: None,
+                    parent: None,
                     label: None,
                     database: None,
                     finished_at: None,
@@ -177,7 +216,9 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
                 EntryState::Incomplete => ListedBackup {
                     id: e.id,
                     status: "incomplete",
-                    kind: None,
+                    kind,
+                    chain_root: None,
+                    parent: None,
                     label: None,
                     database: None,
                     finished_at: None,

@@ -99,6 +99,12 @@ pub enum Error {
     #[error("backup {id:?} not found in {store}; `toc-backup list --store {store}` shows the backups there")]
     BackupNotFound { id: String, store: String },
 
+    #[error("backup chain broken at {backup}: {reason}")]
+    BrokenChain { backup: String, reason: String },
+
+    #[error("incremental backup cannot track table `{table}`: {reason}")]
+    IncrementalScope { table: String, reason: String },
+
     #[error("no complete backup in {0}")]
     NoBackups(String),
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod dump;
 pub mod error;
+pub mod incremental;
 pub mod lambda;
 pub mod manifest;
 pub mod mysql;

@@ -19,6 +19,12 @@ pub struct Manifest {
     pub backup_id: String,
     pub kind: BackupKind,
     pub label: Option<String>,
+    /// Incrementals: the link this one follows (a full backup or an incremental).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Incrementals: the full backup the chain starts at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_root: Option<String>,
     pub database: String,
     pub started_at: String,
     pub finished_at: String,
@@ -39,6 +45,16 @@ pub struct Manifest {
 #[serde(rename_all = "snake_case")]
 pub enum BackupKind {
     Full,
+    Incremental,
+}
+
+impl BackupKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            BackupKind::Full => "full",
+            BackupKind::Incremental => "incremental",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -69,6 +85,12 @@ pub enum Stage {
     Views,
     Triggers,
     Events,
+    /// Incrementals: rows deleted or about to be rewritten, removed by key.
+    Deletes,
+    /// Incrementals: inserted and changed rows.
+    Changes,
+    /// A table's key state (not SQL; read by the next incremental).
+    State,
 }
 
 impl Stage {
@@ -94,6 +116,9 @@ impl Stage {
             Stage::Views => "views",
             Stage::Triggers => "triggers",
             Stage::Events => "events",
+            Stage::Deletes => "deletes",
+            Stage::Changes => "changes",
+            Stage::State => "state",
         }
     }
 }
@@ -153,6 +178,11 @@ pub struct Integrity {
 }
 
 impl Manifest {
+    /// Where this backup's files live in the store.
+    pub fn prefix(&self) -> String {
+        crate::catalog::prefix_for(self.kind, &self.backup_id)
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
     }
@@ -231,6 +261,8 @@ pub(crate) mod tests {
             backup_id: "20261126T020000Z-abcd".into(),
             kind: BackupKind::Full,
             label: None,
+            parent: None,
+            chain_root: None,
             database: "toc_sis".into(),
             started_at: "2026-11-26T02:00:00Z".into(),
             finished_at: "2026-11-26T02:01:00Z".into(),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::catalog::{self, EntryState};
 use crate::error::Result;
+use crate::manifest::BackupKind;
 use crate::store::ObjectStore;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,7 @@ pub fn plan(
     let mut doomed = Vec::new();
     for (id, made, kind) in newest_first {
         match kind {
+            Kind::Link { .. } => {}
             Kind::Complete => {
                 complete_seen += 1;
                 let old = made.is_some_and(|t| t < cutoff);
@@ -60,12 +62,33 @@ pub fn plan(
             Kind::Damaged => {}
         }
     }
+    // An incremental goes with its chain's full backup: without it, it restores nothing.
+    let fulls: Vec<&str> = newest_first
+        .iter()
+        .filter(|(_, _, k)| *k == Kind::Complete)
+        .map(|(id, _, _)| id.as_str())
+        .collect();
+    for (id, made, kind) in newest_first {
+        if let Kind::Link { chain_root } = kind {
+            let root_doomed = doomed.iter().any(|d| d == chain_root);
+            let orphan_and_old =
+                !fulls.contains(&chain_root.as_str()) && made.is_some_and(|t| t < cutoff);
+            if root_doomed || orphan_and_old {
+                doomed.push(id.clone());
+            }
+        }
+    }
     doomed
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
+    /// A complete full backup.
     Complete,
+    /// A complete incremental of the chain starting at `chain_root`.
+    Link {
+        chain_root: String,
+    },
     Damaged,
     Incomplete,
 }
@@ -79,7 +102,10 @@ pub async fn prune(
     let summary: Vec<_> = entries
         .iter()
         .map(|e| {
-            let kind = match e.state {
+            let kind = match &e.state {
+                EntryState::Complete(m) if m.kind == BackupKind::Incremental => Kind::Link {
+                    chain_root: m.chain_root.clone().unwrap_or_default(),
+                },
                 EntryState::Complete(_) => Kind::Complete,
                 EntryState::Damaged(_) => Kind::Damaged,
                 EntryState::Incomplete => Kind::Incomplete,
@@ -95,10 +121,11 @@ pub async fn prune(
             continue;
         }
         // The manifest goes first: from that moment no command treats the rest as a backup.
-        store.delete(&catalog::manifest_key(&entry.id)).await?;
+        let prefix = catalog::prefix_for(entry.kind, &entry.id);
         store
-            .delete_prefix(&catalog::backup_prefix(&entry.id))
+            .delete(&format!("{prefix}{}", crate::manifest::MANIFEST_NAME))
             .await?;
+        store.delete_prefix(&prefix).await?;
         tracing::info!(backup_id = %entry.id, "removed by retention");
         report.deleted.push(entry.id.clone());
     }
@@ -132,6 +159,28 @@ mod tests {
             ("i10".to_string(), day(10), Kind::Incomplete),
         ];
         assert_eq!(plan(&policy, now, &entries), ["d40", "d20", "i10"]);
+    }
+
+    #[test]
+    fn incrementals_go_with_their_full_backup() {
+        let now = day(100).unwrap();
+        let policy = RetentionPolicy {
+            keep_days: 30,
+            keep_min: 1,
+            incomplete_grace_hours: 24,
+        };
+        let link = |root: &str| Kind::Link {
+            chain_root: root.into(),
+        };
+        let entries = vec![
+            ("i95".to_string(), day(95), link("d90")),
+            ("d90".to_string(), day(90), Kind::Complete),
+            ("i45".to_string(), day(45), link("d40")),
+            ("d40".to_string(), day(40), Kind::Complete),
+            ("i15".to_string(), day(15), link("gone")),
+            ("i85".to_string(), day(85), link("gone")),
+        ];
+        assert_eq!(plan(&policy, now, &entries), ["d40", "i45", "i15"]);
     }
 
     #[test]

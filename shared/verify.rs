@@ -4,7 +4,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::catalog::backup_prefix;
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest};
 use crate::store::ObjectStore;
@@ -36,9 +35,9 @@ pub async fn hash_object(store: &dyn ObjectStore, key: &str) -> Result<(u64, Str
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-/// Checks one file; the error names it and says what differs.
-pub async fn verify_file(store: &dyn ObjectStore, backup_id: &str, file: &FileEntry) -> Result<()> {
-    let key = format!("{}{}", backup_prefix(backup_id), file.name);
+/// Checks one file under `prefix`; the error names it and says what differs.
+pub async fn verify_file(store: &dyn ObjectStore, prefix: &str, file: &FileEntry) -> Result<()> {
+    let key = format!("{prefix}{}", file.name);
     let (bytes, sha256) = match hash_object(store, &key).await {
         Err(Error::MissingFile { .. }) => return Err(Error::MissingFile { file: key }),
         other => other?,
@@ -61,8 +60,9 @@ pub async fn verify_file(store: &dyn ObjectStore, backup_id: &str, file: &FileEn
 /// Checks every file of a backup, reporting every damaged file, not just the first.
 pub async fn verify_backup(store: &dyn ObjectStore, manifest: &Manifest) -> Result<VerifyReport> {
     let mut problems = Vec::new();
+    let prefix = manifest.prefix();
     for file in &manifest.files {
-        if let Err(e) = verify_file(store, &manifest.backup_id, file).await {
+        if let Err(e) = verify_file(store, &prefix, file).await {
             tracing::error!(file = %file.name, "{e}");
             problems.push(e);
         }

@@ -2,9 +2,9 @@
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
 mod objects;
-mod snapshot;
+pub(crate) mod snapshot;
 pub mod sql_file;
-mod table_data;
+pub(crate) mod table_data;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::incremental::keys;
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };
@@ -131,7 +132,7 @@ pub async fn run_dump_until(
             Ok(report)
         }
         Err(error) => {
-            discard_partial(store.as_ref(), &backup_id).await;
+            discard_partial(store.as_ref(), &backup_prefix(&backup_id)).await;
             let database = options.database_url.database.clone().unwrap_or_default();
             let note = Notification::new(
                 Severity::Critical,
@@ -149,7 +150,7 @@ pub async fn run_dump_until(
     }
 }
 
-async fn notify_or_log(notifier: &dyn Notifier, note: &Notification) {
+pub(crate) async fn notify_or_log(notifier: &dyn Notifier, note: &Notification) {
     if let Err(e) = notifier.notify(note).await {
         tracing::error!(subject = %note.subject, "could not send notification: {e}");
     }
@@ -175,9 +176,10 @@ fn success_body(report: &DumpReport) -> String {
     body
 }
 
-async fn discard_partial(store: &dyn ObjectStore, backup_id: &str) {
-    if let Err(e) = store.delete_prefix(&backup_prefix(backup_id)).await {
-        tracing::warn!(%backup_id, "could not remove the files of the failed backup: {e}");
+/// Removes what a failed run wrote, so nothing half-written stays behind.
+pub(crate) async fn discard_partial(store: &dyn ObjectStore, prefix: &str) {
+    if let Err(e) = store.delete_prefix(prefix).await {
+        tracing::warn!(%prefix, "could not remove the files of the failed backup: {e}");
     }
 }
 
@@ -245,7 +247,10 @@ async fn dump(
     let mut table_entries = Vec::with_capacity(catalogue.tables.len());
     let total_tables = catalogue.tables.len();
     for (index, table) in catalogue.tables.iter().enumerate() {
-        let dumped = table_data::dump_table(&mut conn, &writer, table, index + 1, options).await?;
+        // Tables with an integer primary key get a key state, which incrementals start from.
+        let key = keys::primary_key(&mut conn, &database, table).await?.ok();
+        let dumped =
+            table_data::dump_table(&mut conn, &writer, table, key, index + 1, options).await?;
         tracing::info!(
             table = %table.name,
             rows = dumped.fingerprint.rows(),
@@ -255,6 +260,14 @@ async fn dump(
         );
         for file in dumped.files {
             files.push(entry(file, Stage::Data, Some(table.name.clone()), &prefix));
+        }
+        if let Some(state) = dumped.state {
+            files.push(entry(
+                state,
+                Stage::State,
+                Some(table.name.clone()),
+                &prefix,
+            ));
         }
         table_entries.push(TableEntry {
             name: table.name.clone(),
@@ -282,7 +295,7 @@ async fn dump(
 
     // A backup counts only once what is in the store reads back as what was written.
     for (file, _) in &files {
-        crate::verify::verify_file(store.as_ref(), backup_id, file).await?;
+        crate::verify::verify_file(store.as_ref(), &prefix, file).await?;
     }
 
     let manifest = Manifest {
@@ -291,6 +304,8 @@ async fn dump(
         backup_id: backup_id.to_string(),
         kind: BackupKind::Full,
         label: options.label.clone(),
+        parent: None,
+        chain_root: None,
         database: database.clone(),
         started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
         finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -336,7 +351,7 @@ fn round_seconds(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-fn entry(
+pub(crate) fn entry(
     file: StoredFile,
     stage: Stage,
     table: Option<String>,
@@ -360,29 +375,45 @@ fn entry(
     )
 }
 
-/// Names files so that plain `ls` order is restore order in any locale: every name starts with
-/// the same fixed-width run of digits (stage, table number, part number).
+/// Names files so that plain `ls` order is restore order in any locale: every SQL file name
+/// starts with the same fixed-width run of digits (stage, table number, part number).
 pub(crate) struct FileNamer {
-    store: Arc<dyn ObjectStore>,
-    prefix: String,
-    level: u32,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) prefix: String,
+    pub(crate) level: u32,
 }
 
 impl FileNamer {
     pub(crate) async fn create(
         &self,
-        stage: Stage,
+        digit: u8,
         table_number: usize,
         part: usize,
         label: &str,
     ) -> Result<SqlFile> {
-        let key = format!(
-            "{}{}-{table_number:05}-{part:06}-{}.sql.gz",
-            self.prefix,
-            stage.digit(),
+        let name = format!(
+            "{digit}-{table_number:05}-{part:06}-{}.sql.gz",
             safe_label(label)
         );
-        SqlFile::create(self.store.clone(), key, self.level).await
+        self.create_named(&name).await
+    }
+
+    /// A table's key state; not SQL, so `cat *.sql.gz` leaves it out.
+    pub(crate) async fn create_state(&self, table_number: usize, label: &str) -> Result<SqlFile> {
+        self.create_named(&format!(
+            "state-{table_number:05}-{}.keys.gz",
+            safe_label(label)
+        ))
+        .await
+    }
+
+    async fn create_named(&self, name: &str) -> Result<SqlFile> {
+        SqlFile::create(
+            self.store.clone(),
+            format!("{}{name}", self.prefix),
+            self.level,
+        )
+        .await
     }
 }
 

@@ -21,7 +21,7 @@ pub(super) async fn write_schema(
     server: &ServerInfo,
     tables: &[Table],
 ) -> Result<StoredFile> {
-    let mut file = namer.create(Stage::Schema, 0, 0, "schema").await?;
+    let mut file = namer.create(Stage::Schema.digit(), 0, 0, "schema").await?;
     let out = file.buffer();
     out.extend_from_slice(banner("table definitions").as_bytes());
     out.extend_from_slice(
@@ -81,7 +81,7 @@ pub(super) async fn write_objects(
     if selected.is_empty() {
         return Ok(None);
     }
-    let mut file = namer.create(stage, 0, 0, stage.label()).await?;
+    let mut file = namer.create(stage.digit(), 0, 0, stage.label()).await?;
     let out = file.buffer();
     out.extend_from_slice(banner(stage.label()).as_bytes());
     out.extend_from_slice(b"SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");

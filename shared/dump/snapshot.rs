@@ -23,7 +23,7 @@ fn get_string(row: &Row, column: &str) -> Option<String> {
     }
 }
 
-pub(super) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
+pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
     let database_time: Option<String> = conn
         .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
         .await
@@ -73,7 +73,7 @@ pub(super) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
     })
 }
 
-pub(super) async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
+pub(crate) async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
     let row: Option<(String, String, String)> = conn
         .query_first("SELECT VERSION(), @@character_set_database, @@collation_database")
         .await

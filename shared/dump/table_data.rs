@@ -1,35 +1,39 @@
-//! A table's rows as multi-row INSERT statements, streamed from the snapshot.
+//! A table's rows as multi-row INSERT statements, streamed from the snapshot, with the table's
+//! key state beside them when its primary key can be tracked.
 
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
+use mysql_async::{Conn, Value};
 
 use super::sql_file::{SqlFile, StoredFile};
 use super::{DumpOptions, FileNamer};
 use crate::error::{Error, Result};
+use crate::incremental::keys::PrimaryKey;
+use crate::incremental::state::StateEncoder;
 use crate::manifest::Stage;
 use crate::mysql::fingerprint::Fingerprint;
 use crate::mysql::schema::Table;
-use crate::mysql::values::write_literal;
+use crate::mysql::values::{write_literal, ColumnKind};
 use crate::mysql::{quote_ident, server_code};
 
-pub(super) struct DumpedTable {
+pub(crate) struct DumpedTable {
     pub files: Vec<StoredFile>,
+    pub state: Option<StoredFile>,
     pub fingerprint: Fingerprint,
 }
 
 /// Loading a data file needs no other file's session state.
-const DATA_HEADER: &[u8] = b"SET NAMES utf8mb4;\n\
+pub(crate) const DATA_HEADER: &[u8] = b"SET NAMES utf8mb4;\n\
 SET SESSION time_zone = '+00:00';\n\
 SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES';\n\
 SET SESSION foreign_key_checks = 0;\n\
 SET SESSION unique_checks = 0;\n\
 SET SESSION autocommit = 0;\n";
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const DATA_FOOTER: &[u8] = b"COMMIT;\nSET SESSION autocommit = 1;\n";
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-fn read_error(table: &Table, source: mysql_async::Error) -> Error {
+pub(crate) fn read_error(table: &Table, source: mysql_async::Error) -> Error {
     match server_code(&source) {
         // ER_TABLE_DEF_CHANGED: the table was altered after the snapshot began.
         Some(1412) => Error::SchemaChangedDuringDump {
@@ -45,79 +49,34 @@ fn read_error(table: &Table, source: mysql_async::Error) -> Error {
     }
 }
 
-pub(super) async fn dump_table(
-    conn: &mut Conn,
-    namer: &FileNamer,
-    table: &Table,
-    table_number: usize,
-    options: &DumpOptions,
-) -> Result<DumpedTable> {
-    let mut fingerprint = Fingerprint::default();
-    let mut files = Vec::new();
-    if table.columns.is_empty() {
-        return Ok(DumpedTable { files, fingerprint });
+/// Builds multi-row INSERT statements of about `statement_bytes` each.
+pub(crate) struct InsertStatements {
+    prefix: String,
+    kinds: Vec<ColumnKind>,
+    statement_len: usize,
+    statement_bytes: usize,
+}
+
+impl InsertStatements {
+    pub(crate) fn new(table: &Table, statement_bytes: usize) -> Self {
+        let columns: Vec<String> = table.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        InsertStatements {
+            prefix: format!(
+                "INSERT INTO {} ({}) VALUES ",
+                quote_ident(&table.name),
+                columns.join(",")
+            ),
+            kinds: table.columns.iter().map(|c| c.kind).collect(),
+            statement_len: 0,
+            statement_bytes,
+        }
     }
-    let insert_prefix = format!(
-        "INSERT INTO {} ({}) VALUES ",
-        quote_ident(&table.name),
-        table
-            .columns
-            .iter()
-            .map(|c| quote_ident(&c.name))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
-    let mut scratch = Vec::new();
-    let mut current: Option<SqlFile> = None;
-    let mut statement_len = 0usize;
-    let mut part = 0usize;
 
-    // The binary protocol keeps FLOAT/DOUBLE bits exact; rows arrive one at a time.
-    let mut rows = conn
-        .exec_iter(table.select_sql(), ())
-        .await
-        .map_err(|e| read_error(table, e))?;
-    let mut last_report = Instant::now();
-    while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let values = row.unwrap();
-        fingerprint.add_row(&values, &mut scratch);
-        if fingerprint.rows() % 8192 == 0 && last_report.elapsed() >= PROGRESS_EVERY {
-            last_report = Instant::now();
-            let written: u64 = files
-                .iter()
-                .map(|f: &StoredFile| f.uncompressed_bytes)
-                .sum::<u64>()
-                + current.as_ref().map_or(0, SqlFile::uncompressed_len);
-            tracing::info!(
-                table = %table.name,
-                rows = fingerprint.rows(),
-                sql_mib = written / (1024 * 1024),
-                "dumping…"
-            );
-        }
-
-        if current.is_none() {
-            part += 1;
-            let mut file = namer
-                .create(Stage::Data, table_number, part, &table.name)
-                .await?;
-            let header = format!(
-                "-- toc-sis-backup {}: rows of table {}, part {part}\n",
-                env!("CARGO_PKG_VERSION"),
-                quote_ident(&table.name)
-            );
-            file.buffer().extend_from_slice(header.as_bytes());
-            file.buffer().extend_from_slice(DATA_HEADER);
-            current = Some(file);
-        }
-        let Some(file) = current.as_mut() else {
-            continue;
-        };
-        let out = file.buffer();
+    /// Appends a row; returns true when this closed the statement.
+    pub(crate) fn write_row(&mut self, out: &mut Vec<u8>, values: &[Value]) -> bool {
         let before = out.len();
-        if statement_len == 0 {
-            out.extend_from_slice(insert_prefix.as_bytes());
+        if self.statement_len == 0 {
+            out.extend_from_slice(self.prefix.as_bytes());
         } else {
             out.push(b',');
         }
@@ -126,33 +85,225 @@ pub(super) async fn dump_table(
             if i > 0 {
                 out.push(b',');
             }
-            write_literal(out, kinds[i], value);
+            write_literal(out, self.kinds[i], value);
         }
         out.push(b')');
-        statement_len += out.len() - before;
-        if statement_len >= options.statement_bytes {
+        self.statement_len += out.len() - before;
+        if self.statement_len >= self.statement_bytes {
+            self.close(out);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn close(&mut self, out: &mut Vec<u8>) {
+        if self.statement_len > 0 {
             out.extend_from_slice(b";\n");
-            statement_len = 0;
-            if file.uncompressed_len() >= options.split_bytes {
-                if let Some(done) = current.take() {
-                    files.push(close(done).await?);
-                }
-                continue;
-            }
+            self.statement_len = 0;
         }
-        file.flush_if_full().await?;
     }
-    drop(rows);
-    if let Some(mut file) = current.take() {
-        if statement_len > 0 {
-            file.buffer().extend_from_slice(b";\n");
-        }
-        files.push(close(file).await?);
-    }
-    Ok(DumpedTable { files, fingerprint })
 }
 
-async fn close(mut file: SqlFile) -> Result<StoredFile> {
-    file.buffer().extend_from_slice(DATA_FOOTER);
-    file.finish().await
+/// A table's SQL files of one kind, opened on demand and split by size between statements.
+pub(crate) struct DataFiles<'a> {
+    namer: &'a FileNamer,
+    digit: u8,
+    table_number: usize,
+    table: &'a str,
+    what: &'static str,
+    split_bytes: u64,
+    current: Option<SqlFile>,
+    part: usize,
+    pub(crate) files: Vec<StoredFile>,
+}
+
+impl<'a> DataFiles<'a> {
+    pub(crate) fn new(
+        namer: &'a FileNamer,
+        digit: u8,
+        table_number: usize,
+        table: &'a str,
+        what: &'static str,
+        split_bytes: u64,
+    ) -> Self {
+        DataFiles {
+            namer,
+            digit,
+            table_number,
+            table,
+            what,
+            split_bytes,
+            current: None,
+            part: 0,
+            files: Vec::new(),
+        }
+    }
+
+    /// The open file's buffer, opening the next part if needed.
+    pub(crate) async fn buffer(&mut self) -> Result<&mut Vec<u8>> {
+        if self.current.is_none() {
+            self.part += 1;
+            let mut file = self
+                .namer
+                .create(self.digit, self.table_number, self.part, self.table)
+                .await?;
+            let header = format!(
+                "-- toc-sis-backup {}: {} of table {}, part {}\n",
+                env!("CARGO_PKG_VERSION"),
+                self.what,
+                quote_ident(self.table),
+                self.part
+            );
+            file.buffer().extend_from_slice(header.as_bytes());
+            file.buffer().extend_from_slice(DATA_HEADER);
+            self.current = Some(file);
+        }
+        match self.current.as_mut() {
+            Some(file) => Ok(file.buffer()),
+            None => Err(Error::Task("no open data file".into())),
+        }
+    }
+
+    pub(crate) fn written(&self) -> u64 {
+        self.files.iter().map(|f| f.uncompressed_bytes).sum::<u64>()
+            + self.current.as_ref().map_or(0, SqlFile::uncompressed_len)
+    }
+
+    /// Call after appending; `statement_closed` allows a split here.
+    pub(crate) async fn after_write(&mut self, statement_closed: bool) -> Result<()> {
+        let Some(file) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if statement_closed && file.uncompressed_len() >= self.split_bytes {
+            self.close_current().await
+        } else {
+            file.flush_if_full().await
+        }
+    }
+
+    async fn close_current(&mut self) -> Result<()> {
+        if let Some(mut file) = self.current.take() {
+            file.buffer().extend_from_slice(DATA_FOOTER);
+            self.files.push(file.finish().await?);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn finish(mut self) -> Result<Vec<StoredFile>> {
+        self.close_current().await?;
+        Ok(self.files)
+    }
+}
+
+/// A table's key state being written: one record per row, in key order.
+pub(crate) struct StateFile {
+    file: SqlFile,
+    encoder: StateEncoder,
+    pub(crate) key: PrimaryKey,
+    scratch: Vec<u8>,
+}
+
+impl StateFile {
+    pub(crate) async fn create(
+        namer: &FileNamer,
+        table_number: usize,
+        table: &str,
+        key: PrimaryKey,
+    ) -> Result<Self> {
+        Ok(StateFile {
+            file: namer.create_state(table_number, table).await?,
+            encoder: StateEncoder::default(),
+            key,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Records the row; returns its encoded key (valid until the next call).
+    pub(crate) async fn push(&mut self, values: &[Value], hash: u32) -> Result<&[u8]> {
+        self.key.encode(values, &mut self.scratch)?;
+        self.encoder.push(self.file.buffer(), &self.scratch, hash)?;
+        self.file.flush_if_full().await?;
+        Ok(&self.scratch)
+    }
+
+    pub(crate) async fn finish(mut self) -> Result<StoredFile> {
+        self.encoder.finish(self.file.buffer());
+        self.file.finish().await
+    }
+}
+
+pub(crate) async fn dump_table(
+    conn: &mut Conn,
+    namer: &FileNamer,
+    table: &Table,
+    key: Option<PrimaryKey>,
+    table_number: usize,
+    options: &DumpOptions,
+) -> Result<DumpedTable> {
+    let mut fingerprint = Fingerprint::default();
+    if table.columns.is_empty() {
+        return Ok(DumpedTable {
+            files: Vec::new(),
+            state: None,
+            fingerprint,
+        });
+    }
+    let mut statements = InsertStatements::new(table, options.statement_bytes);
+    let mut files = DataFiles::new(
+        namer,
+        Stage::Data.digit(),
+        table_number,
+        &table.name,
+        "rows",
+        options.split_bytes,
+    );
+    let mut select = table.select_sql();
+    let mut state = match key {
+        Some(key) => {
+            // Key order is the clustered index's order: no sort on the server.
+            select.push_str(&key.order_by());
+            Some(StateFile::create(namer, table_number, &table.name, key).await?)
+        }
+        None => None,
+    };
+    let mut scratch = Vec::new();
+    let mut last_report = Instant::now();
+
+    // The binary protocol keeps FLOAT/DOUBLE bits exact; rows arrive one at a time.
+    let mut rows = conn
+        .exec_iter(select, ())
+        .await
+        .map_err(|e| read_error(table, e))?;
+    while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
+        let values = row.unwrap();
+        let hash = fingerprint.add_row(&values, &mut scratch);
+        if let Some(state) = state.as_mut() {
+            state.push(&values, hash).await?;
+        }
+        let closed = statements.write_row(files.buffer().await?, &values);
+        files.after_write(closed).await?;
+        if fingerprint.rows() % 8192 == 0 && last_report.elapsed() >= PROGRESS_EVERY {
+            last_report = Instant::now();
+            tracing::info!(
+                table = %table.name,
+                rows = fingerprint.rows(),
+                sql_mib = files.written() / (1024 * 1024),
+                "dumping…"
+            );
+        }
+    }
+    drop(rows);
+    if fingerprint.rows() > 0 {
+        statements.close(files.buffer().await?);
+    }
+    let files = files.finish().await?;
+    let state = match state {
+        Some(state) => Some(state.finish().await?),
+        None => None,
+    };
+    Ok(DumpedTable {
+        files,
+        state,
+        fingerprint,
+    })
 }

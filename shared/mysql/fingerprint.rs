@@ -16,7 +16,8 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn add_row(&mut self, values: &[Value], scratch: &mut Vec<u8>) {
+    /// Adds a row; returns 32 bits of its hash, which key states keep per row.
+    pub fn add_row(&mut self, values: &[Value], scratch: &mut Vec<u8>) -> u32 {
         scratch.clear();
         for value in values {
             encode(scratch, value);
@@ -26,6 +27,7 @@ impl Fingerprint {
         first.copy_from_slice(&digest[..16]);
         self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
         self.rows += 1;
+        u32::from_le_bytes([digest[16], digest[17], digest[18], digest[19]])
     }
 
     pub fn merge(&mut self, other: Fingerprint) {

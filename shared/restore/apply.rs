@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
 use super::splitter::Splitter;
-use crate::catalog::backup_prefix;
 use crate::error::{Error, Result};
 use crate::manifest::FileEntry;
 use crate::store::ObjectStore;
@@ -35,11 +34,11 @@ impl<R: Read> Read for HashingReader<R> {
 
 pub async fn apply_file(
     store: &dyn ObjectStore,
-    backup_id: &str,
+    prefix: &str,
     file: &FileEntry,
     conn: &mut Conn,
 ) -> Result<()> {
-    let key = format!("{}{}", backup_prefix(backup_id), file.name);
+    let key = format!("{prefix}{}", file.name);
     let reader = store.open(&key).await?;
     let (to_runner, mut statements) = mpsc::channel::<Result<Vec<Vec<u8>>>>(4);
     let expected_sha = file.sha256.clone();

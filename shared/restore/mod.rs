@@ -1,9 +1,13 @@
 //! Loading a backup into a database, in parallel, and proving the result equals the backup.
 
 pub mod apply;
+pub mod chain;
+mod check;
 pub mod splitter;
 
-use std::collections::{BTreeMap, VecDeque};
+pub use check::verify_restored;
+
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,12 +17,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use serde::Serialize;
 
-use crate::catalog;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
-use crate::mysql::fingerprint::Fingerprint;
-use crate::mysql::schema::{self, Table};
 use crate::mysql::{self as db, quote_ident, quote_str};
 use crate::store::ObjectStore;
 
@@ -26,8 +27,10 @@ use crate::store::ObjectStore;
 pub struct RestoreOptions {
     /// The server to restore into; its database part is ignored.
     pub server_url: DatabaseUrl,
-    /// `latest` or a backup id.
+    /// `latest` (the newest complete point, full or incremental) or a backup id.
     pub backup: String,
+    /// Restore the newest point at or before this time instead.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
     pub target_database: String,
     /// Replace the target database's contents when it is not empty.
     pub force: bool,
@@ -38,6 +41,11 @@ pub struct RestoreOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub backup_id: String,
+    pub kind: &'static str,
+    /// The full backup and the incrementals applied after it, in order.
+    pub chain: Vec<String>,
+    /// The database clock at the restored point's snapshot.
+    pub point_in_time: String,
     pub source_database: String,
     pub target_database: String,
     pub files: usize,
@@ -56,85 +64,62 @@ pub async fn run_restore(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     validate_database_name(&options.target_database)?;
-    let manifest = catalog::resolve(store.as_ref(), &options.backup).await?;
-    tracing::info!(backup_id = %manifest.backup_id, files = manifest.files.len(), "checking every file before loading anything");
-    crate::verify::verify_backup(store.as_ref(), &manifest).await?;
+    let chain = chain::resolve(store.as_ref(), &options.backup, options.at).await?;
+    let target = chain
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::NoBackups(store.to_string()))?;
+    let root = chain[0].clone();
+    tracing::info!(
+        backup_id = %target.backup_id,
+        links = chain.len(),
+        files = chain.iter().map(|m| m.files.len()).sum::<usize>(),
+        "checking every file before loading anything"
+    );
+    for link in &chain {
+        crate::verify::verify_backup(store.as_ref(), link).await?;
+    }
 
     let url = options.server_url.with_database(None);
     let mut admin = db::connect(&url, None).await?;
-    prepare_target(
-        &mut admin,
-        &manifest,
-        &options.target_database,
-        options.force,
-    )
-    .await?;
+    prepare_target(&mut admin, &root, &options.target_database, options.force).await?;
     let _ = admin.disconnect().await;
 
-    let load_started = Instant::now();
-    let manifest = Arc::new(manifest);
-    for stage in Stage::ALL {
-        let files: Vec<FileEntry> = manifest
-            .files
-            .iter()
-            .filter(|f| f.stage == stage)
-            .cloned()
+    // The full backup without its triggers and events, every incremental in order, then the
+    // triggers and events, so no trigger fires while rows are loaded.
+    let mut steps: Vec<(&Manifest, Stage)> =
+        [Stage::Schema, Stage::Data, Stage::Routines, Stage::Views]
+            .into_iter()
+            .map(|stage| (&root, stage))
             .collect();
-        if files.is_empty() {
-            continue;
-        }
-        let jobs = if stage == Stage::Data {
-            options.jobs.max(1)
-        } else {
-            1
-        };
-        let mut ordered = files;
-        if stage == Stage::Data {
-            // Biggest first, so the last file to finish is a small one.
-            ordered.sort_by_key(|f| std::cmp::Reverse(f.uncompressed_bytes));
-        }
-        let total = ordered.len();
-        tracing::info!(
-            stage = stage.label(),
-            files = total,
-            connections = jobs,
-            "loading"
-        );
-        let store = store.clone();
-        let backup_id = manifest.backup_id.clone();
-        on_connections(
-            &url,
-            &options.target_database,
-            jobs,
-            ordered,
-            move |mut conn, file| {
-                let store = store.clone();
-                let backup_id = backup_id.clone();
-                async move {
-                    let outcome =
-                        apply::apply_file(store.as_ref(), &backup_id, &file, &mut conn).await;
-                    if outcome.is_ok() {
-                        tracing::info!(file = %file.name, "loaded");
-                    }
-                    (conn, outcome)
-                }
-            },
-        )
-        .await?;
+    for link in &chain[1..] {
+        steps.push((link, Stage::Deletes));
+        steps.push((link, Stage::Changes));
+    }
+    steps.push((&root, Stage::Triggers));
+    steps.push((&root, Stage::Events));
+
+    let load_started = Instant::now();
+    for (manifest, stage) in steps {
+        load_stage(store.clone(), &url, options, manifest, stage).await?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
 
     let verify_started = Instant::now();
-    verify_restored(&url, &options.target_database, &manifest, options.jobs).await?;
+    let expected = chain::expected_state(&chain);
+    verify_restored(&url, &options.target_database, &expected, options.jobs).await?;
     let report = RestoreReport {
-        backup_id: manifest.backup_id.clone(),
-        source_database: manifest.database.clone(),
+        backup_id: target.backup_id.clone(),
+        kind: target.kind.label(),
+        chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
+        point_in_time: target.snapshot.database_time.clone(),
+        source_database: target.database.clone(),
         target_database: options.target_database.clone(),
-        files: manifest.files.len(),
-        bytes: manifest.total_bytes(),
-        tables: manifest.tables.len(),
-        rows: manifest.total_rows(),
-        objects: manifest.objects.len(),
+        files: chain.iter().map(|m| m.files.len()).sum(),
+        bytes: chain.iter().map(Manifest::total_bytes).sum(),
+        tables: expected.tables.len(),
+        rows: expected.total_rows(),
+        objects: expected.objects.len(),
         load_seconds: round(load_seconds),
         verify_seconds: round(verify_started.elapsed().as_secs_f64()),
         duration_seconds: round(started.elapsed().as_secs_f64()),
@@ -147,6 +132,55 @@ pub async fn run_restore(
         "restore complete and verified"
     );
     Ok(report)
+}
+
+/// Loads one stage of one backup: data stages over several connections, biggest file first.
+async fn load_stage(
+    store: Arc<dyn ObjectStore>,
+    url: &DatabaseUrl,
+    options: &RestoreOptions,
+    manifest: &Manifest,
+    stage: Stage,
+) -> Result<()> {
+    let mut files: Vec<FileEntry> = manifest
+        .files
+        .iter()
+        .filter(|f| f.stage == stage)
+        .cloned()
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let parallel = matches!(stage, Stage::Data | Stage::Deletes | Stage::Changes);
+    let jobs = if parallel { options.jobs.max(1) } else { 1 };
+    files.sort_by_key(|f| std::cmp::Reverse(f.uncompressed_bytes));
+    tracing::info!(
+        backup_id = %manifest.backup_id,
+        stage = stage.label(),
+        files = files.len(),
+        connections = jobs,
+        "loading"
+    );
+    let prefix = manifest.prefix();
+    on_connections(
+        url,
+        &options.target_database,
+        jobs,
+        files,
+        move |mut conn, file| {
+            let store = store.clone();
+            let prefix = prefix.clone();
+            async move {
+                let outcome = apply::apply_file(store.as_ref(), &prefix, &file, &mut conn).await;
+                if outcome.is_ok() {
+                    tracing::info!(file = %file.name, "loaded");
+                }
+                (conn, outcome)
+            }
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 fn round(seconds: f64) -> f64 {
@@ -294,144 +328,4 @@ where
         Some(e) => Err(e),
         None => Ok(all),
     }
-}
-
-/// Recomputes row counts, fingerprints and definition hashes in the restored database and
-/// compares them with the manifest.
-pub async fn verify_restored(
-    url: &DatabaseUrl,
-    database: &str,
-    manifest: &Manifest,
-    jobs: usize,
-) -> Result<()> {
-    let mut conn = db::connect(url, Some(database)).await?;
-    db::run_all(&mut conn, db::DUMP_SESSION).await?;
-    let summaries = schema::list_tables(&mut conn, database).await?;
-    let mut tables = Vec::new();
-    let mut views = Vec::new();
-    for summary in &summaries {
-        if summary.table_type == "VIEW" {
-            views.push(summary.name.clone());
-        } else {
-            tables.push(schema::describe_table(&mut conn, database, summary).await?);
-        }
-    }
-    let objects = schema::stored_objects(&mut conn, database, &views).await?;
-    let _ = conn.disconnect().await;
-
-    let mut problems = Vec::new();
-    let restored: BTreeMap<&str, &Table> = tables.iter().map(|t| (t.name.as_str(), t)).collect();
-    for expected in &manifest.tables {
-        match restored.get(expected.name.as_str()) {
-            None => problems.push(format!("table `{}` is missing", expected.name)),
-            Some(table) if table.definition_sha256() != expected.definition_sha256 => problems
-                .push(format!(
-                    "table `{}` has a different definition",
-                    expected.name
-                )),
-            Some(_) => {}
-        }
-    }
-    for table in &tables {
-        if !manifest.tables.iter().any(|t| t.name == table.name) {
-            problems.push(format!("table `{}` is not in the backup", table.name));
-        }
-    }
-    let expected_objects: BTreeMap<(String, String), &str> = manifest
-        .objects
-        .iter()
-        .map(|o| {
-            (
-                (o.kind.label().to_string(), o.name.clone()),
-                o.definition_sha256.as_str(),
-            )
-        })
-        .collect();
-    let actual_objects: BTreeMap<(String, String), String> = objects
-        .iter()
-        .map(|o| {
-            (
-                (o.kind.label().to_string(), o.name.clone()),
-                o.definition_sha256(),
-            )
-        })
-        .collect();
-    for ((kind, name), hash) in &expected_objects {
-        match actual_objects.get(&(kind.clone(), name.clone())) {
-            None => problems.push(format!("{kind} `{name}` is missing")),
-            Some(actual) if actual != hash => {
-                problems.push(format!("{kind} `{name}` has a different definition"))
-            }
-            Some(_) => {}
-        }
-    }
-    for (kind, name) in actual_objects.keys() {
-        if !expected_objects.contains_key(&(kind.clone(), name.clone())) {
-            problems.push(format!("{kind} `{name}` is not in the backup"));
-        }
-    }
-
-    let to_scan: Vec<Table> = tables
-        .into_iter()
-        .filter(|t| manifest.tables.iter().any(|m| m.name == t.name))
-        .collect();
-    let fingerprints = on_connections(url, database, jobs, to_scan, |mut conn, table| async move {
-        let outcome = async {
-            db::run_all(&mut conn, db::DUMP_SESSION).await?;
-            let fingerprint = scan_fingerprint(&mut conn, &table).await?;
-            Ok((table.name.clone(), fingerprint))
-        }
-        .await;
-        (conn, outcome)
-    })
-    .await?;
-    let fingerprints: BTreeMap<String, Fingerprint> = fingerprints.into_iter().collect();
-    for expected in &manifest.tables {
-        if let Some(actual) = fingerprints.get(&expected.name) {
-            if actual.rows() != expected.rows {
-                problems.push(format!(
-                    "table `{}` has {} rows, the backup has {}",
-                    expected.name,
-                    actual.rows(),
-                    expected.rows
-                ));
-            } else if actual.to_hex() != expected.fingerprint {
-                problems.push(format!(
-                    "table `{}` has different content than the backup",
-                    expected.name
-                ));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::RestoreMismatch(problems))
-    }
-}
-
-async fn scan_fingerprint(conn: &mut Conn, table: &Table) -> Result<Fingerprint> {
-    let mut fingerprint = Fingerprint::default();
-    if table.columns.is_empty() {
-        return Ok(fingerprint);
-    }
-    let mut scratch = Vec::new();
-    let context = || {
-        format!(
-            "reading the rows of restored table {}",
-            quote_ident(&table.name)
-        )
-    };
-    let mut rows = conn
-        .exec_iter(table.select_sql(), ())
-        .await
-        .map_err(|e| Error::database(context(), e))?;
-    while let Some(row) = rows
-        .next()
-        .await
-        .map_err(|e| Error::database(context(), e))?
-    {
-        fingerprint.add_row(&row.unwrap(), &mut scratch);
-    }
-    Ok(fingerprint)
 }

@@ -1,0 +1,285 @@
+//! One table's change since the previous link: its rows (in key order) merged with the
+//! previous key state, both streamed, so memory stays flat however big the table is.
+//!
+//! A row is written again when its key is new, its hash differs from the one recorded, or its
+//! tracking column falls in the window; a recorded key that no longer exists is deleted. Each
+//! rewritten key is deleted first, so applying the same incremental twice changes nothing.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::io::SyncIoBridge;
+
+use super::keys::PrimaryKey;
+use super::state::StateReader;
+use crate::dump::sql_file::StoredFile;
+use crate::dump::table_data::{read_error, DataFiles, InsertStatements, StateFile};
+use crate::dump::FileNamer;
+use crate::error::{Error, Result};
+use crate::mysql::fingerprint::Fingerprint;
+use crate::mysql::schema::Table;
+use crate::store::ObjectStore;
+
+const DELETES_PER_STATEMENT: usize = 1000;
+const BATCH: usize = 4096;
+
+pub(crate) struct TableChange {
+    pub deletes: Vec<StoredFile>,
+    pub changes: Vec<StoredFile>,
+    pub state: StoredFile,
+    pub fingerprint: Fingerprint,
+    pub rewritten: u64,
+    pub deleted: u64,
+}
+
+/// Where the previous link's key state for a table is, and what it must hash to.
+pub(crate) struct PreviousState {
+    pub key: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+type Batch = Result<Vec<(Vec<u8>, u32)>>;
+
+/// Streams the previous key state from the store, checking its SHA-256 at the end.
+struct PreviousKeys {
+    batches: mpsc::Receiver<Batch>,
+    current: VecDeque<(Vec<u8>, u32)>,
+    finished: bool,
+}
+
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl PreviousKeys {
+    async fn open(store: &dyn ObjectStore, previous: &PreviousState) -> Result<Self> {
+        let reader = store.open(&previous.key).await?;
+        let (tx, batches) = mpsc::channel::<Batch>(2);
+        let name = previous.key.clone();
+        let (expected_bytes, expected_sha) = (previous.bytes, previous.sha256.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = (|| -> Result<()> {
+                let hashing = Hashing {
+                    inner: SyncIoBridge::new(reader),
+                    hasher: Sha256::new(),
+                    bytes: 0,
+                };
+                let mut state = StateReader::new(hashing, &name)?;
+                let mut batch = Vec::with_capacity(BATCH);
+                while let Some((key, hash)) = state.next_record()? {
+                    batch.push((key.to_vec(), hash));
+                    if batch.len() == BATCH
+                        && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                let mut hashing = state.into_inner();
+                io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::CorruptFile {
+                    file: name.clone(),
+                    detail: e.to_string(),
+                })?;
+                let actual = hex::encode(hashing.hasher.finalize());
+                if hashing.bytes != expected_bytes || actual != expected_sha {
+                    return Err(Error::CorruptFile {
+                        file: name.clone(),
+                        detail: format!("the previous link's key state does not match its manifest (SHA-256 {actual})"),
+                    });
+                }
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(Ok(batch));
+                }
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(PreviousKeys {
+            batches,
+            current: VecDeque::new(),
+            finished: false,
+        })
+    }
+
+    async fn peek(&mut self) -> Result<Option<&(Vec<u8>, u32)>> {
+        while self.current.is_empty() && !self.finished {
+            match self.batches.recv().await {
+                Some(batch) => self.current.extend(batch?),
+                None => self.finished = true,
+            }
+        }
+        Ok(self.current.front())
+    }
+
+    fn advance(&mut self) {
+        self.current.pop_front();
+    }
+}
+
+/// `DELETE … WHERE key IN (…)` statements, a thousand keys each.
+struct DeleteStatements {
+    prefix: String,
+    in_statement: usize,
+}
+
+impl DeleteStatements {
+    fn write(&mut self, out: &mut Vec<u8>, key: &PrimaryKey, encoded: &[u8]) -> Result<bool> {
+        if self.in_statement == 0 {
+            out.extend_from_slice(self.prefix.as_bytes());
+        } else {
+            out.push(b',');
+        }
+        key.write_sql(encoded, out)?;
+        self.in_statement += 1;
+        Ok(if self.in_statement >= DELETES_PER_STATEMENT {
+            self.close(out);
+            true
+        } else {
+            false
+        })
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.in_statement > 0 {
+            out.extend_from_slice(b");\n");
+            self.in_statement = 0;
+        }
+    }
+}
+
+pub(crate) struct DiffSettings<'a> {
+    pub table_number: usize,
+    pub tracking_index: usize,
+    /// Rows whose tracking column is at or after this are written again whatever their hash.
+    pub window_start: (u16, u8, u8, u8, u8, u8, u32),
+    pub statement_bytes: usize,
+    pub split_bytes: u64,
+    pub store: &'a dyn ObjectStore,
+}
+
+fn as_tuple(value: &Value) -> Option<(u16, u8, u8, u8, u8, u8, u32)> {
+    match value {
+        Value::Date(y, mo, d, h, mi, s, us) => Some((*y, *mo, *d, *h, *mi, *s, *us)),
+        _ => None,
+    }
+}
+
+pub(crate) async fn diff_table(
+    conn: &mut Conn,
+    namer: &FileNamer,
+    table: &Table,
+    key: PrimaryKey,
+    previous: &PreviousState,
+    settings: &DiffSettings<'_>,
+) -> Result<TableChange> {
+    let mut old = PreviousKeys::open(settings.store, previous).await?;
+    let number = settings.table_number;
+    let mut deletes = DataFiles::new(
+        namer,
+        0,
+        number,
+        &table.name,
+        "keys deleted or rewritten",
+        settings.split_bytes,
+    );
+    let mut changes = DataFiles::new(
+        namer,
+        1,
+        number,
+        &table.name,
+        "changed rows",
+        settings.split_bytes,
+    );
+    let mut delete_sql = DeleteStatements {
+        prefix: key.delete_prefix(&table.name),
+        in_statement: 0,
+    };
+    let mut insert_sql = InsertStatements::new(table, settings.statement_bytes);
+    let mut state = StateFile::create(namer, number, &table.name, key.clone()).await?;
+    let mut fingerprint = Fingerprint::default();
+    let (mut rewritten, mut deleted) = (0u64, 0u64);
+    let mut scratch = Vec::new();
+    let mut current_key = Vec::new();
+
+    let select = format!("{}{}", table.select_sql(), key.order_by());
+    let mut rows = conn
+        .exec_iter(select, ())
+        .await
+        .map_err(|e| read_error(table, e))?;
+    while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
+        let values = row.unwrap();
+        let hash = fingerprint.add_row(&values, &mut scratch);
+        current_key.clear();
+        current_key.extend_from_slice(state.push(&values, hash).await?);
+
+        // Recorded keys before this one are gone from the table.
+        while let Some((old_key, _)) = old.peek().await? {
+            if old_key.as_slice() >= current_key.as_slice() {
+                break;
+            }
+            let gone = old_key.clone();
+            old.advance();
+            let closed = delete_sql.write(deletes.buffer().await?, &key, &gone)?;
+            deletes.after_write(closed).await?;
+            deleted += 1;
+        }
+        let differs = match old.peek().await? {
+            Some((old_key, old_hash)) if *old_key == current_key => {
+                let differs = *old_hash != hash;
+                old.advance();
+                differs
+            }
+            _ => true,
+        };
+        let in_window = values
+            .get(settings.tracking_index)
+            .and_then(as_tuple)
+            .is_some_and(|t| t >= settings.window_start);
+        if differs || in_window {
+            let closed = delete_sql.write(deletes.buffer().await?, &key, &current_key)?;
+            deletes.after_write(closed).await?;
+            let closed = insert_sql.write_row(changes.buffer().await?, &values);
+            changes.after_write(closed).await?;
+            rewritten += 1;
+        }
+    }
+    drop(rows);
+    while let Some((old_key, _)) = old.peek().await? {
+        let gone = old_key.clone();
+        old.advance();
+        let closed = delete_sql.write(deletes.buffer().await?, &key, &gone)?;
+        deletes.after_write(closed).await?;
+        deleted += 1;
+    }
+    if rewritten + deleted > 0 {
+        delete_sql.close(deletes.buffer().await?);
+    }
+    if rewritten > 0 {
+        insert_sql.close(changes.buffer().await?);
+    }
+    Ok(TableChange {
+        deletes: deletes.finish().await?,
+        changes: changes.finish().await?,
+        state: state.finish().await?,
+        fingerprint,
+        rewritten,
+        deleted,
+    })
+}

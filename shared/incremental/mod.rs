@@ -1,0 +1,477 @@
+//! The hourly incremental: every change to the tables in scope since the previous link of the
+//! chain (inserts, updates and deletes, whatever `updated_at` says), as idempotent SQL.
+//!
+//! A chain starts at the newest complete full backup. Each link records a key state per table
+//! (key and row hash); the next link diffs the table against it inside its own consistent
+//! snapshot. Deletes come from keys that vanished; changed rows from hashes that differ, new
+//! keys, or a tracking column inside the window (the previous snapshot's time minus a safety
+//! overlap). A run that starts late, runs twice or follows a killed run loses and doubles
+//! nothing, because the diff is against the last complete link, not against the clock.
+
+mod diff;
+pub mod keys;
+pub mod scope;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Datelike, Duration, SecondsFormat, Timelike, Utc};
+use serde::Serialize;
+
+use crate::catalog::{self, new_backup_id, prefix_for, EntryState};
+use crate::config::DatabaseUrl;
+use crate::dump::snapshot::{read_server, read_snapshot};
+use crate::dump::{
+    discard_partial, entry, notify_or_log, run_dump, DumpOptions, DumpReport, FileNamer,
+};
+use crate::error::{Error, Result};
+use crate::manifest::{
+    BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, MANIFEST_NAME, VERSION,
+};
+use crate::mysql::schema::{self, Table};
+use crate::mysql::values::ColumnKind;
+use crate::mysql::{self as db};
+use crate::notify::{Notification, Notifier, Severity};
+use crate::restore::chain::snapshot_time;
+use crate::store::ObjectStore;
+use diff::{diff_table, DiffSettings, PreviousState};
+use keys::PrimaryKey;
+pub use scope::{Scope, ScopedTable};
+
+#[derive(Debug, Clone)]
+pub struct IncrementalOptions {
+    pub database_url: DatabaseUrl,
+    pub scope: Scope,
+    /// Rows whose tracking column is this much older than the previous snapshot are still
+    /// written again (belt and braces; the key-state diff already catches every change).
+    pub overlap: Duration,
+    /// Take a full backup when the store has none to start a chain from.
+    pub full_if_missing: bool,
+    pub notify_success: bool,
+    pub statement_bytes: usize,
+    pub split_bytes: u64,
+    pub compression_level: u32,
+}
+
+impl IncrementalOptions {
+    pub fn new(database_url: DatabaseUrl) -> Self {
+        IncrementalOptions {
+            database_url,
+            scope: Scope::default(),
+            overlap: Duration::minutes(5),
+            full_if_missing: false,
+            notify_success: false,
+            statement_bytes: 1024 * 1024,
+            split_bytes: 64 * 1024 * 1024,
+            compression_level: 6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IncrementalReport {
+    /// None when this run took the chain's first full backup instead.
+    pub backup_id: Option<String>,
+    pub parent: Option<String>,
+    pub chain_root: Option<String>,
+    pub database: String,
+    pub window_start: Option<String>,
+    pub tables: usize,
+    pub rows_rewritten: u64,
+    pub rows_deleted: u64,
+    pub rows_after: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub duration_seconds: f64,
+    pub full_backup: Option<DumpReport>,
+}
+
+/// Where the chain continues from.
+struct ChainTip {
+    root: Manifest,
+    parent: Manifest,
+}
+
+async fn chain_tip(store: &dyn ObjectStore) -> Result<Option<ChainTip>> {
+    let entries = catalog::entries(store).await?;
+    let Some(root) = entries
+        .iter()
+        .filter(|e| e.kind == BackupKind::Full)
+        .find_map(|e| e.manifest())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    // The newest complete link of this chain; a killed or failed run left no manifest and so
+    // is simply not a link.
+    let parent = entries
+        .iter()
+        .filter(|e| e.kind == BackupKind::Incremental)
+        .filter_map(|e| match &e.state {
+            EntryState::Complete(m) if m.chain_root.as_deref() == Some(root.backup_id.as_str()) => {
+                Some(Ok((**m).clone()))
+            }
+            EntryState::Damaged(err) if e.id > root.backup_id => Some(Err(Error::BrokenChain {
+                backup: e.id.clone(),
+                reason: format!(
+                    "its manifest is damaged ({err}); take a full backup to start a new chain"
+                ),
+            })),
+            _ => None,
+        })
+        .next()
+        .transpose()?
+        .unwrap_or_else(|| root.clone());
+    Ok(Some(ChainTip { root, parent }))
+}
+
+/// Runs one incremental. Failures are notified and leave the chain as it was.
+pub async fn run_incremental_until(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn Notifier,
+    options: &IncrementalOptions,
+    interrupt: impl Future<Output = String>,
+) -> Result<IncrementalReport> {
+    let started = Instant::now();
+    let database = options.database_url.database.clone().unwrap_or_default();
+    store.check().await?;
+    let tip = match chain_tip(store.as_ref()).await {
+        Ok(Some(tip)) => tip,
+        Ok(None) if options.full_if_missing => {
+            tracing::warn!("no full backup to start a chain from: taking one now");
+            let mut dump = DumpOptions::new(options.database_url.clone());
+            dump.label = Some("chain start (taken by the incremental job)".into());
+            dump.retention = None;
+            let full = run_dump(store, notifier, &dump).await?;
+            return Ok(IncrementalReport {
+                backup_id: None,
+                parent: None,
+                chain_root: Some(full.backup_id.clone()),
+                database,
+                window_start: None,
+                tables: 0,
+                rows_rewritten: 0,
+                rows_deleted: 0,
+                rows_after: 0,
+                files: 0,
+                bytes: 0,
+                duration_seconds: started.elapsed().as_secs_f64(),
+                full_backup: Some(full),
+            });
+        }
+        outcome => {
+            let error = match outcome {
+                Ok(_) => Error::BrokenChain {
+                    backup: "(none)".into(),
+                    reason: format!(
+                        "there is no complete full backup in {store} to start a chain from; run `toc-backup dump` first or enable full-if-missing"
+                    ),
+                },
+                Err(e) => e,
+            };
+            let note = Notification::new(
+                Severity::Critical,
+                format!("incremental backup of {database} FAILED"),
+                format!("No incremental backup was taken.\nCause: {error}"),
+            );
+            notify_or_log(notifier, &note).await;
+            return Err(error);
+        }
+    };
+    let backup_id = new_backup_id(Utc::now());
+    let prefix = prefix_for(BackupKind::Incremental, &backup_id);
+    let outcome = tokio::select! {
+        outcome = incremental(store.clone(), options, &tip, &backup_id, started) => outcome,
+        reason = interrupt => Err(Error::Interrupted(reason)),
+    };
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                backup_id = %backup_id,
+                parent = %tip.parent.backup_id,
+                rewritten = report.rows_rewritten,
+                deleted = report.rows_deleted,
+                bytes = report.bytes,
+                seconds = report.duration_seconds,
+                "incremental backup complete"
+            );
+            if options.notify_success {
+                let note = Notification::new(
+                    Severity::Ok,
+                    format!("incremental {backup_id} of {database} complete"),
+                    format!(
+                        "Incremental {backup_id} after {}: {} rows written again, {} deleted, {} bytes.",
+                        tip.parent.backup_id, report.rows_rewritten, report.rows_deleted, report.bytes
+                    ),
+                );
+                notify_or_log(notifier, &note).await;
+            }
+            Ok(report)
+        }
+        Err(error) => {
+            discard_partial(store.as_ref(), &prefix).await;
+            let note = Notification::new(
+                Severity::Critical,
+                format!("incremental backup of {database} FAILED"),
+                format!(
+                    "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
+                     Cause: {error}\n\
+                     The chain is unchanged: its newest point is still {}.",
+                    started.elapsed().as_secs_f64(),
+                    tip.parent.backup_id
+                ),
+            );
+            notify_or_log(notifier, &note).await;
+            Err(error)
+        }
+    }
+}
+
+/// A table in scope, checked: it exists, has an integer primary key and a temporal tracking
+/// column, has not been altered since the chain's full backup, and has a previous key state.
+struct Tracked {
+    table: Table,
+    key: PrimaryKey,
+    tracking_index: usize,
+    previous: PreviousState,
+}
+
+async fn check_scope(
+    conn: &mut mysql_async::Conn,
+    database: &str,
+    scope: &Scope,
+    tip: &ChainTip,
+) -> Result<Vec<Tracked>> {
+    let summaries = schema::list_tables(conn, database).await?;
+    let mut tracked = Vec::new();
+    for scoped in &scope.tables {
+        let refuse = |reason: String| Error::IncrementalScope {
+            table: scoped.name.clone(),
+            reason,
+        };
+        let summary = summaries
+            .iter()
+            .find(|s| s.name == scoped.name && s.table_type == "BASE TABLE")
+            .ok_or_else(|| refuse(format!("there is no such table in database `{database}`")))?;
+        let table = schema::describe_table(conn, database, summary).await?;
+        let key = keys::primary_key(conn, database, &table)
+            .await?
+            .map_err(refuse)?;
+        let tracking_index = table
+            .columns
+            .iter()
+            .position(|c| c.name == scoped.tracking_column)
+            .ok_or_else(|| {
+                refuse(format!(
+                    "it has no change-tracking column `{}`",
+                    scoped.tracking_column
+                ))
+            })?;
+        if !matches!(
+            table.columns[tracking_index].kind,
+            ColumnKind::DateTime | ColumnKind::Date
+        ) {
+            return Err(refuse(format!(
+                "its tracking column `{}` is not a DATETIME or TIMESTAMP",
+                scoped.tracking_column
+            )));
+        }
+        let recorded = tip.root.tables.iter().find(|t| t.name == scoped.name);
+        if recorded.map(|t| t.definition_sha256.as_str())
+            != Some(table.definition_sha256().as_str())
+        {
+            return Err(refuse(format!(
+                "its definition differs from the chain's full backup {}; take a full backup to start a new chain",
+                tip.root.backup_id
+            )));
+        }
+        let state = tip
+            .parent
+            .files
+            .iter()
+            .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(scoped.name.as_str()))
+            .ok_or_else(|| {
+                refuse(format!(
+                    "the previous backup {} holds no key state for it",
+                    tip.parent.backup_id
+                ))
+            })?;
+        tracked.push(Tracked {
+            previous: PreviousState {
+                key: format!("{}{}", tip.parent.prefix(), state.name),
+                bytes: state.bytes,
+                sha256: state.sha256.clone(),
+            },
+            table,
+            key,
+            tracking_index,
+        });
+    }
+    Ok(tracked)
+}
+
+async fn incremental(
+    store: Arc<dyn ObjectStore>,
+    options: &IncrementalOptions,
+    tip: &ChainTip,
+    backup_id: &str,
+    started: Instant,
+) -> Result<IncrementalReport> {
+    let started_at = Utc::now();
+    let url = &options.database_url;
+    let database = url.require_database()?.to_string();
+    if tip.root.database != database {
+        return Err(Error::BrokenChain {
+            backup: tip.root.backup_id.clone(),
+            reason: format!(
+                "it is a backup of `{}`, not of `{database}`",
+                tip.root.database
+            ),
+        });
+    }
+    let mut conn = db::connect(url, Some(&database)).await?;
+    db::run_all(&mut conn, db::DUMP_SESSION).await?;
+    db::run_all(
+        &mut conn,
+        &[
+            "SET SESSION net_write_timeout = 3600",
+            "SET SESSION net_read_timeout = 3600",
+        ],
+    )
+    .await?;
+    // Checked before the snapshot: a bad scope is a configuration error, reported before any work.
+    let tracked = check_scope(&mut conn, &database, &options.scope, tip).await?;
+    db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
+    let snapshot = read_snapshot(&mut conn).await?;
+    let server = read_server(&mut conn).await?;
+
+    let previous_time = snapshot_time(&tip.parent).ok_or_else(|| Error::BrokenChain {
+        backup: tip.parent.backup_id.clone(),
+        reason: "its snapshot time is unreadable".into(),
+    })?;
+    let window = previous_time - options.overlap;
+    let window_start = (
+        window.year() as u16,
+        window.month() as u8,
+        window.day() as u8,
+        window.hour() as u8,
+        window.minute() as u8,
+        window.second() as u8,
+        window.nanosecond() / 1000,
+    );
+    let prefix = prefix_for(BackupKind::Incremental, backup_id);
+    let namer = FileNamer {
+        store: store.clone(),
+        prefix: prefix.clone(),
+        level: options.compression_level,
+    };
+    let mut files: Vec<FileEntry> = Vec::new();
+    let mut tables = Vec::new();
+    let (mut rewritten, mut deleted) = (0u64, 0u64);
+    for (index, item) in tracked.iter().enumerate() {
+        let settings = DiffSettings {
+            table_number: index + 1,
+            tracking_index: item.tracking_index,
+            window_start,
+            statement_bytes: options.statement_bytes,
+            split_bytes: options.split_bytes,
+            store: store.as_ref(),
+        };
+        let change = diff_table(
+            &mut conn,
+            &namer,
+            &item.table,
+            item.key.clone(),
+            &item.previous,
+            &settings,
+        )
+        .await?;
+        tracing::info!(
+            table = %item.table.name,
+            rewritten = change.rewritten,
+            deleted = change.deleted,
+            rows = change.fingerprint.rows(),
+            "table diffed"
+        );
+        rewritten += change.rewritten;
+        deleted += change.deleted;
+        let name = Some(item.table.name.clone());
+        for file in change.deletes {
+            files.push(entry(file, Stage::Deletes, name.clone(), &prefix).0);
+        }
+        for file in change.changes {
+            files.push(entry(file, Stage::Changes, name.clone(), &prefix).0);
+        }
+        files.push(entry(change.state, Stage::State, name, &prefix).0);
+        tables.push(TableEntry {
+            name: item.table.name.clone(),
+            engine: item.table.engine.clone(),
+            rows: change.fingerprint.rows(),
+            fingerprint: change.fingerprint.to_hex(),
+            definition_sha256: item.table.definition_sha256(),
+        });
+    }
+    for item in &tracked {
+        let now = schema::show_create_table(&mut conn, &item.table.name).await?;
+        if schema::strip_auto_increment(&now)
+            != schema::strip_auto_increment(&item.table.create_sql)
+        {
+            return Err(Error::SchemaChangedDuringDump {
+                detail: format!("table `{}` was altered", item.table.name),
+            });
+        }
+    }
+    db::run_all(&mut conn, &["COMMIT"]).await?;
+    let _ = conn.disconnect().await;
+    for file in &files {
+        crate::verify::verify_file(store.as_ref(), &prefix, file).await?;
+    }
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        version: VERSION,
+        backup_id: backup_id.to_string(),
+        kind: BackupKind::Incremental,
+        label: None,
+        parent: Some(tip.parent.backup_id.clone()),
+        chain_root: Some(tip.root.backup_id.clone()),
+        database: database.clone(),
+        started_at: started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        finished_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        server,
+        snapshot,
+        not_snapshot_consistent: tracked
+            .iter()
+            .filter(|t| !t.table.is_transactional())
+            .map(|t| t.table.name.clone())
+            .collect(),
+        files,
+        tables,
+        objects: Vec::new(),
+        integrity: None,
+    };
+    let report = IncrementalReport {
+        backup_id: Some(backup_id.to_string()),
+        parent: Some(tip.parent.backup_id.clone()),
+        chain_root: Some(tip.root.backup_id.clone()),
+        database,
+        window_start: Some(window.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        tables: manifest.tables.len(),
+        rows_rewritten: rewritten,
+        rows_deleted: deleted,
+        rows_after: manifest.total_rows(),
+        files: manifest.files.len(),
+        bytes: manifest.total_bytes(),
+        duration_seconds: 0.0,
+        full_backup: None,
+    };
+    store
+        .put(&format!("{prefix}{MANIFEST_NAME}"), manifest.seal()?.into())
+        .await?;
+    Ok(IncrementalReport {
+        duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        ..report
+    })
+}

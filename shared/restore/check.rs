@@ -1,0 +1,154 @@
+//! Proving a restore: recompute what the backup recorded and compare.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::chain::ExpectedState;
+use super::on_connections;
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::mysql::fingerprint::Fingerprint;
+use crate::mysql::schema::{self, Table};
+use crate::mysql::{self as db, quote_ident};
+
+/// Recomputes row counts, fingerprints and definition hashes in the restored database and
+/// compares them with the manifest.
+pub async fn verify_restored(
+    url: &DatabaseUrl,
+    database: &str,
+    manifest: &ExpectedState,
+    jobs: usize,
+) -> Result<()> {
+    let mut conn = db::connect(url, Some(database)).await?;
+    db::run_all(&mut conn, db::DUMP_SESSION).await?;
+    let summaries = schema::list_tables(&mut conn, database).await?;
+    let mut tables = Vec::new();
+    let mut views = Vec::new();
+    for summary in &summaries {
+        if summary.table_type == "VIEW" {
+            views.push(summary.name.clone());
+        } else {
+            tables.push(schema::describe_table(&mut conn, database, summary).await?);
+        }
+    }
+    let objects = schema::stored_objects(&mut conn, database, &views).await?;
+    let _ = conn.disconnect().await;
+
+    let mut problems = Vec::new();
+    let restored: BTreeMap<&str, &Table> = tables.iter().map(|t| (t.name.as_str(), t)).collect();
+    for expected in &manifest.tables {
+        match restored.get(expected.name.as_str()) {
+            None => problems.push(format!("table `{}` is missing", expected.name)),
+            Some(table) if table.definition_sha256() != expected.definition_sha256 => problems
+                .push(format!(
+                    "table `{}` has a different definition",
+                    expected.name
+                )),
+            Some(_) => {}
+        }
+    }
+    for table in &tables {
+        if !manifest.tables.iter().any(|t| t.name == table.name) {
+            problems.push(format!("table `{}` is not in the backup", table.name));
+        }
+    }
+    let expected_objects: BTreeMap<(String, String), &str> = manifest
+        .objects
+        .iter()
+        .map(|o| {
+            (
+                (o.kind.label().to_string(), o.name.clone()),
+                o.definition_sha256.as_str(),
+            )
+        })
+        .collect();
+    let actual_objects: BTreeMap<(String, String), String> = objects
+        .iter()
+        .map(|o| {
+            (
+                (o.kind.label().to_string(), o.name.clone()),
+                o.definition_sha256(),
+            )
+        })
+        .collect();
+    for ((kind, name), hash) in &expected_objects {
+        match actual_objects.get(&(kind.clone(), name.clone())) {
+            None => problems.push(format!("{kind} `{name}` is missing")),
+            Some(actual) if actual != hash => {
+                problems.push(format!("{kind} `{name}` has a different definition"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (kind, name) in actual_objects.keys() {
+        if !expected_objects.contains_key(&(kind.clone(), name.clone())) {
+            problems.push(format!("{kind} `{name}` is not in the backup"));
+        }
+    }
+
+    let to_scan: Vec<Table> = tables
+        .into_iter()
+        .filter(|t| manifest.tables.iter().any(|m| m.name == t.name))
+        .collect();
+    let fingerprints = on_connections(url, database, jobs, to_scan, |mut conn, table| async move {
+        let outcome = async {
+            db::run_all(&mut conn, db::DUMP_SESSION).await?;
+            let fingerprint = scan_fingerprint(&mut conn, &table).await?;
+            Ok((table.name.clone(), fingerprint))
+        }
+        .await;
+        (conn, outcome)
+    })
+    .await?;
+    let fingerprints: BTreeMap<String, Fingerprint> = fingerprints.into_iter().collect();
+    for expected in &manifest.tables {
+        if let Some(actual) = fingerprints.get(&expected.name) {
+            if actual.rows() != expected.rows {
+                problems.push(format!(
+                    "table `{}` has {} rows, the backup has {}",
+                    expected.name,
+                    actual.rows(),
+                    expected.rows
+                ));
+            } else if actual.to_hex() != expected.fingerprint {
+                problems.push(format!(
+                    "table `{}` has different content than the backup",
+                    expected.name
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::RestoreMismatch(problems))
+    }
+}
+
+async fn scan_fingerprint(conn: &mut Conn, table: &Table) -> Result<Fingerprint> {
+    let mut fingerprint = Fingerprint::default();
+    if table.columns.is_empty() {
+        return Ok(fingerprint);
+    }
+    let mut scratch = Vec::new();
+    let context = || {
+        format!(
+            "reading the rows of restored table {}",
+            quote_ident(&table.name)
+        )
+    };
+    let mut rows = conn
+        .exec_iter(table.select_sql(), ())
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    while let Some(row) = rows
+        .next()
+        .await
+        .map_err(|e| Error::database(context(), e))?
+    {
+        fingerprint.add_row(&row.unwrap(), &mut scratch);
+    }
+    Ok(fingerprint)
+}
