@@ -14,20 +14,11 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 8] = b"TOCKEYS1";
 
 /// Encodes into the in-memory bytes of a state file; callers stream them out in chunks.
+#[derive(Default)]
 pub struct StateEncoder {
     previous: Vec<u8>,
     header_written: bool,
     pub rows: u64,
-}
-
-impl Default for StateEncoder {
-    fn default() -> Self {
-        StateEncoder {
-            previous: Vec::new(),
-            header_written: false,
-            rows: 0,
-        }
-    }
 }
 
 impl StateEncoder {
