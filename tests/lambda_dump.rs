@@ -157,7 +157,7 @@ async fn the_handler_runs_every_sample_event_and_refuses_bad_ones() {
     assert!(
         short
             .to_string()
-            .contains("DUMP_MIN_REMAINING_SECONDS is 120 s, but only"),
+            .contains("MIN_REMAINING_SECONDS is 120 s, but only"),
         "{short}"
     );
 

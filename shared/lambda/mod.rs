@@ -2,8 +2,10 @@
 //! checked once per cold start, events parsed strictly, jobs run against the invocation's
 //! deadline, and every failure notified before it is returned.
 
+pub mod context;
 pub mod dump;
 mod event;
+pub mod incremental;
 
 pub use event::{DumpEvent, ManualDump};
 

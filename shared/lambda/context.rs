@@ -1,0 +1,189 @@
+//! What every backup function shares: where backups go, whom to tell, how to reach the
+//! database, and how much of the invocation is left.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+
+use super::{remaining, Env};
+use crate::config::DatabaseUrl;
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::notify::sns::SnsNotifier;
+use crate::notify::{LogNotifier, Notification, Notifier, Severity};
+use crate::store::s3::{self, S3Settings, S3Store};
+use crate::store::ObjectStore;
+
+/// How a function finds the database's credentials.
+enum DatabaseSource {
+    /// DATABASE_SECRET_ARN: a Secrets Manager secret in the RDS shape, read per invocation so
+    /// rotation needs no redeploy.
+    Secret {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        database: Option<String>,
+    },
+    /// DATABASE_URL: with DATABASE_IAM_AUTH=true a fresh RDS IAM token is made per invocation;
+    /// otherwise DATABASE_PASSWORD (local runs and tests).
+    Url { url: DatabaseUrl, iam: bool },
+}
+
+pub struct FunctionContext {
+    pub name: &'static str,
+    sdk_config: SdkConfig,
+    s3: aws_sdk_s3::Client,
+    s3_settings: S3Settings,
+    bucket: String,
+    pub prefix: String,
+    pub notifier: Arc<dyn Notifier>,
+    database: DatabaseSource,
+    pub notify_success: bool,
+    /// Refuse to start with less time than this left (a partial backup helps nobody).
+    min_remaining: Duration,
+    /// Stop this long before the deadline, so the failure is reported instead of killed.
+    deadline_margin: Duration,
+}
+
+impl FunctionContext {
+    /// Reads and checks the shared configuration and builds the clients: once per cold start.
+    pub async fn from_env(name: &'static str, env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+        let store = env.require("BACKUP_STORE", "the backups' place, s3://BUCKET/PREFIX")?;
+        let (bucket, prefix) = s3::parse_location(&store).map_err(|e| Error::Config {
+            variable: "BACKUP_STORE".into(),
+            reason: format!("is not usable: {e}"),
+        })?;
+        let notifier: Arc<dyn Notifier> = match env.get("SNS_TOPIC_ARN") {
+            Some(arn) => Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(&sdk_config), arn)),
+            None => {
+                tracing::warn!("SNS_TOPIC_ARN is not set: failures are only logged");
+                Arc::new(LogNotifier)
+            }
+        };
+        let database = match (env.get("DATABASE_SECRET_ARN"), env.get("DATABASE_URL")) {
+            (Some(secret_id), None) => DatabaseSource::Secret {
+                client: aws_sdk_secretsmanager::Client::new(&sdk_config),
+                secret_id,
+                database: env.get("DATABASE_NAME"),
+            },
+            (None, Some(text)) => {
+                let url = DatabaseUrl::parse(&text).map_err(|e| Error::Config {
+                    variable: "DATABASE_URL".into(),
+                    reason: format!("is not usable: {e}"),
+                })?;
+                let url = match env.get("DATABASE_NAME") {
+                    Some(name) => url.with_database(Some(&name)),
+                    None => url,
+                };
+                let url = match env.get("DATABASE_PASSWORD") {
+                    Some(password) if url.password().is_none() => url.with_password(Some(password)),
+                    _ => url,
+                };
+                let iam = env.parse("DATABASE_IAM_AUTH", false, "true or false")?;
+                DatabaseSource::Url { url, iam }
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::Config {
+                    variable: "DATABASE_SECRET_ARN".into(),
+                    reason: "and DATABASE_URL are both set; set exactly one".into(),
+                })
+            }
+            (None, None) => {
+                return Err(Error::Config {
+                    variable: "DATABASE_SECRET_ARN".into(),
+                    reason: "is not set (nor DATABASE_URL); one of them must say how to reach the database".into(),
+                })
+            }
+        };
+        Ok(FunctionContext {
+            name,
+            s3: s3::client_from_env().await,
+            s3_settings: S3Settings::from_env()?,
+            sdk_config,
+            bucket,
+            prefix,
+            notifier,
+            database,
+            notify_success: env.parse("NOTIFY_SUCCESS", false, "true or false")?,
+            min_remaining: Duration::from_secs(env.parse("MIN_REMAINING_SECONDS", 120, "a whole number of seconds")?),
+            deadline_margin: Duration::from_secs(env.parse("DEADLINE_MARGIN_SECONDS", 15, "a whole number of seconds")?),
+        })
+    }
+
+    /// The store, under the configured prefix or another one.
+    pub fn store(&self, prefix: Option<String>) -> Arc<dyn ObjectStore> {
+        Arc::new(S3Store::new(
+            self.s3.clone(),
+            self.bucket.clone(),
+            prefix.unwrap_or_else(|| self.prefix.clone()),
+            self.s3_settings.clone(),
+        ))
+    }
+
+    /// Refuses to start when the invocation cannot finish.
+    pub fn check_time(&self, deadline: Option<SystemTime>) -> Result<()> {
+        match remaining(deadline) {
+            Some(left) if left < self.min_remaining => Err(Error::Config {
+                variable: "MIN_REMAINING_SECONDS".into(),
+                reason: format!(
+                    "is {} s, but only {} s of the invocation remain; raise the function's timeout",
+                    self.min_remaining.as_secs(),
+                    left.as_secs()
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Completes shortly before the deadline, saying so.
+    pub fn stop_before(&self, deadline: Option<SystemTime>) -> impl std::future::Future<Output = String> + Send + 'static {
+        let margin = self.deadline_margin;
+        async move {
+            match remaining(deadline) {
+                Some(left) => {
+                    tokio::time::sleep(left.saturating_sub(margin)).await;
+                    format!(
+                        "the Lambda invocation's deadline is {} s away; stopped before being killed (raise the timeout or memory)",
+                        margin.as_secs()
+                    )
+                }
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    pub async fn database_url(&self) -> Result<DatabaseUrl> {
+        match &self.database {
+            DatabaseSource::Secret { client, secret_id, database } => {
+                credentials::from_secret(client, secret_id, database.as_deref()).await?.with_tls_from_env()
+            }
+            DatabaseSource::Url { url, iam } => {
+                let url = url.clone().with_tls_from_env()?;
+                if *iam {
+                    credentials::with_iam_token(&url, &self.sdk_config).await
+                } else {
+                    Ok(url)
+                }
+            }
+        }
+    }
+
+    /// Failures before the job starts (bad event, configuration, secret) notify here; the
+    /// jobs notify their own failures.
+    pub async fn refused<T>(&self, outcome: Result<T>) -> Result<T> {
+        match outcome {
+            Err(error @ (Error::InvalidEvent { .. } | Error::Config { .. } | Error::Secret { .. })) => {
+                let note = Notification::new(
+                    Severity::Critical,
+                    format!("{} function could not start", self.name),
+                    format!("The {} function was invoked but did not start a backup.\nCause: {error}", self.name),
+                );
+                if let Err(e) = self.notifier.notify(&note).await {
+                    tracing::error!("could not send notification: {e}");
+                }
+                Err(error)
+            }
+            other => other,
+        }
+    }
+}
