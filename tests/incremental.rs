@@ -39,12 +39,25 @@ async fn workload_database() -> String {
 }
 
 async fn scoped_checksums(database: &str) -> BTreeMap<String, String> {
-    checksums(database).await.into_iter().filter(|(t, _)| t == "grades" || t == "enrol").collect()
+    checksums(database)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "grades" || t == "enrol")
+        .collect()
 }
 
 fn incremental(database: &str, store: &Path) -> serde_json::Value {
     let output = run_cli(
-        &["incremental", "--database-url", &url_for(database), "--store", store.to_str().unwrap_or_default(), "--tables", SCOPE, "--json"],
+        &[
+            "incremental",
+            "--database-url",
+            &url_for(database),
+            "--store",
+            store.to_str().unwrap_or_default(),
+            "--tables",
+            SCOPE,
+            "--json",
+        ],
         &[],
     );
     assert_ok(&output);
@@ -56,7 +69,12 @@ fn restore_point(store: &Path, args: &[&str]) -> String {
     let mut all = vec!["restore", "--database-url"];
     let server = server_url();
     all.push(&server);
-    all.extend_from_slice(&["--store", store.to_str().unwrap_or_default(), "--target-database", &target]);
+    all.extend_from_slice(&[
+        "--store",
+        store.to_str().unwrap_or_default(),
+        "--target-database",
+        &target,
+    ]);
     all.extend_from_slice(args);
     let output = run_cli(&all, &[]);
     assert_ok(&output);
@@ -94,16 +112,29 @@ async fn every_incremental_point_restores_exactly() {
          INSERT INTO grades (student, grade) SELECT 6000 + seq, 1 FROM seq_1_to_50;",
     ];
     for (round, sql) in rounds.iter().enumerate() {
-        conn.query_drop(*sql).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        conn.query_drop(*sql)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         let report = incremental(&source, store.path());
         let id = report["backup_id"].as_str().expect("backup id").to_string();
-        points.push((id, report["window_start"].as_str().unwrap_or_default().to_string(), scoped_checksums(&source).await));
+        points.push((
+            id,
+            report["window_start"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            scoped_checksums(&source).await,
+        ));
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
 
     for (id, _, expected) in &points {
         let copy = restore_point(store.path(), &["--backup", id]);
-        assert_eq!(&scoped_checksums(&copy).await, expected, "restoring at {id}");
+        assert_eq!(
+            &scoped_checksums(&copy).await,
+            expected,
+            "restoring at {id}"
+        );
         drop_database(&copy).await;
     }
     let full_id = list_json(store.path())
@@ -127,8 +158,47 @@ async fn every_incremental_point_restores_exactly() {
         .and_then(|b| b["finished_at"].as_str().map(str::to_string))
         .expect("finished_at");
     let copy = restore_point(store.path(), &["--at", &second_finished]);
-    assert_eq!(scoped_checksums(&copy).await, points[1].2, "--at {second_finished}");
+    assert_eq!(
+        scoped_checksums(&copy).await,
+        points[1].2,
+        "--at {second_finished}"
+    );
     drop_database(&copy).await;
+
+    // By hand, as the README says: the full backup's first four stages, each incremental in
+    // chain order, then the full backup's triggers and events.
+    let daily = store.path().join("database/daily").join(&full_id);
+    let incremental_root = store.path().join("database/incremental");
+    let mut files = format!("$(ls {}/[0-3]-*.sql.gz)", daily.display());
+    for (id, _, _) in &points {
+        files.push_str(&format!(
+            " $(ls {}/{id}/*.sql.gz)",
+            incremental_root.display()
+        ));
+    }
+    files.push_str(&format!(
+        " $(ls {}/[45]-*.sql.gz 2>/dev/null || true)",
+        daily.display()
+    ));
+    let by_hand = unique_name("by_hand");
+    create_database(&by_hand).await;
+    let server = toc_sis_backup::config::DatabaseUrl::parse(&server_url()).expect("url");
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail; cat {files} | gunzip | mariadb --no-defaults --comments --host={} --port={} --user={} {by_hand}",
+            server.host, server.port, server.user
+        ))
+        .env("MYSQL_PWD", server.password().unwrap_or_default())
+        .status()
+        .expect("bash");
+    assert!(status.success(), "the chain by hand failed");
+    assert_eq!(
+        scoped_checksums(&by_hand).await,
+        points[2].2,
+        "the chain restored by hand"
+    );
+    drop_database(&by_hand).await;
 
     // latest is the newest incremental.
     let copy = restore_point(store.path(), &[]);
@@ -151,16 +221,26 @@ async fn late_and_repeated_runs_lose_and_double_nothing() {
     .await
     .expect("late changes");
     let first = incremental(&source, store.path());
-    assert!(first["rows_rewritten"].as_u64().unwrap_or(0) >= 20 + 15, "{first}");
+    assert!(
+        first["rows_rewritten"].as_u64().unwrap_or(0) >= 20 + 15,
+        "{first}"
+    );
     let second = incremental(&source, store.path());
     let third = incremental(&source, store.path());
     assert_eq!(third["parent"], second["backup_id"]);
     assert_eq!(second["parent"], first["backup_id"]);
     let expected = scoped_checksums(&source).await;
     for report in [&first, &second, &third] {
-        let copy = restore_point(store.path(), &["--backup", report["backup_id"].as_str().expect("id")]);
+        let copy = restore_point(
+            store.path(),
+            &["--backup", report["backup_id"].as_str().expect("id")],
+        );
         assert_eq!(scoped_checksums(&copy).await, expected);
-        let rows: Option<u64> = connect_to(&copy).await.query_first("SELECT COUNT(*) FROM grades").await.expect("count");
+        let rows: Option<u64> = connect_to(&copy)
+            .await
+            .query_first("SELECT COUNT(*) FROM grades")
+            .await
+            .expect("count");
         assert_eq!(rows, Some(3000));
         drop_database(&copy).await;
     }
@@ -173,15 +253,30 @@ async fn a_killed_incremental_leaves_the_chain_usable() {
     let store = tempfile::tempdir().expect("temp dir");
     assert_ok(&dump(&source, store.path()));
     let mut conn = connect_to(&source).await;
-    conn.query_drop("UPDATE grades SET grade = 1 WHERE id < 100").await.expect("change");
+    conn.query_drop("UPDATE grades SET grade = 1 WHERE id < 100")
+        .await
+        .expect("change");
     let good = incremental(&source, store.path());
     let good_state = scoped_checksums(&source).await;
 
-    conn.query_drop("UPDATE grades SET grade = 2 WHERE id < 200").await.expect("change");
+    conn.query_drop("UPDATE grades SET grade = 2 WHERE id < 200")
+        .await
+        .expect("change");
     let mut locker = connect_to(&source).await;
-    locker.query_drop("LOCK TABLES grades WRITE").await.expect("lock");
+    locker
+        .query_drop("LOCK TABLES grades WRITE")
+        .await
+        .expect("lock");
     let child = Command::new(BIN)
-        .args(["incremental", "--database-url", &url_for(&source), "--store", store.path().to_str().unwrap_or_default(), "--tables", SCOPE])
+        .args([
+            "incremental",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            store.path().to_str().unwrap_or_default(),
+            "--tables",
+            SCOPE,
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -203,21 +298,47 @@ async fn a_killed_incremental_leaves_the_chain_usable() {
         assert!(Instant::now() < deadline, "the incremental never blocked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    admin().await.query_drop(format!("KILL CONNECTION {victim}")).await.expect("kill");
+    admin()
+        .await
+        .query_drop(format!("KILL CONNECTION {victim}"))
+        .await
+        .expect("kill");
     locker.query_drop("UNLOCK TABLES").await.expect("unlock");
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("output");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("output");
     assert!(!output.status.success(), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("CRITICAL: incremental backup of"), "{stderr}");
-    assert!(stderr.contains(&format!("its newest point is still {}", good["backup_id"].as_str().unwrap_or_default())), "{stderr}");
+    assert!(
+        stderr.contains("CRITICAL: incremental backup of"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "its newest point is still {}",
+            good["backup_id"].as_str().unwrap_or_default()
+        )),
+        "{stderr}"
+    );
 
     let copy = restore_point(store.path(), &[]);
-    assert_eq!(scoped_checksums(&copy).await, good_state, "the previous point must still restore");
+    assert_eq!(
+        scoped_checksums(&copy).await,
+        good_state,
+        "the previous point must still restore"
+    );
     drop_database(&copy).await;
     let next = incremental(&source, store.path());
-    assert_eq!(next["parent"], good["backup_id"], "the chain continues from the last good link");
+    assert_eq!(
+        next["parent"], good["backup_id"],
+        "the chain continues from the last good link"
+    );
     let copy = restore_point(store.path(), &[]);
-    assert_eq!(scoped_checksums(&copy).await, scoped_checksums(&source).await);
+    assert_eq!(
+        scoped_checksums(&copy).await,
+        scoped_checksums(&source).await
+    );
     drop_database(&copy).await;
     drop_database(&source).await;
 }
@@ -227,27 +348,76 @@ async fn tables_that_cannot_be_tracked_are_refused_by_name() {
     let source = workload_database().await;
     let store = tempfile::tempdir().expect("temp dir");
     let store_arg = store.path().to_str().unwrap_or_default().to_string();
-    let no_chain = run_cli(&["incremental", "--database-url", &url_for(&source), "--store", &store_arg, "--tables", SCOPE], &[]);
+    let no_chain = run_cli(
+        &[
+            "incremental",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store_arg,
+            "--tables",
+            SCOPE,
+        ],
+        &[],
+    );
     assert!(!no_chain.status.success());
-    assert!(String::from_utf8_lossy(&no_chain.stderr).contains("no complete full backup"), "{}", text(&no_chain));
+    assert!(
+        String::from_utf8_lossy(&no_chain.stderr).contains("no complete full backup"),
+        "{}",
+        text(&no_chain)
+    );
 
     assert_ok(&dump(&source, store.path()));
     for (tables, expected) in [
-        ("grades,audit", "cannot track table `audit`: it has no primary key"),
-        ("no_tracking", "cannot track table `no_tracking`: it has no change-tracking column `updated_at`"),
-        ("grades,missing_table", "cannot track table `missing_table`: there is no such table"),
+        (
+            "grades,audit",
+            "cannot track table `audit`: it has no primary key",
+        ),
+        (
+            "no_tracking",
+            "cannot track table `no_tracking`: it has no change-tracking column `updated_at`",
+        ),
+        (
+            "grades,missing_table",
+            "cannot track table `missing_table`: there is no such table",
+        ),
     ] {
-        let output = run_cli(&["incremental", "--database-url", &url_for(&source), "--store", &store_arg, "--tables", tables], &[]);
+        let output = run_cli(
+            &[
+                "incremental",
+                "--database-url",
+                &url_for(&source),
+                "--store",
+                &store_arg,
+                "--tables",
+                tables,
+            ],
+            &[],
+        );
         assert!(!output.status.success(), "{tables} accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{tables}: {stderr}");
     }
     let chains = list_json(store.path());
-    assert_eq!(chains.as_array().expect("array").len(), 1, "refused runs leave nothing: {chains}");
+    assert_eq!(
+        chains.as_array().expect("array").len(),
+        1,
+        "refused runs leave nothing: {chains}"
+    );
 
     let full_if_missing = tempfile::tempdir().expect("temp dir");
     let output = run_cli(
-        &["incremental", "--database-url", &url_for(&source), "--store", full_if_missing.path().to_str().unwrap_or_default(), "--tables", SCOPE, "--full-if-missing", "--json"],
+        &[
+            "incremental",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            full_if_missing.path().to_str().unwrap_or_default(),
+            "--tables",
+            SCOPE,
+            "--full-if-missing",
+            "--json",
+        ],
         &[],
     );
     assert_ok(&output);

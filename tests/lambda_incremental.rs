@@ -41,33 +41,69 @@ async fn the_incremental_handler_starts_and_continues_a_chain_in_s3() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let function = IncrementalFunction::from_env(&env as &dyn Env, aws::config().await).await.expect("configuration");
+    let function = IncrementalFunction::from_env(&env as &dyn Env, aws::config().await)
+        .await
+        .expect("configuration");
     let deadline = Some(SystemTime::now() + Duration::from_secs(900));
 
-    let first = function.handle(event("incremental-scheduled.json"), deadline).await.expect("first run");
-    assert!(first["full_backup"]["backup_id"].is_string(), "no chain yet: a full backup starts one: {first}");
+    let first = function
+        .handle(event("incremental-scheduled.json"), deadline)
+        .await
+        .expect("first run");
+    assert!(
+        first["full_backup"]["backup_id"].is_string(),
+        "no chain yet: a full backup starts one: {first}"
+    );
     conn.query_drop("UPDATE student_grade_records SET grade = 99.99 WHERE id <= 10; DELETE FROM student_grade_records WHERE id > 490")
         .await
         .expect("changes");
-    let second = function.handle(event("incremental-scheduled.json"), deadline).await.expect("second run");
+    let second = function
+        .handle(event("incremental-scheduled.json"), deadline)
+        .await
+        .expect("second run");
     assert_eq!(second["rows_rewritten"], 10, "{second}");
     assert_eq!(second["rows_deleted"], 10, "{second}");
     assert_eq!(second["chain_root"], first["full_backup"]["backup_id"]);
 
-    let manual = function.handle(event("incremental-manual.json"), deadline).await.expect("manual run");
-    assert!(manual["full_backup"]["backup_id"].is_string(), "a new prefix starts its own chain: {manual}");
+    let manual = function
+        .handle(event("incremental-manual.json"), deadline)
+        .await
+        .expect("manual run");
+    assert!(
+        manual["full_backup"]["backup_id"].is_string(),
+        "a new prefix starts its own chain: {manual}"
+    );
 
     let copy = unique_name("lambda_inc_copy");
     assert_ok(&run_cli(
-        &["restore", "--database-url", &server_url(), "--store", &format!("s3://{bucket}/college"), "--target-database", &copy],
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            &format!("s3://{bucket}/college"),
+            "--target-database",
+            &copy,
+        ],
         &[],
     ));
     assert_eq!(checksums(&copy).await, checksums(&source).await);
 
-    let refused = function.handle(serde_json::json!({"label": "x"}), deadline).await.expect_err("incrementals take no label");
-    assert!(refused.to_string().contains("incrementals take no label"), "{refused}");
+    let refused = function
+        .handle(serde_json::json!({"label": "x"}), deadline)
+        .await
+        .expect_err("incrementals take no label");
+    assert!(
+        refused.to_string().contains("incrementals take no label"),
+        "{refused}"
+    );
     let received = alerts.received().await;
-    assert!(received.iter().any(|(s, _)| s.contains("incremental function could not start")), "{received:?}");
+    assert!(
+        received
+            .iter()
+            .any(|(s, _)| s.contains("incremental function could not start")),
+        "{received:?}"
+    );
     drop_database(&source).await;
     drop_database(&copy).await;
 }

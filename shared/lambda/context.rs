@@ -47,7 +47,11 @@ pub struct FunctionContext {
 
 impl FunctionContext {
     /// Reads and checks the shared configuration and builds the clients: once per cold start.
-    pub async fn from_env(name: &'static str, env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+    pub async fn from_env(
+        name: &'static str,
+        env: &dyn Env,
+        sdk_config: SdkConfig,
+    ) -> Result<Self> {
         let store = env.require("BACKUP_STORE", "the backups' place, s3://BUCKET/PREFIX")?;
         let (bucket, prefix) = s3::parse_location(&store).map_err(|e| Error::Config {
             variable: "BACKUP_STORE".into(),
@@ -88,12 +92,12 @@ impl FunctionContext {
                     reason: "and DATABASE_URL are both set; set exactly one".into(),
                 })
             }
-            (None, None) => {
-                return Err(Error::Config {
-                    variable: "DATABASE_SECRET_ARN".into(),
-                    reason: "is not set (nor DATABASE_URL); one of them must say how to reach the database".into(),
-                })
-            }
+            (None, None) => return Err(Error::Config {
+                variable: "DATABASE_SECRET_ARN".into(),
+                reason:
+                    "is not set (nor DATABASE_URL); one of them must say how to reach the database"
+                        .into(),
+            }),
         };
         Ok(FunctionContext {
             name,
@@ -105,8 +109,16 @@ impl FunctionContext {
             notifier,
             database,
             notify_success: env.parse("NOTIFY_SUCCESS", false, "true or false")?,
-            min_remaining: Duration::from_secs(env.parse("MIN_REMAINING_SECONDS", 120, "a whole number of seconds")?),
-            deadline_margin: Duration::from_secs(env.parse("DEADLINE_MARGIN_SECONDS", 15, "a whole number of seconds")?),
+            min_remaining: Duration::from_secs(env.parse(
+                "MIN_REMAINING_SECONDS",
+                120,
+                "a whole number of seconds",
+            )?),
+            deadline_margin: Duration::from_secs(env.parse(
+                "DEADLINE_MARGIN_SECONDS",
+                15,
+                "a whole number of seconds",
+            )?),
         })
     }
 
@@ -136,7 +148,10 @@ impl FunctionContext {
     }
 
     /// Completes shortly before the deadline, saying so.
-    pub fn stop_before(&self, deadline: Option<SystemTime>) -> impl std::future::Future<Output = String> + Send + 'static {
+    pub fn stop_before(
+        &self,
+        deadline: Option<SystemTime>,
+    ) -> impl std::future::Future<Output = String> + Send + 'static {
         let margin = self.deadline_margin;
         async move {
             match remaining(deadline) {
@@ -154,9 +169,13 @@ impl FunctionContext {
 
     pub async fn database_url(&self) -> Result<DatabaseUrl> {
         match &self.database {
-            DatabaseSource::Secret { client, secret_id, database } => {
-                credentials::from_secret(client, secret_id, database.as_deref()).await?.with_tls_from_env()
-            }
+            DatabaseSource::Secret {
+                client,
+                secret_id,
+                database,
+            } => credentials::from_secret(client, secret_id, database.as_deref())
+                .await?
+                .with_tls_from_env(),
             DatabaseSource::Url { url, iam } => {
                 let url = url.clone().with_tls_from_env()?;
                 if *iam {
@@ -172,11 +191,16 @@ impl FunctionContext {
     /// jobs notify their own failures.
     pub async fn refused<T>(&self, outcome: Result<T>) -> Result<T> {
         match outcome {
-            Err(error @ (Error::InvalidEvent { .. } | Error::Config { .. } | Error::Secret { .. })) => {
+            Err(
+                error @ (Error::InvalidEvent { .. } | Error::Config { .. } | Error::Secret { .. }),
+            ) => {
                 let note = Notification::new(
                     Severity::Critical,
                     format!("{} function could not start", self.name),
-                    format!("The {} function was invoked but did not start a backup.\nCause: {error}", self.name),
+                    format!(
+                        "The {} function was invoked but did not start a backup.\nCause: {error}",
+                        self.name
+                    ),
                 );
                 if let Err(e) = self.notifier.notify(&note).await {
                     tracing::error!("could not send notification: {e}");

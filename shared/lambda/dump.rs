@@ -27,7 +27,11 @@ impl DumpFunction {
             ..RetentionPolicy::default()
         };
         let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
-        Ok(DumpFunction { context, retention, split_bytes: split_mb.max(1) * 1024 * 1024 })
+        Ok(DumpFunction {
+            context,
+            retention,
+            split_bytes: split_mb.max(1) * 1024 * 1024,
+        })
     }
 
     /// Handles one invocation; `deadline` is when Lambda will kill it.
@@ -35,16 +39,29 @@ impl DumpFunction {
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
-        let report = run_dump_until(store, self.context.notifier.as_ref(), &options, self.context.stop_before(deadline)).await?;
+        let report = run_dump_until(
+            store,
+            self.context.notifier.as_ref(),
+            &options,
+            self.context.stop_before(deadline),
+        )
+        .await?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 
-    async fn prepare(&self, event: &Value, deadline: Option<SystemTime>) -> Result<(DumpOptions, Option<String>)> {
+    async fn prepare(
+        &self,
+        event: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<(DumpOptions, Option<String>)> {
         let event = DumpEvent::parse(event)?;
         tracing::info!(?event, "dump invoked");
         let (label, prefix) = match event {
             DumpEvent::Scheduled { .. } => (None, None),
-            DumpEvent::Manual(manual) => (manual.label, manual.prefix.map(|p| format!("{}/", p.trim_matches('/')))),
+            DumpEvent::Manual(manual) => (
+                manual.label,
+                manual.prefix.map(|p| format!("{}/", p.trim_matches('/'))),
+            ),
         };
         self.context.check_time(deadline)?;
         let mut options = DumpOptions::new(self.context.database_url().await?);

@@ -28,11 +28,18 @@ impl IncrementalFunction {
             env.get("INCREMENTAL_TRACKING_COLUMN").as_deref(),
             env.get("INCREMENTAL_TRACKING_COLUMNS").as_deref(),
         )
-        .map_err(|e| Error::Config { variable: "INCREMENTAL_TABLES".into(), reason: format!("is not usable: {e}") })?;
+        .map_err(|e| Error::Config {
+            variable: "INCREMENTAL_TABLES".into(),
+            reason: format!("is not usable: {e}"),
+        })?;
         Ok(IncrementalFunction {
             context,
             scope,
-            overlap_minutes: env.parse("INCREMENTAL_OVERLAP_MINUTES", 5, "a whole number of minutes")?,
+            overlap_minutes: env.parse(
+                "INCREMENTAL_OVERLAP_MINUTES",
+                5,
+                "a whole number of minutes",
+            )?,
             full_if_missing: env.parse("INCREMENTAL_FULL_IF_MISSING", false, "true or false")?,
         })
     }
@@ -41,12 +48,21 @@ impl IncrementalFunction {
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
-        let report =
-            run_incremental_until(store, self.context.notifier.as_ref(), &options, self.context.stop_before(deadline)).await?;
+        let report = run_incremental_until(
+            store,
+            self.context.notifier.as_ref(),
+            &options,
+            self.context.stop_before(deadline),
+        )
+        .await?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 
-    async fn prepare(&self, event: &Value, deadline: Option<SystemTime>) -> Result<(IncrementalOptions, Option<String>)> {
+    async fn prepare(
+        &self,
+        event: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<(IncrementalOptions, Option<String>)> {
         // The same payloads as the dump: the schedule, or a manual {"prefix": …}.
         let event = DumpEvent::parse(event)?;
         tracing::info!(?event, "incremental invoked");
