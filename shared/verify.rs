@@ -15,6 +15,52 @@ pub struct VerifyReport {
     pub bytes: u64,
 }
 
+/// A reader that hashes what passes through it, so a file is checked in the same pass that
+/// uses it.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: std::io::Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Reads whatever is left and compares size and SHA-256 with what the manifest recorded.
+    pub fn check(mut self, file: &str, expected_bytes: u64, expected_sha256: &str) -> Result<()> {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(|e| Error::CorruptFile {
+            file: file.to_string(),
+            detail: format!("unreadable: {e}"),
+        })?;
+        let actual = hex::encode(self.hasher.finalize());
+        if self.bytes != expected_bytes || actual != expected_sha256 {
+            return Err(Error::CorruptFile {
+                file: file.to_string(),
+                detail: format!(
+                    "{} bytes with SHA-256 {actual}, the manifest says {expected_bytes} bytes with {expected_sha256}",
+                    self.bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 /// Size and SHA-256 of a stored object, read as a stream.
 pub async fn hash_object(store: &dyn ObjectStore, key: &str) -> Result<(u64, String)> {
     let mut reader = store.open(key).await?;

@@ -91,7 +91,12 @@ async fn sample_database_backs_up_in_parts_and_restores_in_parallel() {
         .expect("files")
         .iter()
         .filter_map(|f| f["name"].as_str())
+        .filter(|name| name.ends_with(".sql.gz"))
         .collect();
+    assert!(
+        manifest["files"].as_array().expect("files").iter().any(|f| f["stage"] == "state"),
+        "tables with integer keys carry a key state"
+    );
     let sql_files: Vec<&String> = sorted.iter().filter(|n| n.ends_with(".sql.gz")).collect();
     assert_eq!(
         sql_files, listed,

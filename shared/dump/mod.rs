@@ -132,19 +132,22 @@ pub async fn run_dump_until(
             Ok(report)
         }
         Err(error) => {
-            discard_partial(store.as_ref(), &backup_prefix(&backup_id)).await;
             let database = options.database_url.database.clone().unwrap_or_default();
-            let note = Notification::new(
-                Severity::Critical,
-                format!("full backup of {database} FAILED"),
-                format!(
-                    "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
-                     Cause: {error}\n\
-                     The previous complete backup is still the latest one in {store}.",
-                    started.elapsed().as_secs_f64()
-                ),
+            let subject = format!("full backup of {database} FAILED");
+            let body = format!(
+                "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
+                 Cause: {error}\n\
+                 The previous complete backup is still the latest one in {store}.",
+                started.elapsed().as_secs_f64()
             );
-            notify_or_log(notifier, &note).await;
+            discard_and_alert(
+                store.as_ref(),
+                notifier,
+                &backup_prefix(&backup_id),
+                subject,
+                body,
+            )
+            .await;
             Err(error)
         }
     }
@@ -176,11 +179,22 @@ fn success_body(report: &DumpReport) -> String {
     body
 }
 
-/// Removes what a failed run wrote, so nothing half-written stays behind.
-pub(crate) async fn discard_partial(store: &dyn ObjectStore, prefix: &str) {
+/// Removes what a failed run wrote, so nothing half-written stays behind, and tells a person.
+pub(crate) async fn discard_and_alert(
+    store: &dyn ObjectStore,
+    notifier: &dyn Notifier,
+    prefix: &str,
+    subject: String,
+    body: String,
+) {
     if let Err(e) = store.delete_prefix(prefix).await {
         tracing::warn!(%prefix, "could not remove the files of the failed backup: {e}");
     }
+    notify_or_log(
+        notifier,
+        &Notification::new(Severity::Critical, subject, body),
+    )
+    .await;
 }
 
 async fn dump(

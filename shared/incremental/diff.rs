@@ -6,11 +6,9 @@
 //! rewritten key is deleted first, so applying the same incremental twice changes nothing.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
@@ -19,10 +17,11 @@ use super::state::StateReader;
 use crate::dump::sql_file::StoredFile;
 use crate::dump::table_data::{read_error, DataFiles, InsertStatements, StateFile};
 use crate::dump::FileNamer;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mysql::fingerprint::Fingerprint;
 use crate::mysql::schema::Table;
 use crate::store::ObjectStore;
+use crate::verify::HashingReader;
 
 const DELETES_PER_STATEMENT: usize = 1000;
 const BATCH: usize = 4096;
@@ -52,21 +51,6 @@ struct PreviousKeys {
     finished: bool,
 }
 
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
 impl PreviousKeys {
     async fn open(store: &dyn ObjectStore, previous: &PreviousState) -> Result<Self> {
         let reader = store.open(&previous.key).await?;
@@ -75,11 +59,7 @@ impl PreviousKeys {
         let (expected_bytes, expected_sha) = (previous.bytes, previous.sha256.clone());
         tokio::task::spawn_blocking(move || {
             let outcome = (|| -> Result<()> {
-                let hashing = Hashing {
-                    inner: SyncIoBridge::new(reader),
-                    hasher: Sha256::new(),
-                    bytes: 0,
-                };
+                let hashing = HashingReader::new(SyncIoBridge::new(reader));
                 let mut state = StateReader::new(hashing, &name)?;
                 let mut batch = Vec::with_capacity(BATCH);
                 while let Some((key, hash)) = state.next_record()? {
@@ -90,18 +70,9 @@ impl PreviousKeys {
                         return Ok(());
                     }
                 }
-                let mut hashing = state.into_inner();
-                io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::CorruptFile {
-                    file: name.clone(),
-                    detail: e.to_string(),
-                })?;
-                let actual = hex::encode(hashing.hasher.finalize());
-                if hashing.bytes != expected_bytes || actual != expected_sha {
-                    return Err(Error::CorruptFile {
-                        file: name.clone(),
-                        detail: format!("the previous link's key state does not match its manifest (SHA-256 {actual})"),
-                    });
-                }
+                state
+                    .into_inner()
+                    .check(&name, expected_bytes, &expected_sha)?;
                 if !batch.is_empty() {
                     let _ = tx.blocking_send(Ok(batch));
                 }

@@ -24,7 +24,7 @@ use crate::catalog::{self, new_backup_id, prefix_for, EntryState};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
 use crate::dump::{
-    discard_partial, entry, notify_or_log, run_dump, DumpOptions, DumpReport, FileNamer,
+    discard_and_alert, entry, notify_or_log, run_dump, DumpOptions, DumpReport, FileNamer,
 };
 use crate::error::{Error, Result};
 use crate::manifest::{
@@ -211,19 +211,15 @@ pub async fn run_incremental_until(
             Ok(report)
         }
         Err(error) => {
-            discard_partial(store.as_ref(), &prefix).await;
-            let note = Notification::new(
-                Severity::Critical,
-                format!("incremental backup of {database} FAILED"),
-                format!(
-                    "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
-                     Cause: {error}\n\
-                     The chain is unchanged: its newest point is still {}.",
-                    started.elapsed().as_secs_f64(),
-                    tip.parent.backup_id
-                ),
+            let subject = format!("incremental backup of {database} FAILED");
+            let body = format!(
+                "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
+                 Cause: {error}\n\
+                 The chain is unchanged: its newest point is still {}.",
+                started.elapsed().as_secs_f64(),
+                tip.parent.backup_id
             );
-            notify_or_log(notifier, &note).await;
+            discard_and_alert(store.as_ref(), notifier, &prefix, subject, body).await;
             Err(error)
         }
     }

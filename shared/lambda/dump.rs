@@ -72,3 +72,10 @@ impl DumpFunction {
         Ok((options, prefix))
     }
 }
+
+#[async_trait::async_trait]
+impl super::Handler for DumpFunction {
+    async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        DumpFunction::handle(self, event, deadline).await
+    }
+}

@@ -87,3 +87,10 @@ impl IncrementalFunction {
         Ok((options, prefix))
     }
 }
+
+#[async_trait::async_trait]
+impl super::Handler for IncrementalFunction {
+    async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        IncrementalFunction::handle(self, event, deadline).await
+    }
+}

@@ -52,6 +52,32 @@ impl Env for std::collections::HashMap<String, String> {
     }
 }
 
+/// One function's invocation logic, whatever runs it (the Lambda runtime, or a test).
+#[async_trait::async_trait]
+pub trait Handler: Send + Sync {
+    async fn handle(
+        &self,
+        event: serde_json::Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<serde_json::Value>;
+}
+
+/// Runs a handler under the Lambda runtime: JSON logs (from the function's logging config),
+/// the invocation's deadline passed on.
+pub async fn serve(handler: impl Handler) -> std::result::Result<(), lambda_runtime::Error> {
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            let deadline = event.context.deadline();
+            handler
+                .handle(event.payload, Some(deadline))
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
 /// Time left before the invocation is killed, if there is a deadline.
 pub fn remaining(deadline: Option<SystemTime>) -> Option<Duration> {
     deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())

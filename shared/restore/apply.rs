@@ -6,7 +6,6 @@ use std::io::{self, Read};
 use flate2::read::MultiGzDecoder;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
@@ -14,23 +13,9 @@ use super::splitter::Splitter;
 use crate::error::{Error, Result};
 use crate::manifest::FileEntry;
 use crate::store::ObjectStore;
+use crate::verify::HashingReader;
 
 const READ_CHUNK: usize = 256 * 1024;
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
 
 pub async fn apply_file(
     store: &dyn ObjectStore,
@@ -51,11 +36,7 @@ pub async fn apply_file(
                 file: name.clone(),
                 detail: format!("cannot be read as gzip: {e}"),
             };
-            let hashing = HashingReader {
-                inner: SyncIoBridge::new(reader),
-                hasher: Sha256::new(),
-                bytes: 0,
-            };
+            let hashing = HashingReader::new(SyncIoBridge::new(reader));
             let mut decoder = MultiGzDecoder::new(hashing);
             let mut splitter = Splitter::default();
             let mut buffer = vec![0u8; READ_CHUNK];
@@ -80,15 +61,10 @@ pub async fn apply_file(
                     file: name.clone(),
                     reason,
                 })?;
-            let mut hashing = decoder.into_inner();
-            io::copy(&mut hashing, &mut io::sink()).map_err(io_error)?;
-            let actual = hex::encode(hashing.hasher.finalize());
-            if hashing.bytes != expected_bytes || actual != expected_sha {
-                return Err(Error::CorruptFile {
-                    file: name.clone(),
-                    detail: format!("changed while it was being restored (SHA-256 {actual}, expected {expected_sha})"),
-                });
-            }
+            // The file was verified before loading; this catches a change since.
+            decoder
+                .into_inner()
+                .check(&name, expected_bytes, &expected_sha)?;
             if !batch.is_empty() {
                 let _ = to_runner.blocking_send(Ok(batch));
             }

@@ -67,36 +67,7 @@ pub async fn resolve(
                 id: format!("at or before {}", at.to_rfc3339()),
                 store: store.to_string(),
             })?,
-        None => {
-            let entry = if which == "latest" {
-                entries
-                    .iter()
-                    .find(|e| !matches!(e.state, EntryState::Incomplete))
-                    .ok_or_else(|| Error::NoBackups(store.to_string()))?
-            } else {
-                entries
-                    .iter()
-                    .find(|e| e.id == which && !matches!(e.state, EntryState::Incomplete))
-                    .ok_or_else(|| Error::BackupNotFound {
-                        id: which.to_string(),
-                        store: store.to_string(),
-                    })?
-            };
-            match &entry.state {
-                EntryState::Complete(m) => (**m).clone(),
-                EntryState::Damaged(e) => {
-                    return Err(Error::InvalidManifest {
-                        key: format!(
-                            "{}{}",
-                            catalog::prefix_for(entry.kind, &entry.id),
-                            crate::manifest::MANIFEST_NAME
-                        ),
-                        reason: e.to_string(),
-                    })
-                }
-                EntryState::Incomplete => return Err(Error::NoBackups(store.to_string())),
-            }
-        }
+        None => catalog::resolve(store, which).await?,
     };
     let by_id: HashMap<&str, &catalog::CatalogEntry> =
         entries.iter().map(|e| (e.id.as_str(), e)).collect();
