@@ -39,7 +39,7 @@ enum LogFormat {
 enum Command {
     /// Take a full, consistent backup of a database into a store.
     Dump(DumpArgs),
-    /// Back up what changed in the critical tables since the chain's previous point.
+    /// Back up what changed in the Tier 1 and 2 tables since the chain's previous point.
     Incremental(IncrementalArgs),
     /// Load a backup into a database and verify it against the manifest.
     Restore(RestoreArgs),
@@ -150,7 +150,7 @@ struct IncrementalArgs {
     connection: Connection,
     #[command(flatten)]
     store: StoreArg,
-    /// Comma-separated tables to track (default: the Tier 1 academic-record tables).
+    /// Comma-separated tables to track (default: the Tier 1 and Tier 2 tables).
     #[arg(long, env = "INCREMENTAL_TABLES")]
     tables: Option<String>,
     /// The change-tracking column of every table…

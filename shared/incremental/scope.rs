@@ -2,13 +2,20 @@
 
 use crate::error::{Error, Result};
 
-/// The strategy document's Tier 1 (critical academic records) tables.
+/// The strategy document's Tier 1 (critical academic records, RPO 1 h) and Tier 2 (student
+/// information, RPO 4 h) tables: a daily full backup alone cannot meet either objective, and its
+/// hourly script already tracks students, users, programmes and modules.
 pub const DEFAULT_TABLES: &[&str] = &[
     "student_grade_records",
     "enrolments",
     "transcripts",
     "extensions_deferrals",
     "assessment_components",
+    "students",
+    "users",
+    "programmes",
+    "modules",
+    "email_logs",
 ];
 pub const DEFAULT_TRACKING_COLUMN: &str = "updated_at";
 
@@ -112,7 +119,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let scope = Scope::parse(None, None, None).unwrap();
-        assert_eq!(scope.tables.len(), 5);
+        assert_eq!(scope.tables.len(), 10);
         let scope = Scope::parse(Some("a, b"), Some("changed"), Some("b=modified")).unwrap();
         assert_eq!(
             scope.tables[0],
