@@ -94,7 +94,11 @@ async fn sample_database_backs_up_in_parts_and_restores_in_parallel() {
         .filter(|name| name.ends_with(".sql.gz"))
         .collect();
     assert!(
-        manifest["files"].as_array().expect("files").iter().any(|f| f["stage"] == "state"),
+        manifest["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .any(|f| f["stage"] == "state"),
         "tables with integer keys carry a key state"
     );
     let sql_files: Vec<&String> = sorted.iter().filter(|n| n.ends_with(".sql.gz")).collect();
