@@ -8,6 +8,9 @@ use serde::Serialize;
 use toc_sis_backup::config::DatabaseUrl;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
+use toc_sis_backup::monitor::restore_test::{run_restore_test, RestoreTestOptions};
+use toc_sis_backup::monitor::tiers::parse_tiers;
+use toc_sis_backup::monitor::{check_all, run_monitor, MonitorOptions, MonitorReport};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
@@ -49,6 +52,12 @@ enum Command {
     List(ListArgs),
     /// Apply the retention policy: remove old daily backups.
     Prune(PruneArgs),
+    /// Check every tier's freshness, integrity and anomalies, and alert on changes.
+    Monitor(MonitorArgs),
+    /// Print the monitor's checks for a person (no alerts).
+    Status(MonitorArgs),
+    /// Restore the latest backup into a scratch database, verify it, time it, drop it.
+    RestoreTest(RestoreTestArgs),
     /// Create the sample TOC-SIS database.
     SampleData(SampleArgs),
 }
@@ -231,6 +240,84 @@ struct PruneArgs {
     retention: Retention,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct MonitorArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// Tiers as JSON: [{"name": "Tier 1", "rpo_minutes": 60, "tables": [...]}, ...]
+    /// (default: the strategy document's three tiers).
+    #[arg(long, env = "MONITOR_TIERS")]
+    tiers: Option<String>,
+    /// Share of a table's rows whose loss between backups is an anomaly.
+    #[arg(long, env = "MONITOR_ROW_DROP_PERCENT", default_value_t = 5.0)]
+    row_drop_percent: f64,
+    /// Re-read every file of the latest chain instead of comparing sizes.
+    #[arg(long, env = "MONITOR_DEEP")]
+    deep: bool,
+    /// Hours between reminders while a problem lasts.
+    #[arg(long, env = "MONITOR_REMINDER_HOURS", default_value_t = 4)]
+    reminder_hours: u32,
+    /// Days within which a restore test must have passed (0: not checked).
+    #[arg(long, env = "MONITOR_RESTORE_TEST_DAYS", default_value_t = 0)]
+    restore_test_days: u32,
+    /// Check as if it were this time (RFC 3339); for drills and tests.
+    #[arg(long, value_parser = parse_time)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl MonitorArgs {
+    fn options(&self) -> Result<MonitorOptions, Error> {
+        Ok(MonitorOptions {
+            tiers: parse_tiers(self.tiers.as_deref())?,
+            row_drop_share: self.row_drop_percent / 100.0,
+            deep: self.deep,
+            reminder: chrono::Duration::hours(i64::from(self.reminder_hours)),
+            restore_test_max_age: (self.restore_test_days > 0)
+                .then(|| chrono::Duration::days(i64::from(self.restore_test_days))),
+            ..MonitorOptions::default()
+        })
+    }
+}
+
+#[derive(Args)]
+struct RestoreTestArgs {
+    /// The server that takes the scratch database: mysql://USER[:PASS]@HOST[:PORT]/
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    store: StoreArg,
+    /// The scratch database's name starts with this.
+    #[arg(
+        long,
+        env = "RESTORE_TEST_DATABASE_PREFIX",
+        default_value = "toc_sis_restore_test"
+    )]
+    database_prefix: String,
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_checks(report: &MonitorReport) -> String {
+    let mut lines = vec![format!("overall: {}", report.status)];
+    for check in &report.checks {
+        lines.push(format!(
+            "{:<9} {:<22} {}",
+            check.status.to_string(),
+            check.name,
+            check.reason
+        ));
+    }
+    lines.join("\n")
 }
 
 #[derive(Args)]
@@ -497,6 +584,43 @@ async fn run(command: Command) -> Result<(), Error> {
             .await?;
             print(args.json, &report, |r| {
                 format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len())
+            });
+        }
+        Command::Monitor(args) => {
+            let options = args.options()?;
+            let notifier = notifier(args.sns_topic_arn.as_deref()).await;
+            let store = store(&args.store).await?;
+            let now = args.now.unwrap_or_else(chrono::Utc::now);
+            let report = run_monitor(store.as_ref(), notifier.as_ref(), &options, now).await?;
+            print(args.json, &report, print_checks);
+        }
+        Command::Status(args) => {
+            let options = args.options()?;
+            let store = store(&args.store).await?;
+            let now = args.now.unwrap_or_else(chrono::Utc::now);
+            let report = check_all(store.as_ref(), &options, now).await?;
+            print(args.json, &report, print_checks);
+        }
+        Command::RestoreTest(args) => {
+            let options = RestoreTestOptions {
+                server_url: args.connection.url()?,
+                jobs: usize::from(args.jobs),
+                database_prefix: args.database_prefix,
+            };
+            let notifier = notifier(args.sns_topic_arn.as_deref()).await;
+            let store = store(&args.store).await?;
+            let report =
+                run_restore_test(store, notifier.as_ref(), &options, chrono::Utc::now()).await?;
+            print(args.json, &report, |r| {
+                format!(
+                    "restore test passed: backup {} (chain {}) restored into {} and verified in {:.1} s ({} tables, {} rows); scratch database dropped",
+                    r.backup_id.as_deref().unwrap_or("-"),
+                    r.chain.join(" -> "),
+                    r.scratch_database,
+                    r.rto_seconds,
+                    r.tables,
+                    r.rows
+                )
             });
         }
         Command::SampleData(args) => {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod incremental;
 pub mod lambda;
 pub mod manifest;
+pub mod monitor;
 pub mod mysql;
 pub mod notify;
 pub mod restore;

@@ -1,0 +1,423 @@
+//! The monitor: is every tier within its recovery-point objective, is the latest backup what it
+//! claims, does anything look wrong, and did the last restore test pass? Each check ends OK,
+//! WARNING or CRITICAL with a one-line reason; [`run_monitor`] alerts on changes.
+
+pub mod alerts;
+pub mod restore_test;
+pub mod tiers;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{self, CatalogEntry, EntryState};
+use crate::error::{Error, Result};
+use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
+use crate::notify::Notifier;
+use crate::restore::chain::snapshot_time;
+use crate::store::ObjectStore;
+use tiers::Tier;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK",
+            Status::Warning => "WARNING",
+            Status::Critical => "CRITICAL",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    pub tiers: Vec<Tier>,
+    /// A table losing more than this share of its rows between two backups is an anomaly.
+    pub row_drop_share: f64,
+    /// A backup smaller than this share of the previous one is an anomaly.
+    pub size_share: f64,
+    /// Re-read every file of the latest chain (otherwise sizes from the listing are compared).
+    pub deep: bool,
+    pub reminder: Duration,
+    /// When set, the last restore test must have passed within this time.
+    pub restore_test_max_age: Option<Duration>,
+    /// A folder without a manifest older than this is a failed or killed run.
+    pub unfinished_grace: Duration,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        MonitorOptions {
+            tiers: tiers::default_tiers(),
+            row_drop_share: 0.05,
+            size_share: 0.5,
+            deep: false,
+            reminder: Duration::hours(4),
+            restore_test_max_age: None,
+            unfinished_grace: Duration::hours(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MonitorReport {
+    pub checked_at: String,
+    pub status: Status,
+    pub checks: Vec<Check>,
+    /// Seconds since each tier's newest verified backup (None: there is none).
+    pub tier_ages: Vec<(String, Option<i64>)>,
+    pub latest_full_bytes: Option<u64>,
+    /// Whether this run sent a notification.
+    pub alerted: bool,
+}
+
+/// "2 h 13 min", "45 min", "3 d 4 h".
+pub fn human_age(age: Duration) -> String {
+    let minutes = age.num_minutes().max(0);
+    match minutes {
+        m if m < 60 => format!("{m} min"),
+        m if m < 48 * 60 => format!("{} h {} min", m / 60, m % 60),
+        m => format!("{} d {} h", m / (24 * 60), (m / 60) % 24),
+    }
+}
+
+/// Every file of the manifest is in the listing with its recorded size.
+fn files_present(entry: &CatalogEntry, manifest: &Manifest) -> std::result::Result<(), String> {
+    let prefix = manifest.prefix();
+    let sizes: HashMap<&str, u64> = entry
+        .files
+        .iter()
+        .map(|f| (f.key.as_str(), f.size))
+        .collect();
+    for file in &manifest.files {
+        let key = format!("{prefix}{}", file.name);
+        match sizes.get(key.as_str()) {
+            None => return Err(format!("{key} is missing")),
+            Some(size) if *size != file.bytes => {
+                return Err(format!(
+                    "{key} has {size} bytes, the manifest says {}",
+                    file.bytes
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs every check; reads the store only.
+pub async fn check_all(
+    store: &dyn ObjectStore,
+    options: &MonitorOptions,
+    now: DateTime<Utc>,
+) -> Result<MonitorReport> {
+    store.check().await?;
+    let entries = catalog::entries(store).await?;
+    let mut checks = Vec::new();
+    let verified: Vec<(&CatalogEntry, &Manifest)> = entries
+        .iter()
+        .filter_map(|e| e.manifest().map(|m| (e, m)))
+        .filter(|(e, m)| files_present(e, m).is_ok())
+        .collect();
+    let by_id: HashMap<&str, &Manifest> = verified
+        .iter()
+        .map(|(_, m)| (m.backup_id.as_str(), *m))
+        .collect();
+
+    // Freshness per tier: the newest verified backup holding all of the tier's tables.
+    let mut tier_ages = Vec::new();
+    for tier in &options.tiers {
+        let newest = verified
+            .iter()
+            .map(|(_, m)| *m)
+            .filter(|m| match m.kind {
+                BackupKind::Full => true,
+                BackupKind::Incremental => {
+                    let root = m.chain_root.as_deref().and_then(|r| by_id.get(r));
+                    root.is_some_and(|root| {
+                        tier.tables
+                            .iter()
+                            .filter(|t| root.tables.iter().any(|rt| &&rt.name == t))
+                            .all(|t| m.tables.iter().any(|mt| &mt.name == t))
+                    })
+                }
+            })
+            .filter_map(|m| snapshot_time(m).map(|t| (t, m)))
+            .max_by_key(|(t, _)| *t);
+        let name = format!("{} freshness", tier.name);
+        match newest {
+            None => {
+                tier_ages.push((tier.name.clone(), None));
+                checks.push(Check {
+                    name,
+                    status: Status::Critical,
+                    reason: format!("{} has no verified backup in {store}", tier.name),
+                });
+            }
+            Some((time, manifest)) => {
+                let age = now - time;
+                tier_ages.push((tier.name.clone(), Some(age.num_seconds())));
+                let stale = age > tier.rpo();
+                checks.push(Check {
+                    name,
+                    status: if stale { Status::Critical } else { Status::Ok },
+                    reason: format!(
+                        "{} last verified backup {} ago (RPO {}; {})",
+                        tier.name,
+                        human_age(age),
+                        human_age(tier.rpo()),
+                        manifest.backup_id
+                    ),
+                });
+            }
+        }
+    }
+
+    checks.push(integrity(store, &entries, options, now).await);
+    checks.extend(anomalies(&verified, options));
+    if let Some(max_age) = options.restore_test_max_age {
+        checks.push(restore_test::recency_check(store, max_age, now).await);
+    }
+    let latest_full_bytes = verified
+        .iter()
+        .find(|(_, m)| m.kind == BackupKind::Full)
+        .map(|(_, m)| m.total_bytes());
+    Ok(MonitorReport {
+        checked_at: now.to_rfc3339(),
+        status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok),
+        checks,
+        tier_ages,
+        latest_full_bytes,
+        alerted: false,
+    })
+}
+
+/// The newest full backup and its chain: manifests present and sound, every file present with
+/// its size (or, deep, its SHA-256); runs that never wrote a manifest are named too.
+async fn integrity(
+    store: &dyn ObjectStore,
+    entries: &[CatalogEntry],
+    options: &MonitorOptions,
+    now: DateTime<Utc>,
+) -> Check {
+    let critical = |reason: String| Check {
+        name: "Integrity".into(),
+        status: Status::Critical,
+        reason,
+    };
+    let Some(full) = entries
+        .iter()
+        .find(|e| e.kind == BackupKind::Full && !matches!(e.state, EntryState::Incomplete))
+    else {
+        return critical(format!("no full backup with a manifest in {store}"));
+    };
+    let unfinished: Vec<String> = entries
+        .iter()
+        .filter(|e| matches!(e.state, EntryState::Incomplete) && e.id > full.id)
+        .filter(|e| catalog::id_time(&e.id).is_some_and(|t| now - t > options.unfinished_grace))
+        .map(|e| format!("{}{MANIFEST_NAME}", catalog::prefix_for(e.kind, &e.id)))
+        .collect();
+    if let Some(first) = unfinished.first() {
+        return critical(format!(
+            "{first} is missing: that run failed or was killed ({} such)",
+            unfinished.len()
+        ));
+    }
+    let mut chain: Vec<(&CatalogEntry, &Manifest)> = Vec::new();
+    match &full.state {
+        EntryState::Damaged(e) => {
+            return critical(format!(
+                "the latest full backup {} is damaged: {e}",
+                full.id
+            ))
+        }
+        EntryState::Complete(m) => chain.push((full, m)),
+        EntryState::Incomplete => {}
+    }
+    for entry in entries
+        .iter()
+        .filter(|e| e.kind == BackupKind::Incremental && e.id > full.id)
+    {
+        match &entry.state {
+            EntryState::Complete(m) if m.chain_root.as_deref() == Some(full.id.as_str()) => {
+                chain.push((entry, m))
+            }
+            EntryState::Damaged(e) => {
+                return critical(format!("incremental {} is damaged: {e}", entry.id))
+            }
+            _ => {}
+        }
+    }
+    for (entry, manifest) in &chain {
+        if let Err(problem) = files_present(entry, manifest) {
+            return critical(problem);
+        }
+        if options.deep {
+            if let Err(e) = crate::verify::verify_backup(store, manifest).await {
+                return critical(e.to_string());
+            }
+        }
+    }
+    Check {
+        name: "Integrity".into(),
+        status: Status::Ok,
+        reason: format!(
+            "full backup {} and {} incremental(s) complete{}",
+            full.id,
+            chain.len() - 1,
+            if options.deep {
+                ", every checksum re-read"
+            } else {
+                ", every file present with its size"
+            }
+        ),
+    }
+}
+
+/// Tables that lost rows, and backups that shrank, between the two newest comparable backups.
+fn anomalies(verified: &[(&CatalogEntry, &Manifest)], options: &MonitorOptions) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let mut newest_first: Vec<&Manifest> = verified.iter().map(|(_, m)| *m).collect();
+    newest_first.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
+    if let Some(latest) = newest_first.first() {
+        for table in &latest.tables {
+            let previous = newest_first.iter().skip(1).find_map(|m| {
+                m.tables
+                    .iter()
+                    .find(|t| t.name == table.name)
+                    .map(|t| (m, t))
+            });
+            if let Some((before, old)) = previous {
+                let floor = old.rows as f64 * (1.0 - options.row_drop_share);
+                if old.rows > 0 && (table.rows as f64) < floor {
+                    let drop = 100.0 * (old.rows - table.rows) as f64 / old.rows as f64;
+                    checks.push(Check {
+                        name: format!("Rows of {}", table.name),
+                        status: Status::Critical,
+                        reason: format!(
+                            "table {} lost {:.1} % of its rows ({} -> {}) between backups {} and {}",
+                            table.name, drop, old.rows, table.rows, before.backup_id, latest.backup_id
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    let fulls: Vec<&&Manifest> = newest_first
+        .iter()
+        .filter(|m| m.kind == BackupKind::Full)
+        .take(2)
+        .collect();
+    if let [latest, previous] = fulls.as_slice() {
+        if (latest.total_bytes() as f64) < previous.total_bytes() as f64 * options.size_share {
+            checks.push(Check {
+                name: "Backup size".into(),
+                status: Status::Warning,
+                reason: format!(
+                    "full backup {} is {} bytes, under {:.0} % of the previous one ({} bytes)",
+                    latest.backup_id,
+                    latest.total_bytes(),
+                    options.size_share * 100.0,
+                    previous.total_bytes()
+                ),
+            });
+        }
+    }
+    if checks.is_empty() {
+        checks.push(Check {
+            name: "Anomalies".into(),
+            status: Status::Ok,
+            reason: "no table lost rows and no backup shrank".into(),
+        });
+    }
+    checks
+}
+
+/// Checks, then alerts as [`alerts::decide`] says, keeping the alert state in the store.
+pub async fn run_monitor(
+    store: &dyn ObjectStore,
+    notifier: &dyn Notifier,
+    options: &MonitorOptions,
+    now: DateTime<Utc>,
+) -> Result<MonitorReport> {
+    let mut report = check_all(store, options, now).await?;
+    let previous: alerts::AlertState = match store.get(alerts::STATE_KEY).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!("monitor state unreadable, starting afresh: {e}");
+            alerts::AlertState::default()
+        }),
+        None => alerts::AlertState::default(),
+    };
+    let (notification, state) = alerts::decide(&previous, &report.checks, now, options.reminder);
+    if let Some(note) = &notification {
+        notifier.notify(note).await?;
+        report.alerted = true;
+    }
+    let bytes = serde_json::to_vec_pretty(&state).map_err(|e| Error::Task(e.to_string()))?;
+    store.put(alerts::STATE_KEY, bytes.into()).await?;
+    for line in emf_lines(&report) {
+        tracing::debug!(target: "emf", "{line}");
+    }
+    Ok(report)
+}
+
+/// CloudWatch Embedded Metric Format lines: printed to stdout by the Lambda function, they
+/// become metrics (backup age per tier, latest full size, check states) with no API call.
+pub fn emf_lines(report: &MonitorReport) -> Vec<String> {
+    let timestamp = DateTime::parse_from_rfc3339(&report.checked_at)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    for (tier, age) in &report.tier_ages {
+        lines.push(
+            serde_json::json!({
+                "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                    "Namespace": "TOC-SIS/Backup", "Dimensions": [["Tier"]],
+                    "Metrics": [{"Name": "BackupAgeSeconds", "Unit": "Seconds"}]}]},
+                "Tier": tier,
+                "BackupAgeSeconds": age.unwrap_or(i64::MAX / 2),
+            })
+            .to_string(),
+        );
+    }
+    let critical = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Critical)
+        .count();
+    let warning = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warning)
+        .count();
+    lines.push(
+        serde_json::json!({
+            "_aws": {"Timestamp": timestamp, "CloudWatchMetrics": [{
+                "Namespace": "TOC-SIS/Backup", "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "ChecksCritical", "Unit": "Count"},
+                    {"Name": "ChecksWarning", "Unit": "Count"},
+                    {"Name": "LatestFullBackupBytes", "Unit": "Bytes"}]}]},
+            "ChecksCritical": critical,
+            "ChecksWarning": warning,
+            "LatestFullBackupBytes": report.latest_full_bytes.unwrap_or(0),
+        })
+        .to_string(),
+    );
+    lines
+}

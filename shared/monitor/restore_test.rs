@@ -1,0 +1,197 @@
+//! The restore test: the latest backup (full and its incremental chain) restored into a scratch
+//! database, compared with its manifests, timed (RTO), and always dropped afterwards. Its report
+//! is kept in the store for the monitor, and the result is notified, pass or fail.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use mysql_async::prelude::Queryable;
+use serde::{Deserialize, Serialize};
+
+use super::{human_age, Check, Status};
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::mysql::{self as db, quote_ident};
+use crate::notify::{Notification, Notifier, Severity};
+use crate::restore::{run_restore, RestoreOptions};
+use crate::store::ObjectStore;
+
+pub const LATEST_KEY: &str = "monitor/restore-tests/latest.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RestoreTestReport {
+    pub tested_at: String,
+    pub passed: bool,
+    pub backup_id: Option<String>,
+    pub chain: Vec<String>,
+    /// Wall time of the restore and its verification: the recovery time to expect.
+    pub rto_seconds: f64,
+    pub tables: usize,
+    pub rows: u64,
+    pub scratch_database: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreTestOptions {
+    /// The server that takes the scratch database (its database part is ignored).
+    pub server_url: DatabaseUrl,
+    pub jobs: usize,
+    pub database_prefix: String,
+}
+
+pub async fn run_restore_test(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn Notifier,
+    options: &RestoreTestOptions,
+    now: DateTime<Utc>,
+) -> Result<RestoreTestReport> {
+    let scratch = format!("{}_{}", options.database_prefix, now.format("%Y%m%d%H%M%S"));
+    let started = Instant::now();
+    let outcome = run_restore(
+        store.clone(),
+        &RestoreOptions {
+            server_url: options.server_url.clone(),
+            backup: "latest".into(),
+            at: None,
+            target_database: scratch.clone(),
+            force: true,
+            jobs: options.jobs,
+        },
+    )
+    .await;
+    let rto_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    // The scratch database goes whatever happened: a failed test must not leave a copy of
+    // student data behind.
+    if let Err(e) = drop_scratch(&options.server_url, &scratch).await {
+        tracing::error!(database = %scratch, "could not drop the scratch database: {e}");
+    }
+    let report = match &outcome {
+        Ok(r) => RestoreTestReport {
+            tested_at: now.to_rfc3339(),
+            passed: true,
+            backup_id: Some(r.backup_id.clone()),
+            chain: r.chain.clone(),
+            rto_seconds,
+            tables: r.tables,
+            rows: r.rows,
+            scratch_database: scratch.clone(),
+            error: None,
+        },
+        Err(e) => RestoreTestReport {
+            tested_at: now.to_rfc3339(),
+            passed: false,
+            backup_id: None,
+            chain: Vec::new(),
+            rto_seconds,
+            tables: 0,
+            rows: 0,
+            scratch_database: scratch.clone(),
+            error: Some(e.to_string()),
+        },
+    };
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Task(e.to_string()))?;
+    store
+        .put(
+            &format!(
+                "monitor/restore-tests/{}.json",
+                now.format("%Y%m%dT%H%M%SZ")
+            ),
+            bytes.clone().into(),
+        )
+        .await?;
+    store.put(LATEST_KEY, bytes.into()).await?;
+    let note = match &outcome {
+        Ok(r) => Notification::new(
+            Severity::Ok,
+            format!("restore test passed: {} restored and verified in {rto_seconds:.0} s", r.backup_id),
+            format!(
+                "The restore test restored backup {} (chain {}) into {scratch}, checked {} tables ({} rows), \
+                 every fingerprint and definition against the manifests, in {rto_seconds:.1} s, then dropped it.",
+                r.backup_id,
+                r.chain.join(" -> "),
+                r.tables,
+                r.rows
+            ),
+        ),
+        Err(e) => Notification::new(
+            Severity::Critical,
+            format!("restore test FAILED: {e}"),
+            format!("The monthly restore test of the latest backup failed after {rto_seconds:.1} s.\nCause: {e}\nThe scratch database {scratch} was dropped."),
+        ),
+    };
+    if let Err(e) = notifier.notify(&note).await {
+        tracing::error!("could not send the restore test's notification: {e}");
+    }
+    match outcome {
+        Ok(_) => Ok(report),
+        Err(e) => Err(e),
+    }
+}
+
+async fn drop_scratch(url: &DatabaseUrl, database: &str) -> Result<()> {
+    let mut conn = db::connect(&url.with_database(None), None).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
+        .await
+        .map_err(|e| Error::database(format!("dropping scratch database `{database}`"), e))?;
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
+/// The monitor's view: the last restore test passed, within `max_age`.
+pub async fn recency_check(
+    store: &dyn ObjectStore,
+    max_age: Duration,
+    now: DateTime<Utc>,
+) -> Check {
+    let check = |status, reason: String| Check {
+        name: "Restore test".into(),
+        status,
+        reason,
+    };
+    let report: Option<RestoreTestReport> = match store.get(LATEST_KEY).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            return check(
+                Status::Warning,
+                format!("the last restore test's report is unreadable: {e}"),
+            )
+        }
+    };
+    let Some(report) = report else {
+        return check(Status::Warning, "no restore test has run yet".into());
+    };
+    let age = DateTime::parse_from_rfc3339(&report.tested_at)
+        .map(|t| now - t.with_timezone(&Utc))
+        .unwrap_or(Duration::MAX);
+    if !report.passed {
+        return check(
+            Status::Critical,
+            format!(
+                "the last restore test ({} ago) FAILED: {}",
+                human_age(age),
+                report.error.unwrap_or_default()
+            ),
+        );
+    }
+    if age > max_age {
+        return check(
+            Status::Warning,
+            format!(
+                "the last restore test passed {} ago, longer than {}",
+                human_age(age),
+                human_age(max_age)
+            ),
+        );
+    }
+    check(
+        Status::Ok,
+        format!(
+            "the last restore test passed {} ago (RTO {:.0} s)",
+            human_age(age),
+            report.rto_seconds
+        ),
+    )
+}
