@@ -37,7 +37,7 @@ pub struct FunctionContext {
     bucket: String,
     pub prefix: String,
     pub notifier: Arc<dyn Notifier>,
-    database: DatabaseSource,
+    database: Option<DatabaseSource>,
     pub notify_success: bool,
     /// Refuse to start with less time than this left (a partial backup helps nobody).
     min_remaining: Duration,
@@ -47,10 +47,12 @@ pub struct FunctionContext {
 
 impl FunctionContext {
     /// Reads and checks the shared configuration and builds the clients: once per cold start.
+    /// `needs_database`: whether the function talks to a database (the monitor does not).
     pub async fn from_env(
         name: &'static str,
         env: &dyn Env,
         sdk_config: SdkConfig,
+        needs_database: bool,
     ) -> Result<Self> {
         let store = env.require("BACKUP_STORE", "the backups' place, s3://BUCKET/PREFIX")?;
         let (bucket, prefix) = s3::parse_location(&store).map_err(|e| Error::Config {
@@ -65,11 +67,12 @@ impl FunctionContext {
             }
         };
         let database = match (env.get("DATABASE_SECRET_ARN"), env.get("DATABASE_URL")) {
-            (Some(secret_id), None) => DatabaseSource::Secret {
+            (None, None) if !needs_database => None,
+            (Some(secret_id), None) => Some(DatabaseSource::Secret {
                 client: aws_sdk_secretsmanager::Client::new(&sdk_config),
                 secret_id,
                 database: env.get("DATABASE_NAME"),
-            },
+            }),
             (None, Some(text)) => {
                 let url = DatabaseUrl::parse(&text).map_err(|e| Error::Config {
                     variable: "DATABASE_URL".into(),
@@ -84,7 +87,7 @@ impl FunctionContext {
                     _ => url,
                 };
                 let iam = env.parse("DATABASE_IAM_AUTH", false, "true or false")?;
-                DatabaseSource::Url { url, iam }
+                Some(DatabaseSource::Url { url, iam })
             }
             (Some(_), Some(_)) => {
                 return Err(Error::Config {
@@ -168,7 +171,13 @@ impl FunctionContext {
     }
 
     pub async fn database_url(&self) -> Result<DatabaseUrl> {
-        match &self.database {
+        let Some(database) = &self.database else {
+            return Err(Error::Config {
+                variable: "DATABASE_SECRET_ARN".into(),
+                reason: "is not set (nor DATABASE_URL)".into(),
+            });
+        };
+        match database {
             DatabaseSource::Secret {
                 client,
                 secret_id,

@@ -20,7 +20,7 @@ pub struct DumpFunction {
 impl DumpFunction {
     /// Reads and checks the configuration and builds the AWS clients: once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
-        let context = FunctionContext::from_env("dump", env, sdk_config).await?;
+        let context = FunctionContext::from_env("dump", env, sdk_config, true).await?;
         let retention = RetentionPolicy {
             keep_days: env.parse("BACKUP_KEEP_DAYS", 30, "a whole number of days")?,
             keep_min: env.parse("BACKUP_KEEP_MIN", 7, "a whole number of backups")?,

@@ -22,7 +22,7 @@ impl IncrementalFunction {
     /// INCREMENTAL_TRACKING_COLUMNS, INCREMENTAL_OVERLAP_MINUTES, INCREMENTAL_FULL_IF_MISSING
     /// beside the shared variables): once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
-        let context = FunctionContext::from_env("incremental", env, sdk_config).await?;
+        let context = FunctionContext::from_env("incremental", env, sdk_config, true).await?;
         let scope = Scope::parse(
             env.get("INCREMENTAL_TABLES").as_deref(),
             env.get("INCREMENTAL_TRACKING_COLUMN").as_deref(),

@@ -6,6 +6,8 @@ pub mod context;
 pub mod dump;
 mod event;
 pub mod incremental;
+pub mod monitor;
+pub mod restore_test;
 
 pub use event::{DumpEvent, ManualDump};
 

@@ -1,0 +1,77 @@
+//! The `monitor` function, every 15 minutes: the checks, alerts on changes through SNS, and the
+//! results as CloudWatch metrics (Embedded Metric Format lines on stdout).
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::context::FunctionContext;
+use super::{DumpEvent, Env};
+use crate::error::{Error, Result};
+use crate::monitor::tiers::parse_tiers;
+use crate::monitor::{emf_lines, run_monitor, MonitorOptions};
+
+pub struct MonitorFunction {
+    context: FunctionContext,
+    options: MonitorOptions,
+}
+
+impl MonitorFunction {
+    /// BACKUP_STORE, SNS_TOPIC_ARN, MONITOR_TIERS, MONITOR_ROW_DROP_PERCENT, MONITOR_DEEP,
+    /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS; checked once per cold start.
+    pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+        let context = FunctionContext::from_env("monitor", env, sdk_config, false).await?;
+        let restore_test_days: i64 =
+            env.parse("MONITOR_RESTORE_TEST_DAYS", 0, "a whole number of days")?;
+        let options = MonitorOptions {
+            tiers: parse_tiers(env.get("MONITOR_TIERS").as_deref())?,
+            row_drop_share: env.parse("MONITOR_ROW_DROP_PERCENT", 5.0, "a percentage")? / 100.0,
+            deep: env.parse("MONITOR_DEEP", false, "true or false")?,
+            reminder: chrono::Duration::hours(env.parse(
+                "MONITOR_REMINDER_HOURS",
+                4,
+                "a whole number of hours",
+            )?),
+            restore_test_max_age: (restore_test_days > 0)
+                .then(|| chrono::Duration::days(restore_test_days)),
+            ..MonitorOptions::default()
+        };
+        Ok(MonitorFunction { context, options })
+    }
+
+    /// `now` is the clock to check against (tests move it); the handler passes the real one.
+    pub async fn run_at(&self, event: Value, now: DateTime<Utc>) -> Result<Value> {
+        let parsed = DumpEvent::parse(&event).and_then(|event| match event {
+            DumpEvent::Scheduled { .. } => Ok(()),
+            DumpEvent::Manual(manual) if manual.label.is_none() && manual.prefix.is_none() => {
+                Ok(())
+            }
+            DumpEvent::Manual(_) => Err(Error::InvalidEvent {
+                reason: "the monitor takes no label or prefix".into(),
+                expected: "the scheduled event or {}".into(),
+            }),
+        });
+        self.context.refused(parsed).await?;
+        let store = self.context.store(None);
+        let report = run_monitor(
+            store.as_ref(),
+            self.context.notifier.as_ref(),
+            &self.options,
+            now,
+        )
+        .await?;
+        for line in emf_lines(&report) {
+            println!("{line}");
+        }
+        serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Handler for MonitorFunction {
+    async fn handle(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
+        self.run_at(event, Utc::now()).await
+    }
+}

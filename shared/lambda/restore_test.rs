@@ -1,0 +1,78 @@
+//! The `restore-test` function, monthly: the latest backup restored into a scratch database,
+//! verified, timed and dropped; the result notified pass or fail.
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+use serde_json::Value;
+
+use super::context::FunctionContext;
+use super::{DumpEvent, Env};
+use crate::error::{Error, Result};
+use crate::monitor::restore_test::{run_restore_test, RestoreTestOptions};
+
+pub struct RestoreTestFunction {
+    context: FunctionContext,
+    jobs: usize,
+    database_prefix: String,
+}
+
+impl RestoreTestFunction {
+    /// The shared variables (the database ones name the scratch server), RESTORE_JOBS and
+    /// RESTORE_TEST_DATABASE_PREFIX; checked once per cold start.
+    pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+        let context = FunctionContext::from_env("restore-test", env, sdk_config, true).await?;
+        Ok(RestoreTestFunction {
+            context,
+            jobs: env.parse("RESTORE_JOBS", 4, "a whole number of connections")?,
+            database_prefix: env
+                .get("RESTORE_TEST_DATABASE_PREFIX")
+                .unwrap_or_else(|| "toc_sis_restore_test".into()),
+        })
+    }
+
+    pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        let prepared = async {
+            match DumpEvent::parse(&event)? {
+                DumpEvent::Manual(manual) if manual.label.is_some() => Err(Error::InvalidEvent {
+                    reason: "the restore test takes no label".into(),
+                    expected: "the scheduled event or {\"prefix\": \"…\"}".into(),
+                }),
+                DumpEvent::Manual(manual) => {
+                    Ok(manual.prefix.map(|p| format!("{}/", p.trim_matches('/'))))
+                }
+                DumpEvent::Scheduled { .. } => Ok(None),
+            }
+        }
+        .await;
+        let prefix = self.context.refused(prepared).await?;
+        self.context
+            .refused(self.context.check_time(deadline))
+            .await?;
+        let server_url = self
+            .context
+            .refused(self.context.database_url().await)
+            .await?;
+        let options = RestoreTestOptions {
+            server_url,
+            jobs: self.jobs.max(1),
+            database_prefix: self.database_prefix.clone(),
+        };
+        let report = run_restore_test(
+            self.context.store(prefix),
+            self.context.notifier.as_ref(),
+            &options,
+            Utc::now(),
+        )
+        .await?;
+        serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Handler for RestoreTestFunction {
+    async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        RestoreTestFunction::handle(self, event, deadline).await
+    }
+}
