@@ -8,6 +8,7 @@ use serde::Serialize;
 use toc_sis_backup::config::DatabaseUrl;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
+use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::restore_test::{run_restore_test, RestoreTestOptions};
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::{check_all, run_monitor, MonitorOptions, MonitorReport};
@@ -265,6 +266,18 @@ struct MonitorArgs {
     /// Check as if it were this time (RFC 3339); for drills and tests.
     #[arg(long, value_parser = parse_time)]
     now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Also check this RDS instance's automated backups and point-in-time recovery.
+    #[arg(long, env = "MONITOR_RDS_INSTANCE")]
+    rds_instance: Option<String>,
+    /// …and that this read replica replicates.
+    #[arg(long, env = "MONITOR_RDS_REPLICA")]
+    rds_replica: Option<String>,
+    /// Minutes the RDS latest restorable time may lag.
+    #[arg(long, env = "MONITOR_PITR_MAX_MINUTES", default_value_t = 15)]
+    pitr_max_minutes: u32,
+    /// The replica store (cross-region copy), e.g. s3://toc-backups-replica/prod.
+    #[arg(long, env = "MONITOR_REPLICA_STORE")]
+    replica_store: Option<String>,
     #[arg(long, env = "SNS_TOPIC_ARN")]
     sns_topic_arn: Option<String>,
     #[arg(long)]
@@ -272,8 +285,23 @@ struct MonitorArgs {
 }
 
 impl MonitorArgs {
-    fn options(&self) -> Result<MonitorOptions, Error> {
+    async fn options(&self) -> Result<MonitorOptions, Error> {
+        let rds = match &self.rds_instance {
+            Some(instance) => Some(RdsTargets {
+                client: aws_sdk_rds::Client::new(&toc_sis_backup::aws::sdk_config().await),
+                instance: instance.clone(),
+                replica: self.rds_replica.clone(),
+                max_pitr_lag: chrono::Duration::minutes(i64::from(self.pitr_max_minutes)),
+            }),
+            None => None,
+        };
+        let replica = match &self.replica_store {
+            Some(location) => Some(open_store(location).await?),
+            None => None,
+        };
         Ok(MonitorOptions {
+            rds,
+            replica,
             tiers: parse_tiers(self.tiers.as_deref())?,
             row_drop_share: self.row_drop_percent / 100.0,
             deep: self.deep,
@@ -587,7 +615,7 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Monitor(args) => {
-            let options = args.options()?;
+            let options = args.options().await?;
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
             let now = args.now.unwrap_or_else(chrono::Utc::now);
@@ -595,7 +623,7 @@ async fn run(command: Command) -> Result<(), Error> {
             print(args.json, &report, print_checks);
         }
         Command::Status(args) => {
-            let options = args.options()?;
+            let options = args.options().await?;
             let store = store(&args.store).await?;
             let now = args.now.unwrap_or_else(chrono::Utc::now);
             let report = check_all(store.as_ref(), &options, now).await?;

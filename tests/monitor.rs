@@ -464,3 +464,150 @@ async fn monitor_and_restore_test_handlers_run_with_the_sample_events() {
     );
     drop_database(&source).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rds_protection_and_the_cross_region_copy_are_checked() {
+    let rds = aws_sdk_rds::Client::new(&aws::config().await);
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    for (id, retention) in [
+        (format!("toc-protected-{suffix}"), 7),
+        (format!("toc-unprotected-{suffix}"), 0),
+    ] {
+        rds.create_db_instance()
+            .db_instance_identifier(&id)
+            .db_instance_class("db.t3.micro")
+            .engine("mysql")
+            .master_username("admin")
+            .master_user_password("not-a-real-secret-1")
+            .allocated_storage(20)
+            .backup_retention_period(retention)
+            .send()
+            .await
+            .expect("create instance");
+    }
+    rds.create_db_instance_read_replica()
+        .db_instance_identifier(format!("toc-replica-{suffix}"))
+        .source_db_instance_identifier(format!("toc-protected-{suffix}"))
+        .send()
+        .await
+        .expect("replica");
+
+    let source = small_database("replicated").await;
+    let bucket = aws::bucket("toc-main").await;
+    let replica_bucket = aws::bucket("toc-replica").await;
+    let store = format!("s3://{bucket}/college");
+    let replica = format!("s3://{replica_bucket}/college");
+    assert_ok(&run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store,
+        ],
+        &[],
+    ));
+    let status_with = |instance: String, replica_instance: String| {
+        let output = run_cli(
+            &[
+                "status",
+                "--store",
+                &store,
+                "--rds-instance",
+                &instance,
+                "--rds-replica",
+                &replica_instance,
+                "--replica-store",
+                &replica,
+                "--json",
+            ],
+            &[],
+        );
+        assert_ok(&output);
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+    };
+
+    let protected = status_with(
+        format!("toc-protected-{suffix}"),
+        format!("toc-replica-{suffix}"),
+    );
+    assert_eq!(
+        check(&protected, "RDS backups")["status"],
+        "OK",
+        "{protected}"
+    );
+    assert_eq!(
+        check(&protected, "RDS point-in-time")["status"],
+        "OK",
+        "{protected}"
+    );
+    assert_eq!(
+        check(&protected, "RDS read replica")["status"],
+        "OK",
+        "{protected}"
+    );
+    let copy = check(&protected, "Cross-region copy");
+    assert_eq!(
+        copy["status"], "CRITICAL",
+        "nothing was replicated yet: {copy}"
+    );
+    assert!(
+        copy["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not in the replica"),
+        "{copy}"
+    );
+
+    let unprotected = status_with(
+        format!("toc-unprotected-{suffix}"),
+        format!("toc-missing-{suffix}"),
+    );
+    let backups = check(&unprotected, "RDS backups");
+    assert_eq!(backups["status"], "CRITICAL");
+    assert!(
+        backups["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("automated backups are DISABLED"),
+        "{backups}"
+    );
+    assert_eq!(
+        check(&unprotected, "RDS read replica")["status"],
+        "CRITICAL"
+    );
+
+    // Copy the latest manifest across, as replication would.
+    let s3 = aws::s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("college/database/daily/")
+        .send()
+        .await
+        .expect("list");
+    let manifest_key = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|k| k.ends_with("manifest.json"))
+        .expect("manifest")
+        .to_string();
+    s3.copy_object()
+        .bucket(&replica_bucket)
+        .key(&manifest_key)
+        .copy_source(format!("{bucket}/{manifest_key}"))
+        .send()
+        .await
+        .expect("copy");
+    let replicated = status_with(
+        format!("toc-protected-{suffix}"),
+        format!("toc-replica-{suffix}"),
+    );
+    assert_eq!(
+        check(&replicated, "Cross-region copy")["status"],
+        "OK",
+        "{replicated}"
+    );
+    drop_database(&source).await;
+}

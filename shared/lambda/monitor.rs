@@ -10,8 +10,10 @@ use serde_json::Value;
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
 use crate::error::{Error, Result};
+use crate::monitor::aws_checks::RdsTargets;
 use crate::monitor::tiers::parse_tiers;
 use crate::monitor::{emf_lines, run_monitor, MonitorOptions};
+use crate::store::open_store;
 
 pub struct MonitorFunction {
     context: FunctionContext,
@@ -22,6 +24,28 @@ impl MonitorFunction {
     /// BACKUP_STORE, SNS_TOPIC_ARN, MONITOR_TIERS, MONITOR_ROW_DROP_PERCENT, MONITOR_DEEP,
     /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS; checked once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+        let rds = env
+            .get("MONITOR_RDS_INSTANCE")
+            .map(|instance| -> Result<RdsTargets> {
+                Ok(RdsTargets {
+                    client: aws_sdk_rds::Client::new(&sdk_config),
+                    instance,
+                    replica: env.get("MONITOR_RDS_REPLICA"),
+                    max_pitr_lag: chrono::Duration::minutes(env.parse(
+                        "MONITOR_PITR_MAX_MINUTES",
+                        15,
+                        "a whole number of minutes",
+                    )?),
+                })
+            });
+        let rds = rds.transpose()?;
+        let replica = match env.get("MONITOR_REPLICA_STORE") {
+            Some(location) => Some(open_store(&location).await.map_err(|e| Error::Config {
+                variable: "MONITOR_REPLICA_STORE".into(),
+                reason: format!("is not usable: {e}"),
+            })?),
+            None => None,
+        };
         let context = FunctionContext::from_env("monitor", env, sdk_config, false).await?;
         let restore_test_days: i64 =
             env.parse("MONITOR_RESTORE_TEST_DAYS", 0, "a whole number of days")?;
@@ -36,6 +60,8 @@ impl MonitorFunction {
             )?),
             restore_test_max_age: (restore_test_days > 0)
                 .then(|| chrono::Duration::days(restore_test_days)),
+            rds,
+            replica,
             ..MonitorOptions::default()
         };
         Ok(MonitorFunction { context, options })

@@ -3,6 +3,7 @@
 //! WARNING or CRITICAL with a one-line reason; [`run_monitor`] alerts on changes.
 
 pub mod alerts;
+pub mod aws_checks;
 pub mod restore_test;
 pub mod tiers;
 
@@ -44,7 +45,7 @@ pub struct Check {
     pub reason: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MonitorOptions {
     pub tiers: Vec<Tier>,
     /// A table losing more than this share of its rows between two backups is an anomaly.
@@ -58,6 +59,9 @@ pub struct MonitorOptions {
     pub restore_test_max_age: Option<Duration>,
     /// A folder without a manifest older than this is a failed or killed run.
     pub unfinished_grace: Duration,
+    pub rds: Option<aws_checks::RdsTargets>,
+    /// The replica bucket (cross-region copy), if one is configured.
+    pub replica: Option<std::sync::Arc<dyn ObjectStore>>,
 }
 
 impl Default for MonitorOptions {
@@ -70,6 +74,8 @@ impl Default for MonitorOptions {
             reminder: Duration::hours(4),
             restore_test_max_age: None,
             unfinished_grace: Duration::hours(1),
+            rds: None,
+            replica: None,
         }
     }
 }
@@ -192,6 +198,13 @@ pub async fn check_all(
     checks.extend(anomalies(&verified, options));
     if let Some(max_age) = options.restore_test_max_age {
         checks.push(restore_test::recency_check(store, max_age, now).await);
+    }
+    if let Some(rds) = &options.rds {
+        checks.extend(aws_checks::rds_checks(rds, now).await);
+    }
+    if let Some(replica) = &options.replica {
+        let latest = verified.first().map(|(_, m)| m.prefix());
+        checks.push(aws_checks::replica_check(store, replica, latest.as_deref()).await);
     }
     let latest_full_bytes = verified
         .iter()
