@@ -257,6 +257,9 @@ struct MonitorArgs {
     /// Re-read every file of the latest chain instead of comparing sizes.
     #[arg(long, env = "MONITOR_DEEP")]
     deep: bool,
+    /// `monitor` re-reads every file anyway when its last deep check is this many hours old.
+    #[arg(long, env = "MONITOR_DEEP_EVERY_HOURS", default_value_t = 24)]
+    deep_every_hours: u32,
     /// Hours between reminders while a problem lasts.
     #[arg(long, env = "MONITOR_REMINDER_HOURS", default_value_t = 4)]
     reminder_hours: u32,
@@ -305,6 +308,7 @@ impl MonitorArgs {
             tiers: parse_tiers(self.tiers.as_deref())?,
             row_drop_share: self.row_drop_percent / 100.0,
             deep: self.deep,
+            deep_every: chrono::Duration::hours(i64::from(self.deep_every_hours)),
             reminder: chrono::Duration::hours(i64::from(self.reminder_hours)),
             restore_test_max_age: (self.restore_test_days > 0)
                 .then(|| chrono::Duration::days(i64::from(self.restore_test_days))),

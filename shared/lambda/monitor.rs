@@ -53,6 +53,11 @@ impl MonitorFunction {
             tiers: parse_tiers(env.get("MONITOR_TIERS").as_deref())?,
             row_drop_share: env.parse("MONITOR_ROW_DROP_PERCENT", 5.0, "a percentage")? / 100.0,
             deep: env.parse("MONITOR_DEEP", false, "true or false")?,
+            deep_every: chrono::Duration::hours(env.parse(
+                "MONITOR_DEEP_EVERY_HOURS",
+                24,
+                "a whole number of hours",
+            )?),
             reminder: chrono::Duration::hours(env.parse(
                 "MONITOR_REMINDER_HOURS",
                 4,

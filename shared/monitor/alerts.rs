@@ -15,6 +15,9 @@ pub struct AlertState {
     /// `name: STATUS` of every check that was not OK at the last alert.
     pub problems: Vec<String>,
     pub last_alert_at: Option<DateTime<Utc>>,
+    /// When every file of the latest chain was last re-read and hashed.
+    #[serde(default)]
+    pub last_deep_check_at: Option<DateTime<Utc>>,
 }
 
 fn problems(checks: &[Check]) -> Vec<String> {
@@ -91,6 +94,7 @@ pub fn decide(
             previous.last_alert_at
         },
         problems: current,
+        last_deep_check_at: previous.last_deep_check_at,
     };
     (notification, state)
 }

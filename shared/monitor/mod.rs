@@ -54,6 +54,8 @@ pub struct MonitorOptions {
     pub size_share: f64,
     /// Re-read every file of the latest chain (otherwise sizes from the listing are compared).
     pub deep: bool,
+    /// `run_monitor` also re-reads everything when the last deep check is older than this.
+    pub deep_every: Duration,
     pub reminder: Duration,
     /// When set, the last restore test must have passed within this time.
     pub restore_test_max_age: Option<Duration>,
@@ -71,6 +73,7 @@ impl Default for MonitorOptions {
             row_drop_share: 0.05,
             size_share: 0.5,
             deep: false,
+            deep_every: Duration::hours(24),
             reminder: Duration::hours(4),
             restore_test_max_age: None,
             unfinished_grace: Duration::hours(1),
@@ -368,7 +371,6 @@ pub async fn run_monitor(
     options: &MonitorOptions,
     now: DateTime<Utc>,
 ) -> Result<MonitorReport> {
-    let mut report = check_all(store, options, now).await?;
     let previous: alerts::AlertState = match store.get(alerts::STATE_KEY).await? {
         Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!("monitor state unreadable, starting afresh: {e}");
@@ -376,7 +378,20 @@ pub async fn run_monitor(
         }),
         None => alerts::AlertState::default(),
     };
-    let (notification, state) = alerts::decide(&previous, &report.checks, now, options.reminder);
+    // The cheap size check runs every time; the full re-read once per `deep_every`.
+    let deep_due = previous
+        .last_deep_check_at
+        .is_none_or(|at| now - at >= options.deep_every);
+    let run_options = MonitorOptions {
+        deep: options.deep || deep_due,
+        ..options.clone()
+    };
+    let mut report = check_all(store, &run_options, now).await?;
+    let (notification, mut state) =
+        alerts::decide(&previous, &report.checks, now, options.reminder);
+    if run_options.deep {
+        state.last_deep_check_at = Some(now);
+    }
     if let Some(note) = &notification {
         notifier.notify(note).await?;
         report.alerted = true;
