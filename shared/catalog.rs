@@ -12,9 +12,12 @@ use crate::store::{ObjectInfo, ObjectStore};
 
 pub const DAILY_PREFIX: &str = "database/daily/";
 pub const INCREMENTAL_PREFIX: &str = "database/incremental/";
-const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// Milliseconds keep ids in time order even for runs in the same second (an incremental right
+/// after the full backup it starts from), since "newest" is decided by id.
+const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
+const ID_TIME_FORMAT_SECONDS: &str = "%Y%m%dT%H%M%SZ";
 
-/// A new backup id: UTC time, sortable, with a random suffix so two runs in one second differ.
+/// A new backup id: UTC time to the millisecond, sortable, with a random suffix.
 pub fn new_backup_id(now: DateTime<Utc>) -> String {
     format!(
         "{}-{:04x}",
@@ -27,6 +30,7 @@ pub fn new_backup_id(now: DateTime<Utc>) -> String {
 pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
     let stamp = id.split('-').next()?;
     NaiveDateTime::parse_from_str(stamp, ID_TIME_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(stamp, ID_TIME_FORMAT_SECONDS))
         .ok()
         .map(|t| t.and_utc())
 }
@@ -243,7 +247,12 @@ mod tests {
         let early = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
         let late = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 6).unwrap());
         assert!(early < late);
-        assert!(early.starts_with("20260102T030405Z-"));
+        assert!(early.starts_with("20260102T030405.000Z-"), "{early}");
+        let same_second = new_backup_id(
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(1),
+        );
+        assert!(early < same_second, "{early} {same_second}");
+        assert!(id_time("20200101T000000Z-dead").is_some());
         assert_eq!(
             id_time(&early),
             Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
