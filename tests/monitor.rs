@@ -235,16 +235,15 @@ async fn one_alert_per_change_then_a_reminder_then_all_clear() {
         .into_iter()
         .map(|(s, _)| s)
         .collect();
+    // SQS does not promise order: look for each alert, and count them.
     assert_eq!(subjects.len(), 3, "{subjects:?}");
+    let has = |wanted: &str| subjects.iter().any(|s| s.contains(wanted));
     assert!(
-        subjects[0].starts_with("[TOC-SIS backup] CRITICAL: Tier 1 last verified backup 2 d"),
+        has("[TOC-SIS backup] CRITICAL: Tier 1 last verified backup 2 d"),
         "{subjects:?}"
     );
-    assert!(
-        subjects[1].contains("CRITICAL: reminder: Tier 1"),
-        "{subjects:?}"
-    );
-    assert!(subjects[2].contains("OK: all clear"), "{subjects:?}");
+    assert!(has("CRITICAL: reminder: Tier 1"), "{subjects:?}");
+    assert!(has("OK: all clear"), "{subjects:?}");
     drop_database(&source).await;
 }
 
