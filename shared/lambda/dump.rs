@@ -13,7 +13,9 @@ use crate::retention::RetentionPolicy;
 
 pub struct DumpFunction {
     context: FunctionContext,
-    retention: RetentionPolicy,
+    /// None with BACKUP_PRUNE=false: in AWS, S3 lifecycle and Object Lock keep backups for the
+    /// years the law asks, and the function has no delete permission.
+    retention: Option<RetentionPolicy>,
     split_bytes: u64,
 }
 
@@ -26,6 +28,9 @@ impl DumpFunction {
             keep_min: env.parse("BACKUP_KEEP_MIN", 7, "a whole number of backups")?,
             ..RetentionPolicy::default()
         };
+        let retention = env
+            .parse("BACKUP_PRUNE", true, "true or false")?
+            .then_some(retention);
         let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
         Ok(DumpFunction {
             context,
@@ -66,7 +71,7 @@ impl DumpFunction {
         self.context.check_time(deadline)?;
         let mut options = DumpOptions::new(self.context.database_url().await?);
         options.label = label;
-        options.retention = Some(self.retention.clone());
+        options.retention = self.retention.clone();
         options.notify_success = self.context.notify_success;
         options.split_bytes = self.split_bytes;
         Ok((options, prefix))

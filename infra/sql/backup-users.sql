@@ -1,0 +1,31 @@
+-- The database users the backup functions connect as, with the least they need.
+-- Run once as the RDS master user; replace the passwords, or use IAM authentication (below).
+-- `toc_sis` is the TOC-SIS database; `toc_sis_restore_test_%` are the restore test's scratch
+-- databases.
+
+-- The backup user (dump, incremental): reads everything, changes nothing.
+CREATE USER IF NOT EXISTS 'toc_backup'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
+-- SELECT: rows. SHOW VIEW, TRIGGER, EVENT: without them views, triggers and events are hidden
+-- and the dump refuses to run (a smaller backup would pass for a whole one).
+-- LOCK TABLES is not needed: the snapshot is START TRANSACTION WITH CONSISTENT SNAPSHOT.
+GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON `toc_sis`.* TO 'toc_backup'@'%';
+-- Stored routine bodies: MariaDB shows them to readers of mysql.proc; MySQL 8 needs
+-- SHOW_ROUTINE (use the second line there instead).
+GRANT SELECT ON `mysql`.`proc` TO 'toc_backup'@'%';
+-- GRANT SHOW_ROUTINE ON *.* TO 'toc_backup'@'%';
+-- The binlog position beside the snapshot on MySQL (MariaDB reports it without a privilege).
+GRANT REPLICATION CLIENT ON *.* TO 'toc_backup'@'%';
+
+-- The restore-test user: full rights on its scratch databases only.
+CREATE USER IF NOT EXISTS 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
+GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';
+-- Restored views, routines, triggers and events keep their DEFINER; creating objects for
+-- another definer needs SET USER (MariaDB) / SET_USER_ID (MySQL) or SUPER.
+GRANT SET USER ON *.* TO 'toc_restore_test'@'%';
+
+-- RDS IAM authentication instead of passwords (then set DATABASE_IAM_AUTH=true):
+--   CREATE USER 'toc_backup'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';
+--   ALTER USER 'toc_backup'@'%' REQUIRE SSL;
+-- Binlog retention on RDS MySQL, if the snapshot's binlog position is to be replayed for
+-- point-in-time recovery beyond RDS's own:
+--   CALL mysql.rds_set_configuration('binlog retention hours', 168);
