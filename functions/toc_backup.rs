@@ -59,6 +59,8 @@ enum Command {
     Status(MonitorArgs),
     /// Restore the latest backup into a scratch database, verify it, time it, drop it.
     RestoreTest(RestoreTestArgs),
+    /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
+    Cost(CostArgs),
     /// Create the sample TOC-SIS database.
     SampleData(SampleArgs),
 }
@@ -350,6 +352,14 @@ fn print_checks(report: &MonitorReport) -> String {
         ));
     }
     lines.join("\n")
+}
+
+#[derive(Args)]
+struct CostArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -653,6 +663,39 @@ async fn run(command: Command) -> Result<(), Error> {
                     r.tables,
                     r.rows
                 )
+            });
+        }
+        Command::Cost(args) => {
+            let store = store(&args.store).await?;
+            let estimate = toc_sis_backup::cost::estimate(
+                store.as_ref(),
+                chrono::Utc::now(),
+                toc_sis_backup::cost::Prices::default(),
+            )
+            .await?;
+            print(args.json, &estimate, |e| {
+                let mut text = vec![format!(
+                    "{:<14} {:>12} {:>12}   {:>12} {:>12}",
+                    "class", "GB today", "USD/month", "GB steady", "USD/month"
+                )];
+                for (now, steady) in e.today.iter().zip(&e.steady_state) {
+                    text.push(format!(
+                        "{:<14} {:>12.3} {:>12.2}   {:>12.1} {:>12.2}",
+                        format!("{:?}", now.class),
+                        now.gigabytes,
+                        now.usd_per_month,
+                        steady.gigabytes,
+                        steady.usd_per_month
+                    ));
+                }
+                text.push(format!(
+                    "total: {:.2} USD/month today; {:.2} USD/month once 7 years of daily backups ({}) and 90 days of hourly incrementals ({} each) have accumulated (eu-west-1 prices)",
+                    e.today_usd_per_month,
+                    e.steady_state_usd_per_month,
+                    mib(e.latest_full_bytes),
+                    mib(e.mean_incremental_bytes)
+                ));
+                text.join("\n")
             });
         }
         Command::SampleData(args) => {

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod catalog;
 pub mod config;
+pub mod cost;
 pub mod credentials;
 pub mod dump;
 pub mod error;

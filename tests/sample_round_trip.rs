@@ -206,5 +206,17 @@ async fn retention_keeps_the_newest_and_removes_stale_leftovers() {
         .join("database/daily/20200101T000000Z-dead")
         .exists());
     assert_ok(&run_cli(&["verify", "--store", &store_arg], &[]));
+    let cost = run_cli(&["cost", "--store", &store_arg, "--json"], &[]);
+    assert_ok(&cost);
+    let cost: serde_json::Value = serde_json::from_slice(&cost.stdout).expect("cost --json");
+    assert!(
+        cost["latest_full_bytes"].as_u64().unwrap_or(0) > 0,
+        "{cost}"
+    );
+    assert!(
+        cost["steady_state_usd_per_month"].as_f64().unwrap_or(0.0)
+            > cost["today_usd_per_month"].as_f64().unwrap_or(0.0),
+        "seven years of backups cost more than one: {cost}"
+    );
     drop_database(&source).await;
 }
