@@ -8,18 +8,15 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
-};
 use aws_sdk_s3::Client;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+
+mod writer;
 
 use super::{validate_key, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
 use crate::error::{Error, Result};
+use writer::S3Writer;
 
 /// S3 allows at most 10,000 parts; with 8 MiB parts one object may reach 78 GiB, far above a
 /// data file (split at 64 MiB of SQL by default).
@@ -193,7 +190,7 @@ impl std::fmt::Display for S3Store {
     }
 }
 
-fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(super) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
     error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> String {
     match error.as_service_error() {
@@ -327,219 +324,6 @@ impl ObjectStore for S3Store {
             .await
             .map(|_| ())
             .map_err(|e| self.error("DeleteObject", &full_key, describe(&e)))
-    }
-}
-
-struct S3Writer {
-    client: Client,
-    bucket: String,
-    key: String,
-    tagging: String,
-    settings: Arc<S3Settings>,
-    buffer: Vec<u8>,
-    upload_id: Option<String>,
-    next_part: i32,
-    in_flight: JoinSet<Result<CompletedPart>>,
-    completed: Vec<CompletedPart>,
-    written: u64,
-}
-
-fn sha256_base64(bytes: &[u8]) -> String {
-    aws_smithy_types::base64::encode(Sha256::digest(bytes))
-}
-
-impl S3Writer {
-    fn error(&self, operation: &'static str, detail: impl std::fmt::Display) -> Error {
-        Error::S3 {
-            operation,
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            detail: detail.to_string(),
-        }
-    }
-
-    async fn start_upload(&mut self) -> Result<String> {
-        if let Some(id) = &self.upload_id {
-            return Ok(id.clone());
-        }
-        let mut request = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .tagging(&self.tagging);
-        request = match &self.settings.encryption {
-            Encryption::Kms { key_id } => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
-            Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
-        };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| self.error("CreateMultipartUpload", describe(&e)))?;
-        let id = output
-            .upload_id()
-            .ok_or_else(|| self.error("CreateMultipartUpload", "no upload id in the answer"))?
-            .to_string();
-        self.upload_id = Some(id.clone());
-        Ok(id)
-    }
-
-    async fn collect_one(&mut self) -> Result<()> {
-        if let Some(joined) = self.in_flight.join_next().await {
-            let part = joined.map_err(|e| self.error("UploadPart", e))??;
-            self.completed.push(part);
-        }
-        Ok(())
-    }
-
-    async fn send_part(&mut self, body: Vec<u8>) -> Result<()> {
-        let upload_id = self.start_upload().await?;
-        while self.in_flight.len() >= self.settings.concurrency {
-            self.collect_one().await?;
-        }
-        let number = self.next_part;
-        self.next_part += 1;
-        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
-        self.in_flight.spawn(async move {
-            let checksum = sha256_base64(&body);
-            let output = client
-                .upload_part()
-                .bucket(&bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .part_number(number)
-                .checksum_sha256(&checksum)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| Error::S3 {
-                    operation: "UploadPart",
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    detail: format!("part {number}: {}", describe(&e)),
-                })?;
-            Ok(CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(output.e_tag().map(str::to_string))
-                .checksum_sha256(output.checksum_sha256().unwrap_or(&checksum))
-                .build())
-        });
-        Ok(())
-    }
-
-    async fn put_whole(&mut self) -> Result<()> {
-        let body = std::mem::take(&mut self.buffer);
-        let mut request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .checksum_sha256(sha256_base64(&body))
-            .tagging(&self.tagging)
-            .body(ByteStream::from(body));
-        request = match &self.settings.encryption {
-            Encryption::Kms { key_id } => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
-            Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
-        };
-        request
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error("PutObject", describe(&e)))
-    }
-
-    async fn complete(&mut self) -> Result<()> {
-        if !self.buffer.is_empty() {
-            let rest = std::mem::take(&mut self.buffer);
-            self.send_part(rest).await?;
-        }
-        while !self.in_flight.is_empty() {
-            self.collect_one().await?;
-        }
-        self.completed.sort_by_key(|p| p.part_number());
-        let upload_id = self.start_upload().await?;
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(std::mem::take(&mut self.completed)))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.error("CompleteMultipartUpload", describe(&e)))
-    }
-
-    async fn abort_upload(&mut self) {
-        self.in_flight.abort_all();
-        while self.in_flight.join_next().await.is_some() {}
-        if let Some(upload_id) = self.upload_id.take() {
-            let outcome = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            match outcome {
-                Ok(_) => {
-                    tracing::info!(bucket = %self.bucket, key = %self.key, "multipart upload aborted")
-                }
-                Err(e) => tracing::error!(
-                    bucket = %self.bucket,
-                    key = %self.key,
-                    %upload_id,
-                    "could not abort the multipart upload (the bucket's lifecycle rule removes it later): {}",
-                    describe(&e)
-                ),
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl ObjectWriter for S3Writer {
-    async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        self.written += chunk.len() as u64;
-        self.buffer.extend_from_slice(&chunk);
-        while self.buffer.len() >= self.settings.part_size {
-            let rest = self.buffer.split_off(self.settings.part_size);
-            let part = std::mem::replace(&mut self.buffer, rest);
-            if let Err(e) = self.send_part(part).await {
-                self.abort_upload().await;
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<u64> {
-        let outcome = if self.upload_id.is_none() && self.in_flight.is_empty() {
-            self.put_whole().await
-        } else {
-            self.complete().await
-        };
-        match outcome {
-            Ok(()) => Ok(self.written),
-            Err(e) => {
-                self.abort_upload().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn abort(mut self: Box<Self>) {
-        self.abort_upload().await;
     }
 }
 

@@ -1,0 +1,362 @@
+//! The command line: every subcommand's flags, each also read from an environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use toc_sis_backup::config::DatabaseUrl;
+use toc_sis_backup::monitor::aws_checks::RdsTargets;
+use toc_sis_backup::monitor::tiers::parse_tiers;
+use toc_sis_backup::monitor::MonitorOptions;
+use toc_sis_backup::retention::RetentionPolicy;
+use toc_sis_backup::store::open_store;
+use toc_sis_backup::Error;
+
+#[derive(Parser)]
+#[command(
+    name = "toc-backup",
+    version,
+    about = "Consistent, verified backups of the TOC-SIS database"
+)]
+pub(crate) struct Cli {
+    /// Log format: human-readable lines, or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Take a full, consistent backup of a database into a store.
+    Dump(DumpArgs),
+    /// Back up what changed in the Tier 1 and 2 tables since the chain's previous point.
+    Incremental(IncrementalArgs),
+    /// Load a backup into a database and verify it against the manifest.
+    Restore(RestoreArgs),
+    /// Re-read a backup and check every file's checksum.
+    Verify(VerifyArgs),
+    /// Show the backups in a store, newest first.
+    List(ListArgs),
+    /// Apply the retention policy: remove old daily backups.
+    Prune(PruneArgs),
+    /// Check every tier's freshness, integrity and anomalies, and alert on changes.
+    Monitor(MonitorArgs),
+    /// Print the monitor's checks for a person (no alerts).
+    Status(MonitorArgs),
+    /// Restore the latest backup into a scratch database, verify it, time it, drop it.
+    RestoreTest(RestoreTestArgs),
+    /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
+    Cost(CostArgs),
+    /// Create the sample TOC-SIS database.
+    SampleData(SampleArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct Connection {
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE. Prefer DATABASE_PASSWORD for the password,
+    /// so it never shows in the process list.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: String,
+    /// The password, when the URL has none.
+    #[arg(
+        long = "database-password-from-env",
+        env = "DATABASE_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub(crate) database_password: Option<String>,
+}
+
+impl Connection {
+    pub(crate) fn url(&self) -> Result<DatabaseUrl, Error> {
+        let url = DatabaseUrl::parse(&self.database_url)?;
+        Ok(match (&self.database_password, url.password()) {
+            (Some(password), None) => DatabaseUrl::from_parts(
+                url.user.clone(),
+                Some(password.clone()),
+                url.host.clone(),
+                url.port,
+                url.database.clone(),
+            ),
+            _ => url,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct StoreArg {
+    /// Where backups live: a folder, or s3://BUCKET/PREFIX (credentials, region and
+    /// AWS_ENDPOINT_URL from the standard AWS environment).
+    #[arg(long, env = "BACKUP_STORE")]
+    pub(crate) store: String,
+}
+
+#[derive(Args)]
+pub(crate) struct Retention {
+    /// Remove daily backups older than this many days…
+    #[arg(long, env = "BACKUP_KEEP_DAYS", default_value_t = 30)]
+    pub(crate) keep_days: u32,
+    /// …but always keep at least this many complete backups.
+    #[arg(long, env = "BACKUP_KEEP_MIN", default_value_t = 7)]
+    pub(crate) keep_min: usize,
+}
+
+impl Retention {
+    pub(crate) fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            keep_days: self.keep_days,
+            keep_min: self.keep_min,
+            ..RetentionPolicy::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct DumpArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// A note kept in the manifest.
+    #[arg(long, env = "BACKUP_LABEL")]
+    pub(crate) label: Option<String>,
+    #[command(flatten)]
+    pub(crate) retention: Retention,
+    /// Keep every backup (skip retention after the dump).
+    #[arg(long, env = "BACKUP_NO_PRUNE")]
+    pub(crate) no_prune: bool,
+    /// Start a new data file after this many MiB of SQL, so restores can load in parallel.
+    #[arg(long, env = "BACKUP_SPLIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) split_mb: u64,
+    /// gzip level, 1 (fast) to 9 (small).
+    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub(crate) compression_level: u32,
+    /// Also notify on success (failures always notify).
+    #[arg(long, env = "NOTIFY_SUCCESS")]
+    pub(crate) notify_success: bool,
+    /// Send notifications to this SNS topic instead of the log.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct IncrementalArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// Comma-separated tables to track (default: the Tier 1 and Tier 2 tables).
+    #[arg(long, env = "INCREMENTAL_TABLES")]
+    pub(crate) tables: Option<String>,
+    /// The change-tracking column of every table…
+    #[arg(
+        long,
+        env = "INCREMENTAL_TRACKING_COLUMN",
+        default_value = "updated_at"
+    )]
+    pub(crate) tracking_column: String,
+    /// …except these: table=column,…
+    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
+    pub(crate) tracking_columns: Option<String>,
+    /// Minutes before the previous point whose changes are written again regardless.
+    #[arg(long, env = "INCREMENTAL_OVERLAP_MINUTES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1440))]
+    pub(crate) overlap_minutes: u32,
+    /// Take a full backup when there is none to start a chain from.
+    #[arg(long, env = "INCREMENTAL_FULL_IF_MISSING")]
+    pub(crate) full_if_missing: bool,
+    #[arg(long, env = "NOTIFY_SUCCESS")]
+    pub(crate) notify_success: bool,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RestoreArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// `latest` (the newest point, full or incremental) or a backup id from `toc-backup list`.
+    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
+    pub(crate) backup: String,
+    /// Restore the newest point at or before this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
+    #[arg(long, env = "RESTORE_AT", value_parser = parse_time, conflicts_with = "backup")]
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The database to restore into; created if missing.
+    #[arg(long, env = "TARGET_DATABASE")]
+    pub(crate) target_database: String,
+    /// Replace the target database's contents if it is not empty.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Connections loading data at once.
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) jobs: u16,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
+    pub(crate) backup: String,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct ListArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// Also show unfinished or failed runs.
+    #[arg(long)]
+    pub(crate) all: bool,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct PruneArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    #[command(flatten)]
+    pub(crate) retention: Retention,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct MonitorArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// Tiers as JSON: [{"name": "Tier 1", "rpo_minutes": 60, "tables": [...]}, ...]
+    /// (default: the strategy document's three tiers).
+    #[arg(long, env = "MONITOR_TIERS")]
+    pub(crate) tiers: Option<String>,
+    /// Share of a table's rows whose loss between backups is an anomaly.
+    #[arg(long, env = "MONITOR_ROW_DROP_PERCENT", default_value_t = 5.0)]
+    pub(crate) row_drop_percent: f64,
+    /// Re-read every file of the latest chain instead of comparing sizes.
+    #[arg(long, env = "MONITOR_DEEP")]
+    pub(crate) deep: bool,
+    /// `monitor` re-reads every file anyway when its last deep check is this many hours old.
+    #[arg(long, env = "MONITOR_DEEP_EVERY_HOURS", default_value_t = 24)]
+    pub(crate) deep_every_hours: u32,
+    /// Hours between reminders while a problem lasts.
+    #[arg(long, env = "MONITOR_REMINDER_HOURS", default_value_t = 4)]
+    pub(crate) reminder_hours: u32,
+    /// Days within which a restore test must have passed (0: not checked).
+    #[arg(long, env = "MONITOR_RESTORE_TEST_DAYS", default_value_t = 0)]
+    pub(crate) restore_test_days: u32,
+    /// Check as if it were this time (RFC 3339); for drills and tests.
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Also check this RDS instance's automated backups and point-in-time recovery.
+    #[arg(long, env = "MONITOR_RDS_INSTANCE")]
+    pub(crate) rds_instance: Option<String>,
+    /// …and that this read replica replicates.
+    #[arg(long, env = "MONITOR_RDS_REPLICA")]
+    pub(crate) rds_replica: Option<String>,
+    /// Minutes the RDS latest restorable time may lag.
+    #[arg(long, env = "MONITOR_PITR_MAX_MINUTES", default_value_t = 15)]
+    pub(crate) pitr_max_minutes: u32,
+    /// The replica store (cross-region copy), e.g. s3://toc-backups-replica/prod.
+    #[arg(long, env = "MONITOR_REPLICA_STORE")]
+    pub(crate) replica_store: Option<String>,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl MonitorArgs {
+    pub(crate) async fn options(&self) -> Result<MonitorOptions, Error> {
+        let rds = match &self.rds_instance {
+            Some(instance) => Some(RdsTargets {
+                client: aws_sdk_rds::Client::new(&toc_sis_backup::aws::sdk_config().await),
+                instance: instance.clone(),
+                replica: self.rds_replica.clone(),
+                max_pitr_lag: chrono::Duration::minutes(i64::from(self.pitr_max_minutes)),
+            }),
+            None => None,
+        };
+        let replica = match &self.replica_store {
+            Some(location) => Some(open_store(location).await?),
+            None => None,
+        };
+        Ok(MonitorOptions {
+            rds,
+            replica,
+            tiers: parse_tiers(self.tiers.as_deref())?,
+            row_drop_share: self.row_drop_percent / 100.0,
+            deep: self.deep,
+            deep_every: chrono::Duration::hours(i64::from(self.deep_every_hours)),
+            reminder: chrono::Duration::hours(i64::from(self.reminder_hours)),
+            restore_test_max_age: (self.restore_test_days > 0)
+                .then(|| chrono::Duration::days(i64::from(self.restore_test_days))),
+            ..MonitorOptions::default()
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct RestoreTestArgs {
+    /// The server that takes the scratch database: mysql://USER[:PASS]@HOST[:PORT]/
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The scratch database's name starts with this.
+    #[arg(
+        long,
+        env = "RESTORE_TEST_DATABASE_PREFIX",
+        default_value = "toc_sis_restore_test"
+    )]
+    pub(crate) database_prefix: String,
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) jobs: u16,
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct CostArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SampleArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    /// 1 is a small college (a few MB); the data grows linearly.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub(crate) scale: u32,
+    #[arg(long, default_value_t = 2026)]
+    pub(crate) seed: u64,
+    /// Drop the database first if it already has tables.
+    #[arg(long)]
+    pub(crate) replace: bool,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z ({e})"))
+}
