@@ -241,12 +241,12 @@ async fn run(command: Command) -> Result<(), Error> {
                     return "no backups".to_string();
                 }
                 let mut lines = vec![format!(
-                    "{:<24} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}",
+                    "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}",
                     "ID", "KIND", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE"
                 )];
                 for b in list {
                     lines.push(format!(
-                        "{:<24} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
+                        "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
                         b.id,
                         b.kind,
                         b.status,
