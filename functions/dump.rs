@@ -1,11 +1,11 @@
 //! The `dump` Lambda function: a full backup of the TOC-SIS database into S3.
 
 use toc_sis_backup::lambda::dump::DumpFunction;
-use toc_sis_backup::lambda::{serve, ProcessEnv};
+use toc_sis_backup::lambda::{start, ProcessEnv};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk_config = toc_sis_backup::aws::sdk_config().await;
-    serve(DumpFunction::from_env(&ProcessEnv, sdk_config).await?).await
+    start(DumpFunction::from_env(&ProcessEnv, sdk_config)).await
 }

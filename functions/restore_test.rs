@@ -1,11 +1,11 @@
 //! The `restore-test` Lambda function: the monthly proof that the latest backup restores.
 
 use toc_sis_backup::lambda::restore_test::RestoreTestFunction;
-use toc_sis_backup::lambda::{serve, ProcessEnv};
+use toc_sis_backup::lambda::{start, ProcessEnv};
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk_config = toc_sis_backup::aws::sdk_config().await;
-    serve(RestoreTestFunction::from_env(&ProcessEnv, sdk_config).await?).await
+    start(RestoreTestFunction::from_env(&ProcessEnv, sdk_config)).await
 }

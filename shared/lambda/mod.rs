@@ -80,6 +80,29 @@ pub async fn serve(handler: impl Handler) -> std::result::Result<(), lambda_runt
     .await
 }
 
+/// A function's whole life: configuration checked at cold start (a bad value stops it with a
+/// one-line error naming the variable, which Lambda reports as an init failure), then serving.
+pub async fn start<H: Handler>(
+    init: impl std::future::Future<Output = Result<H>>,
+) -> std::process::ExitCode {
+    let handler = match init.await {
+        Ok(handler) => handler,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed");
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match serve(handler).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the Lambda runtime stopped");
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Time left before the invocation is killed, if there is a deadline.
 pub fn remaining(deadline: Option<SystemTime>) -> Option<Duration> {
     deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
