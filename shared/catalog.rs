@@ -135,23 +135,33 @@ pub async fn entries(store: &dyn ObjectStore) -> Result<Vec<CatalogEntry>> {
 /// A damaged manifest is an error, never a reason to fall back to an older backup silently.
 pub async fn resolve(store: &dyn ObjectStore, which: &str) -> Result<Manifest> {
     store.check().await?;
-    let entries = entries(store).await?;
-    let chosen = if which == "latest" {
+    let mut entries = entries(store).await?;
+    select(&mut entries, which, &store.to_string())
+}
+
+/// [`resolve`] over entries already listed (`store` names the store in errors).
+pub fn select(entries: &mut [CatalogEntry], which: &str, store: &str) -> Result<Manifest> {
+    let position = if which == "latest" {
         entries
-            .into_iter()
-            .find(|e| !matches!(e.state, EntryState::Incomplete))
+            .iter()
+            .position(|e| !matches!(e.state, EntryState::Incomplete))
             .ok_or_else(|| Error::NoBackups(store.to_string()))?
     } else {
         entries
-            .into_iter()
-            .find(|e| e.id == which && !matches!(e.state, EntryState::Incomplete))
+            .iter()
+            .position(|e| e.id == which && !matches!(e.state, EntryState::Incomplete))
             .ok_or_else(|| Error::BackupNotFound {
                 id: which.to_string(),
                 store: store.to_string(),
             })?
     };
-    match chosen.state {
-        EntryState::Complete(m) => Ok(*m),
+    let entry = &mut entries[position];
+    match std::mem::replace(&mut entry.state, EntryState::Incomplete) {
+        EntryState::Complete(m) => {
+            let manifest = (*m).clone();
+            entry.state = EntryState::Complete(m);
+            Ok(manifest)
+        }
         EntryState::Damaged(e) => Err(e),
         EntryState::Incomplete => Err(Error::NoBackups(store.to_string())),
     }

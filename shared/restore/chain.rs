@@ -55,7 +55,7 @@ pub async fn resolve(
     at: Option<DateTime<Utc>>,
 ) -> Result<Vec<Manifest>> {
     store.check().await?;
-    let entries = catalog::entries(store).await?;
+    let mut entries = catalog::entries(store).await?;
     let target = match at {
         Some(at) => entries
             .iter()
@@ -67,7 +67,8 @@ pub async fn resolve(
                 id: format!("at or before {}", at.to_rfc3339()),
                 store: store.to_string(),
             })?,
-        None => catalog::resolve(store, which).await?,
+        // One listing serves the target and its parents.
+        None => catalog::select(&mut entries, which, &store.to_string())?,
     };
     let by_id: HashMap<&str, &catalog::CatalogEntry> =
         entries.iter().map(|e| (e.id.as_str(), e)).collect();
