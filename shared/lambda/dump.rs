@@ -63,10 +63,7 @@ impl DumpFunction {
         tracing::info!(?event, "dump invoked");
         let (label, prefix) = match event {
             DumpEvent::Scheduled { .. } => (None, None),
-            DumpEvent::Manual(manual) => (
-                manual.label,
-                manual.prefix.map(|p| format!("{}/", p.trim_matches('/'))),
-            ),
+            DumpEvent::Manual(manual) => (manual.label.clone(), manual.store_prefix()),
         };
         self.context.check_time(deadline)?;
         let mut options = DumpOptions::new(self.context.database_url().await?);

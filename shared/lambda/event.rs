@@ -25,6 +25,15 @@ pub struct ManualDump {
     pub prefix: Option<String>,
 }
 
+impl ManualDump {
+    /// The requested store prefix as a folder (`manual/`), if one was given.
+    pub fn store_prefix(&self) -> Option<String> {
+        self.prefix
+            .as_ref()
+            .map(|p| format!("{}/", p.trim_matches('/')))
+    }
+}
+
 fn invalid(reason: impl Into<String>) -> Error {
     Error::InvalidEvent {
         reason: reason.into(),

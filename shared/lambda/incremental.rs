@@ -75,7 +75,7 @@ impl IncrementalFunction {
                         expected: "the scheduled event or {\"prefix\": \"…\"}".into(),
                     });
                 }
-                manual.prefix.map(|p| format!("{}/", p.trim_matches('/')))
+                manual.store_prefix()
             }
         };
         self.context.check_time(deadline)?;

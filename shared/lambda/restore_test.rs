@@ -39,9 +39,7 @@ impl RestoreTestFunction {
                     reason: "the restore test takes no label".into(),
                     expected: "the scheduled event or {\"prefix\": \"…\"}".into(),
                 }),
-                DumpEvent::Manual(manual) => {
-                    Ok(manual.prefix.map(|p| format!("{}/", p.trim_matches('/'))))
-                }
+                DumpEvent::Manual(manual) => Ok(manual.store_prefix()),
                 DumpEvent::Scheduled { .. } => Ok(None),
             }
         }
