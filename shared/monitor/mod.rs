@@ -398,9 +398,6 @@ pub async fn run_monitor(
     }
     let bytes = serde_json::to_vec_pretty(&state).map_err(|e| Error::Task(e.to_string()))?;
     store.put(alerts::STATE_KEY, bytes.into()).await?;
-    for line in emf_lines(&report) {
-        tracing::debug!(target: "emf", "{line}");
-    }
     Ok(report)
 }
 
