@@ -137,6 +137,9 @@ pub enum Error {
     #[error("notification could not be sent: {0}")]
     Notify(String),
 
+    #[error("the store is busy: {0}")]
+    StoreBusy(String),
+
     #[error("interrupted: {0}")]
     Interrupted(String),
 

@@ -10,6 +10,7 @@ pub mod cost;
 pub mod credentials;
 pub mod dump;
 pub mod error;
+pub mod files;
 pub mod incremental;
 pub mod lambda;
 pub mod manifest;

@@ -172,7 +172,7 @@ pub struct ObjectEntry {
     pub definition_sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Integrity {
     pub sha256: String,
 }

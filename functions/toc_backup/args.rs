@@ -49,6 +49,11 @@ pub(crate) enum Command {
     Status(MonitorArgs),
     /// Restore the latest backup into a scratch database, verify it, time it, drop it.
     RestoreTest(RestoreTestArgs),
+    /// Tier 3 file backups: deduplicated snapshots of uploads and the application tree.
+    Files {
+        #[command(subcommand)]
+        command: crate::files::FilesCommand,
+    },
     /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
     Cost(CostArgs),
     /// Create the sample TOC-SIS database.

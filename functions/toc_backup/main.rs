@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod args;
+mod files;
 
 use args::*;
 use clap::Parser;
@@ -312,6 +313,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 )
             });
         }
+        Command::Files { command } => files::run(command).await?,
         Command::Cost(args) => {
             let store = store(&args.store).await?;
             let estimate = toc_sis_backup::cost::estimate(

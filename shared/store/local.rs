@@ -173,6 +173,7 @@ fn walk(root: &Path, dir: &Path, prefix: &str, found: &mut Vec<ObjectInfo>) -> i
                 key,
                 size: meta.len(),
                 modified: meta.modified().ok().map(Into::into),
+                etag: None,
             });
         }
     }

@@ -25,6 +25,8 @@ pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
     pub modified: Option<DateTime<Utc>>,
+    /// S3's entity tag: changes whenever the object is written again.
+    pub etag: Option<String>,
 }
 
 #[async_trait]

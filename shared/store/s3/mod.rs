@@ -307,6 +307,7 @@ impl ObjectStore for S3Store {
                     modified: object
                         .last_modified()
                         .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+                    etag: object.e_tag().map(str::to_string),
                 });
             }
         }
