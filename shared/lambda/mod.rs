@@ -5,6 +5,7 @@
 pub mod context;
 pub mod dump;
 mod event;
+pub mod files;
 pub mod incremental;
 pub mod monitor;
 pub mod restore_test;

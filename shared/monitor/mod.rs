@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod aws_checks;
+mod freshness;
 pub mod restore_test;
 pub mod tiers;
 
@@ -16,7 +17,6 @@ use crate::catalog::{self, CatalogEntry, EntryState};
 use crate::error::{Error, Result};
 use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
 use crate::notify::Notifier;
-use crate::restore::chain::snapshot_time;
 use crate::store::ObjectStore;
 use tiers::Tier;
 
@@ -143,59 +143,10 @@ pub async fn check_all(
         .filter_map(|e| e.manifest().map(|m| (e, m)))
         .filter(|(e, m)| files_present(e, m).is_ok())
         .collect();
-    let by_id: HashMap<&str, &Manifest> = verified
-        .iter()
-        .map(|(_, m)| (m.backup_id.as_str(), *m))
-        .collect();
 
-    // Freshness per tier: the newest verified backup holding all of the tier's tables.
-    let mut tier_ages = Vec::new();
-    for tier in &options.tiers {
-        let newest = verified
-            .iter()
-            .map(|(_, m)| *m)
-            .filter(|m| match m.kind {
-                BackupKind::Full => true,
-                BackupKind::Incremental => {
-                    let root = m.chain_root.as_deref().and_then(|r| by_id.get(r));
-                    root.is_some_and(|root| {
-                        tier.tables
-                            .iter()
-                            .filter(|t| root.tables.iter().any(|rt| &&rt.name == t))
-                            .all(|t| m.tables.iter().any(|mt| &mt.name == t))
-                    })
-                }
-            })
-            .filter_map(|m| snapshot_time(m).map(|t| (t, m)))
-            .max_by_key(|(t, _)| *t);
-        let name = format!("{} freshness", tier.name);
-        match newest {
-            None => {
-                tier_ages.push((tier.name.clone(), None));
-                checks.push(Check {
-                    name,
-                    status: Status::Critical,
-                    reason: format!("{} has no verified backup in {store}", tier.name),
-                });
-            }
-            Some((time, manifest)) => {
-                let age = now - time;
-                tier_ages.push((tier.name.clone(), Some(age.num_seconds())));
-                let stale = age > tier.rpo();
-                checks.push(Check {
-                    name,
-                    status: if stale { Status::Critical } else { Status::Ok },
-                    reason: format!(
-                        "{} last verified backup {} ago (RPO {}; {})",
-                        tier.name,
-                        human_age(age),
-                        human_age(tier.rpo()),
-                        manifest.backup_id
-                    ),
-                });
-            }
-        }
-    }
+    let (freshness, tier_ages) =
+        freshness::tier_freshness(store, &options.tiers, &verified, now).await?;
+    checks.extend(freshness);
 
     checks.push(integrity(store, &entries, options, now).await);
     checks.extend(anomalies(&verified, options));

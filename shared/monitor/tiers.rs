@@ -10,7 +10,13 @@ pub struct Tier {
     pub name: String,
     pub rpo_minutes: i64,
     pub tables: Vec<String>,
+    /// File snapshot sources the tier holds too; `*` is every source in the store.
+    #[serde(default)]
+    pub file_sources: Vec<String>,
 }
+
+/// In a tier's `file_sources`: every file source that has snapshots in the store.
+pub const ALL_FILE_SOURCES: &str = "*";
 
 impl Tier {
     pub fn rpo(&self) -> Duration {
@@ -23,6 +29,12 @@ pub fn default_tiers() -> Vec<Tier> {
         name: name.into(),
         rpo_minutes,
         tables: tables.iter().map(|t| t.to_string()).collect(),
+        // Uploaded documents are Tier 3 (daily), with the tables that index them.
+        file_sources: if rpo_minutes == 1440 {
+            vec![ALL_FILE_SOURCES.to_string()]
+        } else {
+            Vec::new()
+        },
     };
     vec![
         tier(
@@ -62,13 +74,17 @@ pub fn parse_tiers(json: Option<&str>) -> Result<Vec<Tier>> {
             let tiers: Vec<Tier> = serde_json::from_str(text).map_err(|e| Error::Config {
                 variable: "MONITOR_TIERS".into(),
                 reason: format!(
-                    "is not a JSON list of {{\"name\", \"rpo_minutes\", \"tables\"}}: {e}"
+                    "is not a JSON list of {{\"name\", \"rpo_minutes\", \"tables\", \"file_sources\"}}: {e}"
                 ),
             })?;
-            if tiers.is_empty() || tiers.iter().any(|t| t.rpo_minutes <= 0) {
+            if tiers.is_empty()
+                || tiers.iter().any(|t| {
+                    t.rpo_minutes <= 0 || (t.tables.is_empty() && t.file_sources.is_empty())
+                })
+            {
                 return Err(Error::Config {
                     variable: "MONITOR_TIERS".into(),
-                    reason: "must list at least one tier, each with a positive rpo_minutes".into(),
+                    reason: "must list at least one tier, each with a positive rpo_minutes and some tables or file_sources".into(),
                 });
             }
             Ok(tiers)

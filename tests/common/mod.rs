@@ -305,3 +305,4 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub mod aws;
+pub mod tree;

@@ -1,0 +1,145 @@
+//! Freshness per tier: the age of the newest verified copy of everything the tier holds — its
+//! tables (a full backup, or an incremental whose chain covers them) and its file sources (the
+//! newest file snapshot whose manifest opens) — against the tier's RPO.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+
+use super::tiers::{Tier, ALL_FILE_SOURCES};
+use super::{human_age, Check, Status};
+use crate::catalog::CatalogEntry;
+use crate::error::Result;
+use crate::files::list_snapshots;
+use crate::manifest::{BackupKind, Manifest};
+use crate::restore::chain::snapshot_time;
+use crate::store::ObjectStore;
+
+/// One part of a tier and when it was last backed up (None: never, verifiably).
+struct Part {
+    what: String,
+    newest: Option<(DateTime<Utc>, String)>,
+}
+
+pub(super) async fn tier_freshness(
+    store: &dyn ObjectStore,
+    tiers: &[Tier],
+    verified: &[(&CatalogEntry, &Manifest)],
+    now: DateTime<Utc>,
+) -> Result<(Vec<Check>, Vec<(String, Option<i64>)>)> {
+    let file_snapshots = newest_file_snapshots(store).await?;
+    let mut checks = Vec::new();
+    let mut ages = Vec::new();
+    for tier in tiers {
+        let mut parts = Vec::new();
+        if !tier.tables.is_empty() {
+            parts.push(Part {
+                what: "backup".into(),
+                newest: newest_database_backup(tier, verified),
+            });
+        }
+        let mut sources: Vec<String> = tier
+            .file_sources
+            .iter()
+            .filter(|s| s.as_str() != ALL_FILE_SOURCES)
+            .cloned()
+            .collect();
+        if tier.file_sources.iter().any(|s| s == ALL_FILE_SOURCES) {
+            sources.extend(file_snapshots.keys().cloned());
+        }
+        sources.sort();
+        sources.dedup();
+        for source in sources {
+            parts.push(Part {
+                what: format!("file snapshot of {source}"),
+                newest: file_snapshots.get(&source).cloned().flatten(),
+            });
+        }
+        let name = format!("{} freshness", tier.name);
+        if let Some(missing) = parts.iter().find(|p| p.newest.is_none()) {
+            ages.push((tier.name.clone(), None));
+            checks.push(Check {
+                name,
+                status: Status::Critical,
+                reason: format!("{} has no verified {} in {store}", tier.name, missing.what),
+            });
+            continue;
+        }
+        let Some((oldest, part)) = parts
+            .iter()
+            .filter_map(|p| p.newest.as_ref().map(|(t, id)| (*t, (p, id))))
+            .min_by_key(|(t, _)| *t)
+        else {
+            continue;
+        };
+        let age = now - oldest;
+        ages.push((tier.name.clone(), Some(age.num_seconds())));
+        let stale = age > tier.rpo();
+        let (part, id) = part;
+        checks.push(Check {
+            name,
+            status: if stale { Status::Critical } else { Status::Ok },
+            reason: format!(
+                "{} last verified {} {} ago (RPO {}; {})",
+                tier.name,
+                part.what,
+                human_age(age),
+                human_age(tier.rpo()),
+                id
+            ),
+        });
+    }
+    Ok((checks, ages))
+}
+
+/// The newest verified backup holding all of the tier's tables.
+fn newest_database_backup(
+    tier: &Tier,
+    verified: &[(&CatalogEntry, &Manifest)],
+) -> Option<(DateTime<Utc>, String)> {
+    let by_id: HashMap<&str, &Manifest> = verified
+        .iter()
+        .map(|(_, m)| (m.backup_id.as_str(), *m))
+        .collect();
+    verified
+        .iter()
+        .map(|(_, m)| *m)
+        .filter(|m| match m.kind {
+            BackupKind::Full => true,
+            BackupKind::Incremental => {
+                let root = m.chain_root.as_deref().and_then(|r| by_id.get(r));
+                root.is_some_and(|root| {
+                    tier.tables
+                        .iter()
+                        .filter(|t| root.tables.iter().any(|rt| &&rt.name == t))
+                        .all(|t| m.tables.iter().any(|mt| &mt.name == t))
+                })
+            }
+        })
+        .filter_map(|m| snapshot_time(m).map(|t| (t, m.backup_id.clone())))
+        .max_by_key(|(t, _)| *t)
+}
+
+/// Per file source, its newest snapshot whose manifest opens (None: there are snapshots, but
+/// none of them does).
+async fn newest_file_snapshots(
+    store: &dyn ObjectStore,
+) -> Result<BTreeMap<String, Option<(DateTime<Utc>, String)>>> {
+    let mut newest = BTreeMap::new();
+    for snapshot in list_snapshots(store, None).await? {
+        if matches!(newest.get(&snapshot.source_name), Some(Some(_))) {
+            continue;
+        }
+        let found = match snapshot.load(store).await {
+            Ok(_) => snapshot
+                .time()
+                .map(|t| (t, format!("snapshot {}", snapshot.snapshot_id))),
+            Err(e) => {
+                tracing::warn!(key = %snapshot.key, "file snapshot does not open: {e}");
+                None
+            }
+        };
+        newest.insert(snapshot.source_name.clone(), found);
+    }
+    Ok(newest)
+}
