@@ -190,7 +190,7 @@ fn every_environment_variable_is_one_the_code_reads_and_required_ones_are_set() 
             all.iter().any(|v| *v == "SNS_TOPIC_ARN"),
             "{name} lacks SNS_TOPIC_ARN"
         );
-        if name != "MonitorFunction" {
+        if name != "MonitorFunction" && name != "FilesFunction" {
             assert!(
                 all.iter().any(|v| *v == "DATABASE_SECRET_ARN"),
                 "{name} has no database credentials"
@@ -199,8 +199,17 @@ fn every_environment_variable_is_one_the_code_reads_and_required_ones_are_set() 
     }
 }
 
-/// The README's retention table: prefix -> (transition days, expiry days).
-fn readme_retention() -> BTreeMap<String, (Vec<u64>, u64)> {
+#[derive(Debug)]
+enum Expiry {
+    /// Objects expire this many days after they were written.
+    Current(u64),
+    /// Objects never expire by age; once deleted (garbage collection), the deleted versions
+    /// go after this many days.
+    AfterRemoval(u64),
+}
+
+/// The README's retention table: prefix -> (transition days, expiry).
+fn readme_retention() -> BTreeMap<String, (Vec<u64>, Expiry)> {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
     let mut rows = BTreeMap::new();
     for line in readme.lines().filter(|l| l.starts_with("| `")) {
@@ -216,7 +225,12 @@ fn readme_retention() -> BTreeMap<String, (Vec<u64>, u64)> {
                 .collect()
         };
         let transitions = numbers(cells[2]);
-        let expiry = numbers(cells[3]).first().copied().unwrap_or(0);
+        let days = numbers(cells[3]).first().copied().unwrap_or(0);
+        let expiry = if cells[3].contains("after garbage collection") {
+            Expiry::AfterRemoval(days)
+        } else {
+            Expiry::Current(days)
+        };
         rows.insert(prefix, (transitions, expiry));
     }
     rows
@@ -252,14 +266,36 @@ fn the_lifecycle_is_the_readme_retention_table() {
                     })
                     .unwrap_or_default();
                 assert_eq!(&days, transitions, "{file} {name} {prefix} transitions");
-                assert_eq!(
-                    rule["ExpirationInDays"].as_u64(),
-                    Some(*expiry),
-                    "{file} {name} {prefix} expiry"
-                );
+                match expiry {
+                    Expiry::Current(days) => assert_eq!(
+                        rule["ExpirationInDays"].as_u64(),
+                        Some(*days),
+                        "{file} {name} {prefix} expiry"
+                    ),
+                    Expiry::AfterRemoval(days) => {
+                        assert_eq!(
+                            rule["ExpirationInDays"].as_u64(),
+                            None,
+                            "{file} {name} {prefix}: content shared by snapshots must not expire by age"
+                        );
+                        assert_eq!(
+                            rule["NoncurrentVersionExpiration"]["NoncurrentDays"].as_u64(),
+                            Some(*days),
+                            "{file} {name} {prefix} expiry after removal"
+                        );
+                    }
+                }
             }
         }
     }
     // Grade records: 7 years minimum.
-    assert!(table["database/daily/"].1 >= 7 * 365, "{table:?}");
+    assert!(
+        matches!(table["database/daily/"].1, Expiry::Current(days) if days >= 7 * 365),
+        "{table:?}"
+    );
+    // Personal data: 6 years after it leaves the live system.
+    assert!(
+        matches!(table["files/"].1, Expiry::AfterRemoval(days) if days >= 6 * 365),
+        "{table:?}"
+    );
 }

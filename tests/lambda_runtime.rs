@@ -143,6 +143,21 @@ async fn the_dump_binary_serves_invocations_through_the_runtime_api() {
         "{monitor:?}"
     );
     assert!(monitor.body["checks"].is_array(), "{monitor:?}");
+
+    let uploads = tempfile::tempdir().expect("tempdir");
+    std::fs::write(uploads.path().join("cv.pdf"), b"%PDF-1.7").expect("fixture");
+    let sources = serde_json::json!([{"name": "uploads", "from": uploads.path()}]);
+    let files = invoke_once(
+        env!("CARGO_BIN_EXE_files"),
+        &[env[0].clone(), ("FILES_SOURCES", sources.to_string())],
+        serde_json::json!({"label": "runtime test"}),
+    )
+    .await;
+    assert_eq!(
+        files.path, "/2018-06-01/runtime/invocation/req-1/response",
+        "{files:?}"
+    );
+    assert_eq!(files.body[0]["files"], 1, "{files:?}");
     drop_database(&source).await;
 }
 
