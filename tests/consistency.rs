@@ -1,5 +1,7 @@
 //! Done-means 2: a writer keeping a cross-table invariant during the dump leaves the restored
-//! copy with the invariant intact: the dump reads one snapshot, not tables at different times.
+//! copy with the invariant intact: the dump reads one snapshot, not tables at different times,
+//! also when several connections read the tables (issue 8: their snapshots are proved
+//! identical by their binlog positions, or the dump falls back to one connection).
 
 mod common;
 
@@ -9,8 +11,42 @@ use std::sync::Arc;
 use common::*;
 use mysql_async::prelude::Queryable;
 
+/// A writer committing back to back: snapshots on several connections rarely line up, and any
+/// that did not would break the invariant (the tables go to different connections).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writer_invariant_survives_the_dump() {
+    invariant_survives(3, None, &[]).await;
+}
+
+/// The snapshots opened 300 ms apart while the writer commits back to back: they cannot share a
+/// position, the dump must notice and read everything on one connection (without the position
+/// check, the tables would come from different moments and the invariant would break).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_that_differ_fall_back_to_one_connection() {
+    let report =
+        invariant_survives(3, None, &[("TOC_BACKUP_TEST_SNAPSHOT_STAGGER_MS", "300")]).await;
+    assert_eq!(report["connections"], 1, "{report}");
+    assert!(
+        report["single_connection_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("one binlog position"),
+        "{report}"
+    );
+}
+
+/// A writer committing every 20 ms: the dump does run on three connections, consistently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_dump_reads_one_snapshot() {
+    let report = invariant_survives(3, Some(std::time::Duration::from_millis(20)), &[]).await;
+    assert_eq!(report["connections"], 3, "{report}");
+}
+
+async fn invariant_survives(
+    jobs: u16,
+    pause: Option<std::time::Duration>,
+    env: &'static [(&'static str, &'static str)],
+) -> serde_json::Value {
     let source = unique_name("invariant");
     create_database(&source).await;
     let mut conn = connect_to(&source).await;
@@ -53,6 +89,9 @@ async fn concurrent_writer_invariant_survives_the_dump() {
                 );
                 conn.query_drop(sql).await.expect("writer transaction");
                 commits.fetch_add(1, Ordering::SeqCst);
+                if let Some(pause) = pause {
+                    tokio::time::sleep(pause).await;
+                }
             }
         })
     };
@@ -63,9 +102,23 @@ async fn concurrent_writer_invariant_survives_the_dump() {
     let before = commits.load(Ordering::SeqCst);
     let store_path = store.path().to_path_buf();
     let source_for_dump = source.clone();
-    let output = tokio::task::spawn_blocking(move || dump(&source_for_dump, &store_path))
-        .await
-        .expect("dump thread");
+    let output = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &url_for(&source_for_dump),
+                "--store",
+                store_path.to_str().unwrap_or_default(),
+                "--jobs",
+                &jobs.to_string(),
+                "--json",
+            ],
+            env,
+        )
+    })
+    .await
+    .expect("dump thread");
     let during = commits.load(Ordering::SeqCst) - before;
     stop.store(true, Ordering::SeqCst);
     writer.await.expect("writer");
@@ -97,4 +150,5 @@ async fn concurrent_writer_invariant_survives_the_dump() {
     assert_eq!(weights, Some(2000), "component weights must still add up");
     drop_database(&source).await;
     drop_database(&copy).await;
+    serde_json::from_slice(&output.stdout).expect("the dump's JSON report")
 }

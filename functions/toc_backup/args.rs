@@ -140,6 +140,10 @@ pub(crate) struct DumpArgs {
     /// gzip level, 1 (fast) to 9 (small).
     #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub(crate) compression_level: u32,
+    /// Connections reading tables at once, all on one proven-identical snapshot (one when the
+    /// server cannot prove it).
+    #[arg(long, env = "BACKUP_DUMP_JOBS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub(crate) jobs: u16,
     /// Also notify on success (failures always notify).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     pub(crate) notify_success: bool,

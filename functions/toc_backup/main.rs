@@ -125,6 +125,7 @@ async fn run(command: Command) -> Result<(), Error> {
             options.label = args.label;
             options.split_bytes = args.split_mb * 1024 * 1024;
             options.compression_level = args.compression_level;
+            options.jobs = usize::from(args.jobs);
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
@@ -143,6 +144,9 @@ async fn run(command: Command) -> Result<(), Error> {
                     mib(r.uncompressed_bytes),
                     r.duration_seconds
                 );
+                if let Some(reason) = &r.single_connection_reason {
+                    text.push_str(&format!("\nnote: {reason}"));
+                }
                 if !r.not_snapshot_consistent.is_empty() {
                     text.push_str(&format!(
                         "\nwarning: not snapshot-consistent (non-transactional engine): {}",

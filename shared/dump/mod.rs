@@ -2,6 +2,7 @@
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
 mod objects;
+mod parallel;
 pub(crate) mod snapshot;
 pub mod sql_file;
 pub(crate) mod table_data;
@@ -16,7 +17,6 @@ use serde::Serialize;
 use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
-use crate::incremental::keys;
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };
@@ -24,7 +24,7 @@ use crate::mysql::{self as db, schema};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::ObjectStore;
-use snapshot::{check_schema_unchanged, read_catalogue, read_server, read_snapshot};
+use snapshot::{check_schema_unchanged, read_catalogue, read_server};
 use sql_file::{SqlFile, StoredFile};
 
 #[derive(Debug, Clone)]
@@ -37,6 +37,9 @@ pub struct DumpOptions {
     /// The size at which one multi-row INSERT is closed (keep well under max_allowed_packet).
     pub statement_bytes: usize,
     pub compression_level: u32,
+    /// Connections reading tables at once (on identical snapshots; one when that cannot be
+    /// proved).
+    pub jobs: usize,
     /// Applied after a successful backup; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
     pub notify_success: bool,
@@ -50,6 +53,7 @@ impl DumpOptions {
             split_bytes: 64 * 1024 * 1024,
             statement_bytes: 1024 * 1024,
             compression_level: 6,
+            jobs: 2,
             retention: Some(RetentionPolicy::default()),
             notify_success: false,
         }
@@ -67,6 +71,11 @@ pub struct DumpReport {
     pub rows: u64,
     pub duration_seconds: f64,
     pub not_snapshot_consistent: Vec<String>,
+    /// Connections that read tables, all on the same snapshot.
+    pub connections: usize,
+    /// Why one connection read everything although more were asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_connection_reason: Option<String>,
     pub pruned: Vec<String>,
 }
 
@@ -208,21 +217,18 @@ async fn dump(
     let url = &options.database_url;
     let database = url.require_database()?.to_string();
     let mut conn = db::connect(url, Some(&database)).await?;
-    db::run_all(&mut conn, db::DUMP_SESSION).await?;
-    // Uploads may pause reading for a while (back-pressure); the server must not give up on us.
-    db::run_all(
-        &mut conn,
-        &[
-            "SET SESSION net_write_timeout = 3600",
-            "SET SESSION net_read_timeout = 3600",
-            schema::SET_GRANTEE,
-        ],
-    )
-    .await?;
+    parallel::prepare_session(&mut conn).await?;
+    db::run_all(&mut conn, &[schema::SET_GRANTEE]).await?;
     schema::check_privileges(&mut conn, &database).await?;
 
-    db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
-    let snapshot = read_snapshot(&mut conn).await?;
+    let parallel::Snapshots {
+        position: snapshot,
+        workers,
+        single_reason,
+    } = parallel::open_snapshots(&mut conn, url, &database, options.jobs.max(1)).await?;
+    if let Some(reason) = &single_reason {
+        tracing::warn!("{reason}");
+    }
     let server = read_server(&mut conn).await?;
     let catalogue = read_catalogue(&mut conn, &database).await?;
     tracing::info!(
@@ -232,6 +238,7 @@ async fn dump(
         objects = catalogue.objects.len(),
         binlog_file = snapshot.binlog_file.as_deref().unwrap_or("-"),
         binlog_position = snapshot.binlog_position.unwrap_or(0),
+        connections = workers.len() + 1,
         "snapshot open"
     );
     let not_consistent: Vec<String> = catalogue
@@ -248,30 +255,31 @@ async fn dump(
     }
 
     let prefix = backup_prefix(backup_id);
-    let writer = FileNamer {
+    let writer = Arc::new(FileNamer {
         store: store.clone(),
         prefix: prefix.clone(),
         level: options.compression_level,
-    };
+    });
     let mut files: Vec<(FileEntry, StoredFile)> = Vec::new();
 
     let schema_file = objects::write_schema(&writer, &server, &catalogue.tables).await?;
     files.push(entry(schema_file, Stage::Schema, None, &prefix));
 
-    let mut table_entries = Vec::with_capacity(catalogue.tables.len());
-    let total_tables = catalogue.tables.len();
-    for (index, table) in catalogue.tables.iter().enumerate() {
-        // Tables with an integer primary key get a key state, which incrementals start from.
-        let key = keys::primary_key(&mut conn, &database, table).await?.ok();
-        let dumped =
-            table_data::dump_table(&mut conn, &writer, table, key, index + 1, options).await?;
-        tracing::info!(
-            table = %table.name,
-            rows = dumped.fingerprint.rows(),
-            files = dumped.files.len(),
-            "dumped table {}/{total_tables}",
-            index + 1
-        );
+    let connections = workers.len() + 1;
+    let order = parallel::largest_first(&mut conn, &database, &catalogue.tables).await?;
+    let tables = Arc::new(catalogue.tables.clone());
+    let all_connections = std::iter::once(conn).chain(workers).collect();
+    let work = parallel::TableWork {
+        namer: writer.clone(),
+        database: database.clone(),
+        tables: tables.clone(),
+        options: Arc::new(options.clone()),
+    };
+    let (mut connections_back, dumped_tables) =
+        parallel::dump_tables(all_connections, work, order).await?;
+    let mut conn = connections_back.remove(0);
+    let mut table_entries = Vec::with_capacity(tables.len());
+    for (table, dumped) in tables.iter().zip(dumped_tables) {
         for file in dumped.files {
             files.push(entry(file, Stage::Data, Some(table.name.clone()), &prefix));
         }
@@ -306,6 +314,10 @@ async fn dump(
     check_schema_unchanged(&mut conn, &database, &catalogue).await?;
     db::run_all(&mut conn, &["COMMIT"]).await?;
     let _ = conn.disconnect().await;
+    for mut worker in connections_back {
+        let _ = db::run_all(&mut worker, &["COMMIT"]).await;
+        let _ = worker.disconnect().await;
+    }
 
     // A backup counts only once what is in the store reads back as what was written.
     for (file, _) in &files {
@@ -350,6 +362,8 @@ async fn dump(
         rows: manifest.total_rows(),
         duration_seconds: 0.0,
         not_snapshot_consistent: not_consistent,
+        connections,
+        single_connection_reason: single_reason,
         pruned: Vec::new(),
     };
     store

@@ -17,6 +17,7 @@ pub struct DumpFunction {
     /// years the law asks, and the function has no delete permission.
     retention: Option<RetentionPolicy>,
     split_bytes: u64,
+    jobs: usize,
 }
 
 impl DumpFunction {
@@ -32,10 +33,12 @@ impl DumpFunction {
             .parse("BACKUP_PRUNE", true, "true or false")?
             .then_some(retention);
         let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
+        let jobs: usize = env.parse("BACKUP_DUMP_JOBS", 2, "a whole number of connections")?;
         Ok(DumpFunction {
             context,
             retention,
             split_bytes: split_mb.max(1) * 1024 * 1024,
+            jobs: jobs.clamp(1, 32),
         })
     }
 
@@ -71,6 +74,7 @@ impl DumpFunction {
         options.retention = self.retention.clone();
         options.notify_success = self.context.notify_success;
         options.split_bytes = self.split_bytes;
+        options.jobs = self.jobs;
         Ok((options, prefix))
     }
 }
