@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod chain;
 mod check;
+mod indexes;
 pub mod splitter;
 
 pub use check::verify_restored;
@@ -99,9 +100,35 @@ pub async fn run_restore(
     steps.push((&root, Stage::Triggers));
     steps.push((&root, Stage::Events));
 
+    let mut deferred = Vec::new();
     let load_started = Instant::now();
     for (manifest, stage) in steps {
         load_stage(store.clone(), &url, options, manifest, stage).await?;
+        match stage {
+            Stage::Schema => {
+                let tables: Vec<String> = root
+                    .files
+                    .iter()
+                    .filter(|f| f.stage == Stage::Data)
+                    .filter_map(|f| f.table.clone())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut conn = db::connect(&url, Some(&options.target_database)).await?;
+                deferred = indexes::defer(&mut conn, &tables).await?;
+                let _ = conn.disconnect().await;
+            }
+            Stage::Data => {
+                indexes::rebuild(
+                    &url,
+                    &options.target_database,
+                    options.jobs,
+                    std::mem::take(&mut deferred),
+                )
+                .await?
+            }
+            _ => {}
+        }
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
 

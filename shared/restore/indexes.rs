@@ -1,0 +1,142 @@
+//! Secondary indexes built after the rows are in, not row by row while they arrive.
+//!
+//! InnoDB maintains every secondary index on each insert, in random order; building an index
+//! over a loaded table sorts once and writes it in order, which is much faster. So after the
+//! schema is created, the plain (non-unique) secondary keys of InnoDB tables are dropped from
+//! the still-empty tables, and once the data is loaded they are added back, one `ALTER TABLE`
+//! per table, tables in parallel. Unique keys stay (they are constraints), and so does any key a
+//! foreign key needs (the server refuses to drop it), and every key before it. The keys are
+//! added back in their original order, so `SHOW CREATE TABLE` reads as before, which the
+//! restore's verification checks.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::on_connections;
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::mysql::quote_ident;
+
+/// A table's keys taken off for the load, as `ADD KEY …` clauses in their original order.
+#[derive(Debug, Clone)]
+pub(crate) struct DeferredKeys {
+    table: String,
+    clauses: Vec<String>,
+}
+
+/// The plain secondary keys in a `SHOW CREATE TABLE` text: (name, definition).
+fn plain_keys(create: &str) -> Vec<(String, String)> {
+    create
+        .lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("KEY `"))
+        .filter_map(|line| {
+            let definition = line.trim_end_matches(',').to_string();
+            let name = definition
+                .strip_prefix("KEY `")?
+                .split_once("` (")?
+                .0
+                .replace("``", "`");
+            Some((name, definition))
+        })
+        .collect()
+}
+
+fn is_innodb(create: &str) -> bool {
+    create
+        .lines()
+        .last()
+        .is_some_and(|line| line.contains("ENGINE=InnoDB"))
+}
+
+/// Drops the plain secondary keys of the (empty) `tables`, returning what to add back.
+pub(crate) async fn defer(conn: &mut Conn, tables: &[String]) -> Result<Vec<DeferredKeys>> {
+    let mut deferred = Vec::new();
+    for table in tables {
+        let row: Option<(String, String)> = conn
+            .query_first(format!("SHOW CREATE TABLE {}", quote_ident(table)))
+            .await
+            .map_err(|e| Error::database(format!("reading the keys of `{table}`"), e))?;
+        let Some((_, create)) = row else { continue };
+        if !is_innodb(&create) {
+            continue;
+        }
+        // Keys are listed in the order they were added, and added back after any that stay,
+        // so only a run of keys at the end can go: dropped from the last one back, stopping at
+        // the first that must stay (a key a foreign key relies on cannot be dropped).
+        let mut clauses = Vec::new();
+        for (name, definition) in plain_keys(&create).into_iter().rev() {
+            let drop = format!(
+                "ALTER TABLE {} DROP KEY {}",
+                quote_ident(table),
+                quote_ident(&name)
+            );
+            match conn.query_drop(drop).await {
+                Ok(()) => clauses.push(format!("ADD {definition}")),
+                Err(e) => {
+                    tracing::debug!(%table, key = %name, "key kept during the load: {e}");
+                    break;
+                }
+            }
+        }
+        clauses.reverse();
+        if !clauses.is_empty() {
+            deferred.push(DeferredKeys {
+                table: table.clone(),
+                clauses,
+            });
+        }
+    }
+    Ok(deferred)
+}
+
+/// Adds the deferred keys back, one table per connection at a time.
+pub(crate) async fn rebuild(
+    url: &DatabaseUrl,
+    database: &str,
+    jobs: usize,
+    deferred: Vec<DeferredKeys>,
+) -> Result<()> {
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(tables = deferred.len(), "building secondary indexes");
+    on_connections(url, database, jobs, deferred, |mut conn, keys| async move {
+        let statement = format!(
+            "ALTER TABLE {} {}",
+            quote_ident(&keys.table),
+            keys.clauses.join(", ")
+        );
+        let outcome = conn
+            .query_drop(statement)
+            .await
+            .map_err(|e| Error::database(format!("building the indexes of `{}`", keys.table), e));
+        (conn, outcome)
+    })
+    .await
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_plain_keys_only() {
+        let create = "CREATE TABLE `g` (\n  `id` int(11) NOT NULL,\n  `a` int(11) DEFAULT NULL,\n  `b``c` varchar(10) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`a`),\n  KEY `by_a` (`a`),\n  KEY `odd``name` (`b``c`(5)) COMMENT 'x, y',\n  FULLTEXT KEY `f` (`b``c`),\n  CONSTRAINT `fk` FOREIGN KEY (`a`) REFERENCES `t` (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+        assert_eq!(
+            plain_keys(create),
+            vec![
+                ("by_a".to_string(), "KEY `by_a` (`a`)".to_string()),
+                (
+                    "odd`name".to_string(),
+                    "KEY `odd``name` (`b``c`(5)) COMMENT 'x, y'".to_string()
+                ),
+            ]
+        );
+        assert!(is_innodb(create));
+        assert!(!is_innodb(
+            "CREATE TABLE `m` (\n  `id` int\n) ENGINE=MyISAM"
+        ));
+    }
+}
