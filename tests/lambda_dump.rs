@@ -314,3 +314,47 @@ async fn credentials_come_from_secrets_manager_and_never_show() {
         .expect("drop user");
     drop_database(&source).await;
 }
+
+/// Issue 8: a run that uses more than BUDGET_WARN_PERCENT of its invocation's time succeeds and
+/// warns, so a person hears before the database outgrows one invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_using_most_of_its_time_budget_warns() {
+    let source = small_database("budget").await;
+    let bucket = aws::bucket("toc-budget").await;
+    let alerts = aws::Alerts::new().await;
+    let base = [
+        ("BACKUP_STORE", format!("s3://{bucket}/college")),
+        ("DATABASE_URL", url_for(&source)),
+        ("SNS_TOPIC_ARN", alerts.topic_arn.clone()),
+        ("MIN_REMAINING_SECONDS", "5".to_string()),
+    ];
+    let relaxed = function(&base).await.expect("configuration");
+    let deadline = Some(SystemTime::now() + Duration::from_secs(20));
+    relaxed
+        .handle(serde_json::json!({}), deadline)
+        .await
+        .expect("dump");
+    assert!(
+        alerts.received().await.is_empty(),
+        "a dump well within 60 % of its time is quiet"
+    );
+
+    let mut strict = base.to_vec();
+    strict.push(("BUDGET_WARN_PERCENT", "1".to_string()));
+    let strict = function(&strict).await.expect("configuration");
+    let deadline = Some(SystemTime::now() + Duration::from_secs(20));
+    let report = strict
+        .handle(serde_json::json!({}), deadline)
+        .await
+        .expect("the dump itself succeeds");
+    assert!(report["backup_id"].is_string());
+    let received = alerts.received().await;
+    assert!(
+        received.iter().any(
+            |(subject, body)| subject.contains("WARNING: full backup used")
+                && body.contains("s it had")
+        ),
+        "{received:?}"
+    );
+    drop_database(&source).await;
+}

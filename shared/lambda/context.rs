@@ -43,6 +43,8 @@ pub struct FunctionContext {
     min_remaining: Duration,
     /// Stop this long before the deadline, so the failure is reported instead of killed.
     deadline_margin: Duration,
+    /// Warn when a successful run used more than this share of its invocation's time.
+    budget_warn_percent: u32,
 }
 
 impl FunctionContext {
@@ -122,6 +124,11 @@ impl FunctionContext {
                 15,
                 "a whole number of seconds",
             )?),
+            budget_warn_percent: env.parse(
+                "BUDGET_WARN_PERCENT",
+                60,
+                "a whole percentage of the invocation's time",
+            )?,
         })
     }
 
@@ -147,6 +154,43 @@ impl FunctionContext {
                 ),
             }),
             _ => Ok(()),
+        }
+    }
+
+    /// A successful run that took more than `BUDGET_WARN_PERCENT` (60 %) of the time it had is a
+    /// warning: the work is outgrowing one invocation, and a person should act before a run
+    /// fails (README: "Lambda budget").
+    pub async fn warn_if_over_budget(
+        &self,
+        what: &str,
+        started: SystemTime,
+        deadline: Option<SystemTime>,
+    ) {
+        let Some(deadline) = deadline else { return };
+        let (Ok(budget), Ok(used)) = (deadline.duration_since(started), started.elapsed()) else {
+            return;
+        };
+        if budget.is_zero() {
+            return;
+        }
+        let percent = used.as_secs_f64() / budget.as_secs_f64() * 100.0;
+        if percent <= f64::from(self.budget_warn_percent) {
+            return;
+        }
+        let note = Notification::new(
+            Severity::Warning,
+            format!("{what} used {percent:.0} % of its Lambda time"),
+            format!(
+                "The {} function's {what} succeeded but took {:.0} s of the {:.0} s it had ({percent:.0} %, warning above {} %).
+                 It will soon not fit one invocation: raise the function's memory (more vCPU) or timeout, or plan the larger-database design in the README (\"Lambda budget\").",
+                self.name,
+                used.as_secs_f64(),
+                budget.as_secs_f64(),
+                self.budget_warn_percent
+            ),
+        );
+        if let Err(e) = self.notifier.notify(&note).await {
+            tracing::error!("could not send notification: {e}");
         }
     }
 

@@ -44,6 +44,7 @@ impl DumpFunction {
 
     /// Handles one invocation; `deadline` is when Lambda will kill it.
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        let started = SystemTime::now();
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
@@ -54,6 +55,9 @@ impl DumpFunction {
             self.context.stop_before(deadline),
         )
         .await?;
+        self.context
+            .warn_if_over_budget("full backup", started, deadline)
+            .await;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 

@@ -110,6 +110,7 @@ impl FilesFunction {
     /// Backs up every selected source in turn; any failure (each already notified) fails the
     /// invocation after the others have run.
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        let started = SystemTime::now();
         let prepared = self.prepare(&event, deadline);
         let selected = self.context.refused(prepared).await?;
         let store = self.context.store(None);
@@ -128,7 +129,11 @@ impl FilesFunction {
                 Err(e) => failures.push(format!("{}: {e}", options.source_name)),
             }
         }
-        if !failures.is_empty() {
+        if failures.is_empty() {
+            self.context
+                .warn_if_over_budget("file backup", started, deadline)
+                .await;
+        } else {
             return Err(Error::Task(format!(
                 "file backup failed for {}",
                 failures.join("; ")

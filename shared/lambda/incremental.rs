@@ -45,6 +45,7 @@ impl IncrementalFunction {
     }
 
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+        let started = SystemTime::now();
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
@@ -55,6 +56,9 @@ impl IncrementalFunction {
             self.context.stop_before(deadline),
         )
         .await?;
+        self.context
+            .warn_if_over_budget("incremental backup", started, deadline)
+            .await;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 
