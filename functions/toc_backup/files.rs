@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use toc_sis_backup::files::{
     export_snapshot, list_snapshots, prune_and_collect, restore_snapshot, run_file_backup_until,
-    select_snapshot, FileBackupOptions, FileRestoreOptions, RawPath, APPLICATION_EXCLUDES,
+    select_snapshot, FileBackupOptions, FileRestoreOptions, RawPath, Snapshot,
 };
 use toc_sis_backup::retention::RetentionPolicy;
+use toc_sis_backup::store::ObjectStore;
 use toc_sis_backup::Error;
 
 use super::{mib, notifier, print, shutdown_signal, store, StoreArg};
@@ -99,6 +100,12 @@ pub(crate) struct Which {
     snapshot: String,
 }
 
+impl Which {
+    async fn select(&self, store: &dyn ObjectStore) -> Result<Snapshot, Error> {
+        select_snapshot(store, self.source.as_deref(), &self.snapshot).await
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct RestoreArgs {
     #[command(flatten)]
@@ -177,13 +184,8 @@ fn raw_paths(paths: &[OsString]) -> Vec<RawPath> {
 pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
     match command {
         FilesCommand::Backup(args) => {
-            let mut options = FileBackupOptions::new(args.name, args.from);
-            options.excludes = args.excludes;
-            if args.application_excludes {
-                options
-                    .excludes
-                    .extend(APPLICATION_EXCLUDES.iter().map(|p| p.to_string()));
-            }
+            let mut options = FileBackupOptions::new(args.name, args.from)
+                .with_excludes(args.excludes, args.application_excludes);
             options.label = args.label;
             options.jobs = usize::from(args.jobs);
             options.notify_success = args.notify_success;
@@ -232,12 +234,7 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
         }
         FilesCommand::Restore(args) => {
             let store = store(&args.which.store).await?;
-            let snapshot = select_snapshot(
-                store.as_ref(),
-                args.which.source.as_deref(),
-                &args.which.snapshot,
-            )
-            .await?;
+            let snapshot = args.which.select(store.as_ref()).await?;
             let options = FileRestoreOptions {
                 target: args.to,
                 paths: raw_paths(&args.paths),
@@ -261,12 +258,7 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
         }
         FilesCommand::Export(args) => {
             let store = store(&args.which.store).await?;
-            let snapshot = select_snapshot(
-                store.as_ref(),
-                args.which.source.as_deref(),
-                &args.which.snapshot,
-            )
-            .await?;
+            let snapshot = args.which.select(store.as_ref()).await?;
             let id = snapshot.snapshot_id.clone();
             let output: Box<dyn Write + Send> = if args.output.as_os_str() == "-" {
                 Box::new(std::io::stdout())
@@ -325,12 +317,7 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
         }
         FilesCommand::Show(args) => {
             let store = store(&args.which.store).await?;
-            let snapshot = select_snapshot(
-                store.as_ref(),
-                args.which.source.as_deref(),
-                &args.which.snapshot,
-            )
-            .await?;
+            let snapshot = args.which.select(store.as_ref()).await?;
             print(args.json, &snapshot.entries, |entries| {
                 entries
                     .iter()

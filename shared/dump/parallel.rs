@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::Conn;
 
-use super::snapshot::read_snapshot;
+use super::snapshot::{read_snapshot, snapshot_binlog_position};
 use super::table_data::{dump_table, DumpedTable};
 use super::{DumpOptions, FileNamer};
 use crate::config::DatabaseUrl;
@@ -39,24 +39,6 @@ pub(crate) async fn prepare_session(conn: &mut Conn) -> Result<()> {
         ],
     )
     .await
-}
-
-async fn snapshot_position(conn: &mut Conn) -> Result<Option<(String, u64)>> {
-    let rows: Vec<Row> = conn
-        .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
-        .await
-        .map_err(|e| Error::database("reading a snapshot's binlog position", e))?;
-    let mut file = None;
-    let mut position = None;
-    for row in rows {
-        let (name, value): (String, String) = mysql_async::from_row(row);
-        match name.to_ascii_lowercase().as_str() {
-            "binlog_snapshot_file" if !value.is_empty() => file = Some(value),
-            "binlog_snapshot_position" => position = value.parse::<u64>().ok(),
-            _ => {}
-        }
-    }
-    Ok(file.zip(position))
 }
 
 async fn start_snapshot(conn: &mut Conn) -> Result<()> {
@@ -111,7 +93,7 @@ pub(crate) async fn open_snapshots(
                 }
             }
         }
-        let Some(main_position) = snapshot_position(main).await? else {
+        let Some(main_position) = snapshot_binlog_position(main).await? else {
             rollback_all(&mut workers).await;
             return Ok(Snapshots {
                 position: read_snapshot(main).await?,
@@ -124,7 +106,7 @@ pub(crate) async fn open_snapshots(
         };
         let mut positions = vec![main_position.clone()];
         for worker in &mut workers {
-            positions.push(snapshot_position(worker).await?.unwrap_or_default());
+            positions.push(snapshot_binlog_position(worker).await?.unwrap_or_default());
         }
         if positions.iter().all(|p| *p == main_position) {
             tracing::debug!(attempt, connections = jobs, "identical snapshots opened");

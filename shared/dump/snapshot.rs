@@ -23,12 +23,9 @@ fn get_string(row: &Row, column: &str) -> Option<String> {
     }
 }
 
-pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
-    let database_time: Option<String> = conn
-        .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
-        .await
-        .map_err(|e| Error::database("reading the database clock", e))?;
-    // MariaDB reports the binlog position of the snapshot itself, with no global lock.
+/// The binlog position of the connection's snapshot, as MariaDB reports it (with no global
+/// lock); None where the server does not (binlog off, MySQL).
+pub(crate) async fn snapshot_binlog_position(conn: &mut Conn) -> Result<Option<(String, u64)>> {
     let status: Vec<Row> = conn
         .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
         .await
@@ -44,6 +41,18 @@ pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
             _ => {}
         }
     }
+    Ok(file.zip(position))
+}
+
+pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
+    let database_time: Option<String> = conn
+        .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
+        .await
+        .map_err(|e| Error::database("reading the database clock", e))?;
+    let (mut file, mut position) = match snapshot_binlog_position(conn).await? {
+        Some((file, position)) => (Some(file), Some(position)),
+        None => (None, None),
+    };
     let mut exact = file.is_some();
     if file.is_none() {
         // MySQL has no such status: record the position read beside the snapshot, marked as

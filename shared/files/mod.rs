@@ -68,6 +68,18 @@ impl FileBackupOptions {
     }
 }
 
+impl FileBackupOptions {
+    /// `patterns`, plus the strategy document's application-tree list when `application`.
+    pub fn with_excludes(mut self, patterns: Vec<String>, application: bool) -> Self {
+        self.excludes = patterns;
+        if application {
+            self.excludes
+                .extend(APPLICATION_EXCLUDES.iter().map(|p| p.to_string()));
+        }
+        self
+    }
+}
+
 /// The file snapshots' default retention: three months of dailies, never fewer than 7. Kept
 /// content costs nothing extra per snapshot, so this bounds how long a deleted upload can be
 /// brought back from the backup itself (bucket versioning keeps deletions longer in AWS).

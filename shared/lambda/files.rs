@@ -11,7 +11,7 @@ use super::{DumpEvent, Env};
 use crate::error::{Error, Result};
 use crate::files::{
     default_file_retention, run_file_backup_until, snapshot::validate_source_name, Excludes,
-    FileBackupOptions, APPLICATION_EXCLUDES,
+    FileBackupOptions,
 };
 use crate::retention::RetentionPolicy;
 
@@ -70,13 +70,8 @@ impl FilesFunction {
             {
                 return Err(config_error(format!("names {:?} twice", config.name)));
             }
-            let mut options = FileBackupOptions::new(config.name, config.from);
-            options.excludes = config.exclude;
-            if config.application_excludes {
-                options
-                    .excludes
-                    .extend(APPLICATION_EXCLUDES.iter().map(|p| p.to_string()));
-            }
+            let mut options = FileBackupOptions::new(config.name, config.from)
+                .with_excludes(config.exclude, config.application_excludes);
             Excludes::new(&options.excludes)
                 .map_err(|e| config_error(format!("is not usable: {e}")))?;
             options.jobs = jobs.max(1);
