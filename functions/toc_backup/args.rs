@@ -138,7 +138,7 @@ pub(crate) struct DumpArgs {
     #[arg(long, env = "BACKUP_SPLIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) split_mb: u64,
     /// gzip level, 1 (fast) to 9 (small).
-    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub(crate) compression_level: u32,
     /// Connections reading tables at once, all on one proven-identical snapshot (one when the
     /// server cannot prove it).

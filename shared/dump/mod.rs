@@ -52,7 +52,7 @@ impl DumpOptions {
             label: None,
             split_bytes: 64 * 1024 * 1024,
             statement_bytes: 1024 * 1024,
-            compression_level: 6,
+            compression_level: 5,
             jobs: 2,
             retention: Some(RetentionPolicy::default()),
             notify_success: false,

@@ -28,6 +28,8 @@ const CHANNEL_DEPTH: usize = 4;
 /// costs a few hundred bytes.
 struct GzipMembers {
     compressor: libdeflater::Compressor,
+    /// Reused for every member: sized once for the largest member's worst case.
+    out: Vec<u8>,
 }
 
 impl GzipMembers {
@@ -40,17 +42,20 @@ impl GzipMembers {
             })?;
         Ok(GzipMembers {
             compressor: libdeflater::Compressor::new(level),
+            out: Vec::new(),
         })
     }
 
     fn compress(&mut self, input: &[u8]) -> Result<Vec<u8>> {
-        let mut out = vec![0u8; self.compressor.gzip_compress_bound(input.len())];
+        let bound = self.compressor.gzip_compress_bound(input.len());
+        if self.out.len() < bound {
+            self.out.resize(bound, 0);
+        }
         let written = self
             .compressor
-            .gzip_compress(input, &mut out)
+            .gzip_compress(input, &mut self.out)
             .map_err(|e| Error::Task(format!("compressing: {e:?}")))?;
-        out.truncate(written);
-        Ok(out)
+        Ok(self.out[..written].to_vec())
     }
 }
 

@@ -65,7 +65,7 @@ impl IncrementalOptions {
             notify_success: false,
             statement_bytes: 1024 * 1024,
             split_bytes: 64 * 1024 * 1024,
-            compression_level: 6,
+            compression_level: 5,
         }
     }
 }
