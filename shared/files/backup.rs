@@ -38,11 +38,19 @@ pub(super) struct BackupRun<'a> {
 type Stored = Mutex<HashMap<String, u64>>;
 
 enum Outcome {
-    Kept {
-        entry: Entry,
-        new_bytes: Option<u64>,
-    },
+    Kept { entry: Entry, content: Content },
     Problem(Problem),
+}
+
+/// How a kept file's content came to be in the store.
+enum Content {
+    /// Trusted from the previous snapshot without reading the file (and folders and links,
+    /// which have no content).
+    Unread,
+    /// Read and hashed, and found already stored.
+    AlreadyStored,
+    /// Read and stored for the first time: this many bytes.
+    New(u64),
 }
 
 struct Progress {
@@ -87,6 +95,7 @@ impl BackupRun<'_> {
             done: Default::default(),
         };
         let mut totals = Totals::default();
+        let mut unchanged_not_read = 0u64;
         let mut kept = Vec::with_capacity(entries.len());
         let mut outcomes = futures::stream::iter(entries.into_iter().map(|entry| {
             let cached = previous.get(&entry.path).cloned();
@@ -100,14 +109,18 @@ impl BackupRun<'_> {
         .buffer_unordered(self.jobs.max(1));
         while let Some(outcome) = outcomes.next().await {
             match outcome? {
-                Outcome::Kept { entry, new_bytes } => {
+                Outcome::Kept { entry, content } => {
                     match entry.kind {
                         EntryKind::File => {
                             totals.files += 1;
                             totals.bytes += entry.size;
-                            if let Some(bytes) = new_bytes {
-                                totals.new_blobs += 1;
-                                totals.new_bytes += bytes;
+                            match content {
+                                Content::New(bytes) => {
+                                    totals.new_blobs += 1;
+                                    totals.new_bytes += bytes;
+                                }
+                                Content::Unread => unchanged_not_read += 1,
+                                Content::AlreadyStored => {}
                             }
                         }
                         EntryKind::Dir => totals.dirs += 1,
@@ -120,15 +133,6 @@ impl BackupRun<'_> {
         }
         drop(outcomes);
         kept.sort_by(|a, b| a.path.cmp(&b.path));
-        let reused_unread = kept
-            .iter()
-            .filter(|e| {
-                e.kind == EntryKind::File
-                    && previous
-                        .get(&e.path)
-                        .is_some_and(|p| unchanged(p, e) && p.sha256 == e.sha256)
-            })
-            .count() as u64;
         problems.sort_by(|a, b| a.path.cmp(&b.path));
 
         // Everything the manifest names must be in the store, with its size, before the
@@ -166,13 +170,8 @@ impl BackupRun<'_> {
             snapshot_id: self.snapshot_id.clone(),
             source_name: self.source_name.to_string(),
             source: self.source.to_string(),
-            files: totals.files,
-            dirs: totals.dirs,
-            symlinks: totals.symlinks,
-            bytes: totals.bytes,
-            new_blobs: totals.new_blobs,
-            new_bytes: totals.new_bytes,
-            unchanged_not_read: reused_unread,
+            totals,
+            unchanged_not_read,
             manifest_bytes,
             problems,
             duration_seconds: started.elapsed().as_secs_f64(),
@@ -245,7 +244,7 @@ impl BackupRun<'_> {
         if entry.kind != EntryKind::File {
             return Ok(Outcome::Kept {
                 entry,
-                new_bytes: None,
+                content: Content::Unread,
             });
         }
         if let Some(cached) = cached.filter(|c| unchanged(c, &entry)) {
@@ -259,7 +258,7 @@ impl BackupRun<'_> {
                         sha256: Some(hash),
                         ..entry
                     },
-                    new_bytes: None,
+                    content: Content::Unread,
                 });
             }
         }
@@ -272,7 +271,7 @@ impl BackupRun<'_> {
                             sha256: Some(sha256),
                             ..entry
                         },
-                        new_bytes,
+                        content: new_bytes.map_or(Content::AlreadyStored, Content::New),
                     })
                 }
                 Read::Vanished => {

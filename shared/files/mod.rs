@@ -26,7 +26,7 @@ pub use collect::{prune_and_collect, CollectReport};
 pub use export::export_snapshot;
 pub use path::RawPath;
 pub use restore::{restore_snapshot, FileRestoreOptions, FileRestoreReport};
-pub use snapshot::{list_snapshots, select_snapshot, Problem, Snapshot};
+pub use snapshot::{list_snapshots, select_snapshot, Problem, Snapshot, Totals};
 pub use source::{Excludes, FileSource, APPLICATION_EXCLUDES};
 
 use crate::catalog::new_backup_id;
@@ -96,14 +96,9 @@ pub struct FileBackupReport {
     pub snapshot_id: String,
     pub source_name: String,
     pub source: String,
-    pub files: u64,
-    pub dirs: u64,
-    pub symlinks: u64,
-    /// Size of every file in the snapshot.
-    pub bytes: u64,
-    /// Content stored for the first time by this run.
-    pub new_blobs: u64,
-    pub new_bytes: u64,
+    /// Files, folders, symlinks, bytes, and the content new to the store (as in the manifest).
+    #[serde(flatten)]
+    pub totals: Totals,
     /// Files trusted from the previous snapshot without reading them.
     pub unchanged_not_read: u64,
     pub manifest_bytes: u64,
@@ -150,8 +145,8 @@ pub async fn run_file_backup_until(
     tracing::info!(
         snapshot_id = %report.snapshot_id,
         source = %name,
-        files = report.files,
-        new_bytes = report.new_bytes,
+        files = report.totals.files,
+        new_bytes = report.totals.new_bytes,
         seconds = report.duration_seconds,
         "file snapshot complete"
     );
@@ -194,7 +189,10 @@ pub async fn run_file_backup_until(
             format!("file snapshot of {name} complete"),
             format!(
                 "Snapshot {snapshot_id} of {name}: {} files, {} bytes, {} bytes new, {:.1} s.",
-                report.files, report.bytes, report.new_bytes, report.duration_seconds
+                report.totals.files,
+                report.totals.bytes,
+                report.totals.new_bytes,
+                report.duration_seconds
             ),
         );
         notify_or_log(notifier, &note).await;
