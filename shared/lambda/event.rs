@@ -66,9 +66,7 @@ impl DumpEvent {
         let manual: ManualDump =
             serde_json::from_value(event.clone()).map_err(|e| invalid(e.to_string()))?;
         if let Some(label) = &manual.label {
-            if label.len() > 200 || label.chars().any(char::is_control) {
-                return Err(invalid("label must be at most 200 printable characters"));
-            }
+            check_label(label).map_err(invalid)?;
         }
         if let Some(prefix) = &manual.prefix {
             let trimmed = prefix.trim_matches('/');
@@ -80,6 +78,14 @@ impl DumpEvent {
         }
         Ok(DumpEvent::Manual(manual))
     }
+}
+
+/// A manual run's label is kept in a manifest and shown in alerts: short and printable.
+pub(crate) fn check_label(label: &str) -> std::result::Result<(), &'static str> {
+    if label.len() > 200 || label.chars().any(char::is_control) {
+        return Err("label must be at most 200 printable characters");
+    }
+    Ok(())
 }
 
 fn kind_of(value: &Value) -> &'static str {

@@ -180,11 +180,7 @@ impl FilesFunction {
             }
         };
         if let Some(label) = &manual.label {
-            if label.len() > 200 || label.chars().any(char::is_control) {
-                return Err(invalid(
-                    "label must be at most 200 printable characters".into(),
-                ));
-            }
+            super::event::check_label(label).map_err(|reason| invalid(reason.into()))?;
         }
         for options in &mut selected {
             options.label = manual.label.clone();
