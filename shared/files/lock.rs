@@ -169,48 +169,65 @@ impl StoreLock {
     }
 }
 
-/// Locks that have not expired, other than `own`; unreadable lock objects count as held until
-/// they are a lock lifetime old.
+/// Every lock object with its record while it is live (None once it has expired), from one
+/// listing. Unreadable lock objects count as held until they are a lock lifetime old.
+async fn read_locks(
+    store: &dyn ObjectStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, Option<LockRecord>)>> {
+    let ttl = chrono::Duration::from_std(LOCK_TTL).unwrap_or_default();
+    let mut locks = Vec::new();
+    for object in store.list(LOCKS_PREFIX).await? {
+        // Gone since the listing: released, nothing to decide.
+        let Some(bytes) = store.get(&object.key).await? else {
+            continue;
+        };
+        let live = match serde_json::from_slice::<LockRecord>(&bytes) {
+            Ok(record) => (record.expires_at > now).then_some(record),
+            Err(_) => object
+                .modified
+                .is_none_or(|m| now - m < ttl)
+                .then(|| LockRecord {
+                    kind: if object.key.contains("/backup-") {
+                        LockKind::Backup
+                    } else {
+                        LockKind::Collect
+                    },
+                    holder: format!("unreadable lock {}", object.key),
+                    acquired_at: object.modified.unwrap_or(now),
+                    expires_at: now,
+                }),
+        };
+        locks.push((object.key, live));
+    }
+    Ok(locks)
+}
+
+/// Locks that have not expired, other than `own`.
 pub async fn live_locks(
     store: &dyn ObjectStore,
     now: DateTime<Utc>,
     own: Option<&str>,
 ) -> Result<Vec<(String, LockRecord)>> {
-    let mut live = Vec::new();
-    for object in store.list(LOCKS_PREFIX).await? {
-        if Some(object.key.as_str()) == own {
-            continue;
-        }
-        let Some(bytes) = store.get(&object.key).await? else {
-            continue;
-        };
-        match serde_json::from_slice::<LockRecord>(&bytes) {
-            Ok(record) if record.expires_at > now => live.push((object.key, record)),
-            Ok(_) => {}
-            Err(_) => {
-                let young = object.modified.is_none_or(|m| {
-                    now - m < chrono::Duration::from_std(LOCK_TTL).unwrap_or_default()
-                });
-                if young {
-                    let kind = if object.key.contains("/backup-") {
-                        LockKind::Backup
-                    } else {
-                        LockKind::Collect
-                    };
-                    live.push((
-                        object.key.clone(),
-                        LockRecord {
-                            kind,
-                            holder: format!("unreadable lock {}", object.key),
-                            acquired_at: object.modified.unwrap_or(now),
-                            expires_at: now,
-                        },
-                    ));
-                }
-            }
-        }
-    }
-    Ok(live)
+    Ok(read_locks(store, now)
+        .await?
+        .into_iter()
+        .filter(|(key, _)| Some(key.as_str()) != own)
+        .filter_map(|(key, live)| live.map(|record| (key, record)))
+        .collect())
+}
+
+/// A live lock of `kind` held by someone other than `own`'s holder, if any.
+async fn other_live_lock(
+    store: &dyn ObjectStore,
+    own: &StoreLock,
+    kind: LockKind,
+) -> Result<Option<LockRecord>> {
+    Ok(live_locks(store, Utc::now(), Some(own.key()))
+        .await?
+        .into_iter()
+        .map(|(_, record)| record)
+        .find(|record| record.kind == kind))
 }
 
 /// Takes a backup lock, waiting up to `wait` for a running garbage collection to finish.
@@ -222,13 +239,8 @@ pub async fn lock_for_backup(
     let lock = StoreLock::take(store.clone(), LockKind::Backup, holder).await?;
     let started = Instant::now();
     loop {
-        let collectors: Vec<LockRecord> = live_locks(store.as_ref(), Utc::now(), Some(lock.key()))
-            .await?
-            .into_iter()
-            .filter(|(_, r)| r.kind == LockKind::Collect)
-            .map(|(_, r)| r)
-            .collect();
-        let Some(blocking) = collectors.first() else {
+        let Some(blocking) = other_live_lock(store.as_ref(), &lock, LockKind::Collect).await?
+        else {
             return Ok(lock);
         };
         if started.elapsed() >= wait {
@@ -253,13 +265,7 @@ pub async fn lock_for_collect(
     holder: &str,
 ) -> Result<std::result::Result<StoreLock, String>> {
     let lock = StoreLock::take(store.clone(), LockKind::Collect, holder).await?;
-    let backups: Vec<LockRecord> = live_locks(store.as_ref(), Utc::now(), Some(lock.key()))
-        .await?
-        .into_iter()
-        .filter(|(_, r)| r.kind == LockKind::Backup)
-        .map(|(_, r)| r)
-        .collect();
-    match backups.first() {
+    match other_live_lock(store.as_ref(), &lock, LockKind::Backup).await? {
         None => Ok(Ok(lock)),
         Some(running) => {
             let detail = running.describe();
@@ -271,15 +277,12 @@ pub async fn lock_for_collect(
 
 /// Removes locks that expired long ago (their holders were killed).
 pub async fn remove_expired_locks(store: &dyn ObjectStore, now: DateTime<Utc>) -> Result<usize> {
-    let live: Vec<String> = live_locks(store, now, None)
-        .await?
-        .into_iter()
-        .map(|(key, _)| key)
-        .collect();
+    // Judged from the same read that is acted on: a lock taken after a separate listing of the
+    // live ones would otherwise look expired and be deleted under its holder.
     let mut removed = 0;
-    for object in store.list(LOCKS_PREFIX).await? {
-        if !live.contains(&object.key) {
-            store.delete(&object.key).await?;
+    for (key, live) in read_locks(store, now).await? {
+        if live.is_none() {
+            store.delete(&key).await?;
             removed += 1;
         }
     }
