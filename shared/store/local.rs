@@ -57,9 +57,6 @@ impl ObjectStore for LocalStore {
     async fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
         let path = self.path_of(key)?;
         let parent = path.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&parent)
-            .await
-            .map_err(|e| self.io_error("create folder for", key, e))?;
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -68,9 +65,20 @@ impl ObjectStore for LocalStore {
             ".{file_name}{PARTIAL_MARKER}{:016x}",
             rand::random::<u64>()
         ));
-        let file = fs::File::create(&partial)
-            .await
-            .map_err(|e| self.io_error("create", key, e))?;
+        // A delete elsewhere removes folders it leaves empty; if it removes ours between
+        // creating it and creating the file, create it again.
+        let mut attempts = 0;
+        let file = loop {
+            attempts += 1;
+            fs::create_dir_all(&parent)
+                .await
+                .map_err(|e| self.io_error("create folder for", key, e))?;
+            match fs::File::create(&partial).await {
+                Ok(file) => break file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+                Err(e) => return Err(self.io_error("create", key, e)),
+            }
+        };
         Ok(Box::new(LocalWriter {
             store: self.to_string(),
             key: key.to_string(),
