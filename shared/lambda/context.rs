@@ -104,10 +104,11 @@ impl FunctionContext {
                         .into(),
             }),
         };
+        let s3_settings = S3Settings::from_env()?;
         Ok(FunctionContext {
             name,
-            s3: s3::client_from_env().await,
-            s3_settings: S3Settings::from_env()?,
+            s3: s3::client_for(&s3_settings.retry).await,
+            s3_settings,
             sdk_config,
             bucket,
             prefix,

@@ -14,7 +14,7 @@ pub async fn config() -> aws_config::SdkConfig {
 }
 
 pub async fn s3() -> aws_sdk_s3::Client {
-    toc_sis_backup::store::s3::client_from_env().await
+    toc_sis_backup::store::s3::client_for(&Default::default()).await
 }
 
 /// A new bucket with a unique name.

@@ -305,4 +305,5 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 pub mod aws;
+pub mod fault_proxy;
 pub mod tree;

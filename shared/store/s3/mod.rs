@@ -12,10 +12,14 @@ use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+mod client;
+mod reader;
 mod writer;
 
 use super::{validate_key, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
 use crate::error::{Error, Result};
+pub use client::client_for;
+pub use reader::RetrySettings;
 use writer::S3Writer;
 
 /// S3 allows at most 10,000 parts; with 8 MiB parts one object may reach 78 GiB, far above a
@@ -40,6 +44,8 @@ pub struct S3Settings {
     pub concurrency: usize,
     /// Tag value lifecycle rules select on (`retention-class`).
     pub retention_class: String,
+    /// Attempts, stall timeout and backoff of every request and resumed read.
+    pub retry: RetrySettings,
 }
 
 impl Default for S3Settings {
@@ -49,13 +55,15 @@ impl Default for S3Settings {
             part_size: DEFAULT_PART_SIZE,
             concurrency: 2,
             retention_class: "academic-records-7y".into(),
+            retry: RetrySettings::default(),
         }
     }
 }
 
 impl S3Settings {
     /// Reads BACKUP_SSE (`aws:kms` or `AES256`), BACKUP_KMS_KEY_ID, BACKUP_S3_PART_SIZE_MB,
-    /// BACKUP_S3_CONCURRENCY and BACKUP_RETENTION_CLASS, naming the variable on a bad value.
+    /// BACKUP_S3_CONCURRENCY, BACKUP_RETENTION_CLASS, BACKUP_S3_ATTEMPTS and
+    /// BACKUP_S3_STALL_SECONDS, naming the variable on a bad value.
     pub fn from_env() -> Result<Self> {
         let mut settings = S3Settings::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -96,6 +104,29 @@ impl S3Settings {
         if let Some(value) = var("BACKUP_RETENTION_CLASS") {
             settings.retention_class = value;
         }
+        if let Some(value) = var("BACKUP_S3_ATTEMPTS") {
+            settings.retry.attempts = value
+                .parse()
+                .ok()
+                .filter(|n| (1..=20).contains(n))
+                .ok_or_else(|| Error::Config {
+                    variable: "BACKUP_S3_ATTEMPTS".into(),
+                    reason: format!("is {value:?}, which is not a whole number from 1 to 20"),
+                })?;
+        }
+        if let Some(value) = var("BACKUP_S3_STALL_SECONDS") {
+            let seconds: u64 = value
+                .parse()
+                .ok()
+                .filter(|n| (1..=600).contains(n))
+                .ok_or_else(|| Error::Config {
+                    variable: "BACKUP_S3_STALL_SECONDS".into(),
+                    reason: format!(
+                        "is {value:?}, which is not a whole number of seconds from 1 to 600"
+                    ),
+                })?;
+            settings.retry.stall = std::time::Duration::from_secs(seconds);
+        }
         Ok(settings)
     }
 }
@@ -129,19 +160,6 @@ pub fn parse_location(location: &str) -> Result<(String, String)> {
         format!("{prefix}/")
     };
     Ok((bucket.to_string(), prefix))
-}
-
-/// A client for the configured region and endpoint. `AWS_ENDPOINT_URL` (or `_S3`) points it at
-/// an S3-compatible server, which also switches to path-style addressing.
-pub async fn client_from_env() -> Client {
-    let config = crate::aws::sdk_config().await;
-    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-        || std::env::var("BACKUP_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
-    let s3_config = aws_sdk_s3::config::Builder::from(&config)
-        .force_path_style(custom_endpoint)
-        .build();
-    Client::from_conf(s3_config)
 }
 
 pub struct S3Store {
@@ -267,22 +285,14 @@ impl ObjectStore for S3Store {
 
     async fn open(&self, key: &str) -> Result<ObjectReader> {
         let full_key = self.full_key(key)?;
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Box::pin(output.body.into_async_read())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                Err(Error::MissingFile {
-                    file: key.to_string(),
-                })
-            }
-            Err(e) => Err(self.error("GetObject", &full_key, describe(&e))),
-        }
+        reader::open(
+            &self.client,
+            &self.bucket,
+            &full_key,
+            key,
+            self.settings.retry,
+        )
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {

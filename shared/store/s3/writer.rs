@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
 use aws_sdk_s3::Client;
 use bytes::Bytes;
@@ -34,6 +34,19 @@ pub(super) struct S3Writer {
 
 fn sha256_base64(bytes: &[u8]) -> String {
     aws_smithy_types::base64::encode(Sha256::digest(bytes))
+}
+
+/// S3's checksum of a multipart object: the SHA-256 of its parts' SHA-256 digests, then `-N`.
+fn composite_sha256(parts: &[CompletedPart]) -> Option<String> {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(aws_smithy_types::base64::decode(part.checksum_sha256()?).ok()?);
+    }
+    Some(format!(
+        "{}-{}",
+        aws_smithy_types::base64::encode(hasher.finalize()),
+        parts.len()
+    ))
 }
 
 impl S3Writer {
@@ -150,21 +163,96 @@ impl S3Writer {
             self.collect_one().await?;
         }
         self.completed.sort_by_key(|p| p.part_number());
+        let parts = std::mem::take(&mut self.completed);
+        let expected = composite_sha256(&parts);
+        let part_count = parts.len();
         let upload_id = self.start_upload().await?;
-        self.client
+        let outcome = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(std::mem::take(&mut self.completed)))
+                    .set_parts(Some(parts))
                     .build(),
             )
             .send()
+            .await;
+        let cause = match outcome {
+            Ok(_) => return Ok(()),
+            Err(e) => describe(&e),
+        };
+        // A 500 or a dropped connection here is ambiguous: S3 may have completed the upload
+        // before the answer was lost (and then a retry finds no upload). Ask S3 what is there
+        // rather than fail a good object or complete it twice.
+        tracing::warn!(
+            bucket = %self.bucket,
+            key = %self.key,
+            "CompleteMultipartUpload failed ({cause}); checking whether S3 completed the object anyway"
+        );
+        match self.completed_object(part_count, expected.as_deref()).await {
+            Ok(()) => {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    key = %self.key,
+                    bytes = self.written,
+                    "the object is complete (size and checksum of its {part_count} parts match); the error was only in the answer"
+                );
+                Ok(())
+            }
+            Err(why) => Err(self.error(
+                "CompleteMultipartUpload",
+                format!("{cause}; and the object is not complete: {why}"),
+            )),
+        }
+    }
+
+    /// Ok when the object at our key is the one this upload built: its size, and its SHA-256
+    /// checksum of part checksums where S3 reports one (else its part count).
+    async fn completed_object(
+        &self,
+        part_count: usize,
+        expected: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
             .await
-            .map(|_| ())
-            .map_err(|e| self.error("CompleteMultipartUpload", describe(&e)))
+            .map_err(|e| format!("HeadObject: {}", describe(&e)))?;
+        let size = head.content_length().unwrap_or(-1);
+        if size < 0 || size as u64 != self.written {
+            return Err(format!(
+                "it holds {size} bytes, {} were uploaded",
+                self.written
+            ));
+        }
+        let base = |checksum: &str| checksum.split('-').next().unwrap_or_default().to_string();
+        match (head.checksum_sha256(), expected) {
+            (Some(found), Some(expected)) if base(found) == base(expected) => Ok(()),
+            (Some(found), Some(expected)) => Err(format!(
+                "its SHA-256 checksum is {found}, this upload's is {expected}"
+            )),
+            _ => {
+                let parts = head
+                    .e_tag()
+                    .and_then(|t| t.trim_matches('"').rsplit_once('-'))
+                    .and_then(|(_, n)| n.parse::<usize>().ok());
+                if parts == Some(part_count) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "S3 reports no checksum and its ETag {:?} is not of a {part_count}-part upload",
+                        head.e_tag()
+                    ))
+                }
+            }
+        }
     }
 
     async fn abort_upload(&mut self) {

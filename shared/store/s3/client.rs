@@ -1,0 +1,102 @@
+//! The S3 client every store uses: timeouts, retries that a long backup can afford, one WARN
+//! line per retried request, and no response-checksum noise.
+
+use std::time::Duration;
+
+use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
+use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{ConfigBag, Intercept, ResponseChecksumValidation, RuntimeComponents};
+use aws_sdk_s3::Client;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+
+use super::reader::RetrySettings;
+
+/// A client for the configured region and endpoint. `AWS_ENDPOINT_URL` (or `_S3`) points it at
+/// an S3-compatible server, which also switches to path-style addressing.
+pub async fn client_for(retry: &RetrySettings) -> Client {
+    let config = crate::aws::sdk_config().await;
+    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+        || std::env::var("BACKUP_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
+    let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(custom_endpoint)
+        // Which checksum is verified where: every upload (PutObject, each UploadPart) carries
+        // its SHA-256 and S3 refuses a body that does not match it; every read is hashed whole by
+        // its caller against the SHA-256 the manifest recorded. Asking S3 for its stored
+        // checksum on each GET would add nothing: for a multipart object it is a checksum of the
+        // parts' checksums, which the SDK cannot check (it logs a WARN on every such read), and a
+        // resumed, ranged GET carries none at all.
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5).min(retry.stall))
+                // Time to the first byte of a response: a request S3 (or a proxy) sits on is
+                // retried instead of hanging the job. Uploads count their body's time here, so
+                // the stall window must cover sending one part.
+                .read_timeout(retry.stall)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(retry.attempts)
+                .with_initial_backoff(retry.backoff),
+        )
+        // The default retry quota (a token bucket shared by the process) stops retrying after
+        // a few hundred failures, which a multi-hour dump on a bad network reaches; this client
+        // belongs to one batch job, whose attempts per request are already bounded.
+        .retry_partition(
+            RetryPartition::custom("toc-backup-s3")
+                .token_bucket(TokenBucket::unlimited())
+                .build(),
+        )
+        .interceptor(LogRetries)
+        .build();
+    Client::from_conf(s3_config)
+}
+
+/// Logs every failed attempt that the SDK will try again, with its number, at WARN.
+#[derive(Debug)]
+struct LogRetries;
+
+impl Intercept for LogRetries {
+    fn name(&self) -> &'static str {
+        "LogRetries"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let status = context.response().map(|r| r.status().as_u16());
+        let failure = match (context.output_or_error(), status) {
+            (Some(Ok(_)), _) | (None, _) => return Ok(()),
+            (Some(Err(_)), Some(code)) if code == 429 || code >= 500 => format!("HTTP {code}"),
+            (Some(Err(e)), None) if e.is_timeout_error() => "timed out".to_string(),
+            (Some(Err(e)), None) if e.is_connector_error() || e.is_response_error() => {
+                format!(
+                    "connection failed: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            }
+            // A plain 4xx answer (missing key, denied) is not retried; callers report it.
+            _ => return Ok(()),
+        };
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        let max_attempts = cfg.load::<RetryConfig>().map_or(1, |r| r.max_attempts());
+        let operation = cfg.load::<Metadata>().map_or("request", |m| m.name());
+        if attempt < max_attempts {
+            tracing::warn!(
+                operation,
+                attempt,
+                max_attempts,
+                "S3 {operation} attempt {attempt} of {max_attempts} failed ({failure}); retrying"
+            );
+        }
+        Ok(())
+    }
+}
