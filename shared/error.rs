@@ -123,6 +123,12 @@ pub enum Error {
     #[error("target database `{0}` is not empty; pass --force to replace its contents")]
     TargetNotEmpty(String),
 
+    #[error("target database `{database}` holds an interrupted restore of backup {backup}; pass --resume to continue it, or --force to start again")]
+    InterruptedRestore { database: String, backup: String },
+
+    #[error("cannot resume into `{database}`: {reason}")]
+    CannotResume { database: String, reason: String },
+
     #[error("statement {index} of {file} failed: {source}")]
     Statement {
         file: String,
@@ -148,6 +154,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// True when a database connection was lost or could not be made, so the work may be
+    /// redone on a new connection (see [`crate::mysql::connection_lost`]).
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Database { source, .. } | Error::Statement { source, .. } => {
+                crate::mysql::connection_lost(source)
+            }
+            _ => false,
+        }
+    }
+
     pub fn database(context: impl Into<String>, source: mysql_async::Error) -> Self {
         Error::Database {
             context: context.into(),

@@ -204,8 +204,12 @@ pub(crate) struct RestoreArgs {
     #[arg(long, env = "TARGET_DATABASE")]
     pub(crate) target_database: String,
     /// Replace the target database's contents if it is not empty.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub(crate) force: bool,
+    /// Continue an interrupted restore of the same backup into the target database, without
+    /// loading again the files it finished.
+    #[arg(long)]
+    pub(crate) resume: bool,
     /// Connections loading data at once.
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,

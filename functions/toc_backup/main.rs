@@ -203,6 +203,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 target_database: args.target_database,
                 force: args.force,
                 jobs: usize::from(args.jobs),
+                resume: args.resume,
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {

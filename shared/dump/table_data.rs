@@ -219,7 +219,7 @@ impl StateFile {
     }
 
     /// Records the row; returns its encoded key (valid until the next call).
-    pub(crate) async fn push(&mut self, values: &[Value], hash: u32) -> Result<&[u8]> {
+    pub(crate) async fn push(&mut self, values: &[Value], hash: u64) -> Result<&[u8]> {
         self.key.encode(values, &mut self.scratch)?;
         self.encoder.push(self.file.buffer(), &self.scratch, hash)?;
         self.file.flush_if_full().await?;

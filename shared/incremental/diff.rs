@@ -42,12 +42,15 @@ pub(crate) struct PreviousState {
     pub sha256: String,
 }
 
-type Batch = Result<Vec<(Vec<u8>, u32)>>;
+/// Records of the previous state, with the mask of hash bits that state kept.
+type Batch = Result<(u64, Vec<(Vec<u8>, u64)>)>;
 
 /// Streams the previous key state from the store, checking its SHA-256 at the end.
 struct PreviousKeys {
     batches: mpsc::Receiver<Batch>,
-    current: VecDeque<(Vec<u8>, u32)>,
+    current: VecDeque<(Vec<u8>, u64)>,
+    /// The bits of a row hash the previous state kept (all 64, or the low 32 of format 1).
+    mask: u64,
     finished: bool,
 }
 
@@ -61,11 +64,20 @@ impl PreviousKeys {
             let outcome = (|| -> Result<()> {
                 let hashing = HashingReader::new(SyncIoBridge::new(reader));
                 let mut state = StateReader::new(hashing, &name)?;
+                let mask = match state.hash_bits() {
+                    64 => u64::MAX,
+                    bits => {
+                        tracing::info!(state = %name, bits, "the previous key state is format 1: this diff compares 32-bit row hashes once and writes format 2 (64-bit)");
+                        u64::from(u32::MAX)
+                    }
+                };
                 let mut batch = Vec::with_capacity(BATCH);
                 while let Some((key, hash)) = state.next_record()? {
                     batch.push((key.to_vec(), hash));
                     if batch.len() == BATCH
-                        && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                        && tx
+                            .blocking_send(Ok((mask, std::mem::take(&mut batch))))
+                            .is_err()
                     {
                         return Ok(());
                     }
@@ -74,7 +86,7 @@ impl PreviousKeys {
                     .into_inner()
                     .check(&name, expected_bytes, &expected_sha)?;
                 if !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok(batch));
+                    let _ = tx.blocking_send(Ok((mask, batch)));
                 }
                 Ok(())
             })();
@@ -85,14 +97,19 @@ impl PreviousKeys {
         Ok(PreviousKeys {
             batches,
             current: VecDeque::new(),
+            mask: u64::MAX,
             finished: false,
         })
     }
 
-    async fn peek(&mut self) -> Result<Option<&(Vec<u8>, u32)>> {
+    async fn peek(&mut self) -> Result<Option<&(Vec<u8>, u64)>> {
         while self.current.is_empty() && !self.finished {
             match self.batches.recv().await {
-                Some(batch) => self.current.extend(batch?),
+                Some(batch) => {
+                    let (mask, records) = batch?;
+                    self.mask = mask;
+                    self.current.extend(records);
+                }
                 None => self.finished = true,
             }
         }
@@ -211,9 +228,11 @@ pub(crate) async fn diff_table(
             deletes.after_write(closed).await?;
             deleted += 1;
         }
+        // Set by the peeks above: the previous state's hash width.
+        let mask = old.mask;
         let differs = match old.peek().await? {
             Some((old_key, old_hash)) if *old_key == current_key => {
-                let differs = *old_hash != hash;
+                let differs = *old_hash != hash & mask;
                 old.advance();
                 differs
             }

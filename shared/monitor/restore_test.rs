@@ -58,6 +58,7 @@ pub async fn run_restore_test(
             target_database: scratch.clone(),
             force: true,
             jobs: options.jobs,
+            resume: false,
         },
     )
     .await;

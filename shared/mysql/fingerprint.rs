@@ -16,8 +16,9 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// Adds a row; returns 32 bits of its hash, which key states keep per row.
-    pub fn add_row(&mut self, values: &[Value], scratch: &mut Vec<u8>) -> u32 {
+    /// Adds a row; returns 64 bits of its hash (bytes 16..24 of its SHA-256, little-endian),
+    /// which key states keep per row. The low 32 bits are what format-1 key states kept.
+    pub fn add_row(&mut self, values: &[Value], scratch: &mut Vec<u8>) -> u64 {
         scratch.clear();
         for value in values {
             encode(scratch, value);
@@ -27,7 +28,9 @@ impl Fingerprint {
         first.copy_from_slice(&digest[..16]);
         self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
         self.rows += 1;
-        u32::from_le_bytes([digest[16], digest[17], digest[18], digest[19]])
+        let mut row_hash = [0u8; 8];
+        row_hash.copy_from_slice(&digest[16..24]);
+        u64::from_le_bytes(row_hash)
     }
 
     pub fn merge(&mut self, other: Fingerprint) {

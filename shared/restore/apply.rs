@@ -9,6 +9,7 @@ use mysql_async::Conn;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
+use super::progress;
 use super::splitter::Splitter;
 use crate::error::{Error, Result};
 use crate::manifest::FileEntry;
@@ -17,12 +18,16 @@ use crate::verify::HashingReader;
 
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Loads `file` on `conn`. With a `step`, the file's completion is recorded in the restore's
+/// progress table inside the file's own transaction, just before its COMMIT; returns whether
+/// that happened (files without a transaction of their own are recorded by the caller).
 pub async fn apply_file(
     store: &dyn ObjectStore,
     prefix: &str,
     file: &FileEntry,
     conn: &mut Conn,
-) -> Result<()> {
+    step: Option<&str>,
+) -> Result<bool> {
     let key = format!("{prefix}{}", file.name);
     let reader = store.open(&key).await?;
     let (to_runner, mut statements) = mpsc::channel::<Result<Vec<Vec<u8>>>>(4);
@@ -76,9 +81,14 @@ pub async fn apply_file(
     });
 
     let mut index = 0usize;
+    let mut recorded = false;
     while let Some(batch) = statements.recv().await {
         for statement in batch? {
             index += 1;
+            if let Some(step) = step.filter(|_| statement.eq_ignore_ascii_case(b"COMMIT")) {
+                progress::mark(conn, step, None).await?;
+                recorded = true;
+            }
             conn.query_drop(statement)
                 .await
                 .map_err(|source| Error::Statement {
@@ -89,5 +99,5 @@ pub async fn apply_file(
         }
     }
     reading.await?;
-    Ok(())
+    Ok(recorded)
 }

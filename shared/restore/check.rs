@@ -7,6 +7,8 @@ use mysql_async::Conn;
 
 use super::chain::ExpectedState;
 use super::on_connections;
+use super::progress::PROGRESS_TABLE;
+use super::session::retrying;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::mysql::fingerprint::Fingerprint;
@@ -23,7 +25,9 @@ pub async fn verify_restored(
 ) -> Result<()> {
     let mut conn = db::connect(url, Some(database)).await?;
     db::run_all(&mut conn, db::DUMP_SESSION).await?;
-    let summaries = schema::list_tables(&mut conn, database).await?;
+    let mut summaries = schema::list_tables(&mut conn, database).await?;
+    // An unfinished restore's bookkeeping, not restored content (dropped once this passes).
+    summaries.retain(|s| s.name != PROGRESS_TABLE);
     let mut tables = Vec::new();
     let mut views = Vec::new();
     for summary in &summaries {
@@ -92,15 +96,21 @@ pub async fn verify_restored(
         .into_iter()
         .filter(|t| manifest.tables.iter().any(|m| m.name == t.name))
         .collect();
-    let fingerprints = on_connections(url, database, jobs, to_scan, |mut conn, table| async move {
-        let outcome = async {
-            db::run_all(&mut conn, db::DUMP_SESSION).await?;
-            let fingerprint = scan_fingerprint(&mut conn, &table).await?;
-            Ok((table.name.clone(), fingerprint))
-        }
-        .await;
-        (conn, outcome)
-    })
+    let fingerprints = on_connections(
+        url,
+        database,
+        jobs,
+        to_scan,
+        |mut session, table| async move {
+            let what = format!("reading table {}", quote_ident(&table.name));
+            let outcome = retrying!(session, &what, |conn, _attempt| async {
+                db::run_all(conn, db::DUMP_SESSION).await?;
+                let fingerprint = scan_fingerprint(conn, &table).await?;
+                Ok((table.name.clone(), fingerprint))
+            });
+            (session, outcome)
+        },
+    )
     .await?;
     let fingerprints: BTreeMap<String, Fingerprint> = fingerprints.into_iter().collect();
     for expected in &manifest.tables {

@@ -13,12 +13,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::on_connections;
+use super::session::retrying;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::mysql::quote_ident;
 
 /// A table's keys taken off for the load, as `ADD KEY …` clauses in their original order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DeferredKeys {
     table: String,
     clauses: Vec<String>,
@@ -101,20 +102,53 @@ pub(crate) async fn rebuild(
         return Ok(());
     }
     tracing::info!(tables = deferred.len(), "building secondary indexes");
-    on_connections(url, database, jobs, deferred, |mut conn, keys| async move {
-        let statement = format!(
-            "ALTER TABLE {} {}",
-            quote_ident(&keys.table),
-            keys.clauses.join(", ")
-        );
-        let outcome = conn
-            .query_drop(statement)
-            .await
-            .map_err(|e| Error::database(format!("building the indexes of `{}`", keys.table), e));
-        (conn, outcome)
-    })
+    on_connections(
+        url,
+        database,
+        jobs,
+        deferred,
+        |mut session, keys| async move {
+            let what = format!("building the indexes of {}", quote_ident(&keys.table));
+            let outcome = retrying!(session, &what, |conn, _attempt| async {
+                // One ALTER adds all of a table's keys or none: after a lost connection (or in
+                // a resumed restore) the first key's presence says which.
+                if keys_present(conn, &keys).await? {
+                    return Ok(());
+                }
+                let statement = format!(
+                    "ALTER TABLE {} {}",
+                    quote_ident(&keys.table),
+                    keys.clauses.join(", ")
+                );
+                conn.query_drop(statement).await.map_err(|e| {
+                    Error::database(format!("building the indexes of `{}`", keys.table), e)
+                })
+            });
+            (session, outcome)
+        },
+    )
     .await
     .map(|_| ())
+}
+
+async fn keys_present(conn: &mut Conn, keys: &DeferredKeys) -> Result<bool> {
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", quote_ident(&keys.table)))
+        .await
+        .map_err(|e| Error::database(format!("reading the keys of `{}`", keys.table), e))?;
+    let present: Vec<String> = row
+        .map(|(_, create)| {
+            plain_keys(&create)
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(keys.clauses.first().is_some_and(|clause| {
+        present
+            .iter()
+            .any(|name| clause.starts_with(&format!("ADD KEY {}", quote_ident(name))))
+    }))
 }
 
 #[cfg(test)]

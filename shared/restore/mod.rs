@@ -4,11 +4,13 @@ pub mod apply;
 pub mod chain;
 mod check;
 mod indexes;
+pub mod progress;
+mod session;
 pub mod splitter;
 
 pub use check::verify_restored;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
 use crate::mysql::{self as db, quote_ident, quote_str};
 use crate::store::ObjectStore;
+use session::{retrying, Session};
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -37,6 +40,9 @@ pub struct RestoreOptions {
     pub force: bool,
     /// Connections loading data files at once.
     pub jobs: usize,
+    /// Continue the interrupted restore of the same backup in the target, skipping what it
+    /// finished.
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,8 +88,12 @@ pub async fn run_restore(
     }
 
     let url = options.server_url.with_database(None);
+    let plan = progress::Plan {
+        target: target.backup_id.clone(),
+        chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
+    };
     let mut admin = db::connect(&url, None).await?;
-    prepare_target(&mut admin, &root, &options.target_database, options.force).await?;
+    let done = prepare_target(&mut admin, &root, options, &plan).await?;
     let _ = admin.disconnect().await;
 
     // The full backup without its triggers and events, every incremental in order, then the
@@ -100,41 +110,27 @@ pub async fn run_restore(
     steps.push((&root, Stage::Triggers));
     steps.push((&root, Stage::Events));
 
-    let mut deferred = Vec::new();
+    let mut loader = Loader {
+        store,
+        url: url.clone(),
+        options: options.clone(),
+        done,
+        deferred: Vec::new(),
+    };
     let load_started = Instant::now();
     for (manifest, stage) in steps {
-        load_stage(store.clone(), &url, options, manifest, stage).await?;
-        match stage {
-            Stage::Schema => {
-                let tables: Vec<String> = root
-                    .files
-                    .iter()
-                    .filter(|f| f.stage == Stage::Data)
-                    .filter_map(|f| f.table.clone())
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let mut conn = db::connect(&url, Some(&options.target_database)).await?;
-                deferred = indexes::defer(&mut conn, &tables).await?;
-                let _ = conn.disconnect().await;
-            }
-            Stage::Data => {
-                indexes::rebuild(
-                    &url,
-                    &options.target_database,
-                    options.jobs,
-                    std::mem::take(&mut deferred),
-                )
-                .await?
-            }
-            _ => {}
-        }
+        loader.stage(manifest, stage).await?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
 
     let verify_started = Instant::now();
     let expected = chain::expected_state(&chain);
     verify_restored(&url, &options.target_database, &expected, options.jobs).await?;
+    let mut session = Session::new(&url, &options.target_database);
+    retrying!(session, "finishing the restore", |conn, _attempt| async {
+        progress::finish(conn).await
+    })?;
+    session.close().await;
     let report = RestoreReport {
         backup_id: target.backup_id.clone(),
         kind: target.kind.label(),
@@ -161,53 +157,291 @@ pub async fn run_restore(
     Ok(report)
 }
 
-/// Loads one stage of one backup: data stages over several connections, biggest file first.
-async fn load_stage(
+/// Loads stages in order, skipping what an interrupted run already finished.
+struct Loader {
     store: Arc<dyn ObjectStore>,
-    url: &DatabaseUrl,
-    options: &RestoreOptions,
-    manifest: &Manifest,
-    stage: Stage,
-) -> Result<()> {
-    let mut files: Vec<FileEntry> = manifest
-        .files
-        .iter()
-        .filter(|f| f.stage == stage)
-        .cloned()
-        .collect();
-    if files.is_empty() {
-        return Ok(());
-    }
-    let parallel = matches!(stage, Stage::Data | Stage::Deletes | Stage::Changes);
-    let jobs = if parallel { options.jobs.max(1) } else { 1 };
-    files.sort_by_key(|f| std::cmp::Reverse(f.uncompressed_bytes));
-    tracing::info!(
-        backup_id = %manifest.backup_id,
-        stage = stage.label(),
-        files = files.len(),
-        connections = jobs,
-        "loading"
-    );
-    let prefix = manifest.prefix();
-    on_connections(
-        url,
-        &options.target_database,
-        jobs,
-        files,
-        move |mut conn, file| {
-            let store = store.clone();
-            let prefix = prefix.clone();
-            async move {
-                let outcome = apply::apply_file(store.as_ref(), &prefix, &file, &mut conn).await;
-                if outcome.is_ok() {
-                    tracing::info!(file = %file.name, "loaded");
-                }
-                (conn, outcome)
+    url: DatabaseUrl,
+    options: RestoreOptions,
+    /// Steps an interrupted run recorded, with their detail.
+    done: BTreeMap<String, Option<String>>,
+    /// Keys taken off the tables for the data load, added back after it.
+    deferred: Vec<indexes::DeferredKeys>,
+}
+
+impl Loader {
+    async fn stage(&mut self, manifest: &Manifest, stage: Stage) -> Result<()> {
+        let step = progress::stage_step(manifest, stage);
+        if let Some(detail) = self.done.get(&step) {
+            tracing::info!(backup_id = %manifest.backup_id, stage = stage.label(), "already restored by the interrupted run");
+            if stage == Stage::Schema {
+                self.deferred = detail
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+                    .unwrap_or_default();
             }
-        },
-    )
-    .await
-    .map(|_| ())
+            return Ok(());
+        }
+        let files: Vec<FileEntry> = manifest
+            .files
+            .iter()
+            .filter(|f| f.stage == stage)
+            .cloned()
+            .collect();
+        let detail = match stage {
+            Stage::Data | Stage::Deletes | Stage::Changes => {
+                self.load_files(manifest, stage, files).await?;
+                if stage == Stage::Data {
+                    indexes::rebuild(
+                        &self.url,
+                        &self.options.target_database,
+                        self.options.jobs,
+                        std::mem::take(&mut self.deferred),
+                    )
+                    .await?;
+                }
+                None
+            }
+            _ => self.load_definitions(manifest, stage, files).await?,
+        };
+        let mut session = Session::new(&self.url, &self.options.target_database);
+        retrying!(
+            session,
+            "recording a finished stage",
+            |conn, _attempt| async { progress::mark(conn, &step, detail.as_deref()).await }
+        )?;
+        session.close().await;
+        Ok(())
+    }
+
+    /// Schema, routines, views, triggers and events: on one connection, in order. After a lost
+    /// connection (or in a resumed restore) the stage's objects are removed and the stage
+    /// loaded again whole. The schema stage also takes the deferred keys off and returns them.
+    async fn load_definitions(
+        &mut self,
+        manifest: &Manifest,
+        stage: Stage,
+        files: Vec<FileEntry>,
+    ) -> Result<Option<String>> {
+        if files.is_empty() && stage != Stage::Schema {
+            return Ok(None);
+        }
+        tracing::info!(backup_id = %manifest.backup_id, stage = stage.label(), files = files.len(), "loading");
+        let resuming = !self.done.is_empty();
+        let prefix = manifest.prefix();
+        let data_tables: Vec<String> = manifest
+            .files
+            .iter()
+            .filter(|f| f.stage == Stage::Data)
+            .filter_map(|f| f.table.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let store = self.store.clone();
+        let target = self.options.target_database.clone();
+        let mut session = Session::new(&self.url, &target);
+        let what = format!("loading the {} stage", stage.label());
+        let deferred = retrying!(session, &what, |conn, attempt| async {
+            if attempt > 1 || resuming {
+                clear_stage(conn, &target, stage).await?;
+            }
+            for file in &files {
+                apply::apply_file(store.as_ref(), &prefix, file, conn, None).await?;
+                tracing::info!(file = %file.name, "loaded");
+            }
+            if stage == Stage::Schema {
+                indexes::defer(conn, &data_tables).await
+            } else {
+                Ok(Vec::new())
+            }
+        })?;
+        session.close().await;
+        if stage != Stage::Schema {
+            return Ok(None);
+        }
+        let detail = serde_json::to_string(&deferred).map_err(|e| Error::Task(e.to_string()))?;
+        self.deferred = deferred;
+        Ok(Some(detail))
+    }
+
+    /// Data, deletes and changes files: over several connections, biggest first, each file
+    /// recorded inside its own transaction and loaded again on a new connection when its
+    /// connection is lost.
+    async fn load_files(
+        &mut self,
+        manifest: &Manifest,
+        stage: Stage,
+        mut files: Vec<FileEntry>,
+    ) -> Result<()> {
+        let target = self.options.target_database.clone();
+        let fragile = if stage == Stage::Data {
+            let mut session = Session::new(&self.url, &target);
+            let fragile = retrying!(session, "reading table engines", |conn, _attempt| async {
+                non_transactional_tables(conn, &target).await
+            })?;
+            self.reload_half_loaded(manifest, &files, &fragile, &mut session)
+                .await?;
+            session.close().await;
+            fragile
+        } else {
+            BTreeSet::new()
+        };
+        let before = files.len();
+        files.retain(|f| !self.done.contains_key(&progress::file_step(manifest, f)));
+        if files.len() < before {
+            tracing::info!(
+                backup_id = %manifest.backup_id,
+                stage = stage.label(),
+                skipped = before - files.len(),
+                "files already loaded by the interrupted run"
+            );
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let jobs = self.options.jobs.max(1);
+        files.sort_by_key(|f| std::cmp::Reverse(f.uncompressed_bytes));
+        tracing::info!(
+            backup_id = %manifest.backup_id,
+            stage = stage.label(),
+            files = files.len(),
+            connections = jobs,
+            "loading"
+        );
+        let prefix = manifest.prefix();
+        let items: Vec<(FileEntry, String)> = files
+            .into_iter()
+            .map(|f| {
+                let step = progress::file_step(manifest, &f);
+                (f, step)
+            })
+            .collect();
+        let store = self.store.clone();
+        let fragile = Arc::new(fragile);
+        on_connections(
+            &self.url,
+            &target,
+            jobs,
+            items,
+            move |mut session, (file, step)| {
+                let store = store.clone();
+                let prefix = prefix.clone();
+                let fragile = fragile.clone();
+                async move {
+                    let what = format!("loading {}", file.name);
+                    let table = file.table.clone().unwrap_or_default();
+                    let outcome = retrying!(session, &what, |conn, attempt| async {
+                            if attempt > 1 {
+                                if progress::recorded(conn, &step).await?.is_some() {
+                                    // Committed just before the connection went.
+                                    return Ok(());
+                                }
+                                if fragile.contains(&table) {
+                                    return Err(Error::Interrupted(format!(
+                                        "the connection was lost while {} was loading into table `{table}`, whose engine cannot roll back a half-loaded file; run the same restore with --resume, which loads that table again whole",
+                                        file.name
+                                    )));
+                                }
+                            }
+                            let recorded =
+                                apply::apply_file(store.as_ref(), &prefix, &file, conn, Some(&step))
+                                    .await?;
+                            if !recorded {
+                                progress::mark(conn, &step, None).await?;
+                            }
+                            Ok(())
+                        });
+                    if outcome.is_ok() {
+                        tracing::info!(file = %file.name, "loaded");
+                    }
+                    (session, outcome)
+                }
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// In a resumed restore, a table of a non-transactional engine (MyISAM, Aria, …) with a
+    /// file not recorded as loaded may hold part of that file: it is emptied and all its files
+    /// loaded again.
+    async fn reload_half_loaded(
+        &mut self,
+        manifest: &Manifest,
+        files: &[FileEntry],
+        fragile: &BTreeSet<String>,
+        session: &mut Session,
+    ) -> Result<()> {
+        for table in fragile {
+            let steps: Vec<String> = files
+                .iter()
+                .filter(|f| f.table.as_deref() == Some(table))
+                .map(|f| progress::file_step(manifest, f))
+                .collect();
+            let some_done = steps.iter().any(|s| self.done.contains_key(s));
+            let all_done = steps.iter().all(|s| self.done.contains_key(s));
+            if !some_done || all_done {
+                continue;
+            }
+            tracing::warn!(%table, "non-transactional table was part-loaded by the interrupted run; loading it again whole");
+            retrying!(
+                session,
+                "emptying a part-loaded table",
+                |conn, _attempt| async {
+                    conn.query_drop(format!("TRUNCATE TABLE {}", quote_ident(table)))
+                        .await
+                        .map_err(|e| Error::database(format!("emptying table `{table}`"), e))
+                }
+            )?;
+            for step in steps {
+                self.done.remove(&step);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tables in `database` whose engine has no transactions.
+async fn non_transactional_tables(conn: &mut Conn, database: &str) -> Result<BTreeSet<String>> {
+    let names: Vec<String> = conn
+        .exec(
+            "SELECT t.TABLE_NAME FROM information_schema.TABLES t \
+             JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE = 'BASE TABLE' AND e.TRANSACTIONS <> 'YES'",
+            (database,),
+        )
+        .await
+        .map_err(|e| Error::database("reading table engines", e))?;
+    Ok(names.into_iter().collect())
+}
+
+/// Removes what a stage creates, so it can be loaded again whole.
+async fn clear_stage(conn: &mut Conn, database: &str, stage: Stage) -> Result<()> {
+    let query = match stage {
+        Stage::Schema => "SELECT TABLE_NAME, IF(TABLE_TYPE = 'VIEW', 'VIEW', 'TABLE') FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+        Stage::Views => "SELECT TABLE_NAME, 'VIEW' FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?",
+        Stage::Routines => "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+        Stage::Triggers => "SELECT TRIGGER_NAME, 'TRIGGER' FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+        Stage::Events => "SELECT EVENT_NAME, 'EVENT' FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+        _ => return Ok(()),
+    };
+    let objects: Vec<(String, String)> = conn.exec(query, (database,)).await.map_err(|e| {
+        Error::database(
+            format!("listing what the {} stage created", stage.label()),
+            e,
+        )
+    })?;
+    db::run_all(conn, &["SET SESSION foreign_key_checks = 0"]).await?;
+    for (name, kind) in objects {
+        if name == progress::PROGRESS_TABLE {
+            continue;
+        }
+        conn.query_drop(format!("DROP {kind} IF EXISTS {}", quote_ident(&name)))
+            .await
+            .map_err(|e| {
+                Error::database(format!("removing {kind} `{name}` to load it again"), e)
+            })?;
+    }
+    Ok(())
 }
 
 fn round(seconds: f64) -> f64 {
@@ -230,12 +464,15 @@ fn validate_database_name(name: &str) -> Result<()> {
     }
 }
 
+/// Makes the target ready: empty (or emptied with --force) for a new restore, or holding the
+/// same restore's progress for --resume. Returns the steps an interrupted run finished.
 async fn prepare_target(
     conn: &mut Conn,
     manifest: &Manifest,
-    target: &str,
-    force: bool,
-) -> Result<()> {
+    options: &RestoreOptions,
+    plan: &progress::Plan,
+) -> Result<BTreeMap<String, Option<String>>> {
+    let target = options.target_database.as_str();
     let exists: Option<String> = conn
         .exec_first(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
@@ -243,6 +480,39 @@ async fn prepare_target(
         )
         .await
         .map_err(|e| Error::database(format!("looking for database `{target}`"), e))?;
+    let interrupted = match exists {
+        Some(_) => progress::load(conn, target).await?,
+        None => None,
+    };
+    if options.resume && !options.force {
+        let Some((found, done)) = interrupted else {
+            return Err(Error::CannotResume {
+                database: target.to_string(),
+                reason:
+                    "it holds no interrupted restore (no progress table); restore without --resume"
+                        .into(),
+            });
+        };
+        if &found != plan {
+            return Err(Error::CannotResume {
+                database: target.to_string(),
+                reason: format!(
+                    "it holds an interrupted restore of backup {} (chain {}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
+                    found.target,
+                    found.chain.join(", "),
+                    plan.target,
+                    plan.chain.join(", ")
+                ),
+            });
+        }
+        tracing::info!(
+            target,
+            backup_id = %plan.target,
+            steps_done = done.len(),
+            "resuming the interrupted restore"
+        );
+        return Ok(done);
+    }
     if exists.is_some() {
         let objects: Option<u64> = conn
             .exec_first(
@@ -254,8 +524,14 @@ async fn prepare_target(
             .await
             .map_err(|e| Error::database(format!("inspecting database `{target}`"), e))?;
         if objects.unwrap_or(0) > 0 {
-            if !force {
-                return Err(Error::TargetNotEmpty(target.to_string()));
+            if !options.force {
+                return Err(match interrupted {
+                    Some((found, _)) => Error::InterruptedRestore {
+                        database: target.to_string(),
+                        backup: found.target,
+                    },
+                    None => Error::TargetNotEmpty(target.to_string()),
+                });
             }
             tracing::warn!(
                 target,
@@ -281,10 +557,15 @@ async fn prepare_target(
     }
     conn.query_drop(create)
         .await
-        .map_err(|e| Error::database(format!("creating database `{target}`"), e))
+        .map_err(|e| Error::database(format!("creating database `{target}`"), e))?;
+    conn.query_drop(format!("USE {}", quote_ident(target)))
+        .await
+        .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
+    progress::create(conn, plan).await?;
+    Ok(BTreeMap::new())
 }
 
-/// Runs `work` over `items` on up to `jobs` connections to `database`; the first failure stops
+/// Runs `work` over `items` on up to `jobs` sessions with `database`; the first failure stops
 /// the others from taking new items and is returned.
 pub(crate) async fn on_connections<T, R, F, Fut>(
     url: &DatabaseUrl,
@@ -296,8 +577,8 @@ pub(crate) async fn on_connections<T, R, F, Fut>(
 where
     T: Send + 'static,
     R: Send + 'static,
-    F: Fn(Conn, T) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = (Conn, Result<R>)> + Send + 'static,
+    F: Fn(Session, T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (Session, Result<R>)> + Send + 'static,
 {
     let workers = jobs.max(1).min(items.len().max(1));
     let queue = Arc::new(Mutex::new(VecDeque::from(items)));
@@ -306,16 +587,8 @@ where
     let mut handles = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (queue, failed, work) = (queue.clone(), failed.clone(), work.clone());
-        let url = url.clone();
-        let database = database.to_string();
+        let mut session = Session::new(url, database);
         handles.push(tokio::spawn(async move {
-            let mut conn = match db::connect(&url, Some(&database)).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    failed.store(true, Ordering::SeqCst);
-                    return Err(e);
-                }
-            };
             let mut results = Vec::new();
             loop {
                 if failed.load(Ordering::SeqCst) {
@@ -323,18 +596,18 @@ where
                 }
                 let next = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None);
                 let Some(item) = next else { break };
-                let (returned, outcome) = work(conn, item).await;
-                conn = returned;
+                let (returned, outcome) = work(session, item).await;
+                session = returned;
                 match outcome {
                     Ok(result) => results.push(result),
                     Err(e) => {
                         failed.store(true, Ordering::SeqCst);
-                        let _ = conn.disconnect().await;
+                        session.close().await;
                         return Err(e);
                     }
                 }
             }
-            let _ = conn.disconnect().await;
+            session.close().await;
             Ok(results)
         }));
     }

@@ -1,0 +1,123 @@
+//! What an interrupted restore had finished, kept in the target database itself.
+//!
+//! A data file's step is recorded inside the file's own transaction, just before its COMMIT,
+//! so "loaded" and "recorded" cannot disagree: a file is either in the table with its rows
+//! committed, or absent with its rows rolled back. That makes a file safe to load again after
+//! a lost connection, and lets `restore --resume` skip what is done. Stage steps (schema,
+//! views, …) are recorded after the stage. The table is dropped once the restore verifies; while
+//! it exists, the database is visibly an unfinished restore.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::manifest::{FileEntry, Manifest, Stage};
+use crate::mysql::quote_ident;
+
+pub const PROGRESS_TABLE: &str = "_toc_restore_progress";
+
+const PLAN_STEP: &str = "plan";
+
+/// Which restore this is: a resumed one must restore exactly the same chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Plan {
+    pub target: String,
+    pub chain: Vec<String>,
+}
+
+pub(crate) fn file_step(manifest: &Manifest, file: &FileEntry) -> String {
+    format!("{}/{}", manifest.backup_id, file.name)
+}
+
+pub(crate) fn stage_step(manifest: &Manifest, stage: Stage) -> String {
+    format!("{}/stage:{}", manifest.backup_id, stage.label())
+}
+
+pub(crate) async fn create(conn: &mut Conn, plan: &Plan) -> Result<()> {
+    let table = quote_ident(PROGRESS_TABLE);
+    conn.query_drop(format!(
+        "CREATE TABLE {table} (step VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
+         detail MEDIUMTEXT NULL, done_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB"
+    ))
+    .await
+    .map_err(|e| Error::database("creating the restore's progress table", e))?;
+    let plan = serde_json::to_string(plan).map_err(|e| Error::Task(e.to_string()))?;
+    mark(conn, PLAN_STEP, Some(&plan)).await
+}
+
+/// The plan and finished steps of an interrupted restore, or None when `database` holds none.
+pub(crate) async fn load(
+    conn: &mut Conn,
+    database: &str,
+) -> Result<Option<(Plan, BTreeMap<String, Option<String>>)>> {
+    let exists: Option<String> = conn
+        .exec_first(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, PROGRESS_TABLE),
+        )
+        .await
+        .map_err(|e| Error::database("looking for an interrupted restore", e))?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<(String, Option<String>)> = conn
+        .query(format!(
+            "SELECT step, detail FROM {}.{}",
+            quote_ident(database),
+            quote_ident(PROGRESS_TABLE)
+        ))
+        .await
+        .map_err(|e| Error::database("reading the interrupted restore's progress", e))?;
+    let mut plan = None;
+    let mut done = BTreeMap::new();
+    for (step, detail) in rows {
+        if step == PLAN_STEP {
+            plan = detail.and_then(|d| serde_json::from_str::<Plan>(&d).ok());
+        } else {
+            done.insert(step, detail);
+        }
+    }
+    let plan = plan.ok_or_else(|| Error::CannotResume {
+        database: database.to_string(),
+        reason: format!("its {PROGRESS_TABLE} table has no readable plan"),
+    })?;
+    Ok(Some((plan, done)))
+}
+
+/// Records a step on `conn` (inside whatever transaction is open there).
+pub(crate) async fn mark(conn: &mut Conn, step: &str, detail: Option<&str>) -> Result<()> {
+    conn.exec_drop(
+        format!(
+            "INSERT INTO {} (step, detail) VALUES (?, ?) ON DUPLICATE KEY UPDATE detail = VALUES(detail)",
+            quote_ident(PROGRESS_TABLE)
+        ),
+        (step, detail),
+    )
+    .await
+    .map_err(|e| Error::database(format!("recording restore step {step}"), e))
+}
+
+/// Whether a step was recorded, and its detail.
+pub(crate) async fn recorded(conn: &mut Conn, step: &str) -> Result<Option<Option<String>>> {
+    conn.exec_first(
+        format!(
+            "SELECT detail FROM {} WHERE step = ?",
+            quote_ident(PROGRESS_TABLE)
+        ),
+        (step,),
+    )
+    .await
+    .map_err(|e| Error::database(format!("reading restore step {step}"), e))
+}
+
+pub(crate) async fn finish(conn: &mut Conn) -> Result<()> {
+    conn.query_drop(format!(
+        "DROP TABLE IF EXISTS {}",
+        quote_ident(PROGRESS_TABLE)
+    ))
+    .await
+    .map_err(|e| Error::database("dropping the restore's progress table", e))
+}
