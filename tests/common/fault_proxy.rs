@@ -30,6 +30,8 @@ pub enum Mode {
     CompleteThen500,
     /// UploadPart succeeds `after` times, then every part is refused with 500 for good.
     PartsFailAfter { after: usize },
+    /// PUT and POST succeed `after` times, then every one is refused with 500 for good.
+    WritesFailAfter { after: usize },
     /// One request in `one_in` gets one of the transient faults above, chosen at random.
     Mixed { one_in: u32, seed: u64 },
 }
@@ -237,6 +239,13 @@ fn decide(shared: &Shared, request: &Request) -> Action {
         Mode::CompleteThen500 if is_complete => Action::ForwardThen500,
         Mode::PartsFailAfter { after } if is_part => {
             if shared.parts.fetch_add(1, Ordering::SeqCst) >= after {
+                Action::Refuse500
+            } else {
+                Action::Forward
+            }
+        }
+        Mode::WritesFailAfter { after } if is_write => {
+            if shared.writes.fetch_add(1, Ordering::SeqCst) >= after {
                 Action::Refuse500
             } else {
                 Action::Forward

@@ -78,10 +78,7 @@ impl Intercept for LogRetries {
             (Some(Err(_)), Some(code)) if code == 429 || code >= 500 => format!("HTTP {code}"),
             (Some(Err(e)), None) if e.is_timeout_error() => "timed out".to_string(),
             (Some(Err(e)), None) if e.is_connector_error() || e.is_response_error() => {
-                format!(
-                    "connection failed: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
+                format!("connection failed: {}", super::error_chain(e))
             }
             // A plain 4xx answer (missing key, denied) is not retried; callers report it.
             _ => return Ok(()),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::Client;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
@@ -217,8 +217,23 @@ pub(super) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
             service.code().unwrap_or("error"),
             service.message().unwrap_or("no message")
         ),
-        None => DisplayErrorContext(error).to_string(),
+        None => error_chain(error),
     }
+}
+
+/// An error and its causes on one line, each said once, without Debug dumps.
+pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `backup-kind` from where an object lives (`database/daily/…` is `database-daily`).

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio_util::io::StreamReader;
 
-use super::describe;
+use super::{describe, error_chain};
 use crate::error::{Error, Result};
 use crate::store::ObjectReader;
 
@@ -39,7 +39,7 @@ pub struct RetrySettings {
 impl Default for RetrySettings {
     fn default() -> Self {
         RetrySettings {
-            attempts: 6,
+            attempts: 10,
             stall: Duration::from_secs(30),
             backoff: Duration::from_millis(200),
         }
@@ -241,21 +241,6 @@ impl Resumable {
             ),
         }
     }
-}
-
-/// An error and its causes on one line, without Debug noise.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 enum Reopen {
