@@ -287,13 +287,24 @@ impl S3Writer {
 impl ObjectWriter for S3Writer {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
         self.written += chunk.len() as u64;
-        self.buffer.extend_from_slice(&chunk);
-        while self.buffer.len() >= self.settings.part_size {
-            let rest = self.buffer.split_off(self.settings.part_size);
-            let part = std::mem::replace(&mut self.buffer, rest);
-            if let Err(e) = self.send_part(part).await {
-                self.abort_upload().await;
-                return Err(e);
+        let part_size = self.settings.part_size;
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            // Each part is filled to exactly its size in a buffer allocated once at that size:
+            // a Vec left to grow by doubling would hold up to twice the part while it waits
+            // and while it is uploaded. Untouched capacity costs no memory.
+            if self.buffer.capacity() == 0 {
+                self.buffer.reserve_exact(part_size);
+            }
+            let take = (part_size - self.buffer.len()).min(rest.len());
+            self.buffer.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buffer.len() == part_size {
+                let part = std::mem::take(&mut self.buffer);
+                if let Err(e) = self.send_part(part).await {
+                    self.abort_upload().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
