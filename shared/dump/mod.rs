@@ -24,6 +24,9 @@ use crate::mysql::{self as db, schema};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::ObjectStore;
+/// Files read back at once after the dump.
+const VERIFY_AT_ONCE: usize = 4;
+
 use snapshot::{check_schema_unchanged, read_catalogue, read_server};
 use sql_file::{SqlFile, StoredFile};
 
@@ -319,9 +322,18 @@ async fn dump(
         let _ = worker.disconnect().await;
     }
 
-    // A backup counts only once what is in the store reads back as what was written.
-    for (file, _) in &files {
-        crate::verify::verify_file(store.as_ref(), &prefix, file).await?;
+    // A backup counts only once what is in the store reads back as what was written. Files
+    // are read back several at a time: on S3 the reads wait on the network, not on each other.
+    {
+        use futures::{StreamExt, TryStreamExt};
+        let owned: Vec<FileEntry> = files.iter().map(|(file, _)| file.clone()).collect();
+        futures::stream::iter(owned.into_iter().map(|file| {
+            let (store, prefix) = (store.clone(), prefix.clone());
+            async move { crate::verify::verify_file(store.as_ref(), &prefix, &file).await }
+        }))
+        .buffer_unordered(VERIFY_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await?;
     }
 
     let manifest = Manifest {

@@ -75,12 +75,8 @@ fn write_float(out: &mut Vec<u8>, f: f32) {
 pub fn write_literal(out: &mut Vec<u8>, kind: ColumnKind, value: &Value) {
     match value {
         Value::NULL => out.extend_from_slice(b"NULL"),
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::UInt(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Value::Float(f) => write_float(out, *f),
         Value::Double(d) => {
             let _ = write!(out, "{d:e}");
@@ -110,20 +106,27 @@ pub fn write_literal(out: &mut Vec<u8>, kind: ColumnKind, value: &Value) {
             }
         },
         Value::Date(year, month, day, hour, minute, second, micros) => {
-            // Written in place: a date per row is hot, and no temporary string is needed.
-            let _ = if kind == ColumnKind::Date {
-                write!(out, "'{year:04}-{month:02}-{day:02}'")
-            } else if *micros == 0 {
-                write!(
-                    out,
-                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}'"
-                )
-            } else {
-                write!(
-                    out,
-                    "'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micros:06}'"
-                )
-            };
+            // Written digit by digit: a date per row is hot, and `write!`'s padding machinery
+            // was a visible share of the dump's CPU.
+            out.push(b'\'');
+            push_digits(out, u32::from(*year), 4);
+            out.push(b'-');
+            push_digits(out, u32::from(*month), 2);
+            out.push(b'-');
+            push_digits(out, u32::from(*day), 2);
+            if kind != ColumnKind::Date {
+                out.push(b' ');
+                push_digits(out, u32::from(*hour), 2);
+                out.push(b':');
+                push_digits(out, u32::from(*minute), 2);
+                out.push(b':');
+                push_digits(out, u32::from(*second), 2);
+                if *micros != 0 {
+                    out.push(b'.');
+                    push_digits(out, *micros, 6);
+                }
+            }
+            out.push(b'\'');
         }
         Value::Time(negative, days, hours, minutes, seconds, micros) => {
             let sign = if *negative { "-" } else { "" };
@@ -138,6 +141,16 @@ pub fn write_literal(out: &mut Vec<u8>, kind: ColumnKind, value: &Value) {
             };
         }
     }
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits (as `{:0width$}` would).
+fn push_digits(out: &mut Vec<u8>, value: u32, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(value);
+    for _ in text.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(text.as_bytes());
 }
 
 fn is_plain_number(bytes: &[u8]) -> bool {
@@ -249,6 +262,28 @@ mod tests {
         assert_eq!(
             literal(ColumnKind::Time, Value::Time(true, 1, 2, 3, 4, 0)),
             "'-26:03:04'"
+        );
+        assert_eq!(
+            literal(
+                ColumnKind::DateTime,
+                Value::Date(9999, 12, 31, 23, 59, 59, 0)
+            ),
+            "'9999-12-31 23:59:59'"
+        );
+        assert_eq!(
+            literal(
+                ColumnKind::DateTime,
+                Value::Date(1970, 1, 1, 0, 0, 1, 999_999)
+            ),
+            "'1970-01-01 00:00:01.999999'"
+        );
+        assert_eq!(
+            literal(ColumnKind::Integer, Value::Int(i64::MIN)),
+            i64::MIN.to_string()
+        );
+        assert_eq!(
+            literal(ColumnKind::Integer, Value::UInt(u64::MAX)),
+            u64::MAX.to_string()
         );
     }
 
