@@ -44,6 +44,22 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `toc-backup restore` of the store's latest backup into `target`.
+fn restore_into(store: &str, target: &str, env: &[(&str, &str)]) -> std::process::Output {
+    run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            store,
+            "--target-database",
+            target,
+        ],
+        env,
+    )
+}
+
 async fn open_uploads(bucket: &str) -> usize {
     aws::s3()
         .await
@@ -87,18 +103,7 @@ async fn exact_round_trip(prefix: &str, mode: Mode, split_mb: &str) -> (String, 
     log.push_str(&stderr(&verified));
 
     let copy = unique_name(&format!("{prefix}_copy"));
-    let restored = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            &store,
-            "--target-database",
-            &copy,
-        ],
-        &env,
-    );
+    let restored = restore_into(&store, &copy, &env);
     assert_ok(&restored);
     log.push_str(&stderr(&restored));
     assert_eq!(checksums(&copy).await, checksums(&source).await);
@@ -507,18 +512,7 @@ async fn an_incremental_chain_ends_exact_under_mixed_faults() {
         ));
     }
     let copy = unique_name("chaos_chain_copy");
-    assert_ok(&run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            &store,
-            "--target-database",
-            &copy,
-        ],
-        &env,
-    ));
+    assert_ok(&restore_into(&store, &copy, &env));
     assert_eq!(checksums(&copy).await, checksums(&source).await);
     assert!(proxy.faults() > 0);
     assert_eq!(open_uploads(&bucket).await, 0);
@@ -568,20 +562,10 @@ async fn soak_dump_and_restore_at_one_fault_in_three() {
             &env,
         );
         let copy = unique_name("soak_copy");
-        let restored = dumped.status.success().then(|| {
-            run_cli(
-                &[
-                    "restore",
-                    "--database-url",
-                    &server_url(),
-                    "--store",
-                    &store,
-                    "--target-database",
-                    &copy,
-                ],
-                &env,
-            )
-        });
+        let restored = dumped
+            .status
+            .success()
+            .then(|| restore_into(&store, &copy, &env));
         let seconds = started.elapsed().as_secs_f64();
         let mut log = stderr(&dumped);
         if let Some(r) = &restored {

@@ -62,6 +62,22 @@ fn restore_child(store: &Path, target: &str, jobs: &str) -> Child {
         .expect("start toc-backup restore")
 }
 
+/// `toc-backup restore` of the store's latest backup into `target`, waiting for it.
+fn restore_cli(store: &Path, target: &str, extra: &[&str]) -> std::process::Output {
+    let url = server_url();
+    let mut args = vec![
+        "restore",
+        "--database-url",
+        &url,
+        "--store",
+        store.to_str().unwrap_or_default(),
+        "--target-database",
+        target,
+    ];
+    args.extend_from_slice(extra);
+    run_cli(&args, &[])
+}
+
 /// Waits until `query` (one number) reaches `at_least`.
 async fn wait_for(query: &str, at_least: u64, what: &str) {
     let mut admin = admin().await;
@@ -139,18 +155,7 @@ async fn a_killed_restore_resumes_without_loading_finished_files_again() {
     let _ = child.wait();
 
     // Left as it is, the database says what it is, and a plain restore will not pile on it.
-    let again = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            store.path().to_str().unwrap_or_default(),
-            "--target-database",
-            &target,
-        ],
-        &[],
-    );
+    let again = restore_cli(store.path(), &target, &[]);
     assert!(!again.status.success(), "{}", text(&again));
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("pass --resume to continue it"),
@@ -158,19 +163,7 @@ async fn a_killed_restore_resumes_without_loading_finished_files_again() {
         text(&again)
     );
 
-    let resumed = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            store.path().to_str().unwrap_or_default(),
-            "--target-database",
-            &target,
-            "--resume",
-        ],
-        &[],
-    );
+    let resumed = restore_cli(store.path(), &target, &["--resume"]);
     assert_ok(&resumed);
     let log = String::from_utf8_lossy(&resumed.stderr);
     let skipped: u64 = log
@@ -189,19 +182,7 @@ async fn a_killed_restore_resumes_without_loading_finished_files_again() {
     assert_eq!(definitions(&target).await, definitions(&source).await);
 
     // Nothing to resume any more.
-    let nothing = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            store.path().to_str().unwrap_or_default(),
-            "--target-database",
-            &target,
-            "--resume",
-        ],
-        &[],
-    );
+    let nothing = restore_cli(store.path(), &target, &["--resume"]);
     assert!(!nothing.status.success());
     assert!(
         String::from_utf8_lossy(&nothing.stderr).contains("holds no interrupted restore"),
