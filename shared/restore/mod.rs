@@ -116,6 +116,7 @@ pub async fn run_restore(
         options: options.clone(),
         done,
         deferred: Vec::new(),
+        session: Session::new(&url, &options.target_database),
     };
     let load_started = Instant::now();
     for (manifest, stage) in steps {
@@ -126,11 +127,12 @@ pub async fn run_restore(
     let verify_started = Instant::now();
     let expected = chain::expected_state(&chain);
     verify_restored(&url, &options.target_database, &expected, options.jobs).await?;
-    let mut session = Session::new(&url, &options.target_database);
-    retrying!(session, "finishing the restore", |conn, _attempt| async {
-        progress::finish(conn).await
-    })?;
-    session.close().await;
+    retrying!(
+        loader.session,
+        "finishing the restore",
+        |conn, _attempt| async { progress::finish(conn).await }
+    )?;
+    loader.session.close().await;
     let report = RestoreReport {
         backup_id: target.backup_id.clone(),
         kind: target.kind.label(),
@@ -166,6 +168,9 @@ struct Loader {
     done: BTreeMap<String, Option<String>>,
     /// Keys taken off the tables for the data load, added back after it.
     deferred: Vec<indexes::DeferredKeys>,
+    /// The one connection for the stages that load in order and for the bookkeeping, kept for
+    /// the whole restore (and made again if it is lost).
+    session: Session,
 }
 
 impl Loader {
@@ -203,13 +208,11 @@ impl Loader {
             }
             _ => self.load_definitions(manifest, stage, files).await?,
         };
-        let mut session = Session::new(&self.url, &self.options.target_database);
         retrying!(
-            session,
+            self.session,
             "recording a finished stage",
             |conn, _attempt| async { progress::mark(conn, &step, detail.as_deref()).await }
         )?;
-        session.close().await;
         Ok(())
     }
 
@@ -238,9 +241,8 @@ impl Loader {
             .collect();
         let store = self.store.clone();
         let target = self.options.target_database.clone();
-        let mut session = Session::new(&self.url, &target);
         let what = format!("loading the {} stage", stage.label());
-        let deferred = retrying!(session, &what, |conn, attempt| async {
+        let deferred = retrying!(self.session, &what, |conn, attempt| async {
             if attempt > 1 || resuming {
                 clear_stage(conn, &target, stage).await?;
             }
@@ -254,7 +256,6 @@ impl Loader {
                 Ok(Vec::new())
             }
         })?;
-        session.close().await;
         if stage != Stage::Schema {
             return Ok(None);
         }
@@ -274,13 +275,12 @@ impl Loader {
     ) -> Result<()> {
         let target = self.options.target_database.clone();
         let fragile = if stage == Stage::Data {
-            let mut session = Session::new(&self.url, &target);
-            let fragile = retrying!(session, "reading table engines", |conn, _attempt| async {
-                non_transactional_tables(conn, &target).await
-            })?;
-            self.reload_half_loaded(manifest, &files, &fragile, &mut session)
-                .await?;
-            session.close().await;
+            let fragile = retrying!(
+                self.session,
+                "reading table engines",
+                |conn, _attempt| async { non_transactional_tables(conn, &target).await }
+            )?;
+            self.reload_half_loaded(manifest, &files, &fragile).await?;
             fragile
         } else {
             BTreeSet::new()
@@ -369,7 +369,6 @@ impl Loader {
         manifest: &Manifest,
         files: &[FileEntry],
         fragile: &BTreeSet<String>,
-        session: &mut Session,
     ) -> Result<()> {
         for table in fragile {
             let steps: Vec<String> = files
@@ -384,7 +383,7 @@ impl Loader {
             }
             tracing::warn!(%table, "non-transactional table was part-loaded by the interrupted run; loading it again whole");
             retrying!(
-                session,
+                self.session,
                 "emptying a part-loaded table",
                 |conn, _attempt| async {
                     conn.query_drop(format!("TRUNCATE TABLE {}", quote_ident(table)))
