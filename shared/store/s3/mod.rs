@@ -78,53 +78,38 @@ impl S3Settings {
                 })
             }
         };
-        if let Some(value) = var("BACKUP_S3_PART_SIZE_MB") {
-            let mb: usize = value
-                .parse()
-                .ok()
-                .filter(|mb| (5..=512).contains(mb))
-                .ok_or_else(|| Error::Config {
-                    variable: "BACKUP_S3_PART_SIZE_MB".into(),
-                    reason: format!(
-                        "is {value:?}, which is not a whole number of MiB from 5 to 512"
-                    ),
-                })?;
-            settings.part_size = mb * 1024 * 1024;
+        // A whole number within `range` (its unit, if any, said in the error), or the default.
+        let number = |name: &str, unit: &str, range: std::ops::RangeInclusive<u64>| {
+            var(name)
+                .map(|value| {
+                    value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| range.contains(n))
+                        .ok_or_else(|| Error::Config {
+                            variable: name.into(),
+                            reason: format!(
+                                "is {value:?}, which is not a whole number{unit} from {} to {}",
+                                range.start(),
+                                range.end()
+                            ),
+                        })
+                })
+                .transpose()
+        };
+        if let Some(mb) = number("BACKUP_S3_PART_SIZE_MB", " of MiB", 5..=512)? {
+            settings.part_size = mb as usize * 1024 * 1024;
         }
-        if let Some(value) = var("BACKUP_S3_CONCURRENCY") {
-            settings.concurrency = value
-                .parse()
-                .ok()
-                .filter(|n| (1..=16).contains(n))
-                .ok_or_else(|| Error::Config {
-                    variable: "BACKUP_S3_CONCURRENCY".into(),
-                    reason: format!("is {value:?}, which is not a whole number from 1 to 16"),
-                })?;
+        if let Some(n) = number("BACKUP_S3_CONCURRENCY", "", 1..=16)? {
+            settings.concurrency = n as usize;
         }
         if let Some(value) = var("BACKUP_RETENTION_CLASS") {
             settings.retention_class = value;
         }
-        if let Some(value) = var("BACKUP_S3_ATTEMPTS") {
-            settings.retry.attempts = value
-                .parse()
-                .ok()
-                .filter(|n| (1..=20).contains(n))
-                .ok_or_else(|| Error::Config {
-                    variable: "BACKUP_S3_ATTEMPTS".into(),
-                    reason: format!("is {value:?}, which is not a whole number from 1 to 20"),
-                })?;
+        if let Some(n) = number("BACKUP_S3_ATTEMPTS", "", 1..=20)? {
+            settings.retry.attempts = n as u32;
         }
-        if let Some(value) = var("BACKUP_S3_STALL_SECONDS") {
-            let seconds: u64 = value
-                .parse()
-                .ok()
-                .filter(|n| (1..=600).contains(n))
-                .ok_or_else(|| Error::Config {
-                    variable: "BACKUP_S3_STALL_SECONDS".into(),
-                    reason: format!(
-                        "is {value:?}, which is not a whole number of seconds from 1 to 600"
-                    ),
-                })?;
+        if let Some(seconds) = number("BACKUP_S3_STALL_SECONDS", " of seconds", 1..=600)? {
             settings.retry.stall = std::time::Duration::from_secs(seconds);
         }
         Ok(settings)
