@@ -168,6 +168,24 @@ async fn complete_multipart_upload_that_succeeded_behind_a_500_is_recognised() {
     );
 }
 
+/// The retried CreateMultipartUpload leaves an upload whose id the tool never learnt; it is
+/// found and aborted, not left to hold its parts until the lifecycle rule's days pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_opened_behind_a_dropped_answer_are_aborted() {
+    let (log, faults) = exact_round_trip(
+        "chaos_create",
+        Mode::DropCreateUploadAnswer { every: 2 },
+        "64",
+    )
+    .await;
+    assert!(faults >= 1);
+    assert!(
+        log.contains("aborted a stray multipart upload"),
+        "no stray upload was found and aborted:
+{log}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_refused_for_good_fail_closed() {
     let source = chaos_source("chaos_parts").await;

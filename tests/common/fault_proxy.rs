@@ -24,6 +24,9 @@ pub enum Mode {
     DropGetBody { every: usize },
     /// Every `every`-th PUT or POST reaches S3, then the connection closes with no answer.
     DropWriteAnswer { every: usize },
+    /// The first and then every `every`-th CreateMultipartUpload reaches S3 (which opens an
+    /// upload), then the connection closes with no answer, so the retry opens a second one.
+    DropCreateUploadAnswer { every: usize },
     /// Every `every`-th GET sends headers and half its body, then nothing for `pause`.
     StallGetBody { every: usize, pause: Duration },
     /// CompleteMultipartUpload reaches S3, then the client is told 500 InternalError.
@@ -203,6 +206,7 @@ fn decide(shared: &Shared, request: &Request) -> Action {
     let is_write = request.method == "PUT" || request.method == "POST";
     let is_part = request.method == "PUT" && request.target.contains("partNumber=");
     let is_complete = request.method == "POST" && request.target.contains("uploadId=");
+    let is_create_upload = request.method == "POST" && request.target.contains("?uploads");
     let nth = |counter: &AtomicUsize, every: usize| {
         (counter.fetch_add(1, Ordering::SeqCst) + 1) % every.max(1) == 0
     };
@@ -231,6 +235,13 @@ fn decide(shared: &Shared, request: &Request) -> Action {
         }
         Mode::DropWriteAnswer { every } if is_write => {
             if nth(&shared.writes, every) {
+                Action::ForwardThenDrop
+            } else {
+                Action::Forward
+            }
+        }
+        Mode::DropCreateUploadAnswer { every } if is_create_upload => {
+            if shared.writes.fetch_add(1, Ordering::SeqCst) % every.max(1) == 0 {
                 Action::ForwardThenDrop
             } else {
                 Action::Forward

@@ -181,7 +181,10 @@ impl S3Writer {
             .send()
             .await;
         let cause = match outcome {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                self.abort_stray_uploads().await;
+                return Ok(());
+            }
             Err(e) => describe(&e),
         };
         // A 500 or a dropped connection here is ambiguous: S3 may have completed the upload
@@ -194,6 +197,7 @@ impl S3Writer {
         );
         match self.completed_object(part_count, expected.as_deref()).await {
             Ok(()) => {
+                self.abort_stray_uploads().await;
                 tracing::warn!(
                     bucket = %self.bucket,
                     key = %self.key,
@@ -255,6 +259,63 @@ impl S3Writer {
         }
     }
 
+    /// A CreateMultipartUpload whose answer was lost and retried leaves an upload nobody knows
+    /// the id of; it would hold its parts (and their storage cost) until the lifecycle rule's
+    /// days pass. Every key this tool writes has one writer, so any other open upload for this
+    /// exact key is such a stray: find and abort it.
+    async fn abort_stray_uploads(&self) {
+        let listing = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(&self.key)
+            .send()
+            .await;
+        let uploads = match listing {
+            Ok(listing) => listing.uploads.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(
+                    bucket = %self.bucket,
+                    key = %self.key,
+                    "could not list open multipart uploads to remove strays (the bucket's lifecycle rule removes them later): {}",
+                    describe(&e)
+                );
+                return;
+            }
+        };
+        for upload in uploads {
+            let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            if key != self.key || self.upload_id.as_deref() == Some(upload_id) {
+                continue;
+            }
+            match self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+            {
+                Ok(_) => tracing::info!(
+                    bucket = %self.bucket,
+                    key = %self.key,
+                    %upload_id,
+                    "aborted a stray multipart upload left by a retried CreateMultipartUpload"
+                ),
+                Err(e) => tracing::warn!(
+                    bucket = %self.bucket,
+                    key = %self.key,
+                    %upload_id,
+                    "could not abort a stray multipart upload (the bucket's lifecycle rule removes it later): {}",
+                    describe(&e)
+                ),
+            }
+        }
+    }
+
     async fn abort_upload(&mut self) {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
@@ -279,6 +340,7 @@ impl S3Writer {
                     describe(&e)
                 ),
             }
+            self.abort_stray_uploads().await;
         }
     }
 }
