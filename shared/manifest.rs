@@ -140,6 +140,10 @@ pub struct TableEntry {
     pub rows: u64,
     /// Order-independent hash of every dumped row's values; see `mysql::fingerprint`.
     pub fingerprint: String,
+    /// The row hash `fingerprint` (and the table's key state) was made with; absent in
+    /// manifests written before it was recorded, which used SHA-256.
+    #[serde(default)]
+    pub row_hash: crate::mysql::fingerprint::RowHash,
     pub definition_sha256: String,
 }
 
@@ -311,5 +315,22 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("checksum mismatch"), "{error}");
+    }
+
+    /// Manifests written before the row hash was recorded were all SHA-256.
+    #[test]
+    fn a_table_without_a_recorded_row_hash_was_hashed_with_sha256() {
+        use crate::mysql::fingerprint::RowHash;
+        let old: TableEntry = serde_json::from_str(
+            r#"{"name":"t","engine":"InnoDB","rows":1,"fingerprint":"00","definition_sha256":"00"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.row_hash, RowHash::Sha256);
+        let new = TableEntry {
+            row_hash: RowHash::CURRENT,
+            ..old
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""row_hash":"xxh3-128""#), "{text}");
     }
 }

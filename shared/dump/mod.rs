@@ -299,6 +299,7 @@ async fn dump(
             engine: table.engine.clone(),
             rows: dumped.fingerprint.rows(),
             fingerprint: dumped.fingerprint.to_hex(),
+            row_hash: dumped.fingerprint.algorithm(),
             definition_sha256: table.definition_sha256(),
         });
     }

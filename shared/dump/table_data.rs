@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::incremental::keys::PrimaryKey;
 use crate::incremental::state::StateEncoder;
 use crate::manifest::Stage;
-use crate::mysql::fingerprint::Fingerprint;
+use crate::mysql::fingerprint::{Fingerprint, RowHash};
 use crate::mysql::schema::Table;
 use crate::mysql::values::{write_literal, ColumnKind};
 use crate::mysql::{quote_ident, server_code};
@@ -209,10 +209,11 @@ impl StateFile {
         table_number: usize,
         table: &str,
         key: PrimaryKey,
+        row_hash: RowHash,
     ) -> Result<Self> {
         Ok(StateFile {
             file: namer.create_state(table_number, table).await?,
-            encoder: StateEncoder::default(),
+            encoder: StateEncoder::new(row_hash),
             key,
             scratch: Vec::new(),
         })
@@ -240,7 +241,7 @@ pub(crate) async fn dump_table(
     table_number: usize,
     options: &DumpOptions,
 ) -> Result<DumpedTable> {
-    let mut fingerprint = Fingerprint::default();
+    let mut fingerprint = Fingerprint::new(RowHash::CURRENT);
     if table.columns.is_empty() {
         return Ok(DumpedTable {
             files: Vec::new(),
@@ -262,7 +263,7 @@ pub(crate) async fn dump_table(
         Some(key) => {
             // Key order is the clustered index's order: no sort on the server.
             select.push_str(&key.order_by());
-            Some(StateFile::create(namer, table_number, &table.name, key).await?)
+            Some(StateFile::create(namer, table_number, &table.name, key, RowHash::CURRENT).await?)
         }
         None => None,
     };

@@ -18,7 +18,7 @@ use crate::dump::sql_file::StoredFile;
 use crate::dump::table_data::{read_error, DataFiles, InsertStatements, StateFile};
 use crate::dump::FileNamer;
 use crate::error::Result;
-use crate::mysql::fingerprint::Fingerprint;
+use crate::mysql::fingerprint::{Fingerprint, RowHash};
 use crate::mysql::schema::Table;
 use crate::store::ObjectStore;
 use crate::verify::HashingReader;
@@ -42,13 +42,14 @@ pub(crate) struct PreviousState {
     pub sha256: String,
 }
 
-/// Records of the previous state, with the mask of hash bits that state kept.
-type Batch = Result<(u64, Vec<(Vec<u8>, u64)>)>;
+type Batch = Result<Vec<(Vec<u8>, u64)>>;
 
 /// Streams the previous key state from the store, checking its SHA-256 at the end.
 struct PreviousKeys {
     batches: mpsc::Receiver<Batch>,
     current: VecDeque<(Vec<u8>, u64)>,
+    /// How the previous state hashed rows; this diff hashes the same way.
+    row_hash: RowHash,
     /// The bits of a row hash the previous state kept (all 64, or the low 32 of format 1).
     mask: u64,
     finished: bool,
@@ -58,12 +59,19 @@ impl PreviousKeys {
     async fn open(store: &dyn ObjectStore, previous: &PreviousState) -> Result<Self> {
         let reader = store.open(&previous.key).await?;
         let (tx, batches) = mpsc::channel::<Batch>(2);
+        let (header_tx, header) = tokio::sync::oneshot::channel::<Result<(RowHash, u64)>>();
         let name = previous.key.clone();
         let (expected_bytes, expected_sha) = (previous.bytes, previous.sha256.clone());
         tokio::task::spawn_blocking(move || {
             let outcome = (|| -> Result<()> {
                 let hashing = HashingReader::new(SyncIoBridge::new(reader));
-                let mut state = StateReader::new(hashing, &name)?;
+                let mut state = match StateReader::new(hashing, &name) {
+                    Ok(state) => state,
+                    Err(e) => {
+                        let _ = header_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
                 let mask = match state.hash_bits() {
                     64 => u64::MAX,
                     bits => {
@@ -71,13 +79,14 @@ impl PreviousKeys {
                         u64::from(u32::MAX)
                     }
                 };
+                if header_tx.send(Ok((state.row_hash(), mask))).is_err() {
+                    return Ok(());
+                }
                 let mut batch = Vec::with_capacity(BATCH);
                 while let Some((key, hash)) = state.next_record()? {
                     batch.push((key.to_vec(), hash));
                     if batch.len() == BATCH
-                        && tx
-                            .blocking_send(Ok((mask, std::mem::take(&mut batch))))
-                            .is_err()
+                        && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
                     {
                         return Ok(());
                     }
@@ -86,7 +95,7 @@ impl PreviousKeys {
                     .into_inner()
                     .check(&name, expected_bytes, &expected_sha)?;
                 if !batch.is_empty() {
-                    let _ = tx.blocking_send(Ok((mask, batch)));
+                    let _ = tx.blocking_send(Ok(batch));
                 }
                 Ok(())
             })();
@@ -94,10 +103,17 @@ impl PreviousKeys {
                 let _ = tx.blocking_send(Err(e));
             }
         });
+        let (row_hash, mask) = header.await.map_err(|_| {
+            crate::error::Error::Task(format!(
+                "reading key state {} stopped before its header",
+                previous.key
+            ))
+        })??;
         Ok(PreviousKeys {
             batches,
             current: VecDeque::new(),
-            mask: u64::MAX,
+            row_hash,
+            mask,
             finished: false,
         })
     }
@@ -105,11 +121,7 @@ impl PreviousKeys {
     async fn peek(&mut self) -> Result<Option<&(Vec<u8>, u64)>> {
         while self.current.is_empty() && !self.finished {
             match self.batches.recv().await {
-                Some(batch) => {
-                    let (mask, records) = batch?;
-                    self.mask = mask;
-                    self.current.extend(records);
-                }
+                Some(batch) => self.current.extend(batch?),
                 None => self.finished = true,
             }
         }
@@ -200,8 +212,9 @@ pub(crate) async fn diff_table(
         in_statement: 0,
     };
     let mut insert_sql = InsertStatements::new(table, settings.statement_bytes);
-    let mut state = StateFile::create(namer, number, &table.name, key.clone()).await?;
-    let mut fingerprint = Fingerprint::default();
+    let mut state =
+        StateFile::create(namer, number, &table.name, key.clone(), old.row_hash).await?;
+    let mut fingerprint = Fingerprint::new(old.row_hash);
     let (mut rewritten, mut deleted) = (0u64, 0u64);
     let mut scratch = Vec::new();
     let mut current_key = Vec::new();
@@ -228,7 +241,6 @@ pub(crate) async fn diff_table(
             deletes.after_write(closed).await?;
             deleted += 1;
         }
-        // Set by the peeks above: the previous state's hash width.
         let mask = old.mask;
         let differs = match old.peek().await? {
             Some((old_key, old_hash)) if *old_key == current_key => {

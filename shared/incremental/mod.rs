@@ -406,6 +406,7 @@ async fn incremental(
             engine: item.table.engine.clone(),
             rows: change.fingerprint.rows(),
             fingerprint: change.fingerprint.to_hex(),
+            row_hash: change.fingerprint.algorithm(),
             definition_sha256: item.table.definition_sha256(),
         });
     }

@@ -1,6 +1,9 @@
 //! A table's key state: every primary key with a 64-bit hash of its row, in key order.
 //!
-//! Format 2 (`TOCKEYS2`) keeps 64 bits per row: with the strategy's sample workload (about
+//! Format 3 (`TOCKEYS3`) keeps 64 bits of each row's XXH3-128 hash; format 2 (`TOCKEYS2`) 64
+//! bits of its SHA-256 (see `mysql::fingerprint`). A diff hashes rows the way the state it
+//! reads did and writes the same format, so a chain never mixes algorithms; the next full
+//! starts format 3. Either keeps 64 bits per row: with the strategy's sample workload (about
 //! 20,000 row changes an hour) the chance that some changed row keeps its hash, and so is
 //! missed, is about 1 in 10^11 a year (see the README). Format 1 (`TOCKEYS1`, 32 bits, written
 //! before) is still read: its hashes are the low 32 bits of format 2's, so the first diff after
@@ -16,23 +19,41 @@ use std::io::{self, Read, Write};
 use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, Result};
+use crate::mysql::fingerprint::RowHash;
 
-const MAGIC: &[u8; 8] = b"TOCKEYS2";
+const MAGIC_XXH3: &[u8; 8] = b"TOCKEYS3";
+const MAGIC_SHA256: &[u8; 8] = b"TOCKEYS2";
 const MAGIC_32_BIT: &[u8; 8] = b"TOCKEYS1";
 
+fn magic(row_hash: RowHash) -> &'static [u8; 8] {
+    match row_hash {
+        RowHash::Xxh3 => MAGIC_XXH3,
+        RowHash::Sha256 => MAGIC_SHA256,
+    }
+}
+
 /// Encodes into the in-memory bytes of a state file; callers stream them out in chunks.
-#[derive(Default)]
 pub struct StateEncoder {
     previous: Vec<u8>,
     header_written: bool,
+    row_hash: RowHash,
     pub rows: u64,
 }
 
 impl StateEncoder {
+    pub fn new(row_hash: RowHash) -> Self {
+        StateEncoder {
+            previous: Vec::new(),
+            header_written: false,
+            row_hash,
+            rows: 0,
+        }
+    }
+
     /// Appends one record; keys must arrive in strictly ascending order.
     pub fn push(&mut self, out: &mut Vec<u8>, key: &[u8], hash: u64) -> Result<()> {
         if !self.header_written {
-            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(magic(self.row_hash));
             self.header_written = true;
         }
         if self.rows > 0 && key <= self.previous.as_slice() {
@@ -67,7 +88,7 @@ impl StateEncoder {
     /// The bytes of an empty state (a table with no rows still has a state).
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.header_written {
-            out.extend_from_slice(MAGIC);
+            out.extend_from_slice(magic(self.row_hash));
             self.header_written = true;
         }
     }
@@ -79,6 +100,7 @@ pub struct StateReader<R: Read> {
     key: Vec<u8>,
     name: String,
     hash_bytes: usize,
+    row_hash: RowHash,
 }
 
 impl<R: Read> StateReader<R> {
@@ -86,14 +108,15 @@ impl<R: Read> StateReader<R> {
         let mut input = MultiGzDecoder::new(input);
         let mut magic = [0u8; 8];
         input.read_exact(&mut magic).map_err(|e| corrupt(name, e))?;
-        let hash_bytes = match &magic {
-            MAGIC => 8,
-            MAGIC_32_BIT => 4,
+        let (hash_bytes, row_hash) = match &magic {
+            MAGIC_XXH3 => (8, RowHash::Xxh3),
+            MAGIC_SHA256 => (8, RowHash::Sha256),
+            MAGIC_32_BIT => (4, RowHash::Sha256),
             _ if magic.starts_with(b"TOCKEYS") => {
                 return Err(Error::CorruptFile {
                     file: name.to_string(),
                     detail: format!(
-                        "key state format {:?} is newer than this tool reads (formats 1 and 2); upgrade toc-backup",
+                        "key state format {:?} is newer than this tool reads (formats 1 to 3); upgrade toc-backup",
                         String::from_utf8_lossy(&magic[7..])
                     ),
                 })
@@ -110,7 +133,13 @@ impl<R: Read> StateReader<R> {
             key: Vec::new(),
             name: name.to_string(),
             hash_bytes,
+            row_hash,
         })
+    }
+
+    /// How this state's rows were hashed; a diff against it must hash the same way.
+    pub fn row_hash(&self) -> RowHash {
+        self.row_hash
     }
 
     /// Bits of row hash this state keeps: 64, or 32 for a format-1 state.
@@ -165,7 +194,7 @@ fn corrupt(name: &str, e: io::Error) -> Error {
 /// Writes a state to a plain writer (tests and tools).
 pub fn write_all<W: Write>(out: W, records: &[(Vec<u8>, u64)]) -> Result<W> {
     let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-    let mut state = StateEncoder::default();
+    let mut state = StateEncoder::new(RowHash::CURRENT);
     let mut buffer = Vec::new();
     for (key, hash) in records {
         state.push(&mut buffer, key, *hash)?;
@@ -229,21 +258,37 @@ mod tests {
     #[test]
     fn a_newer_format_is_refused_by_name() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(b"TOCKEYS3").unwrap();
+        gz.write_all(b"TOCKEYS9").unwrap();
         let bytes = gz.finish().unwrap();
         let message = StateReader::new(&bytes[..], "future")
             .err()
             .expect("refused")
             .to_string();
         assert!(
-            message.contains("\"3\"") && message.contains("future"),
+            message.contains("\"9\"") && message.contains("future"),
             "{message}"
         );
     }
 
     #[test]
+    fn each_format_names_the_row_hash_it_was_made_with() {
+        for (row_hash, magic) in [(RowHash::Xxh3, b"TOCKEYS3"), (RowHash::Sha256, b"TOCKEYS2")] {
+            let mut state = StateEncoder::new(row_hash);
+            let mut raw = Vec::new();
+            state.push(&mut raw, &[1], 42).unwrap();
+            assert_eq!(&raw[..8], magic);
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(&raw).unwrap();
+            let bytes = gz.finish().unwrap();
+            let mut reader = StateReader::new(&bytes[..], "s").unwrap();
+            assert_eq!((reader.row_hash(), reader.hash_bits()), (row_hash, 64));
+            assert_eq!(reader.next_record().unwrap().unwrap(), (&[1u8][..], 42));
+        }
+    }
+
+    #[test]
     fn keys_out_of_order_are_refused() {
-        let mut state = StateEncoder::default();
+        let mut state = StateEncoder::new(RowHash::CURRENT);
         let mut out = Vec::new();
         state.push(&mut out, &[2], 0).unwrap();
         assert!(state.push(&mut out, &[1], 0).is_err());

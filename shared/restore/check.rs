@@ -11,7 +11,7 @@ use super::progress::PROGRESS_TABLE;
 use super::session::retrying;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
-use crate::mysql::fingerprint::Fingerprint;
+use crate::mysql::fingerprint::{Fingerprint, RowHash};
 use crate::mysql::schema::{self, Table};
 use crate::mysql::{self as db, quote_ident};
 
@@ -92,20 +92,24 @@ pub async fn verify_restored(
         }
     }
 
-    let to_scan: Vec<Table> = tables
+    // Each table is hashed the way its backup hashed it.
+    let to_scan: Vec<(Table, RowHash)> = tables
         .into_iter()
-        .filter(|t| manifest.tables.iter().any(|m| m.name == t.name))
+        .filter_map(|t| {
+            let expected = manifest.tables.iter().find(|m| m.name == t.name)?;
+            Some((t, expected.row_hash))
+        })
         .collect();
     let fingerprints = on_connections(
         url,
         database,
         jobs,
         to_scan,
-        |mut session, table| async move {
+        |mut session, (table, row_hash)| async move {
             let what = format!("reading table {}", quote_ident(&table.name));
             let outcome = retrying!(session, &what, |conn, _attempt| async {
                 db::run_all(conn, db::DUMP_SESSION).await?;
-                let fingerprint = scan_fingerprint(conn, &table).await?;
+                let fingerprint = scan_fingerprint(conn, &table, row_hash).await?;
                 Ok((table.name.clone(), fingerprint))
             });
             (session, outcome)
@@ -137,8 +141,12 @@ pub async fn verify_restored(
     }
 }
 
-async fn scan_fingerprint(conn: &mut Conn, table: &Table) -> Result<Fingerprint> {
-    let mut fingerprint = Fingerprint::default();
+async fn scan_fingerprint(
+    conn: &mut Conn,
+    table: &Table,
+    row_hash: RowHash,
+) -> Result<Fingerprint> {
+    let mut fingerprint = Fingerprint::new(row_hash);
     if table.columns.is_empty() {
         return Ok(fingerprint);
     }
