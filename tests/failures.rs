@@ -64,7 +64,13 @@ async fn start_blocked_dump(source: &str, store: &Path) -> BlockedDump {
         .query_drop("LOCK TABLES b_blocked WRITE")
         .await
         .expect("lock");
-    let child = dump_command(source, store).spawn().expect("start dump");
+    // One connection, so `c_later` is read only after `b_blocked`: with two, the other
+    // connection could read `c_later` first and hold its metadata lock until the dump ends,
+    // and an ALTER of it would then wait for a dump that waits for this lock (a hang in CI).
+    let child = dump_command(source, store)
+        .args(["--jobs", "1"])
+        .spawn()
+        .expect("start dump");
     let connection_id = blocked_dump_connection(source).await;
     BlockedDump {
         locker,
