@@ -30,6 +30,39 @@ pub struct Tls {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+impl Tls {
+    /// The one place TLS settings become connection options (CLI flags and Lambda environment
+    /// alike): `mode` is DATABASE_TLS's value (`on`/`off`; unset means on when a CA file is
+    /// given), `ca_file` DATABASE_TLS_CA_FILE's. A bad value is named. With TLS on, a
+    /// connection is TLS or fails: it never falls back to plain text.
+    pub fn from_settings(
+        mode: Option<&str>,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> Result<Option<Tls>> {
+        let ca_file = ca_file.filter(|path| !path.as_os_str().is_empty());
+        let enabled = match mode.map(str::trim) {
+            None | Some("") => ca_file.is_some(),
+            Some("on" | "true" | "required") => true,
+            Some("off" | "false") => false,
+            Some(other) => {
+                return Err(Error::Config {
+                    variable: "DATABASE_TLS".into(),
+                    reason: format!("is {other:?}, which is not on or off"),
+                })
+            }
+        };
+        if let Some(path) = &ca_file {
+            if !path.is_file() {
+                return Err(Error::Config {
+                    variable: "DATABASE_TLS_CA_FILE".into(),
+                    reason: format!("names {}, which is not a readable file", path.display()),
+                });
+            }
+        }
+        Ok(enabled.then_some(Tls { ca_file }))
+    }
+}
+
 impl DatabaseUrl {
     pub fn parse(input: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidDatabaseUrl {
@@ -108,32 +141,10 @@ impl DatabaseUrl {
         }
     }
 
-    /// Applies DATABASE_TLS (`on`/`off`) and DATABASE_TLS_CA_FILE, naming a bad value.
-    pub fn with_tls_from_env(mut self) -> Result<Self> {
-        let ca_file = std::env::var_os("DATABASE_TLS_CA_FILE")
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from);
-        let enabled = match std::env::var("DATABASE_TLS").ok().as_deref() {
-            None | Some("") => ca_file.is_some(),
-            Some("on") | Some("true") | Some("required") => true,
-            Some("off") | Some("false") => false,
-            Some(other) => {
-                return Err(Error::Config {
-                    variable: "DATABASE_TLS".into(),
-                    reason: format!("is {other:?}, which is not on or off"),
-                })
-            }
-        };
-        if let Some(path) = &ca_file {
-            if !path.is_file() {
-                return Err(Error::Config {
-                    variable: "DATABASE_TLS_CA_FILE".into(),
-                    reason: format!("names {}, which is not a readable file", path.display()),
-                });
-            }
-        }
-        self.tls = enabled.then_some(Tls { ca_file });
-        Ok(self)
+    /// The same address with TLS settings from [`Tls::from_settings`].
+    pub fn with_tls(mut self, tls: Option<Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     pub fn password(&self) -> Option<&str> {

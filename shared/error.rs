@@ -44,6 +44,15 @@ pub enum Error {
         expected: String,
     },
 
+    /// TLS was asked for and could not be set up: never retried in plain text.
+    #[error("TLS to the MySQL server at {address} failed (trusting {trusted}): {detail}")]
+    Tls {
+        address: String,
+        /// "CA file PATH" or "the public web roots (no DATABASE_TLS_CA_FILE)".
+        trusted: String,
+        detail: String,
+    },
+
     #[error("cannot reach the MySQL server at {address}: {source}")]
     Unreachable {
         address: String,
@@ -51,10 +60,12 @@ pub enum Error {
         source: mysql_async::Error,
     },
 
-    #[error("the MySQL server at {address} refused user {user:?}: {source}")]
+    #[error("the MySQL server at {address} refused user {user:?}: {source}{}", plain_text_hint(*plain_text))]
     AccessDenied {
         address: String,
         user: String,
+        /// The connection was not encrypted, which a TLS-only server refuses the same way.
+        plain_text: bool,
         #[source]
         source: mysql_async::Error,
     },
@@ -191,5 +202,15 @@ impl Error {
 impl From<tokio::task::JoinError> for Error {
     fn from(error: tokio::task::JoinError) -> Self {
         Error::Task(error.to_string())
+    }
+}
+
+fn plain_text_hint(plain_text: bool) -> &'static str {
+    if plain_text {
+        " (the connection was not encrypted: a server that requires TLS, e.g. with \
+         require_secure_transport or RDS's rds.force_ssl, refuses it this way; set \
+         DATABASE_TLS=on and DATABASE_TLS_CA_FILE)"
+    } else {
+        ""
     }
 }

@@ -1,7 +1,7 @@
 //! The command line: every subcommand's flags, each also read from an environment variable.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use toc_sis_backup::config::DatabaseUrl;
+use toc_sis_backup::config::{DatabaseUrl, Tls};
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::MonitorOptions;
@@ -74,12 +74,21 @@ pub(crate) struct Connection {
         hide_env_values = true
     )]
     pub(crate) database_password: Option<String>,
+    /// TLS to the database: `on` (encrypted or no connection at all, never plain text) or
+    /// `off`. Unset: on when a CA file is given.
+    #[arg(long, env = "DATABASE_TLS", value_name = "on|off")]
+    pub(crate) database_tls: Option<String>,
+    /// PEM file of the CA certificates the database's certificate must chain to (for RDS, the
+    /// global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem);
+    /// turns TLS on. Without it TLS trusts the public web roots only.
+    #[arg(long, env = "DATABASE_TLS_CA_FILE", value_name = "FILE")]
+    pub(crate) database_tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Connection {
     pub(crate) fn url(&self) -> Result<DatabaseUrl, Error> {
         let url = DatabaseUrl::parse(&self.database_url)?;
-        Ok(match (&self.database_password, url.password()) {
+        let url = match (&self.database_password, url.password()) {
             (Some(password), None) => DatabaseUrl::from_parts(
                 url.user.clone(),
                 Some(password.clone()),
@@ -88,7 +97,12 @@ impl Connection {
                 url.database.clone(),
             ),
             _ => url,
-        })
+        };
+        let tls = Tls::from_settings(
+            self.database_tls.as_deref(),
+            self.database_tls_ca_file.clone(),
+        )?;
+        Ok(url.with_tls(tls))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use aws_config::SdkConfig;
 
 use super::{remaining, Env};
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, Tls};
 use crate::credentials;
 use crate::error::{Error, Result};
 use crate::notify::sns::SnsNotifier;
@@ -38,6 +38,8 @@ pub struct FunctionContext {
     pub prefix: String,
     pub notifier: Arc<dyn Notifier>,
     database: Option<DatabaseSource>,
+    /// DATABASE_TLS / DATABASE_TLS_CA_FILE, checked at cold start.
+    tls: Option<Tls>,
     pub notify_success: bool,
     /// Refuse to start with less time than this left (a partial backup helps nobody).
     min_remaining: Duration,
@@ -104,8 +106,14 @@ impl FunctionContext {
                         .into(),
             }),
         };
+        let tls = Tls::from_settings(
+            env.get("DATABASE_TLS").as_deref(),
+            env.get("DATABASE_TLS_CA_FILE")
+                .map(std::path::PathBuf::from),
+        )?;
         let s3_settings = S3Settings::from_env()?;
         Ok(FunctionContext {
+            tls,
             name,
             s3: s3::client_for(&s3_settings.retry).await,
             s3_settings,
@@ -227,11 +235,13 @@ impl FunctionContext {
                 client,
                 secret_id,
                 database,
-            } => credentials::from_secret(client, secret_id, database.as_deref())
-                .await?
-                .with_tls_from_env(),
+            } => Ok(
+                credentials::from_secret(client, secret_id, database.as_deref())
+                    .await?
+                    .with_tls(self.tls.clone()),
+            ),
             DatabaseSource::Url { url, iam } => {
-                let url = url.clone().with_tls_from_env()?;
+                let url = url.clone().with_tls(self.tls.clone());
                 if *iam {
                     credentials::with_iam_token(&url, &self.sdk_config).await
                 } else {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use crate::config::DatabaseUrl;
+use crate::config::{DatabaseUrl, Tls};
 use crate::error::{Error, Result};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -49,7 +49,66 @@ pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> 
             ),
         }),
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(classify_connect_error(url, database, source)),
+        Ok(Err(source)) => Err(
+            match url
+                .tls
+                .as_ref()
+                .and_then(|tls| tls_failure(url, tls, &source))
+            {
+                Some(tls_error) => tls_error,
+                None => classify_connect_error(url, database, source),
+            },
+        ),
+    }
+}
+
+/// A connect error that is TLS's doing, as one line naming the host and what was trusted.
+fn tls_failure(url: &DatabaseUrl, tls: &Tls, source: &mysql_async::Error) -> Option<Error> {
+    use mysql_async::{DriverError, IoError};
+    let detail = match source {
+        mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) => {
+            "the server does not offer TLS, and DATABASE_TLS=on never connects in plain text"
+                .to_string()
+        }
+        mysql_async::Error::Io(IoError::Tls(tls_error)) => tls_error.to_string(),
+        mysql_async::Error::Io(IoError::Io(io)) => {
+            let inner = io.get_ref()?;
+            let rustls_error = inner.downcast_ref::<rustls::Error>()?;
+            match rustls_error {
+                rustls::Error::InvalidCertificate(why) => format!(
+                    "the server's certificate for host {:?} was refused: {}",
+                    url.host,
+                    describe_certificate_error(why)
+                ),
+                other => other.to_string(),
+            }
+        }
+        _ => return None,
+    };
+    let trusted = match &tls.ca_file {
+        Some(path) => format!("CA file {}", path.display()),
+        None => "the public web roots (no DATABASE_TLS_CA_FILE)".to_string(),
+    };
+    Some(Error::Tls {
+        address: url.address(),
+        trusted,
+        detail,
+    })
+}
+
+fn describe_certificate_error(error: &rustls::CertificateError) -> String {
+    use rustls::CertificateError;
+    match error {
+        CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+            "it is not signed by a trusted CA (wrong DATABASE_TLS_CA_FILE?)".to_string()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!("it is not issued for this host name ({error})")
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            format!("it has expired ({error})")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -64,6 +123,7 @@ fn classify_connect_error(
             1045 | 1698 => Error::AccessDenied {
                 address: url.address(),
                 user: url.user.clone(),
+                plain_text: url.tls.is_none(),
                 source,
             },
             1049 => Error::UnknownDatabase(database.unwrap_or_default().to_string()),
