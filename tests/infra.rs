@@ -199,6 +199,55 @@ fn every_environment_variable_is_one_the_code_reads_and_required_ones_are_set() 
     }
 }
 
+/// Issue 13: every function connects with TLS on, trusting the RDS CA bundle that the layer
+/// built from `infra/rds-ca/Makefile` puts where the functions look for it.
+#[test]
+fn every_function_uses_tls_with_the_rds_ca_bundle_its_layer_carries() {
+    let main = template("template.yaml");
+    let globals = &main["Globals"]["Function"];
+    let variables = &globals["Environment"]["Variables"];
+    assert_eq!(variables["DATABASE_TLS"].as_str(), Some("on"));
+    let ca_file = variables["DATABASE_TLS_CA_FILE"]
+        .as_str()
+        .expect("DATABASE_TLS_CA_FILE in Globals");
+    let layers = globals["Layers"].as_sequence().expect("Globals Layers");
+    let layer_name = layers
+        .iter()
+        .filter_map(target_name)
+        .next()
+        .expect("a layer");
+    let layer = &main["Resources"][layer_name.as_str()];
+    assert_eq!(
+        layer["Type"].as_str(),
+        Some("AWS::Serverless::LayerVersion")
+    );
+    assert_eq!(layer["Metadata"]["BuildMethod"].as_str(), Some("makefile"));
+    let content = layer["Properties"]["ContentUri"]
+        .as_str()
+        .expect("ContentUri");
+    let makefile = std::fs::read_to_string(root().join("infra").join(content).join("Makefile"))
+        .expect("the layer's Makefile");
+    assert!(
+        makefile.contains(&format!("build-{layer_name}:")),
+        "the Makefile has no build-{layer_name} target"
+    );
+    // A layer is unpacked under /opt; the Makefile writes under $(ARTIFACTS_DIR).
+    let inside = ca_file
+        .strip_prefix("/opt/")
+        .expect("the CA file is in a layer");
+    assert!(
+        makefile.contains(&format!("$(ARTIFACTS_DIR)/{inside}")),
+        "the layer does not build {ca_file}"
+    );
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        let own = &function["Properties"]["Environment"]["Variables"];
+        assert!(
+            own["DATABASE_TLS"].is_null() && own["DATABASE_TLS_CA_FILE"].is_null(),
+            "{name} overrides the global TLS settings"
+        );
+    }
+}
+
 #[derive(Debug)]
 enum Expiry {
     /// Objects expire this many days after they were written.
