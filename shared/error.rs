@@ -128,6 +128,16 @@ pub enum Error {
     #[error("file {file} listed in the manifest is missing from the store")]
     MissingFile { file: String },
 
+    #[error(
+        "user {user} cannot restore this backup into `{database}`, so nothing was created; it needs: {}",
+        missing.join("; ")
+    )]
+    CannotRestoreAsUser {
+        user: String,
+        database: String,
+        missing: Vec<String>,
+    },
+
     #[error("restore verification failed: {}", .0.join("; "))]
     RestoreMismatch(Vec<String>),
 

@@ -174,6 +174,10 @@ pub struct ObjectEntry {
     pub kind: ObjectKind,
     pub name: String,
     pub definition_sha256: String,
+    /// The same hash with the DEFINER clause taken out: what a restore with `--definer
+    /// current` is compared with (absent in backups made before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_sha256_any_definer: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::private_server::PrivateServer;
 use common::*;
 use mysql_async::prelude::Queryable;
 use toc_sis_backup::config::{DatabaseUrl, Tls};
@@ -93,50 +94,24 @@ impl Certificates {
 
 /// A private MariaDB that accepts TLS connections only.
 struct TlsServer {
-    data_dir: String,
+    server: PrivateServer,
     port: u16,
 }
 
 impl TlsServer {
     fn start(certificates: &Certificates) -> TlsServer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/private-mariadb");
-        let output = Command::new(script)
-            .arg("start")
-            .env("PRIVATE_MARIADB_PORT", "")
-            .env(
-                "PRIVATE_MARIADB_ARGS",
-                format!(
-                    "--ssl-ca={} --ssl-cert={} --ssl-key={} --require-secure-transport=ON",
-                    certificates.path("ca.pem").display(),
-                    certificates.path("server.pem").display(),
-                    certificates.path("server.key").display()
-                ),
-            )
-            .output()
-            .expect("scripts/private-mariadb");
-        let exports = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "TLS server did not start: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let value = |name: &str| {
-            exports
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
-                .and_then(|v| v.strip_suffix('\''))
-                .unwrap_or_else(|| panic!("{name} in {exports}"))
-                .to_string()
-        };
-        let url = DatabaseUrl::parse(&value("TEST_DATABASE_URL")).expect("url");
-        TlsServer {
-            data_dir: value("PRIVATE_MARIADB_DIR"),
-            port: url.port,
-        }
+        let server = PrivateServer::start(&format!(
+            "--ssl-ca={} --ssl-cert={} --ssl-key={} --require-secure-transport=ON",
+            certificates.path("ca.pem").display(),
+            certificates.path("server.pem").display(),
+            certificates.path("server.key").display()
+        ));
+        let port = server.port;
+        TlsServer { server, port }
     }
 
     fn url(&self, host: &str, database: &str) -> String {
-        format!("mysql://root@{host}:{}/{database}", self.port)
+        self.server.url("root", host, database)
     }
 
     async fn checksums(&self, ca: &Path, database: &str) -> Vec<(String, String)> {
@@ -174,13 +149,6 @@ impl TlsServer {
                 )
             })
             .collect()
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/private-mariadb");
-        let _ = Command::new(script).args(["stop", &self.data_dir]).status();
     }
 }
 

@@ -5,6 +5,7 @@ use toc_sis_backup::config::{DatabaseUrl, Tls};
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::MonitorOptions;
+use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::open_store;
 use toc_sis_backup::Error;
@@ -227,6 +228,16 @@ pub(crate) struct RestoreArgs {
     /// Connections loading data at once.
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
+    /// `keep`: create views, routines, triggers and events with the DEFINER the backup
+    /// recorded (needs SUPER, or SET USER on MariaDB / SET_USER_ID on MySQL, for other
+    /// accounts). `current`: create them as the restoring user (what a fresh RDS master can).
+    #[arg(
+        long,
+        env = "RESTORE_DEFINER",
+        default_value = "keep",
+        value_name = "keep|current"
+    )]
+    pub(crate) definer: DefinerMode,
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -352,6 +363,16 @@ pub(crate) struct RestoreTestArgs {
     pub(crate) database_prefix: String,
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
+    /// `keep`: create views, routines, triggers and events with the DEFINER the backup
+    /// recorded (needs SUPER, or SET USER on MariaDB / SET_USER_ID on MySQL, for other
+    /// accounts). `current`: create them as the restoring user (what a fresh RDS master can).
+    #[arg(
+        long,
+        env = "RESTORE_DEFINER",
+        default_value = "keep",
+        value_name = "keep|current"
+    )]
+    pub(crate) definer: DefinerMode,
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
     #[arg(long)]

@@ -204,12 +204,13 @@ async fn run(command: Command) -> Result<(), Error> {
                 force: args.force,
                 jobs: usize::from(args.jobs),
                 resume: args.resume,
+                definer: args.definer,
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {
                 format!(
                     "restored {} backup {} (point in time {}; chain {}) of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
-                     loaded in {:.1} s, verified in {:.1} s, {:.1} s in all. Row counts, fingerprints and definitions match the manifests.",
+                     loaded in {:.1} s, verified in {:.1} s, {:.1} s in all. Row counts, fingerprints and definitions match the manifests{}.",
                     r.kind,
                     r.backup_id,
                     r.point_in_time,
@@ -223,7 +224,15 @@ async fn run(command: Command) -> Result<(), Error> {
                     mib(r.bytes),
                     r.load_seconds,
                     r.verify_seconds,
-                    r.duration_seconds
+                    r.duration_seconds,
+                    if r.definers_rewritten > 0 {
+                        format!(
+                            " ({} objects created as the restoring user: their DEFINER was rewritten, and definitions were compared without it)",
+                            r.definers_rewritten
+                        )
+                    } else {
+                        String::new()
+                    }
                 )
             });
         }
@@ -301,6 +310,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 server_url: args.connection.url()?,
                 jobs: usize::from(args.jobs),
                 database_prefix: args.database_prefix,
+                definer: args.definer,
             };
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;

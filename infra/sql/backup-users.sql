@@ -22,6 +22,13 @@ GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%'
 -- Restored views, routines, triggers and events keep their DEFINER; creating objects for
 -- another definer needs SET USER (MariaDB) / SET_USER_ID (MySQL) or SUPER.
 GRANT SET USER ON *.* TO 'toc_restore_test'@'%';
+-- The check after the load reads every restored routine's body back; the server shows a body
+-- only to its definer or to readers of mysql.proc (MySQL 8: SHOW_ROUTINE, second line).
+GRANT SELECT ON `mysql`.`proc` TO 'toc_restore_test'@'%';
+-- GRANT SHOW_ROUTINE ON *.* TO 'toc_restore_test'@'%';
+-- On a server with the binary log on (every RDS instance with backups), creating functions
+-- and triggers without SUPER also needs log_bin_trust_function_creators = 1 in the DB
+-- parameter group; the restore and the restore test say so before creating anything.
 
 -- RDS IAM authentication instead of passwords (then set DATABASE_IAM_AUTH=true):
 --   CREATE USER 'toc_backup'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';

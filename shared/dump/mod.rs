@@ -361,6 +361,7 @@ async fn dump(
                 kind: o.kind,
                 name: o.name.clone(),
                 definition_sha256: o.definition_sha256(),
+                definition_sha256_any_definer: Some(o.definition_sha256_any_definer()),
             })
             .collect(),
         integrity: None,

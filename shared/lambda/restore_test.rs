@@ -1,6 +1,7 @@
 //! The `restore-test` function, monthly: the latest backup restored into a scratch database,
 //! verified, timed and dropped; the result notified pass or fail.
 
+use crate::restore::definer::DefinerMode;
 use std::time::SystemTime;
 
 use aws_config::SdkConfig;
@@ -16,6 +17,7 @@ pub struct RestoreTestFunction {
     context: FunctionContext,
     jobs: usize,
     database_prefix: String,
+    definer: DefinerMode,
 }
 
 impl RestoreTestFunction {
@@ -29,6 +31,7 @@ impl RestoreTestFunction {
             database_prefix: env
                 .get("RESTORE_TEST_DATABASE_PREFIX")
                 .unwrap_or_else(|| "toc_sis_restore_test".into()),
+            definer: env.parse("RESTORE_DEFINER", DefinerMode::Keep, "keep or current")?,
         })
     }
 
@@ -56,6 +59,7 @@ impl RestoreTestFunction {
             server_url,
             jobs: self.jobs.max(1),
             database_prefix: self.database_prefix.clone(),
+            definer: self.definer,
         };
         let report = run_restore_test(
             self.context.store(prefix),

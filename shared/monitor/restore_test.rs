@@ -39,6 +39,8 @@ pub struct RestoreTestOptions {
     pub server_url: DatabaseUrl,
     pub jobs: usize,
     pub database_prefix: String,
+    /// Keep the objects' definers (needs SET USER) or create them as the test's user.
+    pub definer: crate::restore::definer::DefinerMode,
 }
 
 pub async fn run_restore_test(
@@ -58,6 +60,7 @@ pub async fn run_restore_test(
             target_database: scratch.clone(),
             force: true,
             jobs: options.jobs,
+            definer: options.definer,
             resume: false,
         },
     )

@@ -69,6 +69,17 @@ impl StoredObject {
             self.time_zone.as_deref().unwrap_or(""),
         ])
     }
+
+    /// As [`Self::definition_sha256`], with the DEFINER clause taken out.
+    pub fn definition_sha256_any_definer(&self) -> String {
+        let create_sql = crate::restore::definer::without_definer(&self.create_sql)
+            .unwrap_or_else(|| self.create_sql.clone());
+        sha256_hex(&[
+            create_sql.as_str(),
+            self.sql_mode.as_deref().unwrap_or(""),
+            self.time_zone.as_deref().unwrap_or(""),
+        ])
+    }
 }
 
 pub fn sha256_hex(parts: &[&str]) -> String {

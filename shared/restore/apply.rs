@@ -9,6 +9,7 @@ use mysql_async::Conn;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
+use super::definer::{without_definer, DefinerMode};
 use super::progress;
 use super::splitter::Splitter;
 use crate::error::{Error, Result};
@@ -21,12 +22,16 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Loads `file` on `conn`. With a `step`, the file's completion is recorded in the restore's
 /// progress table inside the file's own transaction, just before its COMMIT; returns whether
 /// that happened (files without a transaction of their own are recorded by the caller).
+/// `DefinerMode::Current` takes the DEFINER clause out of every CREATE statement, counting
+/// each in `rewritten`.
 pub async fn apply_file(
     store: &dyn ObjectStore,
     prefix: &str,
     file: &FileEntry,
     conn: &mut Conn,
     step: Option<&str>,
+    definer: DefinerMode,
+    rewritten: &mut usize,
 ) -> Result<bool> {
     let key = format!("{prefix}{}", file.name);
     let reader = store.open(&key).await?;
@@ -89,6 +94,19 @@ pub async fn apply_file(
                 progress::mark(conn, step, None).await?;
                 recorded = true;
             }
+            let statement = match definer {
+                DefinerMode::Current => match std::str::from_utf8(&statement)
+                    .ok()
+                    .and_then(without_definer)
+                {
+                    Some(stripped) => {
+                        *rewritten += 1;
+                        stripped.into_bytes()
+                    }
+                    None => statement,
+                },
+                DefinerMode::Keep => statement,
+            };
             conn.query_drop(statement)
                 .await
                 .map_err(|source| Error::Statement {

@@ -3,7 +3,9 @@
 pub mod apply;
 pub mod chain;
 mod check;
+pub mod definer;
 mod indexes;
+pub mod preflight;
 pub mod progress;
 mod session;
 pub mod splitter;
@@ -25,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
 use crate::mysql::{self as db, quote_ident, quote_str};
 use crate::store::ObjectStore;
+use definer::DefinerMode;
 use session::{retrying, Session};
 
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct RestoreOptions {
     /// Continue the interrupted restore of the same backup in the target, skipping what it
     /// finished.
     pub resume: bool,
+    /// Keep the objects' DEFINER clauses, or create the objects as the restoring user.
+    pub definer: DefinerMode,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +65,9 @@ pub struct RestoreReport {
     pub tables: usize,
     pub rows: u64,
     pub objects: usize,
+    /// Views, routines, triggers and events created as the restoring user instead of their
+    /// recorded DEFINER (`--definer current`).
+    pub definers_rewritten: usize,
     pub load_seconds: f64,
     pub verify_seconds: f64,
     pub duration_seconds: f64,
@@ -93,6 +101,14 @@ pub async fn run_restore(
         chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
     };
     let mut admin = db::connect(&url, None).await?;
+    let needs = preflight::needs_of(store.as_ref(), &root).await?;
+    preflight::check(
+        &mut admin,
+        &needs,
+        &options.target_database,
+        options.definer,
+    )
+    .await?;
     let done = prepare_target(&mut admin, &root, options, &plan).await?;
     let _ = admin.disconnect().await;
 
@@ -117,6 +133,7 @@ pub async fn run_restore(
         done,
         deferred: Vec::new(),
         session: Session::new(&url, &options.target_database),
+        definers_rewritten: 0,
     };
     let load_started = Instant::now();
     for (manifest, stage) in steps {
@@ -126,7 +143,14 @@ pub async fn run_restore(
 
     let verify_started = Instant::now();
     let expected = chain::expected_state(&chain);
-    verify_restored(&url, &options.target_database, &expected, options.jobs).await?;
+    verify_restored(
+        &url,
+        &options.target_database,
+        &expected,
+        options.jobs,
+        options.definer,
+    )
+    .await?;
     retrying!(
         loader.session,
         "finishing the restore",
@@ -145,6 +169,7 @@ pub async fn run_restore(
         tables: expected.tables.len(),
         rows: expected.total_rows(),
         objects: expected.objects.len(),
+        definers_rewritten: loader.definers_rewritten,
         load_seconds: round(load_seconds),
         verify_seconds: round(verify_started.elapsed().as_secs_f64()),
         duration_seconds: round(started.elapsed().as_secs_f64()),
@@ -171,6 +196,7 @@ struct Loader {
     /// The one connection for the stages that load in order and for the bookkeeping, kept for
     /// the whole restore (and made again if it is lost).
     session: Session,
+    definers_rewritten: usize,
 }
 
 impl Loader {
@@ -242,12 +268,24 @@ impl Loader {
         let store = self.store.clone();
         let target = self.options.target_database.clone();
         let what = format!("loading the {} stage", stage.label());
+        let definer = self.options.definer;
+        let mut rewritten = 0;
         let deferred = retrying!(self.session, &what, |conn, attempt| async {
             if attempt > 1 || resuming {
                 clear_stage(conn, &target, stage).await?;
             }
+            rewritten = 0;
             for file in &files {
-                apply::apply_file(store.as_ref(), &prefix, file, conn, None).await?;
+                apply::apply_file(
+                    store.as_ref(),
+                    &prefix,
+                    file,
+                    conn,
+                    None,
+                    definer,
+                    &mut rewritten,
+                )
+                .await?;
                 tracing::info!(file = %file.name, "loaded");
             }
             if stage == Stage::Schema {
@@ -256,6 +294,7 @@ impl Loader {
                 Ok(Vec::new())
             }
         })?;
+        self.definers_rewritten += rewritten;
         if stage != Stage::Schema {
             return Ok(None);
         }
@@ -342,9 +381,17 @@ impl Loader {
                                     )));
                                 }
                             }
-                            let recorded =
-                                apply::apply_file(store.as_ref(), &prefix, &file, conn, Some(&step))
-                                    .await?;
+                            // Data files hold no CREATE of a view, routine or trigger.
+                            let recorded = apply::apply_file(
+                                store.as_ref(),
+                                &prefix,
+                                &file,
+                                conn,
+                                Some(&step),
+                                DefinerMode::Keep,
+                                &mut 0,
+                            )
+                            .await?;
                             if !recorded {
                                 progress::mark(conn, &step, None).await?;
                             }

@@ -306,4 +306,5 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod private_server;
 pub mod tree;

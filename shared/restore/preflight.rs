@@ -1,0 +1,633 @@
+//! Before a restore creates anything: can the connected user create everything the backup
+//! holds? Compares the backup's objects (kinds, definers, functions' declarations) with the
+//! user's grants and the server's binlog settings, and refuses with every missing privilege,
+//! parameter or option named, instead of failing after the data load (ERROR 1227 at the
+//! routines of an RDS master user, ERROR 1419 on a binlog-on server).
+//!
+//! The grants are read from `SHOW GRANTS` (with the active roles' grants on MySQL 8), whose
+//! text MariaDB and MySQL render alike: `GRANT priv[, priv…] ON db.* TO account`.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use tokio::io::AsyncReadExt;
+
+use super::definer::{definer_of, start_of_create, DefinerMode};
+use super::splitter::Splitter;
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ObjectKind, Stage};
+use crate::store::ObjectStore;
+
+/// What the backup will ask the server to create.
+#[derive(Debug, Default, Clone)]
+pub struct Needs {
+    pub kinds: BTreeSet<ObjectKindName>,
+    /// Definer accounts (`user@host`) other than the restoring user's, with an example object.
+    pub definers: BTreeSet<(String, String)>,
+    /// Functions declared neither DETERMINISTIC, NO SQL nor READS SQL DATA.
+    pub undeclared_functions: Vec<String>,
+}
+
+/// An object kind, ordered, for sets.
+pub type ObjectKindName = &'static str;
+
+impl Needs {
+    /// Adds one CREATE statement of `kind` named `name`.
+    pub fn add(&mut self, kind: ObjectKind, name: &str, statement: &str) {
+        self.kinds.insert(kind.label());
+        if let Some(definer) = definer_of(statement) {
+            self.definers
+                .insert((definer, format!("{} `{name}`", kind.label())));
+        }
+        if kind == ObjectKind::Function && !declares_safe_characteristic(statement) {
+            self.undeclared_functions.push(name.to_string());
+        }
+    }
+}
+
+fn declares_safe_characteristic(statement: &str) -> bool {
+    let upper = statement.to_ascii_uppercase();
+    let deterministic = upper
+        .match_indices("DETERMINISTIC")
+        .any(|(at, _)| !upper[..at].trim_end().ends_with("NOT"));
+    deterministic || upper.contains("NO SQL") || upper.contains("READS SQL DATA")
+}
+
+/// The server as the restoring user sees it.
+#[derive(Debug, Clone)]
+pub struct ServerFacts {
+    /// `user@host` of CURRENT_USER().
+    pub current_user: String,
+    pub mariadb: bool,
+    pub log_bin: bool,
+    pub trust_function_creators: bool,
+    pub grants: Grants,
+}
+
+/// Privileges from `SHOW GRANTS`: global ones, and per database pattern (LIKE wildcards).
+#[derive(Debug, Default, Clone)]
+pub struct Grants {
+    global: BTreeSet<String>,
+    databases: Vec<(String, BTreeSet<String>)>,
+    /// (database, table, privileges), e.g. SELECT on `mysql`.`proc`.
+    tables: Vec<(String, String, BTreeSet<String>)>,
+}
+
+impl Grants {
+    /// Parses `SHOW GRANTS` lines; column- and routine-level grants and role memberships are
+    /// ignored.
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Grants {
+        let mut grants = Grants::default();
+        for line in lines {
+            let Some(rest) = line.trim().strip_prefix("GRANT ") else {
+                continue;
+            };
+            let Some(on) = rest.find(" ON ") else {
+                continue; // a role membership: GRANT `r`@`%` TO …
+            };
+            let privileges = split_privileges(&rest[..on]);
+            let target = rest[on + 4..]
+                .split(" TO ")
+                .next()
+                .unwrap_or_default()
+                .trim();
+            let target = target.strip_prefix("TABLE ").unwrap_or(target).trim();
+            if target == "*.*" {
+                grants.global.extend(privileges);
+            } else if let Some(database) = target.strip_suffix(".*") {
+                grants
+                    .databases
+                    .push((unquote_identifier(database), privileges));
+            } else if let Some((database, table)) = split_qualified(target) {
+                grants.tables.push((database, table, privileges));
+            }
+        }
+        grants
+    }
+
+    fn global_has(&self, privilege: &str) -> bool {
+        self.global.contains(privilege) || self.global.contains("ALL PRIVILEGES")
+    }
+
+    /// Whether `privilege` is granted on `database`, globally or through a matching pattern.
+    pub fn has(&self, database: &str, privilege: &str) -> bool {
+        self.global_has(privilege)
+            || self.databases.iter().any(|(pattern, privileges)| {
+                (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
+                    && like(pattern, database)
+            })
+    }
+
+    /// Whether `privilege` is granted on table `database`.`table` (or more widely).
+    pub fn has_on_table(&self, database: &str, table: &str, privilege: &str) -> bool {
+        self.has(database, privilege)
+            || self.tables.iter().any(|(d, t, privileges)| {
+                d == database
+                    && t == table
+                    && (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
+            })
+    }
+
+    /// Global only: SUPER, SET USER, SET_USER_ID and the like.
+    pub fn has_global(&self, privilege: &str) -> bool {
+        self.global_has(privilege)
+    }
+}
+
+/// `SELECT, INSERT, SET USER` -> {SELECT, INSERT, SET USER}; column lists dropped.
+fn split_privileges(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut depth = 0;
+    let mut current = String::new();
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.insert(current.trim().to_ascii_uppercase());
+                current.clear();
+            }
+            _ if depth == 0 => current.push(c),
+            _ => {}
+        }
+    }
+    if !current.trim().is_empty() {
+        out.insert(current.trim().to_ascii_uppercase());
+    }
+    out
+}
+
+/// `` `mysql`.`proc` `` -> (mysql, proc).
+fn split_qualified(target: &str) -> Option<(String, String)> {
+    let target = target.trim();
+    let split = if target.starts_with('`') {
+        // The closing backtick of the first name (a doubled one is part of the name).
+        let bytes = target.as_bytes();
+        let mut i = 1;
+        loop {
+            if i >= bytes.len() {
+                return None;
+            }
+            if bytes[i] == b'`' {
+                if bytes.get(i + 1) == Some(&b'`') {
+                    i += 2;
+                    continue;
+                }
+                break i + 1;
+            }
+            i += 1;
+        }
+    } else {
+        target.find('.')?
+    };
+    let (database, rest) = target.split_at(split);
+    let table = rest.strip_prefix('.')?;
+    Some((unquote_identifier(database), unquote_identifier(table)))
+}
+
+/// `` `toc\_sis\_%` `` -> `toc\_sis\_%` (a LIKE pattern: escapes kept for [`like`]).
+fn unquote_identifier(text: &str) -> String {
+    let text = text.trim();
+    match text.as_bytes().first() {
+        Some(b'`') if text.len() >= 2 => text[1..text.len() - 1].replace("``", "`"),
+        _ => text.to_string(),
+    }
+}
+
+/// SQL LIKE with `%`, `_` and backslash escapes, as grant database patterns match.
+fn like(pattern: &str, text: &str) -> bool {
+    fn matches(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| matches(&p[1..], &t[i..])),
+            Some('_') => !t.is_empty() && matches(&p[1..], &t[1..]),
+            Some('\\') if p.len() > 1 => t.first() == Some(&p[1]) && matches(&p[2..], &t[1..]),
+            Some(c) => t.first() == Some(c) && matches(&p[1..], &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    matches(&p, &t)
+}
+
+/// Everything missing for restoring `needs` into `database`; empty when the restore can go on.
+pub fn refusals(
+    needs: &Needs,
+    server: &ServerFacts,
+    database: &str,
+    definer: DefinerMode,
+) -> Vec<String> {
+    let grants = &server.grants;
+    let mut missing = Vec::new();
+    let mut require = |privilege: &str, why: &str| {
+        if !grants.has(database, privilege) {
+            missing.push(format!("the {privilege} privilege on `{database}` ({why})"));
+        }
+    };
+    for (privilege, why) in [
+        ("CREATE", "to create the tables"),
+        ("INSERT", "to load the rows"),
+        ("ALTER", "to add the indexes back after the load"),
+        ("INDEX", "to add the indexes back after the load"),
+    ] {
+        require(privilege, why);
+    }
+    let has_kind = |kind: ObjectKind| needs.kinds.contains(kind.label());
+    if has_kind(ObjectKind::Procedure) || has_kind(ObjectKind::Function) {
+        require("CREATE ROUTINE", "the backup has stored routines");
+    }
+    if has_kind(ObjectKind::View) {
+        require("CREATE VIEW", "the backup has views");
+        require("SHOW VIEW", "to verify the views");
+    }
+    if has_kind(ObjectKind::Trigger) {
+        require("TRIGGER", "the backup has triggers");
+    }
+    if has_kind(ObjectKind::Event) {
+        require("EVENT", "the backup has events");
+    }
+
+    let super_user = grants.has_global("SUPER");
+    // The check after the load reads every routine's body back; the server shows a body only
+    // to its definer or to readers of mysql.proc (MariaDB) / holders of SHOW_ROUTINE (MySQL).
+    let routines_of_others = needs.definers.iter().any(|(account, example)| {
+        (example.starts_with("procedure") || example.starts_with("function"))
+            && !same_account(account, &server.current_user)
+    });
+    if routines_of_others && definer == DefinerMode::Keep {
+        let can_read = if server.mariadb {
+            grants.has_on_table("mysql", "proc", "SELECT")
+        } else {
+            grants.has_global("SHOW_ROUTINE") || grants.has_global("SELECT")
+        };
+        if !can_read {
+            missing.push(if server.mariadb {
+                "SELECT on mysql.proc, to verify the bodies of restored routines whose DEFINER \
+                 is another account (or restore with --definer current)"
+                    .to_string()
+            } else {
+                "the SHOW_ROUTINE privilege, to verify the bodies of restored routines whose \
+                 DEFINER is another account (or restore with --definer current)"
+                    .to_string()
+            });
+        }
+    }
+    let foreign: Vec<&(String, String)> = needs
+        .definers
+        .iter()
+        .filter(|(account, _)| !same_account(account, &server.current_user))
+        .collect();
+    let set_user = if server.mariadb {
+        grants.has_global("SET USER")
+    } else {
+        grants.has_global("SET_USER_ID") || grants.has_global("SET_ANY_DEFINER")
+    };
+    if definer == DefinerMode::Keep && !foreign.is_empty() && !super_user && !set_user {
+        let accounts: Vec<String> = foreign
+            .iter()
+            .map(|(account, example)| format!("{account} (e.g. {example})"))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(5)
+            .collect();
+        let privilege = if server.mariadb {
+            "SET USER"
+        } else {
+            "SET_USER_ID (MySQL 8.2+: SET_ANY_DEFINER)"
+        };
+        missing.push(format!(
+            "the {privilege} or SUPER privilege, to create objects whose DEFINER is another \
+             account: {}; or restore with --definer current to create them as {}",
+            accounts.join(", "),
+            server.current_user
+        ));
+    }
+
+    let binlog_checks = server.log_bin && !server.trust_function_creators;
+    if binlog_checks && !super_user {
+        let kinds: Vec<&str> = [ObjectKind::Function, ObjectKind::Trigger]
+            .into_iter()
+            .filter(|k| has_kind(*k))
+            .map(|k| k.label())
+            .collect();
+        if !kinds.is_empty() {
+            missing.push(format!(
+                "log_bin_trust_function_creators = 1 (the binary log is on and {} lacks SUPER, \
+                 so the server refuses to create {}s; on RDS set it in the DB parameter group)",
+                server.current_user,
+                kinds.join("s and ")
+            ));
+        }
+    } else if binlog_checks && !needs.undeclared_functions.is_empty() {
+        missing.push(format!(
+            "log_bin_trust_function_creators = 1 (the binary log is on and function(s) {} are \
+             declared neither DETERMINISTIC, NO SQL nor READS SQL DATA)",
+            needs.undeclared_functions.join(", ")
+        ));
+    }
+    missing
+}
+
+fn same_account(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Which kind of object a CREATE statement makes, and its name (for messages); None for any
+/// other statement (the files' SET lines come after comments that name the object).
+fn kind_and_name(statement: &str) -> Option<(ObjectKind, String)> {
+    let statement = &statement[start_of_create(statement)?..];
+    let upper = statement.to_ascii_uppercase();
+    let (at, kind, keyword) = [
+        (" PROCEDURE ", ObjectKind::Procedure),
+        (" FUNCTION ", ObjectKind::Function),
+        (" TRIGGER ", ObjectKind::Trigger),
+        (" EVENT ", ObjectKind::Event),
+        (" VIEW ", ObjectKind::View),
+    ]
+    .into_iter()
+    .filter_map(|(keyword, kind)| upper.find(keyword).map(|at| (at, kind, keyword)))
+    .min_by_key(|(at, _, _)| *at)?;
+    let rest = statement[at + keyword.len()..].trim_start();
+    let name: String = if let Some(quoted) = rest.strip_prefix('`') {
+        quoted.split('`').next().unwrap_or_default().to_string()
+    } else {
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
+            .collect()
+    };
+    Some((kind, name))
+}
+
+/// The CREATE statements of the backup's views, routines, triggers and events (their files
+/// are small and were verified already), as [`Needs`].
+pub async fn needs_of(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Needs> {
+    let mut needs = Needs::default();
+    let prefix = manifest.prefix();
+    for file in manifest.files.iter().filter(|f| {
+        matches!(
+            f.stage,
+            Stage::Routines | Stage::Views | Stage::Triggers | Stage::Events
+        )
+    }) {
+        let mut compressed = Vec::new();
+        store
+            .open(&format!("{prefix}{}", file.name))
+            .await?
+            .read_to_end(&mut compressed)
+            .await
+            .map_err(|e| Error::CorruptFile {
+                file: file.name.clone(),
+                detail: format!("cannot be read: {e}"),
+            })?;
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(&compressed[..])
+            .read_to_end(&mut text)
+            .map_err(|e| Error::CorruptFile {
+                file: file.name.clone(),
+                detail: format!("cannot be read as gzip: {e}"),
+            })?;
+        let mut statements = Vec::new();
+        let mut splitter = Splitter::default();
+        splitter.push(&text, &mut statements);
+        splitter
+            .finish(&mut statements)
+            .map_err(|reason| Error::MalformedSql {
+                file: file.name.clone(),
+                reason,
+            })?;
+        for statement in statements {
+            let statement = String::from_utf8_lossy(&statement);
+            if let Some((kind, name)) = kind_and_name(&statement) {
+                let create = start_of_create(&statement).unwrap_or_default();
+                needs.add(kind, &name, &statement[create..]);
+            }
+        }
+    }
+    Ok(needs)
+}
+
+/// Refuses, before anything is created, when `conn`'s user cannot restore `needs` into
+/// `database`.
+pub async fn check(
+    conn: &mut Conn,
+    needs: &Needs,
+    database: &str,
+    definer: DefinerMode,
+) -> Result<()> {
+    let facts = server_facts(conn).await?;
+    let missing = refusals(needs, &facts, database, definer);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::CannotRestoreAsUser {
+        user: facts.current_user,
+        database: database.to_string(),
+        missing,
+    })
+}
+
+/// Reads what [`refusals`] needs from the server, as the connected user.
+pub async fn server_facts(conn: &mut Conn) -> Result<ServerFacts> {
+    let context = |what: &str| format!("checking the restoring user's privileges ({what})");
+    let (current_user, version, log_bin, trust): (String, String, i64, i64) = conn
+        .query_first(
+            "SELECT CURRENT_USER(), VERSION(), @@log_bin, @@log_bin_trust_function_creators",
+        )
+        .await
+        .map_err(|e| Error::database(context("CURRENT_USER"), e))?
+        .ok_or_else(|| Error::Task("the server answered no row for CURRENT_USER()".into()))?;
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    let mut lines: Vec<String> = conn
+        .query("SHOW GRANTS")
+        .await
+        .map_err(|e| Error::database(context("SHOW GRANTS"), e))?;
+    if !mariadb {
+        // MySQL 8 lists role memberships only; the active roles' privileges need USING.
+        let roles: Option<String> = conn
+            .query_first("SELECT CURRENT_ROLE()")
+            .await
+            .map_err(|e| Error::database(context("CURRENT_ROLE"), e))?;
+        if let Some(roles) = roles.filter(|r| !r.is_empty() && r != "NONE") {
+            lines = conn
+                .query(format!("SHOW GRANTS FOR CURRENT_USER() USING {roles}"))
+                .await
+                .map_err(|e| Error::database(context("SHOW GRANTS … USING roles"), e))?;
+        }
+    }
+    Ok(ServerFacts {
+        current_user: current_user.clone(),
+        mariadb,
+        log_bin: log_bin != 0,
+        trust_function_creators: trust != 0,
+        grants: Grants::parse(lines.iter().map(String::as_str)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `SHOW GRANTS` of the restore-test user that infra/sql/backup-users.sql creates, as
+    /// MariaDB 10.11 prints it.
+    const MARIADB_RESTORE_TEST: &[&str] = &[
+        "GRANT SET USER ON *.* TO `toc_restore_test`@`%` IDENTIFIED BY PASSWORD '*00'",
+        "GRANT ALL PRIVILEGES ON `toc\\_sis\\_restore\\_test\\_%`.* TO `toc_restore_test`@`%`",
+        "GRANT SELECT ON `mysql`.`proc` TO `toc_restore_test`@`%`",
+    ];
+
+    /// An RDS for MySQL 8.0 master user (recorded; rdsadmin keeps SUPER to itself).
+    const MYSQL8_RDS_MASTER: &[&str] = &[
+        "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO `admin`@`%` WITH GRANT OPTION",
+        "GRANT BACKUP_ADMIN,CONNECTION_ADMIN,FLUSH_OPTIMIZER_COSTS,FLUSH_STATUS,FLUSH_TABLES,FLUSH_USER_RESOURCES,ROLE_ADMIN,SESSION_VARIABLES_ADMIN,SET_USER_ID,SHOW_ROUTINE,XA_RECOVER_ADMIN ON *.* TO `admin`@`%` WITH GRANT OPTION",
+        "GRANT `rds_superuser_role`@`%` TO `admin`@`%`",
+    ];
+
+    fn needs_everything(definer: &str) -> Needs {
+        let mut needs = Needs::default();
+        needs.add(
+            ObjectKind::Function,
+            "grade_points",
+            &format!("CREATE DEFINER={definer} FUNCTION `grade_points`(g DECIMAL(4,2)) RETURNS int(11)\n    DETERMINISTIC\nRETURN g * 10"),
+        );
+        needs.add(
+            ObjectKind::Trigger,
+            "audit",
+            &format!("CREATE DEFINER={definer} TRIGGER audit BEFORE UPDATE ON t FOR EACH ROW SET NEW.x = 1"),
+        );
+        needs.add(
+            ObjectKind::View,
+            "v",
+            &format!("CREATE ALGORITHM=UNDEFINED DEFINER={definer} SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`"),
+        );
+        needs
+    }
+
+    fn server(lines: &[&str], mariadb: bool, user: &str, trust: bool) -> ServerFacts {
+        ServerFacts {
+            current_user: user.into(),
+            mariadb,
+            log_bin: true,
+            trust_function_creators: trust,
+            grants: Grants::parse(lines.iter().copied()),
+        }
+    }
+
+    #[test]
+    fn only_create_statements_are_objects() {
+        assert!(kind_and_name("-- function f\nSET SESSION sql_mode = ''").is_none());
+        assert_eq!(
+            kind_and_name(
+                "-- function f\nCREATE DEFINER=`a`@`%` FUNCTION `f`() RETURNS int RETURN 1"
+            ),
+            Some((ObjectKind::Function, "f".to_string()))
+        );
+    }
+
+    #[test]
+    fn grant_patterns_match_like_the_server_does() {
+        let grants = Grants::parse(MARIADB_RESTORE_TEST.iter().copied());
+        assert!(grants.has("toc_sis_restore_test_20261128", "CREATE ROUTINE"));
+        assert!(!grants.has("toc_sis", "CREATE"));
+        assert!(
+            !grants.has("tocXsis_restore_test_1", "CREATE"),
+            "\\_ is a literal _"
+        );
+        assert!(grants.has_global("SET USER"));
+        assert!(!grants.has_global("SUPER"));
+        let master = Grants::parse(MYSQL8_RDS_MASTER.iter().copied());
+        assert!(master.has("anything", "TRIGGER"));
+        assert!(master.has_global("SET_USER_ID"));
+        assert!(master.has_global("SHOW_ROUTINE"));
+    }
+
+    #[test]
+    fn the_restore_test_user_on_a_binlog_server_is_told_about_the_parameter() {
+        let facts = server(MARIADB_RESTORE_TEST, true, "toc_restore_test@%", false);
+        let needs = needs_everything("`root`@`localhost`");
+        let missing = refusals(&needs, &facts, "toc_sis_restore_test_1", DefinerMode::Keep);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].contains("log_bin_trust_function_creators = 1")
+                && missing[0].contains("functions and triggers")
+                && missing[0].contains("DB parameter group"),
+            "{missing:?}"
+        );
+        let trusting = server(MARIADB_RESTORE_TEST, true, "toc_restore_test@%", true);
+        assert!(refusals(
+            &needs,
+            &trusting,
+            "toc_sis_restore_test_1",
+            DefinerMode::Keep
+        )
+        .is_empty());
+        assert!(
+            !refusals(&needs, &trusting, "toc_sis", DefinerMode::Keep).is_empty(),
+            "outside its scratch databases it may create nothing"
+        );
+    }
+
+    #[test]
+    fn routine_bodies_of_other_definers_must_be_readable_to_verify_them() {
+        let without_proc = &MARIADB_RESTORE_TEST[..2];
+        let facts = server(without_proc, true, "toc_restore_test@%", true);
+        let needs = needs_everything("`root`@`localhost`");
+        let missing = refusals(&needs, &facts, "toc_sis_restore_test_1", DefinerMode::Keep);
+        assert!(
+            missing.len() == 1 && missing[0].starts_with("SELECT on mysql.proc"),
+            "{missing:?}"
+        );
+        assert!(refusals(
+            &needs,
+            &facts,
+            "toc_sis_restore_test_1",
+            DefinerMode::Current
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn foreign_definers_need_set_user_or_definer_current() {
+        let mariadb_master = [
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER ON *.* TO `admin`@`%` WITH GRANT OPTION",
+        ];
+        let facts = server(&mariadb_master, true, "admin@%", true);
+        let needs = needs_everything("`olddba`@`localhost`");
+        let missing = refusals(&needs, &facts, "toc_sis", DefinerMode::Keep);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].contains("SET USER")
+                && missing[0].contains("olddba@localhost")
+                && missing[0].contains("--definer current"),
+            "{missing:?}"
+        );
+        assert!(refusals(&needs, &facts, "toc_sis", DefinerMode::Current).is_empty());
+        let own = needs_everything("`admin`@`%`");
+        assert!(refusals(&own, &facts, "toc_sis", DefinerMode::Keep).is_empty());
+        // MySQL 8's RDS master has SET_USER_ID: foreign definers are fine there.
+        let mysql = server(MYSQL8_RDS_MASTER, false, "admin@%", true);
+        assert!(refusals(&needs, &mysql, "toc_sis", DefinerMode::Keep).is_empty());
+    }
+
+    #[test]
+    fn undeclared_functions_are_named_even_for_super() {
+        let mut needs = Needs::default();
+        needs.add(
+            ObjectKind::Function,
+            "f",
+            "CREATE DEFINER=`root`@`localhost` FUNCTION `f`() RETURNS int(11)\n    NOT DETERMINISTIC\nRETURN 1",
+        );
+        let facts = server(
+            &["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"],
+            true,
+            "root@localhost",
+            false,
+        );
+        let missing = refusals(&needs, &facts, "db", DefinerMode::Keep);
+        assert!(
+            missing.len() == 1 && missing[0].contains("function(s) f are declared neither"),
+            "{missing:?}"
+        );
+    }
+}

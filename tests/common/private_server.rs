@@ -1,0 +1,87 @@
+//! A private MariaDB of a test's own, started by `scripts/private-mariadb` with extra server
+//! options (TLS certificates, settings a test changes globally), stopped when dropped.
+
+use std::path::Path;
+use std::process::Command;
+
+use toc_sis_backup::config::DatabaseUrl;
+
+pub struct PrivateServer {
+    data_dir: String,
+    pub port: u16,
+}
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/private-mariadb")
+}
+
+impl PrivateServer {
+    pub fn start(server_options: &str) -> PrivateServer {
+        let output = Command::new(script())
+            .arg("start")
+            .env("PRIVATE_MARIADB_PORT", "")
+            .env("PRIVATE_MARIADB_ARGS", server_options)
+            .output()
+            .expect("scripts/private-mariadb");
+        let exports = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "private server did not start: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let value = |name: &str| {
+            exports
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}='")))
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or_else(|| panic!("{name} in {exports}"))
+                .to_string()
+        };
+        let url = DatabaseUrl::parse(&value("TEST_DATABASE_URL")).expect("url");
+        PrivateServer {
+            data_dir: value("PRIVATE_MARIADB_DIR"),
+            port: url.port,
+        }
+    }
+
+    /// `mysql://USER@HOST:PORT/DATABASE`.
+    pub fn url(&self, user: &str, host: &str, database: &str) -> String {
+        format!("mysql://{user}@{host}:{}/{database}", self.port)
+    }
+
+    /// Runs SQL (a script with `;`) as root through the `mariadb` client.
+    pub fn root_sql(&self, sql: &str) {
+        use std::io::Write;
+        let mut child = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h127.0.0.1",
+                &format!("-P{}", self.port),
+                "-uroot",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("mariadb client");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sql.as_bytes())
+            .expect("write SQL");
+        let output = child.wait_with_output().expect("mariadb client");
+        assert!(
+            output.status.success(),
+            "SQL failed: {}\n{sql}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .args(["stop", &self.data_dir])
+            .status();
+    }
+}
