@@ -74,6 +74,10 @@ pub struct SnapshotPosition {
     /// True when the position is the snapshot's own (MariaDB `binlog_snapshot_*`), false when
     /// it was read next to it and may be slightly later.
     pub position_is_exact: bool,
+    /// True when `gtid` is the snapshot's own GTID set (MariaDB's exact position, or MySQL's
+    /// `gtid_executed` unchanged across the opening of the snapshots).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gtid_is_exact: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -141,10 +145,19 @@ pub struct TableEntry {
     /// Order-independent hash of every dumped row's values; see `mysql::fingerprint`.
     pub fingerprint: String,
     /// The row hash `fingerprint` (and the table's key state) was made with; absent in
-    /// manifests written before it was recorded, which used SHA-256.
-    #[serde(default)]
-    pub row_hash: crate::mysql::fingerprint::RowHash,
+    /// manifests written before it was recorded, which used SHA-256 (see [`Self::row_hash`]).
+    /// Absent stays absent when re-serialized: the manifest's checksum is over its
+    /// re-serialization, so a field added with a default would break every older manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "row_hash")]
+    pub recorded_row_hash: Option<crate::mysql::fingerprint::RowHash>,
     pub definition_sha256: String,
+}
+
+impl TableEntry {
+    /// How this table's rows were hashed.
+    pub fn row_hash(&self) -> crate::mysql::fingerprint::RowHash {
+        self.recorded_row_hash.unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -250,12 +263,50 @@ impl Manifest {
             .clone();
         let actual = manifest.content_hash()?;
         if recorded != actual {
+            // The checksum is over what this tool re-serializes; fields it does not know
+            // (written by a newer version) are dropped on the way, which is not damage.
+            if let Some(field) = unknown_field(bytes, &manifest) {
+                return Err(invalid(format!(
+                    "it was written by a newer toc-backup (field `{field}` is unknown to version {}); upgrade toc-backup to read it",
+                    env!("CARGO_PKG_VERSION")
+                )));
+            }
             return Err(invalid(format!(
                 "checksum mismatch (recorded {recorded}, content hashes to {actual}): the manifest was altered or damaged"
             )));
         }
         Ok(manifest)
     }
+}
+
+/// The first field path in the stored JSON that this tool's model of it lacks.
+fn unknown_field(bytes: &[u8], parsed: &Manifest) -> Option<String> {
+    fn walk(stored: &serde_json::Value, known: &serde_json::Value, path: &str) -> Option<String> {
+        use serde_json::Value;
+        match (stored, known) {
+            (Value::Object(stored), Value::Object(known)) => {
+                stored.iter().find_map(|(key, value)| {
+                    let here = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match known.get(key) {
+                        None => Some(here),
+                        Some(known_value) => walk(value, known_value, &here),
+                    }
+                })
+            }
+            (Value::Array(stored), Value::Array(known)) => stored
+                .iter()
+                .zip(known)
+                .find_map(|(s, k)| walk(s, k, &format!("{path}[]"))),
+            _ => None,
+        }
+    }
+    let stored: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let known = serde_json::to_value(parsed).ok()?;
+    walk(&stored, &known, "")
 }
 
 #[cfg(test)]
@@ -286,6 +337,7 @@ pub(crate) mod tests {
                 binlog_position: Some(42),
                 gtid: None,
                 position_is_exact: true,
+                gtid_is_exact: false,
             },
             not_snapshot_consistent: vec![],
             files: vec![FileEntry {
@@ -321,6 +373,68 @@ pub(crate) mod tests {
         assert!(error.contains("checksum mismatch"), "{error}");
     }
 
+    /// A manifest written before the row hash, the DEFINER-free object hash and the GTID
+    /// exactness were recorded must still open: its checksum is over its re-serialization, so
+    /// fields added since must re-serialize to nothing when absent.
+    #[test]
+    fn a_manifest_from_before_the_newer_fields_still_opens() {
+        let mut old = sample();
+        old.tables = vec![serde_json::from_str(
+            r#"{"name":"t","engine":"InnoDB","rows":1,"fingerprint":"00","definition_sha256":"00"}"#,
+        )
+        .unwrap()];
+        old.objects =
+            vec![
+                serde_json::from_str(r#"{"kind":"view","name":"v","definition_sha256":"00"}"#)
+                    .unwrap(),
+            ];
+        let bytes = old.seal().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for newer in ["row_hash", "definition_sha256_any_definer", "gtid_is_exact"] {
+            assert!(
+                !text.contains(newer),
+                "{newer} written for an old manifest:\n{text}"
+            );
+        }
+        let opened = Manifest::open("m", &bytes).unwrap();
+        assert_eq!(
+            opened.tables[0].row_hash(),
+            crate::mysql::fingerprint::RowHash::Sha256
+        );
+    }
+
+    /// A newer tool seals a manifest with a field this one does not know: the checksum then
+    /// covers bytes this tool cannot re-serialize, and the error must say so, not "damaged".
+    #[test]
+    fn a_manifest_from_a_newer_version_is_named_as_such_not_as_damaged() {
+        #[derive(Serialize)]
+        struct Newer {
+            #[serde(flatten)]
+            base: Manifest,
+            from_the_future: u32,
+        }
+        let mut newer = Newer {
+            base: sample(),
+            from_the_future: 1,
+        };
+        let hash = hex::encode(Sha256::digest(serde_json::to_vec(&newer).unwrap()));
+        newer.base.integrity = Some(Integrity { sha256: hash });
+        let bytes = serde_json::to_vec_pretty(&newer).unwrap();
+        let error = Manifest::open("m", &bytes).unwrap_err().to_string();
+        assert!(
+            error.contains("written by a newer toc-backup") && error.contains("from_the_future"),
+            "{error}"
+        );
+        let damaged = String::from_utf8(sample().seal().unwrap())
+            .unwrap()
+            .replace("\"rows\": 0", "\"rows\": 1")
+            .replace("\"bytes\": 10", "\"bytes\": 11");
+        let error = Manifest::open("m", damaged.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("altered or damaged"), "{error}");
+    }
+
     /// Manifests written before the row hash was recorded were all SHA-256.
     #[test]
     fn a_table_without_a_recorded_row_hash_was_hashed_with_sha256() {
@@ -329,9 +443,9 @@ pub(crate) mod tests {
             r#"{"name":"t","engine":"InnoDB","rows":1,"fingerprint":"00","definition_sha256":"00"}"#,
         )
         .unwrap();
-        assert_eq!(old.row_hash, RowHash::Sha256);
+        assert_eq!(old.row_hash(), RowHash::Sha256);
         let new = TableEntry {
-            row_hash: RowHash::CURRENT,
+            recorded_row_hash: Some(RowHash::CURRENT),
             ..old
         };
         let text = serde_json::to_string(&new).unwrap();

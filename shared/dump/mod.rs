@@ -1,6 +1,7 @@
 //! The full backup: one consistent snapshot of a database, written as gzip'd SQL files whose
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
+pub(crate) mod mysql_snapshot;
 mod objects;
 mod parallel;
 pub(crate) mod snapshot;
@@ -299,7 +300,7 @@ async fn dump(
             engine: table.engine.clone(),
             rows: dumped.fingerprint.rows(),
             fingerprint: dumped.fingerprint.to_hex(),
-            row_hash: dumped.fingerprint.algorithm(),
+            recorded_row_hash: Some(dumped.fingerprint.algorithm()),
             definition_sha256: table.definition_sha256(),
         });
     }

@@ -5,8 +5,10 @@
 //! of them report the same position, no transaction committed between them, so they all see
 //! the same data. The snapshots are opened together and compared; if a busy writer keeps them
 //! apart, they are opened again a few times, and then the dump falls back to one connection.
-//! A server that reports no snapshot position (binlog off, MySQL) gets one connection too: a
-//! parallel dump whose consistency cannot be proved is never taken.
+//! MySQL 8 reports no snapshot position; there the snapshots are proved identical by its GTID
+//! set being unchanged across their opening (`mysql_snapshot`). A server that can prove
+//! neither (binlog off, MySQL without GTIDs) gets one connection: a parallel dump whose
+//! consistency cannot be proved is never taken.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use super::mysql_snapshot;
 use super::snapshot::{read_snapshot, snapshot_binlog_position};
 use super::table_data::{dump_table, DumpedTable};
 use super::{DumpOptions, FileNamer};
@@ -62,9 +65,9 @@ pub(crate) async fn open_snapshots(
     jobs: usize,
 ) -> Result<Snapshots> {
     if jobs <= 1 {
-        start_snapshot(main).await?;
+        let gtid = single_snapshot(main).await?;
         return Ok(Snapshots {
-            position: read_snapshot(main).await?,
+            position: read_snapshot(main, gtid).await?,
             workers: Vec::new(),
             single_reason: None,
         });
@@ -94,15 +97,9 @@ pub(crate) async fn open_snapshots(
             }
         }
         let Some(main_position) = snapshot_binlog_position(main).await? else {
+            db::run_all(main, &["ROLLBACK"]).await?;
             rollback_all(&mut workers).await;
-            return Ok(Snapshots {
-                position: read_snapshot(main).await?,
-                workers: Vec::new(),
-                single_reason: Some(
-                    "the server reports no binlog position for snapshots (binlog off, or not MariaDB), so identical snapshots on several connections cannot be proved"
-                        .into(),
-                ),
-            });
+            return open_by_gtid_set(main, workers, jobs).await;
         };
         let mut positions = vec![main_position.clone()];
         for worker in &mut workers {
@@ -111,7 +108,7 @@ pub(crate) async fn open_snapshots(
         if positions.iter().all(|p| *p == main_position) {
             tracing::debug!(attempt, connections = jobs, "identical snapshots opened");
             return Ok(Snapshots {
-                position: read_snapshot(main).await?,
+                position: read_snapshot(main, None).await?,
                 workers,
                 single_reason: None,
             });
@@ -126,7 +123,7 @@ pub(crate) async fn open_snapshots(
     }
     start_snapshot(main).await?;
     Ok(Snapshots {
-        position: read_snapshot(main).await?,
+        position: read_snapshot(main, None).await?,
         workers: Vec::new(),
         single_reason: Some(format!(
             "{ATTEMPTS} attempts to open {jobs} snapshots at one binlog position failed (writes kept landing between them; last positions {}), so the dump ran on one connection",
@@ -136,6 +133,63 @@ pub(crate) async fn open_snapshots(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    })
+}
+
+/// One snapshot on `main`; on MySQL with GTIDs, opened until its GTID set is proved (a few
+/// attempts), so the manifest can name the snapshot's own position.
+async fn single_snapshot(main: &mut Conn) -> Result<Option<String>> {
+    for _ in 0..ATTEMPTS {
+        if snapshot_binlog_position(main).await?.is_some() {
+            break; // MariaDB reports the snapshot's position itself.
+        }
+        if mysql_snapshot::gtid_executed(main).await?.is_none() {
+            break;
+        }
+        if let Some(gtid) = mysql_snapshot::open_at_one_gtid_set(&mut [&mut *main]).await? {
+            return Ok(Some(gtid));
+        }
+    }
+    start_snapshot(main).await?;
+    Ok(None)
+}
+
+/// MySQL 8: all snapshots opened while `gtid_executed` stayed the same are at that set.
+async fn open_by_gtid_set(
+    main: &mut Conn,
+    mut workers: Vec<Conn>,
+    jobs: usize,
+) -> Result<Snapshots> {
+    let reason = if mysql_snapshot::gtid_executed(main).await?.is_none() {
+        "the server reports no binlog position for snapshots and has no GTIDs (binlog off, or MySQL with gtid_mode OFF), so identical snapshots on several connections cannot be proved".to_string()
+    } else {
+        for attempt in 1..=ATTEMPTS {
+            let mut all: Vec<&mut Conn> = std::iter::once(&mut *main)
+                .chain(workers.iter_mut())
+                .collect();
+            if let Some(gtid) = mysql_snapshot::open_at_one_gtid_set(&mut all).await? {
+                tracing::debug!(
+                    attempt,
+                    connections = jobs,
+                    "identical snapshots opened (GTID set unchanged)"
+                );
+                return Ok(Snapshots {
+                    position: read_snapshot(main, Some(gtid)).await?,
+                    workers,
+                    single_reason: None,
+                });
+            }
+        }
+        format!("{ATTEMPTS} attempts to open {jobs} snapshots at one GTID set failed (transactions kept committing between them), so the dump ran on one connection")
+    };
+    for worker in workers {
+        let _ = worker.disconnect().await;
+    }
+    let gtid = single_snapshot(main).await?;
+    Ok(Snapshots {
+        position: read_snapshot(main, gtid).await?,
+        workers: Vec::new(),
+        single_reason: Some(reason),
     })
 }
 

@@ -44,7 +44,12 @@ pub(crate) async fn snapshot_binlog_position(conn: &mut Conn) -> Result<Option<(
     Ok(file.zip(position))
 }
 
-pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
+/// The position of the snapshot open on `conn`. `gtid_at_snapshot`: the GTID set MySQL's check
+/// proved the snapshot to be at (see `mysql_snapshot`).
+pub(crate) async fn read_snapshot(
+    conn: &mut Conn,
+    gtid_at_snapshot: Option<String>,
+) -> Result<SnapshotPosition> {
     let database_time: Option<String> = conn
         .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")
         .await
@@ -57,11 +62,23 @@ pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
     if file.is_none() {
         // MySQL has no such status: record the position read beside the snapshot, marked as
         // approximate. Without the privilege or without a binlog there is none to record.
-        if let Ok(Some(row)) = conn.query_first::<Row, _>("SHOW MASTER STATUS").await {
-            file = get_string(&row, "File");
-            position = get_string(&row, "Position").and_then(|v| v.parse().ok());
+        if let Some((found_file, found_position)) =
+            super::mysql_snapshot::binary_log_status(conn).await
+        {
+            file = Some(found_file);
+            position = Some(found_position);
             exact = false;
         }
+    }
+    if let Some(gtid) = gtid_at_snapshot {
+        return Ok(SnapshotPosition {
+            database_time: database_time.unwrap_or_default(),
+            binlog_file: file,
+            binlog_position: position,
+            gtid: Some(gtid),
+            position_is_exact: false,
+            gtid_is_exact: true,
+        });
     }
     let gtid = match (&file, position) {
         (Some(f), Some(p)) if exact => conn
@@ -77,6 +94,7 @@ pub(crate) async fn read_snapshot(conn: &mut Conn) -> Result<SnapshotPosition> {
         database_time: database_time.unwrap_or_default(),
         binlog_file: file,
         binlog_position: position,
+        gtid_is_exact: exact && gtid.is_some(),
         gtid,
         position_is_exact: exact,
     })

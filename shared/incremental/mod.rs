@@ -340,7 +340,7 @@ async fn incremental(
     // Checked before the snapshot: a bad scope is a configuration error, reported before any work.
     let tracked = check_scope(&mut conn, &database, &options.scope, tip).await?;
     db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
-    let snapshot = read_snapshot(&mut conn).await?;
+    let snapshot = read_snapshot(&mut conn, None).await?;
     let server = read_server(&mut conn).await?;
 
     let previous_time = snapshot_time(&tip.parent).ok_or_else(|| Error::BrokenChain {
@@ -406,7 +406,7 @@ async fn incremental(
             engine: item.table.engine.clone(),
             rows: change.fingerprint.rows(),
             fingerprint: change.fingerprint.to_hex(),
-            row_hash: change.fingerprint.algorithm(),
+            recorded_row_hash: Some(change.fingerprint.algorithm()),
             definition_sha256: item.table.definition_sha256(),
         });
     }

@@ -117,7 +117,7 @@ pub async fn verify_restored(
         .into_iter()
         .filter_map(|t| {
             let expected = manifest.tables.iter().find(|m| m.name == t.name)?;
-            Some((t, expected.row_hash))
+            Some((t, expected.row_hash()))
         })
         .collect();
     let fingerprints = on_connections(
