@@ -219,7 +219,7 @@ async fn show_create(
                     ObjectKind::View => "SHOW VIEW",
                     ObjectKind::Trigger => "TRIGGER",
                     ObjectKind::Event => "EVENT",
-                    _ => "SELECT on mysql.proc",
+                    _ => "SELECT on mysql.proc (MariaDB) or SHOW_ROUTINE (MySQL 8)",
                 },
                 database: database.to_string(),
                 hides: "object definitions",
@@ -233,7 +233,7 @@ async fn show_create(
         detail: format!("{} `{name}` disappeared", kind.label()),
     })?;
     let create_sql = get_string(&row, text_column).ok_or(Error::MissingPrivilege {
-        privilege: "SELECT on mysql.proc (or being the routine's definer)",
+        privilege: "SELECT on mysql.proc (MariaDB) or SHOW_ROUTINE (MySQL 8) (or being the routine's definer)",
         database: database.to_string(),
         hides: "stored routine bodies",
     })?;
