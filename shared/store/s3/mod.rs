@@ -22,9 +22,11 @@ pub use client::client_for;
 pub use reader::RetrySettings;
 use writer::S3Writer;
 
-/// S3 allows at most 10,000 parts; with 8 MiB parts one object may reach 78 GiB, far above a
-/// data file (split at 64 MiB of SQL by default).
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3 allows at most 10,000 parts; with 6 MiB parts one object may reach 58 GiB, far above a
+/// data file (split at 64 MiB of SQL by default). Each object being written holds up to
+/// (concurrency + 1) parts, and a table's data file and key state are written side by side:
+/// 6 MiB rather than 8 keeps a dump to S3 within 64 MiB (issue 16; BENCHMARKS.md).
+pub const DEFAULT_PART_SIZE: usize = 6 * 1024 * 1024;
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
