@@ -138,6 +138,9 @@ pub enum Error {
         missing: Vec<String>,
     },
 
+    #[error("backup {backup_id} has no accounts to restore (--with-accounts): {reason}")]
+    NoAccountsRecorded { backup_id: String, reason: String },
+
     #[error("restore verification failed: {}", .0.join("; "))]
     RestoreMismatch(Vec<String>),
 

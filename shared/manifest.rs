@@ -37,6 +37,10 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     pub tables: Vec<TableEntry>,
     pub objects: Vec<ObjectEntry>,
+    /// Why the accounts file is missing from a full backup (the backup user cannot read the
+    /// grant tables); absent when it was recorded, and in backups from before accounts were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts_not_recorded: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
 }
@@ -95,6 +99,8 @@ pub enum Stage {
     Changes,
     /// A table's key state (not SQL; read by the next incremental).
     State,
+    /// The accounts and grants on the database (loaded only by `restore --with-accounts`).
+    Accounts,
 }
 
 impl Stage {
@@ -123,6 +129,7 @@ impl Stage {
             Stage::Deletes => "deletes",
             Stage::Changes => "changes",
             Stage::State => "state",
+            Stage::Accounts => "accounts",
         }
     }
 }
@@ -350,6 +357,7 @@ pub(crate) mod tests {
             }],
             tables: vec![],
             objects: vec![],
+            accounts_not_recorded: None,
             integrity: None,
         }
     }

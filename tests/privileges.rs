@@ -219,3 +219,134 @@ async fn definers(server: &PrivateServer, database: &str) -> Vec<String> {
         .await
         .expect("definers")
 }
+
+/// Issue 13, item 6: the accounts and grants that reach the database are recorded apart from
+/// the SQL and recreated only with `restore --with-accounts` (locked, without a credential).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_recorded_apart_and_recreated_locked_on_request() {
+    use mysql_async::prelude::Queryable;
+    let server = PrivateServer::start("");
+    assert_ok(&run_cli(
+        &[
+            "sample-data",
+            "--database-url",
+            &server.url("root", "127.0.0.1", "toc_sis"),
+        ],
+        &[],
+    ));
+    let users = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+    )
+    .expect("backup-users.sql");
+    server.root_sql(&users);
+    server.root_sql(
+        "CREATE USER 'registrar'@'%' IDENTIFIED BY 'registrar-secret';
+         GRANT SELECT, UPDATE ON toc_sis.* TO 'registrar'@'%';
+         GRANT INSERT ON toc_sis.students TO 'registrar'@'%';",
+    );
+
+    // The least-privilege backup user cannot read the grant tables: said, not hidden.
+    let least = tempfile::tempdir().expect("store");
+    let least_text = least.path().to_string_lossy().into_owned();
+    let dumped = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+            "--store",
+            &least_text,
+        ],
+        &[("DATABASE_PASSWORD", PLACEHOLDER_PASSWORD)],
+    );
+    assert_ok(&dumped);
+    assert!(
+        stdout_and_stderr(&dumped).contains("accounts not recorded"),
+        "{}",
+        stdout_and_stderr(&dumped)
+    );
+    let restore_with_accounts = |store: &str, target: &str| {
+        run_cli(
+            &[
+                "restore",
+                "--database-url",
+                &server.url("root", "127.0.0.1", ""),
+                "--store",
+                store,
+                "--target-database",
+                target,
+                "--with-accounts",
+            ],
+            &[],
+        )
+    };
+    let refused = restore_with_accounts(&least_text, "toc_sis_no_accounts");
+    assert!(!refused.status.success());
+    assert!(
+        stdout_and_stderr(&refused).contains("has no accounts to restore")
+            && stdout_and_stderr(&refused).contains("grant it SELECT ON mysql.*"),
+        "{}",
+        stdout_and_stderr(&refused)
+    );
+
+    // An administrator's dump records them; a plain restore leaves them alone.
+    let full = tempfile::tempdir().expect("store");
+    let full_text = full.path().to_string_lossy().into_owned();
+    assert_ok(&run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &server.url("root", "127.0.0.1", "toc_sis"),
+            "--store",
+            &full_text,
+        ],
+        &[],
+    ));
+    let accounts_file = walkdir::WalkDir::new(full.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "accounts.gz")
+        .expect("accounts.gz in the backup");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(
+            std::fs::File::open(accounts_file.path()).expect("open"),
+        ),
+        &mut text,
+    )
+    .expect("gunzip");
+    assert!(text.contains("'registrar'@'%' ACCOUNT LOCK"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|line| !line.starts_with("--") && line.contains("IDENTIFIED")),
+        "no credential without --with-password-hashes:\n{text}"
+    );
+
+    server.root_sql("DROP USER 'registrar'@'%';");
+    assert_ok(&restore_with_accounts(&full_text, "toc_sis_accounts"));
+    let url = toc_sis_backup::config::DatabaseUrl::parse(&server.url("root", "127.0.0.1", ""))
+        .expect("url");
+    let mut root = toc_sis_backup::mysql::connect(&url, None)
+        .await
+        .expect("root");
+    let grants: Vec<String> = root
+        .query("SHOW GRANTS FOR 'registrar'@'%'")
+        .await
+        .expect("the account exists again");
+    let all = grants.join("\n");
+    assert!(
+        all.contains("GRANT SELECT, UPDATE ON `toc_sis_accounts`.*")
+            && all.contains("GRANT INSERT ON `toc_sis_accounts`.`students`"),
+        "{all}"
+    );
+    let locked: Option<String> = root
+        .query_first("SHOW CREATE USER 'registrar'@'%'")
+        .await
+        .expect("show create user");
+    assert!(
+        locked
+            .as_deref()
+            .is_some_and(|c| c.contains("ACCOUNT LOCK")),
+        "{locked:?}"
+    );
+}

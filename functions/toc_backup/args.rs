@@ -159,6 +159,10 @@ pub(crate) struct DumpArgs {
     /// server cannot prove it).
     #[arg(long, env = "BACKUP_DUMP_JOBS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub(crate) jobs: u16,
+    /// Record the accounts' password hashes in the accounts file (otherwise a restore with
+    /// --with-accounts recreates them locked, to be given a password).
+    #[arg(long, env = "BACKUP_PASSWORD_HASHES")]
+    pub(crate) with_password_hashes: bool,
     /// Also notify on success (failures always notify).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     pub(crate) notify_success: bool,
@@ -238,6 +242,11 @@ pub(crate) struct RestoreArgs {
         value_name = "keep|current"
     )]
     pub(crate) definer: DefinerMode,
+    /// Also recreate the accounts and grants the backup recorded (locked and without a
+    /// password unless the dump kept password hashes; grants moved to the target database).
+    /// Needs CREATE USER and the GRANT OPTION.
+    #[arg(long)]
+    pub(crate) with_accounts: bool,
     #[arg(long)]
     pub(crate) json: bool,
 }

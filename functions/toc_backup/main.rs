@@ -126,6 +126,7 @@ async fn run(command: Command) -> Result<(), Error> {
             options.split_bytes = args.split_mb * 1024 * 1024;
             options.compression_level = args.compression_level;
             options.jobs = usize::from(args.jobs);
+            options.with_password_hashes = args.with_password_hashes;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
@@ -205,6 +206,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 jobs: usize::from(args.jobs),
                 resume: args.resume,
                 definer: args.definer,
+                with_accounts: args.with_accounts,
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {

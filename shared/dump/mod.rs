@@ -1,6 +1,7 @@
 //! The full backup: one consistent snapshot of a database, written as gzip'd SQL files whose
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
+mod accounts;
 pub(crate) mod mysql_snapshot;
 mod objects;
 mod parallel;
@@ -47,6 +48,8 @@ pub struct DumpOptions {
     /// Applied after a successful backup; `None` keeps everything.
     pub retention: Option<RetentionPolicy>,
     pub notify_success: bool,
+    /// Record the accounts' password hashes too (otherwise they are recreated locked).
+    pub with_password_hashes: bool,
 }
 
 impl DumpOptions {
@@ -60,6 +63,7 @@ impl DumpOptions {
             jobs: 2,
             retention: Some(RetentionPolicy::default()),
             notify_success: false,
+            with_password_hashes: false,
         }
     }
 }
@@ -316,6 +320,24 @@ async fn dump(
         }
     }
 
+    let accounts_not_recorded =
+        match accounts::write_accounts(&mut conn, &writer, &database, options.with_password_hashes)
+            .await?
+        {
+            accounts::Accounts::Recorded { file, accounts } => {
+                tracing::info!(
+                    accounts,
+                    "accounts and grants recorded (restore --with-accounts)"
+                );
+                files.push(entry(file, Stage::Accounts, None, &prefix));
+                None
+            }
+            accounts::Accounts::NotRecorded(reason) => {
+                tracing::warn!("accounts not recorded: {reason}");
+                Some(reason)
+            }
+        };
+
     check_schema_unchanged(&mut conn, &database, &catalogue).await?;
     db::run_all(&mut conn, &["COMMIT"]).await?;
     let _ = conn.disconnect().await;
@@ -365,6 +387,7 @@ async fn dump(
                 definition_sha256_any_definer: Some(o.definition_sha256_any_definer()),
             })
             .collect(),
+        accounts_not_recorded,
         integrity: None,
     };
     let report = DumpReport {
@@ -439,6 +462,11 @@ impl FileNamer {
             safe_label(label)
         );
         self.create_named(&name).await
+    }
+
+    /// The accounts file; not `*.sql.gz`, so only `restore --with-accounts` loads it.
+    pub(crate) async fn create_accounts(&self) -> Result<SqlFile> {
+        self.create_named("accounts.gz").await
     }
 
     /// A table's key state; not SQL, so `cat *.sql.gz` leaves it out.

@@ -447,6 +447,7 @@ async fn incremental(
         files,
         tables,
         objects: Vec::new(),
+        accounts_not_recorded: None,
         integrity: None,
     };
     let report = IncrementalReport {

@@ -61,6 +61,8 @@ pub async fn run_restore_test(
             force: true,
             jobs: options.jobs,
             definer: options.definer,
+            // The test restores data into a scratch database; accounts are server-wide.
+            with_accounts: false,
             resume: false,
         },
     )

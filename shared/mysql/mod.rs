@@ -170,6 +170,22 @@ pub fn quote_str(text: &str) -> String {
     out
 }
 
+/// SQL LIKE with `%`, `_` and backslash escapes, as grant database patterns match.
+pub fn like(pattern: &str, text: &str) -> bool {
+    fn matches(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| matches(&p[1..], &t[i..])),
+            Some('_') => !t.is_empty() && matches(&p[1..], &t[1..]),
+            Some('\\') if p.len() > 1 => t.first() == Some(&p[1]) && matches(&p[2..], &t[1..]),
+            Some(c) => t.first() == Some(c) && matches(&p[1..], &t[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    matches(&p, &t)
+}
+
 /// True when `error` means the connection itself is gone (killed, server shut down or
 /// restarted, network dropped): work on it may be redone on a new connection, while an error
 /// the server gave about a statement would only repeat.

@@ -1,5 +1,6 @@
 //! Loading a backup into a database, in parallel, and proving the result equals the backup.
 
+mod accounts;
 pub mod apply;
 pub mod chain;
 mod check;
@@ -48,6 +49,9 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// Keep the objects' DEFINER clauses, or create the objects as the restoring user.
     pub definer: DefinerMode,
+    /// Recreate the accounts and grants the backup recorded (locked, without a password,
+    /// unless the dump kept password hashes), with grants moved to the target database.
+    pub with_accounts: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +105,13 @@ pub async fn run_restore(
         chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
     };
     let mut admin = db::connect(&url, None).await?;
-    let needs = preflight::needs_of(store.as_ref(), &root).await?;
+    let accounts_file = if options.with_accounts {
+        Some(accounts::file_of(&root)?)
+    } else {
+        None
+    };
+    let mut needs = preflight::needs_of(store.as_ref(), &root).await?;
+    needs.accounts = options.with_accounts;
     preflight::check(
         &mut admin,
         &needs,
@@ -138,6 +148,17 @@ pub async fn run_restore(
     let load_started = Instant::now();
     for (manifest, stage) in steps {
         loader.stage(manifest, stage).await?;
+    }
+    if let Some(file) = &accounts_file {
+        let (source, target) = (root.database.clone(), options.target_database.clone());
+        let (store, prefix) = (loader.store.clone(), root.prefix());
+        retrying!(
+            loader.session,
+            "recreating the accounts",
+            |conn, _attempt| async {
+                accounts::apply(store.as_ref(), &prefix, file, conn, &source, &target).await
+            }
+        )?;
     }
     let load_seconds = load_started.elapsed().as_secs_f64();
 

@@ -28,6 +28,8 @@ pub struct Needs {
     pub definers: BTreeSet<(String, String)>,
     /// Functions declared neither DETERMINISTIC, NO SQL nor READS SQL DATA.
     pub undeclared_functions: Vec<String>,
+    /// `--with-accounts`: the backup's accounts and grants are recreated.
+    pub accounts: bool,
 }
 
 /// An object kind, ordered, for sets.
@@ -87,7 +89,10 @@ impl Grants {
             let Some(on) = rest.find(" ON ") else {
                 continue; // a role membership: GRANT `r`@`%` TO …
             };
-            let privileges = split_privileges(&rest[..on]);
+            let mut privileges = split_privileges(&rest[..on]);
+            if rest.ends_with("WITH GRANT OPTION") {
+                privileges.insert("GRANT OPTION".to_string());
+            }
             let target = rest[on + 4..]
                 .split(" TO ")
                 .next()
@@ -119,7 +124,7 @@ impl Grants {
         self.global_has(privilege)
             || self.databases.iter().any(|(pattern, privileges)| {
                 (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
-                    && like(pattern, database)
+                    && crate::mysql::like(pattern, database)
             })
     }
 
@@ -199,22 +204,6 @@ fn unquote_identifier(text: &str) -> String {
     }
 }
 
-/// SQL LIKE with `%`, `_` and backslash escapes, as grant database patterns match.
-fn like(pattern: &str, text: &str) -> bool {
-    fn matches(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('%') => (0..=t.len()).any(|i| matches(&p[1..], &t[i..])),
-            Some('_') => !t.is_empty() && matches(&p[1..], &t[1..]),
-            Some('\\') if p.len() > 1 => t.first() == Some(&p[1]) && matches(&p[2..], &t[1..]),
-            Some(c) => t.first() == Some(c) && matches(&p[1..], &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    matches(&p, &t)
-}
-
 /// Everything missing for restoring `needs` into `database`; empty when the restore can go on.
 pub fn refusals(
     needs: &Needs,
@@ -252,6 +241,19 @@ pub fn refusals(
         require("EVENT", "the backup has events");
     }
 
+    if needs.accounts {
+        if !grants.has_global("CREATE USER") {
+            missing.push(
+                "the global CREATE USER privilege, to recreate the backup's accounts (--with-accounts)"
+                    .to_string(),
+            );
+        }
+        if !grants.has(database, "GRANT OPTION") {
+            missing.push(format!(
+                "the GRANT OPTION on `{database}`, to give the recreated accounts their grants (--with-accounts)"
+            ));
+        }
+    }
     let super_user = grants.has_global("SUPER");
     // The check after the load reads every routine's body back; the server shows a body only
     // to its definer or to readers of mysql.proc (MariaDB) / holders of SHOW_ROUTINE (MySQL).
