@@ -122,8 +122,12 @@ async fn a_killed_dump_fails_loudly_and_leaves_the_previous_backup_latest() {
         stderr.contains("ALERT [TOC-SIS backup] CRITICAL: full backup of"),
         "no failure notification:\n{stderr}"
     );
+    // The dump is killed where the lock stopped it: usually reading `b_blocked`'s rows, but on
+    // a loaded machine MariaDB has also been seen to hold the catalogue's information_schema
+    // read on the locked table (CI, session 4). Either way the error says what it was doing.
     assert!(
-        stderr.contains("reading the rows of table `b_blocked`"),
+        stderr.contains("reading the rows of table `b_blocked`")
+            || (stderr.contains("error: listing the") && stderr.contains("connection closed")),
         "the cause must be named:\n{stderr}"
     );
 
