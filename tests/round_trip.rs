@@ -138,3 +138,71 @@ async fn restore_refuses_a_non_empty_target_without_force() {
     );
     drop_database(&source).await;
 }
+
+/// Issue 13, item 4: a backup made on another server version is verified against what the
+/// target renders for its stored DDL (here the manifest says MySQL 8.0.36, so every definition
+/// hash it holds is one this MariaDB cannot reproduce), and the scratch schema is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_another_server_version_is_verified_by_this_servers_rendering() {
+    use mysql_async::prelude::Queryable;
+    let source = unique_name("rendered");
+    assert_ok(&run_cli(
+        &["sample-data", "--database-url", &url_for(&source)],
+        &[],
+    ));
+    let store = tempfile::tempdir().expect("store");
+    assert_ok(&dump(&source, store.path()));
+    let manifest_path = walkdir::WalkDir::new(store.path())
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name() == "manifest.json")
+        .expect("manifest")
+        .into_path();
+    let bytes = std::fs::read(&manifest_path).expect("read manifest");
+    let mut manifest =
+        toc_sis_backup::manifest::Manifest::open("manifest.json", &bytes).expect("open");
+    manifest.server.version = "8.0.36".into();
+    // The source's hashes cannot match any more: as if rendered by another version.
+    for object in &mut manifest.objects {
+        object.definition_sha256 = "rendered elsewhere".into();
+    }
+    for table in &mut manifest.tables {
+        table.definition_sha256 = "rendered elsewhere".into();
+    }
+    std::fs::write(&manifest_path, manifest.seal().expect("seal")).expect("write manifest");
+
+    let copy = unique_name("rendered_copy");
+    let restored = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            &store.path().to_string_lossy(),
+            "--target-database",
+            &copy,
+        ],
+        &[],
+    );
+    assert_ok(&restored);
+    let log = String::from_utf8_lossy(&restored.stderr);
+    assert!(
+        log.contains("compared with what this server renders"),
+        "{log}"
+    );
+    assert_eq!(checksums(&copy).await, checksums(&source).await);
+    let leftovers: Vec<String> = admin()
+        .await
+        .exec(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (format!("{copy}_render"),),
+        )
+        .await
+        .expect("schemata");
+    assert!(
+        leftovers.is_empty(),
+        "the scratch schema was left: {leftovers:?}"
+    );
+    drop_database(&copy).await;
+    drop_database(&source).await;
+}

@@ -8,6 +8,7 @@ pub mod definer;
 mod indexes;
 pub mod preflight;
 pub mod progress;
+mod render;
 mod session;
 pub mod splitter;
 
@@ -163,7 +164,28 @@ pub async fn run_restore(
     let load_seconds = load_started.elapsed().as_secs_f64();
 
     let verify_started = Instant::now();
-    let expected = chain::expected_state(&chain);
+    let mut expected = chain::expected_state(&chain);
+    let target_version: Option<String> = retrying!(
+        loader.session,
+        "reading the server version",
+        |conn, _attempt| async {
+            conn.query_first("SELECT VERSION()")
+                .await
+                .map_err(|e| Error::database("reading the server version", e))
+        }
+    )?;
+    let target_version = target_version.unwrap_or_default();
+    if render::renders_differently(&root.server.version, &target_version) {
+        expected = render::rendered_expectations(
+            loader.store.as_ref(),
+            &root,
+            &url,
+            &options.target_database,
+            options.definer,
+            expected,
+        )
+        .await?;
+    }
     verify_restored(
         &url,
         &options.target_database,
