@@ -23,19 +23,14 @@ fn stdout_and_stderr(output: &std::process::Output) -> String {
 }
 
 fn manifest_objects(store: &Path) -> usize {
-    let manifest = walkdir::WalkDir::new(store)
-        .into_iter()
-        .filter_map(Result::ok)
-        .find(|entry| entry.file_name() == "manifest.json")
-        .expect("a manifest");
-    let text = std::fs::read_to_string(manifest.path()).expect("manifest");
+    let text = std::fs::read_to_string(find_file(store, "manifest.json")).expect("manifest");
     let manifest: serde_json::Value = serde_json::from_str(&text).expect("manifest JSON");
     manifest["objects"].as_array().expect("objects").len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creating_anything() {
-    // The script's server has the binlog on; log_bin_trust_function_creators is 0 by default.
+/// A private server (binlog on, log_bin_trust_function_creators 0 by default) holding the
+/// sample database as `toc_sis`, with `infra/sql/backup-users.sql` applied as written.
+fn sample_server_with_project_users() -> PrivateServer {
     let server = PrivateServer::start("");
     assert_ok(&run_cli(
         &[
@@ -45,6 +40,17 @@ async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creati
         ],
         &[],
     ));
+    let users = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+    )
+    .expect("backup-users.sql");
+    server.root_sql(&users);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creating_anything() {
+    let server = sample_server_with_project_users();
     server.root_sql(
         "USE toc_sis;
          CREATE PROCEDURE count_students() SELECT COUNT(*) FROM students;
@@ -53,11 +59,6 @@ async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creati
          CREATE VIEW student_count AS SELECT COUNT(*) AS n FROM students;
          CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO SET @nightly = 1;",
     );
-    let users = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-    )
-    .expect("backup-users.sql");
-    server.root_sql(&users);
     let password = [("DATABASE_PASSWORD", PLACEHOLDER_PASSWORD)];
 
     // The backup user's dump holds every object.
@@ -225,20 +226,7 @@ async fn definers(server: &PrivateServer, database: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_are_recorded_apart_and_recreated_locked_on_request() {
     use mysql_async::prelude::Queryable;
-    let server = PrivateServer::start("");
-    assert_ok(&run_cli(
-        &[
-            "sample-data",
-            "--database-url",
-            &server.url("root", "127.0.0.1", "toc_sis"),
-        ],
-        &[],
-    ));
-    let users = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-    )
-    .expect("backup-users.sql");
-    server.root_sql(&users);
+    let server = sample_server_with_project_users();
     server.root_sql(
         "CREATE USER 'registrar'@'%' IDENTIFIED BY 'registrar-secret';
          GRANT SELECT, UPDATE ON toc_sis.* TO 'registrar'@'%';
@@ -301,16 +289,10 @@ async fn accounts_are_recorded_apart_and_recreated_locked_on_request() {
         ],
         &[],
     ));
-    let accounts_file = walkdir::WalkDir::new(full.path())
-        .into_iter()
-        .filter_map(Result::ok)
-        .find(|e| e.file_name() == "accounts.gz")
-        .expect("accounts.gz in the backup");
+    let accounts_file = find_file(full.path(), "accounts.gz");
     let mut text = String::new();
     std::io::Read::read_to_string(
-        &mut flate2::read::MultiGzDecoder::new(
-            std::fs::File::open(accounts_file.path()).expect("open"),
-        ),
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(accounts_file).expect("open")),
         &mut text,
     )
     .expect("gunzip");
@@ -324,11 +306,7 @@ async fn accounts_are_recorded_apart_and_recreated_locked_on_request() {
 
     server.root_sql("DROP USER 'registrar'@'%';");
     assert_ok(&restore_with_accounts(&full_text, "toc_sis_accounts"));
-    let url = toc_sis_backup::config::DatabaseUrl::parse(&server.url("root", "127.0.0.1", ""))
-        .expect("url");
-    let mut root = toc_sis_backup::mysql::connect(&url, None)
-        .await
-        .expect("root");
+    let mut root = root_connection(&server).await;
     let grants: Vec<String> = root
         .query("SHOW GRANTS FOR 'registrar'@'%'")
         .await

@@ -152,12 +152,7 @@ async fn a_backup_from_another_server_version_is_verified_by_this_servers_render
     ));
     let store = tempfile::tempdir().expect("store");
     assert_ok(&dump(&source, store.path()));
-    let manifest_path = walkdir::WalkDir::new(store.path())
-        .into_iter()
-        .filter_map(Result::ok)
-        .find(|e| e.file_name() == "manifest.json")
-        .expect("manifest")
-        .into_path();
+    let manifest_path = find_file(store.path(), "manifest.json");
     let bytes = std::fs::read(&manifest_path).expect("read manifest");
     let mut manifest =
         toc_sis_backup::manifest::Manifest::open("manifest.json", &bytes).expect("open");

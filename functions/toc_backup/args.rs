@@ -107,6 +107,21 @@ impl Connection {
     }
 }
 
+/// `--definer`, shared by `restore` and `restore-test`.
+#[derive(Args)]
+pub(crate) struct DefinerArg {
+    /// `keep`: create views, routines, triggers and events with the DEFINER the backup
+    /// recorded (needs SUPER, or SET USER on MariaDB / SET_USER_ID on MySQL, for other
+    /// accounts). `current`: create them as the restoring user (what a fresh RDS master can).
+    #[arg(
+        long = "definer",
+        env = "RESTORE_DEFINER",
+        default_value = "keep",
+        value_name = "keep|current"
+    )]
+    pub(crate) mode: DefinerMode,
+}
+
 #[derive(Args)]
 pub(crate) struct StoreArg {
     /// Where backups live: a folder, or s3://BUCKET/PREFIX (credentials, region and
@@ -232,16 +247,8 @@ pub(crate) struct RestoreArgs {
     /// Connections loading data at once.
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
-    /// `keep`: create views, routines, triggers and events with the DEFINER the backup
-    /// recorded (needs SUPER, or SET USER on MariaDB / SET_USER_ID on MySQL, for other
-    /// accounts). `current`: create them as the restoring user (what a fresh RDS master can).
-    #[arg(
-        long,
-        env = "RESTORE_DEFINER",
-        default_value = "keep",
-        value_name = "keep|current"
-    )]
-    pub(crate) definer: DefinerMode,
+    #[command(flatten)]
+    pub(crate) definer: DefinerArg,
     /// Also recreate the accounts and grants the backup recorded (locked and without a
     /// password unless the dump kept password hashes; grants moved to the target database).
     /// Needs CREATE USER and the GRANT OPTION.
@@ -372,16 +379,8 @@ pub(crate) struct RestoreTestArgs {
     pub(crate) database_prefix: String,
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
-    /// `keep`: create views, routines, triggers and events with the DEFINER the backup
-    /// recorded (needs SUPER, or SET USER on MariaDB / SET_USER_ID on MySQL, for other
-    /// accounts). `current`: create them as the restoring user (what a fresh RDS master can).
-    #[arg(
-        long,
-        env = "RESTORE_DEFINER",
-        default_value = "keep",
-        value_name = "keep|current"
-    )]
-    pub(crate) definer: DefinerMode,
+    #[command(flatten)]
+    pub(crate) definer: DefinerArg,
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
     #[arg(long)]

@@ -205,7 +205,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 force: args.force,
                 jobs: usize::from(args.jobs),
                 resume: args.resume,
-                definer: args.definer,
+                definer: args.definer.mode,
                 with_accounts: args.with_accounts,
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
@@ -312,7 +312,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 server_url: args.connection.url()?,
                 jobs: usize::from(args.jobs),
                 database_prefix: args.database_prefix,
-                definer: args.definer,
+                definer: args.definer.mode,
             };
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;

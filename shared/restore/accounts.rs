@@ -2,13 +2,9 @@
 //! (`dump::accounts`), recreated after everything they grant on exists, with grants on the
 //! source database moved to the target.
 
-use std::io::Read;
-
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use tokio::io::AsyncReadExt;
 
-use super::splitter::Splitter;
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
 use crate::mysql::quote_ident;
@@ -39,37 +35,7 @@ pub(super) async fn apply(
     source: &str,
     target: &str,
 ) -> Result<()> {
-    let mut compressed = Vec::new();
-    store
-        .open(&format!("{prefix}{}", file.name))
-        .await?
-        .read_to_end(&mut compressed)
-        .await
-        .map_err(|e| Error::CorruptFile {
-            file: file.name.clone(),
-            detail: format!("cannot be read: {e}"),
-        })?;
-    crate::verify::HashingReader::new(&compressed[..]).check(
-        &file.name,
-        file.bytes,
-        &file.sha256,
-    )?;
-    let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(&compressed[..])
-        .read_to_end(&mut text)
-        .map_err(|e| Error::CorruptFile {
-            file: file.name.clone(),
-            detail: format!("cannot be read as gzip: {e}"),
-        })?;
-    let mut statements = Vec::new();
-    let mut splitter = Splitter::default();
-    splitter.push(&text, &mut statements);
-    splitter
-        .finish(&mut statements)
-        .map_err(|reason| Error::MalformedSql {
-            file: file.name.clone(),
-            reason,
-        })?;
+    let statements = super::apply::read_statements(store, prefix, file).await?;
     let (from, to) = (
         format!(" ON {}.", quote_ident(source)),
         format!(" ON {}.", quote_ident(target)),

@@ -119,3 +119,42 @@ pub async fn apply_file(
     reading.await?;
     Ok(recorded)
 }
+
+/// A small stored file (object definitions, accounts) read whole, checked against its manifest
+/// entry and split into statements, for the steps that look at statements before running
+/// them.
+pub(super) async fn read_statements(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    file: &FileEntry,
+) -> Result<Vec<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let mut compressed = Vec::new();
+    store
+        .open(&format!("{prefix}{}", file.name))
+        .await?
+        .read_to_end(&mut compressed)
+        .await
+        .map_err(|e| Error::CorruptFile {
+            file: file.name.clone(),
+            detail: format!("cannot be read: {e}"),
+        })?;
+    HashingReader::new(&compressed[..]).check(&file.name, file.bytes, &file.sha256)?;
+    let mut text = Vec::new();
+    MultiGzDecoder::new(&compressed[..])
+        .read_to_end(&mut text)
+        .map_err(|e| Error::CorruptFile {
+            file: file.name.clone(),
+            detail: format!("cannot be read as gzip: {e}"),
+        })?;
+    let mut statements = Vec::new();
+    let mut splitter = Splitter::default();
+    splitter.push(&text, &mut statements);
+    splitter
+        .finish(&mut statements)
+        .map_err(|reason| Error::MalformedSql {
+            file: file.name.clone(),
+            reason,
+        })?;
+    Ok(statements)
+}

@@ -8,14 +8,11 @@
 //! text MariaDB and MySQL render alike: `GRANT priv[, priv…] ON db.* TO account`.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use tokio::io::AsyncReadExt;
 
 use super::definer::{definer_of, start_of_create, DefinerMode};
-use super::splitter::Splitter;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKind, Stage};
 use crate::store::ObjectStore;
@@ -366,7 +363,7 @@ fn kind_and_name(statement: &str) -> Option<(ObjectKind, String)> {
 }
 
 /// The CREATE statements of the backup's views, routines, triggers and events (their files
-/// are small and were verified already), as [`Needs`].
+/// are small), as [`Needs`].
 pub async fn needs_of(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Needs> {
     let mut needs = Needs::default();
     let prefix = manifest.prefix();
@@ -376,32 +373,7 @@ pub async fn needs_of(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Ne
             Stage::Routines | Stage::Views | Stage::Triggers | Stage::Events
         )
     }) {
-        let mut compressed = Vec::new();
-        store
-            .open(&format!("{prefix}{}", file.name))
-            .await?
-            .read_to_end(&mut compressed)
-            .await
-            .map_err(|e| Error::CorruptFile {
-                file: file.name.clone(),
-                detail: format!("cannot be read: {e}"),
-            })?;
-        let mut text = Vec::new();
-        flate2::read::MultiGzDecoder::new(&compressed[..])
-            .read_to_end(&mut text)
-            .map_err(|e| Error::CorruptFile {
-                file: file.name.clone(),
-                detail: format!("cannot be read as gzip: {e}"),
-            })?;
-        let mut statements = Vec::new();
-        let mut splitter = Splitter::default();
-        splitter.push(&text, &mut statements);
-        splitter
-            .finish(&mut statements)
-            .map_err(|reason| Error::MalformedSql {
-                file: file.name.clone(),
-                reason,
-            })?;
+        let statements = super::apply::read_statements(store, &prefix, file).await?;
         for statement in statements {
             let statement = String::from_utf8_lossy(&statement);
             if let Some((kind, name)) = kind_and_name(&statement) {

@@ -271,6 +271,16 @@ pub async fn small_database(prefix: &str) -> String {
     name
 }
 
+/// The first file called `name` anywhere under `store`.
+pub fn find_file(store: &Path, name: &str) -> std::path::PathBuf {
+    walkdir::WalkDir::new(store)
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|entry| entry.file_name() == name)
+        .unwrap_or_else(|| panic!("no {name} under {}", store.display()))
+        .into_path()
+}
+
 /// `toc-backup list --all --json`, parsed.
 pub fn list_json(store: &Path) -> serde_json::Value {
     let output = run_cli(

@@ -259,6 +259,19 @@ impl S3Writer {
         }
     }
 
+    /// AbortMultipartUpload of one upload of this writer's key.
+    async fn send_abort(&self, upload_id: &str) -> std::result::Result<(), String> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
     /// A CreateMultipartUpload whose answer was lost and retried leaves an upload nobody knows
     /// the id of; it would hold its parts (and their storage cost) until the lifecycle rule's
     /// days pass. Every key this tool writes has one writer, so any other open upload for this
@@ -290,15 +303,7 @@ impl S3Writer {
             if key != self.key || self.upload_id.as_deref() == Some(upload_id) {
                 continue;
             }
-            match self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await
-            {
+            match self.send_abort(upload_id).await {
                 Ok(_) => tracing::info!(
                     bucket = %self.bucket,
                     key = %self.key,
@@ -309,8 +314,7 @@ impl S3Writer {
                     bucket = %self.bucket,
                     key = %self.key,
                     %upload_id,
-                    "could not abort a stray multipart upload (the bucket's lifecycle rule removes it later): {}",
-                    describe(&e)
+                    "could not abort a stray multipart upload (the bucket's lifecycle rule removes it later): {e}"
                 ),
             }
         }
@@ -320,15 +324,7 @@ impl S3Writer {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
         if let Some(upload_id) = self.upload_id.take() {
-            let outcome = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            match outcome {
+            match self.send_abort(&upload_id).await {
                 Ok(_) => {
                     tracing::info!(bucket = %self.bucket, key = %self.key, "multipart upload aborted")
                 }
@@ -336,8 +332,7 @@ impl S3Writer {
                     bucket = %self.bucket,
                     key = %self.key,
                     %upload_id,
-                    "could not abort the multipart upload (the bucket's lifecycle rule removes it later): {}",
-                    describe(&e)
+                    "could not abort the multipart upload (the bucket's lifecycle rule removes it later): {e}"
                 ),
             }
             self.abort_stray_uploads().await;
