@@ -158,6 +158,10 @@ pub struct TableEntry {
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "row_hash")]
     pub recorded_row_hash: Option<crate::mysql::fingerprint::RowHash>,
     pub definition_sha256: String,
+    /// The table's shape (`mysql::shape`), which an upgraded server reads the same where its
+    /// `SHOW CREATE` text differs; absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape_sha256: Option<String>,
 }
 
 impl TableEntry {

@@ -306,6 +306,7 @@ async fn dump(
             fingerprint: dumped.fingerprint.to_hex(),
             recorded_row_hash: Some(dumped.fingerprint.algorithm()),
             definition_sha256: table.definition_sha256(),
+            shape_sha256: Some(table.shape_sha256.clone()),
         });
     }
 

@@ -12,6 +12,7 @@ mod diff;
 pub mod keys;
 pub mod scope;
 pub mod state;
+mod tracked;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,15 +31,14 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, MANIFEST_NAME, VERSION,
 };
-use crate::mysql::schema::{self, Table};
-use crate::mysql::values::ColumnKind;
+use crate::mysql::schema;
 use crate::mysql::{self as db};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::restore::chain::snapshot_time;
 use crate::store::ObjectStore;
-use diff::{diff_table, DiffSettings, PreviousState};
-use keys::PrimaryKey;
+use diff::{diff_table, DiffSettings};
 pub use scope::{Scope, ScopedTable};
+use tracked::check_scope;
 
 #[derive(Debug, Clone)]
 pub struct IncrementalOptions {
@@ -225,89 +225,6 @@ pub async fn run_incremental_until(
     }
 }
 
-/// A table in scope, checked: it exists, has an integer primary key and a temporal tracking
-/// column, has not been altered since the chain's full backup, and has a previous key state.
-struct Tracked {
-    table: Table,
-    key: PrimaryKey,
-    tracking_index: usize,
-    previous: PreviousState,
-}
-
-async fn check_scope(
-    conn: &mut mysql_async::Conn,
-    database: &str,
-    scope: &Scope,
-    tip: &ChainTip,
-) -> Result<Vec<Tracked>> {
-    let summaries = schema::list_tables(conn, database).await?;
-    let mut tracked = Vec::new();
-    for scoped in &scope.tables {
-        let refuse = |reason: String| Error::IncrementalScope {
-            table: scoped.name.clone(),
-            reason,
-        };
-        let summary = summaries
-            .iter()
-            .find(|s| s.name == scoped.name && s.table_type == "BASE TABLE")
-            .ok_or_else(|| refuse(format!("there is no such table in database `{database}`")))?;
-        let table = schema::describe_table(conn, database, summary).await?;
-        let key = keys::primary_key(conn, database, &table)
-            .await?
-            .map_err(refuse)?;
-        let tracking_index = table
-            .columns
-            .iter()
-            .position(|c| c.name == scoped.tracking_column)
-            .ok_or_else(|| {
-                refuse(format!(
-                    "it has no change-tracking column `{}`",
-                    scoped.tracking_column
-                ))
-            })?;
-        if !matches!(
-            table.columns[tracking_index].kind,
-            ColumnKind::DateTime | ColumnKind::Date
-        ) {
-            return Err(refuse(format!(
-                "its tracking column `{}` is not a DATETIME or TIMESTAMP",
-                scoped.tracking_column
-            )));
-        }
-        let recorded = tip.root.tables.iter().find(|t| t.name == scoped.name);
-        if recorded.map(|t| t.definition_sha256.as_str())
-            != Some(table.definition_sha256().as_str())
-        {
-            return Err(refuse(format!(
-                "its definition differs from the chain's full backup {}; take a full backup to start a new chain",
-                tip.root.backup_id
-            )));
-        }
-        let state = tip
-            .parent
-            .files
-            .iter()
-            .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(scoped.name.as_str()))
-            .ok_or_else(|| {
-                refuse(format!(
-                    "the previous backup {} holds no key state for it",
-                    tip.parent.backup_id
-                ))
-            })?;
-        tracked.push(Tracked {
-            previous: PreviousState {
-                key: format!("{}{}", tip.parent.prefix(), state.name),
-                bytes: state.bytes,
-                sha256: state.sha256.clone(),
-            },
-            table,
-            key,
-            tracking_index,
-        });
-    }
-    Ok(tracked)
-}
-
 async fn incremental(
     store: Arc<dyn ObjectStore>,
     options: &IncrementalOptions,
@@ -338,10 +255,10 @@ async fn incremental(
     )
     .await?;
     // Checked before the snapshot: a bad scope is a configuration error, reported before any work.
-    let tracked = check_scope(&mut conn, &database, &options.scope, tip).await?;
+    let server = read_server(&mut conn).await?;
+    let tracked = check_scope(&mut conn, &database, &options.scope, tip, &server.version).await?;
     db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
     let snapshot = read_snapshot(&mut conn, None).await?;
-    let server = read_server(&mut conn).await?;
 
     let previous_time = snapshot_time(&tip.parent).ok_or_else(|| Error::BrokenChain {
         backup: tip.parent.backup_id.clone(),
@@ -407,7 +324,8 @@ async fn incremental(
             rows: change.fingerprint.rows(),
             fingerprint: change.fingerprint.to_hex(),
             recorded_row_hash: Some(change.fingerprint.algorithm()),
-            definition_sha256: item.table.definition_sha256(),
+            definition_sha256: item.chain_definition.clone(),
+            shape_sha256: Some(item.table.shape_sha256.clone()),
         });
     }
     for item in &tracked {

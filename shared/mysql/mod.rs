@@ -3,6 +3,7 @@
 
 pub mod fingerprint;
 pub mod schema;
+pub mod shape;
 pub mod values;
 
 use std::time::Duration;

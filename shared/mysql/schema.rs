@@ -24,6 +24,8 @@ pub struct Table {
     /// the server computes them again.
     pub columns: Vec<Column>,
     pub create_sql: String,
+    /// See [`super::shape`]: what stays the same when another server version renders it.
+    pub shape_sha256: String,
 }
 
 impl Table {
@@ -193,6 +195,7 @@ pub async fn describe_table(
         engine: summary.engine.clone(),
         columns: columns(conn, database, &summary.name).await?,
         create_sql: show_create_table(conn, &summary.name).await?,
+        shape_sha256: super::shape::table_shape_sha256(conn, database, &summary.name).await?,
     })
 }
 

@@ -175,7 +175,7 @@ pub async fn run_restore(
         }
     )?;
     let target_version = target_version.unwrap_or_default();
-    if render::renders_differently(&root.server.version, &target_version) {
+    if crate::mysql::shape::renders_differently(&root.server.version, &target_version) {
         expected = render::rendered_expectations(
             loader.store.as_ref(),
             &root,
