@@ -425,3 +425,84 @@ async fn tables_that_cannot_be_tracked_are_refused_by_name() {
     assert!(report["full_backup"]["backup_id"].is_string(), "{report}");
     drop_database(&source).await;
 }
+
+fn state_files(backup_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(backup_dir)
+        .expect("backup folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A key state is stored with every full backup kept for years, so it is kept only for tables
+/// an incremental can track: an integer key and the tracking column (issue 16: output size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_states_are_kept_only_for_tables_an_incremental_can_track() {
+    let source = workload_database().await;
+    connect_to(&source)
+        .await
+        .query_drop(
+            "CREATE TABLE logs (id INT PRIMARY KEY, created_at DATETIME NOT NULL, line TEXT);
+             INSERT INTO logs SELECT seq, NOW(), 'x' FROM seq_1_to_50;",
+        )
+        .await
+        .expect("logs table");
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    assert_ok(&dump(&source, store.path()));
+    assert_eq!(
+        state_files(&only_backup_dir(store.path())),
+        ["state-00002-enrol.keys.gz", "state-00003-grades.keys.gz"]
+    );
+    let logs_incremental = |env: &[(&str, &str)]| {
+        run_cli(
+            &[
+                "incremental",
+                "--database-url",
+                &url_for(&source),
+                "--store",
+                &store_arg,
+                "--tables",
+                "grades,logs",
+                "--tracking-columns",
+                "logs=created_at",
+            ],
+            env,
+        )
+    };
+    let refused = logs_incremental(&[]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("cannot track table `logs`")
+            && stderr.contains("holds no key state for it")
+            && stderr.contains("the next full backup starts tracking it"),
+        "{stderr}"
+    );
+
+    // The dump reads the incremental's own variables, so one configuration serves both.
+    let tracking = [("INCREMENTAL_TRACKING_COLUMNS", "logs=created_at")];
+    let output = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store_arg,
+        ],
+        &tracking,
+    );
+    assert_ok(&output);
+    assert_eq!(
+        state_files(&only_backup_dir(store.path())),
+        [
+            "state-00002-enrol.keys.gz",
+            "state-00003-grades.keys.gz",
+            "state-00004-logs.keys.gz"
+        ]
+    );
+    assert_ok(&logs_incremental(&[]));
+    drop_database(&source).await;
+}

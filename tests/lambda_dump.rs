@@ -342,6 +342,15 @@ async fn a_run_using_most_of_its_time_budget_warns() {
     let mut strict = base.to_vec();
     strict.push(("BUDGET_WARN_PERCENT", "1".to_string()));
     let strict = function(&strict).await.expect("configuration");
+    // 1 % of 20 s is 200 ms; a table of 200,000 rows takes longer than that to dump and verify.
+    connect_to(&source)
+        .await
+        .query_drop(
+            "CREATE TABLE filler (id INT PRIMARY KEY, line VARCHAR(100)) ENGINE=InnoDB;
+             INSERT INTO filler SELECT seq, REPEAT(MD5(seq), 3) FROM seq_1_to_200000;",
+        )
+        .await
+        .expect("filler table");
     let deadline = Some(SystemTime::now() + Duration::from_secs(20));
     let report = strict
         .handle(serde_json::json!({}), deadline)

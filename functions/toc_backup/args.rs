@@ -178,6 +178,17 @@ pub(crate) struct DumpArgs {
     /// --with-accounts recreates them locked, to be given a password).
     #[arg(long, env = "BACKUP_PASSWORD_HASHES")]
     pub(crate) with_password_hashes: bool,
+    /// The column incrementals track changes by (as `incremental --tracking-column`): a key
+    /// state is kept only for tables that have it.
+    #[arg(
+        long,
+        env = "INCREMENTAL_TRACKING_COLUMN",
+        default_value = "updated_at"
+    )]
+    pub(crate) tracking_column: String,
+    /// …except these: table=column,… (as `incremental --tracking-columns`).
+    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
+    pub(crate) tracking_columns: Option<String>,
     /// Also notify on success (failures always notify).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     pub(crate) notify_success: bool,

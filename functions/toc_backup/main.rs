@@ -10,6 +10,7 @@ use args::*;
 use clap::Parser;
 use serde::Serialize;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
+use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
 use toc_sis_backup::monitor::restore_test::{run_restore_test, RestoreTestOptions};
 use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
@@ -127,6 +128,10 @@ async fn run(command: Command) -> Result<(), Error> {
             options.compression_level = args.compression_level;
             options.jobs = usize::from(args.jobs);
             options.with_password_hashes = args.with_password_hashes;
+            options.tracking = TrackingColumns::parse(
+                Some(&args.tracking_column),
+                args.tracking_columns.as_deref(),
+            )?;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;

@@ -32,6 +32,8 @@ const VERIFY_AT_ONCE: usize = 4;
 use snapshot::{check_schema_unchanged, read_catalogue, read_server};
 use sql_file::{SqlFile, StoredFile};
 
+use crate::incremental::scope::TrackingColumns;
+
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
     pub database_url: DatabaseUrl,
@@ -50,6 +52,9 @@ pub struct DumpOptions {
     pub notify_success: bool,
     /// Record the accounts' password hashes too (otherwise they are recreated locked).
     pub with_password_hashes: bool,
+    /// Which column incrementals track each table by: a key state is kept only for tables that
+    /// have it (others could never be tracked; their state would be stored for nothing).
+    pub tracking: TrackingColumns,
 }
 
 impl DumpOptions {
@@ -64,6 +69,7 @@ impl DumpOptions {
             retention: Some(RetentionPolicy::default()),
             notify_success: false,
             with_password_hashes: false,
+            tracking: TrackingColumns::default(),
         }
     }
 }

@@ -23,7 +23,7 @@ use super::table_data::{dump_table, DumpedTable};
 use super::{DumpOptions, FileNamer};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
-use crate::incremental::keys;
+use crate::incremental::{keys, scope};
 use crate::manifest::SnapshotPosition;
 use crate::mysql::schema::Table;
 use crate::mysql::{self as db};
@@ -243,11 +243,15 @@ pub(crate) async fn dump_tables(
                 let Some(index) = next else { break };
                 let table = &work.tables[index];
                 let outcome = async {
-                    // Tables with an integer primary key get a key state, which incrementals
-                    // start from.
-                    let key = keys::primary_key(&mut conn, &work.database, table)
-                        .await?
-                        .ok();
+                    // Tables an incremental could track (an integer primary key and the
+                    // tracking column) get a key state, which incrementals start from.
+                    let column = work.options.tracking.column_for(&table.name);
+                    let key = match scope::tracking_index(table, column) {
+                        Ok(_) => keys::primary_key(&mut conn, &work.database, table)
+                            .await?
+                            .ok(),
+                        Err(_) => None,
+                    };
                     dump_table(&mut conn, &work.namer, table, key, index + 1, &work.options).await
                 }
                 .await;

@@ -1,6 +1,8 @@
 //! Which tables an incremental tracks, and by which change-tracking column.
 
 use crate::error::{Error, Result};
+use crate::mysql::schema::Table;
+use crate::mysql::values::ColumnKind;
 
 /// The strategy document's Tier 1 (critical academic records, RPO 1 h) and Tier 2 (student
 /// information, RPO 4 h) tables: a daily full backup alone cannot meet either objective, and its
@@ -44,42 +46,35 @@ impl Default for Scope {
     }
 }
 
-impl Scope {
-    /// `tables`: comma-separated names (default: the Tier 1 tables); `tracking`: the default
-    /// change-tracking column; `per_table`: `table=column,…` exceptions.
-    pub fn parse(
-        tables: Option<&str>,
-        tracking: Option<&str>,
-        per_table: Option<&str>,
-    ) -> Result<Scope> {
-        let tracking = tracking
+/// The column each table's changes are tracked by: `default` unless `per_table` names another.
+/// A full dump keeps key states only for tables that have theirs, the tables an incremental
+/// can track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackingColumns {
+    default: String,
+    per_table: Vec<(String, String)>,
+}
+
+impl Default for TrackingColumns {
+    fn default() -> Self {
+        TrackingColumns {
+            default: DEFAULT_TRACKING_COLUMN.into(),
+            per_table: Vec::new(),
+        }
+    }
+}
+
+impl TrackingColumns {
+    /// `tracking`: the default change-tracking column; `per_table`: `table=column,…` exceptions.
+    pub fn parse(tracking: Option<&str>, per_table: Option<&str>) -> Result<Self> {
+        let default = tracking
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .unwrap_or(DEFAULT_TRACKING_COLUMN);
-        let names: Vec<String> = match tables {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect(),
-            None => DEFAULT_TABLES.iter().map(|t| t.to_string()).collect(),
-        };
-        if names.is_empty() {
-            return Err(Error::InvalidValue {
-                what: "incremental table list",
-                value: tables.unwrap_or_default().to_string(),
-                expected: "one or more comma-separated table names".into(),
-            });
-        }
-        let mut scope = Scope {
-            tables: names
-                .into_iter()
-                .map(|name| ScopedTable {
-                    name,
-                    tracking_column: tracking.to_string(),
-                })
-                .collect(),
+            .unwrap_or(DEFAULT_TRACKING_COLUMN)
+            .to_string();
+        let mut columns = TrackingColumns {
+            default,
+            per_table: Vec::new(),
         };
         for pair in per_table
             .unwrap_or_default()
@@ -97,18 +92,87 @@ impl Scope {
                     expected: "table=column".into(),
                 });
             };
-            let entry = scope
-                .tables
-                .iter_mut()
-                .find(|t| t.name == table.trim())
-                .ok_or_else(|| Error::InvalidValue {
-                    what: "per-table tracking column",
-                    value: pair.to_string(),
-                    expected: "a table that is in the incremental's table list".into(),
-                })?;
-            entry.tracking_column = column.trim().to_string();
+            columns
+                .per_table
+                .push((table.trim().to_string(), column.trim().to_string()));
         }
-        Ok(scope)
+        Ok(columns)
+    }
+
+    pub fn column_for(&self, table: &str) -> &str {
+        self.per_table
+            .iter()
+            .rev()
+            .find(|(t, _)| t == table)
+            .map_or(self.default.as_str(), |(_, c)| c.as_str())
+    }
+}
+
+/// Where `column` is among `table`'s dumped columns, if it can track changes (a DATETIME,
+/// TIMESTAMP or DATE); otherwise why not.
+pub fn tracking_index(table: &Table, column: &str) -> std::result::Result<usize, String> {
+    let index = table
+        .columns
+        .iter()
+        .position(|c| c.name == column)
+        .ok_or_else(|| format!("it has no change-tracking column `{column}`"))?;
+    if matches!(
+        table.columns[index].kind,
+        ColumnKind::DateTime | ColumnKind::Date
+    ) {
+        Ok(index)
+    } else {
+        Err(format!(
+            "its tracking column `{column}` is not a DATETIME or TIMESTAMP"
+        ))
+    }
+}
+
+impl Scope {
+    /// `tables`: comma-separated names (default: the Tier 1 tables); `tracking`: the default
+    /// change-tracking column; `per_table`: `table=column,…` exceptions.
+    pub fn parse(
+        tables: Option<&str>,
+        tracking: Option<&str>,
+        per_table: Option<&str>,
+    ) -> Result<Scope> {
+        let columns = TrackingColumns::parse(tracking, per_table)?;
+        let names: Vec<String> = match tables {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => DEFAULT_TABLES.iter().map(|t| t.to_string()).collect(),
+        };
+        if names.is_empty() {
+            return Err(Error::InvalidValue {
+                what: "incremental table list",
+                value: tables.unwrap_or_default().to_string(),
+                expected: "one or more comma-separated table names".into(),
+            });
+        }
+        if let Some((table, column)) = columns
+            .per_table
+            .iter()
+            .find(|(table, _)| !names.contains(table))
+        {
+            return Err(Error::InvalidValue {
+                what: "per-table tracking column",
+                value: format!("{table}={column}"),
+                expected: "a table that is in the incremental's table list".into(),
+            });
+        }
+        Ok(Scope {
+            tables: names
+                .into_iter()
+                .map(|name| ScopedTable {
+                    tracking_column: columns.column_for(&name).to_string(),
+                    name,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -134,5 +198,20 @@ mod tests {
             .to_string()
             .contains("c=x"));
         assert!(Scope::parse(Some(" , "), None, None).is_err());
+    }
+
+    #[test]
+    fn tracking_columns_name_each_tables_column() {
+        let columns = TrackingColumns::parse(Some("changed"), Some("logs=created_at")).unwrap();
+        assert_eq!(columns.column_for("logs"), "created_at");
+        assert_eq!(columns.column_for("grades"), "changed");
+        assert_eq!(TrackingColumns::default().column_for("x"), "updated_at");
+        let error = TrackingColumns::parse(None, Some("logs"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("logs") && error.contains("table=column"),
+            "{error}"
+        );
     }
 }

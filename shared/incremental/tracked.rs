@@ -10,7 +10,6 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, Stage, TableEntry};
 use crate::mysql::schema::{self, Table};
 use crate::mysql::shape;
-use crate::mysql::values::ColumnKind;
 
 /// A table in scope, checked: it exists, has an integer primary key and a temporal tracking
 /// column, has not been altered since the chain's full backup, and has a previous key state.
@@ -94,25 +93,8 @@ pub(super) async fn check_scope(
         let key = keys::primary_key(conn, database, &table)
             .await?
             .map_err(refuse)?;
-        let tracking_index = table
-            .columns
-            .iter()
-            .position(|c| c.name == scoped.tracking_column)
-            .ok_or_else(|| {
-                refuse(format!(
-                    "it has no change-tracking column `{}`",
-                    scoped.tracking_column
-                ))
-            })?;
-        if !matches!(
-            table.columns[tracking_index].kind,
-            ColumnKind::DateTime | ColumnKind::Date
-        ) {
-            return Err(refuse(format!(
-                "its tracking column `{}` is not a DATETIME or TIMESTAMP",
-                scoped.tracking_column
-            )));
-        }
+        let tracking_index =
+            super::scope::tracking_index(&table, &scoped.tracking_column).map_err(refuse)?;
         let recorded = tip.root.tables.iter().find(|t| t.name == scoped.name);
         let chain_definition =
             same_table_as_chain_root(recorded, &table, &tip.root, server_version)
@@ -124,8 +106,8 @@ pub(super) async fn check_scope(
             .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(scoped.name.as_str()))
             .ok_or_else(|| {
                 refuse(format!(
-                    "the previous backup {} holds no key state for it",
-                    tip.parent.backup_id
+                    "the previous backup {} holds no key state for it (a full backup keeps one for each table with an integer primary key and its tracking column, `{}` here: was INCREMENTAL_TRACKING_COLUMN(S) different for the dump?); the next full backup starts tracking it",
+                    tip.parent.backup_id, scoped.tracking_column
                 ))
             })?;
         tracked.push(Tracked {

@@ -9,6 +9,7 @@ use super::context::FunctionContext;
 use super::{DumpEvent, Env};
 use crate::dump::{run_dump_until, DumpOptions};
 use crate::error::{Error, Result};
+use crate::incremental::scope::TrackingColumns;
 use crate::retention::RetentionPolicy;
 
 pub struct DumpFunction {
@@ -18,6 +19,7 @@ pub struct DumpFunction {
     retention: Option<RetentionPolicy>,
     split_bytes: u64,
     jobs: usize,
+    tracking: TrackingColumns,
 }
 
 impl DumpFunction {
@@ -34,9 +36,19 @@ impl DumpFunction {
             .then_some(retention);
         let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
         let jobs: usize = env.parse("BACKUP_DUMP_JOBS", 2, "a whole number of connections")?;
+        // The incremental function's variables: key states are kept for the tables it can track.
+        let tracking = TrackingColumns::parse(
+            env.get("INCREMENTAL_TRACKING_COLUMN").as_deref(),
+            env.get("INCREMENTAL_TRACKING_COLUMNS").as_deref(),
+        )
+        .map_err(|e| Error::Config {
+            variable: "INCREMENTAL_TRACKING_COLUMNS".into(),
+            reason: format!("is not usable: {e}"),
+        })?;
         Ok(DumpFunction {
             context,
             retention,
+            tracking,
             split_bytes: split_mb.max(1) * 1024 * 1024,
             jobs: jobs.clamp(1, 32),
         })
@@ -79,6 +91,7 @@ impl DumpFunction {
         options.notify_success = self.context.notify_success;
         options.split_bytes = self.split_bytes;
         options.jobs = self.jobs;
+        options.tracking = self.tracking.clone();
         Ok((options, prefix))
     }
 }
