@@ -12,7 +12,7 @@ use serde::Serialize;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
 use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
-use toc_sis_backup::monitor::restore_test::{run_restore_test, RestoreTestOptions};
+use toc_sis_backup::monitor::restore_test::{run_restore_test_until, RestoreTestOptions};
 use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
@@ -212,6 +212,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 resume: args.resume,
                 definer: args.definer.mode,
                 with_accounts: args.with_accounts,
+                headway: Default::default(),
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {
@@ -321,8 +322,16 @@ async fn run(command: Command) -> Result<(), Error> {
             };
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
-            let report =
-                run_restore_test(store, notifier.as_ref(), &options, chrono::Utc::now()).await?;
+            // Ctrl-C or SIGTERM stops the test the way a Lambda deadline does: scratch
+            // database dropped, TIMED OUT reported and alerted.
+            let report = run_restore_test_until(
+                store,
+                notifier.as_ref(),
+                &options,
+                chrono::Utc::now(),
+                shutdown_signal(),
+            )
+            .await?;
             print(args.json, &report, |r| {
                 format!(
                     "restore test passed: backup {} (chain {}) restored into {} and verified in {:.1} s ({} tables, {} rows); scratch database dropped",

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
 use crate::error::{Error, Result};
-use crate::monitor::restore_test::{run_restore_test, RestoreTestOptions};
+use crate::monitor::restore_test::{run_restore_test_until, RestoreTestOptions};
 
 pub struct RestoreTestFunction {
     context: FunctionContext,
@@ -61,11 +61,12 @@ impl RestoreTestFunction {
             database_prefix: self.database_prefix.clone(),
             definer: self.definer,
         };
-        let report = run_restore_test(
+        let report = run_restore_test_until(
             self.context.store(prefix),
             self.context.notifier.as_ref(),
             &options,
             Utc::now(),
+            self.context.stop_before(deadline),
         )
         .await?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))

@@ -2,6 +2,7 @@
 //! database, compared with its manifests, timed (RTO), and always dropped afterwards. Its report
 //! is kept in the store for the monitor, and the result is notified, pass or fail.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::mysql::{self as db, quote_ident};
 use crate::notify::{Notification, Notifier, Severity};
+use crate::restore::headway::Headway;
 use crate::restore::{run_restore, RestoreOptions};
 use crate::store::ObjectStore;
 
@@ -31,6 +33,9 @@ pub struct RestoreTestReport {
     pub rows: u64,
     pub scratch_database: String,
     pub error: Option<String>,
+    /// Stopped before its deadline (the function's time limit) rather than failed.
+    #[serde(default)]
+    pub timed_out: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -49,28 +54,53 @@ pub async fn run_restore_test(
     options: &RestoreTestOptions,
     now: DateTime<Utc>,
 ) -> Result<RestoreTestReport> {
+    run_restore_test_until(store, notifier, options, now, std::future::pending()).await
+}
+
+/// As [`run_restore_test`], stopped when `stop` completes (with the reason): a Lambda's
+/// deadline. A stopped test kills its loads, drops the scratch database, and reports TIMED OUT
+/// with how far it got, so a time limit never leaves student data behind unreported.
+pub async fn run_restore_test_until(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn Notifier,
+    options: &RestoreTestOptions,
+    now: DateTime<Utc>,
+    stop: impl Future<Output = String>,
+) -> Result<RestoreTestReport> {
     let scratch = format!("{}_{}", options.database_prefix, now.format("%Y%m%d%H%M%S"));
     let started = Instant::now();
-    let outcome = run_restore(
-        store.clone(),
-        &RestoreOptions {
-            server_url: options.server_url.clone(),
-            backup: "latest".into(),
-            at: None,
-            target_database: scratch.clone(),
-            force: true,
-            jobs: options.jobs,
-            definer: options.definer,
-            // The test restores data into a scratch database; accounts are server-wide.
-            with_accounts: false,
-            resume: false,
-        },
-    )
-    .await;
+    let headway = Arc::new(Headway::default());
+    let restore_options = RestoreOptions {
+        server_url: options.server_url.clone(),
+        backup: "latest".into(),
+        at: None,
+        target_database: scratch.clone(),
+        force: true,
+        jobs: options.jobs,
+        definer: options.definer,
+        // The test restores data into a scratch database; accounts are server-wide.
+        with_accounts: false,
+        resume: false,
+        headway: headway.clone(),
+    };
+    let restore = run_restore(store.clone(), &restore_options);
+    let mut timed_out = false;
+    let outcome = tokio::select! {
+        outcome = restore => outcome,
+        reason = stop => {
+            timed_out = true;
+            Err(Error::Interrupted(format!(
+                "TIMED OUT after {:.0} s while {} ({reason})",
+                started.elapsed().as_secs_f64(),
+                headway.describe()
+            )))
+        }
+    };
     let rto_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     // The scratch database goes whatever happened: a failed test must not leave a copy of
     // student data behind.
-    if let Err(e) = drop_scratch(&options.server_url, &scratch).await {
+    let dropped = drop_scratch(&options.server_url, &scratch).await;
+    if let Err(e) = &dropped {
         tracing::error!(database = %scratch, "could not drop the scratch database: {e}");
     }
     let report = match &outcome {
@@ -84,6 +114,7 @@ pub async fn run_restore_test(
             rows: r.rows,
             scratch_database: scratch.clone(),
             error: None,
+            timed_out: false,
         },
         Err(e) => RestoreTestReport {
             tested_at: now.to_rfc3339(),
@@ -95,6 +126,7 @@ pub async fn run_restore_test(
             rows: 0,
             scratch_database: scratch.clone(),
             error: Some(e.to_string()),
+            timed_out,
         },
     };
     let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Task(e.to_string()))?;
@@ -108,23 +140,37 @@ pub async fn run_restore_test(
         )
         .await?;
     store.put(LATEST_KEY, bytes.into()).await?;
+    let scratch_fate = match &dropped {
+        Ok(()) => format!("The scratch database {scratch} was dropped."),
+        Err(e) => format!(
+            "The scratch database {scratch} could NOT be dropped ({e}): it holds a copy of student records; drop it by hand."
+        ),
+    };
     let note = match &outcome {
         Ok(r) => Notification::new(
             Severity::Ok,
             format!("restore test passed: {} restored and verified in {rto_seconds:.0} s", r.backup_id),
             format!(
                 "The restore test restored backup {} (chain {}) into {scratch}, checked {} tables ({} rows), \
-                 every fingerprint and definition against the manifests, in {rto_seconds:.1} s, then dropped it.",
+                 every fingerprint and definition against the manifests, in {rto_seconds:.1} s. {scratch_fate}",
                 r.backup_id,
                 r.chain.join(" -> "),
                 r.tables,
                 r.rows
             ),
         ),
+        Err(e) if timed_out => Notification::new(
+            Severity::Critical,
+            format!("restore test TIMED OUT after {rto_seconds:.0} s"),
+            format!(
+                "The monthly restore test of the latest backup did not finish in the time it had, so the recovery time is unproven.\n{e}\n{scratch_fate}\n\
+                 Raise the function's memory (more vCPU), or move the restore test off Lambda (README: \"Lambda budget\")."
+            ),
+        ),
         Err(e) => Notification::new(
             Severity::Critical,
             format!("restore test FAILED: {e}"),
-            format!("The monthly restore test of the latest backup failed after {rto_seconds:.1} s.\nCause: {e}\nThe scratch database {scratch} was dropped."),
+            format!("The monthly restore test of the latest backup failed after {rto_seconds:.1} s.\nCause: {e}\n{scratch_fate}"),
         ),
     };
     if let Err(e) = notifier.notify(&note).await {
@@ -136,11 +182,27 @@ pub async fn run_restore_test(
     }
 }
 
+/// Drops the scratch database, first killing any connection still working in it (a restore
+/// stopped by its deadline leaves its loads running on the server, and their locks would hold
+/// the DROP). A user sees and may kill its own connections without the PROCESS privilege.
 async fn drop_scratch(url: &DatabaseUrl, database: &str) -> Result<()> {
+    let context = || format!("dropping scratch database `{database}`");
     let mut conn = db::connect(&url.with_database(None), None).await?;
+    let busy: Vec<u64> = conn
+        .exec(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+            (database,),
+        )
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    for id in busy {
+        // Gone already is as good as killed.
+        let _ = conn.query_drop(format!("KILL {id}")).await;
+    }
+    db::run_all(&mut conn, &["SET SESSION lock_wait_timeout = 60"]).await?;
     conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
         .await
-        .map_err(|e| Error::database(format!("dropping scratch database `{database}`"), e))?;
+        .map_err(|e| Error::database(context(), e))?;
     let _ = conn.disconnect().await;
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod apply;
 pub mod chain;
 mod check;
 pub mod definer;
+pub mod headway;
 mod indexes;
 pub mod preflight;
 pub mod progress;
@@ -53,6 +54,8 @@ pub struct RestoreOptions {
     /// Recreate the accounts and grants the backup recorded (locked, without a password,
     /// unless the dump kept password hashes), with grants moved to the target database.
     pub with_accounts: bool,
+    /// Updated as the restore goes, for whoever must say how far it got if it is stopped.
+    pub headway: Arc<headway::Headway>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,10 +99,16 @@ pub async fn run_restore(
         files = chain.iter().map(|m| m.files.len()).sum::<usize>(),
         "checking every file before loading anything"
     );
+    options
+        .headway
+        .phase("checking every file of the chain before loading");
     for link in &chain {
         crate::verify::verify_backup(store.as_ref(), link).await?;
     }
 
+    options
+        .headway
+        .phase("checking privileges and preparing the target database");
     let url = options.server_url.with_database(None);
     let plan = progress::Plan {
         target: target.backup_id.clone(),
@@ -136,6 +145,12 @@ pub async fn run_restore(
     }
     steps.push((&root, Stage::Triggers));
     steps.push((&root, Stage::Events));
+    options.headway.plan(
+        steps
+            .iter()
+            .map(|(m, stage)| m.files.iter().filter(|f| f.stage == *stage).count() as u64)
+            .sum(),
+    );
 
     let mut loader = Loader {
         store,
@@ -164,6 +179,9 @@ pub async fn run_restore(
     let load_seconds = load_started.elapsed().as_secs_f64();
 
     let verify_started = Instant::now();
+    options
+        .headway
+        .phase("verifying the restored database against the manifests");
     let mut expected = chain::expected_state(&chain);
     let target_version: Option<String> = retrying!(
         loader.session,
@@ -255,6 +273,11 @@ impl Loader {
             }
             return Ok(());
         }
+        self.options.headway.phase(format!(
+            "loading the {} stage of {}",
+            stage.label(),
+            manifest.backup_id
+        ));
         let files: Vec<FileEntry> = manifest
             .files
             .iter()
@@ -265,6 +288,9 @@ impl Loader {
             Stage::Data | Stage::Deletes | Stage::Changes => {
                 self.load_files(manifest, stage, files).await?;
                 if stage == Stage::Data {
+                    self.options
+                        .headway
+                        .phase("building the secondary keys taken off for the data load");
                     indexes::rebuild(
                         &self.url,
                         &self.options.target_database,
@@ -338,6 +364,7 @@ impl Loader {
             }
         })?;
         self.definers_rewritten += rewritten;
+        self.options.headway.files_loaded(files.len() as u64);
         if stage != Stage::Schema {
             return Ok(None);
         }
@@ -399,6 +426,7 @@ impl Loader {
             .collect();
         let store = self.store.clone();
         let fragile = Arc::new(fragile);
+        let headway = self.options.headway.clone();
         on_connections(
             &self.url,
             &target,
@@ -408,6 +436,7 @@ impl Loader {
                 let store = store.clone();
                 let prefix = prefix.clone();
                 let fragile = fragile.clone();
+                let headway = headway.clone();
                 async move {
                     let what = format!("loading {}", file.name);
                     let table = file.table.clone().unwrap_or_default();
@@ -442,6 +471,7 @@ impl Loader {
                         });
                     if outcome.is_ok() {
                         tracing::info!(file = %file.name, "loaded");
+                        headway.files_loaded(1);
                     }
                     (session, outcome)
                 }
@@ -673,11 +703,13 @@ where
     let queue = Arc::new(Mutex::new(VecDeque::from(items)));
     let failed = Arc::new(AtomicBool::new(false));
     let work = Arc::new(work);
-    let mut handles = Vec::with_capacity(workers);
+    // A JoinSet aborts its workers when dropped: a restore cancelled from outside (the restore
+    // test's deadline) must not leave loads running, let alone reconnecting, behind it.
+    let mut handles = tokio::task::JoinSet::new();
     for _ in 0..workers {
         let (queue, failed, work) = (queue.clone(), failed.clone(), work.clone());
         let mut session = Session::new(url, database);
-        handles.push(tokio::spawn(async move {
+        handles.spawn(async move {
             let mut results = Vec::new();
             loop {
                 if failed.load(Ordering::SeqCst) {
@@ -698,12 +730,12 @@ where
             }
             session.close().await;
             Ok(results)
-        }));
+        });
     }
     let mut all = Vec::new();
     let mut first_error = None;
-    for handle in handles {
-        match handle.await {
+    while let Some(joined) = handles.join_next().await {
+        match joined {
             Ok(Ok(results)) => all.extend(results),
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);

@@ -1,0 +1,66 @@
+//! How far a running restore has got, readable from outside it: what a restore cut off by a
+//! deadline reports, so the alert says where the time went.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct Headway {
+    phase: Mutex<String>,
+    files_total: AtomicU64,
+    files_loaded: AtomicU64,
+}
+
+impl Headway {
+    pub(crate) fn phase(&self, phase: impl Into<String>) {
+        if let Ok(mut current) = self.phase.lock() {
+            *current = phase.into();
+        }
+    }
+
+    pub(crate) fn plan(&self, files: u64) {
+        self.files_total.store(files, Ordering::Relaxed);
+    }
+
+    pub(crate) fn files_loaded(&self, files: u64) {
+        self.files_loaded.fetch_add(files, Ordering::Relaxed);
+    }
+
+    /// E.g. "loading the data stage of 20261128T020000.000Z-ab12; 37 of 120 files loaded".
+    pub fn describe(&self) -> String {
+        let phase = self.phase.lock().map(|p| p.clone()).unwrap_or_default();
+        let phase = if phase.is_empty() {
+            "starting".to_string()
+        } else {
+            phase
+        };
+        let total = self.files_total.load(Ordering::Relaxed);
+        if total == 0 {
+            return phase;
+        }
+        format!(
+            "{phase}; {} of {total} files loaded",
+            self.files_loaded.load(Ordering::Relaxed)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_the_phase_and_the_files() {
+        let headway = Headway::default();
+        assert_eq!(headway.describe(), "starting");
+        headway.phase("checking every file of the chain");
+        assert_eq!(headway.describe(), "checking every file of the chain");
+        headway.plan(3);
+        headway.phase("loading the data stage of b1");
+        headway.files_loaded(1);
+        assert_eq!(
+            headway.describe(),
+            "loading the data stage of b1; 1 of 3 files loaded"
+        );
+    }
+}
