@@ -149,6 +149,19 @@ async fn bad_input_gets_errors_that_name_the_bad_value() {
         let error_lines = stderr.lines().filter(|l| l.starts_with("error: ")).count();
         assert_eq!(error_lines, 1, "one error line expected:\n{stderr}");
     }
+
+    // SSE-KMS without a key id would land every object under the account's aws/s3 key, which
+    // replication cannot decrypt (issue 14): refused before anything is written.
+    let output = run_cli(
+        &["list", "--store", "s3://toc-any-bucket/x"],
+        &[("BACKUP_SSE", "aws:kms")],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("BACKUP_KMS_KEY_ID") && stderr.contains("aws/s3"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,10 @@ fn s3_cli(args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
     run_cli(args, &env)
 }
 
+/// The stack's BackupKey, as the template passes it to every function.
+const BACKUP_KEY: &str =
+    "arn:aws:kms:eu-west-1:123456789012:key/8f3c1d2e-0000-4000-8000-backupkey001";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
     let source = unique_name("nasty_s3");
@@ -44,7 +48,7 @@ async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
             &store,
             "--json",
         ],
-        &[],
+        &[("BACKUP_KMS_KEY_ID", BACKUP_KEY)],
     );
     assert_ok(&dumped);
     let report: serde_json::Value = serde_json::from_slice(&dumped.stdout).expect("json");
@@ -97,6 +101,11 @@ async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
             head.server_side_encryption().map(|s| s.as_str()),
             Some("aws:kms"),
             "{key} must be encrypted with SSE-KMS"
+        );
+        assert_eq!(
+            head.ssekms_key_id(),
+            Some(BACKUP_KEY),
+            "{key} must be encrypted with the backup key, not the account's aws/s3 key"
         );
         multipart |= head.e_tag().is_some_and(|t| t.contains('-'));
         let tags = s3

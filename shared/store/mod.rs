@@ -104,8 +104,10 @@ pub async fn open_store(location: &str) -> Result<Arc<dyn ObjectStore>> {
     if trimmed.starts_with("s3://") {
         let (bucket, prefix) = s3::parse_location(trimmed)?;
         let settings = s3::S3Settings::from_env()?;
-        let client = s3::client_for(&settings.retry).await;
-        return Ok(Arc::new(s3::S3Store::new(client, bucket, prefix, settings)));
+        let (client, region) = s3::client_for_bucket(&settings.retry, &bucket).await;
+        return Ok(Arc::new(
+            s3::S3Store::new(client, bucket, prefix, settings).in_region(region),
+        ));
     }
     if let Some((scheme, _)) = trimmed.split_once("://") {
         return Err(Error::InvalidStore {

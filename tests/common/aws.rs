@@ -17,15 +17,28 @@ pub async fn s3() -> aws_sdk_s3::Client {
     toc_sis_backup::store::s3::client_for(&Default::default()).await
 }
 
-/// A new bucket with a unique name.
+/// A new bucket with a unique name, in eu-west-1 (where the functions run).
 pub async fn bucket(prefix: &str) -> String {
+    bucket_in(prefix, BucketLocationConstraint::EuWest1).await
+}
+
+/// A new bucket with a unique name in `region`.
+pub async fn bucket_in(prefix: &str, region: BucketLocationConstraint) -> String {
     let name = format!("{prefix}-{:08x}", rand::random::<u32>());
-    s3().await
+    // S3 creates a bucket only through its own region's endpoint.
+    let config = config().await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .region(aws_sdk_s3::config::Region::new(region.as_str().to_string()))
+            .build(),
+    );
+    client
         .create_bucket()
         .bucket(&name)
         .create_bucket_configuration(
             CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::EuWest1)
+                .location_constraint(region)
                 .build(),
         )
         .send()

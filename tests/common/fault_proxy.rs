@@ -48,6 +48,7 @@ pub struct Counts {
 pub struct FaultProxy {
     pub url: String,
     mode: Arc<Mutex<Mode>>,
+    regions: Arc<Mutex<Vec<(String, String)>>>,
     pub counts: Arc<Counts>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -61,6 +62,10 @@ impl Drop for FaultProxy {
 struct Shared {
     upstream: String,
     mode: Arc<Mutex<Mode>>,
+    /// Buckets answered as S3 answers a bucket in another region: requests signed for any
+    /// other region get 301 PermanentRedirect (which the SDK does not follow), except
+    /// GetBucketLocation, which every region answers.
+    regions: Arc<Mutex<Vec<(String, String)>>>,
     counts: Arc<Counts>,
     gets: AtomicUsize,
     writes: AtomicUsize,
@@ -84,10 +89,12 @@ impl FaultProxy {
             _ => 0,
         };
         let mode = Arc::new(Mutex::new(mode));
+        let regions = Arc::new(Mutex::new(Vec::new()));
         let counts = Arc::new(Counts::default());
         let shared = Arc::new(Shared {
             upstream,
             mode: mode.clone(),
+            regions: regions.clone(),
             counts: counts.clone(),
             gets: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
@@ -105,9 +112,18 @@ impl FaultProxy {
         FaultProxy {
             url,
             mode,
+            regions,
             counts,
             task,
         }
+    }
+
+    /// From now on `bucket` behaves as a bucket in `region` does (see [`Shared::regions`]).
+    pub fn place_bucket(&self, bucket: &str, region: &str) {
+        self.regions
+            .lock()
+            .expect("regions")
+            .push((bucket.to_string(), region.to_string()));
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -148,6 +164,17 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()
             return Ok(());
         };
         shared.counts.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(region) = wrong_region(&shared, &request) {
+            let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Region>{region}</Region></Error>");
+            let head = format!(
+                "HTTP/1.1 301 Moved Permanently\r\nContent-Type: application/xml\r\nx-amz-bucket-region: {region}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            client.write_all(head.as_bytes()).await?;
+            client.write_all(body.as_bytes()).await?;
+            client.flush().await?;
+            continue;
+        }
         let action = decide(&shared, &request);
         if !matches!(action, Action::Forward) {
             shared.counts.faults.fetch_add(1, Ordering::SeqCst);
@@ -198,6 +225,31 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()
             }
         }
     }
+}
+
+/// The region a placed bucket is in, when this request for it was signed for another one.
+fn wrong_region(shared: &Shared, request: &Request) -> Option<String> {
+    let bucket = request.target.trim_start_matches('/');
+    let bucket = bucket.split(['/', '?']).next().unwrap_or_default();
+    let region = shared
+        .regions
+        .lock()
+        .expect("regions")
+        .iter()
+        .find(|(placed, _)| placed == bucket)
+        .map(|(_, region)| region.clone())?;
+    if request.target.contains("?location") {
+        return None;
+    }
+    let head = String::from_utf8_lossy(&request.head).to_ascii_lowercase();
+    let signed_for = head
+        .lines()
+        .find(|line| line.starts_with("authorization:"))
+        .and_then(|line| line.split("credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(2))
+        .unwrap_or_default()
+        .to_string();
+    (signed_for != region).then_some(region)
 }
 
 fn decide(shared: &Shared, request: &Request) -> Action {

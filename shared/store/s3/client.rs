@@ -17,11 +17,51 @@ use super::reader::RetrySettings;
 /// A client for the configured region and endpoint. `AWS_ENDPOINT_URL` (or `_S3`) points it at
 /// an S3-compatible server, which also switches to path-style addressing.
 pub async fn client_for(retry: &RetrySettings) -> Client {
+    client_in(retry, None).await
+}
+
+/// A client for the region `bucket` is in, and that region when it is not the configured one:
+/// S3 answers a request sent to another region's endpoint with a redirect the SDK does not
+/// follow (the replica bucket is in eu-central-1, the functions in eu-west-1). The region is
+/// asked once with GetBucketLocation, which any region answers; when it cannot be read (no
+/// s3:GetBucketLocation), the configured region is used and its errors speak later.
+pub async fn client_for_bucket(retry: &RetrySettings, bucket: &str) -> (Client, Option<String>) {
+    let client = client_in(retry, None).await;
+    let configured = client.config().region().map(|r| r.to_string());
+    match client.get_bucket_location().bucket(bucket).send().await {
+        Ok(answer) => {
+            let region = match answer.location_constraint().map(|c| c.as_str()) {
+                None | Some("") => "us-east-1".to_string(),
+                Some("EU") => "eu-west-1".to_string(),
+                Some(region) => region.to_string(),
+            };
+            if configured.as_deref() == Some(region.as_str()) {
+                return (client, None);
+            }
+            tracing::info!(bucket, region = %region, "the bucket is in another region; using a client for it");
+            (client_in(retry, Some(region.clone())).await, Some(region))
+        }
+        Err(e) => {
+            tracing::debug!(
+                bucket,
+                "the bucket's region could not be read ({}); using the configured region",
+                super::describe(&e)
+            );
+            (client, None)
+        }
+    }
+}
+
+async fn client_in(retry: &RetrySettings, region: Option<String>) -> Client {
     let config = crate::aws::sdk_config().await;
     let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
         || std::env::var("BACKUP_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
-    let s3_config = aws_sdk_s3::config::Builder::from(&config)
+    let mut builder = aws_sdk_s3::config::Builder::from(&config);
+    if let Some(region) = region {
+        builder = builder.region(aws_sdk_s3::config::Region::new(region));
+    }
+    let s3_config = builder
         .force_path_style(custom_endpoint)
         // Which checksum is verified where: every upload (PutObject, each UploadPart) carries
         // its SHA-256 and S3 refuses a body that does not match it; every read is hashed whole by

@@ -18,7 +18,7 @@ mod writer;
 
 use super::{validate_key, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
 use crate::error::{Error, Result};
-pub use client::client_for;
+pub use client::{client_for, client_for_bucket};
 pub use reader::RetrySettings;
 use writer::S3Writer;
 
@@ -29,11 +29,18 @@ use writer::S3Writer;
 pub const DEFAULT_PART_SIZE: usize = 6 * 1024 * 1024;
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
+/// How objects are encrypted. Never "SSE-KMS without a key id": S3 answers that with the
+/// account's `aws/s3` key, which neither the bucket default, the key policy nor the replication
+/// role governs, so replication of such objects fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Encryption {
-    /// SSE-KMS with the given key, or the account's `aws/s3` key when `None`.
+    /// No encryption header: the bucket's default encryption applies (in the stack: its
+    /// BackupKey, with an S3 Bucket Key).
+    BucketDefault,
+    /// SSE-KMS with this key, named on every write, so a write with the wrong key is refused
+    /// by the bucket policy instead of landing under another key.
     Kms {
-        key_id: Option<String>,
+        key_id: String,
     },
     Aes256,
 }
@@ -53,7 +60,7 @@ pub struct S3Settings {
 impl Default for S3Settings {
     fn default() -> Self {
         S3Settings {
-            encryption: Encryption::Kms { key_id: None },
+            encryption: Encryption::BucketDefault,
             part_size: DEFAULT_PART_SIZE,
             concurrency: 2,
             retention_class: "academic-records-7y".into(),
@@ -63,20 +70,30 @@ impl Default for S3Settings {
 }
 
 impl S3Settings {
-    /// Reads BACKUP_SSE (`aws:kms` or `AES256`), BACKUP_KMS_KEY_ID, BACKUP_S3_PART_SIZE_MB,
+    /// Reads BACKUP_KMS_KEY_ID and BACKUP_SSE (`aws:kms`, `AES256` or `bucket-default`; unset:
+    /// the key when one is given, else the bucket default), BACKUP_S3_PART_SIZE_MB,
     /// BACKUP_S3_CONCURRENCY, BACKUP_RETENTION_CLASS, BACKUP_S3_ATTEMPTS and
     /// BACKUP_S3_STALL_SECONDS, naming the variable on a bad value.
     pub fn from_env() -> Result<Self> {
         let mut settings = S3Settings::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let key_id = var("BACKUP_KMS_KEY_ID");
-        settings.encryption = match var("BACKUP_SSE").as_deref() {
-            None | Some("aws:kms") | Some("kms") => Encryption::Kms { key_id },
-            Some("AES256") | Some("aes256") => Encryption::Aes256,
-            Some(other) => {
+        settings.encryption = match (var("BACKUP_SSE").as_deref(), key_id) {
+            (None | Some("aws:kms") | Some("kms"), Some(key_id)) => Encryption::Kms { key_id },
+            (None | Some("bucket-default"), None) => Encryption::BucketDefault,
+            (Some("aws:kms") | Some("kms"), None) => {
+                return Err(Error::Config {
+                    variable: "BACKUP_KMS_KEY_ID".into(),
+                    reason: "is not set, but BACKUP_SSE is aws:kms: S3 would use the account's aws/s3 key, which the replication role cannot decrypt; set it to the backup key's ARN, or unset BACKUP_SSE to use the bucket's default encryption".into(),
+                })
+            }
+            (Some("AES256") | Some("aes256"), _) => Encryption::Aes256,
+            (Some(other), _) => {
                 return Err(Error::Config {
                     variable: "BACKUP_SSE".into(),
-                    reason: format!("is {other:?}, which is not aws:kms or AES256"),
+                    reason: format!(
+                        "is {other:?}, which is not aws:kms, AES256 or bucket-default"
+                    ),
                 })
             }
         };
@@ -154,6 +171,8 @@ pub struct S3Store {
     bucket: String,
     prefix: String,
     settings: Arc<S3Settings>,
+    /// The bucket's region when it is not the configured one (named in messages).
+    other_region: Option<String>,
 }
 
 impl S3Store {
@@ -171,7 +190,15 @@ impl S3Store {
             bucket: bucket.into(),
             prefix: prefix.into(),
             settings: Arc::new(settings),
+            other_region: None,
         }
+    }
+
+    /// Marks the store's bucket as being in `region`, another than the configured one; its
+    /// client must be one for that region ([`client_for_bucket`]).
+    pub fn in_region(mut self, region: Option<String>) -> Self {
+        self.other_region = region;
+        self
     }
 
     fn full_key(&self, key: &str) -> Result<String> {
@@ -191,7 +218,11 @@ impl S3Store {
 
 impl std::fmt::Display for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)?;
+        match &self.other_region {
+            Some(region) => write!(f, " ({region})"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -71,9 +71,10 @@ impl S3Writer {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .tagging(&self.tagging);
         request = match &self.settings.encryption {
+            Encryption::BucketDefault => request,
             Encryption::Kms { key_id } => request
                 .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
+                .ssekms_key_id(key_id),
             Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
         };
         let output = request
@@ -142,9 +143,10 @@ impl S3Writer {
             .tagging(&self.tagging)
             .body(ByteStream::from(body));
         request = match &self.settings.encryption {
+            Encryption::BucketDefault => request,
             Encryption::Kms { key_id } => request
                 .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(key_id.clone()),
+                .ssekms_key_id(key_id),
             Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
         };
         request
