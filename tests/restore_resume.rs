@@ -99,14 +99,15 @@ async fn a_connection_killed_mid_load_is_retried_and_the_restore_verifies() {
     let target = unique_name("kill_conn_copy");
     let child = restore_child(store.path(), &target, "2");
 
-    // A loading connection, caught in the middle of a data file (INSERTs into the big table).
+    // A loading connection, caught in the middle of a data file (rows into the big table, by
+    // LOAD DATA where the server allows it, else INSERTs).
     let mut admin = admin().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut killed = 0;
     while killed < 2 {
         let id: Option<u64> = admin
             .exec_first(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'INSERT INTO `d_grades`%' LIMIT 1",
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND (INFO LIKE 'INSERT INTO `d_grades`%' OR INFO LIKE 'LOAD DATA LOCAL INFILE % INTO TABLE `d_grades`%') LIMIT 1",
                 (&target,),
             )
             .await

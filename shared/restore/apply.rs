@@ -1,7 +1,11 @@
 //! Applying one backup file: stream it from the store, check its hash, split it into
 //! statements off the async threads, and run them in order on one connection.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
+
+use bytes::Bytes;
+use futures::StreamExt;
 
 use flate2::read::MultiGzDecoder;
 use mysql_async::prelude::Queryable;
@@ -10,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
 use super::definer::{without_definer, DefinerMode};
+use super::infile;
 use super::progress;
 use super::splitter::Splitter;
 use crate::error::{Error, Result};
@@ -19,11 +24,30 @@ use crate::verify::HashingReader;
 
 const READ_CHUNK: usize = 256 * 1024;
 
+/// What the reading thread hands the connection: statements to run, or rows for a LOAD DATA.
+enum Item {
+    Statement(Vec<u8>),
+    /// Starts a LOAD DATA (the statement); the `Rows` after it are its input.
+    Load(Vec<u8>),
+    Rows(Vec<u8>),
+}
+
+/// How statements reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loading {
+    /// Every statement as written.
+    Statements,
+    /// Runs of the dump's INSERTs into one table as one `LOAD DATA LOCAL INFILE` each (the
+    /// server must allow `local_infile`), other statements as written.
+    LoadData,
+}
+
 /// Loads `file` on `conn`. With a `step`, the file's completion is recorded in the restore's
 /// progress table inside the file's own transaction, just before its COMMIT; returns whether
 /// that happened (files without a transaction of their own are recorded by the caller).
 /// `DefinerMode::Current` takes the DEFINER clause out of every CREATE statement, counting
 /// each in `rewritten`.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_file(
     store: &dyn ObjectStore,
     prefix: &str,
@@ -32,10 +56,11 @@ pub async fn apply_file(
     step: Option<&str>,
     definer: DefinerMode,
     rewritten: &mut usize,
+    loading: Loading,
 ) -> Result<bool> {
     let key = format!("{prefix}{}", file.name);
     let reader = store.open(&key).await?;
-    let (to_runner, mut statements) = mpsc::channel::<Result<Vec<Vec<u8>>>>(4);
+    let (to_runner, mut items) = mpsc::channel::<Result<Vec<Item>>>(4);
     let expected_sha = file.sha256.clone();
     let expected_bytes = file.bytes;
     let name = file.name.clone();
@@ -50,23 +75,24 @@ pub async fn apply_file(
             let mut decoder = MultiGzDecoder::new(hashing);
             let mut splitter = Splitter::default();
             let mut buffer = vec![0u8; READ_CHUNK];
-            let mut batch = Vec::new();
+            let mut statements = Vec::new();
+            let mut converter = Converter::new(loading);
             loop {
                 let n = decoder.read(&mut buffer).map_err(io_error)?;
                 if n == 0 {
                     break;
                 }
-                splitter.push(&buffer[..n], &mut batch);
-                if !batch.is_empty()
+                splitter.push(&buffer[..n], &mut statements);
+                if !statements.is_empty()
                     && to_runner
-                        .blocking_send(Ok(std::mem::take(&mut batch)))
+                        .blocking_send(Ok(converter.items(std::mem::take(&mut statements))))
                         .is_err()
                 {
                     return Ok(()); // the runner stopped and reports why
                 }
             }
             splitter
-                .finish(&mut batch)
+                .finish(&mut statements)
                 .map_err(|reason| Error::MalformedSql {
                     file: name.clone(),
                     reason,
@@ -75,8 +101,8 @@ pub async fn apply_file(
             decoder
                 .into_inner()
                 .check(&name, expected_bytes, &expected_sha)?;
-            if !batch.is_empty() {
-                let _ = to_runner.blocking_send(Ok(batch));
+            if !statements.is_empty() {
+                let _ = to_runner.blocking_send(Ok(converter.items(statements)));
             }
             Ok(())
         })();
@@ -87,37 +113,171 @@ pub async fn apply_file(
 
     let mut index = 0usize;
     let mut recorded = false;
-    while let Some(batch) = statements.recv().await {
-        for statement in batch? {
-            index += 1;
-            if let Some(step) = step.filter(|_| statement.eq_ignore_ascii_case(b"COMMIT")) {
-                progress::mark(conn, step, None).await?;
-                recorded = true;
+    let mut pending: VecDeque<Item> = VecDeque::new();
+    let statement_error = |index: usize| {
+        move |source| Error::Statement {
+            file: file.name.clone(),
+            index,
+            source,
+        }
+    };
+    loop {
+        let item = match pending.pop_front() {
+            Some(item) => item,
+            None => match items.recv().await {
+                Some(batch) => {
+                    pending.extend(batch?);
+                    continue;
+                }
+                None => break,
+            },
+        };
+        index += 1;
+        match item {
+            Item::Statement(statement) => {
+                if let Some(step) = step.filter(|_| statement.eq_ignore_ascii_case(b"COMMIT")) {
+                    progress::mark(conn, step, None).await?;
+                    recorded = true;
+                }
+                let statement = match definer {
+                    DefinerMode::Current => match std::str::from_utf8(&statement)
+                        .ok()
+                        .and_then(without_definer)
+                    {
+                        Some(stripped) => {
+                            *rewritten += 1;
+                            stripped.into_bytes()
+                        }
+                        None => statement,
+                    },
+                    DefinerMode::Keep => statement,
+                };
+                conn.query_drop(statement)
+                    .await
+                    .map_err(statement_error(index))?;
             }
-            let statement = match definer {
-                DefinerMode::Current => match std::str::from_utf8(&statement)
-                    .ok()
-                    .and_then(without_definer)
-                {
-                    Some(stripped) => {
-                        *rewritten += 1;
-                        stripped.into_bytes()
-                    }
-                    None => statement,
-                },
-                DefinerMode::Keep => statement,
-            };
-            conn.query_drop(statement)
-                .await
-                .map_err(|source| Error::Statement {
-                    file: file.name.clone(),
-                    index,
-                    source,
-                })?;
+            Item::Load(statement) => {
+                load_rows(conn, statement, &mut pending, &mut items)
+                    .await
+                    .map_err(|e| match e {
+                        LoadFailure::Server(source) => statement_error(index)(source),
+                        LoadFailure::Input(e) => e,
+                    })?;
+            }
+            Item::Rows(_) => {
+                return Err(Error::Task(format!(
+                    "rows for LOAD DATA without their statement in {}",
+                    file.name
+                )))
+            }
         }
     }
     reading.await?;
     Ok(recorded)
+}
+
+enum LoadFailure {
+    Server(mysql_async::Error),
+    Input(Error),
+}
+
+/// Runs one LOAD DATA, its input the `Rows` items that follow it (taken from `pending`, then
+/// from `items`), ended by the first item that is not rows.
+async fn load_rows(
+    conn: &mut Conn,
+    statement: Vec<u8>,
+    pending: &mut VecDeque<Item>,
+    items: &mut mpsc::Receiver<Result<Vec<Item>>>,
+) -> std::result::Result<(), LoadFailure> {
+    let (rows, input) = mpsc::channel::<io::Result<Bytes>>(4);
+    conn.set_infile_handler(async move {
+        Ok(futures::stream::unfold(input, |mut input| async move {
+            input.recv().await.map(|chunk| (chunk, input))
+        })
+        .boxed())
+    });
+    let feed = async move {
+        loop {
+            let next = match pending.pop_front() {
+                Some(item) => item,
+                None => match items.recv().await {
+                    Some(Ok(batch)) => {
+                        pending.extend(batch);
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        // Cut the input short with an error: the server then ends the LOAD
+                        // and the file's transaction is never committed.
+                        let _ = rows.send(Err(io::Error::other(e.to_string()))).await;
+                        return Err(e);
+                    }
+                    None => return Ok(()),
+                },
+            };
+            match next {
+                Item::Rows(bytes) => {
+                    if rows.send(Ok(Bytes::from(bytes))).await.is_err() {
+                        return Ok(()); // the LOAD ended; its answer says why
+                    }
+                }
+                other => {
+                    pending.push_front(other);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let load = conn.query_drop(statement);
+    tokio::pin!(feed);
+    tokio::pin!(load);
+    tokio::select! {
+        // The server answered before its input ended: refused, or failed part way.
+        answer = &mut load => answer.map_err(LoadFailure::Server),
+        fed = &mut feed => {
+            fed.map_err(LoadFailure::Input)?;
+            load.await.map_err(LoadFailure::Server)
+        }
+    }
+}
+
+/// Turns statements into items: with `Loading::LoadData`, each run of convertible INSERTs into
+/// the same table and columns becomes one LOAD DATA and its rows.
+struct Converter {
+    loading: Loading,
+    /// The LOAD DATA statement of the run in progress.
+    current: Option<Vec<u8>>,
+}
+
+impl Converter {
+    fn new(loading: Loading) -> Self {
+        Converter {
+            loading,
+            current: None,
+        }
+    }
+
+    fn items(&mut self, statements: Vec<Vec<u8>>) -> Vec<Item> {
+        let mut items = Vec::with_capacity(statements.len() + 1);
+        for statement in statements {
+            if self.loading == Loading::LoadData {
+                if let Some(insert) = infile::parse_insert(&statement) {
+                    let mut rows = Vec::with_capacity(statement.len());
+                    if infile::rows_from_values(insert.values, &mut rows).is_some() {
+                        let load = infile::load_statement(insert.table, insert.columns);
+                        if self.current.as_ref() != Some(&load) {
+                            self.current = Some(load.clone());
+                            items.push(Item::Load(load));
+                        }
+                        items.push(Item::Rows(rows));
+                        continue;
+                    }
+                }
+            }
+            self.current = None;
+            items.push(Item::Statement(statement));
+        }
+        items
+    }
 }
 
 /// A small stored file (object definitions, accounts) read whole, checked against its manifest

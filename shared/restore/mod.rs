@@ -7,6 +7,7 @@ mod check;
 pub mod definer;
 pub mod headway;
 mod indexes;
+mod infile;
 pub mod preflight;
 pub mod progress;
 mod render;
@@ -130,6 +131,7 @@ pub async fn run_restore(
     )
     .await?;
     let done = prepare_target(&mut admin, &root, options, &plan).await?;
+    let loading = rows_loading(&mut admin).await;
     let _ = admin.disconnect().await;
 
     // The full backup without its triggers and events, every incremental in order, then the
@@ -158,6 +160,7 @@ pub async fn run_restore(
         options: options.clone(),
         done,
         deferred: Vec::new(),
+        loading,
         session: Session::new(&url, &options.target_database),
         definers_rewritten: 0,
     };
@@ -254,6 +257,8 @@ struct Loader {
     done: BTreeMap<String, Option<String>>,
     /// Keys taken off the tables for the data load, added back after it.
     deferred: Vec<indexes::DeferredKeys>,
+    /// How data, deletes and changes files reach the server.
+    loading: apply::Loading,
     /// The one connection for the stages that load in order and for the bookkeeping, kept for
     /// the whole restore (and made again if it is lost).
     session: Session,
@@ -353,6 +358,7 @@ impl Loader {
                     None,
                     definer,
                     &mut rewritten,
+                    apply::Loading::Statements,
                 )
                 .await?;
                 tracing::info!(file = %file.name, "loaded");
@@ -427,6 +433,7 @@ impl Loader {
         let store = self.store.clone();
         let fragile = Arc::new(fragile);
         let headway = self.options.headway.clone();
+        let loading = self.loading;
         on_connections(
             &self.url,
             &target,
@@ -462,6 +469,7 @@ impl Loader {
                                 Some(&step),
                                 DefinerMode::Keep,
                                 &mut 0,
+                                loading,
                             )
                             .await?;
                             if !recorded {
@@ -682,6 +690,24 @@ async fn prepare_target(
         .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
     progress::create(conn, plan).await?;
     Ok(BTreeMap::new())
+}
+
+/// LOAD DATA for the rows where the server allows `LOCAL INFILE` (MariaDB's default; MySQL 8's
+/// is off, and RDS sets it in the parameter group), else the INSERTs as written.
+async fn rows_loading(conn: &mut Conn) -> apply::Loading {
+    match conn
+        .query_first::<Option<i64>, _>("SELECT @@local_infile")
+        .await
+    {
+        Ok(Some(Some(1))) => apply::Loading::LoadData,
+        outcome => {
+            tracing::info!(
+                ?outcome,
+                "the server does not allow LOAD DATA LOCAL INFILE; rows are loaded as INSERT statements"
+            );
+            apply::Loading::Statements
+        }
+    }
 }
 
 /// Runs `work` over `items` on up to `jobs` sessions with `database`; the first failure stops

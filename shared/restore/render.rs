@@ -89,7 +89,17 @@ async fn render(
         Stage::Events,
     ] {
         for file in root.files.iter().filter(|f| f.stage == stage) {
-            apply::apply_file(store, &prefix, file, &mut conn, None, definer, &mut 0).await?;
+            apply::apply_file(
+                store,
+                &prefix,
+                file,
+                &mut conn,
+                None,
+                definer,
+                &mut 0,
+                apply::Loading::Statements,
+            )
+            .await?;
         }
     }
     db::run_all(&mut conn, db::DUMP_SESSION).await?;
