@@ -119,6 +119,9 @@ pub enum Error {
     #[error("no complete backup in {0}")]
     NoBackups(String),
 
+    #[error("refusing to prune {store}: {reason}")]
+    PruneRefused { store: String, reason: String },
+
     #[error("manifest {key} is not valid: {reason}")]
     InvalidManifest { key: String, reason: String },
 

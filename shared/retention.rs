@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::catalog::{self, EntryState};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::BackupKind;
 use crate::store::ObjectStore;
 
@@ -93,11 +93,24 @@ pub enum Kind {
     Incomplete,
 }
 
+/// What an S3 store's refusal says: the bucket keeps backups, and how to delete one on purpose.
+fn bucket_rules_reason() -> String {
+    "its lifecycle rules and Object Lock keep backups for the years the retention policy asks (daily fulls 7 years), and deleting here would only leave delete markers that expire the old versions for good; to delete particular backups on purpose, name them: prune --backup ID … --override-bucket-retention".into()
+}
+
+/// Applies `policy` to a local folder. An S3 store is refused: its bucket rules govern
+/// retention (see [`prune_named`] to delete chosen backups there).
 pub async fn prune(
     store: &dyn ObjectStore,
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
 ) -> Result<PruneReport> {
+    if store.retention_by_bucket_rules() {
+        return Err(Error::PruneRefused {
+            store: store.to_string(),
+            reason: bucket_rules_reason(),
+        });
+    }
     let entries = catalog::entries(store).await?;
     let summary: Vec<_> = entries
         .iter()
@@ -114,8 +127,51 @@ pub async fn prune(
         })
         .collect();
     let doomed = plan(policy, now, &summary);
-    let mut report = PruneReport::default();
+    delete(store, &entries, &doomed).await
+}
+
+/// Deletes exactly the backups named (and the incrementals whose chain starts at a named full
+/// backup, which restore nothing without it). In an S3 store only with `override_bucket_rules`:
+/// the operator's explicit decision to undo what the bucket's rules keep.
+pub async fn prune_named(
+    store: &dyn ObjectStore,
+    ids: &[String],
+    override_bucket_rules: bool,
+) -> Result<PruneReport> {
+    if store.retention_by_bucket_rules() && !override_bucket_rules {
+        return Err(Error::PruneRefused {
+            store: store.to_string(),
+            reason: bucket_rules_reason(),
+        });
+    }
+    let entries = catalog::entries(store).await?;
+    if let Some(missing) = ids.iter().find(|id| !entries.iter().any(|e| &e.id == *id)) {
+        return Err(Error::BackupNotFound {
+            id: missing.clone(),
+            store: store.to_string(),
+        });
+    }
+    let mut doomed: Vec<String> = ids.to_vec();
     for entry in &entries {
+        if let EntryState::Complete(m) = &entry.state {
+            if m.kind == BackupKind::Incremental
+                && m.chain_root.as_ref().is_some_and(|root| ids.contains(root))
+                && !doomed.contains(&entry.id)
+            {
+                doomed.push(entry.id.clone());
+            }
+        }
+    }
+    delete(store, &entries, &doomed).await
+}
+
+async fn delete(
+    store: &dyn ObjectStore,
+    entries: &[catalog::CatalogEntry],
+    doomed: &[String],
+) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    for entry in entries {
         if !doomed.contains(&entry.id) {
             report.kept.push(entry.id.clone());
             continue;

@@ -296,6 +296,14 @@ pub(crate) struct PruneArgs {
     pub(crate) store: StoreArg,
     #[command(flatten)]
     pub(crate) retention: Retention,
+    /// Delete exactly these backups (repeat the option) instead of applying the policy; the
+    /// incrementals of a named full backup go with it.
+    #[arg(long = "backup", value_name = "ID")]
+    pub(crate) backups: Vec<String>,
+    /// In an S3 store, where the bucket's lifecycle and Object Lock keep backups for years:
+    /// delete the named backups all the same.
+    #[arg(long, requires = "backups")]
+    pub(crate) override_bucket_retention: bool,
     #[arg(long)]
     pub(crate) json: bool,
 }

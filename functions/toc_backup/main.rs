@@ -288,12 +288,18 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Prune(args) => {
-            let report = retention::prune(
-                store(&args.store).await?.as_ref(),
-                &args.retention.policy(),
-                chrono::Utc::now(),
-            )
-            .await?;
+            let store = store(&args.store).await?;
+            let report = if args.backups.is_empty() {
+                retention::prune(store.as_ref(), &args.retention.policy(), chrono::Utc::now())
+                    .await?
+            } else {
+                retention::prune_named(
+                    store.as_ref(),
+                    &args.backups,
+                    args.override_bucket_retention,
+                )
+                .await?
+            };
             print(args.json, &report, |r| {
                 format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len())
             });

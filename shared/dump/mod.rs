@@ -119,7 +119,14 @@ pub async fn run_dump_until(
     };
     match outcome {
         Ok(mut report) => {
-            if let Some(policy) = &options.retention {
+            let policy = options.retention.as_ref().filter(|_| {
+                let by_bucket = store.retention_by_bucket_rules();
+                if by_bucket {
+                    tracing::info!(store = %store, "no pruning: the bucket's lifecycle and Object Lock keep backups");
+                }
+                !by_bucket
+            });
+            if let Some(policy) = policy {
                 match retention::prune(store.as_ref(), policy, Utc::now()).await {
                     Ok(pruned) => report.pruned = pruned.deleted,
                     Err(e) => {

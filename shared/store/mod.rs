@@ -46,6 +46,12 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
 
     async fn delete(&self, key: &str) -> Result<()>;
 
+    /// Whether the store's own rules (S3 lifecycle and Object Lock) keep backups for the years
+    /// the law asks, so that this tool's retention must not delete them.
+    fn retention_by_bucket_rules(&self) -> bool {
+        false
+    }
+
     /// Deletes everything under `prefix` (which ends with `/`), including the leftovers of
     /// writes that never finished.
     async fn delete_prefix(&self, prefix: &str) -> Result<()> {

@@ -358,6 +358,10 @@ impl ObjectStore for S3Store {
         Ok(found)
     }
 
+    fn retention_by_bucket_rules(&self) -> bool {
+        true
+    }
+
     async fn delete(&self, key: &str) -> Result<()> {
         let full_key = self.full_key(key)?;
         self.client
