@@ -1,6 +1,7 @@
 //! The SAM templates agree with the code and the README: a function for every Lambda binary
-//! and back, schedules that target functions, environment variables the code reads, and the
-//! lifecycle the README's retention table promises.
+//! and back, schedules that target functions, environment variables the code reads, the
+//! lifecycle the README's retention table promises, and one KMS key from the functions' writes
+//! to the replica.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -347,4 +348,337 @@ fn the_lifecycle_is_the_readme_retention_table() {
         matches!(table["files/"].1, Expiry::AfterRemoval(days) if days >= 6 * 365),
         "{table:?}"
     );
+}
+
+/// What a template value points at: `!Ref Name` or `!GetAtt Name.Attribute` (or their long forms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reference {
+    Ref(String),
+    GetAtt(String, String),
+}
+
+fn reference(value: &Value) -> Option<Reference> {
+    fn get_att(value: &Value) -> Option<Reference> {
+        match value {
+            Value::String(text) => {
+                let (resource, attribute) = text.split_once('.')?;
+                Some(Reference::GetAtt(resource.into(), attribute.into()))
+            }
+            Value::Sequence(parts) if parts.len() == 2 => Some(Reference::GetAtt(
+                parts[0].as_str()?.into(),
+                parts[1].as_str()?.into(),
+            )),
+            _ => None,
+        }
+    }
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged
+            .value
+            .as_str()
+            .map(|name| Reference::Ref(name.into())),
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => get_att(&tagged.value),
+        Value::Mapping(mapping) if mapping.len() == 1 => match mapping.get("Ref") {
+            Some(name) => name.as_str().map(|name| Reference::Ref(name.into())),
+            None => mapping.get("Fn::GetAtt").and_then(get_att),
+        },
+        _ => None,
+    }
+}
+
+fn arn_of(resource: &str) -> Reference {
+    Reference::GetAtt(resource.into(), "Arn".into())
+}
+
+fn parameter(name: &str) -> Reference {
+    Reference::Ref(name.into())
+}
+
+/// `!If [Condition, WhenTrue, WhenFalse]`.
+fn if_parts(value: &Value) -> Option<(&str, &Value, &Value)> {
+    let Value::Tagged(tagged) = value else {
+        return None;
+    };
+    if tagged.tag != "If" {
+        return None;
+    }
+    match tagged.value.as_sequence()?.as_slice() {
+        [condition, when_true, when_false] => Some((condition.as_str()?, when_true, when_false)),
+        _ => None,
+    }
+}
+
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        single => vec![single],
+    }
+}
+
+/// A function's IAM statements, those behind an `!If` too (whichever branch is a statement).
+fn function_statements(function: &Value) -> Vec<&Value> {
+    let mut found = Vec::new();
+    for policy in one_or_many(&function["Properties"]["Policies"]) {
+        for statement in one_or_many(&policy["Statement"]) {
+            match if_parts(statement) {
+                Some((_, when_true, when_false)) => found.extend(
+                    [when_true, when_false]
+                        .into_iter()
+                        .filter(|branch| branch.is_mapping()),
+                ),
+                None => found.push(statement),
+            }
+        }
+    }
+    found
+}
+
+/// An IAM role's statements.
+fn role_statements(role: &Value) -> Vec<&Value> {
+    one_or_many(&role["Properties"]["Policies"])
+        .into_iter()
+        .flat_map(|policy| one_or_many(&policy["PolicyDocument"]["Statement"]))
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    one_or_many(&statement["Action"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// What the Allow statements let `action` be done on (`kms:GenerateDataKey*` covers
+/// `kms:GenerateDataKey`).
+fn allowed(statements: &[&Value], action: &str) -> Vec<Reference> {
+    statements
+        .iter()
+        .filter(|s| s["Effect"].as_str() == Some("Allow"))
+        .filter(|s| {
+            actions(s)
+                .iter()
+                .any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => action.starts_with(prefix),
+                    None => *pattern == action,
+                })
+        })
+        .flat_map(|s| one_or_many(&s["Resource"]))
+        .filter_map(reference)
+        .collect()
+}
+
+/// Issue 14, part 1: every object is encrypted with the stack's BackupKey, and so replicates. The
+/// functions name the key on every write (without it S3 picks the account's aws/s3 key), the
+/// bucket's default is the same key with a bucket key, the policy refuses a write under any
+/// other key, every function may use the key, and the replication role decrypts with exactly it
+/// and encrypts the copies with the replica stack's key, the one its bucket uses.
+#[test]
+fn every_backup_is_written_under_the_stacks_key_and_replicated_under_the_replica_key() {
+    let main = template("template.yaml");
+    let keys = resources(&main, "AWS::KMS::Key");
+    assert_eq!(keys.len(), 1, "one KMS key in the main stack: {keys:?}");
+    let key = keys.keys().next().expect("the key").clone();
+    let key_arn = arn_of(&key);
+
+    let globals = &main["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        reference(&globals["BACKUP_KMS_KEY_ID"]),
+        Some(key_arn.clone()),
+        "the functions must send {key}'s ARN with every write (Globals BACKUP_KMS_KEY_ID)"
+    );
+    assert!(
+        globals["BACKUP_SSE"].is_null(),
+        "BACKUP_SSE would override the key"
+    );
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        let own = &function["Properties"]["Environment"]["Variables"];
+        assert!(
+            own["BACKUP_KMS_KEY_ID"].is_null() && own["BACKUP_SSE"].is_null(),
+            "{name} overrides the encryption set in the Globals"
+        );
+        let statements = function_statements(function);
+        for action in ["kms:GenerateDataKey", "kms:Decrypt"] {
+            assert!(
+                allowed(&statements, action).contains(&key_arn),
+                "{name} may not {action} with {key}, so it could not write or read backups"
+            );
+        }
+        if !own["MONITOR_REPLICA_STORE"].is_null() {
+            assert!(
+                allowed(&statements, "kms:Decrypt").contains(&parameter("ReplicaKmsKeyArn")),
+                "{name} reads the replica but may not decrypt it"
+            );
+            // Issue 14 part 2: the replica's client is for its own region, asked once.
+            assert!(
+                allowed(&statements, "s3:GetBucketLocation").contains(&parameter("ReplicaBucketArn")),
+                "{name} cannot ask the replica bucket's region, so it would read it through eu-west-1"
+            );
+        }
+    }
+
+    let buckets = resources(&main, "AWS::S3::Bucket");
+    let (bucket_name, bucket) = buckets
+        .iter()
+        .find(|(_, b)| b["Properties"]["ReplicationConfiguration"].is_mapping())
+        .expect("the replicated backup bucket");
+    let encryption =
+        &bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+    assert_eq!(
+        encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(),
+        Some("aws:kms")
+    );
+    assert_eq!(
+        reference(&encryption["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]),
+        Some(key_arn.clone()),
+        "{bucket_name}'s default key"
+    );
+    assert_eq!(
+        encryption["BucketKeyEnabled"].as_bool(),
+        Some(true),
+        "{bucket_name}: bucket key"
+    );
+
+    let policy = resources(&main, "AWS::S3::BucketPolicy")
+        .into_values()
+        .find(|p| reference(&p["Properties"]["Bucket"]) == Some(parameter(bucket_name)))
+        .expect("the backup bucket's policy");
+    let denied_writes: Vec<&Value> =
+        one_or_many(&policy["Properties"]["PolicyDocument"]["Statement"])
+            .into_iter()
+            .filter(|s| {
+                s["Effect"].as_str() == Some("Deny") && s["Principal"].as_str() == Some("*")
+            })
+            .filter(|s| actions(s).contains(&"s3:PutObject"))
+            .collect();
+    let refused_unless = |key: &str| {
+        denied_writes
+            .iter()
+            .map(|s| &s["Condition"]["StringNotEqualsIfExists"][key])
+            .find(|v| !v.is_null())
+    };
+    assert_eq!(
+        refused_unless("s3:x-amz-server-side-encryption").and_then(Value::as_str),
+        Some("aws:kms"),
+        "the policy must refuse writes that are not SSE-KMS"
+    );
+    assert_eq!(
+        refused_unless("s3:x-amz-server-side-encryption-aws-kms-key-id").and_then(reference),
+        Some(key_arn.clone()),
+        "the policy must refuse writes under another KMS key (IfExists: the bucket default is {key})"
+    );
+
+    let replication = &bucket["Properties"]["ReplicationConfiguration"];
+    let role = match reference(&replication["Role"]) {
+        Some(Reference::GetAtt(role, attribute)) if attribute == "Arn" => role,
+        other => panic!("the replication role is {other:?}"),
+    };
+    let statements = role_statements(&main["Resources"][role.as_str()]);
+    assert_eq!(
+        allowed(&statements, "kms:Decrypt"),
+        vec![key_arn.clone()],
+        "{role} decrypts the backups with {key}, and nothing else"
+    );
+    assert_eq!(
+        allowed(&statements, "kms:Encrypt"),
+        vec![parameter("ReplicaKmsKeyArn")],
+        "{role} encrypts the copies with the replica key"
+    );
+    let rules = replication["Rules"]
+        .as_sequence()
+        .expect("replication rules");
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let id = rule["Id"].as_str().unwrap_or("?");
+        assert_eq!(rule["Status"].as_str(), Some("Enabled"), "rule {id}");
+        assert_eq!(
+            rule["SourceSelectionCriteria"]["SseKmsEncryptedObjects"]["Status"].as_str(),
+            Some("Enabled"),
+            "rule {id} must select SSE-KMS objects: every backup is one"
+        );
+        let destination = &rule["Destination"];
+        assert_eq!(
+            reference(&destination["EncryptionConfiguration"]["ReplicaKmsKeyID"]),
+            Some(parameter("ReplicaKmsKeyArn")),
+            "rule {id}"
+        );
+        assert_eq!(
+            reference(&destination["Bucket"]),
+            Some(parameter("ReplicaBucketArn")),
+            "rule {id}"
+        );
+    }
+}
+
+/// Issue 14: the main stack's parameters that come from the replica stack are its outputs, by the
+/// same names (the replica once offered `ReplicaKeyArn` for the `ReplicaKmsKeyArn` parameter), and
+/// the key output is the replica bucket's own default key.
+#[test]
+fn the_parameters_from_the_replica_stack_are_its_outputs_by_name() {
+    let main = template("template.yaml");
+    let replica = template("replica.yaml");
+    let outputs = replica["Outputs"]
+        .as_mapping()
+        .expect("replica.yaml Outputs");
+    let output_names: BTreeSet<&str> = outputs.keys().filter_map(Value::as_str).collect();
+    let mut from_replica = BTreeSet::new();
+    for (name, definition) in main["Parameters"].as_mapping().expect("Parameters") {
+        let name = name.as_str().expect("parameter name");
+        let description = definition["Description"].as_str().unwrap_or_default();
+        let Some((_, rest)) = description.split_once("replica stack's ") else {
+            continue;
+        };
+        let output = rest.split_whitespace().next().unwrap_or_default();
+        assert_eq!(
+            output, name,
+            "parameter {name} is the replica stack's {output} output: give both one name"
+        );
+        assert!(
+            output_names.contains(name),
+            "parameter {name} names a replica output that replica.yaml lacks (it has {output_names:?})"
+        );
+        from_replica.insert(name);
+    }
+    for (name, definition) in outputs {
+        let name = name.as_str().expect("output name");
+        let description = definition["Description"].as_str().unwrap_or_default();
+        let target = description
+            .split_once("main stack's ")
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        assert_eq!(
+            target,
+            Some(name),
+            "replica output {name} must name the main-stack parameter that takes it, its own name"
+        );
+        assert!(
+            from_replica.contains(name),
+            "replica output {name}: no main-stack parameter says it comes from the replica stack"
+        );
+    }
+    assert!(
+        from_replica.contains("ReplicaBucketArn") && from_replica.contains("ReplicaKmsKeyArn"),
+        "{from_replica:?}"
+    );
+
+    let bucket = match reference(&replica["Outputs"]["ReplicaBucketArn"]["Value"]) {
+        Some(Reference::GetAtt(bucket, _)) => bucket,
+        other => panic!("ReplicaBucketArn output: {other:?}"),
+    };
+    let default_key = &replica["Resources"][bucket.as_str()]["Properties"]["BucketEncryption"]
+        ["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["KMSMasterKeyID"];
+    assert!(
+        reference(default_key).is_some(),
+        "{bucket} has no default KMS key"
+    );
+    assert_eq!(
+        reference(&replica["Outputs"]["ReplicaKmsKeyArn"]["Value"]),
+        reference(default_key),
+        "the replica key the main stack replicates under is the replica bucket's default key"
+    );
+    for file in ["README.md", "infra/README.md", "samconfig.toml"] {
+        let text = std::fs::read_to_string(root().join(file)).expect(file);
+        assert!(
+            !text.contains("ReplicaKeyArn"),
+            "{file} still names ReplicaKeyArn"
+        );
+    }
 }
