@@ -1,7 +1,8 @@
 //! The SAM templates agree with the code and the README: a function for every Lambda binary
 //! and back, schedules that target functions, environment variables the code reads, the
-//! lifecycle the README's retention table promises, and one KMS key from the functions' writes
-//! to the replica.
+//! lifecycle the README's retention table promises, one KMS key from the functions' writes to
+//! the replica, and a VPC endpoint for every service the functions in the VPC call (and only
+//! the functions that need the VPC in it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -393,6 +394,10 @@ fn parameter(name: &str) -> Reference {
     Reference::Ref(name.into())
 }
 
+fn is_no_value(value: &Value) -> bool {
+    reference(value) == Some(parameter("AWS::NoValue"))
+}
+
 /// `!If [Condition, WhenTrue, WhenFalse]`.
 fn if_parts(value: &Value) -> Option<(&str, &Value, &Value)> {
     let Value::Tagged(tagged) = value else {
@@ -404,6 +409,14 @@ fn if_parts(value: &Value) -> Option<(&str, &Value, &Value)> {
     match tagged.value.as_sequence()?.as_slice() {
         [condition, when_true, when_false] => Some((condition.as_str()?, when_true, when_false)),
         _ => None,
+    }
+}
+
+/// The text of a `!Sub "…"` (or of a plain string).
+fn sub_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => tagged.value.as_str(),
+        other => other.as_str(),
     }
 }
 
@@ -681,4 +694,324 @@ fn the_parameters_from_the_replica_stack_are_its_outputs_by_name() {
             "{file} still names ReplicaKeyArn"
         );
     }
+}
+
+/// IAM service prefixes in the functions' policies that are no network call from the function,
+/// so need no endpoint. (Logs, X-Ray, the VPC network interfaces, the dead-letter queue and the
+/// on-failure destination are not in the functions' own policies: SAM adds them, and the Lambda
+/// service does that work outside the function's network.)
+const NOT_CALLED_FROM_THE_FUNCTION: [(&str, &str); 3] = [
+    (
+        "kms",
+        "S3 (SSE-KMS), SNS (the encrypted topic) and Secrets Manager call KMS for the function, \
+         which only has to be allowed to; the crate has no KMS client (checked below)",
+    ),
+    (
+        "elasticfilesystem",
+        "ClientMount authorises the NFS mount Lambda makes to the mount target inside the VPC",
+    ),
+    (
+        "rds-db",
+        "rds-db:connect authorises a token the function signs itself; the connection goes to the database",
+    ),
+];
+
+/// Where a function's `VpcConfig` puts it: always (a mapping), under a condition (`!If [C,
+/// mapping, NoValue]`), or nowhere.
+fn vpc_config(function: &Value) -> Option<&Value> {
+    let vpc = &function["Properties"]["VpcConfig"];
+    if vpc.is_mapping() {
+        return Some(vpc);
+    }
+    if_parts(vpc).and_then(|(_, when_true, _)| when_true.is_mapping().then_some(when_true))
+}
+
+/// Issue 14, part 3: with NetworkPath VpcEndpoints (the default) each AWS service that a function
+/// in the VPC calls (the service prefixes of its IAM actions) has an endpoint, no endpoint is
+/// idle, and the interface endpoints take HTTPS from the functions' own security group.
+#[test]
+fn with_vpc_endpoints_every_service_the_functions_in_the_vpc_call_has_one() {
+    let main = template("template.yaml");
+    assert_eq!(
+        main["Parameters"]["NetworkPath"]["Default"].as_str(),
+        Some("VpcEndpoints")
+    );
+    let Value::Tagged(condition) = &main["Conditions"]["UseVpcEndpoints"] else {
+        panic!("no UseVpcEndpoints condition");
+    };
+    assert!(condition.tag == "Equals");
+    let compared = condition.value.as_sequence().expect("!Equals");
+    assert_eq!(reference(&compared[0]), Some(parameter("NetworkPath")));
+    assert_eq!(compared[1].as_str(), Some("VpcEndpoints"));
+
+    let mut endpoints = BTreeMap::new();
+    let mut endpoint_groups = BTreeSet::new();
+    for (name, endpoint) in resources(&main, "AWS::EC2::VPCEndpoint") {
+        assert_eq!(
+            endpoint["Condition"].as_str(),
+            Some("UseVpcEndpoints"),
+            "{name} must exist with NetworkPath VpcEndpoints only"
+        );
+        let properties = &endpoint["Properties"];
+        let service = sub_text(&properties["ServiceName"])
+            .and_then(|s| s.strip_prefix("com.amazonaws.${AWS::Region}."))
+            .unwrap_or_else(|| panic!("{name}: ServiceName {:?}", properties["ServiceName"]))
+            .to_string();
+        assert_eq!(
+            reference(&properties["VpcId"]),
+            Some(parameter("VpcId")),
+            "{name}"
+        );
+        if service == "s3" {
+            assert_eq!(
+                properties["VpcEndpointType"].as_str(),
+                Some("Gateway"),
+                "{name}: S3 through a gateway endpoint costs nothing"
+            );
+            assert_eq!(
+                reference(&properties["RouteTableIds"]),
+                Some(parameter("RouteTableIds")),
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                properties["VpcEndpointType"].as_str(),
+                Some("Interface"),
+                "{name}"
+            );
+            assert_eq!(
+                properties["PrivateDnsEnabled"].as_bool(),
+                Some(true),
+                "{name}: without private DNS the SDK's usual host name would not lead to it"
+            );
+            assert_eq!(
+                reference(&properties["SubnetIds"]),
+                Some(parameter("SubnetIds")),
+                "{name}"
+            );
+            let groups = one_or_many(&properties["SecurityGroupIds"]);
+            assert!(!groups.is_empty(), "{name} has no security group");
+            for group in groups {
+                match reference(group) {
+                    Some(Reference::Ref(group)) => endpoint_groups.insert(group),
+                    other => panic!("{name}: security group {other:?}"),
+                };
+            }
+        }
+        assert!(
+            endpoints.insert(service.clone(), name.clone()).is_none(),
+            "two endpoints for {service}"
+        );
+    }
+
+    // The interface endpoints take HTTPS from one group, which the functions in the VPC carry.
+    assert_eq!(endpoint_groups.len(), 1, "{endpoint_groups:?}");
+    let endpoint_group = endpoint_groups.into_iter().next().expect("endpoint group");
+    let clients: BTreeSet<String> = resources(&main, "AWS::EC2::SecurityGroupIngress")
+        .into_values()
+        .map(|rule| &rule["Properties"])
+        .filter(|rule| reference(&rule["GroupId"]) == Some(parameter(&endpoint_group)))
+        .inspect(|rule| {
+            assert_eq!(rule["IpProtocol"].as_str(), Some("tcp"));
+            assert_eq!(rule["FromPort"].as_u64(), Some(443));
+            assert_eq!(rule["ToPort"].as_u64(), Some(443));
+        })
+        .filter_map(|rule| match reference(&rule["SourceSecurityGroupId"]) {
+            Some(Reference::Ref(group)) => Some(group),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        clients.len(),
+        1,
+        "HTTPS into {endpoint_group} from: {clients:?}"
+    );
+    let client_group = clients.into_iter().next().expect("client group");
+    assert!(
+        main["Resources"][endpoint_group.as_str()]["Properties"]["SecurityGroupIngress"].is_null(),
+        "{endpoint_group}: ingress only through the checked rule"
+    );
+
+    let mut callers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut calls: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        let Some(vpc) = vpc_config(function) else {
+            continue;
+        };
+        let Some((condition, with_endpoints, without)) = if_parts(&vpc["SecurityGroupIds"]) else {
+            panic!("{name}: its SecurityGroupIds must add {client_group} under UseVpcEndpoints");
+        };
+        assert_eq!(condition, "UseVpcEndpoints", "{name}");
+        assert!(
+            serde_yaml::to_string(with_endpoints)
+                .expect("YAML")
+                .contains(&client_group),
+            "{name} does not carry {client_group}, so the endpoints refuse it"
+        );
+        assert_eq!(
+            reference(without),
+            Some(parameter("SecurityGroupIds")),
+            "{name}"
+        );
+        for statement in function_statements(function) {
+            if statement["Effect"].as_str() != Some("Allow") {
+                continue;
+            }
+            for action in actions(statement) {
+                let service = action.split(':').next().unwrap_or(action).to_string();
+                callers
+                    .entry(service.clone())
+                    .or_default()
+                    .insert(name.clone());
+                calls.entry(service).or_default().insert(action.to_string());
+            }
+        }
+    }
+    assert!(
+        callers.contains_key("s3"),
+        "no function in the VPC? {callers:?}"
+    );
+
+    let not_called: BTreeMap<&str, &str> = NOT_CALLED_FROM_THE_FUNCTION.into_iter().collect();
+    for (service, functions) in &callers {
+        if let Some(reason) = not_called.get(service.as_str()) {
+            eprintln!("{service}: no endpoint needed: {reason}");
+            continue;
+        }
+        // Endpoint service names are the IAM prefixes, but for CloudWatch.
+        let endpoint = if service == "cloudwatch" {
+            "monitoring"
+        } else {
+            service.as_str()
+        };
+        assert!(
+            endpoints.contains_key(endpoint),
+            "{functions:?} in the VPC call {service}, which has no VPC endpoint: without a NAT they would time out"
+        );
+    }
+    for (service, name) in &endpoints {
+        let service = if service == "monitoring" {
+            "cloudwatch"
+        } else {
+            service.as_str()
+        };
+        assert!(
+            callers.contains_key(service),
+            "{name}: no function in the VPC calls {service} (an interface endpoint costs about $16 a month)"
+        );
+    }
+
+    // The reasons above still hold.
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        !manifest.contains("aws-sdk-kms"),
+        "the crate has a KMS client now: functions in the VPC would call KMS themselves and need a kms endpoint"
+    );
+    for action in calls.get("elasticfilesystem").into_iter().flatten() {
+        assert!(
+            action.starts_with("elasticfilesystem:Client"),
+            "{action} is an API call"
+        );
+    }
+    for action in calls.get("rds-db").into_iter().flatten() {
+        assert_eq!(action, "rds-db:connect");
+    }
+}
+
+/// `(job, needs_database)` from every `FunctionContext::from_env("JOB", env, sdk_config,
+/// NEEDS_DATABASE)` in shared/lambda: which functions the code connects to a database.
+fn database_needs_in_the_code() -> BTreeMap<String, bool> {
+    let mut found = BTreeMap::new();
+    let folder = root().join("shared").join("lambda");
+    for entry in std::fs::read_dir(&folder).expect("shared/lambda") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("source");
+        for call in text.split("FunctionContext::from_env(").skip(1) {
+            let Some(end) = call.find(')') else { continue };
+            let arguments: Vec<&str> = call[..end]
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .collect();
+            let (Some(job), Some(needs)) = (arguments.first(), arguments.last()) else {
+                continue;
+            };
+            let Some(job) = job.strip_prefix('"').and_then(|j| j.strip_suffix('"')) else {
+                continue;
+            };
+            let needs = match *needs {
+                "true" => true,
+                "false" => false,
+                _ => continue,
+            };
+            found.insert(job.to_string(), needs);
+        }
+    }
+    found
+}
+
+/// Issue 14, part 3: the functions outside the VPC are exactly those that never connect to a
+/// database (as the code says), except while one mounts the EFS file system, which only a
+/// function in the VPC can; a function that connects to the database is always in the VPC.
+#[test]
+fn only_the_functions_that_connect_to_the_database_or_mount_efs_are_in_the_vpc() {
+    let main = template("template.yaml");
+    assert!(
+        main["Globals"]["Function"]["VpcConfig"].is_null(),
+        "a VpcConfig in the Globals puts every function in the VPC"
+    );
+    let needs = database_needs_in_the_code();
+    let mut seen = BTreeSet::new();
+    let mut outside = BTreeSet::new();
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        let function_name =
+            sub_text(&function["Properties"]["FunctionName"]).expect("FunctionName");
+        let job = function_name.rsplit("}-").next().unwrap_or(function_name);
+        let needs_database = *needs.get(job).unwrap_or_else(|| {
+            panic!(
+                "{name}: no FunctionContext::from_env(\"{job}\", …) in shared/lambda ({needs:?})"
+            )
+        });
+        seen.insert(job.to_string());
+        let own = &function["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            !own["DATABASE_SECRET_ARN"].is_null(),
+            needs_database,
+            "{name}: DATABASE_SECRET_ARN against the code's needs_database"
+        );
+        let vpc = &function["Properties"]["VpcConfig"];
+        if needs_database {
+            assert!(
+                vpc.is_mapping(),
+                "{name} connects to the database, so it must always be in the VPC: {vpc:?}"
+            );
+        } else if vpc.is_null() {
+            outside.insert(job.to_string());
+        } else {
+            let Some((condition, inside, otherwise)) = if_parts(vpc) else {
+                panic!("{name} never connects to a database, yet is always in the VPC");
+            };
+            assert!(
+                inside.is_mapping() && is_no_value(otherwise),
+                "{name}: {vpc:?}"
+            );
+            let Some((mounted, _, _)) = if_parts(&function["Properties"]["FileSystemConfigs"])
+            else {
+                panic!("{name} is in the VPC under {condition} but mounts no EFS file system");
+            };
+            assert_eq!(
+                mounted, condition,
+                "{name} must be in the VPC exactly when it mounts EFS"
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        needs.keys().cloned().collect::<BTreeSet<String>>(),
+        "functions in the code against the template"
+    );
+    assert!(
+        outside.contains("monitor"),
+        "the monitor never connects to a database: {outside:?}"
+    );
 }
