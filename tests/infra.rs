@@ -1,8 +1,9 @@
 //! The SAM templates agree with the code and the README: a function for every Lambda binary
 //! and back, schedules that target functions, environment variables the code reads, the
 //! lifecycle the README's retention table promises, one KMS key from the functions' writes to
-//! the replica, and a VPC endpoint for every service the functions in the VPC call (and only
-//! the functions that need the VPC in it).
+//! the replica, a VPC endpoint for every service the functions in the VPC call (and only the
+//! functions that need the VPC in it), and samconfig environments that give every required
+//! parameter.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -1013,5 +1014,149 @@ fn only_the_functions_that_connect_to_the_database_or_mount_efs_are_in_the_vpc()
     assert!(
         outside.contains("monitor"),
         "the monitor never connects to a database: {outside:?}"
+    );
+}
+
+/// samconfig.toml, just enough: `ENV.COMMAND` -> key -> value, from `[ENV.COMMAND.parameters]`
+/// sections; a commented-out `# parameter_overrides = "…"` counts as the documented value.
+fn samconfig() -> BTreeMap<String, BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(root().join("samconfig.toml")).expect("samconfig.toml");
+    let mut sections: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = header.trim_end_matches(".parameters").to_string();
+            continue;
+        }
+        let line = match line.strip_prefix("# parameter_overrides") {
+            Some(rest) => format!("parameter_overrides{rest}"),
+            None if line.starts_with('#') => continue,
+            None => line.to_string(),
+        };
+        if let Some((key, value)) = line.split_once(" = ") {
+            sections.entry(section.clone()).or_default().insert(
+                key.trim().to_string(),
+                value.trim().trim_matches('"').to_string(),
+            );
+        }
+    }
+    sections
+}
+
+/// Parameters a deployment must give: those without a default, and those that a rule which
+/// holds under the defaults asserts on (RouteTableIds while NetworkPath is VpcEndpoints).
+fn required_parameters(template: &Value) -> BTreeSet<String> {
+    fn referenced(value: &Value, parameters: &Value, into: &mut BTreeSet<String>) {
+        if let Some(Reference::Ref(name)) = reference(value) {
+            if parameters[name.as_str()].is_mapping() {
+                into.insert(name);
+            }
+        }
+        match value {
+            Value::Tagged(tagged) => referenced(&tagged.value, parameters, into),
+            Value::Sequence(items) => items.iter().for_each(|v| referenced(v, parameters, into)),
+            Value::Mapping(mapping) => mapping
+                .values()
+                .for_each(|v| referenced(v, parameters, into)),
+            _ => {}
+        }
+    }
+    let parameters = &template["Parameters"];
+    let mut required: BTreeSet<String> = parameters
+        .as_mapping()
+        .expect("Parameters")
+        .iter()
+        .filter(|(_, definition)| definition.get("Default").is_none())
+        .filter_map(|(name, _)| name.as_str().map(str::to_string))
+        .collect();
+    for rule in template["Rules"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        let holds_by_default = match &rule["RuleCondition"] {
+            Value::Null => true,
+            Value::Tagged(tagged) if tagged.tag == "Equals" => {
+                match tagged.value.as_sequence().map(Vec::as_slice) {
+                    Some([left, right]) => match (reference(left), right.as_str()) {
+                        (Some(Reference::Ref(name)), Some(value)) => {
+                            parameters[name.as_str()]["Default"].as_str() == Some(value)
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if holds_by_default {
+            referenced(&rule["Assertions"], parameters, &mut required);
+        }
+    }
+    required
+}
+
+/// Issue 14, part 5: every samconfig environment that deploys a stack gives (or, for
+/// `[default]`, documents) every parameter its template requires and none it lacks, so
+/// `sam deploy --config-env staging` stops on no missing parameter; `sam build`'s output is
+/// ignored by git.
+#[test]
+fn every_samconfig_environment_gives_the_parameters_its_template_requires() {
+    let config = samconfig();
+    let environments: BTreeSet<&str> = config
+        .keys()
+        .filter_map(|k| k.strip_suffix(".deploy"))
+        .collect();
+    for environment in &environments {
+        let deploy = &config[&format!("{environment}.deploy")];
+        let template_file = deploy
+            .get("template_file")
+            .or_else(|| {
+                config
+                    .get(&format!("{environment}.build"))
+                    .and_then(|b| b.get("template_file"))
+            })
+            .or_else(|| {
+                config
+                    .get("default.build")
+                    .and_then(|b| b.get("template_file"))
+            })
+            .unwrap_or_else(|| panic!("[{environment}]: which template?"));
+        let file = template_file
+            .strip_prefix("infra/")
+            .unwrap_or_else(|| panic!("[{environment}]: {template_file}"));
+        let stack = template(file);
+        let given: BTreeSet<&str> = deploy
+            .get("parameter_overrides")
+            .map(String::as_str)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pair| pair.split_once('=').map(|(name, _)| name))
+            .collect();
+        let missing: Vec<String> = required_parameters(&stack)
+            .into_iter()
+            .filter(|name| !given.contains(name.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "samconfig [{environment}] ({template_file}) lacks {missing:?}"
+        );
+        for name in &given {
+            assert!(
+                stack["Parameters"][*name].is_mapping(),
+                "samconfig [{environment}] gives {name}, which {template_file} does not have"
+            );
+        }
+    }
+    for expected in ["default", "replica", "staging"] {
+        assert!(
+            environments.contains(expected),
+            "samconfig has no [{expected}.deploy.parameters]: {environments:?}"
+        );
+    }
+    let ignored = std::fs::read_to_string(root().join(".gitignore")).expect(".gitignore");
+    assert!(
+        ignored.lines().any(|l| l.trim_matches('/') == ".aws-sam"),
+        ".gitignore must ignore sam build's .aws-sam/"
     );
 }
