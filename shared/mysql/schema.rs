@@ -108,7 +108,7 @@ pub fn strip_auto_increment(create_sql: &str) -> String {
     out
 }
 
-fn get_string(row: &Row, column: &str) -> Option<String> {
+pub(super) fn get_string(row: &Row, column: &str) -> Option<String> {
     match row.get_opt::<Option<Vec<u8>>, _>(column) {
         Some(Ok(Some(bytes))) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         _ => None,
@@ -144,33 +144,40 @@ pub async fn list_tables(conn: &mut Conn, database: &str) -> Result<Vec<TableSum
         .collect())
 }
 
-pub async fn columns(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Column>> {
-    let rows: Vec<Row> = conn
-        .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME, EXTRA \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )
-        .await
-        .map_err(db_err(format!("reading the columns of `{table}`")))?;
-    let mut columns = Vec::new();
-    for row in &rows {
-        let extra = get_string(row, "EXTRA")
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let generated = extra.contains("GENERATED") && !extra.contains("DEFAULT_GENERATED");
-        if generated {
-            continue;
-        }
-        let data_type = get_string(row, "DATA_TYPE").unwrap_or_default();
-        let charset = get_string(row, "CHARACTER_SET_NAME");
-        columns.push(Column {
-            name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
-            kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
-        });
-    }
-    Ok(columns)
+/// Whether information_schema's EXTRA marks a generated column (not MySQL 8's
+/// DEFAULT_GENERATED, a column with an expression default).
+pub(super) fn is_generated(extra: &str) -> bool {
+    let extra = extra.to_ascii_uppercase();
+    extra.contains("GENERATED") && !extra.contains("DEFAULT_GENERATED")
+}
+
+/// A table's information_schema.COLUMNS rows, in table order: what both its dumped columns and
+/// its shape (`super::shape`) are read from.
+async fn column_rows(conn: &mut Conn, database: &str, table: &str) -> Result<Vec<Row>> {
+    conn.exec(
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, \
+         IS_NULLABLE, EXTRA \
+         FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+         ORDER BY ORDINAL_POSITION",
+        (database, table),
+    )
+    .await
+    .map_err(db_err(format!("reading the columns of `{table}`")))
+}
+
+/// The columns whose values are dumped: all but the generated ones.
+fn dumped_columns(rows: &[Row]) -> Vec<Column> {
+    rows.iter()
+        .filter(|row| !is_generated(&get_string(row, "EXTRA").unwrap_or_default()))
+        .map(|row| {
+            let data_type = get_string(row, "DATA_TYPE").unwrap_or_default();
+            let charset = get_string(row, "CHARACTER_SET_NAME");
+            Column {
+                name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
+                kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
+            }
+        })
+        .collect()
 }
 
 pub async fn show_create_table(conn: &mut Conn, table: &str) -> Result<String> {
@@ -190,12 +197,14 @@ pub async fn describe_table(
     database: &str,
     summary: &TableSummary,
 ) -> Result<Table> {
+    let rows = column_rows(conn, database, &summary.name).await?;
     Ok(Table {
         name: summary.name.clone(),
         engine: summary.engine.clone(),
-        columns: columns(conn, database, &summary.name).await?,
+        columns: dumped_columns(&rows),
         create_sql: show_create_table(conn, &summary.name).await?,
-        shape_sha256: super::shape::table_shape_sha256(conn, database, &summary.name).await?,
+        shape_sha256: super::shape::table_shape_sha256(conn, database, &summary.name, &rows)
+            .await?,
     })
 }
 

@@ -9,7 +9,7 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
-use super::schema::sha256_hex;
+use super::schema::{get_string, is_generated, sha256_hex};
 use crate::error::{Error, Result};
 
 /// `major.minor` and flavour of a `VERSION()` string: what decides how definitions render.
@@ -69,10 +69,7 @@ pub fn normalize_charset(text: &str) -> String {
 }
 
 fn text(row: &Row, column: &str) -> String {
-    match row.get_opt::<Option<Vec<u8>>, _>(column) {
-        Some(Ok(Some(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => String::new(),
-    }
+    get_string(row, column).unwrap_or_default()
 }
 
 /// One column's version-independent description.
@@ -83,8 +80,7 @@ pub fn column_line(
     collation: &str,
     extra: &str,
 ) -> String {
-    let extra = extra.to_ascii_uppercase();
-    let generated = extra.contains("GENERATED") && !extra.contains("DEFAULT_GENERATED");
+    let generated = is_generated(extra);
     format!(
         "column {name} {} null={} collation={} generated={generated}",
         normalize_column_type(column_type),
@@ -93,18 +89,15 @@ pub fn column_line(
     )
 }
 
-/// The hash of a table's shape, as read from this server.
-pub async fn table_shape_sha256(conn: &mut Conn, database: &str, table: &str) -> Result<String> {
-    let context = || format!("reading the shape of table `{table}`");
-    let columns: Vec<Row> = conn
-        .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLLATION_NAME, EXTRA \
-             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
-             ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )
-        .await
-        .map_err(|e| Error::database(context(), e))?;
+/// The hash of a table's shape, as read from this server; `columns` are its
+/// information_schema.COLUMNS rows (read once, with its dumped columns).
+pub(super) async fn table_shape_sha256(
+    conn: &mut Conn,
+    database: &str,
+    table: &str,
+    columns: &[Row],
+) -> Result<String> {
+    let context = || format!("reading the indexes of table `{table}`");
     let indexes: Vec<Row> = conn
         .exec(
             "SELECT INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, SUB_PART \
