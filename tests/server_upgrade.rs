@@ -177,3 +177,32 @@ async fn the_same_server_with_another_definition_is_refused() {
     );
     drop_database(&source).await;
 }
+
+/// The shape holds each index's uniqueness and column order, not only its name: an index made
+/// UNIQUE after the upgrade is a change, which starts a new chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_made_unique_after_an_upgrade_is_refused() {
+    let source = marks_database().await;
+    connect_to(&source)
+        .await
+        .query_drop("ALTER TABLE marks ADD INDEX by_code (code)")
+        .await
+        .expect("index");
+    let store = tempfile::tempdir().expect("temp dir");
+    assert_ok(&dump(&source, store.path()));
+    pretend_made_on_mariadb_10_4(store.path());
+    assert_ok(&incremental(&source, store.path()));
+    connect_to(&source)
+        .await
+        .query_drop("ALTER TABLE marks DROP INDEX by_code, ADD UNIQUE INDEX by_code (code)")
+        .await
+        .expect("unique index");
+    let refused = incremental(&source, store.path());
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("columns or indexes differ"),
+        "{}",
+        text(&refused)
+    );
+    drop_database(&source).await;
+}

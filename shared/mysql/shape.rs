@@ -7,7 +7,7 @@
 //! the server was upgraded since the chain's full backup.
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::{Conn, Row, Value};
 
 use super::schema::{get_string, is_generated, sha256_hex};
 use crate::error::{Error, Result};
@@ -68,8 +68,14 @@ pub fn normalize_charset(text: &str) -> String {
     out
 }
 
+/// A column of an information_schema row as text. The binary protocol answers numbers
+/// (NON_UNIQUE, SEQ_IN_INDEX, SUB_PART) as integers, which a text read would lose.
 fn text(row: &Row, column: &str) -> String {
-    get_string(row, column).unwrap_or_default()
+    match row.get_opt::<Value, _>(column) {
+        Some(Ok(Value::Int(n))) => n.to_string(),
+        Some(Ok(Value::UInt(n))) => n.to_string(),
+        _ => get_string(row, column).unwrap_or_default(),
+    }
 }
 
 /// One column's version-independent description.
