@@ -119,13 +119,13 @@ pub async fn run_dump_until(
     };
     match outcome {
         Ok(mut report) => {
-            let policy = options.retention.as_ref().filter(|_| {
-                let by_bucket = store.retention_by_bucket_rules();
-                if by_bucket {
+            let policy = match &options.retention {
+                Some(_) if store.retention_by_bucket_rules() => {
                     tracing::info!(store = %store, "no pruning: the bucket's lifecycle and Object Lock keep backups");
+                    None
                 }
-                !by_bucket
-            });
+                policy => policy.as_ref(),
+            };
             if let Some(policy) = policy {
                 match retention::prune(store.as_ref(), policy, Utc::now()).await {
                     Ok(pruned) => report.pruned = pruned.deleted,

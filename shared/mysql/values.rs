@@ -153,7 +153,9 @@ fn push_digits(out: &mut Vec<u8>, value: u32, width: usize) {
     out.extend_from_slice(text.as_bytes());
 }
 
-fn is_plain_number(bytes: &[u8]) -> bool {
+/// Digits, signs, a point and an exponent only: a number as the server wrote it, safe to write
+/// (and read back) unquoted.
+pub(crate) fn is_plain_number(bytes: &[u8]) -> bool {
     !bytes.is_empty()
         && bytes
             .iter()

@@ -121,17 +121,7 @@ pub async fn apply_file(
             source,
         }
     };
-    loop {
-        let item = match pending.pop_front() {
-            Some(item) => item,
-            None => match items.recv().await {
-                Some(batch) => {
-                    pending.extend(batch?);
-                    continue;
-                }
-                None => break,
-            },
-        };
+    while let Some(item) = next_item(&mut pending, &mut items).await? {
         index += 1;
         match item {
             Item::Statement(statement) => {
@@ -176,6 +166,22 @@ pub async fn apply_file(
     Ok(recorded)
 }
 
+/// The next item: from `pending` (items received but not used yet), else the next batch.
+async fn next_item(
+    pending: &mut VecDeque<Item>,
+    items: &mut mpsc::Receiver<Result<Vec<Item>>>,
+) -> Result<Option<Item>> {
+    loop {
+        if let Some(item) = pending.pop_front() {
+            return Ok(Some(item));
+        }
+        match items.recv().await {
+            Some(batch) => pending.extend(batch?),
+            None => return Ok(None),
+        }
+    }
+}
+
 enum LoadFailure {
     Server(mysql_async::Error),
     Input(Error),
@@ -198,31 +204,22 @@ async fn load_rows(
     });
     let feed = async move {
         loop {
-            let next = match pending.pop_front() {
-                Some(item) => item,
-                None => match items.recv().await {
-                    Some(Ok(batch)) => {
-                        pending.extend(batch);
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        // Cut the input short with an error: the server then ends the LOAD
-                        // and the file's transaction is never committed.
-                        let _ = rows.send(Err(io::Error::other(e.to_string()))).await;
-                        return Err(e);
-                    }
-                    None => return Ok(()),
-                },
-            };
-            match next {
-                Item::Rows(bytes) => {
+            match next_item(pending, items).await {
+                Ok(Some(Item::Rows(bytes))) => {
                     if rows.send(Ok(Bytes::from(bytes))).await.is_err() {
                         return Ok(()); // the LOAD ended; its answer says why
                     }
                 }
-                other => {
+                Ok(Some(other)) => {
                     pending.push_front(other);
                     return Ok(());
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    // Cut the input short with an error: the server then ends the LOAD and
+                    // the file's transaction is never committed.
+                    let _ = rows.send(Err(io::Error::other(e.to_string()))).await;
+                    return Err(e);
                 }
             }
         }

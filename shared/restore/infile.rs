@@ -5,6 +5,8 @@
 //! converted (`NULL`, numbers, `'…'` and `_binary'…'` strings); a statement with any other
 //! (a BIT column's `0x…`) runs as the INSERT it is.
 
+use crate::mysql::values::is_plain_number;
+
 /// The LOAD DATA statement that takes the rows of one INSERT's table and columns.
 pub(super) fn load_statement(table: &[u8], columns: &[u8]) -> Vec<u8> {
     let mut sql = b"LOAD DATA LOCAL INFILE 'toc-backup-rows' INTO TABLE ".to_vec();
@@ -134,11 +136,7 @@ fn field(values: &[u8], mut i: usize, out: &mut Vec<u8>) -> Option<usize> {
                 .position(|b| matches!(b, b',' | b')'))
                 .map(|n| i + n)?;
             let number = &values[i..end];
-            let plain = !number.is_empty()
-                && number
-                    .iter()
-                    .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'));
-            if !plain {
+            if !is_plain_number(number) {
                 return None;
             }
             out.extend_from_slice(number);

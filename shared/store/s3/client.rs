@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use aws_sdk_s3::config::interceptors::FinalizerInterceptorContextRef;
 use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -17,7 +18,7 @@ use super::reader::RetrySettings;
 /// A client for the configured region and endpoint. `AWS_ENDPOINT_URL` (or `_S3`) points it at
 /// an S3-compatible server, which also switches to path-style addressing.
 pub async fn client_for(retry: &RetrySettings) -> Client {
-    client_in(retry, None).await
+    client_in(&crate::aws::sdk_config().await, retry, None)
 }
 
 /// A client for the region `bucket` is in, and that region when it is not the configured one:
@@ -26,7 +27,9 @@ pub async fn client_for(retry: &RetrySettings) -> Client {
 /// asked once with GetBucketLocation, which any region answers; when it cannot be read (no
 /// s3:GetBucketLocation), the configured region is used and its errors speak later.
 pub async fn client_for_bucket(retry: &RetrySettings, bucket: &str) -> (Client, Option<String>) {
-    let client = client_in(retry, None).await;
+    // Loaded once: a client for another region is built from the same configuration.
+    let config = crate::aws::sdk_config().await;
+    let client = client_in(&config, retry, None);
     let configured = client.config().region().map(|r| r.to_string());
     match client.get_bucket_location().bucket(bucket).send().await {
         Ok(answer) => {
@@ -39,7 +42,10 @@ pub async fn client_for_bucket(retry: &RetrySettings, bucket: &str) -> (Client, 
                 return (client, None);
             }
             tracing::info!(bucket, region = %region, "the bucket is in another region; using a client for it");
-            (client_in(retry, Some(region.clone())).await, Some(region))
+            (
+                client_in(&config, retry, Some(region.clone())),
+                Some(region),
+            )
         }
         Err(e) => {
             tracing::debug!(
@@ -52,12 +58,11 @@ pub async fn client_for_bucket(retry: &RetrySettings, bucket: &str) -> (Client, 
     }
 }
 
-async fn client_in(retry: &RetrySettings, region: Option<String>) -> Client {
-    let config = crate::aws::sdk_config().await;
+fn client_in(config: &SdkConfig, retry: &RetrySettings, region: Option<String>) -> Client {
     let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
         || std::env::var("BACKUP_S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
-    let mut builder = aws_sdk_s3::config::Builder::from(&config);
+    let mut builder = aws_sdk_s3::config::Builder::from(config);
     if let Some(region) = region {
         builder = builder.region(aws_sdk_s3::config::Region::new(region));
     }
