@@ -2,6 +2,7 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use toc_sis_backup::config::{DatabaseUrl, Tls};
+use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::MonitorOptions;
@@ -150,6 +151,32 @@ impl Retention {
     }
 }
 
+/// Which column incrementals track each table's changes by: the incremental's scope, and the
+/// tables a full dump keeps a key state for (those that have theirs).
+#[derive(Args)]
+pub(crate) struct Tracking {
+    /// The change-tracking column of every table (a full dump keeps a key state only for
+    /// tables that have theirs)…
+    #[arg(
+        long,
+        env = "INCREMENTAL_TRACKING_COLUMN",
+        default_value = "updated_at"
+    )]
+    pub(crate) tracking_column: String,
+    /// …except these: table=column,…
+    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
+    pub(crate) tracking_columns: Option<String>,
+}
+
+impl Tracking {
+    pub(crate) fn columns(&self) -> Result<TrackingColumns, Error> {
+        TrackingColumns::parse(
+            Some(&self.tracking_column),
+            self.tracking_columns.as_deref(),
+        )
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct DumpArgs {
     #[command(flatten)]
@@ -178,17 +205,8 @@ pub(crate) struct DumpArgs {
     /// --with-accounts recreates them locked, to be given a password).
     #[arg(long, env = "BACKUP_PASSWORD_HASHES")]
     pub(crate) with_password_hashes: bool,
-    /// The column incrementals track changes by (as `incremental --tracking-column`): a key
-    /// state is kept only for tables that have it.
-    #[arg(
-        long,
-        env = "INCREMENTAL_TRACKING_COLUMN",
-        default_value = "updated_at"
-    )]
-    pub(crate) tracking_column: String,
-    /// …except these: table=column,… (as `incremental --tracking-columns`).
-    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
-    pub(crate) tracking_columns: Option<String>,
+    #[command(flatten)]
+    pub(crate) tracking: Tracking,
     /// Also notify on success (failures always notify).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     pub(crate) notify_success: bool,
@@ -209,16 +227,8 @@ pub(crate) struct IncrementalArgs {
     /// Comma-separated tables to track (default: the Tier 1 and Tier 2 tables).
     #[arg(long, env = "INCREMENTAL_TABLES")]
     pub(crate) tables: Option<String>,
-    /// The change-tracking column of every table…
-    #[arg(
-        long,
-        env = "INCREMENTAL_TRACKING_COLUMN",
-        default_value = "updated_at"
-    )]
-    pub(crate) tracking_column: String,
-    /// …except these: table=column,…
-    #[arg(long, env = "INCREMENTAL_TRACKING_COLUMNS")]
-    pub(crate) tracking_columns: Option<String>,
+    #[command(flatten)]
+    pub(crate) tracking: Tracking,
     /// Minutes before the previous point whose changes are written again regardless.
     #[arg(long, env = "INCREMENTAL_OVERLAP_MINUTES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1440))]
     pub(crate) overlap_minutes: u32,

@@ -10,7 +10,6 @@ use args::*;
 use clap::Parser;
 use serde::Serialize;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
-use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
 use toc_sis_backup::monitor::restore_test::{run_restore_test_until, RestoreTestOptions};
 use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
@@ -128,10 +127,7 @@ async fn run(command: Command) -> Result<(), Error> {
             options.compression_level = args.compression_level;
             options.jobs = usize::from(args.jobs);
             options.with_password_hashes = args.with_password_hashes;
-            options.tracking = TrackingColumns::parse(
-                Some(&args.tracking_column),
-                args.tracking_columns.as_deref(),
-            )?;
+            options.tracking = args.tracking.columns()?;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
@@ -169,8 +165,8 @@ async fn run(command: Command) -> Result<(), Error> {
             let mut options = IncrementalOptions::new(args.connection.url()?);
             options.scope = Scope::parse(
                 args.tables.as_deref(),
-                Some(&args.tracking_column),
-                args.tracking_columns.as_deref(),
+                Some(&args.tracking.tracking_column),
+                args.tracking.tracking_columns.as_deref(),
             )?;
             options.overlap = chrono::Duration::minutes(i64::from(args.overlap_minutes));
             options.full_if_missing = args.full_if_missing;
