@@ -6,42 +6,23 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::private_server::PrivateServer;
 use common::*;
 
 fn checksum(server: &PrivateServer, database: &str) -> String {
-    let tables = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "-h127.0.0.1",
-            &format!("-P{}", server.port),
-            "-uroot",
-            "-N",
-            "-e",
-            &format!(
-                "SELECT GROUP_CONCAT(CONCAT('`', TABLE_NAME, '`') ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' AND TABLE_TYPE = 'BASE TABLE'"
-            ),
-        ])
-        .output()
-        .expect("mariadb");
-    let tables = String::from_utf8_lossy(&tables.stdout).trim().to_string();
-    let output = Command::new("mariadb")
-        .args([
-            "--no-defaults",
-            "-h127.0.0.1",
-            &format!("-P{}", server.port),
-            "-uroot",
-            "-N",
-            database,
-            "-e",
-            &format!("CHECKSUM TABLE {tables} EXTENDED"),
-        ])
-        .output()
-        .expect("mariadb");
+    let tables = server.root_query(
+        None,
+        &format!(
+            "SELECT GROUP_CONCAT(CONCAT('`', TABLE_NAME, '`') ORDER BY TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' AND TABLE_TYPE = 'BASE TABLE'"
+        ),
+    );
+    let checksums = server.root_query(
+        Some(database),
+        &format!("CHECKSUM TABLE {} EXTENDED", tables.trim()),
+    );
     // `database.table checksum` lines: compare copies by table name and checksum.
-    String::from_utf8_lossy(&output.stdout)
+    checksums
         .lines()
         .map(|l| l.split_once('.').map_or(l, |(_, rest)| rest).to_string())
         .collect::<Vec<_>>()

@@ -34,15 +34,6 @@ fn status(store: &Path, now: Option<DateTime<Utc>>) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("status --json")
 }
 
-fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report}"))
-}
-
 async fn sample_with_chain(store: &Path) -> String {
     let source = unique_name("monitored");
     assert_ok(&run_cli(
@@ -577,28 +568,7 @@ async fn rds_protection_and_the_cross_region_copy_are_checked() {
     );
 
     // Copy the latest manifest across, as replication would.
-    let s3 = aws::s3().await;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("college/database/daily/")
-        .send()
-        .await
-        .expect("list");
-    let manifest_key = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .find(|k| k.ends_with("manifest.json"))
-        .expect("manifest")
-        .to_string();
-    s3.copy_object()
-        .bucket(&replica_bucket)
-        .key(&manifest_key)
-        .copy_source(format!("{bucket}/{manifest_key}"))
-        .send()
-        .await
-        .expect("copy");
+    aws::replicate_latest_manifest(&bucket, &replica_bucket).await;
     let replicated = status_with(
         format!("toc-protected-{suffix}"),
         format!("toc-replica-{suffix}"),

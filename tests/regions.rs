@@ -42,28 +42,7 @@ async fn the_cross_region_check_reads_the_replica_in_its_own_region() {
     ));
 
     // Replication's part: the latest manifest copied to the replica bucket.
-    let s3 = aws::s3().await;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("college/database/daily/")
-        .send()
-        .await
-        .expect("list");
-    let manifest_key = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .find(|k| k.ends_with("manifest.json"))
-        .expect("manifest")
-        .to_string();
-    s3.copy_object()
-        .bucket(&replica_bucket)
-        .key(&manifest_key)
-        .copy_source(format!("{bucket}/{manifest_key}"))
-        .send()
-        .await
-        .expect("copy");
+    let manifest_key = aws::replicate_latest_manifest(&bucket, &replica_bucket).await;
 
     let output = run_cli(
         &[

@@ -100,6 +100,13 @@ fn incremental(database: &str, store: &Path) -> std::process::Output {
     )
 }
 
+/// An incremental that must fail; answers what it said.
+fn refused_incremental(database: &str, store: &Path) -> String {
+    let refused = incremental(database, store);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    String::from_utf8_lossy(&refused.stderr).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incremental_after_a_server_upgrade_continues_the_chain() {
     let source = marks_database().await;
@@ -143,9 +150,7 @@ async fn an_incremental_after_a_server_upgrade_continues_the_chain() {
         .query_drop("ALTER TABLE marks MODIFY code VARCHAR(20) CHARACTER SET utf8mb3 NULL")
         .await
         .expect("alter");
-    let refused = incremental(&source, store.path());
-    assert!(!refused.status.success(), "{}", text(&refused));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused_incremental(&source, store.path());
     assert!(
         stderr.contains("cannot track table `marks`")
             && stderr.contains("upgraded since the chain's full backup")
@@ -168,9 +173,7 @@ async fn the_same_server_with_another_definition_is_refused() {
         .query_drop("ALTER TABLE marks ADD INDEX by_code (code)")
         .await
         .expect("alter");
-    let refused = incremental(&source, store.path());
-    assert!(!refused.status.success(), "{}", text(&refused));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = refused_incremental(&source, store.path());
     assert!(
         stderr.contains("its definition differs from the chain's full backup"),
         "{stderr}"
@@ -197,12 +200,7 @@ async fn an_index_made_unique_after_an_upgrade_is_refused() {
         .query_drop("ALTER TABLE marks DROP INDEX by_code, ADD UNIQUE INDEX by_code (code)")
         .await
         .expect("unique index");
-    let refused = incremental(&source, store.path());
-    assert!(!refused.status.success(), "{}", text(&refused));
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("columns or indexes differ"),
-        "{}",
-        text(&refused)
-    );
+    let stderr = refused_incremental(&source, store.path());
+    assert!(stderr.contains("columns or indexes differ"), "{stderr}");
     drop_database(&source).await;
 }

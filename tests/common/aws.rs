@@ -17,6 +17,35 @@ pub async fn s3() -> aws_sdk_s3::Client {
     toc_sis_backup::store::s3::client_for(&Default::default()).await
 }
 
+/// Copies the newest daily backup's manifest under `college/` from `bucket` to `replica`, as
+/// replication would; answers its key.
+pub async fn replicate_latest_manifest(bucket: &str, replica: &str) -> String {
+    let s3 = s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("college/database/daily/")
+        .send()
+        .await
+        .expect("list");
+    let manifest_key = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.ends_with("manifest.json"))
+        .max()
+        .expect("manifest")
+        .to_string();
+    s3.copy_object()
+        .bucket(replica)
+        .key(&manifest_key)
+        .copy_source(format!("{bucket}/{manifest_key}"))
+        .send()
+        .await
+        .expect("copy");
+    manifest_key
+}
+
 /// A new bucket with a unique name, in eu-west-1 (where the functions run).
 pub async fn bucket(prefix: &str) -> String {
     bucket_in(prefix, BucketLocationConstraint::EuWest1).await

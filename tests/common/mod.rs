@@ -314,6 +314,16 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The check called `name` in a `status`/`monitor` JSON report.
+pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+}
+
 pub mod aws;
 pub mod fault_proxy;
 pub mod private_server;

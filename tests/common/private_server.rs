@@ -78,6 +78,31 @@ impl PrivateServer {
     }
 }
 
+impl PrivateServer {
+    /// Runs one query as root (in `database`, if given) and answers its rows as tab-separated
+    /// lines, without column names.
+    pub fn root_query(&self, database: Option<&str>, sql: &str) -> String {
+        let output = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h127.0.0.1",
+                &format!("-P{}", self.port),
+                "-uroot",
+                "-N",
+            ])
+            .args(database)
+            .args(["-e", sql])
+            .output()
+            .expect("mariadb client");
+        assert!(
+            output.status.success(),
+            "query failed: {}\n{sql}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         let _ = Command::new(script())
