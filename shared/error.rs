@@ -178,6 +178,9 @@ pub enum Error {
 
     #[error("internal task failed: {0}")]
     Task(String),
+
+    #[error("the job panicked (a bug; it did not finish and wrote no backup): {0}")]
+    Panicked(String),
 }
 
 impl Error {

@@ -94,10 +94,16 @@ fn every_lambda_binary_has_a_function_and_every_schedule_a_target() {
     );
 
     let schedules = resources(&main, "AWS::Scheduler::Schedule");
+    // The restore test runs either as its function or as a Fargate task, never both.
+    let on_fargate = |s: &Value| s["Condition"].as_str() == Some("RestoreTestOnFargate");
     assert_eq!(
-        schedules.len(),
+        schedules.values().filter(|s| !on_fargate(s)).count(),
         functions.len(),
         "one schedule per function"
+    );
+    assert_eq!(
+        schedules["RestoreTestSchedule"]["Condition"].as_str(),
+        Some("RestoreTestOnLambda")
     );
     for (name, schedule) in &schedules {
         let properties = &schedule["Properties"];
@@ -107,10 +113,42 @@ fn every_lambda_binary_has_a_function_and_every_schedule_a_target() {
             "{name}"
         );
         let target = target_name(&properties["Target"]["Arn"]).unwrap_or_default();
-        assert!(
-            functions.contains_key(&target),
-            "{name} targets {target}, which is not a function"
-        );
+        if on_fargate(schedule) {
+            let task = target_name(&properties["Target"]["EcsParameters"]["TaskDefinitionArn"])
+                .unwrap_or_default();
+            let definition = &main["Resources"][task.as_str()];
+            assert_eq!(target, "RestoreTestCluster", "{name}");
+            assert_eq!(
+                properties["ScheduleExpression"],
+                schedules["RestoreTestSchedule"]["Properties"]["ScheduleExpression"],
+                "the task runs on the function's schedule"
+            );
+            let container = &definition["Properties"]["ContainerDefinitions"][0];
+            assert_eq!(
+                container["Command"][0].as_str(),
+                Some("restore-test"),
+                "{name} runs the restore test"
+            );
+            let variables: BTreeSet<&str> = container["Environment"]
+                .as_sequence()
+                .expect("Environment")
+                .iter()
+                .filter_map(|v| v["Name"].as_str())
+                .collect();
+            for needed in [
+                "BACKUP_STORE",
+                "BACKUP_KMS_KEY_ID",
+                "SNS_TOPIC_ARN",
+                "DATABASE_SECRET_ARN",
+            ] {
+                assert!(variables.contains(needed), "the task lacks {needed}");
+            }
+        } else {
+            assert!(
+                functions.contains_key(&target),
+                "{name} targets {target}, which is not a function"
+            );
+        }
         assert!(
             properties["Target"]["RetryPolicy"].is_mapping(),
             "{name} has no retry policy"
@@ -747,12 +785,18 @@ fn with_vpc_endpoints_every_service_the_functions_in_the_vpc_call_has_one() {
 
     let mut endpoints = BTreeMap::new();
     let mut endpoint_groups = BTreeSet::new();
+    // What the restore test's Fargate task adds: pulling its image and sending its logs.
+    let mut for_the_task = BTreeSet::new();
     for (name, endpoint) in resources(&main, "AWS::EC2::VPCEndpoint") {
-        assert_eq!(
-            endpoint["Condition"].as_str(),
-            Some("UseVpcEndpoints"),
-            "{name} must exist with NetworkPath VpcEndpoints only"
-        );
+        match endpoint["Condition"].as_str() {
+            Some("UseVpcEndpoints") => {}
+            Some("FargateNeedsEndpoints") => {
+                let service = sub_text(&endpoint["Properties"]["ServiceName"]).unwrap_or_default();
+                for_the_task.insert(service.rsplit('.').next().unwrap_or_default().to_string());
+                continue;
+            }
+            other => panic!("{name} must exist with NetworkPath VpcEndpoints only: {other:?}"),
+        }
         let properties = &endpoint["Properties"];
         let service = sub_text(&properties["ServiceName"])
             .and_then(|s| s.strip_prefix("com.amazonaws.${AWS::Region}."))
@@ -901,6 +945,19 @@ fn with_vpc_endpoints_every_service_the_functions_in_the_vpc_call_has_one() {
             "{name}: no function in the VPC calls {service} (an interface endpoint costs about $16 a month)"
         );
     }
+
+    assert_eq!(
+        for_the_task,
+        ["api", "dkr", "logs"].map(String::from).into(),
+        "the Fargate task's endpoints: ECR API, ECR registry, CloudWatch Logs"
+    );
+    let task_condition =
+        serde_yaml::to_string(&main["Conditions"]["FargateNeedsEndpoints"]).expect("YAML");
+    assert!(
+        task_condition.contains("UseVpcEndpoints")
+            && task_condition.contains("RestoreTestOnFargate"),
+        "{task_condition}"
+    );
 
     // The reasons above still hold.
     let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");

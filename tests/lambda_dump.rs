@@ -259,6 +259,46 @@ async fn credentials_come_from_secrets_manager_and_never_show() {
         .expect("dump with the secret's credentials");
     assert!(report["rows"].as_u64().unwrap_or(0) > 2000);
 
+    // The command line reads the same secret (how the restore test's Fargate task connects).
+    let folder = tempfile::tempdir().expect("folder");
+    let store = folder.path().to_str().expect("path");
+    let output = tokio::task::spawn_blocking({
+        let good = good.clone();
+        let store = store.to_string();
+        move || {
+            run_cli(
+                &["dump", "--store", &store],
+                &[("DATABASE_SECRET_ARN", &good)],
+            )
+        }
+    })
+    .await
+    .expect("cli");
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!text(&output).contains(&password), "the password leaked");
+    let both = tokio::task::spawn_blocking(move || {
+        run_cli(
+            &[
+                "dump",
+                "--store",
+                "/nonexistent",
+                "--database-url",
+                "mysql://x@h/db",
+            ],
+            &[(
+                "DATABASE_SECRET_ARN",
+                "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            )],
+        )
+    })
+    .await
+    .expect("cli");
+    assert!(
+        !both.status.success() && text(&both).contains("cannot be used with"),
+        "a URL and a secret together are refused: {}",
+        text(&both)
+    );
+
     let malformed = aws::secret(&format!("user={user} password={password}")).await;
     let missing = good.replace(":secret:", ":secret:missing-");
     for (arn, expected) in [
@@ -366,4 +406,62 @@ async fn a_run_using_most_of_its_time_budget_warns() {
         "{received:?}"
     );
     drop_database(&source).await;
+}
+
+/// A job that panics: the bug the release profile's `panic = "unwind"` exists for.
+struct PanickingJob {
+    context: toc_sis_backup::lambda::context::FunctionContext,
+}
+
+#[async_trait::async_trait]
+impl toc_sis_backup::lambda::Handler for PanickingJob {
+    async fn handle(
+        &self,
+        _event: serde_json::Value,
+        _deadline: Option<SystemTime>,
+    ) -> toc_sis_backup::Result<serde_json::Value> {
+        let tables: Vec<&str> = Vec::new();
+        let index = tables.len() + 3;
+        panic!("index out of bounds: the len is 0 but the index is {index}");
+    }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_job_alerts_and_fails_the_invocation() {
+    let alerts = aws::Alerts::new().await;
+    let bucket = aws::bucket("toc-panic").await;
+    let map = env(&[
+        ("BACKUP_STORE", format!("s3://{bucket}/college")),
+        ("SNS_TOPIC_ARN", alerts.topic_arn.clone()),
+    ]);
+    let context = toc_sis_backup::lambda::context::FunctionContext::from_env(
+        "dump",
+        &map as &dyn Env,
+        aws::config().await,
+        false,
+    )
+    .await
+    .expect("configuration");
+    let job = PanickingJob { context };
+    let outcome =
+        toc_sis_backup::lambda::handle_guarded(&job, serde_json::json!({}), in_minutes(5)).await;
+    let error = outcome.expect_err("a panic is the invocation's error");
+    assert!(
+        matches!(error, toc_sis_backup::Error::Panicked(ref m) if m.contains("the index is 3")),
+        "{error}"
+    );
+    let received = alerts.received().await;
+    assert!(
+        received
+            .iter()
+            .any(|(subject, body)| subject.contains("CRITICAL")
+                && subject.contains("dump function failed: it panicked")
+                && body.contains("the index is 3")
+                && body.contains("previous good backup is still the latest")),
+        "the panic must reach a person: {received:?}"
+    );
 }

@@ -66,8 +66,18 @@ pub(crate) enum Command {
 pub(crate) struct Connection {
     /// mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE. Prefer DATABASE_PASSWORD for the password,
     /// so it never shows in the process list.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub(crate) database_url: String,
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        required_unless_present = "database_secret_arn"
+    )]
+    pub(crate) database_url: Option<String>,
+    /// Instead of a URL: a Secrets Manager secret with username, password, host, port and
+    /// dbname (an RDS secret), read with the AWS credentials of the environment; how the
+    /// restore test's Fargate task connects.
+    #[arg(long, env = "DATABASE_SECRET_ARN", conflicts_with = "database_url")]
+    pub(crate) database_secret_arn: Option<String>,
     /// The password, when the URL has none.
     #[arg(
         long = "database-password-from-env",
@@ -88,8 +98,21 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn url(&self) -> Result<DatabaseUrl, Error> {
-        let url = DatabaseUrl::parse(&self.database_url)?;
+    pub(crate) async fn url(&self) -> Result<DatabaseUrl, Error> {
+        let url = match (&self.database_url, &self.database_secret_arn) {
+            (Some(url), _) => DatabaseUrl::parse(url)?,
+            (None, Some(secret)) => {
+                let client =
+                    aws_sdk_secretsmanager::Client::new(&toc_sis_backup::aws::sdk_config().await);
+                toc_sis_backup::credentials::from_secret(&client, secret, None).await?
+            }
+            (None, None) => {
+                return Err(Error::Config {
+                    variable: "DATABASE_URL".into(),
+                    reason: "is not set (nor DATABASE_SECRET_ARN)".into(),
+                })
+            }
+        };
         let url = match (&self.database_password, url.password()) {
             (Some(password), None) => DatabaseUrl::from_parts(
                 url.user.clone(),

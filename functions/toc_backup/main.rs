@@ -121,7 +121,7 @@ fn mib(bytes: u64) -> String {
 async fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Dump(args) => {
-            let mut options = DumpOptions::new(args.connection.url()?);
+            let mut options = DumpOptions::new(args.connection.url().await?);
             options.label = args.label;
             options.split_bytes = args.split_mb * 1024 * 1024;
             options.compression_level = args.compression_level;
@@ -162,7 +162,7 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Incremental(args) => {
-            let mut options = IncrementalOptions::new(args.connection.url()?);
+            let mut options = IncrementalOptions::new(args.connection.url().await?);
             options.scope = Scope::parse(
                 args.tables.as_deref(),
                 Some(&args.tracking.tracking_column),
@@ -199,7 +199,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Restore(args) => {
             let options = RestoreOptions {
-                server_url: args.connection.url()?,
+                server_url: args.connection.url().await?,
                 backup: args.backup,
                 at: args.at,
                 target_database: args.target_database,
@@ -317,7 +317,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::RestoreTest(args) => {
             let options = RestoreTestOptions {
-                server_url: args.connection.url()?,
+                server_url: args.connection.url().await?,
                 jobs: usize::from(args.jobs),
                 database_prefix: args.database_prefix,
                 definer: args.definer.mode,
@@ -382,7 +382,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::SampleData(args) => {
             let report = sample_data::create_sample(
-                &args.connection.url()?,
+                &args.connection.url().await?,
                 args.scale,
                 args.seed,
                 args.replace,

@@ -251,6 +251,21 @@ impl FunctionContext {
         }
     }
 
+    /// A panic in the job: a bug, and the run it interrupted left no backup.
+    pub async fn alert_panic(&self, message: &str) {
+        let note = Notification::new(
+            Severity::Critical,
+            format!("{} function failed: it panicked", self.name),
+            format!(
+                "The {} function stopped on a panic (a bug in the backup tool) and did not finish its job; whatever it wrote has no manifest and is not a backup, and the previous good backup is still the latest.\nPanic: {message}\nRun the job again (a manual invocation) and report the panic message.",
+                self.name
+            ),
+        );
+        if let Err(e) = self.notifier.notify(&note).await {
+            tracing::error!("could not send notification: {e}");
+        }
+    }
+
     /// Failures before the job starts (bad event, configuration, secret) notify here; the
     /// jobs notify their own failures.
     pub async fn refused<T>(&self, outcome: Result<T>) -> Result<T> {

@@ -101,4 +101,8 @@ impl super::Handler for DumpFunction {
     async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         DumpFunction::handle(self, event, deadline).await
     }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
 }

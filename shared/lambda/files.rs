@@ -195,4 +195,8 @@ impl super::Handler for FilesFunction {
     async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         FilesFunction::handle(self, event, deadline).await
     }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
 }

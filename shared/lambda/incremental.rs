@@ -97,4 +97,8 @@ impl super::Handler for IncrementalFunction {
     async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         IncrementalFunction::handle(self, event, deadline).await
     }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
 }

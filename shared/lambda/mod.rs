@@ -63,6 +63,37 @@ pub trait Handler: Send + Sync {
         event: serde_json::Value,
         deadline: Option<SystemTime>,
     ) -> Result<serde_json::Value>;
+
+    /// Called when `handle` panicked, before the error goes back to Lambda: the alert a person
+    /// sees (the panic is a bug, and the job it interrupted did not finish).
+    async fn panicked(&self, _message: &str) {}
+}
+
+/// Runs one invocation, turning a panic into an alert and an ordinary error rather than a dead
+/// process. A panic leaves the job unfinished exactly as a failure does: nothing it wrote
+/// has a manifest.
+pub async fn handle_guarded(
+    handler: &(impl Handler + ?Sized),
+    event: serde_json::Value,
+    deadline: Option<SystemTime>,
+) -> Result<serde_json::Value> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(handler.handle(event, deadline))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            tracing::error!(panic = %message, "the function panicked");
+            handler.panicked(&message).await;
+            Err(Error::Panicked(message))
+        }
+    }
 }
 
 /// Runs a handler under the Lambda runtime: JSON logs (from the function's logging config),
@@ -72,8 +103,7 @@ pub async fn serve(handler: impl Handler) -> std::result::Result<(), lambda_runt
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             let deadline = event.context.deadline();
-            handler
-                .handle(event.payload, Some(deadline))
+            handle_guarded(handler, event.payload, Some(deadline))
                 .await
                 .map_err(lambda_runtime::Error::from)
         },

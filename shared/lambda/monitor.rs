@@ -105,4 +105,8 @@ impl super::Handler for MonitorFunction {
     async fn handle(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
         self.run_at(event, Utc::now()).await
     }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
 }

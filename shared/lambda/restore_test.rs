@@ -78,4 +78,8 @@ impl super::Handler for RestoreTestFunction {
     async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         RestoreTestFunction::handle(self, event, deadline).await
     }
+
+    async fn panicked(&self, message: &str) {
+        self.context.alert_panic(message).await;
+    }
 }
