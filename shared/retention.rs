@@ -171,6 +171,13 @@ async fn delete(
     doomed: &[String],
 ) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    // Out of the catalog first, so no reader plans with a backup that is about to go.
+    let listed: Vec<String> = entries
+        .iter()
+        .filter(|e| doomed.contains(&e.id))
+        .map(|e| e.id.clone())
+        .collect();
+    catalog::index::forget(store, &listed).await?;
     for entry in entries {
         if !doomed.contains(&entry.id) {
             report.kept.push(entry.id.clone());

@@ -58,6 +58,11 @@ pub(crate) enum Command {
     },
     /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
     Cost(CostArgs),
+    /// The catalog index (`catalog/index.json.gz`) that list, status, incremental and restore read.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Create the sample TOC-SIS database.
     SampleData(SampleArgs),
 }
@@ -308,6 +313,22 @@ pub(crate) struct VerifyArgs {
     pub(crate) store: StoreArg,
     #[arg(long, env = "BACKUP_ID", default_value = "latest")]
     pub(crate) backup: String,
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CatalogCommand {
+    /// Write the index afresh from every manifest in the store (after it was reported damaged,
+    /// or after backups were added or removed by hand).
+    Rebuild(CatalogArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct CatalogArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

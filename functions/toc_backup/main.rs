@@ -347,6 +347,23 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Files { command } => files::run(command).await?,
+        Command::Catalog {
+            command: CatalogCommand::Rebuild(args),
+        } => {
+            let store = store(&args.store).await?;
+            let report = catalog::index::rebuild(store.as_ref()).await?;
+            print(args.json, &report, |r| {
+                let before = match (&r.previous, &r.previous_problem) {
+                    (Some(n), _) => format!("it listed {n}"),
+                    (None, Some(problem)) => format!("before: {problem}"),
+                    (None, None) => String::new(),
+                };
+                format!(
+                    "catalog of {} rebuilt: {} complete backups ({before})",
+                    r.store, r.entries
+                )
+            });
+        }
         Command::Cost(args) => {
             let store = store(&args.store).await?;
             let estimate = toc_sis_backup::cost::estimate(

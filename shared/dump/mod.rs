@@ -418,9 +418,11 @@ async fn dump(
         single_connection_reason: single_reason,
         pruned: Vec::new(),
     };
+    let sealed = manifest.clone().seal()?;
     store
-        .put(&manifest_key(backup_id), manifest.seal()?.into())
+        .put(&manifest_key(backup_id), sealed.clone().into())
         .await?;
+    crate::catalog::index::record(store.as_ref(), &manifest, &sealed).await;
     Ok(DumpReport {
         duration_seconds: round_seconds(started.elapsed()),
         ..report

@@ -95,35 +95,41 @@ struct ChainTip {
 }
 
 async fn chain_tip(store: &dyn ObjectStore) -> Result<Option<ChainTip>> {
-    let entries = catalog::entries(store).await?;
-    let Some(root) = entries
-        .iter()
-        .filter(|e| e.kind == BackupKind::Full)
-        .find_map(|e| e.manifest())
-        .cloned()
-    else {
+    let catalog = catalog::load(store).await?;
+    let Some(root_entry) = catalog.complete.iter().find(|e| e.kind == BackupKind::Full) else {
         return Ok(None);
     };
+    let root = catalog::manifest(store, root_entry).await?;
+    // A damaged manifest after the chain's root may be a link of it: never continue past one.
+    if let Some((id, err)) = catalog.unsealed.iter().find_map(|e| match &e.state {
+        EntryState::Damaged(err) if e.kind == BackupKind::Incremental && e.id > root.backup_id => {
+            Some((e.id.clone(), err))
+        }
+        _ => None,
+    }) {
+        return Err(Error::BrokenChain {
+            backup: id,
+            reason: format!(
+                "its manifest is damaged ({err}); take a full backup to start a new chain"
+            ),
+        });
+    }
     // The newest complete link of this chain; a killed or failed run left no manifest and so
     // is simply not a link.
-    let parent = entries
-        .iter()
-        .filter(|e| e.kind == BackupKind::Incremental)
-        .filter_map(|e| match &e.state {
-            EntryState::Complete(m) if m.chain_root.as_deref() == Some(root.backup_id.as_str()) => {
-                Some(Ok((**m).clone()))
-            }
-            EntryState::Damaged(err) if e.id > root.backup_id => Some(Err(Error::BrokenChain {
-                backup: e.id.clone(),
+    let parent = match catalog.complete.iter().find(|e| {
+        e.kind == BackupKind::Incremental
+            && e.chain_root.as_deref() == Some(root.backup_id.as_str())
+    }) {
+        Some(link) => catalog::manifest(store, link)
+            .await
+            .map_err(|err| Error::BrokenChain {
+                backup: link.id.clone(),
                 reason: format!(
                     "its manifest is damaged ({err}); take a full backup to start a new chain"
                 ),
-            })),
-            _ => None,
-        })
-        .next()
-        .transpose()?
-        .unwrap_or_else(|| root.clone());
+            })?,
+        None => root.clone(),
+    };
     Ok(Some(ChainTip { root, parent }))
 }
 
@@ -383,9 +389,11 @@ async fn incremental(
         duration_seconds: 0.0,
         full_backup: None,
     };
+    let sealed = manifest.clone().seal()?;
     store
-        .put(&format!("{prefix}{MANIFEST_NAME}"), manifest.seal()?.into())
+        .put(&format!("{prefix}{MANIFEST_NAME}"), sealed.clone().into())
         .await?;
+    catalog::index::record(store.as_ref(), &manifest, &sealed).await;
     Ok(IncrementalReport {
         duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         ..report

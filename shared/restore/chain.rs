@@ -1,8 +1,6 @@
 //! Which backups a restore loads: a full backup, and the incrementals after it up to the point
 //! asked for, each found through its `parent` and checked to be complete.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::catalog::{self, EntryState};
@@ -39,6 +37,14 @@ pub fn expected_state(chain: &[Manifest]) -> ExpectedState {
     }
 }
 
+/// The same for a catalog entry.
+pub fn entry_time(entry: &catalog::index::IndexEntry) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&entry.snapshot.database_time)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| catalog::id_time(&entry.id))
+}
+
 /// The moment a backup's snapshot was taken, by the database's clock.
 pub fn snapshot_time(manifest: &Manifest) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(&manifest.snapshot.database_time)
@@ -48,31 +54,27 @@ pub fn snapshot_time(manifest: &Manifest) -> Option<DateTime<Utc>> {
 }
 
 /// The chain ending at `which` (`latest` or an id), or at the newest point at or before `at`:
-/// the full backup first.
+/// the full backup first. Found in the catalog; only the chain's own manifests are read.
 pub async fn resolve(
     store: &dyn ObjectStore,
     which: &str,
     at: Option<DateTime<Utc>>,
 ) -> Result<Vec<Manifest>> {
     store.check().await?;
-    let mut entries = catalog::entries(store).await?;
+    let catalog = catalog::load(store).await?;
     let target = match at {
-        Some(at) => entries
+        Some(at) => catalog
+            .complete
             .iter()
-            .filter_map(|e| e.manifest())
-            .filter(|m| snapshot_time(m).is_some_and(|t| t <= at))
-            .max_by_key(|m| snapshot_time(m))
-            .cloned()
+            .filter(|e| entry_time(e).is_some_and(|t| t <= at))
+            .max_by_key(|e| entry_time(e))
             .ok_or_else(|| Error::BackupNotFound {
                 id: format!("at or before {}", at.to_rfc3339()),
                 store: store.to_string(),
             })?,
-        // One listing serves the target and its parents.
-        None => catalog::select(&mut entries, which, &store.to_string())?,
+        None => catalog.select(which, &store.to_string())?,
     };
-    let by_id: HashMap<&str, &catalog::CatalogEntry> =
-        entries.iter().map(|e| (e.id.as_str(), e)).collect();
-    let mut chain = vec![target];
+    let mut chain = vec![catalog::manifest(store, target).await?];
     while let Some(parent) = chain
         .last()
         .filter(|m| m.kind == BackupKind::Incremental)
@@ -86,19 +88,27 @@ pub async fn resolve(
             backup: child.clone(),
             reason: "its manifest names no parent".into(),
         })?;
-        let manifest = match by_id.get(parent.as_str()).map(|e| &e.state) {
-            Some(EntryState::Complete(m)) => (**m).clone(),
-            Some(EntryState::Damaged(e)) => {
-                return Err(Error::BrokenChain {
-                    backup: child,
-                    reason: format!("its parent {parent} is damaged: {e}"),
-                })
+        let manifest = match catalog.get(&parent) {
+            Some(entry) => {
+                catalog::manifest(store, entry)
+                    .await
+                    .map_err(|e| Error::BrokenChain {
+                        backup: child.clone(),
+                        reason: format!("its parent {parent} is damaged: {e}"),
+                    })?
             }
-            Some(EntryState::Incomplete) | None => {
+            None => {
+                let damaged = catalog.unsealed.iter().find_map(|e| match &e.state {
+                    EntryState::Damaged(err) if e.id == parent => Some(err.to_string()),
+                    _ => None,
+                });
                 return Err(Error::BrokenChain {
                     backup: child,
-                    reason: format!("its parent {parent} is missing"),
-                })
+                    reason: match damaged {
+                        Some(err) => format!("its parent {parent} is damaged: {err}"),
+                        None => format!("its parent {parent} is missing"),
+                    },
+                });
             }
         };
         if chain.len() > 10_000 {

@@ -61,6 +61,22 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
         Ok(())
     }
 
+    /// Every object under `prefix` whose key sorts after `start_after` (a key under `prefix`):
+    /// the newest part of a prefix whose keys are in time order, read without the rest.
+    async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
+        let mut objects = self.list(prefix).await?;
+        objects.retain(|o| o.key.as_str() > start_after);
+        Ok(objects)
+    }
+
+    /// A small object whole and its version tag (S3's ETag; a folder's content hash), so that a
+    /// later [`ObjectStore::put_if`] writes only over this very version.
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>>;
+
+    /// Writes a small object only if it is still at version `expected` (`None`: only if it does
+    /// not exist). `Ok(false)`: someone else wrote it in between; read it again and retry.
+    async fn put_if(&self, key: &str, bytes: Bytes, expected: Option<&str>) -> Result<bool>;
+
     /// Reads a small object whole; `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         use tokio::io::AsyncReadExt;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
@@ -201,6 +203,37 @@ impl S3Store {
         self
     }
 
+    async fn list_from(&self, prefix: &str, start_after: Option<&str>) -> Result<Vec<ObjectInfo>> {
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full_prefix)
+            .set_start_after(start_after.map(|k| format!("{}{k}", self.prefix)))
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error("ListObjectsV2", &full_prefix, describe(&e)))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                found.push(ObjectInfo {
+                    key: key.to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    modified: object
+                        .last_modified()
+                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
+                    etag: object.e_tag().map(str::to_string),
+                });
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    }
+
     fn full_key(&self, key: &str) -> Result<String> {
         validate_key(key)?;
         Ok(format!("{}{key}", self.prefix))
@@ -329,37 +362,77 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let full_prefix = format!("{}{prefix}", self.prefix);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&full_prefix)
-            .into_paginator()
-            .send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error("ListObjectsV2", &full_prefix, describe(&e)))?;
-            for object in page.contents() {
-                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
-                    continue;
-                };
-                found.push(ObjectInfo {
-                    key: key.to_string(),
-                    size: object.size().unwrap_or(0).max(0) as u64,
-                    modified: object
-                        .last_modified()
-                        .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())),
-                    etag: object.e_tag().map(str::to_string),
-                });
-            }
-        }
-        found.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(found)
+        self.list_from(prefix, None).await
     }
 
     fn retention_by_bucket_rules(&self) -> bool {
         true
+    }
+
+    async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
+        self.list_from(prefix, Some(start_after)).await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let full_key = self.full_key(key)?;
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => {
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || e.raw_response().map(|r| r.status().as_u16()) == Some(404);
+                if missing {
+                    return Ok(None);
+                }
+                return Err(self.error("GetObject", &full_key, describe(&e)));
+            }
+        };
+        let tag = output.e_tag().unwrap_or_default().to_string();
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error("GetObject", &full_key, error_chain(&e)))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some((bytes, tag)))
+    }
+
+    async fn put_if(&self, key: &str, bytes: Bytes, expected: Option<&str>) -> Result<bool> {
+        let full_key = self.full_key(key)?;
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .checksum_sha256(writer::sha256_base64(&bytes))
+            .tagging(tagging(key, &self.settings.retention_class))
+            .body(ByteStream::from(bytes));
+        request = writer::with_encryption(request, &self.settings.encryption);
+        // S3's conditional writes: If-Match an ETag, or If-None-Match * for a first write.
+        request = match expected {
+            Some(tag) => request.if_match(tag),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            // 412: someone else wrote first; 409: a concurrent conditional write is in progress.
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("PutObject", &full_key, describe(&e))),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

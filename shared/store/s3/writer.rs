@@ -32,7 +32,21 @@ pub(super) struct S3Writer {
     pub(super) written: u64,
 }
 
-fn sha256_base64(bytes: &[u8]) -> String {
+/// The encryption headers of a whole-object write (see [`Encryption`]).
+pub(super) fn with_encryption(
+    request: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    encryption: &Encryption,
+) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
+    match encryption {
+        Encryption::BucketDefault => request,
+        Encryption::Kms { key_id } => request
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(key_id),
+        Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
+    }
+}
+
+pub(super) fn sha256_base64(bytes: &[u8]) -> String {
     aws_smithy_types::base64::encode(Sha256::digest(bytes))
 }
 
@@ -142,13 +156,7 @@ impl S3Writer {
             .checksum_sha256(sha256_base64(&body))
             .tagging(&self.tagging)
             .body(ByteStream::from(body));
-        request = match &self.settings.encryption {
-            Encryption::BucketDefault => request,
-            Encryption::Kms { key_id } => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(key_id),
-            Encryption::Aes256 => request.server_side_encryption(ServerSideEncryption::Aes256),
-        };
+        request = with_encryption(request, &self.settings.encryption);
         request
             .send()
             .await

@@ -1,0 +1,451 @@
+//! Which backups a store holds. A backup exists only if its manifest does: a folder without one
+//! is an unfinished or failed run, never a backup.
+
+pub mod index;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
+use crate::store::{ObjectInfo, ObjectStore};
+use index::IndexEntry;
+
+pub const DAILY_PREFIX: &str = "database/daily/";
+pub const INCREMENTAL_PREFIX: &str = "database/incremental/";
+/// Milliseconds keep ids in time order even for runs in the same second (an incremental right
+/// after the full backup it starts from), since "newest" is decided by id.
+const ID_TIME_FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
+const ID_TIME_FORMAT_SECONDS: &str = "%Y%m%dT%H%M%SZ";
+
+/// A new backup id: UTC time to the millisecond, sortable, with a random suffix.
+pub fn new_backup_id(now: DateTime<Utc>) -> String {
+    format!(
+        "{}-{:04x}",
+        now.format(ID_TIME_FORMAT),
+        rand::random::<u16>()
+    )
+}
+
+/// The time a backup id was made, if it is one of ours.
+pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
+    let stamp = id.split('-').next()?;
+    NaiveDateTime::parse_from_str(stamp, ID_TIME_FORMAT)
+        .or_else(|_| NaiveDateTime::parse_from_str(stamp, ID_TIME_FORMAT_SECONDS))
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Where a full backup's files live.
+pub fn backup_prefix(id: &str) -> String {
+    format!("{DAILY_PREFIX}{id}/")
+}
+
+/// Where a backup of `kind` keeps its files.
+pub fn prefix_for(kind: BackupKind, id: &str) -> String {
+    match kind {
+        BackupKind::Full => backup_prefix(id),
+        BackupKind::Incremental => format!("{INCREMENTAL_PREFIX}{id}/"),
+    }
+}
+
+pub fn manifest_key(id: &str) -> String {
+    format!("{}{MANIFEST_NAME}", backup_prefix(id))
+}
+
+#[derive(Debug)]
+pub enum EntryState {
+    Complete(Box<Manifest>),
+    /// A manifest exists but does not open: damaged or altered. Never restored from silently.
+    Damaged(Error),
+    /// No manifest: a run that is still going, failed, or was killed.
+    Incomplete,
+}
+
+#[derive(Debug)]
+pub struct CatalogEntry {
+    pub id: String,
+    pub kind: BackupKind,
+    pub files: Vec<ObjectInfo>,
+    pub state: EntryState,
+    /// The stored manifest's SHA-256 and size, when it opened.
+    pub manifest_digest: Option<(String, u64)>,
+}
+
+impl CatalogEntry {
+    pub fn manifest(&self) -> Option<&Manifest> {
+        match &self.state {
+            EntryState::Complete(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// Every backup folder in the store (full and incremental), newest first: one listing of the
+/// whole history and one read per manifest. Readers use [`load`], which reads the index.
+pub async fn entries(store: &dyn ObjectStore) -> Result<Vec<CatalogEntry>> {
+    let mut objects = Vec::new();
+    for prefix in [DAILY_PREFIX, INCREMENTAL_PREFIX] {
+        objects.extend(store.list(prefix).await?);
+    }
+    open_folders(store, objects).await
+}
+
+/// Groups listed objects into backup folders and opens each folder's manifest, newest first.
+async fn open_folders(
+    store: &dyn ObjectStore,
+    objects: Vec<ObjectInfo>,
+) -> Result<Vec<CatalogEntry>> {
+    let mut by_id: BTreeMap<String, (BackupKind, Vec<ObjectInfo>)> = BTreeMap::new();
+    for object in objects {
+        let (kind, rest) = if let Some(rest) = object.key.strip_prefix(DAILY_PREFIX) {
+            (BackupKind::Full, rest)
+        } else if let Some(rest) = object.key.strip_prefix(INCREMENTAL_PREFIX) {
+            (BackupKind::Incremental, rest)
+        } else {
+            continue;
+        };
+        if let Some((id, _)) = rest.split_once('/') {
+            by_id
+                .entry(id.to_string())
+                .or_insert_with(|| (kind, Vec::new()))
+                .1
+                .push(object);
+        }
+    }
+    let mut entries = Vec::with_capacity(by_id.len());
+    for (id, (kind, files)) in by_id.into_iter().rev() {
+        let key = format!("{}{MANIFEST_NAME}", prefix_for(kind, &id));
+        let mut manifest_digest = None;
+        let state = if files.iter().any(|f| f.key == key) {
+            match store.get(&key).await? {
+                Some(bytes) => {
+                    let opened = Manifest::open(&key, &bytes);
+                    if opened.is_ok() {
+                        manifest_digest =
+                            Some((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64));
+                    }
+                    match opened {
+                        Ok(m) if m.backup_id == id && m.kind == kind => {
+                            EntryState::Complete(Box::new(m))
+                        }
+                        Ok(m) => EntryState::Damaged(Error::InvalidManifest {
+                            key: key.clone(),
+                            reason: format!(
+                                "it names {} backup {:?}, not {} backup {id:?}",
+                                m.kind.label(),
+                                m.backup_id,
+                                kind.label()
+                            ),
+                        }),
+                        Err(e) => EntryState::Damaged(e),
+                    }
+                }
+                None => EntryState::Incomplete,
+            }
+        } else {
+            EntryState::Incomplete
+        };
+        entries.push(CatalogEntry {
+            id,
+            kind,
+            files,
+            state,
+            manifest_digest,
+        });
+    }
+    Ok(entries)
+}
+
+/// Index entries for every complete backup, from the manifests (the index's rebuild).
+pub async fn scan_complete(store: &dyn ObjectStore) -> Result<Vec<IndexEntry>> {
+    Ok(entries(store)
+        .await?
+        .iter()
+        .filter_map(index_entry)
+        .collect())
+}
+
+fn index_entry(entry: &CatalogEntry) -> Option<IndexEntry> {
+    match (&entry.state, &entry.manifest_digest) {
+        (EntryState::Complete(m), Some((sha, size))) => {
+            Some(IndexEntry::from_sealed(m, sha, *size))
+        }
+        _ => None,
+    }
+}
+
+/// Where a reader's view of the store came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatalogSource {
+    Index,
+    /// Every manifest was read, because the index was missing or damaged (the reason).
+    Scan(String),
+}
+
+/// The store's backups as readers see them: complete backups from the index (plus any sealed
+/// after it was last written), and the folders newer than the index that have no sound manifest.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Complete backups, newest first.
+    pub complete: Vec<IndexEntry>,
+    /// Folders without a sound manifest (runs going, failed or killed; damaged manifests),
+    /// newest first: those newer than the index, or all of them after a scan.
+    pub unsealed: Vec<CatalogEntry>,
+    pub source: CatalogSource,
+}
+
+/// Reads the catalog: the index, then only what was written after it (one listing per kind
+/// that starts after the index's newest backup). Without a usable index, every manifest.
+pub async fn load(store: &dyn ObjectStore) -> Result<Catalog> {
+    let (mut complete, source) = match index::read(store).await {
+        Ok(Some((entries, _))) => (entries, CatalogSource::Index),
+        Ok(None) => return scan(store, "the store has no catalog index yet".into()).await,
+        Err(e) => {
+            tracing::warn!(
+                "{e}; reading every manifest instead (`toc-backup catalog rebuild` repairs it)"
+            );
+            return scan(store, e.to_string()).await;
+        }
+    };
+    let mut newer = Vec::new();
+    for (kind, prefix) in [
+        (BackupKind::Full, DAILY_PREFIX),
+        (BackupKind::Incremental, INCREMENTAL_PREFIX),
+    ] {
+        let objects = match complete.iter().find(|e| e.kind == kind) {
+            // Keys of later ids sort after `<id>0`; the newest id's own files (`<id>/…`) before.
+            Some(newest) => {
+                store
+                    .list_after(prefix, &format!("{prefix}{}0", newest.id))
+                    .await?
+            }
+            None => store.list(prefix).await?,
+        };
+        newer.extend(objects);
+    }
+    let mut unsealed = Vec::new();
+    for entry in open_folders(store, newer).await? {
+        match index_entry(&entry) {
+            Some(sealed) => complete.push(sealed),
+            None => unsealed.push(entry),
+        }
+    }
+    complete.sort_by(|a, b| b.id.cmp(&a.id));
+    complete.dedup_by(|a, b| a.id == b.id);
+    Ok(Catalog {
+        complete,
+        unsealed,
+        source,
+    })
+}
+
+async fn scan(store: &dyn ObjectStore, reason: String) -> Result<Catalog> {
+    let mut complete = Vec::new();
+    let mut unsealed = Vec::new();
+    for entry in entries(store).await? {
+        match index_entry(&entry) {
+            Some(sealed) => complete.push(sealed),
+            None => unsealed.push(entry),
+        }
+    }
+    Ok(Catalog {
+        complete,
+        unsealed,
+        source: CatalogSource::Scan(reason),
+    })
+}
+
+impl Catalog {
+    pub fn get(&self, id: &str) -> Option<&IndexEntry> {
+        self.complete.iter().find(|e| e.id == id)
+    }
+
+    /// The entry `which` names (`latest` or an id). A damaged manifest newer than every
+    /// complete backup is an error, never a reason to fall back to an older backup silently.
+    pub fn select(&self, which: &str, store: &str) -> Result<&IndexEntry> {
+        let damaged = self.unsealed.iter().find_map(|e| match &e.state {
+            EntryState::Damaged(err) if which == "latest" || e.id == which => Some((e, err)),
+            _ => None,
+        });
+        if which == "latest" {
+            let newest = self.complete.first();
+            if let Some((entry, err)) = damaged {
+                if newest.is_none_or(|n| entry.id > n.id) {
+                    return Err(copy_error(err));
+                }
+            }
+            return newest.ok_or_else(|| Error::NoBackups(store.to_string()));
+        }
+        if let Some(entry) = self.get(which) {
+            return Ok(entry);
+        }
+        if let Some((_, err)) = damaged {
+            return Err(copy_error(err));
+        }
+        Err(Error::BackupNotFound {
+            id: which.to_string(),
+            store: store.to_string(),
+        })
+    }
+}
+
+/// Errors are not Clone; the damaged-manifest ones this module makes are rebuilt as the same.
+fn copy_error(error: &Error) -> Error {
+    match error {
+        Error::InvalidManifest { key, reason } => Error::InvalidManifest {
+            key: key.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::InvalidManifest {
+            key: String::new(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A complete backup's manifest, read and checked against the backup it must describe.
+pub async fn manifest(store: &dyn ObjectStore, entry: &IndexEntry) -> Result<Manifest> {
+    let key = format!("{}{MANIFEST_NAME}", prefix_for(entry.kind, &entry.id));
+    let bytes = store
+        .get(&key)
+        .await?
+        .ok_or_else(|| Error::InvalidManifest {
+            key: key.clone(),
+            reason: "the catalog lists this backup as complete but its manifest is gone".into(),
+        })?;
+    let manifest = Manifest::open(&key, &bytes)?;
+    if manifest.backup_id != entry.id || manifest.kind != entry.kind {
+        return Err(Error::InvalidManifest {
+            key,
+            reason: format!(
+                "it names {} backup {:?}, not {} backup {:?}",
+                manifest.kind.label(),
+                manifest.backup_id,
+                entry.kind.label(),
+                entry.id
+            ),
+        });
+    }
+    let sha = hex::encode(Sha256::digest(&bytes));
+    if sha != entry.manifest_sha256 {
+        tracing::warn!(
+            manifest = %key,
+            "the manifest changed since the catalog recorded it (SHA-256 {sha}, recorded {}); it still verifies, so it is used; `toc-backup catalog rebuild` records it anew",
+            entry.manifest_sha256
+        );
+    }
+    Ok(manifest)
+}
+
+/// The manifest of `latest` (the newest backup with a manifest) or of a named backup id.
+/// A damaged manifest is an error, never a reason to fall back to an older backup silently.
+pub async fn resolve(store: &dyn ObjectStore, which: &str) -> Result<Manifest> {
+    store.check().await?;
+    let catalog = load(store).await?;
+    let entry = catalog.select(which, &store.to_string())?;
+    manifest(store, entry).await
+}
+
+/// One line of `toc-backup list`.
+#[derive(Debug, Serialize)]
+pub struct ListedBackup {
+    pub id: String,
+    pub status: &'static str,
+    pub kind: &'static str,
+    /// Incrementals: the full backup their chain starts at, and the link they follow.
+    pub chain_root: Option<String>,
+    pub parent: Option<String>,
+    pub label: Option<String>,
+    pub database: Option<String>,
+    pub finished_at: Option<String>,
+    pub tables: Option<usize>,
+    pub rows: Option<u64>,
+    pub bytes: u64,
+    pub files: usize,
+    pub problem: Option<String>,
+}
+
+/// The backups in the store from the catalog (no manifest is read); `include_incomplete` adds
+/// the runs without a sound manifest, which takes a listing of the whole store.
+pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<Vec<ListedBackup>> {
+    store.check().await?;
+    let (complete, unsealed) = if include_incomplete {
+        let scanned = scan(store, "every folder was asked for".into()).await?;
+        (scanned.complete, scanned.unsealed)
+    } else {
+        (load(store).await?.complete, Vec::new())
+    };
+    let mut listed: Vec<ListedBackup> = complete
+        .into_iter()
+        .map(|e| ListedBackup {
+            status: "complete",
+            kind: e.kind.label(),
+            rows: Some(e.rows()),
+            tables: Some(e.tables.len()),
+            database: Some(e.database),
+            finished_at: Some(e.finished_at),
+            chain_root: e.chain_root,
+            parent: e.parent,
+            label: e.label,
+            bytes: e.bytes,
+            files: e.files,
+            problem: None,
+            id: e.id,
+        })
+        .collect();
+    for e in unsealed {
+        let bytes = e.files.iter().map(|f| f.size).sum();
+        let (status, problem) = match e.state {
+            EntryState::Damaged(err) => ("damaged", err.to_string()),
+            _ => (
+                "incomplete",
+                "no manifest: unfinished or failed run".to_string(),
+            ),
+        };
+        listed.push(ListedBackup {
+            id: e.id,
+            status,
+            kind: e.kind.label(),
+            chain_root: None,
+            parent: None,
+            label: None,
+            database: None,
+            finished_at: None,
+            tables: None,
+            rows: None,
+            bytes,
+            files: e.files.len(),
+            problem: Some(problem),
+        });
+    }
+    listed.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(listed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ids_sort_by_time_and_parse_back() {
+        let early = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let late = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 6).unwrap());
+        assert!(early < late);
+        assert!(early.starts_with("20260102T030405.000Z-"), "{early}");
+        let same_second = new_backup_id(
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(1),
+        );
+        assert!(early < same_second, "{early} {same_second}");
+        assert!(id_time("20200101T000000Z-dead").is_some());
+        assert_eq!(
+            id_time(&early),
+            Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+        );
+        assert_eq!(id_time("nonsense"), None);
+    }
+}
