@@ -289,7 +289,7 @@ fn every_function_uses_tls_with_the_rds_ca_bundle_its_layer_carries() {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Expiry {
     /// Objects expire this many days after they were written.
     Current(u64),
@@ -316,11 +316,12 @@ fn readme_retention() -> BTreeMap<String, (Vec<u64>, Expiry)> {
         };
         let transitions = numbers(cells[2]);
         let days = numbers(cells[3]).first().copied().unwrap_or(0);
-        let expiry = if cells[3].contains("after garbage collection") {
-            Expiry::AfterRemoval(days)
-        } else {
-            Expiry::Current(days)
-        };
+        let expiry =
+            if cells[3].contains("after garbage collection") || cells[3].contains("old versions") {
+                Expiry::AfterRemoval(days)
+            } else {
+                Expiry::Current(days)
+            };
         rows.insert(prefix, (transitions, expiry));
     }
     rows
@@ -378,6 +379,12 @@ fn the_lifecycle_is_the_readme_retention_table() {
             }
         }
     }
+    // The catalog index never leaves S3 Standard and never expires while current.
+    assert_eq!(
+        table.get("catalog/"),
+        Some(&(Vec::new(), Expiry::AfterRemoval(7))),
+        "{table:?}"
+    );
     // Grade records: 7 years minimum.
     assert!(
         matches!(table["database/daily/"].1, Expiry::Current(days) if days >= 7 * 365),

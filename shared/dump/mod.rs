@@ -420,6 +420,15 @@ async fn dump(
     };
     let sealed = manifest.clone().seal()?;
     store
+        .mark_sealed(
+            &manifest
+                .files
+                .iter()
+                .map(|f| format!("{}{}", backup_prefix(backup_id), f.name))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    store
         .put(&manifest_key(backup_id), sealed.clone().into())
         .await?;
     crate::catalog::index::record(store.as_ref(), &manifest, &sealed).await;

@@ -283,7 +283,7 @@ pub(crate) async fn dump_table(
         }
         let closed = statements.write_row(files.buffer().await?, &values);
         files.after_write(closed).await?;
-        if fingerprint.rows() % 8192 == 0 && last_report.elapsed() >= PROGRESS_EVERY {
+        if fingerprint.rows().is_multiple_of(8192) && last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(
                 table = %table.name,

@@ -391,6 +391,15 @@ async fn incremental(
     };
     let sealed = manifest.clone().seal()?;
     store
+        .mark_sealed(
+            &manifest
+                .files
+                .iter()
+                .map(|f| format!("{prefix}{}", f.name))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    store
         .put(&format!("{prefix}{MANIFEST_NAME}"), sealed.clone().into())
         .await?;
     catalog::index::record(store.as_ref(), &manifest, &sealed).await;

@@ -61,6 +61,13 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
         Ok(())
     }
 
+    /// Marks a backup's files as part of a sealed backup, just before its manifest is written;
+    /// until then a store may treat them as leftovers of a failed run (S3: a tag the lifecycle
+    /// expires). A folder needs nothing: its unsealed folders are found by having no manifest.
+    async fn mark_sealed(&self, _keys: &[String]) -> Result<()> {
+        Ok(())
+    }
+
     /// Every object under `prefix` whose key sorts after `start_after` (a key under `prefix`):
     /// the newest part of a prefix whose keys are in time order, read without the rest.
     async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {

@@ -260,12 +260,12 @@ fn decide(shared: &Shared, request: &Request) -> Action {
     let is_complete = request.method == "POST" && request.target.contains("uploadId=");
     let is_create_upload = request.method == "POST" && request.target.contains("?uploads");
     let nth = |counter: &AtomicUsize, every: usize| {
-        (counter.fetch_add(1, Ordering::SeqCst) + 1) % every.max(1) == 0
+        (counter.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(every.max(1))
     };
     match mode {
         Mode::Clean => Action::Forward,
         Mode::SlowDown { every } => {
-            if (shared.counts.requests.load(Ordering::SeqCst)) % every.max(1) == 0 {
+            if (shared.counts.requests.load(Ordering::SeqCst)).is_multiple_of(every.max(1)) {
                 Action::SlowDown
             } else {
                 Action::Forward
@@ -293,7 +293,11 @@ fn decide(shared: &Shared, request: &Request) -> Action {
             }
         }
         Mode::DropCreateUploadAnswer { every } if is_create_upload => {
-            if shared.writes.fetch_add(1, Ordering::SeqCst) % every.max(1) == 0 {
+            if shared
+                .writes
+                .fetch_add(1, Ordering::SeqCst)
+                .is_multiple_of(every.max(1))
+            {
                 Action::ForwardThenDrop
             } else {
                 Action::Forward

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Tag, Tagging};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ mod writer;
 
 use super::{validate_key, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
 use crate::error::{Error, Result};
+use crate::manifest::MANIFEST_NAME;
 pub use client::{client_for, client_for_bucket};
 pub use reader::RetrySettings;
 use writer::S3Writer;
@@ -287,8 +289,12 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `backup-kind` from where an object lives (`database/daily/…` is `database-daily`).
-fn tagging(key: &str, retention_class: &str) -> String {
+/// An object's tags: `backup-kind` from where it lives (`database/daily/…` is
+/// `database-daily`) and its retention class; database objects also say whether they are the
+/// manifest or data (the lifecycle moves data to colder classes, never manifests) and whether
+/// their backup is sealed: written `partial`, re-tagged `sealed` just before the manifest, so
+/// the lifecycle expires within days whatever a run that never got its manifest left behind.
+fn tagging(key: &str, retention_class: &str, sealed: bool) -> String {
     let kind: Vec<&str> = key.split('/').take(2).collect();
     let kind = if kind.len() == 2 {
         kind.join("-")
@@ -306,11 +312,46 @@ fn tagging(key: &str, retention_class: &str) -> String {
             })
             .collect()
     };
-    format!(
+    let mut tags = format!(
         "backup-kind={}&retention-class={}",
         clean(&kind),
         clean(retention_class)
-    )
+    );
+    if key.starts_with(DATABASE_PREFIX) {
+        let manifest = key.rsplit('/').next() == Some(MANIFEST_NAME);
+        tags.push_str(if manifest {
+            "&backup-object=manifest"
+        } else {
+            "&backup-object=data"
+        });
+        tags.push_str(if manifest || sealed {
+            "&backup-state=sealed"
+        } else {
+            "&backup-state=partial"
+        });
+    }
+    tags
+}
+
+const DATABASE_PREFIX: &str = "database/";
+
+/// The tag set of [`tagging`] in the form PutObjectTagging takes.
+fn tag_set(query: &str) -> Result<Tagging> {
+    let mut tags = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        tags.push(
+            Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|e| Error::Task(e.to_string()))?,
+        );
+    }
+    Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .map_err(|e| Error::Task(e.to_string()))
 }
 
 #[async_trait]
@@ -337,7 +378,7 @@ impl ObjectStore for S3Store {
         Ok(Box::new(S3Writer {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
-            tagging: tagging(key, &self.settings.retention_class),
+            tagging: tagging(key, &self.settings.retention_class, false),
             key: full_key,
             settings: self.settings.clone(),
             buffer: Vec::new(),
@@ -367,6 +408,28 @@ impl ObjectStore for S3Store {
 
     fn retention_by_bucket_rules(&self) -> bool {
         true
+    }
+
+    async fn mark_sealed(&self, keys: &[String]) -> Result<()> {
+        use futures::TryStreamExt;
+        futures::stream::iter(keys.iter().map(Ok))
+            .try_for_each_concurrent(8, |key| async move {
+                let full_key = self.full_key(key)?;
+                self.client
+                    .put_object_tagging()
+                    .bucket(&self.bucket)
+                    .key(&full_key)
+                    .tagging(tag_set(&tagging(
+                        key,
+                        &self.settings.retention_class,
+                        true,
+                    ))?)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.error("PutObjectTagging", &full_key, describe(&e)))
+            })
+            .await
     }
 
     async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
@@ -412,7 +475,7 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(&full_key)
             .checksum_sha256(writer::sha256_base64(&bytes))
-            .tagging(tagging(key, &self.settings.retention_class))
+            .tagging(tagging(key, &self.settings.retention_class, false))
             .body(ByteStream::from(bytes));
         request = writer::with_encryption(request, &self.settings.encryption);
         // S3's conditional writes: If-Match an ETag, or If-None-Match * for a first write.
@@ -471,8 +534,22 @@ mod tests {
     #[test]
     fn tags_follow_the_key() {
         assert_eq!(
-            tagging("database/daily/x/manifest.json", "academic-records-7y"),
-            "backup-kind=database-daily&retention-class=academic-records-7y"
+            tagging("database/daily/x/manifest.json", "academic-records-7y", false),
+            "backup-kind=database-daily&retention-class=academic-records-7y&backup-object=manifest&backup-state=sealed"
         );
+        assert_eq!(
+            tagging("database/incremental/x/data/1.sql.gz", "r", false),
+            "backup-kind=database-incremental&retention-class=r&backup-object=data&backup-state=partial"
+        );
+        assert!(
+            tagging("database/daily/x/data/1.sql.gz", "r", true).ends_with("&backup-state=sealed")
+        );
+        assert_eq!(
+            tagging("files/blobs/ab/cd", "r", false),
+            "backup-kind=files-blobs&retention-class=r"
+        );
+        let set = tag_set("a=b&c=d").unwrap();
+        assert_eq!(set.tag_set().len(), 2);
+        assert_eq!(set.tag_set()[1].key(), "c");
     }
 }

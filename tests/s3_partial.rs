@@ -1,0 +1,170 @@
+//! Issue 15, part 4: a run that never got its manifest leaves nothing for seven years. Every
+//! database object is written tagged `backup-state=partial` and re-tagged `sealed` just before
+//! its manifest; the template's lifecycle expires `partial` within days (tests/infra.rs). Here
+//! the dump runs as in AWS, where its role cannot delete: a failed run's objects must all carry
+//! the tag, and a sealed backup's objects none of them.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::*;
+use toc_sis_backup::config::DatabaseUrl;
+use toc_sis_backup::dump::{run_dump, DumpOptions};
+use toc_sis_backup::notify::LogNotifier;
+use toc_sis_backup::store::{open_store, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter};
+use toc_sis_backup::{Error, Result};
+
+/// The S3 store as the dump's IAM role sees it: no DeleteObject; and, when asked, a write
+/// refused part-way through the backup (the run's failure).
+struct AsTheDumpRole {
+    inner: Arc<dyn ObjectStore>,
+    refuse_data_write: Option<usize>,
+    data_writes: AtomicUsize,
+}
+
+impl std::fmt::Display for AsTheDumpRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+fn denied(operation: &'static str, key: &str) -> Error {
+    Error::S3 {
+        operation,
+        bucket: "test".into(),
+        key: key.into(),
+        detail: "AccessDenied (the dump role)".into(),
+    }
+}
+
+#[async_trait]
+impl ObjectStore for AsTheDumpRole {
+    async fn check(&self) -> Result<()> {
+        self.inner.check().await
+    }
+    async fn create(&self, key: &str) -> Result<Box<dyn ObjectWriter>> {
+        if key.starts_with("database/") && !key.ends_with("/manifest.json") {
+            let n = self.data_writes.fetch_add(1, Ordering::SeqCst);
+            if self.refuse_data_write.is_some_and(|limit| n >= limit) {
+                return Err(denied("PutObject", key));
+            }
+        }
+        self.inner.create(key).await
+    }
+    async fn open(&self, key: &str) -> Result<ObjectReader> {
+        self.inner.open(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        Err(denied("DeleteObject", key))
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        Err(denied("DeleteObject", prefix))
+    }
+    fn retention_by_bucket_rules(&self) -> bool {
+        true
+    }
+    async fn mark_sealed(&self, keys: &[String]) -> Result<()> {
+        self.inner.mark_sealed(keys).await
+    }
+    async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
+        self.inner.list_after(prefix, start_after).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put_if(&self, key: &str, bytes: Bytes, expected: Option<&str>) -> Result<bool> {
+        self.inner.put_if(key, bytes, expected).await
+    }
+}
+
+async fn state_tags(bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let s3 = aws::s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    let mut found = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().unwrap_or_default().to_string();
+        let tags = s3
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("tags");
+        let state = tags
+            .tag_set()
+            .iter()
+            .find(|t| t.key() == "backup-state")
+            .map(|t| t.value().to_string())
+            .unwrap_or_else(|| "(none)".into());
+        found.push((key, state));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not() {
+    let source = small_database("s3_partial").await;
+    let bucket = aws::bucket("toc-partial").await;
+    let s3 = open_store(&format!("s3://{bucket}/college"))
+        .await
+        .expect("store");
+    let mut options = DumpOptions::new(DatabaseUrl::parse(&url_for(&source)).expect("url"));
+    // Small files, so the run writes several before the refused one.
+    options.split_bytes = 4096;
+
+    let failing = Arc::new(AsTheDumpRole {
+        inner: s3.clone(),
+        refuse_data_write: Some(3),
+        data_writes: AtomicUsize::new(0),
+    });
+    let error = run_dump(failing, &LogNotifier, &options)
+        .await
+        .expect_err("the refused write fails the run");
+    assert!(error.to_string().contains("AccessDenied"), "{error}");
+    let left = state_tags(&bucket, "college/database/daily/").await;
+    assert!(
+        left.len() >= 3,
+        "the failed run left its first files (the role cannot delete): {left:?}"
+    );
+    for (key, state) in &left {
+        assert_eq!(state, "partial", "{key} of a failed run must expire");
+    }
+
+    let sealing = Arc::new(AsTheDumpRole {
+        inner: s3.clone(),
+        refuse_data_write: None,
+        data_writes: AtomicUsize::new(0),
+    });
+    let report = run_dump(sealing, &LogNotifier, &options)
+        .await
+        .expect("a good run");
+    let sealed = state_tags(
+        &bucket,
+        &format!("college/database/daily/{}/", report.backup_id),
+    )
+    .await;
+    assert!(sealed.len() > 3, "{sealed:?}");
+    assert!(sealed.iter().any(|(k, _)| k.ends_with("/manifest.json")));
+    for (key, state) in &sealed {
+        assert_eq!(state, "sealed", "{key} of a sealed backup must stay");
+    }
+    // The failed run's leftovers are still only partial, and never a backup.
+    let listed = toc_sis_backup::catalog::list(s3.as_ref(), false)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    drop_database(&source).await;
+}
