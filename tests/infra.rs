@@ -307,7 +307,13 @@ fn readme_retention() -> BTreeMap<String, (Vec<u64>, Expiry)> {
         if cells.len() < 5 || !cells[3].ends_with(" d") && !cells[3].contains(" d (") {
             continue;
         }
-        let prefix = cells[1].trim_matches('`').to_string();
+        // "`prefix`" or "`prefix` what `tag=value`": the rule for that prefix and tag filter.
+        let quoted: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+        let prefix = match quoted.as_slice() {
+            [] => cells[1].to_string(),
+            [prefix] => prefix.to_string(),
+            [prefix, tag, ..] => format!("{prefix} {tag}"),
+        };
         let numbers = |cell: &str| -> Vec<u64> {
             cell.split(|c: char| !c.is_ascii_digit())
                 .filter(|n| !n.is_empty())
@@ -327,13 +333,70 @@ fn readme_retention() -> BTreeMap<String, (Vec<u64>, Expiry)> {
     rows
 }
 
+/// No function can delete a complete backup: no role of the template allows s3:DeleteObject
+/// (or s3:*) on `database/daily/`, nor deleting object versions anywhere.
+#[test]
+fn no_function_role_can_delete_a_daily_backup() {
+    let main = template("template.yaml");
+    let mut statements: Vec<(String, &Value)> = Vec::new();
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        statements.extend(
+            function_statements(function)
+                .into_iter()
+                .map(|s| (name.clone(), s)),
+        );
+    }
+    for (name, role) in resources(&main, "AWS::IAM::Role") {
+        for policy in one_or_many(&role["Properties"]["Policies"]) {
+            for statement in one_or_many(&policy["PolicyDocument"]["Statement"]) {
+                let statement = match if_parts(statement) {
+                    Some((_, yes, _)) => yes,
+                    None => statement,
+                };
+                statements.push((name.clone(), statement));
+            }
+        }
+    }
+    assert!(
+        statements.len() > 20,
+        "found {} statements",
+        statements.len()
+    );
+    for (name, statement) in statements {
+        if statement["Effect"].as_str() != Some("Allow") {
+            continue;
+        }
+        for action in actions(statement) {
+            let deletes = matches!(
+                action,
+                "s3:*" | "s3:Delete*" | "s3:DeleteObject" | "s3:DeleteObjectVersion"
+            );
+            if !deletes {
+                continue;
+            }
+            assert_ne!(
+                action, "s3:DeleteObjectVersion",
+                "{name} may delete versions"
+            );
+            for resource in one_or_many(&statement["Resource"]) {
+                let text = sub_text(resource).unwrap_or_default();
+                assert!(
+                    !text.contains("/database/") && !text.ends_with("Arn}/*") && text != "*",
+                    "{name} may {action} on {text}: complete backups must be deletable by no function"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_lifecycle_is_the_readme_retention_table() {
     let table = readme_retention();
     assert!(
-        table.contains_key("database/daily/"),
+        table.contains_key("database/daily/ backup-object=data"),
         "README retention table: {table:?}"
     );
+    let mut seen = BTreeSet::new();
     for file in ["template.yaml", "replica.yaml"] {
         let template = template(file);
         for (name, bucket) in resources(&template, "AWS::S3::Bucket") {
@@ -345,9 +408,26 @@ fn the_lifecycle_is_the_readme_retention_table() {
                 let Some(prefix) = rule["Prefix"].as_str() else {
                     continue;
                 };
+                let tags: Vec<String> = one_or_many(&rule["TagFilters"])
+                    .into_iter()
+                    .map(|t| {
+                        format!(
+                            "{}={}",
+                            t["Key"].as_str().unwrap_or_default(),
+                            t["Value"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let prefix = match tags.as_slice() {
+                    [] => prefix.to_string(),
+                    [tag] => format!("{prefix} {tag}"),
+                    more => panic!("{file} {name} {prefix}: one tag filter per rule: {more:?}"),
+                };
+                let prefix = prefix.as_str();
                 let (transitions, expiry) = table.get(prefix).unwrap_or_else(|| {
                     panic!("{file} {name}: prefix {prefix} is not in the README's table")
                 });
+                seen.insert((file, prefix.to_string()));
                 let days: Vec<u64> = rule["Transitions"]
                     .as_sequence()
                     .map(|t| {
@@ -385,11 +465,56 @@ fn the_lifecycle_is_the_readme_retention_table() {
         Some(&(Vec::new(), Expiry::AfterRemoval(7))),
         "{table:?}"
     );
-    // Grade records: 7 years minimum.
+    // Grade records: 7 years minimum, their manifests as long, never moved out of Standard.
+    for rule in [
+        "database/daily/ backup-object=data",
+        "database/daily/ backup-object=manifest",
+    ] {
+        assert!(
+            matches!(table[rule].1, Expiry::Current(days) if days >= 7 * 365),
+            "{rule}: {table:?}"
+        );
+    }
+    for manifests in [
+        "database/daily/ backup-object=manifest",
+        "database/incremental/ backup-object=manifest",
+    ] {
+        assert!(
+            table[manifests].0.is_empty(),
+            "{manifests} must never transition"
+        );
+    }
+    // What a failed run left expires within days, in both buckets, by the tag the code writes.
     assert!(
-        matches!(table["database/daily/"].1, Expiry::Current(days) if days >= 7 * 365),
+        matches!(table["database/ backup-state=partial"].1, Expiry::Current(days) if days <= 7),
         "{table:?}"
     );
+    for file in ["template.yaml", "replica.yaml"] {
+        for rule in [
+            "database/daily/ backup-object=data",
+            "database/daily/ backup-object=manifest",
+            "database/incremental/ backup-object=data",
+            "database/incremental/ backup-object=manifest",
+            "database/ backup-state=partial",
+        ] {
+            assert!(
+                seen.contains(&(file, rule.to_string())),
+                "{file} has no rule {rule}"
+            );
+        }
+    }
+    let writer = std::fs::read_to_string(root().join("shared/store/s3/mod.rs")).expect("source");
+    for tag in [
+        "backup-object=data",
+        "backup-object=manifest",
+        "backup-state=partial",
+        "backup-state=sealed",
+    ] {
+        assert!(
+            writer.contains(tag),
+            "the S3 store never writes the tag {tag}"
+        );
+    }
     // Personal data: 6 years after it leaves the live system.
     assert!(
         matches!(table["files/"].1, Expiry::AfterRemoval(days) if days >= 6 * 365),

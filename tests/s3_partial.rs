@@ -23,6 +23,7 @@ use toc_sis_backup::{Error, Result};
 struct AsTheDumpRole {
     inner: Arc<dyn ObjectStore>,
     refuse_data_write: Option<usize>,
+    refuse_manifest: bool,
     data_writes: AtomicUsize,
 }
 
@@ -53,6 +54,9 @@ impl ObjectStore for AsTheDumpRole {
                 return Err(denied("PutObject", key));
             }
         }
+        if self.refuse_manifest && key.ends_with("/manifest.json") {
+            return Err(denied("PutObject", key));
+        }
         self.inner.create(key).await
     }
     async fn open(&self, key: &str) -> Result<ObjectReader> {
@@ -70,8 +74,8 @@ impl ObjectStore for AsTheDumpRole {
     fn retention_by_bucket_rules(&self) -> bool {
         true
     }
-    async fn mark_sealed(&self, keys: &[String]) -> Result<()> {
-        self.inner.mark_sealed(keys).await
+    async fn mark_sealed(&self, keys: &[String], sealed: bool) -> Result<()> {
+        self.inner.mark_sealed(keys, sealed).await
     }
     async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
         self.inner.list_after(prefix, start_after).await
@@ -128,6 +132,7 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
     let failing = Arc::new(AsTheDumpRole {
         inner: s3.clone(),
         refuse_data_write: Some(3),
+        refuse_manifest: false,
         data_writes: AtomicUsize::new(0),
     });
     let error = run_dump(failing, &LogNotifier, &options)
@@ -146,6 +151,7 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
     let sealing = Arc::new(AsTheDumpRole {
         inner: s3.clone(),
         refuse_data_write: None,
+        refuse_manifest: false,
         data_writes: AtomicUsize::new(0),
     });
     let report = run_dump(sealing, &LogNotifier, &options)
@@ -161,7 +167,33 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
     for (key, state) in &sealed {
         assert_eq!(state, "sealed", "{key} of a sealed backup must stay");
     }
-    // The failed run's leftovers are still only partial, and never a backup.
+    // A run that wrote and sealed every file but whose manifest write failed: its files are
+    // marked back as leftovers.
+    let before: std::collections::BTreeSet<String> = state_tags(&bucket, "college/database/daily/")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let no_manifest = Arc::new(AsTheDumpRole {
+        inner: s3.clone(),
+        refuse_data_write: None,
+        refuse_manifest: true,
+        data_writes: AtomicUsize::new(0),
+    });
+    let error = run_dump(no_manifest, &LogNotifier, &options)
+        .await
+        .expect_err("no manifest, no backup");
+    assert!(error.to_string().contains("manifest.json"), "{error}");
+    let unsealed: Vec<(String, String)> = state_tags(&bucket, "college/database/daily/")
+        .await
+        .into_iter()
+        .filter(|(k, _)| !before.contains(k))
+        .collect();
+    assert!(unsealed.len() > 3, "{unsealed:?}");
+    for (key, state) in &unsealed {
+        assert_eq!(state, "partial", "{key}: its manifest was never written");
+    }
+    // The failed runs' leftovers are never a backup.
     let listed = toc_sis_backup::catalog::list(s3.as_ref(), false)
         .await
         .expect("list");

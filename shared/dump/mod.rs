@@ -419,18 +419,18 @@ async fn dump(
         pruned: Vec::new(),
     };
     let sealed = manifest.clone().seal()?;
-    store
-        .mark_sealed(
-            &manifest
-                .files
-                .iter()
-                .map(|f| format!("{}{}", backup_prefix(backup_id), f.name))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-    store
-        .put(&manifest_key(backup_id), sealed.clone().into())
-        .await?;
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{}{}", backup_prefix(backup_id), f.name))
+        .collect();
+    crate::store::seal_with_manifest(
+        store.as_ref(),
+        &files,
+        &manifest_key(backup_id),
+        sealed.clone(),
+    )
+    .await?;
     crate::catalog::index::record(store.as_ref(), &manifest, &sealed).await;
     Ok(DumpReport {
         duration_seconds: round_seconds(started.elapsed()),

@@ -390,18 +390,18 @@ async fn incremental(
         full_backup: None,
     };
     let sealed = manifest.clone().seal()?;
-    store
-        .mark_sealed(
-            &manifest
-                .files
-                .iter()
-                .map(|f| format!("{prefix}{}", f.name))
-                .collect::<Vec<_>>(),
-        )
-        .await?;
-    store
-        .put(&format!("{prefix}{MANIFEST_NAME}"), sealed.clone().into())
-        .await?;
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{prefix}{}", f.name))
+        .collect();
+    crate::store::seal_with_manifest(
+        store.as_ref(),
+        &files,
+        &format!("{prefix}{MANIFEST_NAME}"),
+        sealed.clone(),
+    )
+    .await?;
     catalog::index::record(store.as_ref(), &manifest, &sealed).await;
     Ok(IncrementalReport {
         duration_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,

@@ -61,10 +61,11 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
         Ok(())
     }
 
-    /// Marks a backup's files as part of a sealed backup, just before its manifest is written;
-    /// until then a store may treat them as leftovers of a failed run (S3: a tag the lifecycle
-    /// expires). A folder needs nothing: its unsealed folders are found by having no manifest.
-    async fn mark_sealed(&self, _keys: &[String]) -> Result<()> {
+    /// Marks a backup's files as part of a sealed backup (`sealed`), just before its manifest is
+    /// written, or back as leftovers when that write failed; until sealed a store may treat
+    /// them as leftovers of a failed run (S3: a tag the lifecycle expires). A folder needs
+    /// nothing: its unsealed folders are found by having no manifest.
+    async fn mark_sealed(&self, _keys: &[String], _sealed: bool) -> Result<()> {
         Ok(())
     }
 
@@ -118,6 +119,27 @@ pub trait ObjectWriter: Send {
     async fn finish(self: Box<Self>) -> Result<u64>;
     /// Throws away what was written; never fails loudly, since it runs on error paths.
     async fn abort(self: Box<Self>);
+}
+
+/// Seals a backup: its files marked sealed, then its manifest written last. If the manifest
+/// cannot be written the files are marked back as leftovers, so the store's expiry of failed
+/// runs still takes them.
+pub async fn seal_with_manifest(
+    store: &dyn ObjectStore,
+    files: &[String],
+    manifest_key: &str,
+    manifest: Vec<u8>,
+) -> Result<()> {
+    store.mark_sealed(files, true).await?;
+    if let Err(e) = store.put(manifest_key, Bytes::from(manifest)).await {
+        if let Err(undo) = store.mark_sealed(files, false).await {
+            tracing::warn!(
+                "the manifest {manifest_key} was not written and its files stay marked sealed: {undo}"
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Opens the store a person named: a folder path or `s3://BUCKET/PREFIX` (S3 settings and

@@ -410,7 +410,7 @@ impl ObjectStore for S3Store {
         true
     }
 
-    async fn mark_sealed(&self, keys: &[String]) -> Result<()> {
+    async fn mark_sealed(&self, keys: &[String], sealed: bool) -> Result<()> {
         use futures::TryStreamExt;
         futures::stream::iter(keys.iter().map(Ok))
             .try_for_each_concurrent(8, |key| async move {
@@ -422,7 +422,7 @@ impl ObjectStore for S3Store {
                     .tagging(tag_set(&tagging(
                         key,
                         &self.settings.retention_class,
-                        true,
+                        sealed,
                     ))?)
                     .send()
                     .await
