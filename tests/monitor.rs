@@ -170,7 +170,27 @@ async fn freshness_integrity_and_anomalies() {
         check(&status(store.path(), None), "Integrity")["status"],
         "OK"
     );
+    // A sealed backup (in the catalog) whose manifest disappeared afterwards.
     std::fs::remove_file(latest.join("manifest.json")).expect("remove manifest");
+    let vanished = check(&status(store.path(), None), "Integrity").clone();
+    assert_eq!(vanished["status"], "CRITICAL");
+    assert!(
+        vanished["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("lists this backup as complete but its manifest is gone"),
+        "{vanished}"
+    );
+    // A run that never wrote its manifest: not in the catalog, found as newer than it.
+    assert_ok(&run_cli(
+        &[
+            "catalog",
+            "rebuild",
+            "--store",
+            store.path().to_str().unwrap_or_default(),
+        ],
+        &[],
+    ));
     let unfinished = check(
         &status(store.path(), Some(Utc::now() + chrono::Duration::hours(2))),
         "Integrity",

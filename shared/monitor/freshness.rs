@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 
 use super::tiers::{Tier, ALL_FILE_SOURCES};
 use super::{human_age, Check, Status};
-use crate::catalog::CatalogEntry;
+use crate::catalog::index::IndexEntry;
 use crate::error::Result;
 use crate::files::list_snapshots;
-use crate::manifest::{BackupKind, Manifest};
-use crate::restore::chain::snapshot_time;
+use crate::manifest::BackupKind;
+use crate::restore::chain::entry_time;
 use crate::store::ObjectStore;
 
 /// One part of a tier and when it was last backed up (None: never, verifiably).
@@ -24,7 +24,7 @@ struct Part {
 pub(super) async fn tier_freshness(
     store: &dyn ObjectStore,
     tiers: &[Tier],
-    verified: &[(&CatalogEntry, &Manifest)],
+    verified: &[&IndexEntry],
     now: DateTime<Utc>,
 ) -> Result<(Vec<Check>, Vec<(String, Option<i64>)>)> {
     let file_snapshots = newest_file_snapshots(store).await?;
@@ -95,28 +95,24 @@ pub(super) async fn tier_freshness(
 /// The newest verified backup holding all of the tier's tables.
 fn newest_database_backup(
     tier: &Tier,
-    verified: &[(&CatalogEntry, &Manifest)],
+    verified: &[&IndexEntry],
 ) -> Option<(DateTime<Utc>, String)> {
-    let by_id: HashMap<&str, &Manifest> = verified
-        .iter()
-        .map(|(_, m)| (m.backup_id.as_str(), *m))
-        .collect();
+    let by_id: HashMap<&str, &IndexEntry> = verified.iter().map(|e| (e.id.as_str(), *e)).collect();
     verified
         .iter()
-        .map(|(_, m)| *m)
-        .filter(|m| match m.kind {
+        .filter(|e| match e.kind {
             BackupKind::Full => true,
             BackupKind::Incremental => {
-                let root = m.chain_root.as_deref().and_then(|r| by_id.get(r));
+                let root = e.chain_root.as_deref().and_then(|r| by_id.get(r));
                 root.is_some_and(|root| {
                     tier.tables
                         .iter()
-                        .filter(|t| root.tables.iter().any(|rt| &&rt.name == t))
-                        .all(|t| m.tables.iter().any(|mt| &mt.name == t))
+                        .filter(|t| root.tables.contains_key(t.as_str()))
+                        .all(|t| e.tables.contains_key(t.as_str()))
                 })
             }
         })
-        .filter_map(|m| snapshot_time(m).map(|t| (t, m.backup_id.clone())))
+        .filter_map(|e| entry_time(e).map(|t| (t, e.id.clone())))
         .max_by_key(|(t, _)| *t)
 }
 

@@ -13,11 +13,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{self, CatalogEntry, EntryState};
+use crate::catalog::index::IndexEntry;
+use crate::catalog::{self, Catalog, CatalogSource, EntryState};
 use crate::error::{Error, Result};
 use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
 use crate::notify::Notifier;
-use crate::store::ObjectStore;
+use crate::store::{ObjectInfo, ObjectStore};
 use tiers::Tier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,13 +107,9 @@ pub fn human_age(age: Duration) -> String {
 }
 
 /// Every file of the manifest is in the listing with its recorded size.
-fn files_present(entry: &CatalogEntry, manifest: &Manifest) -> std::result::Result<(), String> {
+fn files_present(listed: &[ObjectInfo], manifest: &Manifest) -> std::result::Result<(), String> {
     let prefix = manifest.prefix();
-    let sizes: HashMap<&str, u64> = entry
-        .files
-        .iter()
-        .map(|f| (f.key.as_str(), f.size))
-        .collect();
+    let sizes: HashMap<&str, u64> = listed.iter().map(|f| (f.key.as_str(), f.size)).collect();
     for file in &manifest.files {
         let key = format!("{prefix}{}", file.name);
         match sizes.get(key.as_str()) {
@@ -129,26 +126,37 @@ fn files_present(entry: &CatalogEntry, manifest: &Manifest) -> std::result::Resu
     Ok(())
 }
 
-/// Runs every check; reads the store only.
+/// Runs every check; reads the store only: the catalog, and the latest chain's manifests and
+/// listings, whatever the length of the history.
 pub async fn check_all(
     store: &dyn ObjectStore,
     options: &MonitorOptions,
     now: DateTime<Utc>,
 ) -> Result<MonitorReport> {
     store.check().await?;
-    let entries = catalog::entries(store).await?;
+    let catalog = catalog::load(store).await?;
     let mut checks = Vec::new();
-    let verified: Vec<(&CatalogEntry, &Manifest)> = entries
+    if let CatalogSource::Scan(reason) = &catalog.source {
+        checks.push(Check {
+            name: "Catalog".into(),
+            status: Status::Warning,
+            reason: format!(
+                "every manifest was read because {reason}; `toc-backup catalog rebuild` writes the index"
+            ),
+        });
+    }
+    let latest = integrity(store, &catalog, options, now).await;
+    // A backup whose files are not all there is no copy of anything.
+    let verified: Vec<&IndexEntry> = catalog
+        .complete
         .iter()
-        .filter_map(|e| e.manifest().map(|m| (e, m)))
-        .filter(|(e, m)| files_present(e, m).is_ok())
+        .filter(|e| latest.unsound.as_deref() != Some(e.id.as_str()))
         .collect();
 
     let (freshness, tier_ages) =
         freshness::tier_freshness(store, &options.tiers, &verified, now).await?;
     checks.extend(freshness);
-
-    checks.push(integrity(store, &entries, options, now).await);
+    checks.push(latest.check);
     checks.extend(anomalies(&verified, options));
     if let Some(max_age) = options.restore_test_max_age {
         checks.push(restore_test::recency_check(store, max_age, now).await);
@@ -157,150 +165,191 @@ pub async fn check_all(
         checks.extend(aws_checks::rds_checks(rds, now).await);
     }
     if let Some(replica) = &options.replica {
-        let latest = verified.first().map(|(_, m)| m.prefix());
-        checks.push(aws_checks::replica_check(store, replica, latest.as_deref()).await);
+        let newest = verified.first().map(|e| catalog::prefix_for(e.kind, &e.id));
+        checks.push(aws_checks::replica_check(store, replica, newest.as_deref()).await);
     }
-    let latest_full_bytes = verified
-        .iter()
-        .find(|(_, m)| m.kind == BackupKind::Full)
-        .map(|(_, m)| m.total_bytes());
     Ok(MonitorReport {
         checked_at: now.to_rfc3339(),
         status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok),
         checks,
         tier_ages,
-        latest_full_bytes,
+        latest_full_bytes: latest.full_bytes,
         alerted: false,
     })
+}
+
+/// What the integrity check found about the latest chain.
+struct LatestChain {
+    check: Check,
+    /// The backup found incomplete or damaged, if any: not counted as a copy.
+    unsound: Option<String>,
+    /// The latest full backup's data size.
+    full_bytes: Option<u64>,
 }
 
 /// The newest full backup and its chain: manifests present and sound, every file present with
 /// its size (or, deep, its SHA-256); runs that never wrote a manifest are named too.
 async fn integrity(
     store: &dyn ObjectStore,
-    entries: &[CatalogEntry],
+    catalog: &Catalog,
     options: &MonitorOptions,
     now: DateTime<Utc>,
-) -> Check {
-    let critical = |reason: String| Check {
-        name: "Integrity".into(),
-        status: Status::Critical,
-        reason,
+) -> LatestChain {
+    let verdict = |status: Status, reason: String, unsound: Option<String>| LatestChain {
+        check: Check {
+            name: "Integrity".into(),
+            status,
+            reason,
+        },
+        unsound,
+        full_bytes: None,
     };
-    let Some(full) = entries
-        .iter()
-        .find(|e| e.kind == BackupKind::Full && !matches!(e.state, EntryState::Incomplete))
-    else {
-        return critical(format!("no full backup with a manifest in {store}"));
+    let critical =
+        |reason: String, unsound: Option<String>| verdict(Status::Critical, reason, unsound);
+    let full = catalog.complete.iter().find(|e| e.kind == BackupKind::Full);
+    let newer_damaged_full = catalog.unsealed.iter().find(|e| {
+        e.kind == BackupKind::Full
+            && matches!(e.state, EntryState::Damaged(_))
+            && full.is_none_or(|f| e.id > f.id)
+    });
+    if let Some(damaged) = newer_damaged_full {
+        if let EntryState::Damaged(e) = &damaged.state {
+            return critical(
+                format!("the latest full backup {} is damaged: {e}", damaged.id),
+                Some(damaged.id.clone()),
+            );
+        }
+    }
+    let Some(full) = full else {
+        return critical(format!("no full backup with a manifest in {store}"), None);
     };
-    let unfinished: Vec<String> = entries
+    let unfinished: Vec<String> = catalog
+        .unsealed
         .iter()
         .filter(|e| matches!(e.state, EntryState::Incomplete) && e.id > full.id)
         .filter(|e| catalog::id_time(&e.id).is_some_and(|t| now - t > options.unfinished_grace))
         .map(|e| format!("{}{MANIFEST_NAME}", catalog::prefix_for(e.kind, &e.id)))
         .collect();
     if let Some(first) = unfinished.first() {
-        return critical(format!(
-            "{first} is missing: that run failed or was killed ({} such)",
-            unfinished.len()
-        ));
+        return critical(
+            format!(
+                "{first} is missing: that run failed or was killed ({} such)",
+                unfinished.len()
+            ),
+            None,
+        );
     }
-    let mut chain: Vec<(&CatalogEntry, &Manifest)> = Vec::new();
-    match &full.state {
-        EntryState::Damaged(e) => {
-            return critical(format!(
-                "the latest full backup {} is damaged: {e}",
-                full.id
-            ))
-        }
-        EntryState::Complete(m) => chain.push((full, m)),
-        EntryState::Incomplete => {}
-    }
-    for entry in entries
-        .iter()
-        .filter(|e| e.kind == BackupKind::Incremental && e.id > full.id)
-    {
-        match &entry.state {
-            EntryState::Complete(m) if m.chain_root.as_deref() == Some(full.id.as_str()) => {
-                chain.push((entry, m))
-            }
-            EntryState::Damaged(e) => {
-                return critical(format!("incremental {} is damaged: {e}", entry.id))
-            }
-            _ => {}
+    if let Some(damaged) = catalog.unsealed.iter().find(|e| {
+        e.kind == BackupKind::Incremental
+            && e.id > full.id
+            && matches!(e.state, EntryState::Damaged(_))
+    }) {
+        if let EntryState::Damaged(e) = &damaged.state {
+            return critical(
+                format!("incremental {} is damaged: {e}", damaged.id),
+                Some(damaged.id.clone()),
+            );
         }
     }
-    for (entry, manifest) in &chain {
-        if let Err(problem) = files_present(entry, manifest) {
-            return critical(problem);
+    let mut links: Vec<&IndexEntry> = vec![full];
+    links.extend(catalog.complete.iter().filter(|e| {
+        e.kind == BackupKind::Incremental && e.chain_root.as_deref() == Some(full.id.as_str())
+    }));
+    let mut full_bytes = None;
+    for link in &links {
+        let manifest = match catalog::manifest(store, link).await {
+            Ok(m) => m,
+            Err(e) => {
+                let what = if link.kind == BackupKind::Full {
+                    "the latest full backup"
+                } else {
+                    "incremental"
+                };
+                return critical(
+                    format!("{what} {} is damaged: {e}", link.id),
+                    Some(link.id.clone()),
+                );
+            }
+        };
+        if link.kind == BackupKind::Full {
+            full_bytes = Some(manifest.total_bytes());
+        }
+        let listed = match store.list(&manifest.prefix()).await {
+            Ok(listed) => listed,
+            Err(e) => return critical(e.to_string(), None),
+        };
+        if let Err(problem) = files_present(&listed, &manifest) {
+            return critical(problem, Some(link.id.clone()));
         }
         if options.deep {
-            if let Err(e) = crate::verify::verify_backup(store, manifest).await {
-                return critical(e.to_string());
+            if let Err(e) = crate::verify::verify_backup(store, &manifest).await {
+                return critical(e.to_string(), Some(link.id.clone()));
             }
         }
     }
-    Check {
-        name: "Integrity".into(),
-        status: Status::Ok,
-        reason: format!(
-            "full backup {} and {} incremental(s) complete{}",
-            full.id,
-            chain.len() - 1,
-            if options.deep {
-                ", every checksum re-read"
-            } else {
-                ", every file present with its size"
-            }
-        ),
+    LatestChain {
+        full_bytes,
+        ..verdict(
+            Status::Ok,
+            format!(
+                "full backup {} and {} incremental(s) complete{}",
+                full.id,
+                links.len() - 1,
+                if options.deep {
+                    ", every checksum re-read"
+                } else {
+                    ", every file present with its size"
+                }
+            ),
+            None,
+        )
     }
 }
 
-/// Tables that lost rows, and backups that shrank, between the two newest comparable backups.
-fn anomalies(verified: &[(&CatalogEntry, &Manifest)], options: &MonitorOptions) -> Vec<Check> {
+/// Tables that lost rows, and backups that shrank, between the two newest comparable backups
+/// (from the catalog's per-table figures: no manifest read).
+fn anomalies(verified: &[&IndexEntry], options: &MonitorOptions) -> Vec<Check> {
     let mut checks = Vec::new();
-    let mut newest_first: Vec<&Manifest> = verified.iter().map(|(_, m)| *m).collect();
-    newest_first.sort_by(|a, b| b.backup_id.cmp(&a.backup_id));
+    let mut newest_first: Vec<&IndexEntry> = verified.to_vec();
+    newest_first.sort_by(|a, b| b.id.cmp(&a.id));
     if let Some(latest) = newest_first.first() {
-        for table in &latest.tables {
-            let previous = newest_first.iter().skip(1).find_map(|m| {
-                m.tables
-                    .iter()
-                    .find(|t| t.name == table.name)
-                    .map(|t| (m, t))
-            });
+        for (name, table) in &latest.tables {
+            let previous = newest_first
+                .iter()
+                .skip(1)
+                .find_map(|e| e.tables.get(name).map(|t| (e, t)));
             if let Some((before, old)) = previous {
                 let floor = old.rows as f64 * (1.0 - options.row_drop_share);
                 if old.rows > 0 && (table.rows as f64) < floor {
                     let drop = 100.0 * (old.rows - table.rows) as f64 / old.rows as f64;
                     checks.push(Check {
-                        name: format!("Rows of {}", table.name),
+                        name: format!("Rows of {name}"),
                         status: Status::Critical,
                         reason: format!(
-                            "table {} lost {:.1} % of its rows ({} -> {}) between backups {} and {}",
-                            table.name, drop, old.rows, table.rows, before.backup_id, latest.backup_id
+                            "table {name} lost {drop:.1} % of its rows ({} -> {}) between backups {} and {}",
+                            old.rows, table.rows, before.id, latest.id
                         ),
                     });
                 }
             }
         }
     }
-    let fulls: Vec<&&Manifest> = newest_first
+    let fulls: Vec<&&IndexEntry> = newest_first
         .iter()
-        .filter(|m| m.kind == BackupKind::Full)
+        .filter(|e| e.kind == BackupKind::Full)
         .take(2)
         .collect();
     if let [latest, previous] = fulls.as_slice() {
-        if (latest.total_bytes() as f64) < previous.total_bytes() as f64 * options.size_share {
+        if (latest.bytes as f64) < previous.bytes as f64 * options.size_share {
             checks.push(Check {
                 name: "Backup size".into(),
                 status: Status::Warning,
                 reason: format!(
                     "full backup {} is {} bytes, under {:.0} % of the previous one ({} bytes)",
-                    latest.backup_id,
-                    latest.total_bytes(),
+                    latest.id,
+                    latest.bytes,
                     options.size_share * 100.0,
-                    previous.total_bytes()
+                    previous.bytes
                 ),
             });
         }
