@@ -20,8 +20,8 @@ use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::store::local::LocalStore;
 use toc_sis_backup::store::ObjectStore;
 
-/// The deadline arrives once the scratch database holds its tables: the data load is under
-/// way (a 200,000-row table takes far longer than one poll).
+/// The deadline arrives once the scratch database holds its tables and the data load is under
+/// way (a 200,000-row table takes seconds).
 async fn deadline_once_loading(scratch: String) -> String {
     let mut conn = admin().await;
     loop {
@@ -33,6 +33,9 @@ async fn deadline_once_loading(scratch: String) -> String {
             .await
             .expect("poll");
         if tables.unwrap_or(0) > 0 {
+            // The tables appear while the schema is created; half a second later the data
+            // stage (seconds for 200,000 rows) is under way.
+            tokio::time::sleep(Duration::from_millis(500)).await;
             return "the test's deadline".into();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

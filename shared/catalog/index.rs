@@ -197,45 +197,70 @@ pub async fn update<F>(store: &dyn ObjectStore, mut change: F) -> Result<usize>
 where
     F: FnMut(&mut Vec<IndexEntry>) + Send,
 {
+    let mut last_error = None;
     for attempt in 1..=ATTEMPTS {
-        let (mut entries, version) = match store.get_versioned(INDEX_KEY).await? {
-            Some((bytes, version)) => match decode(&bytes) {
-                Ok(entries) => (entries, Some(version)),
-                Err(e) => {
-                    tracing::warn!("{e}; rebuilding it from the manifests");
-                    (super::scan_complete(store).await?, Some(version))
-                }
-            },
-            None => (super::scan_complete(store).await?, None),
-        };
-        change(&mut entries);
-        entries.sort_by(|a, b| b.id.cmp(&a.id));
-        entries.dedup_by(|a, b| a.id == b.id);
-        let count = entries.len();
-        let bytes = Bytes::from(encode(&entries)?);
-        if store.put_if(INDEX_KEY, bytes, version.as_deref()).await? {
-            return Ok(count);
+        match try_update(store, &mut change).await {
+            Ok(Some(count)) => return Ok(count),
+            Ok(None) => {
+                tracing::debug!(
+                    attempt,
+                    "the catalog index changed while updating it; again"
+                );
+            }
+            // A store that fails now may answer in a moment (the SDK has retried already).
+            Err(e @ (Error::S3 { .. } | Error::StoreIo { .. })) => {
+                tracing::warn!(attempt, "updating the catalog index failed: {e}; again");
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e),
         }
-        tracing::debug!(
-            attempt,
-            "the catalog index changed while updating it; again"
-        );
         let pause = 20 * u64::from(attempt) + u64::from(rand::random::<u8>() % 50);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-    Err(damaged(format!(
-        "it kept changing under {ATTEMPTS} attempts to update it; run `toc-backup catalog rebuild`"
-    )))
+    Err(last_error.unwrap_or_else(|| {
+        damaged(format!(
+            "it kept changing under {ATTEMPTS} attempts to update it; run `toc-backup catalog rebuild`"
+        ))
+    }))
+}
+
+/// One read, change and conditional write; `None` when another writer got there first.
+async fn try_update<F>(store: &dyn ObjectStore, change: &mut F) -> Result<Option<usize>>
+where
+    F: FnMut(&mut Vec<IndexEntry>) + Send,
+{
+    let (mut entries, version) = match store.get_versioned(INDEX_KEY).await? {
+        Some((bytes, version)) => match decode(&bytes) {
+            Ok(entries) => (entries, Some(version)),
+            Err(e) => {
+                tracing::warn!("{e}; rebuilding it from the manifests");
+                (super::scan_complete(store).await?, Some(version))
+            }
+        },
+        None => (super::scan_complete(store).await?, None),
+    };
+    change(&mut entries);
+    entries.sort_by(|a, b| b.id.cmp(&a.id));
+    entries.dedup_by(|a, b| a.id == b.id);
+    let count = entries.len();
+    let bytes = Bytes::from(encode(&entries)?);
+    Ok(store
+        .put_if(INDEX_KEY, bytes, version.as_deref())
+        .await?
+        .then_some(count))
 }
 
 /// Adds (or refreshes) a sealed backup's entry. The backup is complete whatever happens here:
 /// a failure is logged, and readers still find the backup (they list what is newer than the
 /// index) until the next writer or `catalog rebuild` adds it.
 pub async fn record(store: &dyn ObjectStore, manifest: &Manifest, manifest_bytes: &[u8]) {
-    let entry = IndexEntry::from_manifest(manifest, manifest_bytes);
+    let mut added = vec![IndexEntry::from_manifest(manifest, manifest_bytes)];
+    // An earlier link whose own update was lost (a writer killed between its manifest and the
+    // index) is added too, so the chain stays whole in the index.
+    added.extend(missing_links(store, manifest).await);
     let outcome = update(store, |entries| {
-        entries.retain(|e| e.id != entry.id);
-        entries.push(entry.clone());
+        entries.retain(|e| !added.iter().any(|a| a.id == e.id));
+        entries.extend(added.iter().cloned());
     })
     .await;
     if let Err(e) = outcome {
@@ -244,6 +269,27 @@ pub async fn record(store: &dyn ObjectStore, manifest: &Manifest, manifest_bytes
             "backup complete, but the catalog index was not updated: {e}"
         );
     }
+}
+
+/// The links before `manifest` in its chain that the index lacks (read from their manifests),
+/// up to the first it has; empty when the index cannot be read now.
+async fn missing_links(store: &dyn ObjectStore, manifest: &Manifest) -> Vec<IndexEntry> {
+    let Ok(Some((entries, _))) = read(store).await else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut parent = manifest.parent.clone();
+    while let Some(id) = parent.take() {
+        if entries.iter().any(|e| e.id == id) || found.len() > 1000 {
+            break;
+        }
+        let Some((link, bytes)) = super::sealed_manifest(store, &id).await else {
+            break;
+        };
+        parent = link.parent.clone();
+        found.push(IndexEntry::from_manifest(&link, &bytes));
+    }
+    found
 }
 
 /// Removes deleted backups from the index.

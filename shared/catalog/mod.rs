@@ -307,6 +307,22 @@ fn copy_error(error: &Error) -> Error {
     }
 }
 
+/// A backup the index does not list, read straight from its manifest (as an incremental, then
+/// as a full backup); `None` when neither opens as that backup.
+pub async fn sealed_manifest(store: &dyn ObjectStore, id: &str) -> Option<(Manifest, Vec<u8>)> {
+    for kind in [BackupKind::Incremental, BackupKind::Full] {
+        let key = format!("{}{MANIFEST_NAME}", prefix_for(kind, id));
+        if let Ok(Some(bytes)) = store.get(&key).await {
+            if let Ok(m) = Manifest::open(&key, &bytes) {
+                if m.backup_id == id && m.kind == kind {
+                    return Some((m, bytes));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// A complete backup's manifest, read and checked against the backup it must describe.
 pub async fn manifest(store: &dyn ObjectStore, entry: &IndexEntry) -> Result<Manifest> {
     let key = format!("{}{MANIFEST_NAME}", prefix_for(entry.kind, &entry.id));

@@ -98,6 +98,15 @@ pub async fn resolve(
                     })?
             }
             None => {
+                // Not in the index (its update was lost): the manifest itself decides.
+                if let Some((manifest, _)) = catalog::sealed_manifest(store, &parent)
+                    .await
+                    .filter(|_| chain.len() <= 10_000)
+                {
+                    tracing::warn!(backup = %parent, "not in the catalog index but sealed; `toc-backup catalog rebuild` adds it");
+                    chain.push(manifest);
+                    continue;
+                }
                 let damaged = catalog.unsealed.iter().find_map(|e| match &e.state {
                     EntryState::Damaged(err) if e.id == parent => Some(err.to_string()),
                     _ => None,

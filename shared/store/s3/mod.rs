@@ -236,6 +236,42 @@ impl S3Store {
         Ok(found)
     }
 
+    async fn get_versioned_once(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let full_key = self.full_key(key)?;
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full_key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(e) => {
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || e.raw_response().map(|r| r.status().as_u16()) == Some(404);
+                if missing {
+                    return Ok(None);
+                }
+                return Err(self.error("GetObject", &full_key, describe(&e)));
+            }
+        };
+        let tag = output.e_tag().unwrap_or_default().to_string();
+        let cut = |why: String| self.error("GetObject", &full_key, format!("{BODY_CUT}{why}"));
+        let bytes = tokio::time::timeout(self.settings.retry.stall, output.body.collect())
+            .await
+            .map_err(|_| {
+                cut(format!(
+                    "not whole after {} s",
+                    self.settings.retry.stall.as_secs()
+                ))
+            })?
+            .map_err(|e| cut(error_chain(&e)))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some((bytes, tag)))
+    }
+
     fn full_key(&self, key: &str) -> Result<String> {
         validate_key(key)?;
         Ok(format!("{}{key}", self.prefix))
@@ -334,6 +370,8 @@ fn tagging(key: &str, retention_class: &str, sealed: bool) -> String {
 }
 
 const DATABASE_PREFIX: &str = "database/";
+/// How an error of [`S3Store::get_versioned_once`] says the body was cut off.
+const BODY_CUT: &str = "the body was cut off: ";
 
 /// The tag set of [`tagging`] in the form PutObjectTagging takes.
 fn tag_set(query: &str) -> Result<Tagging> {
@@ -437,34 +475,25 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let full_key = self.full_key(key)?;
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(e) => {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().map(|r| r.status().as_u16()) == Some(404);
-                if missing {
-                    return Ok(None);
+        // A small object: a body cut off part-way is simply read again whole.
+        let retry = self.settings.retry;
+        let mut attempt = 1;
+        loop {
+            match self.get_versioned_once(key).await {
+                Err(Error::S3 { detail, .. })
+                    if detail.starts_with(BODY_CUT) && attempt < retry.attempts.max(1) =>
+                {
+                    tracing::warn!(
+                        key,
+                        attempt,
+                        "S3 read interrupted ({detail}); reading again"
+                    );
+                    tokio::time::sleep(retry.pause(attempt)).await;
+                    attempt += 1;
                 }
-                return Err(self.error("GetObject", &full_key, describe(&e)));
+                other => return other,
             }
-        };
-        let tag = output.e_tag().unwrap_or_default().to_string();
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.error("GetObject", &full_key, error_chain(&e)))?
-            .into_bytes()
-            .to_vec();
-        Ok(Some((bytes, tag)))
+        }
     }
 
     async fn put_if(&self, key: &str, bytes: Bytes, expected: Option<&str>) -> Result<bool> {
