@@ -125,6 +125,9 @@ pub enum Error {
     #[error("manifest {key} is not valid: {reason}")]
     InvalidManifest { key: String, reason: String },
 
+    #[error("backup {backup} is archived: {detail}")]
+    Archived { backup: String, detail: String },
+
     #[error("the catalog index {key} is not usable: {reason}")]
     InvalidCatalog { key: String, reason: String },
 

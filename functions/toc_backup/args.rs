@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Restore(RestoreArgs),
     /// Re-read a backup and check every file's checksum.
     Verify(VerifyArgs),
+    /// Ask S3 to bring an archived backup (Glacier, Deep Archive) back for a restore; run again
+    /// to see each file's progress.
+    Retrieve(RetrieveArgs),
     /// Show the backups in a store, newest first.
     List(ListArgs),
     /// Apply the retention policy: remove old daily backups.
@@ -315,6 +318,50 @@ pub(crate) struct VerifyArgs {
     pub(crate) backup: String,
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RetrieveArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The backup a restore will load: `latest` or an id from `toc-backup list`; its whole
+    /// chain (full backup and incrementals) is retrieved.
+    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
+    pub(crate) backup: String,
+    /// Instead of --backup: the newest point at or before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time, conflicts_with = "backup")]
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// S3 retrieval tier: Bulk (cheapest; up to 12 h, 48 h from Deep Archive), Standard (3-5 h,
+    /// 12 h from Deep Archive) or Expedited (minutes; not from Deep Archive).
+    #[arg(long, value_enum, default_value_t = TierArg::Bulk)]
+    pub(crate) tier: TierArg,
+    /// Days the retrieved copies stay readable (1-30); they cost as S3 Standard meanwhile.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=30))]
+    pub(crate) days: u32,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum TierArg {
+    #[value(name = "Bulk", alias = "bulk")]
+    Bulk,
+    #[value(name = "Standard", alias = "standard")]
+    Standard,
+    #[value(name = "Expedited", alias = "expedited")]
+    Expedited,
+}
+
+impl TierArg {
+    pub(crate) fn tier(self) -> toc_sis_backup::store::RetrievalTier {
+        use toc_sis_backup::store::RetrievalTier;
+        match self {
+            TierArg::Bulk => RetrievalTier::Bulk,
+            TierArg::Standard => RetrievalTier::Standard,
+            TierArg::Expedited => RetrievalTier::Expedited,
+        }
+    }
 }
 
 #[derive(Subcommand)]

@@ -16,6 +16,7 @@ use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
+use toc_sis_backup::store::ArchiveState;
 use toc_sis_backup::store::{open_store, ObjectStore};
 use toc_sis_backup::{catalog, retention, sample_data, verify, Error};
 
@@ -243,6 +244,11 @@ async fn run(command: Command) -> Result<(), Error> {
         Command::Verify(args) => {
             let store = store(&args.store).await?;
             let manifest = catalog::resolve(store.as_ref(), &args.backup).await?;
+            toc_sis_backup::restore::archive::ensure_readable(
+                store.as_ref(),
+                std::slice::from_ref(&manifest),
+            )
+            .await?;
             let report = verify::verify_backup(store.as_ref(), &manifest).await?;
             print(args.json, &report, |r| {
                 format!(
@@ -253,6 +259,66 @@ async fn run(command: Command) -> Result<(), Error> {
                 )
             });
         }
+        Command::Retrieve(args) => {
+            let store = store(&args.store).await?;
+            let chain =
+                toc_sis_backup::restore::chain::resolve(store.as_ref(), &args.backup, args.at)
+                    .await?;
+            let report = toc_sis_backup::restore::archive::retrieve(
+                store.as_ref(),
+                &chain,
+                args.tier.tier(),
+                args.days,
+            )
+            .await?;
+            print(args.json, &report, |r| {
+                let mut lines: Vec<String> = r
+                    .files
+                    .iter()
+                    .map(|f| {
+                        let state = match &f.state {
+                            ArchiveState::Retrieved { until, .. } => format!(
+                                "ready{}",
+                                until
+                                    .as_ref()
+                                    .map(|u| format!(" until {u}"))
+                                    .unwrap_or_default()
+                            ),
+                            ArchiveState::Retrieving { .. } => "in progress".into(),
+                            ArchiveState::Archived { .. } => "not requested".into(),
+                            ArchiveState::Readable => "readable".into(),
+                        };
+                        format!(
+                            "{:<12} {:>12}  {}  {state}",
+                            f.state.class().unwrap_or("-"),
+                            mib(f.bytes),
+                            f.key
+                        )
+                    })
+                    .collect();
+                lines.push(if r.files.is_empty() {
+                    format!("backup {}: nothing is archived; restore it as usual", r.backup_id)
+                } else if r.all_ready() {
+                    format!(
+                        "backup {}: all {} archived files are ready for {} days; restore it now",
+                        r.backup_id,
+                        r.files.len(),
+                        r.days
+                    )
+                } else {
+                    format!(
+                        "backup {}: {} of {} archived files ready, {} in progress ({} requested now, {:?} tier); run this again to follow",
+                        r.backup_id,
+                        r.ready,
+                        r.files.len(),
+                        r.retrieving,
+                        r.requested,
+                        r.tier
+                    )
+                });
+                lines.join("\n")
+            });
+        }
         Command::List(args) => {
             let listed = catalog::list(store(&args.store).await?.as_ref(), args.all).await?;
             print(args.json, &listed, |list| {
@@ -260,12 +326,12 @@ async fn run(command: Command) -> Result<(), Error> {
                     return "no backups".to_string();
                 }
                 let mut lines = vec![format!(
-                    "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}",
-                    "ID", "KIND", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE"
+                    "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12} {:<12}",
+                    "ID", "KIND", "STATUS", "DATABASE", "TABLES", "ROWS", "SIZE", "STORAGE"
                 )];
                 for b in list {
                     lines.push(format!(
-                        "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12}{}",
+                        "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12} {:<12}{}",
                         b.id,
                         b.kind,
                         b.status,
@@ -273,6 +339,7 @@ async fn run(command: Command) -> Result<(), Error> {
                         b.tables.map_or("-".into(), |t| t.to_string()),
                         b.rows.map_or("-".into(), |r| r.to_string()),
                         mib(b.bytes),
+                        b.storage_class.as_deref().unwrap_or("-"),
                         match (&b.problem, &b.parent) {
                             (Some(p), _) => format!("  ({p})"),
                             (None, Some(parent)) => format!("  (after {parent})"),

@@ -382,6 +382,9 @@ pub struct ListedBackup {
     pub rows: Option<u64>,
     pub bytes: u64,
     pub files: usize,
+    /// Where the data files are now by the store's lifecycle and their age (`STANDARD` in a
+    /// folder); `restore` and `retrieve` check each file itself.
+    pub storage_class: Option<String>,
     pub problem: Option<String>,
 }
 
@@ -395,9 +398,32 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
     } else {
         (load(store).await?.complete, Vec::new())
     };
+    let mut transitions = BTreeMap::new();
+    for prefix in [DAILY_PREFIX, INCREMENTAL_PREFIX] {
+        transitions.insert(prefix, store.data_transitions(prefix).await?);
+    }
+    let now = Utc::now();
+    let storage_class = |e: &IndexEntry| -> String {
+        let prefix = match e.kind {
+            BackupKind::Full => DAILY_PREFIX,
+            BackupKind::Incremental => INCREMENTAL_PREFIX,
+        };
+        let age_days = id_time(&e.id).map(|t| (now - t).num_days()).unwrap_or(0);
+        transitions
+            .get(prefix)
+            .and_then(|moves| {
+                moves
+                    .iter()
+                    .filter(|(days, _)| i64::from(*days) <= age_days)
+                    .last()
+                    .map(|(_, class)| class.clone())
+            })
+            .unwrap_or_else(|| e.storage_class.clone())
+    };
     let mut listed: Vec<ListedBackup> = complete
         .into_iter()
         .map(|e| ListedBackup {
+            storage_class: Some(storage_class(&e)),
             status: "complete",
             kind: e.kind.label(),
             rows: Some(e.rows()),
@@ -435,6 +461,7 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
             rows: None,
             bytes,
             files: e.files.len(),
+            storage_class: None,
             problem: Some(problem),
         });
     }

@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod apply;
+pub mod archive;
 pub mod chain;
 mod check;
 pub mod definer;
@@ -89,6 +90,7 @@ pub async fn run_restore(
     let started = Instant::now();
     validate_database_name(&options.target_database)?;
     let chain = chain::resolve(store.as_ref(), &options.backup, options.at).await?;
+    archive::ensure_readable(store.as_ref(), &chain).await?;
     let target = chain
         .last()
         .cloned()

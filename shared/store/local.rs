@@ -236,6 +236,7 @@ fn walk(root: &Path, dir: &Path, prefix: &str, found: &mut Vec<ObjectInfo>) -> i
                 size: meta.len(),
                 modified: meta.modified().ok().map(Into::into),
                 etag: None,
+                storage_class: None,
             });
         }
     }

@@ -27,6 +27,61 @@ pub struct ObjectInfo {
     pub modified: Option<DateTime<Utc>>,
     /// S3's entity tag: changes whenever the object is written again.
     pub etag: Option<String>,
+    /// S3's storage class (`STANDARD`, `GLACIER`, `DEEP_ARCHIVE`, …); none in a folder.
+    pub storage_class: Option<String>,
+}
+
+/// Whether an object can be read now, or must first be retrieved from an archive class
+/// (S3 Glacier Flexible Retrieval or Deep Archive; Glacier Instant Retrieval reads as usual).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ArchiveState {
+    Readable,
+    /// Archived, no retrieval asked for (or the last one expired).
+    Archived {
+        class: String,
+    },
+    /// Retrieval asked for and not finished.
+    Retrieving {
+        class: String,
+    },
+    /// A temporary copy is readable until `until`.
+    Retrieved {
+        class: String,
+        until: Option<String>,
+    },
+}
+
+impl ArchiveState {
+    pub fn readable(&self) -> bool {
+        matches!(
+            self,
+            ArchiveState::Readable | ArchiveState::Retrieved { .. }
+        )
+    }
+
+    /// The archive class, when the object is in one.
+    pub fn class(&self) -> Option<&str> {
+        match self {
+            ArchiveState::Readable => None,
+            ArchiveState::Archived { class }
+            | ArchiveState::Retrieving { class }
+            | ArchiveState::Retrieved { class, .. } => Some(class),
+        }
+    }
+}
+
+/// S3's retrieval tiers, fastest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum RetrievalTier {
+    Expedited,
+    Standard,
+    Bulk,
+}
+
+/// The storage classes whose objects must be retrieved before they can be read.
+pub fn is_archive_class(class: &str) -> bool {
+    matches!(class, "GLACIER" | "DEEP_ARCHIVE")
 }
 
 #[async_trait]
@@ -67,6 +122,28 @@ pub trait ObjectStore: Send + Sync + fmt::Display {
     /// nothing: its unsealed folders are found by having no manifest.
     async fn mark_sealed(&self, _keys: &[String], _sealed: bool) -> Result<()> {
         Ok(())
+    }
+
+    /// The storage classes the store's lifecycle moves a backup's data files under `prefix`
+    /// to, as (days after writing, class), earliest first; empty when nothing moves them.
+    async fn data_transitions(&self, _prefix: &str) -> Result<Vec<(u32, String)>> {
+        Ok(Vec::new())
+    }
+
+    /// Whether `key` can be read now (see [`ArchiveState`]); a folder's objects always can.
+    async fn archive_state(&self, _key: &str) -> Result<ArchiveState> {
+        Ok(ArchiveState::Readable)
+    }
+
+    /// Asks for a temporary readable copy of an archived object for `days`; idempotent (a
+    /// retrieval under way or done is left as it is). Returns the state after asking.
+    async fn request_retrieval(
+        &self,
+        key: &str,
+        _tier: RetrievalTier,
+        _days: u32,
+    ) -> Result<ArchiveState> {
+        self.archive_state(key).await
     }
 
     /// Every object under `prefix` whose key sorts after `start_after` (a key under `prefix`):
