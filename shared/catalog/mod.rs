@@ -414,8 +414,7 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
             .and_then(|moves| {
                 moves
                     .iter()
-                    .filter(|(days, _)| i64::from(*days) <= age_days)
-                    .last()
+                    .rfind(|(days, _)| i64::from(*days) <= age_days)
                     .map(|(_, class)| class.clone())
             })
             .unwrap_or_else(|| e.storage_class.clone())
