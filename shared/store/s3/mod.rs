@@ -62,6 +62,18 @@ pub struct S3Settings {
     pub retention_class: String,
     /// Attempts, stall timeout and backoff of every request and resumed read.
     pub retry: RetrySettings,
+    /// Object Lock for a sealed daily backup's files: (mode, days from sealing). Set on seal,
+    /// not on write, so a failed run's leftovers keep only the bucket's short default and can
+    /// expire.
+    pub daily_lock: Option<(LockMode, u32)>,
+}
+
+/// S3 Object Lock modes: GOVERNANCE can be lifted by someone allowed
+/// s3:BypassGovernanceRetention; COMPLIANCE by nobody, not even the account's root user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    Governance,
+    Compliance,
 }
 
 impl Default for S3Settings {
@@ -72,6 +84,7 @@ impl Default for S3Settings {
             concurrency: 2,
             retention_class: "academic-records-7y".into(),
             retry: RetrySettings::default(),
+            daily_lock: None,
         }
     }
 }
@@ -131,6 +144,19 @@ impl S3Settings {
         }
         if let Some(value) = var("BACKUP_RETENTION_CLASS") {
             settings.retention_class = value;
+        }
+        if let Some(days) = number("BACKUP_DAILY_LOCK_DAYS", " of days", 1..=36500)? {
+            let mode = match var("BACKUP_DAILY_LOCK_MODE").as_deref() {
+                None | Some("GOVERNANCE") => LockMode::Governance,
+                Some("COMPLIANCE") => LockMode::Compliance,
+                Some(other) => {
+                    return Err(Error::Config {
+                        variable: "BACKUP_DAILY_LOCK_MODE".into(),
+                        reason: format!("is {other:?}, which is not GOVERNANCE or COMPLIANCE"),
+                    })
+                }
+            };
+            settings.daily_lock = Some((mode, days as u32));
         }
         if let Some(n) = number("BACKUP_S3_ATTEMPTS", "", 1..=20)? {
             settings.retry.attempts = n as u32;
@@ -274,6 +300,38 @@ impl S3Store {
             .into_bytes()
             .to_vec();
         Ok(Some((bytes, tag)))
+    }
+
+    /// Holds a sealed daily backup's object for the retention class's years (when configured).
+    async fn lock_daily(&self, key: &str, full_key: &str) -> Result<()> {
+        let Some((mode, days)) = self.settings.daily_lock else {
+            return Ok(());
+        };
+        let until = Utc::now() + chrono::Duration::days(i64::from(days));
+        let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
+            .mode(match mode {
+                LockMode::Governance => aws_sdk_s3::types::ObjectLockRetentionMode::Governance,
+                LockMode::Compliance => aws_sdk_s3::types::ObjectLockRetentionMode::Compliance,
+            })
+            .retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(
+                until.timestamp(),
+            ))
+            .build();
+        self.client
+            .put_object_retention()
+            .bucket(&self.bucket)
+            .key(full_key)
+            .retention(retention)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                self.error(
+                    "PutObjectRetention",
+                    full_key,
+                    format!("{} (locking {key} for {days} days)", describe(&e)),
+                )
+            })
     }
 
     fn full_key(&self, key: &str) -> Result<String> {
@@ -488,7 +546,11 @@ impl ObjectStore for S3Store {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| self.error("PutObjectTagging", &full_key, describe(&e)))
+                    .map_err(|e| self.error("PutObjectTagging", &full_key, describe(&e)))?;
+                if sealed && key.starts_with(crate::catalog::DAILY_PREFIX) {
+                    self.lock_daily(key, &full_key).await?;
+                }
+                Ok(())
             })
             .await
     }
