@@ -301,3 +301,66 @@ async fn racing_writers_never_lose_an_entry_in_s3_or_a_folder() {
     }
     drop_database(&source).await;
 }
+
+/// A backup sealed but missing from the index (its writer died between manifest and index):
+/// a restore through it still works, reading its manifest directly, and the next backup of its
+/// chain puts it back in the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_missing_from_the_index_is_read_directly_and_put_back() {
+    let source = grades_database().await;
+    let url = DatabaseUrl::parse(&url_for(&source)).expect("url");
+    let folder = tempfile::tempdir().expect("folder");
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(folder.path()));
+    run_dump(store.clone(), &LogNotifier, &DumpOptions::new(url.clone()))
+        .await
+        .expect("full");
+    let mut options = IncrementalOptions::new(url.clone());
+    options.scope = Scope {
+        tables: vec![ScopedTable {
+            name: "student_grade_records".into(),
+            tracking_column: "updated_at".into(),
+        }],
+    };
+    let mut links = Vec::new();
+    for step in 0..4 {
+        connect_to(&source)
+            .await
+            .query_drop(format!(
+                "UPDATE student_grade_records SET grade = grade + 1 WHERE id % 7 = {step}"
+            ))
+            .await
+            .expect("change");
+        let report = run_incremental_until(
+            store.clone(),
+            &LogNotifier,
+            &options,
+            std::future::pending(),
+        )
+        .await
+        .expect("incremental");
+        links.push(report.backup_id.expect("a link"));
+        if step == 2 {
+            // The second link's index update was lost; the third is in the index.
+            index::forget(store.as_ref(), &links[1..2])
+                .await
+                .expect("forget");
+            let catalog = catalog::load(store.as_ref()).await.expect("catalog");
+            assert!(catalog.get(&links[1]).is_none() && catalog.get(&links[2]).is_some());
+            let target = unique_name("through_unindexed");
+            assert_ok(&restore(folder.path(), "latest", &target));
+            assert_eq!(checksums(&source).await, checksums(&target).await);
+            drop_database(&target).await;
+        }
+    }
+    let (entries, _) = index::read(store.as_ref())
+        .await
+        .expect("read")
+        .expect("index");
+    for id in &links {
+        assert!(
+            entries.iter().any(|e| &e.id == id),
+            "{id} is not in the index"
+        );
+    }
+    drop_database(&source).await;
+}

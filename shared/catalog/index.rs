@@ -271,17 +271,28 @@ pub async fn record(store: &dyn ObjectStore, manifest: &Manifest, manifest_bytes
     }
 }
 
-/// The links before `manifest` in its chain that the index lacks (read from their manifests),
-/// up to the first it has; empty when the index cannot be read now.
+/// The links before `manifest` in its chain that the index lacks (read from their manifests);
+/// empty when the index cannot be read now.
 async fn missing_links(store: &dyn ObjectStore, manifest: &Manifest) -> Vec<IndexEntry> {
+    if manifest.parent.is_none() {
+        return Vec::new();
+    }
     let Ok(Some((entries, _))) = read(store).await else {
         return Vec::new();
     };
+    // Up the chain to its full backup: indexed links through their entries, the others by
+    // reading their manifests.
     let mut found = Vec::new();
     let mut parent = manifest.parent.clone();
+    let mut steps = 0;
     while let Some(id) = parent.take() {
-        if entries.iter().any(|e| e.id == id) || found.len() > 1000 {
+        steps += 1;
+        if steps > 10_000 {
             break;
+        }
+        if let Some(entry) = entries.iter().find(|e| e.id == id) {
+            parent = entry.parent.clone();
+            continue;
         }
         let Some((link, bytes)) = super::sealed_manifest(store, &id).await else {
             break;
