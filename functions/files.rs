@@ -3,8 +3,13 @@
 use toc_sis_backup::lambda::files::FilesFunction;
 use toc_sis_backup::lambda::{start, ProcessEnv};
 
+fn main() -> std::process::ExitCode {
+    toc_sis_backup::memory::limit_malloc_arenas();
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn serve() -> std::process::ExitCode {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk_config = toc_sis_backup::aws::sdk_config().await;
     start(FilesFunction::from_env(&ProcessEnv, sdk_config)).await

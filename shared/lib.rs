@@ -14,6 +14,7 @@ pub mod files;
 pub mod incremental;
 pub mod lambda;
 pub mod manifest;
+pub mod memory;
 pub mod monitor;
 pub mod mysql;
 pub mod notify;

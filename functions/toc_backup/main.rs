@@ -33,25 +33,8 @@ fn print_checks(report: &MonitorReport) -> String {
     lines.join("\n")
 }
 
-/// glibc gives each thread that allocates its own malloc arena (up to eight per core), and the
-/// restore's converting threads then keep freed blocks spread over many of them: 177 MiB peak
-/// at scale 165 against 103 MiB with two arenas, at the same speed (BENCHMARKS.md). Must run
-/// before any other thread exists; an operator's MALLOC_ARENA_MAX still wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter, and no other thread is running yet.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
-
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    toc_sis_backup::memory::limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
