@@ -341,19 +341,6 @@ pub async fn rebuild(store: &dyn ObjectStore) -> Result<RebuildReport> {
     })
 }
 
-/// Test support and tools: an index written directly (for generated stores).
-pub async fn write_fresh(store: &dyn ObjectStore, entries: &[IndexEntry]) -> Result<()> {
-    let mut sorted = entries.to_vec();
-    sorted.sort_by(|a, b| b.id.cmp(&a.id));
-    let mut writer = store.create(INDEX_KEY).await?;
-    let bytes = encode(&sorted)?;
-    if let Err(e) = writer.write(Bytes::from(bytes)).await {
-        writer.abort().await;
-        return Err(e);
-    }
-    writer.finish().await.map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

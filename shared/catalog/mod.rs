@@ -122,28 +122,14 @@ async fn open_folders(
         let mut manifest_digest = None;
         let state = if files.iter().any(|f| f.key == key) {
             match store.get(&key).await? {
-                Some(bytes) => {
-                    let opened = Manifest::open(&key, &bytes);
-                    if opened.is_ok() {
+                Some(bytes) => match open_sealed(&key, &bytes, kind, &id) {
+                    Ok(m) => {
                         manifest_digest =
                             Some((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64));
+                        EntryState::Complete(Box::new(m))
                     }
-                    match opened {
-                        Ok(m) if m.backup_id == id && m.kind == kind => {
-                            EntryState::Complete(Box::new(m))
-                        }
-                        Ok(m) => EntryState::Damaged(Error::InvalidManifest {
-                            key: key.clone(),
-                            reason: format!(
-                                "it names {} backup {:?}, not {} backup {id:?}",
-                                m.kind.label(),
-                                m.backup_id,
-                                kind.label()
-                            ),
-                        }),
-                        Err(e) => EntryState::Damaged(e),
-                    }
-                }
+                    Err(e) => EntryState::Damaged(e),
+                },
                 None => EntryState::Incomplete,
             }
         } else {
@@ -176,6 +162,19 @@ fn index_entry(entry: &CatalogEntry) -> Option<IndexEntry> {
         }
         _ => None,
     }
+}
+
+/// Opened folders as index entries for the sealed ones, and the others as they are.
+fn split(folders: Vec<CatalogEntry>) -> (Vec<IndexEntry>, Vec<CatalogEntry>) {
+    let mut complete = Vec::new();
+    let mut unsealed = Vec::new();
+    for entry in folders {
+        match index_entry(&entry) {
+            Some(sealed) => complete.push(sealed),
+            None => unsealed.push(entry),
+        }
+    }
+    (complete, unsealed)
 }
 
 /// Where a reader's view of the store came from.
@@ -227,13 +226,8 @@ pub async fn load(store: &dyn ObjectStore) -> Result<Catalog> {
         };
         newer.extend(objects);
     }
-    let mut unsealed = Vec::new();
-    for entry in open_folders(store, newer).await? {
-        match index_entry(&entry) {
-            Some(sealed) => complete.push(sealed),
-            None => unsealed.push(entry),
-        }
-    }
+    let (sealed_since, unsealed) = split(open_folders(store, newer).await?);
+    complete.extend(sealed_since);
     complete.sort_by(|a, b| b.id.cmp(&a.id));
     complete.dedup_by(|a, b| a.id == b.id);
     Ok(Catalog {
@@ -244,14 +238,7 @@ pub async fn load(store: &dyn ObjectStore) -> Result<Catalog> {
 }
 
 async fn scan(store: &dyn ObjectStore, reason: String) -> Result<Catalog> {
-    let mut complete = Vec::new();
-    let mut unsealed = Vec::new();
-    for entry in entries(store).await? {
-        match index_entry(&entry) {
-            Some(sealed) => complete.push(sealed),
-            None => unsealed.push(entry),
-        }
-    }
+    let (complete, unsealed) = split(entries(store).await?);
     Ok(Catalog {
         complete,
         unsealed,
@@ -264,13 +251,20 @@ impl Catalog {
         self.complete.iter().find(|e| e.id == id)
     }
 
+    /// Folders whose manifest exists but does not open as their backup, newest first.
+    pub fn damaged(&self) -> impl Iterator<Item = (&CatalogEntry, &Error)> {
+        self.unsealed.iter().filter_map(|e| match &e.state {
+            EntryState::Damaged(err) => Some((e, err)),
+            _ => None,
+        })
+    }
+
     /// The entry `which` names (`latest` or an id). A damaged manifest newer than every
     /// complete backup is an error, never a reason to fall back to an older backup silently.
     pub fn select(&self, which: &str, store: &str) -> Result<&IndexEntry> {
-        let damaged = self.unsealed.iter().find_map(|e| match &e.state {
-            EntryState::Damaged(err) if which == "latest" || e.id == which => Some((e, err)),
-            _ => None,
-        });
+        let damaged = self
+            .damaged()
+            .find(|(e, _)| which == "latest" || e.id == which);
         if which == "latest" {
             let newest = self.complete.first();
             if let Some((entry, err)) = damaged {
@@ -307,16 +301,32 @@ fn copy_error(error: &Error) -> Error {
     }
 }
 
+/// Opens the manifest stored at `key`, which must describe the `kind` backup `id` that lives
+/// there (a manifest copied from another folder is damage, not that backup).
+fn open_sealed(key: &str, bytes: &[u8], kind: BackupKind, id: &str) -> Result<Manifest> {
+    let manifest = Manifest::open(key, bytes)?;
+    if manifest.backup_id != id || manifest.kind != kind {
+        return Err(Error::InvalidManifest {
+            key: key.to_string(),
+            reason: format!(
+                "it names {} backup {:?}, not {} backup {id:?}",
+                manifest.kind.label(),
+                manifest.backup_id,
+                kind.label()
+            ),
+        });
+    }
+    Ok(manifest)
+}
+
 /// A backup the index does not list, read straight from its manifest (as an incremental, then
 /// as a full backup); `None` when neither opens as that backup.
 pub async fn sealed_manifest(store: &dyn ObjectStore, id: &str) -> Option<(Manifest, Vec<u8>)> {
     for kind in [BackupKind::Incremental, BackupKind::Full] {
         let key = format!("{}{MANIFEST_NAME}", prefix_for(kind, id));
         if let Ok(Some(bytes)) = store.get(&key).await {
-            if let Ok(m) = Manifest::open(&key, &bytes) {
-                if m.backup_id == id && m.kind == kind {
-                    return Some((m, bytes));
-                }
+            if let Ok(m) = open_sealed(&key, &bytes, kind, id) {
+                return Some((m, bytes));
             }
         }
     }
@@ -333,19 +343,7 @@ pub async fn manifest(store: &dyn ObjectStore, entry: &IndexEntry) -> Result<Man
             key: key.clone(),
             reason: "the catalog lists this backup as complete but its manifest is gone".into(),
         })?;
-    let manifest = Manifest::open(&key, &bytes)?;
-    if manifest.backup_id != entry.id || manifest.kind != entry.kind {
-        return Err(Error::InvalidManifest {
-            key,
-            reason: format!(
-                "it names {} backup {:?}, not {} backup {:?}",
-                manifest.kind.label(),
-                manifest.backup_id,
-                entry.kind.label(),
-                entry.id
-            ),
-        });
-    }
+    let manifest = open_sealed(&key, &bytes, entry.kind, &entry.id)?;
     let sha = hex::encode(Sha256::digest(&bytes));
     if sha != entry.manifest_sha256 {
         tracing::warn!(

@@ -21,7 +21,7 @@ use std::time::Instant;
 use chrono::{Datelike, Duration, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
-use crate::catalog::{self, new_backup_id, prefix_for, EntryState};
+use crate::catalog::{self, new_backup_id, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
 use crate::dump::{
@@ -101,14 +101,12 @@ async fn chain_tip(store: &dyn ObjectStore) -> Result<Option<ChainTip>> {
     };
     let root = catalog::manifest(store, root_entry).await?;
     // A damaged manifest after the chain's root may be a link of it: never continue past one.
-    if let Some((id, err)) = catalog.unsealed.iter().find_map(|e| match &e.state {
-        EntryState::Damaged(err) if e.kind == BackupKind::Incremental && e.id > root.backup_id => {
-            Some((e.id.clone(), err))
-        }
-        _ => None,
-    }) {
+    if let Some((entry, err)) = catalog
+        .damaged()
+        .find(|(e, _)| e.kind == BackupKind::Incremental && e.id > root.backup_id)
+    {
         return Err(Error::BrokenChain {
-            backup: id,
+            backup: entry.id.clone(),
             reason: format!(
                 "its manifest is damaged ({err}); take a full backup to start a new chain"
             ),

@@ -208,18 +208,14 @@ async fn integrity(
     let critical =
         |reason: String, unsound: Option<String>| verdict(Status::Critical, reason, unsound);
     let full = catalog.complete.iter().find(|e| e.kind == BackupKind::Full);
-    let newer_damaged_full = catalog.unsealed.iter().find(|e| {
-        e.kind == BackupKind::Full
-            && matches!(e.state, EntryState::Damaged(_))
-            && full.is_none_or(|f| e.id > f.id)
-    });
-    if let Some(damaged) = newer_damaged_full {
-        if let EntryState::Damaged(e) = &damaged.state {
-            return critical(
-                format!("the latest full backup {} is damaged: {e}", damaged.id),
-                Some(damaged.id.clone()),
-            );
-        }
+    if let Some((damaged, e)) = catalog
+        .damaged()
+        .find(|(e, _)| e.kind == BackupKind::Full && full.is_none_or(|f| e.id > f.id))
+    {
+        return critical(
+            format!("the latest full backup {} is damaged: {e}", damaged.id),
+            Some(damaged.id.clone()),
+        );
     }
     let Some(full) = full else {
         return critical(format!("no full backup with a manifest in {store}"), None);
@@ -240,17 +236,14 @@ async fn integrity(
             None,
         );
     }
-    if let Some(damaged) = catalog.unsealed.iter().find(|e| {
-        e.kind == BackupKind::Incremental
-            && e.id > full.id
-            && matches!(e.state, EntryState::Damaged(_))
-    }) {
-        if let EntryState::Damaged(e) = &damaged.state {
-            return critical(
-                format!("incremental {} is damaged: {e}", damaged.id),
-                Some(damaged.id.clone()),
-            );
-        }
+    if let Some((damaged, e)) = catalog
+        .damaged()
+        .find(|(e, _)| e.kind == BackupKind::Incremental && e.id > full.id)
+    {
+        return critical(
+            format!("incremental {} is damaged: {e}", damaged.id),
+            Some(damaged.id.clone()),
+        );
     }
     let mut links: Vec<&IndexEntry> = vec![full];
     links.extend(catalog.complete.iter().filter(|e| {

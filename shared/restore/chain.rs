@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{self, EntryState};
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::manifest::{BackupKind, Manifest, ObjectEntry, TableEntry};
 use crate::store::ObjectStore;
@@ -107,10 +107,10 @@ pub async fn resolve(
                     chain.push(manifest);
                     continue;
                 }
-                let damaged = catalog.unsealed.iter().find_map(|e| match &e.state {
-                    EntryState::Damaged(err) if e.id == parent => Some(err.to_string()),
-                    _ => None,
-                });
+                let damaged = catalog
+                    .damaged()
+                    .find(|(e, _)| e.id == parent)
+                    .map(|(_, err)| err.to_string());
                 return Err(Error::BrokenChain {
                     backup: child,
                     reason: match damaged {
