@@ -297,3 +297,62 @@ async fn a_sealed_daily_backup_is_locked_for_its_years_and_leftovers_are_not() {
     }
     drop_database(&source).await;
 }
+
+/// The template's bucket has a default Object Lock retention, under which S3 refuses every
+/// upload that names no checksum algorithm (nor Content-MD5): whole objects, multipart uploads
+/// and the catalog's conditional writes must all carry one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_is_accepted_by_a_bucket_with_a_default_retention() {
+    let source = small_database("s3_default_lock").await;
+    let s3 = aws::s3().await;
+    let bucket = format!("toc-retain-{:08x}", rand::random::<u32>());
+    s3.create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket with Object Lock");
+    s3.put_object_lock_configuration()
+        .bucket(&bucket)
+        .object_lock_configuration(
+            aws_sdk_s3::types::ObjectLockConfiguration::builder()
+                .object_lock_enabled(aws_sdk_s3::types::ObjectLockEnabled::Enabled)
+                .rule(
+                    aws_sdk_s3::types::ObjectLockRule::builder()
+                        .default_retention(
+                            aws_sdk_s3::types::DefaultRetention::builder()
+                                .mode(aws_sdk_s3::types::ObjectLockRetentionMode::Governance)
+                                .days(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("default retention");
+    let store = open_store(&format!("s3://{bucket}/college"))
+        .await
+        .expect("store");
+    let mut options = DumpOptions::new(DatabaseUrl::parse(&url_for(&source)).expect("url"));
+    options.split_bytes = 4096;
+    run_dump(store.clone(), &LogNotifier, &options)
+        .await
+        .expect("a dump into a bucket with a default retention");
+    let listed = toc_sis_backup::catalog::list(store.as_ref(), false)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (entries, _) = toc_sis_backup::catalog::index::read(store.as_ref())
+        .await
+        .expect("read")
+        .expect("the catalog index was written");
+    assert_eq!(entries.len(), 1);
+    drop_database(&source).await;
+}

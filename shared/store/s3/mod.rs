@@ -712,6 +712,7 @@ impl ObjectStore for S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(&full_key)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .checksum_sha256(writer::sha256_base64(&bytes))
             .tagging(tagging(key, &self.settings.retention_class, false))
             .body(ByteStream::from(bytes));

@@ -153,6 +153,9 @@ impl S3Writer {
             .put_object()
             .bucket(&self.bucket)
             .key(&self.key)
+            // The algorithm named too: S3 refuses uploads to an Object Lock bucket with a default
+            // retention (and any upload carrying a lock) without Content-MD5 or this header.
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(sha256_base64(&body))
             .tagging(&self.tagging)
             .body(ByteStream::from(body));
