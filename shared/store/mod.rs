@@ -216,8 +216,7 @@ pub async fn seal_with_manifest(
         }
         return Err(e);
     }
-    // The manifest is written sealed; this gives it the same lock as its files.
-    store.mark_sealed(&[manifest_key.to_string()], true).await
+    Ok(())
 }
 
 /// Opens the store a person named: a folder path or `s3://BUCKET/PREFIX` (S3 settings and

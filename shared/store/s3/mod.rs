@@ -302,20 +302,35 @@ impl S3Store {
         Ok(Some((bytes, tag)))
     }
 
+    /// Until when a sealed daily backup's object is held, under which mode (when configured).
+    fn daily_lock_until(&self) -> Option<(LockMode, aws_sdk_s3::primitives::DateTime)> {
+        let (mode, days) = self.settings.daily_lock?;
+        let until = Utc::now() + chrono::Duration::days(i64::from(days));
+        Some((
+            mode,
+            aws_sdk_s3::primitives::DateTime::from_secs(until.timestamp()),
+        ))
+    }
+
+    /// The lock a new object gets as it is written: a daily backup's manifest is sealed from
+    /// its first byte (its files were sealed just before it), so it is locked at once.
+    fn lock_on_write(&self, key: &str) -> Option<(LockMode, aws_sdk_s3::primitives::DateTime)> {
+        let daily_manifest = key.starts_with(crate::catalog::DAILY_PREFIX)
+            && key.rsplit('/').next() == Some(MANIFEST_NAME);
+        daily_manifest.then(|| self.daily_lock_until()).flatten()
+    }
+
     /// Holds a sealed daily backup's object for the retention class's years (when configured).
     async fn lock_daily(&self, key: &str, full_key: &str) -> Result<()> {
-        let Some((mode, days)) = self.settings.daily_lock else {
+        let Some((mode, until)) = self.daily_lock_until() else {
             return Ok(());
         };
-        let until = Utc::now() + chrono::Duration::days(i64::from(days));
         let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
             .mode(match mode {
                 LockMode::Governance => aws_sdk_s3::types::ObjectLockRetentionMode::Governance,
                 LockMode::Compliance => aws_sdk_s3::types::ObjectLockRetentionMode::Compliance,
             })
-            .retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(
-                until.timestamp(),
-            ))
+            .retain_until_date(until)
             .build();
         self.client
             .put_object_retention()
@@ -329,7 +344,7 @@ impl S3Store {
                 self.error(
                     "PutObjectRetention",
                     full_key,
-                    format!("{} (locking {key} for {days} days)", describe(&e)),
+                    format!("{} (locking {key} until {until})", describe(&e)),
                 )
             })
     }
@@ -498,6 +513,7 @@ impl ObjectStore for S3Store {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
             tagging: tagging(key, &self.settings.retention_class, false),
+            lock: self.lock_on_write(key),
             key: full_key,
             settings: self.settings.clone(),
             buffer: Vec::new(),

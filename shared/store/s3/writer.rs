@@ -14,7 +14,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
-use super::{describe, Encryption, S3Settings};
+use super::{describe, Encryption, LockMode, S3Settings};
 use crate::error::{Error, Result};
 use crate::store::ObjectWriter;
 
@@ -23,6 +23,8 @@ pub(super) struct S3Writer {
     pub(super) bucket: String,
     pub(super) key: String,
     pub(super) tagging: String,
+    /// Object Lock set as the object is written (a daily backup's manifest).
+    pub(super) lock: Option<(LockMode, aws_sdk_s3::primitives::DateTime)>,
     pub(super) settings: Arc<S3Settings>,
     pub(super) buffer: Vec<u8>,
     pub(super) upload_id: Option<String>,
@@ -30,6 +32,13 @@ pub(super) struct S3Writer {
     pub(super) in_flight: JoinSet<Result<CompletedPart>>,
     pub(super) completed: Vec<CompletedPart>,
     pub(super) written: u64,
+}
+
+fn lock_mode(mode: LockMode) -> aws_sdk_s3::types::ObjectLockMode {
+    match mode {
+        LockMode::Governance => aws_sdk_s3::types::ObjectLockMode::Governance,
+        LockMode::Compliance => aws_sdk_s3::types::ObjectLockMode::Compliance,
+    }
 }
 
 /// The encryption headers of a whole-object write (see [`Encryption`]).
@@ -83,7 +92,9 @@ impl S3Writer {
             .bucket(&self.bucket)
             .key(&self.key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .tagging(&self.tagging);
+            .tagging(&self.tagging)
+            .set_object_lock_mode(self.lock.map(|(mode, _)| lock_mode(mode)))
+            .set_object_lock_retain_until_date(self.lock.map(|(_, until)| until));
         request = match &self.settings.encryption {
             Encryption::BucketDefault => request,
             Encryption::Kms { key_id } => request
@@ -158,6 +169,8 @@ impl S3Writer {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .checksum_sha256(sha256_base64(&body))
             .tagging(&self.tagging)
+            .set_object_lock_mode(self.lock.map(|(mode, _)| lock_mode(mode)))
+            .set_object_lock_retain_until_date(self.lock.map(|(_, until)| until))
             .body(ByteStream::from(body));
         request = with_encryption(request, &self.settings.encryption);
         request
