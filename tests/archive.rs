@@ -12,30 +12,13 @@ async fn an_archived_backup_is_refused_then_retrieved_then_restored_exactly() {
     let source = small_database("archived").await;
     let bucket = aws::bucket("toc-archive").await;
     let store = format!("s3://{bucket}/college");
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &url_for(&source),
-            "--store",
-            &store,
-        ],
-        &[],
-    ));
+    assert_ok(&dump_into(&source, &store, &[]));
 
     // What the lifecycle does at 90 and 365 days: data files move, the manifest stays.
     let s3 = aws::s3().await;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("college/database/daily/")
-        .send()
+    let data: Vec<String> = aws::keys(&bucket, "college/database/daily/")
         .await
-        .expect("list");
-    let data: Vec<String> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
+        .into_iter()
         .filter(|k| !k.ends_with("/manifest.json"))
         .collect();
     assert!(data.len() >= 3, "{data:?}");
@@ -118,18 +101,21 @@ async fn an_archived_backup_is_refused_then_retrieved_then_restored_exactly() {
     );
 
     let target = unique_name("from_archive");
-    let refused = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            &store,
-            "--target-database",
-            &target,
-        ],
-        &[],
-    );
+    let restore_into_target = || {
+        run_cli(
+            &[
+                "restore",
+                "--database-url",
+                &server_url(),
+                "--store",
+                &store,
+                "--target-database",
+                &target,
+            ],
+            &[],
+        )
+    };
+    let refused = restore_into_target();
     assert!(!refused.status.success(), "{}", text(&refused));
     let said = String::from_utf8_lossy(&refused.stderr).to_string();
     for expected in [
@@ -176,18 +162,7 @@ async fn an_archived_backup_is_refused_then_retrieved_then_restored_exactly() {
         "{said}"
     );
 
-    assert_ok(&run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            &store,
-            "--target-database",
-            &target,
-        ],
-        &[],
-    ));
+    assert_ok(&restore_into_target());
     assert_eq!(checksums(&source).await, checksums(&target).await);
     assert_ok(&run_cli(&["verify", "--store", &store], &[]));
     drop_database(&source).await;

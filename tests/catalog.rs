@@ -120,6 +120,16 @@ async fn grades_database() -> String {
     name
 }
 
+/// The incremental's scope for [`grades_database`]: its one table, tracked by `updated_at`.
+fn grades_scope() -> Scope {
+    Scope {
+        tables: vec![ScopedTable {
+            name: "student_grade_records".into(),
+            tracking_column: "updated_at".into(),
+        }],
+    }
+}
+
 /// A copy of `manifest` as another, earlier backup: what a day of history adds to the catalog.
 fn earlier(manifest: &Manifest, days: i64) -> Result<(String, Vec<u8>)> {
     let mut copy = manifest.clone();
@@ -213,12 +223,7 @@ async fn two_thousand_backups_cost_list_status_and_an_incremental_a_few_reads() 
     );
 
     let mut incremental = IncrementalOptions::new(url.clone());
-    incremental.scope = Scope {
-        tables: vec![ScopedTable {
-            name: "student_grade_records".into(),
-            tracking_column: "updated_at".into(),
-        }],
-    };
+    incremental.scope = grades_scope();
     connect_to(&source)
         .await
         .query_drop("UPDATE student_grade_records SET grade = grade + 1 WHERE id <= 10")
@@ -315,12 +320,7 @@ async fn a_link_missing_from_the_index_is_read_directly_and_put_back() {
         .await
         .expect("full");
     let mut options = IncrementalOptions::new(url.clone());
-    options.scope = Scope {
-        tables: vec![ScopedTable {
-            name: "student_grade_records".into(),
-            tracking_column: "updated_at".into(),
-        }],
-    };
+    options.scope = grades_scope();
     let mut links = Vec::new();
     for step in 0..4 {
         connect_to(&source)

@@ -229,20 +229,10 @@ async fn parts_refused_for_good_fail_closed() {
     );
 
     // Only the good backup has a manifest, and it is still the latest.
-    let listing = aws::s3()
+    let manifests: Vec<String> = aws::keys(&bucket, "college/database/daily/")
         .await
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("college/database/daily/")
-        .send()
-        .await
-        .expect("list");
-    let manifests: Vec<String> = listing
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
+        .into_iter()
         .filter(|k| k.ends_with("manifest.json"))
-        .map(str::to_string)
         .collect();
     assert_eq!(manifests.len(), 1, "{manifests:?}");
     assert!(manifests[0].contains(&good_id), "{manifests:?}");
@@ -457,19 +447,11 @@ async fn a_file_backup_whose_writes_fail_for_good_fails_closed() {
         "{}",
         text(&failed)
     );
-    let snapshots = aws::s3()
-        .await
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("college/files/snapshots/")
-        .send()
-        .await
-        .expect("list");
+    let snapshots = aws::keys(&bucket, "college/files/snapshots/").await;
     assert_eq!(
-        snapshots.contents().len(),
+        snapshots.len(),
         1,
-        "a snapshot was written for a failed backup: {:?}",
-        snapshots.contents()
+        "a snapshot was written for a failed backup: {snapshots:?}"
     );
     assert_eq!(open_uploads(&bucket).await, 0);
     proxy.set_mode(Mode::Clean);

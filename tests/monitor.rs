@@ -396,16 +396,7 @@ async fn monitor_and_restore_test_handlers_run_with_the_sample_events() {
     let bucket = aws::bucket("toc-monitored").await;
     let alerts = aws::Alerts::new().await;
     let store = format!("s3://{bucket}/college");
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &url_for(&source),
-            "--store",
-            &store,
-        ],
-        &[],
-    ));
+    assert_ok(&dump_into(&source, &store, &[]));
     let env: HashMap<String, String> = [
         ("BACKUP_STORE", store.clone()),
         ("SNS_TOPIC_ARN", alerts.topic_arn.clone()),
@@ -507,16 +498,7 @@ async fn rds_protection_and_the_cross_region_copy_are_checked() {
     let replica_bucket = aws::bucket("toc-replica").await;
     let store = format!("s3://{bucket}/college");
     let replica = format!("s3://{replica_bucket}/college");
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &url_for(&source),
-            "--store",
-            &store,
-        ],
-        &[],
-    ));
+    assert_ok(&dump_into(&source, &store, &[]));
     let status_with = |instance: String, replica_instance: String| {
         let output = run_cli(
             &[

@@ -30,16 +30,7 @@ async fn the_cross_region_check_reads_the_replica_in_its_own_region() {
     ];
     let store = format!("s3://{bucket}/college");
     let replica = format!("s3://{replica_bucket}/college");
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &url_for(&source),
-            "--store",
-            &store,
-        ],
-        &through_proxy,
-    ));
+    assert_ok(&dump_into(&source, &store, &through_proxy));
 
     // Replication's part: the latest manifest copied to the replica bucket.
     let manifest_key = aws::replicate_latest_manifest(&bucket, &replica_bucket).await;

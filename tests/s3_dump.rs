@@ -72,18 +72,7 @@ async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
     assert_ok(&s3_cli(&["verify", "--store", &store], &[]));
 
     let s3 = aws::s3().await;
-    let objects = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix(format!("college/database/daily/{id}/"))
-        .send()
-        .await
-        .expect("list");
-    let keys: Vec<String> = objects
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
+    let keys = aws::keys(&bucket, &format!("college/database/daily/{id}/")).await;
     assert!(
         keys.iter().any(|k| k.ends_with("/manifest.json")),
         "{keys:?}"

@@ -105,16 +105,8 @@ impl ObjectStore for AsTheDumpRole {
 
 async fn state_tags(bucket: &str, prefix: &str) -> Vec<(String, String)> {
     let s3 = aws::s3().await;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .expect("list");
     let mut found = Vec::new();
-    for object in listed.contents() {
-        let key = object.key().unwrap_or_default().to_string();
+    for key in aws::keys(bucket, prefix).await {
         let tags = s3
             .get_object_tagging()
             .bucket(bucket)

@@ -17,25 +17,31 @@ pub async fn s3() -> aws_sdk_s3::Client {
     toc_sis_backup::store::s3::client_for(&Default::default()).await
 }
 
+/// The keys under `prefix` in `bucket`, in key order (one page: tests keep under 1,000).
+pub async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    s3().await
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list")
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
 /// Copies the newest daily backup's manifest under `college/` from `bucket` to `replica`, as
 /// replication would; answers its key.
 pub async fn replicate_latest_manifest(bucket: &str, replica: &str) -> String {
     let s3 = s3().await;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("college/database/daily/")
-        .send()
+    let manifest_key = keys(bucket, "college/database/daily/")
         .await
-        .expect("list");
-    let manifest_key = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
+        .into_iter()
         .filter(|k| k.ends_with("manifest.json"))
         .max()
-        .expect("manifest")
-        .to_string();
+        .expect("manifest");
     s3.copy_object()
         .bucket(replica)
         .key(&manifest_key)

@@ -124,15 +124,20 @@ pub fn assert_ok(output: &Output) {
 }
 
 pub fn dump(database: &str, store: &Path) -> Output {
+    dump_into(database, store.to_str().unwrap_or_default(), &[])
+}
+
+/// A full backup of `database` into any store (a folder or `s3://…`), with extra environment.
+pub fn dump_into(database: &str, store: &str, env: &[(&str, &str)]) -> Output {
     run_cli(
         &[
             "dump",
             "--database-url",
             &url_for(database),
             "--store",
-            store.to_str().unwrap_or_default(),
+            store,
         ],
-        &[],
+        env,
     )
 }
 
