@@ -273,14 +273,21 @@ async fn racing_writers_keep_every_entry(store: Arc<dyn ObjectStore>, manifest: 
     while let Some(done) = tasks.join_next().await {
         done.expect("writer");
     }
-    let (entries, _) = index::read(store.as_ref())
-        .await
-        .expect("read")
-        .expect("an index");
-    for id in &ids {
+    assert_indexed(
+        store.as_ref(),
+        &ids,
+        &format!("among {WRITERS} racing writers"),
+    )
+    .await;
+}
+
+/// Every one of `ids` is in the store's catalog index.
+async fn assert_indexed(store: &dyn ObjectStore, ids: &[String], how: &str) {
+    let (entries, _) = index::read(store).await.expect("read").expect("an index");
+    for id in ids {
         assert!(
             entries.iter().any(|e| &e.id == id),
-            "{store}: the entry of {id} was lost among {WRITERS} writers"
+            "{store}: the entry of {id} is not in the index ({how})"
         );
     }
 }
@@ -352,15 +359,11 @@ async fn a_link_missing_from_the_index_is_read_directly_and_put_back() {
             drop_database(&target).await;
         }
     }
-    let (entries, _) = index::read(store.as_ref())
-        .await
-        .expect("read")
-        .expect("index");
-    for id in &links {
-        assert!(
-            entries.iter().any(|e| &e.id == id),
-            "{id} is not in the index"
-        );
-    }
+    assert_indexed(
+        store.as_ref(),
+        &links,
+        "a link dropped from it, then another added",
+    )
+    .await;
     drop_database(&source).await;
 }

@@ -103,6 +103,25 @@ impl ObjectStore for AsTheDumpRole {
     }
 }
 
+/// A new eu-west-1 bucket created with Object Lock enabled (versioning on), as the template's.
+async fn bucket_with_object_lock(prefix: &str) -> String {
+    let bucket = format!("{prefix}-{:08x}", rand::random::<u32>());
+    aws::s3()
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket with Object Lock");
+    bucket
+}
+
 async fn state_tags(bucket: &str, prefix: &str) -> Vec<(String, String)> {
     let s3 = aws::s3().await;
     let mut found = Vec::new();
@@ -202,18 +221,7 @@ async fn a_sealed_daily_backup_is_locked_for_its_years_and_leftovers_are_not() {
 
     let source = small_database("s3_lock").await;
     let s3 = aws::s3().await;
-    let bucket = format!("toc-lock-{:08x}", rand::random::<u32>());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("bucket with Object Lock");
+    let bucket = bucket_with_object_lock("toc-lock").await;
     let settings = S3Settings {
         daily_lock: Some((LockMode::Governance, 2557)),
         ..S3Settings::default()
@@ -297,18 +305,7 @@ async fn a_sealed_daily_backup_is_locked_for_its_years_and_leftovers_are_not() {
 async fn every_write_is_accepted_by_a_bucket_with_a_default_retention() {
     let source = small_database("s3_default_lock").await;
     let s3 = aws::s3().await;
-    let bucket = format!("toc-retain-{:08x}", rand::random::<u32>());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
-                .build(),
-        )
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .expect("bucket with Object Lock");
+    let bucket = bucket_with_object_lock("toc-retain").await;
     s3.put_object_lock_configuration()
         .bucket(&bucket)
         .object_lock_configuration(

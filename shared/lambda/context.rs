@@ -198,9 +198,7 @@ impl FunctionContext {
                 self.budget_warn_percent
             ),
         );
-        if let Err(e) = self.notifier.notify(&note).await {
-            tracing::error!("could not send notification: {e}");
-        }
+        crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
     }
 
     /// Completes shortly before the deadline, saying so.
@@ -261,9 +259,7 @@ impl FunctionContext {
                 self.name
             ),
         );
-        if let Err(e) = self.notifier.notify(&note).await {
-            tracing::error!("could not send notification: {e}");
-        }
+        crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
     }
 
     /// Failures before the job starts (bad event, configuration, secret) notify here; the
@@ -281,9 +277,7 @@ impl FunctionContext {
                         self.name
                     ),
                 );
-                if let Err(e) = self.notifier.notify(&note).await {
-                    tracing::error!("could not send notification: {e}");
-                }
+                crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
                 Err(error)
             }
             other => other,
