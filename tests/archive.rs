@@ -101,21 +101,7 @@ async fn an_archived_backup_is_refused_then_retrieved_then_restored_exactly() {
     );
 
     let target = unique_name("from_archive");
-    let restore_into_target = || {
-        run_cli(
-            &[
-                "restore",
-                "--database-url",
-                &server_url(),
-                "--store",
-                &store,
-                "--target-database",
-                &target,
-            ],
-            &[],
-        )
-    };
-    let refused = restore_into_target();
+    let refused = restore_into(&store, "latest", &target, &[]);
     assert!(!refused.status.success(), "{}", text(&refused));
     let said = String::from_utf8_lossy(&refused.stderr).to_string();
     for expected in [
@@ -162,7 +148,7 @@ async fn an_archived_backup_is_refused_then_retrieved_then_restored_exactly() {
         "{said}"
     );
 
-    assert_ok(&restore_into_target());
+    assert_ok(&restore_into(&store, "latest", &target, &[]));
     assert_eq!(checksums(&source).await, checksums(&target).await);
     assert_ok(&run_cli(&["verify", "--store", &store], &[]));
     drop_database(&source).await;

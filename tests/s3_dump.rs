@@ -55,17 +55,11 @@ async fn dump_to_s3_and_restore_from_s3_is_exact_encrypted_and_tagged() {
     let id = report["backup_id"].as_str().expect("id").to_string();
 
     let copy = unique_name("nasty_from_s3");
-    assert_ok(&s3_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server_url(),
-            "--store",
-            &store,
-            "--target-database",
-            &copy,
-        ],
-        &[],
+    assert_ok(&restore_into(
+        &store,
+        "latest",
+        &copy,
+        &[("BACKUP_S3_PART_SIZE_MB", "5")],
     ));
     assert_eq!(checksums(&copy).await, checksums(&source).await);
     assert_eq!(definitions(&copy).await, definitions(&source).await);

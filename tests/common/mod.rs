@@ -142,19 +142,24 @@ pub fn dump_into(database: &str, store: &str, env: &[(&str, &str)]) -> Output {
 }
 
 pub fn restore(store: &Path, backup: &str, target: &str) -> Output {
+    restore_into(store.to_str().unwrap_or_default(), backup, target, &[])
+}
+
+/// Restores `backup` from any store (a folder or `s3://…`) into `target`, with extra environment.
+pub fn restore_into(store: &str, backup: &str, target: &str, env: &[(&str, &str)]) -> Output {
     run_cli(
         &[
             "restore",
             "--database-url",
             &server_url(),
             "--store",
-            store.to_str().unwrap_or_default(),
+            store,
             "--backup",
             backup,
             "--target-database",
             target,
         ],
-        &[],
+        env,
     )
 }
 
