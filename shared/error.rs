@@ -185,6 +185,27 @@ pub enum Error {
     #[error("internal task failed: {0}")]
     Task(String),
 
+    #[error("binlog archive: {detail}")]
+    BinlogUnsupported { detail: String },
+
+    #[error("the server's binlog cannot be archived: {variable} is {actual}, expected {expected} ({reason})")]
+    BinlogSetting {
+        variable: String,
+        actual: String,
+        expected: String,
+        reason: String,
+    },
+
+    #[error("binlog archive gap: {from} to {to} is not archived ({reason}); point-in-time restore across it is impossible, and the next full backup re-anchors the archive")]
+    BinlogGap {
+        from: String,
+        to: String,
+        reason: String,
+    },
+
+    #[error("the binlog archive cannot restore {point}: {reason}")]
+    BinlogNotCovered { point: String, reason: String },
+
     #[error("the job panicked (a bug; it did not finish and wrote no backup): {0}")]
     Panicked(String),
 }

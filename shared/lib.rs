@@ -4,6 +4,7 @@
 //! command line in `functions/` only parse input, build clients and call one job.
 
 pub mod aws;
+pub mod binlog;
 pub mod catalog;
 pub mod config;
 pub mod cost;

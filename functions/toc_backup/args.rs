@@ -66,6 +66,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// The binlog archive for point-in-time restore: `archive` streams the server's binlog into
+    /// the store; `find` lists the archived transactions that touched a table.
+    Binlog {
+        #[command(subcommand)]
+        command: BinlogCommand,
+    },
     /// Create the sample TOC-SIS database.
     SampleData(SampleArgs),
 }
@@ -274,6 +280,17 @@ pub(crate) struct IncrementalArgs {
     pub(crate) json: bool,
 }
 
+impl RestoreArgs {
+    pub(crate) fn stop(&self) -> Result<Option<toc_sis_backup::binlog::Stop>, Error> {
+        use toc_sis_backup::binlog::{Gtid, Position, Stop};
+        Ok(match (&self.before_gtid, &self.before_position) {
+            (Some(gtid), _) => Some(Stop::BeforeGtid(Gtid::parse(gtid)?)),
+            (None, Some(position)) => Some(Stop::BeforePosition(Position::parse(position)?)),
+            (None, None) => None,
+        })
+    }
+}
+
 #[derive(Args)]
 pub(crate) struct RestoreArgs {
     #[command(flatten)]
@@ -301,6 +318,14 @@ pub(crate) struct RestoreArgs {
     pub(crate) jobs: u16,
     #[command(flatten)]
     pub(crate) definer: DefinerArg,
+    /// Stop just before the transaction with this GTID (MariaDB 0-1-42, MySQL UUID:N), found
+    /// with `toc-backup binlog find`: the binlog archive is replayed on the newest full backup
+    /// before it.
+    #[arg(long, value_name = "GTID", conflicts_with_all = ["at", "backup", "before_position"])]
+    pub(crate) before_gtid: Option<String>,
+    /// Stop just before the transaction at this binlog position (FILE:POS).
+    #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["at", "backup"])]
+    pub(crate) before_position: Option<String>,
     /// Also recreate the accounts and grants the backup recorded (locked and without a
     /// password unless the dump kept password hashes; grants moved to the target database).
     /// Needs CREATE USER and the GRANT OPTION.
@@ -535,4 +560,61 @@ pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, St
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("{text:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z ({e})"))
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BinlogCommand {
+    /// Archive the binlog from where the archive ends (the first time: from the latest full
+    /// backup's snapshot) to the server's current end, in sealed segments.
+    Archive(BinlogArchiveArgs),
+    /// List the archived transactions that changed a table: time, GTID, position, rows.
+    Find(BinlogFindArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct BinlogArchiveArgs {
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The server id this tool registers with as a replica: unique among the source's
+    /// replicas (a second connection with the same id is cut off by the server).
+    #[arg(long, env = "BINLOG_REPLICA_SERVER_ID", default_value_t = toc_sis_backup::binlog::archive::DEFAULT_REPLICA_SERVER_ID)]
+    pub(crate) replica_server_id: u32,
+    /// Cut a segment after the transaction that takes it past this many MiB (uncompressed).
+    #[arg(long, env = "BINLOG_SEGMENT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub(crate) segment_mb: u64,
+    /// Stop between transactions after this many seconds (the next run goes on from there).
+    #[arg(long, env = "BINLOG_MAX_SECONDS")]
+    pub(crate) max_seconds: Option<u64>,
+    /// Alerts (a gap, a failure) go to this SNS topic instead of the log.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct BinlogFindArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The table whose changes to list.
+    #[arg(long)]
+    pub(crate) table: String,
+    /// The database the table is in (default: the database the full backups are of).
+    #[arg(long)]
+    pub(crate) database: Option<String>,
+    /// Only transactions committed at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only transactions committed at or before this time (RFC 3339).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only changes of rows whose COLUMN had VALUE before or after (e.g. student_id=1042).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    pub(crate) where_column: Option<String>,
+    /// Print the transactions as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -199,7 +199,9 @@ async fn run(command: Command) -> Result<(), Error> {
             }
             });
         }
+        Command::Binlog { command } => run_binlog(command).await?,
         Command::Restore(args) => {
+            let stop = args.stop()?;
             let options = RestoreOptions {
                 server_url: args.connection.url().await?,
                 backup: args.backup,
@@ -211,6 +213,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 definer: args.definer.mode,
                 with_accounts: args.with_accounts,
                 headway: Default::default(),
+                stop,
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {
@@ -478,6 +481,89 @@ async fn run(command: Command) -> Result<(), Error> {
                     "sample database {} created: scale {}, {} students, {} grade records, {} rows in all",
                     r.database, r.scale, r.students, r.grade_records, r.rows
                 )
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn run_binlog(command: BinlogCommand) -> Result<(), Error> {
+    use toc_sis_backup::binlog::{archive::run_archive_alerting, find, ArchiveOptions};
+    match command {
+        BinlogCommand::Archive(args) => {
+            let options = ArchiveOptions {
+                url: args.connection.url().await?,
+                replica_server_id: args.replica_server_id,
+                deadline: args
+                    .max_seconds
+                    .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
+                segment_bytes: args.segment_mb * 1024 * 1024,
+            };
+            let notifier = notifier(args.sns_topic_arn.as_deref()).await;
+            let report =
+                run_archive_alerting(store(&args.store).await?, notifier.as_ref(), &options)
+                    .await?;
+            print(args.json, &report, |r| {
+                let mut text = format!(
+                    "binlog archived from {} to {}: {} segments, {} transactions, {} row changes, {} ({} uncompressed) in {:.1} s; complete until {}",
+                    r.started_from,
+                    r.next,
+                    r.segments.len(),
+                    r.transactions,
+                    r.row_changes,
+                    mib(r.bytes),
+                    mib(r.uncompressed_bytes),
+                    r.seconds,
+                    r.complete_until
+                        .map_or("(stopped before the end)".into(), |t| t.to_rfc3339()),
+                );
+                if let Some(gap) = &r.gap {
+                    text.push_str(&format!(
+                        "\nCRITICAL: the binlog from {} to {} was never archived ({}); the archive goes on from full backup {}",
+                        gap.from, gap.to, gap.reason, r.anchor
+                    ));
+                }
+                text
+            });
+        }
+        BinlogCommand::Find(args) => {
+            let options = find::FindOptions {
+                table: args.table.clone(),
+                database: args.database.clone(),
+                from: args.from,
+                to: args.to,
+                where_column: args
+                    .where_column
+                    .as_deref()
+                    .map(find::parse_where)
+                    .transpose()?,
+            };
+            let found = find::find(store(&args.store).await?.as_ref(), &options).await?;
+            print(args.json, &found, |found| {
+                if found.is_empty() {
+                    return format!("no archived transaction changed `{}`", args.table);
+                }
+                let mut lines = vec![format!(
+                    "{:<25} {:<22} {:<26} {:<14} {:>8} {:>8} {:>8}",
+                    "COMMITTED", "GTID", "POSITION", "KIND", "INSERTED", "UPDATED", "DELETED"
+                )];
+                for t in found {
+                    lines.push(format!(
+                        "{:<25} {:<22} {:<26} {:<14} {:>8} {:>8} {:>8}",
+                        t.commit.map_or("-".into(), |c| c.to_rfc3339()),
+                        t.gtid.as_deref().unwrap_or("-"),
+                        t.position,
+                        t.kind(),
+                        t.inserted,
+                        t.updated,
+                        t.deleted
+                    ));
+                }
+                lines.push(
+                    "restore just before one: toc-backup restore --before-gtid GTID (or --before-position POSITION) --target-database …"
+                        .into(),
+                );
+                lines.join("\n")
             });
         }
     }

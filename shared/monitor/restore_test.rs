@@ -82,6 +82,7 @@ pub async fn run_restore_test_until(
         with_accounts: false,
         resume: false,
         headway: headway.clone(),
+        stop: None,
     };
     let restore = run_restore(store.clone(), &restore_options);
     let mut timed_out = false;

@@ -27,6 +27,15 @@ pub const DUMP_SESSION: &[&str] = &[
 
 /// Opens one connection. `database` overrides the URL's database (None: no default database).
 pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> {
+    connect_with(url, database, |opts| opts).await
+}
+
+/// [`connect`] with options of the caller's on top (a replica's packet size, found rows).
+pub async fn connect_with(
+    url: &DatabaseUrl,
+    database: Option<&str>,
+    tune: impl FnOnce(OptsBuilder) -> OptsBuilder,
+) -> Result<Conn> {
     let opts = OptsBuilder::default()
         .ip_or_hostname(url.host.clone())
         .tcp_port(url.port)
@@ -40,6 +49,7 @@ pub async fn connect(url: &DatabaseUrl, database: Option<&str>) -> Result<Conn> 
             let roots = tls.ca_file.iter().map(|path| path.clone().into()).collect();
             mysql_async::SslOpts::default().with_root_certs(roots)
         }));
+    let opts = tune(opts);
     let connecting = Conn::new(opts);
     let outcome = tokio::time::timeout(CONNECT_TIMEOUT, connecting).await;
     match outcome {

@@ -58,6 +58,9 @@ pub struct RestoreOptions {
     pub with_accounts: bool,
     /// Updated as the restore goes, for whoever must say how far it got if it is stopped.
     pub headway: Arc<headway::Headway>,
+    /// Stop just before a transaction (by GTID or binlog position) instead of at a time: the
+    /// binlog archive is replayed on the newest full backup before it.
+    pub stop: Option<crate::binlog::Stop>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +84,9 @@ pub struct RestoreReport {
     pub load_seconds: f64,
     pub verify_seconds: f64,
     pub duration_seconds: f64,
+    /// What the binlog replay did, when the point was reached through the binlog archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binlog: Option<crate::binlog::ReplayReport>,
 }
 
 pub async fn run_restore(
@@ -89,7 +95,23 @@ pub async fn run_restore(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     validate_database_name(&options.target_database)?;
-    let chain = chain::resolve(store.as_ref(), &options.backup, options.at).await?;
+    let replay_plan = match (&options.stop, options.at) {
+        (Some(stop), _) => crate::binlog::plan(store.as_ref(), stop).await?,
+        (None, Some(at)) => {
+            crate::binlog::plan(store.as_ref(), &crate::binlog::Stop::At(at)).await?
+        }
+        (None, None) => None,
+    };
+    if replay_plan.is_some() && options.resume {
+        return Err(Error::CannotResume {
+            database: options.target_database.clone(),
+            reason: "a point reached through the binlog archive is restored whole; start again with --force".into(),
+        });
+    }
+    let chain = match &replay_plan {
+        Some(plan) => chain::resolve(store.as_ref(), &plan.full, None).await?,
+        None => chain::resolve(store.as_ref(), &options.backup, options.at).await?,
+    };
     archive::ensure_readable(store.as_ref(), &chain).await?;
     let target = chain
         .last()
@@ -167,7 +189,28 @@ pub async fn run_restore(
         definers_rewritten: 0,
     };
     let load_started = Instant::now();
+    let mut replayed = None;
     for (manifest, stage) in steps {
+        // The binlog goes on top of everything but triggers and events: the binlog already
+        // holds what triggers did, and they must not fire again.
+        if let (Stage::Triggers, Some(plan), None) = (stage, &replay_plan, &replayed) {
+            options.headway.phase("replaying the binlog archive");
+            let mut conn = db::connect_with(&url, Some(&options.target_database), |o| {
+                o.client_found_rows(true)
+            })
+            .await?;
+            let report =
+                crate::binlog::replay(loader.store.as_ref(), plan, &mut conn, &root.database)
+                    .await?;
+            let _ = conn.disconnect().await;
+            tracing::info!(
+                transactions = report.transactions,
+                rows = report.row_changes,
+                stopped = %report.stopped,
+                "binlog replayed"
+            );
+            replayed = Some(report);
+        }
         loader.stage(manifest, stage).await?;
     }
     if let Some(file) = &accounts_file {
@@ -188,6 +231,9 @@ pub async fn run_restore(
         .headway
         .phase("verifying the restored database against the manifests");
     let mut expected = chain::expected_state(&chain);
+    if let Some(report) = &replayed {
+        expected = check::after_replay(expected, report);
+    }
     let target_version: Option<String> = retrying!(
         loader.session,
         "reading the server version",
@@ -227,7 +273,16 @@ pub async fn run_restore(
         backup_id: target.backup_id.clone(),
         kind: target.kind.label(),
         chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
-        point_in_time: target.snapshot.database_time.clone(),
+        point_in_time: match &replayed {
+            Some(report) => format!(
+                "{} (binlog replayed {})",
+                report
+                    .last_commit
+                    .map_or_else(|| target.snapshot.database_time.clone(), |t| t.to_rfc3339()),
+                report.stopped
+            ),
+            None => target.snapshot.database_time.clone(),
+        },
         source_database: target.database.clone(),
         target_database: options.target_database.clone(),
         files: chain.iter().map(|m| m.files.len()).sum(),
@@ -239,6 +294,7 @@ pub async fn run_restore(
         load_seconds: round(load_seconds),
         verify_seconds: round(verify_started.elapsed().as_secs_f64()),
         duration_seconds: round(started.elapsed().as_secs_f64()),
+        binlog: replayed,
     };
     tracing::info!(
         backup_id = %report.backup_id,

@@ -1,0 +1,612 @@
+//! The archive job: connect as a replica, read the binlog from where the archive ends (or from
+//! the latest full backup's snapshot position), write sealed segments, and stop at the end of
+//! the binlog or before the deadline. A stretch the server no longer holds is a gap: never
+//! stitched over, reported, and closed only by a newer full backup.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
+use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use serde::Serialize;
+
+use super::events::{self, Edge, Role, Transactions};
+use super::position::Position;
+use super::segment::{self, GapRecord, Head, SegmentManifest, SegmentWriter, TableChanges};
+use super::server::{self, ServerBinlog};
+use crate::catalog;
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::manifest::BackupKind;
+use crate::store::ObjectStore;
+
+/// The server id this tool registers with when none is configured: high, to stay clear of the
+/// small ids replicas are usually given.
+pub const DEFAULT_REPLICA_SERVER_ID: u32 = 2_026_112_817;
+/// Segments are cut after the transaction that takes them past this many bytes.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ArchiveOptions {
+    pub url: DatabaseUrl,
+    pub replica_server_id: u32,
+    /// Stop (between transactions) once this moment has passed.
+    pub deadline: Option<Instant>,
+    pub segment_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveReport {
+    pub anchor: String,
+    pub started_from: String,
+    pub next: String,
+    pub segments: Vec<String>,
+    pub events: u64,
+    pub transactions: u64,
+    pub row_changes: u64,
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+    pub last_commit: Option<DateTime<Utc>>,
+    /// Every transaction committed before this moment is archived (None: stopped early).
+    pub complete_until: Option<DateTime<Utc>>,
+    /// A stretch this run found unarchivable (the archive went on from a newer full backup).
+    pub gap: Option<GapRecord>,
+    pub seconds: f64,
+}
+
+/// Where a run starts, and the gap it had to leave, if any.
+struct Start {
+    from: Position,
+    anchor: String,
+    previous: Option<String>,
+    gap: Option<GapRecord>,
+}
+
+pub async fn run_archive(
+    store: Arc<dyn ObjectStore>,
+    options: &ArchiveOptions,
+) -> Result<ArchiveReport> {
+    let started = Instant::now();
+    store.check().await?;
+    let url = options.url.with_database(None);
+    let mut conn = crate::mysql::connect(&url, None).await?;
+    let server = server::inspect(&mut conn, options.replica_server_id).await?;
+    let _ = conn.disconnect().await;
+    let head_version = store.get_versioned(segment::HEAD_KEY).await?;
+    let head: Option<Head> = match &head_version {
+        None => None,
+        Some((bytes, _)) => {
+            Some(
+                serde_json::from_slice(bytes).map_err(|e| Error::InvalidManifest {
+                    key: segment::HEAD_KEY.into(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
+    };
+    let mut head_tag = head_version.map(|(_, tag)| tag);
+    let start = match choose_start(store.as_ref(), head.as_ref(), &server).await {
+        Ok(start) => start,
+        Err(Error::BinlogGap { from, to, reason }) => {
+            // Recorded so that monitor and the next run know, then reported.
+            if let Some(mut head) = head.clone() {
+                if head.gap.is_none() {
+                    head.gap = Some(GapRecord {
+                        from: from.clone(),
+                        to: to.clone(),
+                        reason: reason.clone(),
+                        found_at: Utc::now(),
+                    });
+                    head.updated_at = Utc::now();
+                    put_head(store.as_ref(), &head, &mut head_tag).await?;
+                }
+            }
+            return Err(Error::BinlogGap { from, to, reason });
+        }
+        Err(e) => return Err(e),
+    };
+    tracing::info!(from = %start.from, anchor = %start.anchor, "archiving the binlog");
+
+    let mut run = Run {
+        store: store.clone(),
+        server: server.clone(),
+        options: options.clone(),
+        anchor: start.anchor.clone(),
+        previous: start.previous.clone(),
+        next_start: start.from.clone(),
+        report: ArchiveReport {
+            anchor: start.anchor.clone(),
+            started_from: start.from.to_string(),
+            next: start.from.to_string(),
+            segments: Vec::new(),
+            events: 0,
+            transactions: 0,
+            row_changes: 0,
+            bytes: 0,
+            uncompressed_bytes: 0,
+            last_commit: head.as_ref().and_then(|h| h.last_commit),
+            complete_until: None,
+            gap: start.gap.clone(),
+            seconds: 0.0,
+        },
+        head_tag,
+        complete_until: head
+            .as_ref()
+            .filter(|h| h.anchor == start.anchor)
+            .and_then(|h| h.complete_until),
+    };
+    let outcome = run.stream(&url, &start.from).await;
+    if let Err(e) = outcome {
+        return Err(match e {
+            Error::Database { context, source }
+                if crate::mysql::server_code(&source) == Some(1236) =>
+            {
+                Error::BinlogGap {
+                    from: run.next_start.to_string(),
+                    to: server
+                        .files
+                        .first()
+                        .map_or("the server's first binlog".into(), |f| format!("{f}:4")),
+                    reason: format!("the server no longer holds it ({context}: {source})"),
+                }
+            }
+            other => other,
+        });
+    }
+    // Written even when nothing was archived: how far the archive is known to be complete.
+    run.write_head().await?;
+    run.report.next = run.next_start.to_string();
+    run.report.complete_until = run.complete_until;
+    run.report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    Ok(run.report)
+}
+
+async fn put_head(store: &dyn ObjectStore, head: &Head, tag: &mut Option<String>) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(head).map_err(|e| Error::InvalidManifest {
+        key: segment::HEAD_KEY.into(),
+        reason: e.to_string(),
+    })?;
+    if !store
+        .put_if(segment::HEAD_KEY, bytes::Bytes::from(bytes), tag.as_deref())
+        .await?
+    {
+        return Err(Error::StoreBusy(format!(
+            "another binlog archive run moved {} while this one ran; this run stopped (its sealed segments stay)",
+            segment::HEAD_KEY
+        )));
+    }
+    *tag = store
+        .get_versioned(segment::HEAD_KEY)
+        .await?
+        .map(|(_, tag)| tag);
+    Ok(())
+}
+
+/// The newest full backup whose snapshot position the server still holds, and where its
+/// archive must start: the exact snapshot position (MariaDB), or the start of its file where
+/// the position is approximate (MySQL: replay then skips the snapshot's GTIDs).
+async fn newest_anchor(
+    store: &dyn ObjectStore,
+    server: &ServerBinlog,
+) -> Result<Option<(String, Position)>> {
+    let catalog = catalog::load(store).await?;
+    Ok(catalog
+        .complete
+        .iter()
+        .filter(|e| e.kind == BackupKind::Full)
+        .find_map(|e| {
+            let file = e.snapshot.binlog_file.clone()?;
+            let pos = e.snapshot.binlog_position?;
+            let pos = if e.snapshot.position_is_exact { pos } else { 4 };
+            Some((e.id.clone(), Position::new(file, pos)))
+        })
+        .filter(|(_, p)| server.holds(&p.file)))
+}
+
+async fn choose_start(
+    store: &dyn ObjectStore,
+    head: Option<&Head>,
+    server: &ServerBinlog,
+) -> Result<Start> {
+    let anchor = newest_anchor(store, server).await?;
+    let Some(head) = head else {
+        let (id, from) = anchor.ok_or_else(|| Error::BinlogNotCovered {
+            point: "the archive's start".into(),
+            reason: "no full backup with a binlog position the server still holds; take a full backup (`toc-backup dump`) first: the archive starts at its snapshot".into(),
+        })?;
+        return Ok(Start {
+            from,
+            anchor: id,
+            previous: None,
+            gap: None,
+        });
+    };
+    let broken = if let Some(gap) = &head.gap {
+        Some(format!(
+            "the gap found at {} ({})",
+            gap.found_at.to_rfc3339(),
+            gap.reason
+        ))
+    } else if head.server_id != server.server_id {
+        Some(format!(
+            "the server changed (server_id {} is now {}: a failover or a new instance)",
+            head.server_id, server.server_id
+        ))
+    } else if !server.holds(&head.next.file) {
+        Some(format!(
+            "binlog {} was purged before it was archived (the server's oldest is {})",
+            head.next.file,
+            server.files.first().map_or("none", String::as_str)
+        ))
+    } else {
+        None
+    };
+    let Some(reason) = broken else {
+        return Ok(Start {
+            from: head.next.clone(),
+            anchor: head.anchor.clone(),
+            previous: head.last_segment.clone(),
+            gap: None,
+        });
+    };
+    let to = server
+        .files
+        .first()
+        .map_or_else(|| server.current.to_string(), |f| format!("{f}:4"));
+    let gap = GapRecord {
+        from: head.next.to_string(),
+        to: to.clone(),
+        reason: reason.clone(),
+        found_at: head.gap.as_ref().map_or_else(Utc::now, |g| g.found_at),
+    };
+    // A full backup taken after the gap (same server) starts a new, unbroken chain.
+    match anchor {
+        Some((id, from))
+            if id != head.anchor && (head.server_id != server.server_id || from > head.next) =>
+        {
+            tracing::warn!(anchor = %id, "the binlog archive had a gap; starting again at a newer full backup");
+            Ok(Start {
+                from,
+                anchor: id,
+                previous: None,
+                gap: Some(gap),
+            })
+        }
+        _ => Err(Error::BinlogGap {
+            from: gap.from,
+            to,
+            reason,
+        }),
+    }
+}
+
+struct Run {
+    store: Arc<dyn ObjectStore>,
+    server: ServerBinlog,
+    options: ArchiveOptions,
+    anchor: String,
+    previous: Option<String>,
+    /// Where the next segment begins: the previous segment's `next`.
+    next_start: Position,
+    report: ArchiveReport,
+    head_tag: Option<String>,
+    complete_until: Option<DateTime<Utc>>,
+}
+
+struct Open {
+    writer: SegmentWriter,
+    manifest: SegmentManifest,
+}
+
+impl Run {
+    async fn stream(&mut self, url: &DatabaseUrl, from: &Position) -> Result<()> {
+        let mut conn =
+            crate::mysql::connect_with(url, None, |opts| opts.max_allowed_packet(Some(1 << 30)))
+                .await?;
+        if self.server.mariadb {
+            // Without it MariaDB rewrites its GTID events into plain BEGINs, losing the GTIDs.
+            conn.query_drop("SET @mariadb_slave_capability=4")
+                .await
+                .map_err(|e| Error::database("asking for MariaDB's GTID events", e))?;
+        }
+        let request = BinlogStreamRequest::new(self.options.replica_server_id)
+            .with_filename(from.file.as_bytes())
+            .with_pos(from.pos)
+            .with_non_blocking();
+        let streaming_since = Utc::now();
+        let mut stream = conn.get_binlog_stream(request).await.map_err(|e| {
+            Error::database("starting the binlog stream (needs REPLICATION SLAVE)", e)
+        })?;
+        let mut open: Option<Open> = None;
+        let mut format_description: Option<Vec<u8>> = None;
+        let mut file = from.file.clone();
+        let mut first_rotate = true;
+        let mut transactions = Transactions::default();
+        let mut transaction_changes: BTreeMap<String, TableChanges> = BTreeMap::new();
+        let mut transaction_gtid: Option<String> = None;
+        let mut reached_end = true;
+        let outcome: Result<()> = async {
+            while let Some(item) = stream.next().await {
+                let event = item.map_err(|e| Error::database("reading the binlog stream", e))?;
+                let header = event.header();
+                let role = events::role(&event)?;
+                match role {
+                    Role::Rotate => {
+                        let artificial = events::is_artificial(&event);
+                        let was_first = std::mem::replace(&mut first_rotate, false);
+                        let Some((name, pos)) = events::rotation(&event) else {
+                            continue;
+                        };
+                        if artificial {
+                            // The very first one may carry stray checksum bytes in its name
+                            // (mysql_async #189); the file is the one asked for.
+                            if !was_first {
+                                file = name;
+                            }
+                            continue;
+                        }
+                        let next = Position::new(name.clone(), pos);
+                        if let Some(segment) = open.take() {
+                            self.seal(segment, next.clone(), None).await?;
+                        }
+                        self.next_start = next;
+                        file = name;
+                        continue;
+                    }
+                    Role::FormatDescription => {
+                        first_rotate = false;
+                        format_description = Some(events::verified_bytes(&event)?);
+                        continue;
+                    }
+                    _ => first_rotate = false,
+                }
+                if events::is_artificial(&event) {
+                    continue;
+                }
+                let edge = transactions.step(&role);
+                let end = Position::new(file.clone(), u64::from(header.log_pos()));
+                if edge == Edge::Between {
+                    if let Some(segment) = open.as_mut() {
+                        segment.manifest.end = end.clone();
+                        segment.manifest.next = end;
+                    }
+                    continue;
+                }
+                if open.is_none() {
+                    let fde =
+                        format_description
+                            .as_deref()
+                            .ok_or_else(|| Error::BinlogUnsupported {
+                                detail: "the server sent events before their format description"
+                                    .into(),
+                            })?;
+                    let id = catalog::new_backup_id(Utc::now());
+                    let writer = SegmentWriter::create(self.store.as_ref(), &id, fde).await?;
+                    let mut manifest = segment::new_manifest(
+                        &id,
+                        &self.anchor,
+                        self.server.server_id,
+                        &self.server.version,
+                        self.next_start.clone(),
+                    );
+                    manifest.uncompressed_bytes = writer.uncompressed;
+                    open = Some(Open { writer, manifest });
+                }
+                let Some(segment) = open.as_mut() else {
+                    continue;
+                };
+                let bytes = events::verified_bytes(&event)?;
+                segment.writer.append(&bytes).await?;
+                segment.manifest.events += 1;
+                if let Role::Start { gtid, .. } = &role {
+                    transaction_gtid = gtid.clone();
+                }
+                match role {
+                    Role::Rows => {
+                        count_rows(&event, |id| stream.get_tme(id), &mut transaction_changes)
+                    }
+                    Role::Statement if !transactions.open() => segment.manifest.ddl_statements += 1,
+                    _ => {}
+                }
+                if matches!(edge, Edge::Ended | Edge::Started { ended: true }) {
+                    let manifest = &mut segment.manifest;
+                    let commit = Utc.timestamp_opt(i64::from(header.timestamp()), 0).single();
+                    manifest.transactions += 1;
+                    manifest.first_commit = manifest.first_commit.or(commit);
+                    manifest.last_commit = commit.or(manifest.last_commit);
+                    if manifest.first_gtid.is_none() {
+                        manifest.first_gtid = transaction_gtid.clone();
+                    }
+                    if transaction_gtid.is_some() {
+                        manifest.last_gtid = transaction_gtid.take();
+                    }
+                    for (table, changes) in std::mem::take(&mut transaction_changes) {
+                        let total = manifest.tables.entry(table).or_default();
+                        total.inserted += changes.inserted;
+                        total.updated += changes.updated;
+                        total.deleted += changes.deleted;
+                        manifest.row_changes +=
+                            changes.inserted + changes.updated + changes.deleted;
+                    }
+                    manifest.end = end.clone();
+                    manifest.next = end;
+                    let full = segment.writer.uncompressed >= self.options.segment_bytes;
+                    let late = self.options.deadline.is_some_and(|d| Instant::now() >= d);
+                    if full || late {
+                        if let Some(segment) = open.take() {
+                            let next = segment.manifest.next.clone();
+                            self.seal(segment, next, None).await?;
+                        }
+                    }
+                    if late {
+                        reached_end = false;
+                        tracing::info!(
+                            "stopping before the deadline; the next run goes on from here"
+                        );
+                        break;
+                    }
+                }
+            }
+            if transactions.open() {
+                return Err(Error::BinlogUnsupported {
+                    detail: "the stream ended inside a transaction".into(),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                let complete = reached_end.then_some(streaming_since);
+                if let Some(segment) = open.take() {
+                    let next = segment.manifest.next.clone();
+                    self.seal(segment, next, complete).await?;
+                }
+                if complete.is_some() {
+                    self.complete_until = complete;
+                }
+                let _ = stream.close().await;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(segment) = open.take() {
+                    tracing::warn!(
+                        key = segment.writer.key(),
+                        "the unfinished segment is thrown away"
+                    );
+                    segment.writer.abort().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn seal(
+        &mut self,
+        segment: Open,
+        next: Position,
+        complete_until: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let Open {
+            writer,
+            mut manifest,
+        } = segment;
+        manifest.uncompressed_bytes = writer.uncompressed;
+        let (bytes, sha256) = writer.finish().await?;
+        manifest.bytes = bytes;
+        manifest.sha256 = sha256;
+        manifest.next = next.clone();
+        manifest.complete_until = complete_until;
+        manifest.archived_at = Utc::now();
+        segment::seal(self.store.as_ref(), &manifest).await?;
+        tracing::info!(
+            segment = %manifest.segment_id,
+            from = %manifest.start,
+            to = %manifest.end,
+            transactions = manifest.transactions,
+            "binlog segment sealed"
+        );
+        let report = &mut self.report;
+        report.segments.push(manifest.segment_id.clone());
+        report.events += manifest.events;
+        report.transactions += manifest.transactions;
+        report.row_changes += manifest.row_changes;
+        report.bytes += manifest.bytes;
+        report.uncompressed_bytes += manifest.uncompressed_bytes;
+        report.last_commit = manifest.last_commit.or(report.last_commit);
+        self.previous = Some(manifest.segment_id.clone());
+        self.next_start = next;
+        if complete_until.is_some() {
+            self.complete_until = complete_until;
+        }
+        self.write_head().await
+    }
+
+    async fn write_head(&mut self) -> Result<()> {
+        let head = Head {
+            anchor: self.anchor.clone(),
+            server_id: self.server.server_id,
+            next: self.next_start.clone(),
+            last_segment: self.previous.clone(),
+            last_commit: self.report.last_commit,
+            complete_until: self.complete_until,
+            updated_at: Utc::now(),
+            gap: None,
+        };
+        put_head(self.store.as_ref(), &head, &mut self.head_tag).await
+    }
+}
+
+/// Adds a rows event's row count to its table's changes.
+pub(crate) fn count_rows<'t>(
+    event: &Event,
+    tables: impl Fn(u64) -> Option<&'t TableMapEvent<'static>>,
+    changes: &mut BTreeMap<String, TableChanges>,
+) {
+    let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() else {
+        return;
+    };
+    let Some(table) = tables(rows.table_id()) else {
+        return;
+    };
+    let count = rows.rows(table).count() as u64;
+    let entry = changes
+        .entry(format!("{}.{}", table.database_name(), table.table_name()))
+        .or_default();
+    match rows {
+        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+            entry.inserted += count
+        }
+        RowsEventData::UpdateRowsEventV1(_)
+        | RowsEventData::UpdateRowsEvent(_)
+        | RowsEventData::PartialUpdateRowsEvent(_) => entry.updated += count,
+        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+            entry.deleted += count
+        }
+    }
+}
+
+/// [`run_archive`], with a CRITICAL alert for a failure or a gap (the one thing a person must
+/// act on: point-in-time restore is impossible across it until the next full backup).
+pub async fn run_archive_alerting(
+    store: Arc<dyn ObjectStore>,
+    notifier: &dyn crate::notify::Notifier,
+    options: &ArchiveOptions,
+) -> Result<ArchiveReport> {
+    use crate::notify::{Notification, Severity};
+    let location = store.to_string();
+    match run_archive(store, options).await {
+        Ok(report) => {
+            if let Some(gap) = &report.gap {
+                let note = Notification::new(
+                    Severity::Critical,
+                    "binlog archive gap",
+                    format!(
+                        "The binlog from {} to {} was never archived: {}.\nPoint-in-time restore into that stretch is impossible. The archive went on from full backup {} (store {location}).",
+                        gap.from, gap.to, gap.reason, report.anchor
+                    ),
+                );
+                crate::dump::notify_or_log(notifier, &note).await;
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            let subject = if matches!(e, Error::BinlogGap { .. }) {
+                "binlog archive gap"
+            } else {
+                "binlog archive failed"
+            };
+            let note = Notification::new(
+                Severity::Critical,
+                subject,
+                format!("{e}\nStore: {location}. Segments sealed before the failure stay; the next run goes on from the last one."),
+            );
+            crate::dump::notify_or_log(notifier, &note).await;
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Replaying archived segments into a restored database: row changes as SQL, transaction by
+//! transaction in commit order, DDL as the server logged it, other databases skipped. Every
+//! UPDATE and DELETE must find exactly the row the server changed: a row that is not there
+//! means the target is not the state the binlog continues from, and replay stops saying so.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use chrono::{DateTime, TimeZone, Utc};
+use flate2::read::GzDecoder;
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use mysql_common::binlog::consts::BinlogVersion;
+use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
+use mysql_common::binlog::EventStreamReader;
+use serde::Serialize;
+
+use super::events::{self, Edge, Frames, Role, Transactions};
+use super::plan::{ReplayPlan, Stop};
+use super::position::{Gtid, Position};
+use super::segment::{self, TableChanges};
+use super::sql::TableShape;
+use crate::error::{Error, Result};
+use crate::store::ObjectStore;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayReport {
+    pub segments: usize,
+    pub transactions: u64,
+    pub row_changes: u64,
+    pub ddl_statements: u64,
+    /// The last transaction applied: its GTID, commit time and end position.
+    pub last_gtid: Option<String>,
+    pub last_commit: Option<DateTime<Utc>>,
+    pub last_position: Option<String>,
+    /// Where and why replay stopped.
+    pub stopped: String,
+    /// Tables of the source database the replay changed, with what it did to each.
+    pub tables: BTreeMap<String, TableChanges>,
+    /// Tables whose definition a replayed statement changed (or that it created or dropped).
+    pub redefined: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The transaction being replayed.
+#[derive(Default)]
+struct Pending {
+    gtid: Option<String>,
+    in_database_transaction: bool,
+    changes: BTreeMap<String, TableChanges>,
+    skip: bool,
+}
+
+pub async fn replay(
+    store: &dyn ObjectStore,
+    plan: &ReplayPlan,
+    conn: &mut Conn,
+    source_database: &str,
+) -> Result<ReplayReport> {
+    let started = std::time::Instant::now();
+    for statement in [
+        "SET SESSION time_zone = '+00:00'",
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+        "SET SESSION foreign_key_checks = 0",
+        "SET NAMES utf8mb4",
+    ] {
+        conn.query_drop(statement)
+            .await
+            .map_err(|e| Error::database("preparing the replay session", e))?;
+    }
+    let mut report = ReplayReport {
+        stopped: "at the end of the archive".into(),
+        ..ReplayReport::default()
+    };
+    'segments: for manifest in &plan.segments {
+        let bytes = segment::read_verified(store, manifest).await?;
+        let what = manifest.data_key();
+        let mut decoded = Vec::with_capacity(manifest.uncompressed_bytes as usize);
+        GzDecoder::new(&bytes[..])
+            .read_to_end(&mut decoded)
+            .map_err(|e| Error::CorruptFile {
+                file: what.clone(),
+                detail: e.to_string(),
+            })?;
+        drop(bytes);
+        report.segments += 1;
+        let mut frames = Frames::new(&decoded[..], &what)?;
+        let mut reader = EventStreamReader::new(BinlogVersion::Version4);
+        let mut transactions = Transactions::default();
+        let mut pending = Pending::default();
+        let mut shapes: HashMap<u64, TableShape> = HashMap::new();
+        while let Some(frame) = frames.next(&what)? {
+            let event = reader
+                .read(&frame[..])
+                .map_err(|e| Error::CorruptFile {
+                    file: what.clone(),
+                    detail: e.to_string(),
+                })?
+                .ok_or_else(|| Error::CorruptFile {
+                    file: what.clone(),
+                    detail: "an empty event".into(),
+                })?;
+            let role = events::role(&event)?;
+            if role == Role::FormatDescription {
+                continue;
+            }
+            let header = event.header();
+            let end = Position::new(manifest.start.file.clone(), u64::from(header.log_pos()));
+            let begin = Position::new(
+                manifest.start.file.clone(),
+                u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
+            );
+            let edge = transactions.step(&role);
+            if matches!(edge, Edge::Started { .. }) {
+                pending = Pending::default();
+                if let Role::Start { gtid, .. } = &role {
+                    pending.gtid = gtid.clone();
+                }
+                let stop_here = match &plan.stop {
+                    Stop::BeforeGtid(g) => {
+                        pending
+                            .gtid
+                            .as_deref()
+                            .and_then(|t| Gtid::parse(t).ok())
+                            .as_ref()
+                            == Some(g)
+                    }
+                    Stop::BeforePosition(p) => begin >= *p,
+                    Stop::At(_) => false,
+                };
+                if stop_here {
+                    report.stopped = format!(
+                        "just before the transaction at {begin} ({})",
+                        pending.gtid.as_deref().unwrap_or("no GTID")
+                    );
+                    break 'segments;
+                }
+                // Transactions the full backup already holds.
+                let in_snapshot = plan.skip.as_ref().is_some_and(|set| {
+                    pending
+                        .gtid
+                        .as_deref()
+                        .and_then(|t| Gtid::parse(t).ok())
+                        .is_some_and(|g| set.contains(&g))
+                });
+                // Where the snapshot's position is exact no transaction straddles it: one
+                // that starts before it is in the full backup.
+                pending.skip = in_snapshot || (plan.skip.is_none() && begin < plan.from);
+            }
+            let ends = matches!(edge, Edge::Ended | Edge::Started { ended: true });
+            let commit_time = Utc.timestamp_opt(i64::from(header.timestamp()), 0).single();
+            if !pending.skip {
+                match role {
+                    Role::Rows => {
+                        if let Some(EventData::RowsEvent(rows)) =
+                            event.read_data().map_err(|e| Error::CorruptFile {
+                                file: what.clone(),
+                                detail: e.to_string(),
+                            })?
+                        {
+                            let Some(table) = reader.get_tme(rows.table_id()) else {
+                                return Err(Error::CorruptFile {
+                                    file: what.clone(),
+                                    detail: format!("rows of an unmapped table at {begin}"),
+                                });
+                            };
+                            if table.database_name() != source_database {
+                                continue;
+                            }
+                            let name = table.table_name().into_owned();
+                            begin_transaction(conn, &mut pending).await?;
+                            let changed =
+                                apply_rows(conn, &rows, table, &name, &mut shapes, &begin).await?;
+                            let entry = pending.changes.entry(name).or_default();
+                            entry.inserted += changed.inserted;
+                            entry.updated += changed.updated;
+                            entry.deleted += changed.deleted;
+                        }
+                    }
+                    Role::Statement if ends => {
+                        let query =
+                            event
+                                .read_event::<QueryEvent>()
+                                .map_err(|e| Error::CorruptFile {
+                                    file: what.clone(),
+                                    detail: e.to_string(),
+                                })?;
+                        if query.schema() == source_database {
+                            if let (Stop::At(at), Some(t)) = (&plan.stop, commit_time) {
+                                if t > *at {
+                                    report.stopped = format!(
+                                        "at the first statement after {} (committed {})",
+                                        at.to_rfc3339(),
+                                        t.to_rfc3339()
+                                    );
+                                    break 'segments;
+                                }
+                            }
+                            let text = query.query().into_owned();
+                            finish_transaction(conn, &mut pending, true).await?;
+                            conn.query_drop(&text).await.map_err(|e| {
+                                Error::database(
+                                    format!(
+                                        "replaying the statement at {begin} ({})",
+                                        abbreviate(&text)
+                                    ),
+                                    e,
+                                )
+                            })?;
+                            shapes.clear();
+                            report.ddl_statements += 1;
+                            if let Some(table) = statement_table(&text) {
+                                if !report.redefined.contains(&table) {
+                                    report.redefined.push(table);
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if ends {
+                if !pending.skip {
+                    if let (Stop::At(at), Some(t)) = (&plan.stop, commit_time) {
+                        if t > *at {
+                            finish_transaction(conn, &mut pending, false).await?;
+                            report.stopped = format!(
+                                "at the first transaction committed after {} ({})",
+                                at.to_rfc3339(),
+                                t.to_rfc3339()
+                            );
+                            break 'segments;
+                        }
+                    }
+                    finish_transaction(conn, &mut pending, true).await?;
+                    report.transactions += 1;
+                    report.last_gtid = pending.gtid.clone().or(report.last_gtid.take());
+                    report.last_commit = commit_time;
+                    report.last_position = Some(end.to_string());
+                    for (table, c) in std::mem::take(&mut pending.changes) {
+                        report.row_changes += c.inserted + c.updated + c.deleted;
+                        let total = report.tables.entry(table).or_default();
+                        total.inserted += c.inserted;
+                        total.updated += c.updated;
+                        total.deleted += c.deleted;
+                    }
+                }
+                pending = Pending::default();
+            }
+        }
+    }
+    // A stop in the middle of a transaction leaves nothing of it behind.
+    let _ = conn.query_drop("ROLLBACK").await;
+    report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    Ok(report)
+}
+
+async fn begin_transaction(conn: &mut Conn, pending: &mut Pending) -> Result<()> {
+    if !pending.in_database_transaction {
+        conn.query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| Error::database("starting a replayed transaction", e))?;
+        pending.in_database_transaction = true;
+    }
+    Ok(())
+}
+
+async fn finish_transaction(conn: &mut Conn, pending: &mut Pending, commit: bool) -> Result<()> {
+    if std::mem::take(&mut pending.in_database_transaction) {
+        conn.query_drop(if commit { "COMMIT" } else { "ROLLBACK" })
+            .await
+            .map_err(|e| Error::database("ending a replayed transaction", e))?;
+    }
+    Ok(())
+}
+
+/// Applies one rows event; every row must change exactly one row of the target.
+async fn apply_rows(
+    conn: &mut Conn,
+    rows: &RowsEventData<'_>,
+    table: &mysql_common::binlog::events::TableMapEvent<'static>,
+    name: &str,
+    shapes: &mut HashMap<u64, TableShape>,
+    at: &Position,
+) -> Result<TableChanges> {
+    let decode = |e: std::io::Error| Error::BinlogUnsupported {
+        detail: format!("a row of `{name}` at {at} cannot be decoded: {e}"),
+    };
+    let images: Vec<(Option<_>, Option<_>)> = rows
+        .rows(table)
+        .collect::<std::io::Result<_>>()
+        .map_err(decode)?;
+    let mut changes = TableChanges::default();
+    let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
+        return Ok(changes);
+    };
+    if !shapes.contains_key(&rows.table_id()) {
+        let types =
+            (0..table.columns_count() as usize)
+                .map(|i| {
+                    table.get_column_type(i).ok().flatten().ok_or_else(|| {
+                        Error::BinlogUnsupported {
+                            detail: format!(
+                                "column {i} of `{name}` has a type this tool does not know"
+                            ),
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+        shapes.insert(rows.table_id(), TableShape::from_row(name, sample, types)?);
+    }
+    let Some(shape) = shapes.get(&rows.table_id()) else {
+        return Ok(changes);
+    };
+    let mismatch = |kind: &str, affected: u64| {
+        Error::RestoreMismatch(vec![format!(
+        "replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from"
+    )])
+    };
+    match rows {
+        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+            let after: Vec<_> = images.iter().filter_map(|(_, a)| a.as_ref()).collect();
+            for batch in after.chunks(500) {
+                conn.query_drop(shape.insert(batch)?).await.map_err(|e| {
+                    Error::database(format!("replaying inserts into `{name}` at {at}"), e)
+                })?;
+                if conn.affected_rows() != batch.len() as u64 {
+                    return Err(mismatch("insert", conn.affected_rows()));
+                }
+                changes.inserted += batch.len() as u64;
+            }
+        }
+        RowsEventData::UpdateRowsEventV1(_)
+        | RowsEventData::UpdateRowsEvent(_)
+        | RowsEventData::PartialUpdateRowsEvent(_) => {
+            for (before, after) in &images {
+                let (Some(before), Some(after)) = (before, after) else {
+                    continue;
+                };
+                conn.query_drop(shape.update(before, after)?)
+                    .await
+                    .map_err(|e| {
+                        Error::database(format!("replaying an update of `{name}` at {at}"), e)
+                    })?;
+                if conn.affected_rows() != 1 {
+                    return Err(mismatch("update", conn.affected_rows()));
+                }
+                changes.updated += 1;
+            }
+        }
+        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+            for (before, _) in &images {
+                let Some(before) = before else { continue };
+                conn.query_drop(shape.delete(before)?).await.map_err(|e| {
+                    Error::database(format!("replaying a delete from `{name}` at {at}"), e)
+                })?;
+                if conn.affected_rows() != 1 {
+                    return Err(mismatch("delete", conn.affected_rows()));
+                }
+                changes.deleted += 1;
+            }
+        }
+    }
+    Ok(changes)
+}
+
+fn abbreviate(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 80 {
+        format!("{}…", one_line.chars().take(80).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// The table a DDL statement names (`ALTER TABLE x`, `CREATE TABLE x`, `DROP TABLE x`,
+/// `TRUNCATE x`, `RENAME TABLE x`), unquoted; None for other statements.
+pub(crate) fn statement_table(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let upper: Vec<String> = words
+        .iter()
+        .take(8)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let index = upper
+        .iter()
+        .position(|w| w == "TABLE")
+        .map(|i| i + 1)
+        .or_else(|| (upper.first().map(String::as_str) == Some("TRUNCATE")).then_some(1))?;
+    let mut index = index;
+    while upper
+        .get(index)
+        .is_some_and(|w| matches!(w.as_str(), "IF" | "NOT" | "EXISTS"))
+    {
+        index += 1;
+    }
+    let name = words.get(index)?;
+    let name = name.split('(').next()?.trim_end_matches(';');
+    let name = name.rsplit('.').next()?.trim_matches('`');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_names_its_table() {
+        assert_eq!(
+            statement_table("ALTER TABLE `grades` ADD COLUMN x INT").as_deref(),
+            Some("grades")
+        );
+        assert_eq!(
+            statement_table("CREATE TABLE IF NOT EXISTS t2(id INT)").as_deref(),
+            Some("t2")
+        );
+        assert_eq!(
+            statement_table("TRUNCATE `toc`.`audit`").as_deref(),
+            Some("audit")
+        );
+        assert_eq!(statement_table("CREATE VIEW v AS SELECT 1"), None);
+    }
+}
