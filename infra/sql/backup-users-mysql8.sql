@@ -11,6 +11,15 @@ GRANT SHOW_ROUTINE ON *.* TO 'toc_backup'@'%';
 -- The binary log position recorded beside the snapshot (SHOW BINARY LOG STATUS).
 GRANT REPLICATION CLIENT ON *.* TO 'toc_backup'@'%';
 
+-- The binlog archive user (binlog function, `toc-backup binlog archive`): reads the server's
+-- binlog as a replica does. REPLICATION SLAVE streams it (every database's changes: the binlog
+-- is server-wide, replay keeps only toc_sis); REPLICATION CLIENT reads where it ends and which
+-- files the server still holds (SHOW BINARY LOGS). Nothing else: it cannot read a table.
+CREATE USER IF NOT EXISTS 'toc_binlog'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
+GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'toc_binlog'@'%';
+-- The server must write ROW events with full images and column names (RDS parameter group):
+--   binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL, binlog_checksum=CRC32
+
 -- The restore-test user: full rights on its scratch databases only.
 CREATE USER IF NOT EXISTS 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
 GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';

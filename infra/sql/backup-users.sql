@@ -16,6 +16,15 @@ GRANT SELECT ON `mysql`.`proc` TO 'toc_backup'@'%';
 -- The binlog position beside the snapshot on MySQL (MariaDB reports it without a privilege).
 GRANT REPLICATION CLIENT ON *.* TO 'toc_backup'@'%';
 
+-- The binlog archive user (binlog function, `toc-backup binlog archive`): reads the server's
+-- binlog as a replica does. REPLICATION SLAVE streams it (every database's changes: the binlog
+-- is server-wide, replay keeps only toc_sis); BINLOG MONITOR reads where it ends and which
+-- files the server still holds (SHOW BINARY LOGS). Nothing else: it cannot read a table.
+CREATE USER IF NOT EXISTS 'toc_binlog'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
+GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'toc_binlog'@'%';
+-- The server must write ROW events with full images and column names (RDS parameter group):
+--   binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL, binlog_checksum=CRC32
+
 -- The restore-test user: full rights on its scratch databases only.
 CREATE USER IF NOT EXISTS 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
 GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';

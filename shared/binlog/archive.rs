@@ -595,15 +595,15 @@ pub async fn run_archive_alerting(
             Ok(report)
         }
         Err(e) => {
-            let subject = if matches!(e, Error::BinlogGap { .. }) {
-                "binlog archive gap"
+            let (subject, next) = if matches!(e, Error::BinlogGap { .. }) {
+                ("binlog archive gap", "Take a full backup (the dump function, or `toc-backup dump`): the archive starts again at its snapshot.")
             } else {
-                "binlog archive failed"
+                ("binlog archive failed", "Segments sealed before the failure stay; the next run goes on from the last one.")
             };
             let note = Notification::new(
                 Severity::Critical,
                 subject,
-                format!("{e}\nStore: {location}. Segments sealed before the failure stay; the next run goes on from the last one."),
+                format!("{e}\nStore: {location}. {next}"),
             );
             crate::dump::notify_or_log(notifier, &note).await;
             Err(e)

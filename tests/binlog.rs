@@ -1,0 +1,395 @@
+//! Issue 17: point-in-time restore through the binlog archive, on a private MariaDB with ROW
+//! binlogs, as the project's own least-privilege users (`infra/sql/backup-users.sql`): the dump
+//! as `toc_backup`, the archive as `toc_binlog`, restores as `toc_restore_test` into its
+//! scratch databases.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::private_server::PrivateServer;
+use common::*;
+
+const PASSWORD: [(&str, &str); 1] = [("DATABASE_PASSWORD", "CHANGE-ME-or-use-IAM")];
+
+fn server_with_users() -> PrivateServer {
+    let server = PrivateServer::start("");
+    let users = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+    )
+    .expect("backup-users.sql");
+    server.root_sql("CREATE DATABASE toc_sis");
+    server.root_sql(&users);
+    server
+}
+
+/// Each table's CHECKSUM TABLE and SHOW CREATE TABLE: the state a restore must reproduce.
+fn state(server: &PrivateServer, database: &str) -> Vec<String> {
+    let tables = server.root_query(
+        Some(database),
+        "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'",
+    );
+    let mut state = Vec::new();
+    for line in tables.lines() {
+        let table = line.split('\t').next().expect("table name");
+        let checksum = server.root_query(Some(database), &format!("CHECKSUM TABLE `{table}`"));
+        let checksum = checksum
+            .split('\t')
+            .nth(1)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let create = server.root_query(Some(database), &format!("SHOW CREATE TABLE `{table}`"));
+        state.push(format!("{table} {checksum} {}", create.replace("\\n", " ")));
+    }
+    state
+}
+
+/// Waits into the next second, so that what follows commits in a later second than the
+/// instant just recorded (the binlog keeps whole seconds).
+fn next_second() {
+    let now = chrono::Utc::now();
+    let into = u64::from(now.timestamp_subsec_millis());
+    std::thread::sleep(Duration::from_millis(1100 - into.min(1000)));
+}
+
+fn archive(server: &PrivateServer, store: &str, extra: &[&str]) -> std::process::Output {
+    let url = server.url("toc_binlog", "127.0.0.1", "toc_sis");
+    let mut args = vec![
+        "binlog",
+        "archive",
+        "--database-url",
+        &url,
+        "--store",
+        store,
+    ];
+    args.extend_from_slice(extra);
+    run_cli(&args, &PASSWORD)
+}
+
+fn restore_to(
+    server: &PrivateServer,
+    store: &str,
+    target: &str,
+    point: &[&str],
+) -> std::process::Output {
+    let url = server.url("toc_restore_test", "127.0.0.1", "toc_sis");
+    let mut args = vec![
+        "restore",
+        "--database-url",
+        &url,
+        "--store",
+        store,
+        "--target-database",
+        target,
+        "--force",
+        "--json",
+    ];
+    args.extend_from_slice(point);
+    run_cli(&args, &PASSWORD)
+}
+
+#[test]
+fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_the_source() {
+    let server = server_with_users();
+    server.root_sql(
+        "USE toc_sis;
+         CREATE TABLE student_grade_records (
+           id INT UNSIGNED PRIMARY KEY, student_id INT NOT NULL, grade DECIMAL(5,2),
+           status ENUM('draft','final','appealed') NOT NULL DEFAULT 'draft',
+           flags SET('late','resit','capped') NOT NULL DEFAULT '', credits TINYINT UNSIGNED,
+           note VARCHAR(200) CHARACTER SET utf8mb4, awarded TIMESTAMP(3) NULL,
+           updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP);
+         CREATE TABLE audit_log (at DATETIME(6), who VARCHAR(40), what TEXT);
+         INSERT INTO student_grade_records (id, student_id, grade, status, flags, credits, note, awarded) VALUES
+           (1, 1001, 71.50, 'final', 'late', 10, 'Grand café', '2026-06-01 10:00:00.125'),
+           (2, 1002, 55.00, 'draft', '', 250, NULL, NULL),
+           (3, 1003, 88.25, 'final', 'resit,capped', 5, 'O''Brien', '2026-06-02 09:30:00');
+         INSERT INTO audit_log VALUES (NOW(6), 'seed', 'created'), (NOW(6), 'seed', 'again');",
+    );
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+            "--store",
+            &store_text,
+        ],
+        &PASSWORD,
+    ));
+    next_second();
+
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    let mut instants: Vec<(String, chrono::DateTime<chrono::Utc>, Vec<String>)> = Vec::new();
+    let mut record = |name: &str| {
+        instants.push((
+            name.to_string(),
+            chrono::Utc::now(),
+            state(&server, "toc_sis"),
+        ));
+        next_second();
+    };
+    sql("INSERT INTO student_grade_records (id, student_id, grade, note) VALUES (4, 1004, 64.00, 'née'), (5, 1005, 49.99, NULL);
+         INSERT INTO audit_log VALUES (NOW(6), 'registrar', 'two grades');");
+    record("inserts");
+    // An update that leaves updated_at alone: invisible to a tracking-column incremental.
+    sql("UPDATE student_grade_records SET grade = 51.00, updated_at = updated_at WHERE id = 5;");
+    record("update without updated_at");
+    assert_ok(&archive(&server, &store_text, &[]));
+    sql("DELETE FROM student_grade_records WHERE id = 2;");
+    record("delete");
+    sql("UPDATE student_grade_records SET id = 1003000 WHERE id = 3;");
+    record("key change");
+    sql("FLUSH BINARY LOGS;");
+    sql("DELETE FROM audit_log;");
+    record("table emptied");
+    assert_ok(&archive(&server, &store_text, &[]));
+    sql("ALTER TABLE student_grade_records ADD COLUMN moderated TINYINT(1) NOT NULL DEFAULT 0 AFTER grade;");
+    record("alter table");
+    let gtid = server
+        .root_query(
+            Some("toc_sis"),
+            "UPDATE student_grade_records SET grade = 0; SELECT @@last_gtid;",
+        )
+        .trim()
+        .to_string();
+    record("the bad update");
+    sql("INSERT INTO student_grade_records (id, student_id, grade) VALUES (6, 1006, 77.00);");
+    record("after the bad update");
+    let last = archive(&server, &store_text, &["--json"]);
+    assert_ok(&last);
+    let report: serde_json::Value = serde_json::from_slice(&last.stdout).expect("archive report");
+    assert!(report["complete_until"].is_string(), "{report}");
+    let segments = walk(store.path())
+        .into_iter()
+        .filter(|p| p.ends_with("events.binlog.gz"))
+        .count();
+    assert!(
+        segments >= 3,
+        "three runs and a rotation make several segments, found {segments}"
+    );
+
+    // `binlog find` names the bad update, with its GTID.
+    let found = run_cli(
+        &[
+            "binlog",
+            "find",
+            "--store",
+            &store_text,
+            "--table",
+            "student_grade_records",
+            "--json",
+        ],
+        &[],
+    );
+    assert_ok(&found);
+    let found: serde_json::Value = serde_json::from_slice(&found.stdout).expect("find JSON");
+    let bad = found
+        .as_array()
+        .expect("transactions")
+        .iter()
+        .find(|t| t["gtid"] == gtid.as_str())
+        .unwrap_or_else(|| panic!("the bad update {gtid} in {found:#}"));
+    assert_eq!(bad["updated"], 4, "every row there was then: {bad}");
+
+    for (i, (name, at, expected)) in instants.iter().enumerate() {
+        let target = format!("toc_sis_restore_test_{i}");
+        let output = restore_to(&server, &store_text, &target, &["--at", &at.to_rfc3339()]);
+        assert_ok(&output);
+        let restored: Vec<String> = state(&server, &target);
+        assert_eq!(
+            &restored, expected,
+            "restore --at the instant after '{name}' ({at})"
+        );
+    }
+
+    let before_bad = &instants
+        .iter()
+        .find(|(n, _, _)| n == "alter table")
+        .expect("instant")
+        .2;
+    let output = restore_to(
+        &server,
+        &store_text,
+        "toc_sis_restore_test_before",
+        &["--before-gtid", &gtid],
+    );
+    assert_ok(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("restore report");
+    assert!(
+        report["binlog"]["stopped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&gtid),
+        "{report}"
+    );
+    assert_eq!(&state(&server, "toc_sis_restore_test_before"), before_bad);
+}
+
+#[test]
+fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
+    let server = server_with_users();
+    server.root_sql(
+        "USE toc_sis; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1);",
+    );
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    let dump = || {
+        assert_ok(&run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+                "--store",
+                &store_text,
+            ],
+            &PASSWORD,
+        ))
+    };
+    dump();
+    assert_ok(&archive(&server, &store_text, &[]));
+    let archived_to = server
+        .root_query(None, "SHOW BINARY LOGS")
+        .lines()
+        .last()
+        .expect("binlog")
+        .split('\t')
+        .next()
+        .expect("name")
+        .to_string();
+
+    // Changes the archive never sees: the server purges them first.
+    server.root_sql("USE toc_sis; INSERT INTO t VALUES (2, 2);");
+    // MariaDB keeps a file until its transactions are checkpointed: rotate and purge until the
+    // archived file is gone.
+    for _ in 0..50 {
+        server.root_sql("FLUSH BINARY LOGS");
+        let logs = server.root_query(None, "SHOW BINARY LOGS");
+        let newest = logs
+            .lines()
+            .last()
+            .expect("binlog")
+            .split('\t')
+            .next()
+            .expect("name")
+            .to_string();
+        server.root_sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+        if !server
+            .root_query(None, "SHOW BINARY LOGS")
+            .contains(&archived_to)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !server
+            .root_query(None, "SHOW BINARY LOGS")
+            .contains(&archived_to),
+        "the server would not purge {archived_to}"
+    );
+    let oldest = server
+        .root_query(None, "SHOW BINARY LOGS")
+        .lines()
+        .next()
+        .expect("binlog")
+        .split('\t')
+        .next()
+        .expect("name")
+        .to_string();
+    let output = archive(&server, &store_text, &[]);
+    assert!(
+        !output.status.success(),
+        "a gap must fail the run:\n{}",
+        text(&output)
+    );
+    let said = text(&output);
+    assert!(
+        said.contains("CRITICAL") && said.contains("binlog archive gap"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{archived_to}:")) && said.contains(&format!("{oldest}:4")),
+        "the missing range is named:\n{said}"
+    );
+    // Still a gap on the next run: never stitched over.
+    assert!(!archive(&server, &store_text, &[]).status.success());
+
+    // A new full backup re-anchors the archive; the gap is reported once more as it closes.
+    dump();
+    let output = archive(&server, &store_text, &[]);
+    assert_ok(&output);
+    assert!(
+        text(&output).contains("never archived"),
+        "{}",
+        text(&output)
+    );
+    server.root_sql("USE toc_sis; UPDATE t SET v = 20 WHERE id = 2;");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let at = chrono::Utc::now().to_rfc3339();
+    assert_ok(&restore_to(
+        &server,
+        &store_text,
+        "toc_sis_restore_test_gap",
+        &["--at", &at],
+    ));
+    assert_eq!(
+        state(&server, "toc_sis_restore_test_gap"),
+        state(&server, "toc_sis")
+    );
+}
+
+#[test]
+fn a_server_that_cannot_be_archived_faithfully_is_refused_by_name() {
+    let server = server_with_users();
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    for (setting, value, named) in [
+        (
+            "binlog_format",
+            "'STATEMENT'",
+            "binlog_format is \"STATEMENT\", expected \"ROW\"",
+        ),
+        (
+            "binlog_row_metadata",
+            "'MINIMAL'",
+            "binlog_row_metadata is \"MINIMAL\", expected \"FULL\"",
+        ),
+        (
+            "binlog_row_image",
+            "'MINIMAL'",
+            "binlog_row_image is \"MINIMAL\", expected \"FULL\"",
+        ),
+    ] {
+        server.root_sql(&format!("SET GLOBAL {setting} = {value}"));
+        let output = archive(&server, &store_text, &[]);
+        server.root_sql(&format!("SET GLOBAL {setting} = DEFAULT"));
+        server.root_sql("SET GLOBAL binlog_format = 'ROW', binlog_row_metadata = 'FULL', binlog_row_image = 'FULL'");
+        assert!(!output.status.success());
+        assert!(text(&output).contains(named), "{}", text(&output));
+    }
+    // The backup user cannot stream the binlog: a clear database error, not a hang.
+    let url = server.url("toc_backup", "127.0.0.1", "toc_sis");
+    let output = run_cli(
+        &[
+            "binlog",
+            "archive",
+            "--database-url",
+            &url,
+            "--store",
+            &store_text,
+        ],
+        &PASSWORD,
+    );
+    assert!(!output.status.success());
+    // Without a full backup there is nothing to anchor to: said so.
+    let output = archive(&server, &store_text, &[]);
+    assert!(
+        text(&output).contains("take a full backup"),
+        "{}",
+        text(&output)
+    );
+}
