@@ -2,6 +2,7 @@
 //! checked once per cold start, events parsed strictly, jobs run against the invocation's
 //! deadline, and every failure notified before it is returned.
 
+pub mod binlog;
 pub mod context;
 pub mod dump;
 mod event;

@@ -1,0 +1,16 @@
+//! The `binlog` Lambda function: the binlog archive for point-in-time restore, every 5 minutes.
+
+use toc_sis_backup::lambda::binlog::BinlogFunction;
+use toc_sis_backup::lambda::{start, ProcessEnv};
+
+fn main() -> std::process::ExitCode {
+    toc_sis_backup::memory::limit_malloc_arenas();
+    serve()
+}
+
+#[tokio::main]
+async fn serve() -> std::process::ExitCode {
+    lambda_runtime::tracing::init_default_subscriber();
+    let sdk_config = toc_sis_backup::aws::sdk_config().await;
+    start(BinlogFunction::from_env(&ProcessEnv, sdk_config)).await
+}
