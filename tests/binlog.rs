@@ -251,6 +251,29 @@ fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     };
     dump();
     assert_ok(&archive(&server, &store_text, &[]));
+    // The monitor reads the archive's recovery point: fresh now, critical when it stops.
+    let status = |now: Option<String>| {
+        let mut args = vec!["status".to_string(), "--store".into(), store_text.clone()];
+        if let Some(now) = now {
+            args.extend(["--now".into(), now]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = run_cli(&args, &[]);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find(|l| l.contains("Binlog archive"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let fresh = status(None);
+    assert!(fresh.starts_with("OK"), "{fresh}");
+    let late = status(Some(
+        (chrono::Utc::now() + chrono::Duration::minutes(40)).to_rfc3339(),
+    ));
+    assert!(
+        late.starts_with("CRITICAL") && late.contains("complete until 40"),
+        "{late}"
+    );
     let archived_to = server
         .root_query(None, "SHOW BINARY LOGS")
         .lines()
@@ -315,8 +338,13 @@ fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
         said.contains(&format!("{archived_to}:")) && said.contains(&format!("{oldest}:4")),
         "the missing range is named:\n{said}"
     );
-    // Still a gap on the next run: never stitched over.
+    // Still a gap on the next run: never stitched over; the monitor says so too.
     assert!(!archive(&server, &store_text, &[]).status.success());
+    let gap = status(None);
+    assert!(
+        gap.starts_with("CRITICAL") && gap.contains("gap since"),
+        "{gap}"
+    );
 
     // A new full backup re-anchors the archive; the gap is reported once more as it closes.
     dump();

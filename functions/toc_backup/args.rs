@@ -472,6 +472,10 @@ pub(crate) struct MonitorArgs {
     /// The replica store (cross-region copy), e.g. s3://toc-backups-replica/prod.
     #[arg(long, env = "MONITOR_REPLICA_STORE")]
     pub(crate) replica_store: Option<String>,
+    /// With the binlog archive on: its lag above this many minutes is a warning, above three
+    /// times a critical alert.
+    #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub(crate) binlog_rpo_minutes: u32,
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
     #[arg(long)]
@@ -503,6 +507,7 @@ impl MonitorArgs {
             reminder: chrono::Duration::hours(i64::from(self.reminder_hours)),
             restore_test_max_age: (self.restore_test_days > 0)
                 .then(|| chrono::Duration::days(i64::from(self.restore_test_days))),
+            binlog_rpo: chrono::Duration::minutes(i64::from(self.binlog_rpo_minutes)),
             ..MonitorOptions::default()
         })
     }

@@ -294,9 +294,10 @@ async fn apply_rows(
     let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
         return Ok(changes);
     };
-    if !shapes.contains_key(&rows.table_id()) {
-        let types =
-            (0..table.columns_count() as usize)
+    let shape = match shapes.entry(rows.table_id()) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let types = (0..table.columns_count() as usize)
                 .map(|i| {
                     table.get_column_type(i).ok().flatten().ok_or_else(|| {
                         Error::BinlogUnsupported {
@@ -307,10 +308,8 @@ async fn apply_rows(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-        shapes.insert(rows.table_id(), TableShape::from_row(name, sample, types)?);
-    }
-    let Some(shape) = shapes.get(&rows.table_id()) else {
-        return Ok(changes);
+            slot.insert(TableShape::from_row(name, sample, types)?)
+        }
     };
     let mismatch = |kind: &str, affected: u64| {
         Error::RestoreMismatch(vec![format!(

@@ -122,9 +122,9 @@ pub async fn inspect(conn: &mut Conn, replica_server_id: u32) -> Result<ServerBi
         .await
         .map(|(file, pos)| Position::new(file, pos))
         .ok_or_else(|| Error::MissingPrivilege {
-            privilege: "REPLICATION CLIENT (BINLOG MONITOR on MariaDB)".into(),
+            privilege: "REPLICATION CLIENT (BINLOG MONITOR on MariaDB)",
             database: "*".into(),
-            hides: "the binlog position".into(),
+            hides: "the binlog position",
         })?;
     let rows: Vec<Row> = conn
         .query("SHOW BINARY LOGS")

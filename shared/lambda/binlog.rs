@@ -7,7 +7,9 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
-use crate::binlog::archive::{run_archive_alerting, DEFAULT_REPLICA_SERVER_ID, DEFAULT_SEGMENT_BYTES};
+use crate::binlog::archive::{
+    run_archive_alerting, DEFAULT_REPLICA_SERVER_ID, DEFAULT_SEGMENT_BYTES,
+};
 use crate::binlog::ArchiveOptions;
 use crate::error::{Error, Result};
 

@@ -203,7 +203,8 @@ impl FunctionContext {
 
     /// The moment a job that stops between steps must stop by: the deadline less the margin.
     pub fn stop_instant(&self, deadline: Option<SystemTime>) -> Option<std::time::Instant> {
-        remaining(deadline).map(|left| std::time::Instant::now() + left.saturating_sub(self.deadline_margin))
+        remaining(deadline)
+            .map(|left| std::time::Instant::now() + left.saturating_sub(self.deadline_margin))
     }
 
     /// Completes shortly before the deadline, saying so.

@@ -67,6 +67,11 @@ impl MonitorFunction {
                 .then(|| chrono::Duration::days(restore_test_days)),
             rds,
             replica,
+            binlog_rpo: chrono::Duration::minutes(env.parse(
+                "MONITOR_BINLOG_RPO_MINUTES",
+                10,
+                "a whole number of minutes",
+            )?),
             ..MonitorOptions::default()
         };
         Ok(MonitorFunction { context, options })

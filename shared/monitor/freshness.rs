@@ -25,6 +25,7 @@ pub(super) async fn tier_freshness(
     store: &dyn ObjectStore,
     tiers: &[Tier],
     verified: &[&IndexEntry],
+    binlog_point: Option<(DateTime<Utc>, String)>,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Check>, Vec<(String, Option<i64>)>)> {
     let file_snapshots = newest_file_snapshots(store).await?;
@@ -35,7 +36,10 @@ pub(super) async fn tier_freshness(
         if !tier.tables.is_empty() {
             parts.push(Part {
                 what: "backup".into(),
-                newest: newest_database_backup(tier, verified),
+                newest: newest_database_backup(tier, verified)
+                    .into_iter()
+                    .chain(binlog_point.clone())
+                    .max_by_key(|(t, _)| *t),
             });
         }
         let mut sources: Vec<String> = tier

@@ -65,6 +65,9 @@ pub struct MonitorOptions {
     pub rds: Option<aws_checks::RdsTargets>,
     /// The replica bucket (cross-region copy), if one is configured.
     pub replica: Option<std::sync::Arc<dyn ObjectStore>>,
+    /// With the binlog archive on, the most data Tier 1 (every table) may lose: the archive's
+    /// lag above it is a warning, above three times it critical.
+    pub binlog_rpo: Duration,
 }
 
 impl Default for MonitorOptions {
@@ -80,6 +83,9 @@ impl Default for MonitorOptions {
             unfinished_grace: Duration::hours(1),
             rds: None,
             replica: None,
+            // A 5-minute schedule loses at most 5 minutes and a run's time; one late run is
+            // the margin before a person is told.
+            binlog_rpo: Duration::minutes(10),
         }
     }
 }
@@ -144,9 +150,32 @@ pub async fn check_all(
         .filter(|e| latest.unsound.as_deref() != Some(e.id.as_str()))
         .collect();
 
+    let head = crate::binlog::segment::read_head(store).await;
+    // The archive makes every table recoverable up to where it is complete (after a sound
+    // full backup, which it extends).
+    let binlog_point = match &head {
+        Ok(Some(h)) if h.gap.is_none() && verified.iter().any(|e| e.id == h.anchor) => {
+            h.complete_until.map(|t| {
+                (
+                    t,
+                    format!("binlog archive complete until {}", t.to_rfc3339()),
+                )
+            })
+        }
+        _ => None,
+    };
     let (freshness, tier_ages) =
-        freshness::tier_freshness(store, &options.tiers, &verified, now).await?;
+        freshness::tier_freshness(store, &options.tiers, &verified, binlog_point, now).await?;
     checks.extend(freshness);
+    match head {
+        Ok(Some(head)) => checks.push(binlog_check(&head, options.binlog_rpo, now)),
+        Ok(None) => {}
+        Err(e) => checks.push(Check {
+            name: "Binlog archive".into(),
+            status: Status::Critical,
+            reason: format!("its head cannot be read: {e}"),
+        }),
+    }
     checks.push(latest.check);
     checks.extend(anomalies(&verified, options));
     if let Some(max_age) = options.restore_test_max_age {
@@ -177,6 +206,53 @@ pub async fn check_all(
         latest_full_bytes: latest.full_bytes,
         alerted: false,
     })
+}
+
+/// The binlog archive's recovery point: how long ago it was last complete, or its gap.
+fn binlog_check(head: &crate::binlog::segment::Head, rpo: Duration, now: DateTime<Utc>) -> Check {
+    let name = "Binlog archive".to_string();
+    if let Some(gap) = &head.gap {
+        return Check {
+            name,
+            status: Status::Critical,
+            reason: format!(
+                "gap since {}: {} to {} was never archived ({}); take a full backup to start again",
+                gap.found_at.to_rfc3339(),
+                gap.from,
+                gap.to,
+                gap.reason
+            ),
+        };
+    }
+    let Some(complete) = head.complete_until else {
+        return Check {
+            name,
+            status: Status::Critical,
+            reason: format!(
+                "has never reached the end of the binlog (last run {}); it is falling behind",
+                head.updated_at.to_rfc3339()
+            ),
+        };
+    };
+    let lag = now - complete;
+    let status = if lag <= rpo {
+        Status::Ok
+    } else if lag <= rpo * 3 {
+        Status::Warning
+    } else {
+        Status::Critical
+    };
+    Check {
+        name,
+        status,
+        reason: format!(
+            "complete until {} ago (RPO {}): point-in-time restore reaches {}; last transaction {}",
+            human_age(lag),
+            human_age(rpo),
+            complete.to_rfc3339(),
+            head.last_commit.map_or("-".into(), |t| t.to_rfc3339())
+        ),
+    }
 }
 
 /// What the integrity check found about the latest chain.
