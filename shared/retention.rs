@@ -32,6 +32,9 @@ impl Default for RetentionPolicy {
 pub struct PruneReport {
     pub deleted: Vec<String>,
     pub kept: Vec<String>,
+    /// Binlog archive segments no kept full backup can replay any more.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binlog_segments_deleted: Vec<String>,
 }
 
 /// What to delete, decided from ids and states alone (pure, so it is tested without a store).
@@ -127,7 +130,29 @@ pub async fn prune(
         })
         .collect();
     let doomed = plan(policy, now, &summary);
-    delete(store, &entries, &doomed).await
+    let mut report = delete(store, &entries, &doomed).await?;
+    // Binlog segments older than every kept full backup restore nothing any more.
+    let oldest_kept_full = entries
+        .iter()
+        .filter(|e| report.kept.contains(&e.id))
+        .filter_map(|e| match &e.state {
+            EntryState::Complete(m) if m.kind == BackupKind::Full => Some(m),
+            _ => None,
+        })
+        .min_by(|a, b| a.backup_id.cmp(&b.backup_id));
+    if let Some(full) = oldest_kept_full {
+        if let (Some(file), Some(pos), true, Some(time)) = (
+            &full.snapshot.binlog_file,
+            full.snapshot.binlog_position,
+            full.snapshot.position_is_exact,
+            crate::restore::chain::snapshot_time(full),
+        ) {
+            let position = crate::binlog::Position::new(file.clone(), pos);
+            report.binlog_segments_deleted =
+                crate::binlog::segment::prune_before(store, &position, time).await?;
+        }
+    }
+    Ok(report)
 }
 
 /// Deletes exactly the backups named (and the incrementals whose chain starts at a named full

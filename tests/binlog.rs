@@ -421,3 +421,75 @@ fn a_server_that_cannot_be_archived_faithfully_is_refused_by_name() {
         text(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binlog_function_archives_into_s3_and_a_restore_reaches_its_end() {
+    use std::collections::HashMap;
+    use toc_sis_backup::lambda::binlog::BinlogFunction;
+    use toc_sis_backup::lambda::Env;
+
+    let server = server_with_users();
+    server.root_sql("USE toc_sis; CREATE TABLE enrolments (id INT PRIMARY KEY, module VARCHAR(20)); INSERT INTO enrolments VALUES (1, 'MATH101');");
+    let bucket = aws::bucket("toc-binlog").await;
+    let store = format!("s3://{bucket}/college");
+    assert_ok(&run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+            "--store",
+            &store,
+        ],
+        &PASSWORD,
+    ));
+    let alerts = aws::Alerts::new().await;
+    let env: HashMap<String, String> = [
+        ("BACKUP_STORE", store.clone()),
+        (
+            "DATABASE_URL",
+            server.url("toc_binlog", "127.0.0.1", "toc_sis"),
+        ),
+        ("DATABASE_PASSWORD", PASSWORD[0].1.to_string()),
+        ("SNS_TOPIC_ARN", alerts.topic_arn.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let function = BinlogFunction::from_env(&env as &dyn Env, aws::config().await)
+        .await
+        .expect("configuration");
+    let event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("events/binlog-scheduled.json"))
+            .expect("event"),
+    )
+    .expect("event JSON");
+    let deadline = Some(std::time::SystemTime::now() + Duration::from_secs(240));
+    server.root_sql("USE toc_sis; INSERT INTO enrolments VALUES (2, 'HIST200'); UPDATE enrolments SET module = 'MATH102' WHERE id = 1;");
+    let first = function
+        .handle(event.clone(), deadline)
+        .await
+        .expect("first run");
+    assert_eq!(first["transactions"], 2, "{first}");
+    // A rotation right after the last archived transaction: the chain must still reach on.
+    server.root_sql("FLUSH BINARY LOGS; USE toc_sis; DELETE FROM enrolments WHERE id = 2;");
+    let second = function.handle(event, deadline).await.expect("second run");
+    assert_eq!(
+        second["started_from"], first["next"],
+        "each run starts where the last ended: {second}"
+    );
+    assert_eq!(second["row_changes"], 1, "{second}");
+    let refused = function
+        .handle(serde_json::json!({"label": "x"}), deadline)
+        .await;
+    assert!(refused.unwrap_err().to_string().contains("takes no label"));
+
+    let target = "toc_sis_restore_test_lambda";
+    let output = restore_to(
+        &server,
+        &store,
+        target,
+        &["--at", &chrono::Utc::now().to_rfc3339()],
+    );
+    assert_ok(&output);
+    assert_eq!(state(&server, target), state(&server, "toc_sis"));
+}

@@ -338,6 +338,7 @@ impl Run {
                     Role::Rotate => {
                         let artificial = events::is_artificial(&event);
                         let was_first = std::mem::replace(&mut first_rotate, false);
+                        tracing::debug!(artificial, was_first, rotation = ?events::rotation(&event), log_pos = header.log_pos(), "rotate");
                         let Some((name, pos)) = events::rotation(&event) else {
                             continue;
                         };
@@ -352,12 +353,20 @@ impl Run {
                         let next = Position::new(name.clone(), pos);
                         if let Some(segment) = open.take() {
                             self.seal(segment, next.clone(), None).await?;
+                        } else if next != self.next_start {
+                            // Nothing since the last segment but the rotation: an empty segment
+                            // links the old file's end to the new file, so the chain stays
+                            // provably unbroken.
+                            if let Some(fde) = format_description.as_deref() {
+                                self.bridge(fde, next.clone()).await?;
+                            }
                         }
                         self.next_start = next;
                         file = name;
                         continue;
                     }
                     Role::FormatDescription => {
+                        tracing::debug!(log_pos = event.header().log_pos(), "format description");
                         first_rotate = false;
                         format_description = Some(events::verified_bytes(&event)?);
                         continue;
@@ -483,6 +492,20 @@ impl Run {
                 Err(e)
             }
         }
+    }
+
+    async fn bridge(&mut self, format_description: &[u8], to: Position) -> Result<()> {
+        let id = catalog::new_backup_id(Utc::now());
+        let writer = SegmentWriter::create(self.store.as_ref(), &id, format_description).await?;
+        let mut manifest = segment::new_manifest(
+            &id,
+            &self.anchor,
+            self.server.server_id,
+            &self.server.version,
+            self.next_start.clone(),
+        );
+        manifest.end = self.next_start.clone();
+        self.seal(Open { writer, manifest }, to, None).await
     }
 
     async fn seal(

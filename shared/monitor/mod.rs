@@ -154,7 +154,7 @@ pub async fn check_all(
     // The archive makes every table recoverable up to where it is complete (after a sound
     // full backup, which it extends).
     let binlog_point = match &head {
-        Ok(Some(h)) if h.gap.is_none() && verified.iter().any(|e| e.id == h.anchor) => {
+        Ok(Some(h)) if h.gap.is_none() && verified.iter().any(|e| e.kind == BackupKind::Full) => {
             h.complete_until.map(|t| {
                 (
                     t,
