@@ -493,3 +493,87 @@ async fn the_binlog_function_archives_into_s3_and_a_restore_reaches_its_end() {
     assert_ok(&output);
     assert_eq!(state(&server, target), state(&server, "toc_sis"));
 }
+
+#[test]
+fn local_retention_removes_the_segments_no_kept_full_backup_can_replay() {
+    let server = server_with_users();
+    server.root_sql("USE toc_sis; CREATE TABLE modules (id INT PRIMARY KEY, title VARCHAR(40)); INSERT INTO modules VALUES (1, 'Algebra');");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    let dump = || {
+        assert_ok(&run_cli(
+            &[
+                "dump",
+                "--database-url",
+                &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+                "--store",
+                &store_text,
+                "--no-prune",
+            ],
+            &PASSWORD,
+        ))
+    };
+    let segments = || {
+        let mut ids: Vec<String> = walk(store.path())
+            .into_iter()
+            .filter(|p| {
+                p.ends_with("manifest.json") && p.to_string_lossy().contains("/database/binlog/")
+            })
+            .map(|p| {
+                p.parent()
+                    .expect("segment folder")
+                    .file_name()
+                    .expect("id")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    dump();
+    server.root_sql("USE toc_sis; INSERT INTO modules VALUES (2, 'Geometry');");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let before_second_full = segments();
+    std::thread::sleep(Duration::from_millis(1100));
+    dump();
+    server.root_sql("USE toc_sis; UPDATE modules SET title = 'Topology' WHERE id = 2;");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let all = segments();
+    assert!(all.len() > before_second_full.len());
+
+    let output = run_cli(
+        &[
+            "prune",
+            "--store",
+            &store_text,
+            "--keep-days",
+            "0",
+            "--keep-min",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
+    assert_ok(&output);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("prune report");
+    assert_eq!(
+        report["deleted"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let kept = segments();
+    assert_eq!(
+        kept,
+        all[before_second_full.len()..].to_vec(),
+        "only the segments before the kept full go: {report}"
+    );
+    let target = "toc_sis_restore_test_pruned";
+    assert_ok(&restore_to(
+        &server,
+        &store_text,
+        target,
+        &["--at", &chrono::Utc::now().to_rfc3339()],
+    ));
+    assert_eq!(state(&server, target), state(&server, "toc_sis"));
+}

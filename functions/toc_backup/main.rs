@@ -368,7 +368,15 @@ async fn run(command: Command) -> Result<(), Error> {
                 .await?
             };
             print(args.json, &report, |r| {
-                format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len())
+                let mut text =
+                    format!("removed {} backups, kept {}", r.deleted.len(), r.kept.len());
+                if !r.binlog_segments_deleted.is_empty() {
+                    text.push_str(&format!(
+                        "; removed {} binlog segments older than every kept full backup",
+                        r.binlog_segments_deleted.len()
+                    ));
+                }
+                text
             });
         }
         Command::Monitor(args) => {

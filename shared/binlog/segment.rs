@@ -334,24 +334,21 @@ pub(crate) fn new_manifest(
     }
 }
 
-/// Removes the segments no kept full backup can replay: archived before `oldest_full_time`
-/// (less a margin for clocks) and ending at or before `oldest_full_position`. Manifest first,
-/// as for backups. Returns the ids removed.
+/// Removes the segments no kept full backup can replay: those of chains anchored no later than
+/// the oldest kept full backup that end at or before its snapshot position (a chain anchored
+/// later may be another server's, whose file numbers start again). Manifest first, as for
+/// backups. Returns the ids removed.
 pub async fn prune_before(
     store: &dyn ObjectStore,
     oldest_full_position: &Position,
     oldest_full_time: DateTime<Utc>,
 ) -> Result<Vec<String>> {
-    let cutoff = (oldest_full_time - chrono::Duration::hours(2))
-        .format("%Y%m%dT%H%M%S")
-        .to_string();
     let mut removed = Vec::new();
     for id in list_sealed(store, "").await? {
-        if id.as_str() >= cutoff.as_str() {
-            break;
-        }
         let manifest = read_manifest(store, &id).await?;
-        if manifest.next <= *oldest_full_position {
+        let anchored_before =
+            crate::catalog::id_time(&manifest.anchor).is_some_and(|t| t <= oldest_full_time);
+        if anchored_before && manifest.next <= *oldest_full_position {
             store.delete(&manifest_key(&id)).await?;
             store
                 .delete_prefix(&format!("{SEGMENT_PREFIX}{id}/"))
