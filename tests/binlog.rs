@@ -227,6 +227,39 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
         "{report}"
     );
     assert_eq!(&state(&server, "toc_sis_restore_test_before"), before_bad);
+
+    // Only the damaged table, for copying its rows back; the others are there, empty.
+    let output = restore_to(
+        &server,
+        &store_text,
+        "toc_sis_restore_test_one",
+        &["--before-gtid", &gtid, "--tables", "student_grade_records"],
+    );
+    assert_ok(&output);
+    let one = state(&server, "toc_sis_restore_test_one");
+    assert_eq!(one[1], before_bad[1], "student_grade_records as it was");
+    assert!(
+        server
+            .root_query(
+                Some("toc_sis_restore_test_one"),
+                "SELECT COUNT(*) FROM audit_log"
+            )
+            .trim()
+            == "0"
+    );
+    let output = restore_to(
+        &server,
+        &store_text,
+        "toc_sis_restore_test_none",
+        &["--before-gtid", &gtid, "--tables", "no_such_table"],
+    );
+    assert!(
+        !output.status.success()
+            && text(&output).contains("no_such_table")
+            && text(&output).contains("student_grade_records"),
+        "{}",
+        text(&output)
+    );
 }
 
 #[test]

@@ -323,6 +323,10 @@ pub(crate) struct RestoreArgs {
     /// before it.
     #[arg(long, value_name = "GTID", conflicts_with_all = ["at", "backup", "before_position"])]
     pub(crate) before_gtid: Option<String>,
+    /// Load the rows of these tables only (comma-separated; the others are created empty):
+    /// a scratch database to copy rows back from, e.g. with --before-gtid.
+    #[arg(long, value_name = "TABLE,…")]
+    pub(crate) tables: Option<String>,
     /// Stop just before the transaction at this binlog position (FILE:POS).
     #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["at", "backup"])]
     pub(crate) before_position: Option<String>,

@@ -214,6 +214,12 @@ async fn run(command: Command) -> Result<(), Error> {
                 with_accounts: args.with_accounts,
                 headway: Default::default(),
                 stop,
+                tables: args.tables.as_deref().map(|list| {
+                    list.split(',')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                }),
             };
             let report = run_restore(store(&args.store).await?, &options).await?;
             print(args.json, &report, |r| {

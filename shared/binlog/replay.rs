@@ -56,7 +56,9 @@ pub async fn replay(
     plan: &ReplayPlan,
     conn: &mut Conn,
     source_database: &str,
+    only_tables: Option<&[String]>,
 ) -> Result<ReplayReport> {
+    let wanted = |table: &str| only_tables.is_none_or(|only| only.iter().any(|t| t == table));
     let started = std::time::Instant::now();
     for statement in [
         "SET SESSION time_zone = '+00:00'",
@@ -164,7 +166,9 @@ pub async fn replay(
                                     detail: format!("rows of an unmapped table at {begin}"),
                                 });
                             };
-                            if table.database_name() != source_database {
+                            if table.database_name() != source_database
+                                || !wanted(&table.table_name())
+                            {
                                 continue;
                             }
                             let name = table.table_name().into_owned();
@@ -185,7 +189,12 @@ pub async fn replay(
                                     file: what.clone(),
                                     detail: e.to_string(),
                                 })?;
-                        if query.schema() == source_database {
+                        let text = query.query().into_owned();
+                        let for_wanted = match statement_table(&text) {
+                            Some(table) => wanted(&table),
+                            None => only_tables.is_none(),
+                        };
+                        if query.schema() == source_database && for_wanted {
                             if let (Stop::At(at), Some(t)) = (&plan.stop, commit_time) {
                                 if t > *at {
                                     report.stopped = format!(
@@ -196,7 +205,6 @@ pub async fn replay(
                                     break 'segments;
                                 }
                             }
-                            let text = query.query().into_owned();
                             finish_transaction(conn, &mut pending, true).await?;
                             conn.query_drop(&text).await.map_err(|e| {
                                 Error::database(

@@ -83,6 +83,7 @@ pub async fn run_restore_test_until(
         resume: false,
         headway: headway.clone(),
         stop: None,
+        tables: None,
     };
     let restore = run_restore(store.clone(), &restore_options);
     let mut timed_out = false;

@@ -61,6 +61,9 @@ pub struct RestoreOptions {
     /// Stop just before a transaction (by GTID or binlog position) instead of at a time: the
     /// binlog archive is replayed on the newest full backup before it.
     pub stop: Option<crate::binlog::Stop>,
+    /// Load rows (and replay the binlog) of these tables only; the other tables are created
+    /// empty. For a scratch database to copy rows back from.
+    pub tables: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +121,23 @@ pub async fn run_restore(
         .cloned()
         .ok_or_else(|| Error::NoBackups(store.to_string()))?;
     let root = chain[0].clone();
+    if let Some(only) = &options.tables {
+        let known: BTreeSet<&str> = chain
+            .iter()
+            .flat_map(|m| m.tables.iter().map(|t| t.name.as_str()))
+            .collect();
+        if let Some(unknown) = only.iter().find(|t| !known.contains(t.as_str())) {
+            return Err(Error::InvalidValue {
+                what: "table in --tables",
+                value: unknown.clone(),
+                expected: format!(
+                    "a table of backup {}: {}",
+                    root.backup_id,
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+    }
     tracing::info!(
         backup_id = %target.backup_id,
         links = chain.len(),
@@ -199,9 +219,14 @@ pub async fn run_restore(
                 o.client_found_rows(true)
             })
             .await?;
-            let report =
-                crate::binlog::replay(loader.store.as_ref(), plan, &mut conn, &root.database)
-                    .await?;
+            let report = crate::binlog::replay(
+                loader.store.as_ref(),
+                plan,
+                &mut conn,
+                &root.database,
+                options.tables.as_deref(),
+            )
+            .await?;
             let _ = conn.disconnect().await;
             tracing::info!(
                 transactions = report.transactions,
@@ -233,6 +258,14 @@ pub async fn run_restore(
     let mut expected = chain::expected_state(&chain);
     if let Some(report) = &replayed {
         expected = check::after_replay(expected, report);
+    }
+    if let Some(only) = &options.tables {
+        // Created empty, as asked: not compared.
+        for table in &expected.tables {
+            if !only.contains(&table.name) {
+                expected.unchecked.insert(table.name.clone());
+            }
+        }
     }
     let target_version: Option<String> = retrying!(
         loader.session,
@@ -345,6 +378,10 @@ impl Loader {
             .files
             .iter()
             .filter(|f| f.stage == stage)
+            .filter(|f| match (&self.options.tables, &f.table) {
+                (Some(only), Some(table)) => only.contains(table),
+                _ => true,
+            })
             .cloned()
             .collect();
         let detail = match stage {
