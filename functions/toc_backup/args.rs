@@ -11,11 +11,32 @@ use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::open_store;
 use toc_sis_backup::Error;
 
+/// The jobs by what a person wants to do; clap's full list with each one's line follows.
+macro_rules! job_groups {
+    () => {
+        "\
+Backup:       dump, incremental, binlog archive, files backup
+Restore:      restore, retrieve, files restore, files export
+Check:        verify, list, status, monitor, restore-test, binlog find, cost, files list, files show
+Maintenance:  prune, catalog rebuild, files prune, sample-data, completions, man"
+    };
+}
+
+#[cfg(test)]
+const JOB_GROUPS: &str = job_groups!();
+
+const HELP_TEMPLATE: &str = concat!(
+    "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n",
+    job_groups!(),
+    "\n\n{all-args}{after-help}"
+);
+
 #[derive(Parser)]
 #[command(
     name = "toc-backup",
     version,
-    about = "Consistent, verified backups of the TOC-SIS database"
+    about = "Consistent, verified backups of the TOC-SIS database",
+    help_template = HELP_TEMPLATE
 )]
 pub(crate) struct Cli {
     /// Log format: human-readable lines, or one JSON object per line.
@@ -74,6 +95,13 @@ pub(crate) enum Command {
     },
     /// Create the sample TOC-SIS database.
     SampleData(SampleArgs),
+    /// Print shell completions to install (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to install as toc-backup.1.
+    Man,
 }
 
 #[derive(Args)]
@@ -272,10 +300,13 @@ pub(crate) struct IncrementalArgs {
     /// Take a full backup when there is none to start a chain from.
     #[arg(long, env = "INCREMENTAL_FULL_IF_MISSING")]
     pub(crate) full_if_missing: bool,
+    /// Also notify when the job succeeds (default: only failures and warnings).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     pub(crate) notify_success: bool,
+    /// Send alerts to this SNS topic instead of the log.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -335,6 +366,7 @@ pub(crate) struct RestoreArgs {
     /// Needs CREATE USER and the GRANT OPTION.
     #[arg(long)]
     pub(crate) with_accounts: bool,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -343,8 +375,10 @@ pub(crate) struct RestoreArgs {
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
+    /// `latest` (the newest complete point) or a backup id from `toc-backup list`.
     #[arg(long, env = "BACKUP_ID", default_value = "latest")]
     pub(crate) backup: String,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -416,6 +450,7 @@ pub(crate) struct ListArgs {
     /// Also show unfinished or failed runs.
     #[arg(long)]
     pub(crate) all: bool,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -434,6 +469,7 @@ pub(crate) struct PruneArgs {
     /// delete the named backups all the same.
     #[arg(long, requires = "backups")]
     pub(crate) override_bucket_retention: bool,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -480,8 +516,10 @@ pub(crate) struct MonitorArgs {
     /// times a critical alert.
     #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub(crate) binlog_rpo_minutes: u32,
+    /// Send alerts to this SNS topic instead of the log.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -531,12 +569,15 @@ pub(crate) struct RestoreTestArgs {
         default_value = "toc_sis_restore_test"
     )]
     pub(crate) database_prefix: String,
+    /// Connections loading data at once.
     #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) jobs: u16,
     #[command(flatten)]
     pub(crate) definer: DefinerArg,
+    /// Send alerts to this SNS topic instead of the log.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -545,6 +586,7 @@ pub(crate) struct RestoreTestArgs {
 pub(crate) struct CostArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -556,11 +598,13 @@ pub(crate) struct SampleArgs {
     /// 1 is a small college (a few MB); the data grows linearly.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub(crate) scale: u32,
+    /// Seed of the random generator: the same seed makes the same data.
     #[arg(long, default_value_t = 2026)]
     pub(crate) seed: u64,
     /// Drop the database first if it already has tables.
     #[arg(long)]
     pub(crate) replace: bool,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
 }
@@ -626,4 +670,59 @@ pub(crate) struct BinlogFindArgs {
     /// Print the transactions as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag of every command says what it does (its default and environment variable
+    /// are printed by clap beside it).
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no description)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "toc-backup", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments without help:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    /// The grouped overview names every job, and the template shows the same groups.
+    #[test]
+    fn the_job_groups_name_every_command() {
+        let command = Cli::command();
+        assert!(super::HELP_TEMPLATE.contains(super::JOB_GROUPS));
+        for sub in command.get_subcommands() {
+            let name = sub.get_name();
+            let nested: Vec<&str> = sub.get_subcommands().map(|s| s.get_name()).collect();
+            if nested.is_empty() {
+                assert!(super::JOB_GROUPS.contains(name), "{name} is in no group");
+            }
+            for inner in nested {
+                let full = format!("{name} {inner}");
+                assert!(super::JOB_GROUPS.contains(&full), "{full} is in no group");
+            }
+        }
+    }
 }

@@ -70,6 +70,7 @@ pub(crate) struct BackupArgs {
     /// sessions, compiled views, node_modules, .git).
     #[arg(long)]
     application_excludes: bool,
+    /// A label kept in the snapshot's manifest (e.g. before-upgrade).
     #[arg(long, env = "BACKUP_LABEL")]
     label: Option<String>,
     /// Files read and stored at once.
@@ -80,10 +81,13 @@ pub(crate) struct BackupArgs {
     /// Keep every snapshot and all content (skip retention after the backup).
     #[arg(long)]
     no_prune: bool,
+    /// Also notify when the job succeeds (default: only failures and warnings).
     #[arg(long, env = "NOTIFY_SUCCESS")]
     notify_success: bool,
+    /// Send alerts to this SNS topic instead of the log.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     sns_topic_arn: Option<String>,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     json: bool,
 }
@@ -119,8 +123,10 @@ pub(crate) struct RestoreArgs {
     /// Replace files that already exist in the target folder.
     #[arg(long)]
     overwrite: bool,
+    /// Files restored at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     json: bool,
 }
@@ -141,8 +147,10 @@ pub(crate) struct ExportArgs {
 pub(crate) struct ListArgs {
     #[command(flatten)]
     store: StoreArg,
+    /// Only the snapshots of this source (e.g. uploads).
     #[arg(long)]
     source: Option<String>,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     json: bool,
 }
@@ -151,6 +159,7 @@ pub(crate) struct ListArgs {
 pub(crate) struct ShowArgs {
     #[command(flatten)]
     which: Which,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     json: bool,
 }
@@ -161,6 +170,7 @@ pub(crate) struct PruneArgs {
     store: StoreArg,
     #[command(flatten)]
     retention: FileRetention,
+    /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     json: bool,
 }

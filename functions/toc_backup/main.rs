@@ -200,6 +200,20 @@ async fn run(command: Command) -> Result<(), Error> {
             });
         }
         Command::Binlog { command } => run_binlog(command).await?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "toc-backup", &mut text);
+            write_stdout(&text)?;
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut text)
+                .map_err(|e| Error::Task(format!("rendering the man page: {e}")))?;
+            write_stdout(&text)?;
+        }
         Command::Restore(args) => {
             let stop = args.stop()?;
             let options = RestoreOptions {
@@ -582,4 +596,16 @@ async fn run_binlog(command: BinlogCommand) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Writes generated text to standard output; a reader that stops early (`| head`) is not an
+/// error.
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::Task(format!("writing to standard output: {e}")))
+        }
+        _ => Ok(()),
+    }
 }

@@ -86,6 +86,8 @@ pub async fn replay(
             })?;
         drop(bytes);
         report.segments += 1;
+        // What this segment applied, to hold against what its manifest recorded.
+        let mut applied: BTreeMap<String, TableChanges> = BTreeMap::new();
         let mut frames = Frames::new(&decoded[..], &what)?;
         let mut reader = EventStreamReader::new(BinlogVersion::Version4);
         let mut transactions = Transactions::default();
@@ -246,6 +248,10 @@ pub async fn replay(
                     report.last_commit = commit_time;
                     report.last_position = Some(end.to_string());
                     for (table, c) in std::mem::take(&mut pending.changes) {
+                        let here = applied.entry(table.clone()).or_default();
+                        here.inserted += c.inserted;
+                        here.updated += c.updated;
+                        here.deleted += c.deleted;
                         report.row_changes += c.inserted + c.updated + c.deleted;
                         let total = report.tables.entry(table).or_default();
                         total.inserted += c.inserted;
@@ -256,11 +262,42 @@ pub async fn replay(
                 pending = Pending::default();
             }
         }
+        // A segment replayed whole (after the snapshot, every table) must have changed exactly
+        // the rows its manifest recorded for the database.
+        if manifest.start >= plan.from && only_tables.is_none() && plan.skip.is_none() {
+            check_against_manifest(manifest, source_database, &applied)?;
+        }
     }
     // A stop in the middle of a transaction leaves nothing of it behind.
     let _ = conn.query_drop("ROLLBACK").await;
     report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     Ok(report)
+}
+
+fn check_against_manifest(
+    manifest: &segment::SegmentManifest,
+    database: &str,
+    applied: &BTreeMap<String, TableChanges>,
+) -> Result<()> {
+    let prefix = format!("{database}.");
+    let recorded: BTreeMap<&str, &TableChanges> = manifest
+        .tables
+        .iter()
+        .filter_map(|(name, c)| name.strip_prefix(&prefix).map(|t| (t, c)))
+        .filter(|(_, c)| c.inserted + c.updated + c.deleted > 0)
+        .collect();
+    let replayed: BTreeMap<&str, &TableChanges> = applied
+        .iter()
+        .map(|(t, c)| (t.as_str(), c))
+        .filter(|(_, c)| c.inserted + c.updated + c.deleted > 0)
+        .collect();
+    if recorded != replayed {
+        return Err(Error::RestoreMismatch(vec![format!(
+            "segment {} recorded these row changes in `{database}`: {recorded:?}, but replay applied {replayed:?}",
+            manifest.segment_id
+        )]));
+    }
+    Ok(())
 }
 
 async fn begin_transaction(conn: &mut Conn, pending: &mut Pending) -> Result<()> {
