@@ -105,6 +105,20 @@ pub async fn verify_file(store: &dyn ObjectStore, prefix: &str, file: &FileEntry
 
 /// Checks every file of a backup, reporting every damaged file, not just the first.
 pub async fn verify_backup(store: &dyn ObjectStore, manifest: &Manifest) -> Result<VerifyReport> {
+    verify_backup_tracked(
+        store,
+        manifest,
+        &crate::restore::headway::Headway::default(),
+    )
+    .await
+}
+
+/// [`verify_backup`], counting each checked file's bytes on `headway`.
+pub async fn verify_backup_tracked(
+    store: &dyn ObjectStore,
+    manifest: &Manifest,
+    headway: &crate::restore::headway::Headway,
+) -> Result<VerifyReport> {
     let mut problems = Vec::new();
     let prefix = manifest.prefix();
     for file in &manifest.files {
@@ -112,6 +126,7 @@ pub async fn verify_backup(store: &dyn ObjectStore, manifest: &Manifest) -> Resu
             tracing::error!(file = %file.name, "{e}");
             problems.push(e);
         }
+        headway.bytes_done(file.bytes);
     }
     match problems.len() {
         0 => Ok(VerifyReport {

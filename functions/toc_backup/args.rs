@@ -42,6 +42,10 @@ pub(crate) struct Cli {
     /// Log format: human-readable lines, or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub(crate) log_format: LogFormat,
+    /// Without a terminal (or with --log-format json): log a progress line this often, in
+    /// seconds (on a terminal a bar is drawn instead).
+    #[arg(long, env = "PROGRESS_SECONDS", default_value_t = 30, global = true)]
+    pub(crate) progress_seconds: u64,
     #[command(subcommand)]
     pub(crate) command: Command,
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 mod args;
 mod files;
+mod progress;
 
 use args::*;
 use clap::Parser;
@@ -48,7 +49,8 @@ fn main() -> ExitCode {
         }
     };
     let log_format = cli.log_format;
-    match runtime.block_on(run(cli.command)) {
+    let progress_every = std::time::Duration::from_secs(cli.progress_seconds.max(1));
+    match runtime.block_on(run(cli.command, log_format, progress_every)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if matches!(log_format, LogFormat::Json) {
@@ -120,7 +122,11 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-async fn run(command: Command) -> Result<(), Error> {
+async fn run(
+    command: Command,
+    log_format: LogFormat,
+    progress_every: std::time::Duration,
+) -> Result<(), Error> {
     match command {
         Command::Dump(args) => {
             let mut options = DumpOptions::new(args.connection.url().await?);
@@ -216,6 +222,7 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Restore(args) => {
             let stop = args.stop()?;
+            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
             let options = RestoreOptions {
                 server_url: args.connection.url().await?,
                 backup: args.backup,
@@ -226,7 +233,7 @@ async fn run(command: Command) -> Result<(), Error> {
                 resume: args.resume,
                 definer: args.definer.mode,
                 with_accounts: args.with_accounts,
-                headway: Default::default(),
+                headway: headway.clone(),
                 stop,
                 tables: args.tables.as_deref().map(|list| {
                     list.split(',')
@@ -235,7 +242,10 @@ async fn run(command: Command) -> Result<(), Error> {
                         .collect()
                 }),
             };
-            let report = run_restore(store(&args.store).await?, &options).await?;
+            let shown = progress::start(headway, log_format, progress_every);
+            let outcome = run_restore(store(&args.store).await?, &options).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 format!(
                     "restored {} backup {} (point in time {}; chain {}) of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \
@@ -273,7 +283,15 @@ async fn run(command: Command) -> Result<(), Error> {
                 std::slice::from_ref(&manifest),
             )
             .await?;
-            let report = verify::verify_backup(store.as_ref(), &manifest).await?;
+            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
+            headway.measure(
+                format!("checking backup {}", manifest.backup_id),
+                manifest.total_bytes(),
+            );
+            let shown = progress::start(headway.clone(), log_format, progress_every);
+            let outcome = verify::verify_backup_tracked(store.as_ref(), &manifest, &headway).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 format!(
                     "backup {} is intact: {} files, {} match the manifest",

@@ -1,5 +1,6 @@
-//! How far a running restore has got, readable from outside it: what a restore cut off by a
-//! deadline reports, so the alert says where the time went.
+//! How far a running job has got, readable from outside it: what a restore cut off by a
+//! deadline reports, so the alert says where the time went, and what the command line draws as
+//! a progress bar (or logs every few seconds).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -9,10 +10,40 @@ pub struct Headway {
     phase: Mutex<String>,
     files_total: AtomicU64,
     files_loaded: AtomicU64,
+    /// Bytes of the current phase's work, and how many are done.
+    bytes_total: AtomicU64,
+    bytes_done: AtomicU64,
+}
+
+/// One reading of a [`Headway`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reading {
+    pub phase: String,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
 }
 
 impl Headway {
-    pub(crate) fn phase(&self, phase: impl Into<String>) {
+    /// A phase whose work is `bytes` long: the byte count starts again from zero.
+    pub fn measure(&self, phase: impl Into<String>, bytes: u64) {
+        self.phase(phase);
+        self.bytes_total.store(bytes, Ordering::Relaxed);
+        self.bytes_done.store(0, Ordering::Relaxed);
+    }
+
+    pub fn bytes_done(&self, bytes: u64) {
+        self.bytes_done.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> Reading {
+        Reading {
+            phase: self.phase.lock().map(|p| p.clone()).unwrap_or_default(),
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
+            bytes_done: self.bytes_done.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn phase(&self, phase: impl Into<String>) {
         if let Ok(mut current) = self.phase.lock() {
             *current = phase.into();
         }

@@ -144,11 +144,12 @@ pub async fn run_restore(
         files = chain.iter().map(|m| m.files.len()).sum::<usize>(),
         "checking every file before loading anything"
     );
-    options
-        .headway
-        .phase("checking every file of the chain before loading");
+    options.headway.measure(
+        "checking every file of the chain",
+        chain.iter().map(Manifest::total_bytes).sum(),
+    );
     for link in &chain {
-        crate::verify::verify_backup(store.as_ref(), link).await?;
+        crate::verify::verify_backup_tracked(store.as_ref(), link, &options.headway).await?;
     }
 
     options
@@ -195,6 +196,14 @@ pub async fn run_restore(
         steps
             .iter()
             .map(|(m, stage)| m.files.iter().filter(|f| f.stage == *stage).count() as u64)
+            .sum(),
+    );
+    options.headway.measure(
+        "loading",
+        steps
+            .iter()
+            .flat_map(|(m, stage)| m.files.iter().filter(move |f| f.stage == *stage))
+            .map(|f| f.bytes)
             .sum(),
     );
 
@@ -466,6 +475,9 @@ impl Loader {
         })?;
         self.definers_rewritten += rewritten;
         self.options.headway.files_loaded(files.len() as u64);
+        self.options
+            .headway
+            .bytes_done(files.iter().map(|f| f.bytes).sum());
         if stage != Stage::Schema {
             return Ok(None);
         }
@@ -575,6 +587,7 @@ impl Loader {
                     if outcome.is_ok() {
                         tracing::info!(file = %file.name, "loaded");
                         headway.files_loaded(1);
+                        headway.bytes_done(file.bytes);
                     }
                     (session, outcome)
                 }

@@ -1,0 +1,86 @@
+//! Issue 18: progress people can read. On a terminal (a pseudo-terminal made by `script`) the
+//! restore and verify draw a bar with bytes, rate and time left; with `--log-format json`, or
+//! without a terminal, no bar: JSON lines only, and a progress line every `--progress-seconds`.
+//! The final summary and the exit status are the same either way.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// Runs toc-backup under a pseudo-terminal; answers (exit status, everything it wrote).
+fn under_pty(args: &[&str]) -> (bool, String) {
+    let quoted: Vec<String> = std::iter::once(BIN)
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+        .collect();
+    let output = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env_remove("DATABASE_URL")
+        .env_remove("BACKUP_STORE")
+        .env("TERM", "xterm")
+        .output()
+        .expect("script (util-linux) runs a command under a pseudo-terminal");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).replace('\r', "\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_gets_a_bar_and_json_logs_get_lines_only() {
+    let source = small_database("progress").await;
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump(&source, store.path()));
+    let target = unique_name("progress_copy");
+    let server = server_url();
+
+    let restore = [
+        "restore",
+        "--database-url",
+        &server,
+        "--store",
+        &store_text,
+        "--target-database",
+        &target,
+        "--force",
+    ];
+    let (ok, shown) = under_pty(&restore);
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("ETA") && shown.contains("B/s"),
+        "a bar with rate and time left:\n{shown}"
+    );
+    assert!(
+        shown.contains(&format!("of {source} into {target}")),
+        "the summary is printed as usual:\n{shown}"
+    );
+
+    let (ok, shown) = under_pty(&["verify", "--store", &store_text]);
+    assert!(
+        ok && shown.contains("ETA") && shown.contains("is intact"),
+        "{shown}"
+    );
+
+    let mut json = restore.to_vec();
+    json.extend(["--log-format", "json", "--progress-seconds", "1"]);
+    let (ok, shown) = under_pty(&json);
+    assert!(ok, "{shown}");
+    assert!(!shown.contains("ETA"), "no bar in JSON mode:\n{shown}");
+    for line in shown.lines().filter(|l| !l.trim().is_empty()) {
+        if line.starts_with("restored ") {
+            continue;
+        }
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+
+    // Not a terminal: no bar either, whatever the format.
+    let output = run_cli(&restore, &[]);
+    assert_ok(&output);
+    assert!(!text(&output).contains("ETA"), "{}", text(&output));
+    drop_database(&source).await;
+    drop_database(&target).await;
+}
