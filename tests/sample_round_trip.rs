@@ -210,11 +210,13 @@ async fn retention_keeps_the_newest_and_removes_stale_leftovers() {
     assert_ok(&cost);
     let cost: serde_json::Value = serde_json::from_slice(&cost.stdout).expect("cost --json");
     assert!(
-        cost["latest_full_bytes"].as_u64().unwrap_or(0) > 0,
+        cost["workload"]["full_bytes"].as_f64().unwrap_or(0.0) > 0.0,
         "{cost}"
     );
     assert!(
-        cost["steady_state_usd_per_month"].as_f64().unwrap_or(0.0)
+        cost["steady_state"]["usd_per_month"]
+            .as_f64()
+            .unwrap_or(0.0)
             > cost["today_usd_per_month"].as_f64().unwrap_or(0.0),
         "seven years of backups cost more than one: {cost}"
     );

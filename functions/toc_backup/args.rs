@@ -593,6 +593,13 @@ pub(crate) struct CostArgs {
     /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
+    /// A JSON file with the prices to use instead of the built-in table (any of the fields of
+    /// the `prices` object that `--json` prints).
+    #[arg(long, env = "COST_PRICES_FILE", value_name = "FILE")]
+    pub(crate) prices: Option<std::path::PathBuf>,
+    /// The stack was deployed with ReplicationTimeControl=Disabled.
+    #[arg(long)]
+    pub(crate) no_replication_time_control: bool,
 }
 
 #[derive(Args)]

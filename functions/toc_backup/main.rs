@@ -483,33 +483,48 @@ async fn run(
         }
         Command::Cost(args) => {
             let store = store(&args.store).await?;
+            let prices = match &args.prices {
+                Some(path) => toc_sis_backup::cost::Prices::from_file(path)?,
+                None => toc_sis_backup::cost::Prices::default(),
+            };
+            let schedule = toc_sis_backup::cost::Schedule {
+                replication_time_control: !args.no_replication_time_control,
+                ..Default::default()
+            };
             let estimate = toc_sis_backup::cost::estimate(
                 store.as_ref(),
                 chrono::Utc::now(),
-                toc_sis_backup::cost::Prices::default(),
+                prices,
+                schedule,
             )
             .await?;
             print(args.json, &estimate, |e| {
                 let mut text = vec![format!(
-                    "{:<14} {:>12} {:>12}   {:>12} {:>12}",
-                    "class", "GB today", "USD/month", "GB steady", "USD/month"
+                    "S3 storage today ({}): {:.2} USD/month",
+                    e.prices.region, e.today_usd_per_month
                 )];
-                for (now, steady) in e.today.iter().zip(&e.steady_state) {
+                text.push(format!(
+                    "\nthe monthly bill at steady state (7 years of daily fulls of {}, 90 days of hourly incrementals of {}{}), prices of {} ({}, {}):",
+                    mib(e.workload.full_bytes as u64),
+                    mib(e.workload.incremental_bytes as u64),
+                    if e.workload.binlog_bytes_per_day > 0.0 {
+                        format!(", the binlog archive at {} a day", mib(e.workload.binlog_bytes_per_day as u64))
+                    } else {
+                        String::new()
+                    },
+                    e.prices.read_on,
+                    e.prices.region,
+                    e.prices.replica_region
+                ));
+                for line in &e.steady_state.lines {
                     text.push(format!(
-                        "{:<14} {:>12.3} {:>12.2}   {:>12.1} {:>12.2}",
-                        format!("{:?}", now.class),
-                        now.gigabytes,
-                        now.usd_per_month,
-                        steady.gigabytes,
-                        steady.usd_per_month
+                        "{:<62} {:>14.1} {:<13} {:>9.2} USD",
+                        line.item, line.quantity, line.unit, line.usd
                     ));
                 }
                 text.push(format!(
-                    "total: {:.2} USD/month today; {:.2} USD/month once 7 years of daily backups ({}) and 90 days of hourly incrementals ({} each) have accumulated (eu-west-1 prices)",
-                    e.today_usd_per_month,
-                    e.steady_state_usd_per_month,
-                    mib(e.latest_full_bytes),
-                    mib(e.mean_incremental_bytes)
+                    "{:<62} {:>14} {:<13} {:>9.2} USD/month",
+                    "total", "", "", e.steady_state.usd_per_month
                 ));
                 text.join("\n")
             });
