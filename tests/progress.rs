@@ -1,5 +1,5 @@
 //! Issue 18: progress people can read. On a terminal (a pseudo-terminal made by `script`) the
-//! restore and verify draw a bar with bytes, rate and time left; with `--log-format json`, or
+//! dump (rows), restore and verify (bytes) draw a bar with rate and time left; with `--log-format json`, or
 //! without a terminal, no bar: JSON lines only, and a progress line every `--progress-seconds`.
 //! The final summary and the exit status are the same either way.
 
@@ -56,6 +56,13 @@ async fn a_terminal_gets_a_bar_and_json_logs_get_lines_only() {
     assert!(
         shown.contains(&format!("of {source} into {target}")),
         "the summary is printed as usual:\n{shown}"
+    );
+
+    let url = url_for(&source);
+    let (ok, shown) = under_pty(&["dump", "--database-url", &url, "--store", &store_text]);
+    assert!(
+        ok && shown.contains("rows") && shown.contains("ETA") && shown.contains("backup "),
+        "a dump counts rows against the server's estimate:\n{shown}"
     );
 
     let (ok, shown) = under_pty(&["verify", "--store", &store_text]);

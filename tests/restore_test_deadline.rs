@@ -78,6 +78,7 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
     let now = Utc::now();
     let scratch = format!("{prefix}_{}", now.format("%Y%m%d%H%M%S"));
     let options = RestoreTestOptions {
+        headway: Default::default(),
         server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
         jobs: 2,
         database_prefix: prefix,

@@ -140,8 +140,11 @@ async fn run(
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
-            let report =
-                run_dump_until(store, notifier.as_ref(), &options, shutdown_signal()).await?;
+            let shown = progress::start(options.headway.clone(), log_format, progress_every);
+            let outcome =
+                run_dump_until(store, notifier.as_ref(), &options, shutdown_signal()).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 let mut text = format!(
                     "backup {} of {}: {} tables, {} rows, {} files, {} ({} of SQL) in {:.1} s",
@@ -438,19 +441,23 @@ async fn run(
                 jobs: usize::from(args.jobs),
                 database_prefix: args.database_prefix,
                 definer: args.definer.mode,
+                headway: Default::default(),
             };
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
             // Ctrl-C or SIGTERM stops the test the way a Lambda deadline does: scratch
             // database dropped, TIMED OUT reported and alerted.
-            let report = run_restore_test_until(
+            let shown = progress::start(options.headway.clone(), log_format, progress_every);
+            let outcome = run_restore_test_until(
                 store,
                 notifier.as_ref(),
                 &options,
                 chrono::Utc::now(),
                 shutdown_signal(),
             )
-            .await?;
+            .await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 format!(
                     "restore test passed: backup {} (chain {}) restored into {} and verified in {:.1} s ({} tables, {} rows); scratch database dropped",

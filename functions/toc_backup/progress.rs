@@ -18,17 +18,38 @@ pub(crate) struct Progress {
 
 const BAR_TEMPLATE: &str =
     "{spinner} {wide_msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}";
+/// Rows against the server's estimate (a dump).
+const ROWS_TEMPLATE: &str =
+    "{spinner} {wide_msg} [{bar:30}] {human_pos}/~{human_len} rows {rows_per_sec} ETA {eta}";
 
 pub(crate) fn start(headway: Arc<Headway>, format: LogFormat, every: Duration) -> Progress {
     if matches!(format, LogFormat::Human) && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template(BAR_TEMPLATE) {
-            bar.set_style(style.progress_chars("=> "));
-        }
+        let style = |template| {
+            ProgressStyle::with_template(template)
+                .map(|style| {
+                    style.progress_chars("=> ").with_key(
+                        "rows_per_sec",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}/s", state.per_sec());
+                        },
+                    )
+                })
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+        };
         let drawn = bar.clone();
         let task = tokio::spawn(async move {
+            let mut rows = None;
             loop {
                 let reading = headway.read();
+                if rows != Some(reading.counts_rows) {
+                    rows = Some(reading.counts_rows);
+                    drawn.set_style(style(if reading.counts_rows {
+                        ROWS_TEMPLATE
+                    } else {
+                        BAR_TEMPLATE
+                    }));
+                }
                 drawn.set_length(reading.bytes_total);
                 drawn.set_position(reading.bytes_done.min(reading.bytes_total));
                 drawn.set_message(reading.phase);
@@ -54,12 +75,14 @@ pub(crate) fn start(headway: Arc<Headway>, format: LogFormat, every: Duration) -
             } else {
                 reading.bytes_done as f64 * 100.0 / reading.bytes_total as f64
             };
+            let unit = if reading.counts_rows { "rows" } else { "bytes" };
             tracing::info!(
                 phase = %reading.phase,
-                done_bytes = reading.bytes_done,
-                total_bytes = reading.bytes_total,
+                done = reading.bytes_done,
+                total = reading.bytes_total,
+                unit,
                 percent = (percent * 10.0).round() / 10.0,
-                mib_per_second = (rate / 1048576.0 * 10.0).round() / 10.0,
+                per_second = rate.round(),
                 eta_seconds = (rate > 0.0).then(|| (left as f64 / rate).round()),
                 "progress"
             );

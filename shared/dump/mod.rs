@@ -55,6 +55,8 @@ pub struct DumpOptions {
     /// Which column incrementals track each table by: a key state is kept only for tables that
     /// have it (others could never be tracked; their state would be stored for nothing).
     pub tracking: TrackingColumns,
+    /// Rows dumped of the server's estimate, for whoever shows progress.
+    pub headway: Arc<crate::restore::headway::Headway>,
 }
 
 impl DumpOptions {
@@ -70,6 +72,7 @@ impl DumpOptions {
             notify_success: false,
             with_password_hashes: false,
             tracking: TrackingColumns::default(),
+            headway: Default::default(),
         }
     }
 }
@@ -287,7 +290,11 @@ async fn dump(
     files.push(entry(schema_file, Stage::Schema, None, &prefix));
 
     let connections = workers.len() + 1;
-    let order = parallel::largest_first(&mut conn, &database, &catalogue.tables).await?;
+    let (order, estimated_rows) =
+        parallel::largest_first(&mut conn, &database, &catalogue.tables).await?;
+    options
+        .headway
+        .measure_rows(format!("dumping {database}"), estimated_rows);
     let tables = Arc::new(catalogue.tables.clone());
     let all_connections = std::iter::once(conn).chain(workers).collect();
     let work = parallel::TableWork {

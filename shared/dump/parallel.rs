@@ -314,10 +314,10 @@ pub(crate) async fn largest_first(
     conn: &mut Conn,
     database: &str,
     tables: &[Table],
-) -> Result<Vec<usize>> {
-    let sizes: Vec<(String, Option<u64>)> = conn
+) -> Result<(Vec<usize>, u64)> {
+    let sizes: Vec<(String, Option<u64>, Option<u64>)> = conn
         .exec(
-            "SELECT TABLE_NAME, DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+            "SELECT TABLE_NAME, DATA_LENGTH, TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
             (database,),
         )
         .await
@@ -325,11 +325,16 @@ pub(crate) async fn largest_first(
     let size_of = |name: &str| {
         sizes
             .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, s)| *s)
+            .find(|(n, _, _)| n == name)
+            .and_then(|(_, s, _)| *s)
             .unwrap_or(0)
     };
     let mut order: Vec<usize> = (0..tables.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(size_of(&tables[i].name)));
-    Ok(order)
+    let rows = sizes
+        .iter()
+        .filter(|(name, _, _)| tables.iter().any(|t| &t.name == name))
+        .filter_map(|(_, _, rows)| *rows)
+        .sum();
+    Ok((order, rows))
 }

@@ -283,6 +283,9 @@ pub(crate) async fn dump_table(
         }
         let closed = statements.write_row(files.buffer().await?, &values);
         files.after_write(closed).await?;
+        if fingerprint.rows().is_multiple_of(1024) {
+            options.headway.bytes_done(1024);
+        }
         if fingerprint.rows().is_multiple_of(8192) && last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
             tracing::info!(
@@ -294,6 +297,7 @@ pub(crate) async fn dump_table(
         }
     }
     drop(rows);
+    options.headway.bytes_done(fingerprint.rows() % 1024);
     if fingerprint.rows() > 0 {
         statements.close(files.buffer().await?);
     }

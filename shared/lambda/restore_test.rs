@@ -56,6 +56,7 @@ impl RestoreTestFunction {
             .refused(self.context.database_url().await)
             .await?;
         let options = RestoreTestOptions {
+            headway: Default::default(),
             server_url,
             jobs: self.jobs.max(1),
             database_prefix: self.database_prefix.clone(),

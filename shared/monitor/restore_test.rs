@@ -46,6 +46,8 @@ pub struct RestoreTestOptions {
     pub database_prefix: String,
     /// Keep the objects' definers (needs SET USER) or create them as the test's user.
     pub definer: crate::restore::definer::DefinerMode,
+    /// How far the restore has got, for whoever shows progress.
+    pub headway: Arc<Headway>,
 }
 
 pub async fn run_restore_test(
@@ -69,7 +71,7 @@ pub async fn run_restore_test_until(
 ) -> Result<RestoreTestReport> {
     let scratch = format!("{}_{}", options.database_prefix, now.format("%Y%m%d%H%M%S"));
     let started = Instant::now();
-    let headway = Arc::new(Headway::default());
+    let headway = options.headway.clone();
     let restore_options = RestoreOptions {
         server_url: options.server_url.clone(),
         backup: "latest".into(),

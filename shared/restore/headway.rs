@@ -13,6 +13,8 @@ pub struct Headway {
     /// Bytes of the current phase's work, and how many are done.
     bytes_total: AtomicU64,
     bytes_done: AtomicU64,
+    /// The phase counts rows (an estimate, for a dump), not bytes.
+    counts_rows: std::sync::atomic::AtomicBool,
 }
 
 /// One reading of a [`Headway`].
@@ -21,14 +23,22 @@ pub struct Reading {
     pub phase: String,
     pub bytes_total: u64,
     pub bytes_done: u64,
+    pub counts_rows: bool,
 }
 
 impl Headway {
     /// A phase whose work is `bytes` long: the byte count starts again from zero.
     pub fn measure(&self, phase: impl Into<String>, bytes: u64) {
+        self.counts_rows.store(false, Ordering::Relaxed);
         self.phase(phase);
         self.bytes_total.store(bytes, Ordering::Relaxed);
         self.bytes_done.store(0, Ordering::Relaxed);
+    }
+
+    /// A phase whose work is about `rows` rows (the server's estimate).
+    pub fn measure_rows(&self, phase: impl Into<String>, rows: u64) {
+        self.measure(phase, rows);
+        self.counts_rows.store(true, Ordering::Relaxed);
     }
 
     pub fn bytes_done(&self, bytes: u64) {
@@ -40,6 +50,7 @@ impl Headway {
             phase: self.phase.lock().map(|p| p.clone()).unwrap_or_default(),
             bytes_total: self.bytes_total.load(Ordering::Relaxed),
             bytes_done: self.bytes_done.load(Ordering::Relaxed),
+            counts_rows: self.counts_rows.load(Ordering::Relaxed),
         }
     }
 
