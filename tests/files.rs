@@ -355,6 +355,7 @@ async fn all_snapshots_restore(store: &Arc<dyn ObjectStore>, scratch: &Path) -> 
             store.as_ref(),
             &loaded,
             &FileRestoreOptions {
+                headway: Default::default(),
                 target,
                 paths: vec![],
                 overwrite: false,
@@ -491,6 +492,7 @@ async fn garbage_collection_waits_for_backups_and_never_breaks_a_kept_snapshot()
         store.as_ref(),
         &latest,
         &FileRestoreOptions {
+            headway: Default::default(),
             target: restored.clone(),
             paths: vec![],
             overwrite: false,

@@ -135,6 +135,7 @@ async fn the_files_handler_snapshots_a_folder_and_an_s3_prefix_into_s3() {
         store.as_ref(),
         &app_snapshot,
         &FileRestoreOptions {
+            headway: Default::default(),
             target: restored.clone(),
             paths: vec![],
             overwrite: false,
@@ -152,6 +153,7 @@ async fn the_files_handler_snapshots_a_folder_and_an_s3_prefix_into_s3() {
         store.as_ref(),
         &labelled,
         &FileRestoreOptions {
+            headway: Default::default(),
             target: restored_uploads.clone(),
             paths: vec![],
             overwrite: false,

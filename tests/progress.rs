@@ -1,5 +1,6 @@
 //! Issue 18: progress people can read. On a terminal (a pseudo-terminal made by `script`) the
-//! dump (rows), restore and verify (bytes) draw a bar with rate and time left; with `--log-format json`, or
+//! dump (rows), restore, verify and the file snapshots' backup, restore and export (bytes) draw
+//! a bar with rate and time left; with `--log-format json`, or
 //! without a terminal, no bar: JSON lines only, and a progress line every `--progress-seconds`.
 //! The final summary and the exit status are the same either way.
 
@@ -83,6 +84,63 @@ async fn a_terminal_gets_a_bar_and_json_logs_get_lines_only() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
+
+    // File snapshots: backup, restore and export draw bars too.
+    let uploads = tempfile::tempdir().expect("uploads");
+    for i in 0..20 {
+        std::fs::write(
+            uploads.path().join(format!("doc-{i}.pdf")),
+            vec![i as u8; 50_000],
+        )
+        .expect("file");
+    }
+    let from = uploads.path().to_string_lossy().into_owned();
+    let (ok, shown) = under_pty(&[
+        "files",
+        "backup",
+        "--store",
+        &store_text,
+        "--from",
+        &from,
+        "--name",
+        "uploads",
+    ]);
+    assert!(
+        ok && shown.contains("ETA") && shown.contains("snapshot "),
+        "{shown}"
+    );
+    let back = tempfile::tempdir().expect("restore folder");
+    let to = back.path().join("uploads").to_string_lossy().into_owned();
+    let (ok, shown) = under_pty(&[
+        "files",
+        "restore",
+        "--store",
+        &store_text,
+        "--source",
+        "uploads",
+        "--to",
+        &to,
+    ]);
+    assert!(
+        ok && shown.contains("ETA") && shown.contains("restored snapshot"),
+        "{shown}"
+    );
+    let tar = back
+        .path()
+        .join("uploads.tar.gz")
+        .to_string_lossy()
+        .into_owned();
+    let (ok, shown) = under_pty(&[
+        "files",
+        "export",
+        "--store",
+        &store_text,
+        "--source",
+        "uploads",
+        "--output",
+        &tar,
+    ]);
+    assert!(ok && shown.contains("ETA"), "{shown}");
 
     // Not a terminal: no bar either, whatever the format.
     let output = run_cli(&restore, &[]);

@@ -191,7 +191,11 @@ fn raw_paths(paths: &[OsString]) -> Vec<RawPath> {
         .collect()
 }
 
-pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
+pub(crate) async fn run(
+    command: FilesCommand,
+    log_format: crate::args::LogFormat,
+    progress_every: std::time::Duration,
+) -> Result<(), Error> {
     match command {
         FilesCommand::Backup(args) => {
             let mut options = FileBackupOptions::new(args.name, args.from)
@@ -202,9 +206,11 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
-            let report =
-                run_file_backup_until(store, notifier.as_ref(), &options, shutdown_signal())
-                    .await?;
+            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let outcome =
+                run_file_backup_until(store, notifier.as_ref(), &options, shutdown_signal()).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 let mut text = format!(
                     "snapshot {} of {} ({}): {} files, {} folders, {} symlinks, {}; {} new in {} blobs, {} unchanged files not read again, manifest {} bytes, {:.1} s",
@@ -250,8 +256,12 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
                 paths: raw_paths(&args.paths),
                 overwrite: args.overwrite,
                 jobs: usize::from(args.jobs),
+                headway: Default::default(),
             };
-            let report = restore_snapshot(store.as_ref(), &snapshot, &options).await?;
+            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let outcome = restore_snapshot(store.as_ref(), &snapshot, &options).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 format!(
                     "restored snapshot {} of {} into {}: {} files ({}), {} folders, {} symlinks, every hash checked, in {:.1} s",
@@ -278,7 +288,12 @@ pub(crate) async fn run(command: FilesCommand) -> Result<(), Error> {
                 })?;
                 Box::new(std::io::BufWriter::new(file))
             };
-            let entries = export_snapshot(store, snapshot, raw_paths(&args.paths), output).await?;
+            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
+            let shown = crate::progress::start(headway.clone(), log_format, progress_every);
+            let outcome =
+                export_snapshot(store, snapshot, raw_paths(&args.paths), output, headway).await;
+            shown.finish();
+            let entries = outcome?;
             tracing::info!("exported snapshot {id}: {entries} entries");
         }
         FilesCommand::List(args) => {

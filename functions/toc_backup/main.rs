@@ -470,7 +470,7 @@ async fn run(
                 )
             });
         }
-        Command::Files { command } => files::run(command).await?,
+        Command::Files { command } => files::run(command, log_format, progress_every).await?,
         Command::Catalog {
             command: CatalogCommand::Rebuild(args),
         } => {

@@ -32,6 +32,7 @@ pub(super) struct BackupRun<'a> {
     pub label: Option<String>,
     pub jobs: usize,
     pub snapshot_id: String,
+    pub headway: &'a crate::restore::headway::Headway,
 }
 
 /// What is stored: content hash → size.
@@ -88,6 +89,14 @@ impl BackupRun<'_> {
             entries = entries.len(),
             "scanned; storing new content"
         );
+        self.headway.measure(
+            format!("checking {}", self.source_name),
+            entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| e.size)
+                .sum(),
+        );
         let progress = Progress {
             started,
             last: Mutex::new(Instant::now()),
@@ -101,8 +110,14 @@ impl BackupRun<'_> {
             let cached = previous.get(&entry.path).cloned();
             let (stored, progress) = (&stored, &progress);
             async move {
+                let size = if entry.kind == EntryKind::File {
+                    entry.size
+                } else {
+                    0
+                };
                 let outcome = self.back_up_entry(entry, cached, stored).await;
                 progress.tick();
+                self.headway.bytes_done(size);
                 outcome
             }
         }))

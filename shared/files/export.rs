@@ -22,10 +22,19 @@ pub async fn export_snapshot(
     snapshot: Snapshot,
     paths: Vec<RawPath>,
     output: Box<dyn Write + Send>,
+    headway: std::sync::Arc<crate::restore::headway::Headway>,
 ) -> Result<u64> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let entries = select_entries(&snapshot, &paths)?;
+        headway.measure(
+            format!("exporting snapshot {}", snapshot.snapshot_id),
+            entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::File)
+                .map(|e| e.size)
+                .sum(),
+        );
         let io_error = |e: io::Error| Error::store_io("export", "write", "tar.gz stream", e);
         let mut archive =
             tar::Builder::new(GzEncoder::new(output, flate2::Compression::new(6)));
@@ -70,6 +79,7 @@ pub async fn export_snapshot(
                             file: key.clone(),
                             detail: format!("while exporting {}: {e}", entry.path),
                         })?;
+                    headway.bytes_done(checked.bytes);
                     let actual = hex::encode(checked.hasher.finalize());
                     if checked.bytes != entry.size || actual != hash {
                         return Err(Error::CorruptFile {

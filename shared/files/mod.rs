@@ -52,6 +52,8 @@ pub struct FileBackupOptions {
     pub notify_success: bool,
     /// Snapshot retention and garbage collection after a successful run.
     pub retention: Option<RetentionPolicy>,
+    /// Bytes checked of the source's files, for whoever shows progress.
+    pub headway: std::sync::Arc<crate::restore::headway::Headway>,
 }
 
 impl FileBackupOptions {
@@ -64,6 +66,7 @@ impl FileBackupOptions {
             jobs: 4,
             notify_success: false,
             retention: None,
+            headway: Default::default(),
         }
     }
 }
@@ -223,6 +226,7 @@ async fn back_up(
         label: options.label.clone(),
         jobs: options.jobs,
         snapshot_id: snapshot_id.to_string(),
+        headway: &options.headway,
     };
     let outcome = run.run(&lock).await;
     lock.release().await;

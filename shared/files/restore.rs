@@ -57,6 +57,8 @@ pub struct FileRestoreOptions {
     /// Replace files that already exist in the target.
     pub overwrite: bool,
     pub jobs: usize,
+    /// Bytes written of the selected files, for whoever shows progress.
+    pub headway: std::sync::Arc<crate::restore::headway::Headway>,
 }
 
 pub async fn restore_snapshot(
@@ -106,13 +108,19 @@ pub async fn restore_snapshot(
         report.dirs += 1;
     }
     let files = placed.iter().filter(|(e, _)| e.kind == EntryKind::File);
+    options.headway.measure(
+        format!("restoring snapshot {}", snapshot.snapshot_id),
+        files.clone().map(|(e, _)| e.size).sum(),
+    );
     let mut writes =
         futures::stream::iter(files.map(|(entry, destination)| {
             restore_file(store, entry, destination, options.overwrite)
         }))
         .buffer_unordered(options.jobs.max(1));
     while let Some(outcome) = writes.next().await {
-        report.bytes += outcome?;
+        let bytes = outcome?;
+        options.headway.bytes_done(bytes);
+        report.bytes += bytes;
         report.files += 1;
     }
     drop(writes);
