@@ -1,5 +1,6 @@
 //! Issue 18: progress people can read. On a terminal (a pseudo-terminal made by `script`) the
-//! dump (rows), restore, verify and the file snapshots' backup, restore and export (bytes) draw
+//! dump (rows), restore, verify, the binlog archive and the file snapshots' backup, restore and
+//! export (bytes) draw
 //! a bar with rate and time left; with `--log-format json`, or
 //! without a terminal, no bar: JSON lines only, and a progress line every `--progress-seconds`.
 //! The final summary and the exit status are the same either way.
@@ -64,6 +65,21 @@ async fn a_terminal_gets_a_bar_and_json_logs_get_lines_only() {
     assert!(
         ok && shown.contains("rows") && shown.contains("ETA") && shown.contains("backup "),
         "a dump counts rows against the server's estimate:\n{shown}"
+    );
+
+    let (ok, shown) = under_pty(&[
+        "binlog",
+        "archive",
+        "--database-url",
+        &url,
+        "--store",
+        &store_text,
+        "--replica-server-id",
+        "3180",
+    ]);
+    assert!(
+        ok && shown.contains("ETA") && shown.contains("binlog archived"),
+        "{shown}"
     );
 
     let (ok, shown) = under_pty(&["verify", "--store", &store_text]);

@@ -208,7 +208,7 @@ async fn run(
             }
             });
         }
-        Command::Binlog { command } => run_binlog(command).await?,
+        Command::Binlog { command } => run_binlog(command, log_format, progress_every).await?,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut text = Vec::new();
@@ -555,7 +555,11 @@ async fn run(
     Ok(())
 }
 
-async fn run_binlog(command: BinlogCommand) -> Result<(), Error> {
+async fn run_binlog(
+    command: BinlogCommand,
+    log_format: LogFormat,
+    progress_every: std::time::Duration,
+) -> Result<(), Error> {
     use toc_sis_backup::binlog::{archive::run_archive_alerting, find, ArchiveOptions};
     match command {
         BinlogCommand::Archive(args) => {
@@ -566,11 +570,14 @@ async fn run_binlog(command: BinlogCommand) -> Result<(), Error> {
                     .max_seconds
                     .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
                 segment_bytes: args.segment_mb * 1024 * 1024,
+                headway: Default::default(),
             };
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
-            let report =
-                run_archive_alerting(store(&args.store).await?, notifier.as_ref(), &options)
-                    .await?;
+            let shown = progress::start(options.headway.clone(), log_format, progress_every);
+            let outcome =
+                run_archive_alerting(store(&args.store).await?, notifier.as_ref(), &options).await;
+            shown.finish();
+            let report = outcome?;
             print(args.json, &report, |r| {
                 let mut text = format!(
                     "binlog archived from {} to {}: {} segments, {} transactions, {} row changes, {} ({} uncompressed) in {:.1} s; complete until {}",

@@ -37,6 +37,8 @@ pub struct ArchiveOptions {
     /// Stop (between transactions) once this moment has passed.
     pub deadline: Option<Instant>,
     pub segment_bytes: u64,
+    /// Bytes of binlog read, for whoever shows progress.
+    pub headway: Arc<crate::restore::headway::Headway>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,6 +112,9 @@ pub async fn run_archive(
         Err(e) => return Err(e),
     };
     tracing::info!(from = %start.from, anchor = %start.anchor, "archiving the binlog");
+    options
+        .headway
+        .measure("archiving the binlog", server.bytes_after(&start.from));
 
     let mut run = Run {
         store: store.clone(),
@@ -333,6 +338,9 @@ impl Run {
             while let Some(item) = stream.next().await {
                 let event = item.map_err(|e| Error::database("reading the binlog stream", e))?;
                 let header = event.header();
+                if !events::is_artificial(&event) {
+                    self.options.headway.bytes_done(u64::from(header.event_size()));
+                }
                 let role = events::role(&event)?;
                 match role {
                     Role::Rotate => {

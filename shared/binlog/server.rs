@@ -17,9 +17,29 @@ pub struct ServerBinlog {
     pub current: Position,
     /// The binlog files the server still holds, oldest first.
     pub files: Vec<String>,
+    /// Their sizes, in the same order.
+    pub sizes: Vec<u64>,
 }
 
 impl ServerBinlog {
+    /// Bytes of binlog from `from` to the end the server holds now.
+    pub fn bytes_after(&self, from: &Position) -> u64 {
+        self.files
+            .iter()
+            .zip(&self.sizes)
+            .filter(|(file, _)| {
+                Position::new(file.as_str(), 0) >= Position::new(from.file.as_str(), 0)
+            })
+            .map(|(file, size)| {
+                if *file == from.file {
+                    size.saturating_sub(from.pos)
+                } else {
+                    *size
+                }
+            })
+            .sum()
+    }
+
     pub fn holds(&self, file: &str) -> bool {
         self.files.iter().any(|f| f == file)
     }
@@ -130,19 +150,25 @@ pub async fn inspect(conn: &mut Conn, replica_server_id: u32) -> Result<ServerBi
         .query("SHOW BINARY LOGS")
         .await
         .map_err(|e| Error::database("listing the binlog files (SHOW BINARY LOGS)", e))?;
-    let files = rows
-        .iter()
-        .filter_map(|row| {
-            row.get_opt::<Vec<u8>, _>(0)
-                .and_then(|v| v.ok())
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-        })
-        .collect();
+    let mut files = Vec::new();
+    let mut sizes = Vec::new();
+    for row in &rows {
+        let Some(name) = row
+            .get_opt::<Vec<u8>, _>(0)
+            .and_then(|v| v.ok())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+        else {
+            continue;
+        };
+        files.push(name);
+        sizes.push(row.get_opt::<u64, _>(1).and_then(|v| v.ok()).unwrap_or(0));
+    }
     Ok(ServerBinlog {
         version,
         mariadb,
         server_id,
         current,
         files,
+        sizes,
     })
 }

@@ -74,6 +74,7 @@ impl BinlogFunction {
                 replica_server_id: self.replica_server_id,
                 deadline: self.context.stop_instant(deadline),
                 segment_bytes: self.segment_bytes,
+                headway: Default::default(),
             },
             prefix,
         ))
