@@ -158,10 +158,48 @@ async fn a_terminal_gets_a_bar_and_json_logs_get_lines_only() {
     ]);
     assert!(ok && shown.contains("ETA"), "{shown}");
 
-    // Not a terminal: no bar either, whatever the format.
+    // Not a terminal: no bar either, whatever the format; a long job logs progress lines.
     let output = run_cli(&restore, &[]);
     assert_ok(&output);
     assert!(!text(&output).contains("ETA"), "{}", text(&output));
+    let mut conn = connect_to(&source).await;
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        "CREATE TABLE d_big (id INT PRIMARY KEY, v VARCHAR(100));
+         INSERT INTO d_big SELECT seq, REPEAT('x', 90) FROM seq_1_to_600000;",
+    )
+    .await
+    .expect("a table big enough to take a few seconds");
+    let output = run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &url,
+            "--store",
+            &store_text,
+            "--log-format",
+            "json",
+            "--progress-seconds",
+            "1",
+            "--jobs",
+            "1",
+        ],
+        &[],
+    );
+    assert_ok(&output);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let progress = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "progress")
+        .count();
+    assert!(
+        progress >= 1,
+        "a progress line each second of a long dump: {lines:#?}"
+    );
+    assert!(!text(&output).contains("ETA"));
     drop_database(&source).await;
     drop_database(&target).await;
 }

@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use toc_sis_backup::restore::headway::Headway;
@@ -61,33 +61,7 @@ pub(crate) fn start(headway: Arc<Headway>, format: LogFormat, every: Duration) -
             bar: Some(bar),
         };
     }
-    let task = tokio::spawn(async move {
-        let mut last = (Instant::now(), headway.read().bytes_done);
-        loop {
-            tokio::time::sleep(every).await;
-            let reading = headway.read();
-            let seconds = last.0.elapsed().as_secs_f64().max(0.001);
-            let rate = reading.bytes_done.saturating_sub(last.1) as f64 / seconds;
-            last = (Instant::now(), reading.bytes_done);
-            let left = reading.bytes_total.saturating_sub(reading.bytes_done);
-            let percent = if reading.bytes_total == 0 {
-                0.0
-            } else {
-                reading.bytes_done as f64 * 100.0 / reading.bytes_total as f64
-            };
-            let unit = if reading.counts_rows { "rows" } else { "bytes" };
-            tracing::info!(
-                phase = %reading.phase,
-                done = reading.bytes_done,
-                total = reading.bytes_total,
-                unit,
-                percent = (percent * 10.0).round() / 10.0,
-                per_second = rate.round(),
-                eta_seconds = (rate > 0.0).then(|| (left as f64 / rate).round()),
-                "progress"
-            );
-        }
-    });
+    let task = headway.log_every(every);
     Progress { task, bar: None }
 }
 

@@ -44,7 +44,10 @@ impl BinlogFunction {
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
-        let report = run_archive_alerting(store, self.context.notifier.as_ref(), &options).await?;
+        let progress = options.headway.clone().log_every(super::PROGRESS_EVERY);
+        let outcome = run_archive_alerting(store, self.context.notifier.as_ref(), &options).await;
+        progress.abort();
+        let report = outcome?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 

@@ -60,13 +60,16 @@ impl DumpFunction {
         let prepared = self.prepare(&event, deadline).await;
         let (options, prefix) = self.context.refused(prepared).await?;
         let store = self.context.store(prefix);
-        let report = run_dump_until(
+        let progress = options.headway.clone().log_every(super::PROGRESS_EVERY);
+        let outcome = run_dump_until(
             store,
             self.context.notifier.as_ref(),
             &options,
             self.context.stop_before(deadline),
         )
-        .await?;
+        .await;
+        progress.abort();
+        let report = outcome?;
         self.context
             .warn_if_over_budget("full backup", started, deadline)
             .await;

@@ -112,14 +112,16 @@ impl FilesFunction {
         let mut reports = Vec::new();
         let mut failures = Vec::new();
         for options in selected {
-            match run_file_backup_until(
+            let progress = options.headway.clone().log_every(super::PROGRESS_EVERY);
+            let outcome = run_file_backup_until(
                 store.clone(),
                 self.context.notifier.as_ref(),
                 &options,
                 self.context.stop_before(deadline),
             )
-            .await
-            {
+            .await;
+            progress.abort();
+            match outcome {
                 Ok(report) => reports.push(report),
                 Err(e) => failures.push(format!("{}: {e}", options.source_name)),
             }

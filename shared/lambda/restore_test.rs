@@ -62,14 +62,17 @@ impl RestoreTestFunction {
             database_prefix: self.database_prefix.clone(),
             definer: self.definer,
         };
-        let report = run_restore_test_until(
+        let progress = options.headway.clone().log_every(super::PROGRESS_EVERY);
+        let outcome = run_restore_test_until(
             self.context.store(prefix),
             self.context.notifier.as_ref(),
             &options,
             Utc::now(),
             self.context.stop_before(deadline),
         )
-        .await?;
+        .await;
+        progress.abort();
+        let report = outcome?;
         serde_json::to_value(report).map_err(|e| Error::Task(e.to_string()))
     }
 }

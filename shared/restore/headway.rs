@@ -54,6 +54,41 @@ impl Headway {
         }
     }
 
+    /// Logs a progress line every `every` (where no bar is drawn: a file, a pipe, JSON logs,
+    /// Lambda) until the returned task is aborted.
+    pub fn log_every(
+        self: std::sync::Arc<Self>,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut last = (std::time::Instant::now(), self.read().bytes_done);
+            loop {
+                tokio::time::sleep(every).await;
+                let reading = self.read();
+                let seconds = last.0.elapsed().as_secs_f64().max(0.001);
+                let rate = reading.bytes_done.saturating_sub(last.1) as f64 / seconds;
+                last = (std::time::Instant::now(), reading.bytes_done);
+                let left = reading.bytes_total.saturating_sub(reading.bytes_done);
+                let percent = if reading.bytes_total == 0 {
+                    0.0
+                } else {
+                    reading.bytes_done as f64 * 100.0 / reading.bytes_total as f64
+                };
+                let unit = if reading.counts_rows { "rows" } else { "bytes" };
+                tracing::info!(
+                    phase = %reading.phase,
+                    done = reading.bytes_done,
+                    total = reading.bytes_total,
+                    unit,
+                    percent = (percent * 10.0).round() / 10.0,
+                    per_second = rate.round(),
+                    eta_seconds = (rate > 0.0).then(|| (left as f64 / rate).round()),
+                    "progress"
+                );
+            }
+        })
+    }
+
     pub fn phase(&self, phase: impl Into<String>) {
         if let Ok(mut current) = self.phase.lock() {
             *current = phase.into();
