@@ -54,6 +54,18 @@ fn next_second() {
     std::thread::sleep(Duration::from_millis(1100 - into.min(1000)));
 }
 
+/// A full backup taken as `toc_backup`, the dump's own least-privilege user.
+fn dump_as_backup_user(
+    server: &PrivateServer,
+    store: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let url = server.url("toc_backup", "127.0.0.1", "toc_sis");
+    let mut args = vec!["dump", "--database-url", &url, "--store", store];
+    args.extend_from_slice(extra);
+    run_cli(&args, &PASSWORD)
+}
+
 fn archive(server: &PrivateServer, store: &str, extra: &[&str]) -> std::process::Output {
     let url = server.url("toc_binlog", "127.0.0.1", "toc_sis");
     let mut args = vec![
@@ -110,16 +122,7 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
     );
     let store = tempfile::tempdir().expect("store");
     let store_text = store.path().to_string_lossy().into_owned();
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
-            "--store",
-            &store_text,
-        ],
-        &PASSWORD,
-    ));
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
     next_second();
 
     let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
@@ -270,18 +273,7 @@ fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     );
     let store = tempfile::tempdir().expect("store");
     let store_text = store.path().to_string_lossy().into_owned();
-    let dump = || {
-        assert_ok(&run_cli(
-            &[
-                "dump",
-                "--database-url",
-                &server.url("toc_backup", "127.0.0.1", "toc_sis"),
-                "--store",
-                &store_text,
-            ],
-            &PASSWORD,
-        ))
-    };
+    let dump = || assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
     dump();
     assert_ok(&archive(&server, &store_text, &[]));
     // The monitor reads the archive's recovery point: fresh now, critical when it stops.
@@ -465,16 +457,7 @@ async fn the_binlog_function_archives_into_s3_and_a_restore_reaches_its_end() {
     server.root_sql("USE toc_sis; CREATE TABLE enrolments (id INT PRIMARY KEY, module VARCHAR(20)); INSERT INTO enrolments VALUES (1, 'MATH101');");
     let bucket = aws::bucket("toc-binlog").await;
     let store = format!("s3://{bucket}/college");
-    assert_ok(&run_cli(
-        &[
-            "dump",
-            "--database-url",
-            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
-            "--store",
-            &store,
-        ],
-        &PASSWORD,
-    ));
+    assert_ok(&dump_as_backup_user(&server, &store, &[]));
     let alerts = aws::Alerts::new().await;
     let env: HashMap<String, String> = [
         ("BACKUP_STORE", store.clone()),
@@ -533,19 +516,7 @@ fn local_retention_removes_the_segments_no_kept_full_backup_can_replay() {
     server.root_sql("USE toc_sis; CREATE TABLE modules (id INT PRIMARY KEY, title VARCHAR(40)); INSERT INTO modules VALUES (1, 'Algebra');");
     let store = tempfile::tempdir().expect("store");
     let store_text = store.path().to_string_lossy().into_owned();
-    let dump = || {
-        assert_ok(&run_cli(
-            &[
-                "dump",
-                "--database-url",
-                &server.url("toc_backup", "127.0.0.1", "toc_sis"),
-                "--store",
-                &store_text,
-                "--no-prune",
-            ],
-            &PASSWORD,
-        ))
-    };
+    let dump = || assert_ok(&dump_as_backup_user(&server, &store_text, &["--no-prune"]));
     let segments = || {
         let mut ids: Vec<String> = walk(store.path())
             .into_iter()

@@ -401,17 +401,7 @@ impl Run {
                                 detail: "the server sent events before their format description"
                                     .into(),
                             })?;
-                    let id = catalog::new_backup_id(Utc::now());
-                    let writer = SegmentWriter::create(self.store.as_ref(), &id, fde).await?;
-                    let mut manifest = segment::new_manifest(
-                        &id,
-                        &self.anchor,
-                        self.server.server_id,
-                        &self.server.version,
-                        self.next_start.clone(),
-                    );
-                    manifest.uncompressed_bytes = writer.uncompressed;
-                    open = Some(Open { writer, manifest });
+                    open = Some(self.open_segment(fde).await?);
                 }
                 let Some(segment) = open.as_mut() else {
                     continue;
@@ -502,18 +492,23 @@ impl Run {
         }
     }
 
-    async fn bridge(&mut self, format_description: &[u8], to: Position) -> Result<()> {
+    /// A new segment starting where the last one ended.
+    async fn open_segment(&self, format_description: &[u8]) -> Result<Open> {
         let id = catalog::new_backup_id(Utc::now());
         let writer = SegmentWriter::create(self.store.as_ref(), &id, format_description).await?;
-        let mut manifest = segment::new_manifest(
+        let manifest = segment::new_manifest(
             &id,
             &self.anchor,
             self.server.server_id,
             &self.server.version,
             self.next_start.clone(),
         );
-        manifest.end = self.next_start.clone();
-        self.seal(Open { writer, manifest }, to, None).await
+        Ok(Open { writer, manifest })
+    }
+
+    async fn bridge(&mut self, format_description: &[u8], to: Position) -> Result<()> {
+        let segment = self.open_segment(format_description).await?;
+        self.seal(segment, to, None).await
     }
 
     async fn seal(

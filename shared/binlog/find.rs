@@ -1,10 +1,7 @@
 //! `binlog find`: the archived transactions that changed one table, so the operator can name
 //! the one to stop before.
 
-use std::io::Read;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use flate2::read::GzDecoder;
 use mysql_async::Value;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
@@ -120,14 +117,7 @@ async fn scan(
     found: &mut Vec<FoundTransaction>,
 ) -> Result<()> {
     let what = manifest.data_key();
-    let bytes = segment::read_verified(store, manifest).await?;
-    let mut decoded = Vec::new();
-    GzDecoder::new(&bytes[..])
-        .read_to_end(&mut decoded)
-        .map_err(|e| Error::CorruptFile {
-            file: what.clone(),
-            detail: e.to_string(),
-        })?;
+    let decoded = segment::read_events(store, manifest).await?;
     let corrupt = |e: std::io::Error| Error::CorruptFile {
         file: what.clone(),
         detail: e.to_string(),

@@ -4,10 +4,8 @@
 //! means the target is not the state the binlog continues from, and replay stops saying so.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 
 use chrono::{DateTime, TimeZone, Utc};
-use flate2::read::GzDecoder;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use mysql_common::binlog::consts::BinlogVersion;
@@ -75,16 +73,8 @@ pub async fn replay(
         ..ReplayReport::default()
     };
     'segments: for manifest in &plan.segments {
-        let bytes = segment::read_verified(store, manifest).await?;
         let what = manifest.data_key();
-        let mut decoded = Vec::with_capacity(manifest.uncompressed_bytes as usize);
-        GzDecoder::new(&bytes[..])
-            .read_to_end(&mut decoded)
-            .map_err(|e| Error::CorruptFile {
-                file: what.clone(),
-                detail: e.to_string(),
-            })?;
-        drop(bytes);
+        let decoded = segment::read_events(store, manifest).await?;
         report.segments += 1;
         // What this segment applied, to hold against what its manifest recorded.
         let mut applied: BTreeMap<String, TableChanges> = BTreeMap::new();

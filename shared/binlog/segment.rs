@@ -199,6 +199,24 @@ pub async fn read_verified(store: &dyn ObjectStore, manifest: &SegmentManifest) 
     Ok(bytes)
 }
 
+/// A sealed segment's event bytes: read whole, checked against its manifest, decompressed
+/// (a segment is at most `BINLOG_SEGMENT_MB` uncompressed, so memory stays bounded).
+pub(crate) async fn read_events(
+    store: &dyn ObjectStore,
+    manifest: &SegmentManifest,
+) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let bytes = read_verified(store, manifest).await?;
+    let mut decoded = Vec::with_capacity(manifest.uncompressed_bytes as usize);
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_end(&mut decoded)
+        .map_err(|e| Error::CorruptFile {
+            file: manifest.data_key(),
+            detail: e.to_string(),
+        })?;
+    Ok(decoded)
+}
+
 /// Writes a segment as it is archived: compressed, hashed and sent in parts, so memory stays
 /// the same however long the stretch of binlog.
 pub(crate) struct SegmentWriter {
