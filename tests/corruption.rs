@@ -100,3 +100,44 @@ async fn a_corrupted_byte_in_any_file_fails_verify_and_restore() {
     );
     drop_database(&source).await;
 }
+
+/// Issue 19: `verify` of the latest point checks what its restore would read: a damaged file
+/// of the full backup under a sound incremental fails it, naming the full and the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_the_whole_chain_under_an_incremental() {
+    let source = unique_name("corrupt_chain");
+    create_database(&source).await;
+    let mut conn = connect_to(&source).await;
+    conn.query_drop(
+        "CREATE TABLE student_grade_records (id INT PRIMARY KEY, grade DECIMAL(5,2),
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6));
+         INSERT INTO student_grade_records (id, grade) SELECT seq, seq % 100 FROM seq_1_to_300;",
+    )
+    .await
+    .expect("fixture");
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    assert_ok(&dump(&source, store.path()));
+    conn.query_drop("UPDATE student_grade_records SET grade = 1 WHERE id < 10")
+        .await
+        .expect("change");
+    assert_ok(&run_cli(
+        &["incremental", "--database-url", &url_for(&source), "--store", &store_arg, "--tables", "student_grade_records"],
+        &[],
+    ));
+    let full_data = walk(store.path())
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("/database/daily/") && f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("1-")))
+        .expect("a data file of the full backup");
+    let mut damaged = std::fs::read(&full_data).expect("read");
+    let at = damaged.len() / 2;
+    damaged[at] ^= 0x01;
+    std::fs::write(&full_data, &damaged).expect("write");
+
+    let verify = run_cli(&["verify", "--store", &store_arg], &[]);
+    assert!(!verify.status.success(), "verify of the latest incremental passed over its full backup:\n{}", text(&verify));
+    let message = String::from_utf8_lossy(&verify.stderr);
+    let name = full_data.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    assert!(message.contains(name) && message.contains("the full backup"), "{message}");
+    drop_database(&source).await;
+}

@@ -284,24 +284,30 @@ async fn run(
         }
         Command::Verify(args) => {
             let store = store(&args.store).await?;
-            let manifest = catalog::resolve(store.as_ref(), &args.backup).await?;
-            toc_sis_backup::restore::archive::ensure_readable(
-                store.as_ref(),
-                std::slice::from_ref(&manifest),
-            )
-            .await?;
+            // Everything a restore of this point reads: the full backup and each incremental.
+            let chain =
+                toc_sis_backup::restore::chain::resolve(store.as_ref(), &args.backup, None).await?;
+            toc_sis_backup::restore::archive::ensure_readable(store.as_ref(), &chain).await?;
             let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
             headway.measure(
-                format!("checking backup {}", manifest.backup_id),
-                manifest.total_bytes(),
+                format!(
+                    "checking backup {}",
+                    chain.last().map_or("", |m| m.backup_id.as_str())
+                ),
+                chain.iter().map(|m| m.total_bytes()).sum(),
             );
             let shown = progress::start(headway.clone(), log_format, progress_every);
-            let outcome = verify::verify_backup_tracked(store.as_ref(), &manifest, &headway).await;
+            let outcome = verify::verify_chain(store.as_ref(), &chain, &headway).await;
             shown.finish();
             let report = outcome?;
             print(args.json, &report, |r| {
+                let chain = if r.chain.len() > 1 {
+                    format!(" (with its chain: {})", r.chain.join(" -> "))
+                } else {
+                    String::new()
+                };
                 format!(
-                    "backup {} is intact: {} files, {} match the manifest",
+                    "backup {} is intact{chain}: {} files, {} match the manifests",
                     r.backup_id,
                     r.files,
                     mib(r.bytes)
