@@ -34,7 +34,10 @@ pub async fn verify_chain(
     headway: &crate::restore::headway::Headway,
 ) -> Result<ChainVerifyReport> {
     let mut report = ChainVerifyReport {
-        backup_id: chain.last().map(|m| m.backup_id.clone()).unwrap_or_default(),
+        backup_id: chain
+            .last()
+            .map(|m| m.backup_id.clone())
+            .unwrap_or_default(),
         chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
         files: 0,
         bytes: 0,
@@ -46,7 +49,11 @@ pub async fn verify_chain(
                 backup: format!(
                     "{} ({} of the chain of {})",
                     link.backup_id,
-                    if position == 0 { "the full backup".to_string() } else { format!("incremental {position}") },
+                    if position == 0 {
+                        "the full backup".to_string()
+                    } else {
+                        format!("incremental {position}")
+                    },
                     report.backup_id
                 ),
                 reason: e.to_string(),

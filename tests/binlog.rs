@@ -292,6 +292,27 @@ fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     };
     let fresh = status(None);
     assert!(fresh.starts_with("OK"), "{fresh}");
+    // One late run is a warning, and `status` exits 1 for it (monitoring agents' convention).
+    let a_little_late = (chrono::Utc::now() + chrono::Duration::minutes(15)).to_rfc3339();
+    let tiers = r#"[{"name":"Tier 1","rpo_minutes":1440,"tables":["t"]}]"#;
+    let output = run_cli(
+        &[
+            "status",
+            "--store",
+            &store_text,
+            "--now",
+            &a_little_late,
+            "--tiers",
+            tiers,
+        ],
+        &[],
+    );
+    let warning = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        warning.starts_with("overall: WARNING") && warning.contains("WARNING   Binlog archive"),
+        "{warning}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{warning}");
     let late = status(Some(
         (chrono::Utc::now() + chrono::Duration::minutes(40)).to_rfc3339(),
     ));

@@ -122,12 +122,24 @@ async fn verify_checks_the_whole_chain_under_an_incremental() {
         .await
         .expect("change");
     assert_ok(&run_cli(
-        &["incremental", "--database-url", &url_for(&source), "--store", &store_arg, "--tables", "student_grade_records"],
+        &[
+            "incremental",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store_arg,
+            "--tables",
+            "student_grade_records",
+        ],
         &[],
     ));
     let full_data = walk(store.path())
         .into_iter()
-        .find(|f| f.to_string_lossy().contains("/database/daily/") && f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("1-")))
+        .find(|f| {
+            f.to_string_lossy().contains("/database/daily/")
+                && f.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("1-"))
+        })
         .expect("a data file of the full backup");
     let mut damaged = std::fs::read(&full_data).expect("read");
     let at = damaged.len() / 2;
@@ -135,9 +147,19 @@ async fn verify_checks_the_whole_chain_under_an_incremental() {
     std::fs::write(&full_data, &damaged).expect("write");
 
     let verify = run_cli(&["verify", "--store", &store_arg], &[]);
-    assert!(!verify.status.success(), "verify of the latest incremental passed over its full backup:\n{}", text(&verify));
+    assert!(
+        !verify.status.success(),
+        "verify of the latest incremental passed over its full backup:\n{}",
+        text(&verify)
+    );
     let message = String::from_utf8_lossy(&verify.stderr);
-    let name = full_data.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    assert!(message.contains(name) && message.contains("the full backup"), "{message}");
+    let name = full_data
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(
+        message.contains(name) && message.contains("the full backup"),
+        "{message}"
+    );
     drop_database(&source).await;
 }

@@ -30,8 +30,22 @@ fn status(store: &Path, now: Option<DateTime<Utc>>) -> serde_json::Value {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = run_cli(&args, &[]);
-    assert_ok(&output);
-    serde_json::from_slice(&output.stdout).expect("status --json")
+    exits_by_status(&output)
+}
+
+/// The report, after checking the exit status says its overall status the way monitoring
+/// agents read it: 0 OK, 1 WARNING, 2 CRITICAL.
+fn exits_by_status(output: &std::process::Output) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("a JSON report ({e}):\n{}", text(output)));
+    let expected = match report["status"].as_str() {
+        Some("OK") => 0,
+        Some("WARNING") => 1,
+        Some("CRITICAL") => 2,
+        other => panic!("overall status {other:?}"),
+    };
+    assert_eq!(output.status.code(), Some(expected), "{}", text(output));
+    report
 }
 
 async fn sample_with_chain(store: &Path) -> String {
@@ -225,8 +239,7 @@ async fn one_alert_per_change_then_a_reminder_then_all_clear() {
             ],
             &[("SNS_TOPIC_ARN", &alerts.topic_arn)],
         );
-        assert_ok(&output);
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+        exits_by_status(&output)
     };
     assert_eq!(run(t0)["alerted"], true);
     assert_eq!(
@@ -515,8 +528,7 @@ async fn rds_protection_and_the_cross_region_copy_are_checked() {
             ],
             &[],
         );
-        assert_ok(&output);
-        serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json")
+        exits_by_status(&output)
     };
 
     let protected = status_with(

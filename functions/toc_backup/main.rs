@@ -34,6 +34,15 @@ fn print_checks(report: &MonitorReport) -> String {
     lines.join("\n")
 }
 
+/// The Nagios/Icinga convention monitoring agents understand: 0 OK, 1 WARNING, 2 CRITICAL.
+fn exit_code(status: toc_sis_backup::monitor::Status) -> u8 {
+    match status {
+        toc_sis_backup::monitor::Status::Ok => 0,
+        toc_sis_backup::monitor::Status::Warning => 1,
+        toc_sis_backup::monitor::Status::Critical => 2,
+    }
+}
+
 fn main() -> ExitCode {
     toc_sis_backup::memory::limit_malloc_arenas();
     let cli = Cli::parse();
@@ -51,7 +60,7 @@ fn main() -> ExitCode {
     let log_format = cli.log_format;
     let progress_every = std::time::Duration::from_secs(cli.progress_seconds.max(1));
     match runtime.block_on(run(cli.command, log_format, progress_every)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             if matches!(log_format, LogFormat::Json) {
                 tracing::error!(error = %e, "command failed");
@@ -130,7 +139,9 @@ async fn run(
     command: Command,
     log_format: LogFormat,
     progress_every: std::time::Duration,
-) -> Result<(), Error> {
+) -> Result<u8, Error> {
+    // The exit status: 0, or for status and monitor 1 (WARNING) and 2 (CRITICAL).
+    let mut exit = 0;
     match command {
         Command::Dump(args) => {
             let mut options = DumpOptions::new(args.connection.url().await?);
@@ -437,6 +448,7 @@ async fn run(
             let now = args.now.unwrap_or_else(chrono::Utc::now);
             let report = run_monitor(store.as_ref(), notifier.as_ref(), &options, now).await?;
             print(args.json, &report, print_checks);
+            exit = exit_code(report.status);
         }
         Command::Status(args) => {
             let options = args.options().await?;
@@ -444,6 +456,7 @@ async fn run(
             let now = args.now.unwrap_or_else(chrono::Utc::now);
             let report = check_all(store.as_ref(), &options, now).await?;
             print(args.json, &report, print_checks);
+            exit = exit_code(report.status);
         }
         Command::RestoreTest(args) => {
             let options = RestoreTestOptions {
@@ -562,7 +575,7 @@ async fn run(
             });
         }
     }
-    Ok(())
+    Ok(exit)
 }
 
 async fn run_binlog(
