@@ -153,8 +153,12 @@ pub enum Error {
     #[error("restore verification failed: {}", .0.join("; "))]
     RestoreMismatch(Vec<String>),
 
-    #[error("target database `{0}` is not empty; pass --force to replace its contents")]
-    TargetNotEmpty(String),
+    #[error("target database `{database}` is not empty; pass {flag} to replace its contents")]
+    TargetNotEmpty {
+        database: String,
+        /// The command's own flag: `--force` (restore), `--replace` (sample-data).
+        flag: &'static str,
+    },
 
     #[error("target database `{database}` holds an interrupted restore of backup {backup}; pass --resume to continue it, or --force to start again")]
     InterruptedRestore { database: String, backup: String },

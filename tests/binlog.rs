@@ -209,6 +209,27 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
         );
     }
 
+    // An exported BACKUP_ID never fights a typed --at: the typed option wins.
+    let (_, at, expected) = &instants[0];
+    let url = server.url("toc_restore_test", "127.0.0.1", "toc_sis");
+    let output = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &url,
+            "--store",
+            &store_text,
+            "--target-database",
+            "toc_sis_restore_test_env",
+            "--force",
+            "--at",
+            &at.to_rfc3339(),
+        ],
+        &[PASSWORD[0], ("BACKUP_ID", "20200101T000000Z-gone")],
+    );
+    assert_ok(&output);
+    assert_eq!(&state(&server, "toc_sis_restore_test_env"), expected);
+
     let before_bad = &instants
         .iter()
         .find(|(n, _, _)| n == "alter table")

@@ -333,8 +333,9 @@ pub(crate) struct RestoreArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
     /// `latest` (the newest point, full or incremental) or a backup id from `toc-backup list`.
-    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
-    pub(crate) backup: String,
+    /// Default: $BACKUP_ID when exported and no other point is typed, else `latest`.
+    #[arg(long)]
+    pub(crate) backup: Option<String>,
     /// Restore the newest point at or before this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
     #[arg(long, env = "RESTORE_AT", value_parser = parse_time, conflicts_with = "backup")]
     pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
@@ -392,9 +393,10 @@ pub(crate) struct RetrieveArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
     /// The backup a restore will load: `latest` or an id from `toc-backup list`; its whole
-    /// chain (full backup and incrementals) is retrieved.
-    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
-    pub(crate) backup: String,
+    /// chain (full backup and incrementals) is retrieved. Default: $BACKUP_ID when exported and
+    /// --at is not typed, else `latest`.
+    #[arg(long)]
+    pub(crate) backup: Option<String>,
     /// Instead of --backup: the newest point at or before this time (RFC 3339).
     #[arg(long, value_parser = parse_time, conflicts_with = "backup")]
     pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
@@ -719,6 +721,74 @@ mod tests {
         );
     }
 
+    /// Every `--flag` a message of the tool names (string literals in the library and the
+    /// command line) is a real flag of some command: a hint must never send a tired person to
+    /// an option that does not exist.
+    #[test]
+    fn every_flag_named_in_a_message_exists() {
+        fn flags(command: &clap::Command, into: &mut std::collections::BTreeSet<String>) {
+            for arg in command.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    into.insert(format!("--{long}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                flags(sub, into);
+            }
+        }
+        let mut known = std::collections::BTreeSet::new();
+        flags(&Cli::command(), &mut known);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut unknown = Vec::new();
+        for dir in ["shared", "functions"] {
+            for entry in walkdir::WalkDir::new(root.join(dir)) {
+                let entry = entry.expect("source tree");
+                if entry.path().extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(entry.path()).expect("source file");
+                for (number, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    if code.starts_with("//") || !code.contains('"') {
+                        continue;
+                    }
+                    let bytes = line.as_bytes();
+                    let mut at = 0;
+                    while let Some(found) = line[at..].find("--") {
+                        let start = at + found;
+                        at = start + 2;
+                        let before_ok = start == 0
+                            || !(bytes[start - 1].is_ascii_alphanumeric()
+                                || bytes[start - 1] == b'-');
+                        let name: String = line[start + 2..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                            .collect();
+                        if !before_ok
+                            || name.is_empty()
+                            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+                        {
+                            continue;
+                        }
+                        let flag = format!("--{}", name.trim_end_matches('-'));
+                        if !known.contains(&flag) {
+                            unknown.push(format!(
+                                "{}:{} {flag}",
+                                entry.path().display(),
+                                number + 1
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            unknown.is_empty(),
+            "messages name flags no command has:\n{}",
+            unknown.join("\n")
+        );
+    }
+
     /// The grouped overview names every job, and the template shows the same groups.
     #[test]
     fn the_job_groups_name_every_command() {
@@ -736,4 +806,18 @@ mod tests {
             }
         }
     }
+}
+
+/// The backup to use: the one typed, else an exported BACKUP_ID unless another point (`--at`,
+/// `--before-…`) was typed (a typed option always wins over the environment), else `latest`.
+pub(crate) fn chosen_backup(typed: &Option<String>, other_point_typed: bool) -> String {
+    typed
+        .clone()
+        .or_else(|| {
+            (!other_point_typed)
+                .then(|| std::env::var("BACKUP_ID").ok())
+                .flatten()
+                .filter(|id| !id.trim().is_empty())
+        })
+        .unwrap_or_else(|| "latest".to_string())
 }

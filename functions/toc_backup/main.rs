@@ -243,7 +243,7 @@ async fn run(
             let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
             let options = RestoreOptions {
                 server_url: args.connection.url().await?,
-                backup: args.backup,
+                backup: chosen_backup(&args.backup, args.at.is_some() || stop.is_some()),
                 at: args.at,
                 target_database: args.target_database,
                 force: args.force,
@@ -327,9 +327,12 @@ async fn run(
         }
         Command::Retrieve(args) => {
             let store = store(&args.store).await?;
-            let chain =
-                toc_sis_backup::restore::chain::resolve(store.as_ref(), &args.backup, args.at)
-                    .await?;
+            let chain = toc_sis_backup::restore::chain::resolve(
+                store.as_ref(),
+                &chosen_backup(&args.backup, args.at.is_some()),
+                args.at,
+            )
+            .await?;
             let report = toc_sis_backup::restore::archive::retrieve(
                 store.as_ref(),
                 &chain,

@@ -765,7 +765,10 @@ async fn prepare_target(
                         database: target.to_string(),
                         backup: found.target,
                     },
-                    None => Error::TargetNotEmpty(target.to_string()),
+                    None => Error::TargetNotEmpty {
+                        database: target.to_string(),
+                        flag: "--force",
+                    },
                 });
             }
             tracing::warn!(

@@ -52,7 +52,10 @@ pub async fn create_sample(
         .map_err(|e| Error::database("inspecting the target database", e))?;
     if existing.unwrap_or(0) > 0 {
         if !replace {
-            return Err(Error::TargetNotEmpty(database));
+            return Err(Error::TargetNotEmpty {
+                database,
+                flag: "--replace",
+            });
         }
         admin
             .query_drop(format!("DROP DATABASE {}", quote_ident(&database)))
