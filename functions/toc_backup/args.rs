@@ -685,6 +685,20 @@ pub(crate) struct BinlogFindArgs {
     pub(crate) json: bool,
 }
 
+/// The backup to use: the one typed, else an exported BACKUP_ID unless another point (`--at`,
+/// `--before-…`) was typed (a typed option always wins over the environment), else `latest`.
+pub(crate) fn chosen_backup(typed: &Option<String>, other_point_typed: bool) -> String {
+    typed
+        .clone()
+        .or_else(|| {
+            (!other_point_typed)
+                .then(|| std::env::var("BACKUP_ID").ok())
+                .flatten()
+                .filter(|id| !id.trim().is_empty())
+        })
+        .unwrap_or_else(|| "latest".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::Cli;
@@ -806,18 +820,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The backup to use: the one typed, else an exported BACKUP_ID unless another point (`--at`,
-/// `--before-…`) was typed (a typed option always wins over the environment), else `latest`.
-pub(crate) fn chosen_backup(typed: &Option<String>, other_point_typed: bool) -> String {
-    typed
-        .clone()
-        .or_else(|| {
-            (!other_point_typed)
-                .then(|| std::env::var("BACKUP_ID").ok())
-                .flatten()
-                .filter(|id| !id.trim().is_empty())
-        })
-        .unwrap_or_else(|| "latest".to_string())
 }
