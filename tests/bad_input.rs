@@ -107,7 +107,8 @@ async fn bad_input_gets_errors_that_name_the_bad_value() {
                 "--backup".into(),
                 "20990101T000000Z-beef".into(),
             ],
-            "backup \"20990101T000000Z-beef\" not found",
+            // An empty folder holds no backup at all: said before any id is looked for.
+            "no complete backup in",
         ),
         (
             vec!["verify".into(), "--store".into(), store_arg.clone()],
@@ -364,5 +365,54 @@ async fn a_missing_privilege_fails_instead_of_shrinking_the_backup() {
         .query_drop(format!("DROP USER '{user}'@'%'"))
         .await
         .expect("drop user");
+    drop_database(&source).await;
+}
+
+/// Issue 19: a path that is not a store is said to be one, with the root to use when it is a
+/// backup folder inside a store; never "no backups" and success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_path_that_is_not_a_store_is_refused_with_the_root_to_use() {
+    let source = small_database("not_a_store").await;
+    let store = tempfile::tempdir().expect("store");
+    assert_ok(&dump(&source, store.path()));
+    let backup_folder = only_backup_dir(store.path());
+    let folder = backup_folder.to_string_lossy().into_owned();
+    let root = store.path().to_string_lossy().into_owned();
+    for command in ["list", "verify"] {
+        let output = run_cli(&[command, "--store", &folder], &[]);
+        assert!(!output.status.success(), "{command}: {}", text(&output));
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains("one backup's folder") && said.contains(&format!("--store {root}")),
+            "{command}: {said}"
+        );
+    }
+    let output = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server_url(),
+            "--store",
+            &folder,
+            "--target-database",
+            &unique_name("never"),
+        ],
+        &[],
+    );
+    assert!(
+        !output.status.success() && text(&output).contains(&format!("--store {root}")),
+        "{}",
+        text(&output)
+    );
+
+    let empty = tempfile::tempdir().expect("empty");
+    let output = run_cli(&["list", "--store", &empty.path().to_string_lossy()], &[]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("nothing under database/"),
+        "{}",
+        text(&output)
+    );
+    assert_ok(&run_cli(&["list", "--store", &root], &[]));
     drop_database(&source).await;
 }

@@ -295,6 +295,7 @@ async fn run(
         }
         Command::Verify(args) => {
             let store = store(&args.store).await?;
+            catalog::require_backups(store.as_ref()).await?;
             // Everything a restore of this point reads: the full backup and each incremental.
             let chain =
                 toc_sis_backup::restore::chain::resolve(store.as_ref(), &args.backup, None).await?;
@@ -389,7 +390,9 @@ async fn run(
             });
         }
         Command::List(args) => {
-            let listed = catalog::list(store(&args.store).await?.as_ref(), args.all).await?;
+            let store = store(&args.store).await?;
+            catalog::require_backups(store.as_ref()).await?;
+            let listed = catalog::list(store.as_ref(), args.all).await?;
             print(args.json, &listed, |list| {
                 if list.is_empty() {
                     return "no backups".to_string();

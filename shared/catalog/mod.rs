@@ -489,3 +489,39 @@ mod tests {
         assert_eq!(id_time("nonsense"), None);
     }
 }
+
+/// Refuses, with the reason, a location that holds no backups: a mistyped path, or a backup
+/// folder inside a store given instead of the store's root (which is then named). For the
+/// commands that read backups (list, verify, restore); writers start new stores.
+pub async fn require_backups(store: &dyn ObjectStore) -> Result<()> {
+    store.check().await?;
+    for prefix in ["catalog/", "database/"] {
+        if !store.list_after(prefix, prefix).await?.is_empty() {
+            return Ok(());
+        }
+    }
+    let location = store.to_string();
+    if store.get(MANIFEST_NAME).await?.is_some() {
+        let trimmed = location.trim_end_matches('/');
+        let root = [
+            DAILY_PREFIX,
+            INCREMENTAL_PREFIX,
+            crate::binlog::segment::SEGMENT_PREFIX,
+        ]
+        .iter()
+        .find_map(|prefix| {
+            let (root, _) = trimmed.rsplit_once(&format!("/{}", prefix.trim_end_matches('/')))?;
+            Some(root.to_string())
+        })
+        .unwrap_or_else(|| "the folder above database/".into());
+        return Err(Error::InvalidStore {
+            location,
+            reason: format!(
+                "it is one backup's folder inside a store (it holds {MANIFEST_NAME}); pass the store's root: --store {root}"
+            ),
+        });
+    }
+    Err(Error::NoBackups(format!(
+        "{location}: nothing under database/ or catalog/ there; pass the store's root, the folder (or s3:// prefix) that holds database/"
+    )))
+}

@@ -98,6 +98,7 @@ pub async fn run_restore(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     validate_database_name(&options.target_database)?;
+    crate::catalog::require_backups(store.as_ref()).await?;
     let replay_plan = match (&options.stop, options.at) {
         (Some(stop), _) => crate::binlog::plan(store.as_ref(), stop).await?,
         (None, Some(at)) => {
