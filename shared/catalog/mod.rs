@@ -466,30 +466,6 @@ pub async fn list(store: &dyn ObjectStore, include_incomplete: bool) -> Result<V
     Ok(listed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn ids_sort_by_time_and_parse_back() {
-        let early = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
-        let late = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 6).unwrap());
-        assert!(early < late);
-        assert!(early.starts_with("20260102T030405.000Z-"), "{early}");
-        let same_second = new_backup_id(
-            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(1),
-        );
-        assert!(early < same_second, "{early} {same_second}");
-        assert!(id_time("20200101T000000Z-dead").is_some());
-        assert_eq!(
-            id_time(&early),
-            Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
-        );
-        assert_eq!(id_time("nonsense"), None);
-    }
-}
-
 /// Refuses, with the reason, a location that holds no backups: a mistyped path, or a backup
 /// folder inside a store given instead of the store's root (which is then named). For the
 /// commands that read backups (list, verify, restore); writers start new stores.
@@ -524,4 +500,28 @@ pub async fn require_backups(store: &dyn ObjectStore) -> Result<()> {
     Err(Error::NoBackups(format!(
         "{location}: nothing under database/ or catalog/ there; pass the store's root, the folder (or s3:// prefix) that holds database/"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ids_sort_by_time_and_parse_back() {
+        let early = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+        let late = new_backup_id(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 6).unwrap());
+        assert!(early < late);
+        assert!(early.starts_with("20260102T030405.000Z-"), "{early}");
+        let same_second = new_backup_id(
+            Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(1),
+        );
+        assert!(early < same_second, "{early} {same_second}");
+        assert!(id_time("20200101T000000Z-dead").is_some());
+        assert_eq!(
+            id_time(&early),
+            Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap())
+        );
+        assert_eq!(id_time("nonsense"), None);
+    }
 }
