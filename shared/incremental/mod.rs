@@ -92,6 +92,9 @@ pub struct IncrementalReport {
 struct ChainTip {
     root: Manifest,
     parent: Manifest,
+    /// The chain's links before the parent, newest first: where a table the parent did not
+    /// track (a run with another --tables) finds its latest key state.
+    earlier: Vec<catalog::index::IndexEntry>,
 }
 
 async fn chain_tip(store: &dyn ObjectStore) -> Result<Option<ChainTip>> {
@@ -128,7 +131,21 @@ async fn chain_tip(store: &dyn ObjectStore) -> Result<Option<ChainTip>> {
             })?,
         None => root.clone(),
     };
-    Ok(Some(ChainTip { root, parent }))
+    let earlier = catalog
+        .complete
+        .iter()
+        .filter(|e| {
+            e.kind == BackupKind::Incremental
+                && e.chain_root.as_deref() == Some(root.backup_id.as_str())
+                && e.id < parent.backup_id
+        })
+        .cloned()
+        .collect();
+    Ok(Some(ChainTip {
+        root,
+        parent,
+        earlier,
+    }))
 }
 
 /// Runs one incremental. Failures are notified and leave the chain as it was.
@@ -260,7 +277,15 @@ async fn incremental(
     .await?;
     // Checked before the snapshot: a bad scope is a configuration error, reported before any work.
     let server = read_server(&mut conn).await?;
-    let tracked = check_scope(&mut conn, &database, &options.scope, tip, &server.version).await?;
+    let tracked = check_scope(
+        store.as_ref(),
+        &mut conn,
+        &database,
+        &options.scope,
+        tip,
+        &server.version,
+    )
+    .await?;
     db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
     let snapshot = read_snapshot(&mut conn, None).await?;
 

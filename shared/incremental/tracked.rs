@@ -71,7 +71,39 @@ fn same_table_as_chain_root(
     }
 }
 
+/// The newest key state of `table` in the chain: the parent's, or (when the parent's run had
+/// another scope) the newest earlier link's that has one, or the full backup's. Its rows changed
+/// since that link are what this run writes, so no change in between is lost.
+async fn newest_state(
+    store: &dyn crate::store::ObjectStore,
+    tip: &ChainTip,
+    table: &str,
+) -> Result<Option<PreviousState>> {
+    let state_of = |manifest: &crate::manifest::Manifest| {
+        manifest
+            .files
+            .iter()
+            .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(table))
+            .map(|state| PreviousState {
+                key: format!("{}{}", manifest.prefix(), state.name),
+                bytes: state.bytes,
+                sha256: state.sha256.clone(),
+            })
+    };
+    if let Some(state) = state_of(&tip.parent) {
+        return Ok(Some(state));
+    }
+    for link in &tip.earlier {
+        let manifest = crate::catalog::manifest(store, link).await?;
+        if let Some(state) = state_of(&manifest) {
+            return Ok(Some(state));
+        }
+    }
+    Ok(state_of(&tip.root))
+}
+
 pub(super) async fn check_scope(
+    store: &dyn crate::store::ObjectStore,
     conn: &mut mysql_async::Conn,
     database: &str,
     scope: &Scope,
@@ -99,23 +131,16 @@ pub(super) async fn check_scope(
         let chain_definition =
             same_table_as_chain_root(recorded, &table, &tip.root, server_version)
                 .map_err(refuse)?;
-        let state = tip
-            .parent
-            .files
-            .iter()
-            .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(scoped.name.as_str()))
+        let previous = newest_state(store, tip, &scoped.name)
+            .await?
             .ok_or_else(|| {
                 refuse(format!(
-                    "the previous backup {} holds no key state for it (a full backup keeps one for each table with an integer primary key and its tracking column, `{}` here: was INCREMENTAL_TRACKING_COLUMN(S) different for the dump?); the next full backup starts tracking it",
-                    tip.parent.backup_id, scoped.tracking_column
+                    "no backup of the chain since full backup {} holds a key state for it (a full backup keeps one for each table with an integer primary key and its tracking column, `{}` here: was INCREMENTAL_TRACKING_COLUMN(S) different for the dump?); take a full backup to start tracking it: toc-backup dump --store …",
+                    tip.root.backup_id, scoped.tracking_column
                 ))
             })?;
         tracked.push(Tracked {
-            previous: PreviousState {
-                key: format!("{}{}", tip.parent.prefix(), state.name),
-                bytes: state.bytes,
-                sha256: state.sha256.clone(),
-            },
+            previous,
             table,
             key,
             tracking_index,
