@@ -477,8 +477,8 @@ async fn key_states_are_kept_only_for_tables_an_incremental_can_track() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains("cannot track table `logs`")
-            && stderr.contains("holds no key state for it")
-            && stderr.contains("the next full backup starts tracking it"),
+            && stderr.contains("holds a key state for it")
+            && stderr.contains("take a full backup to start tracking it: toc-backup dump"),
         "{stderr}"
     );
 
