@@ -391,7 +391,10 @@ async fn run(
         }
         Command::List(args) => {
             let store = store(&args.store).await?;
-            catalog::require_backups(store.as_ref()).await?;
+            // `--all` shows whatever is there, leftovers of failed runs included, even nothing.
+            if !args.all {
+                catalog::require_backups(store.as_ref()).await?;
+            }
             let listed = catalog::list(store.as_ref(), args.all).await?;
             print(args.json, &listed, |list| {
                 if list.is_empty() {
