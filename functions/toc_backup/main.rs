@@ -661,9 +661,9 @@ async fn run_binlog(
                         t.gtid.as_deref().unwrap_or("-"),
                         t.position,
                         t.kind(),
-                        t.inserted,
-                        t.updated,
-                        t.deleted
+                        t.changes.inserted,
+                        t.changes.updated,
+                        t.changes.deleted
                     ));
                 }
                 lines.push(

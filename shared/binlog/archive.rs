@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStreamRequest;
-use mysql_common::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
+use mysql_common::binlog::events::{Event, EventData, TableMapEvent};
 use serde::Serialize;
 
 use super::events::{self, Edge, Role, Transactions};
@@ -433,11 +433,8 @@ impl Run {
                     }
                     for (table, changes) in std::mem::take(&mut transaction_changes) {
                         let total = manifest.tables.entry(table).or_default();
-                        total.inserted += changes.inserted;
-                        total.updated += changes.updated;
-                        total.deleted += changes.deleted;
-                        manifest.row_changes +=
-                            changes.inserted + changes.updated + changes.deleted;
+                        total.add(&changes);
+                        manifest.row_changes += changes.total();
                     }
                     manifest.end = end.clone();
                     manifest.next = end;
@@ -580,20 +577,10 @@ pub(crate) fn count_rows<'t>(
         return;
     };
     let count = rows.rows(table).count() as u64;
-    let entry = changes
+    changes
         .entry(format!("{}.{}", table.database_name(), table.table_name()))
-        .or_default();
-    match rows {
-        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
-            entry.inserted += count
-        }
-        RowsEventData::UpdateRowsEventV1(_)
-        | RowsEventData::UpdateRowsEvent(_)
-        | RowsEventData::PartialUpdateRowsEvent(_) => entry.updated += count,
-        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-            entry.deleted += count
-        }
-    }
+        .or_default()
+        .count(&rows, count);
 }
 
 /// [`run_archive`], with a CRITICAL alert for a failure or a gap (the one thing a person must

@@ -4,6 +4,7 @@
 use mysql_common::binlog::consts::{BinlogChecksumAlg, BinlogVersion, EventFlags, EventType};
 use mysql_common::binlog::events::{Event, QueryEvent, RotateEvent};
 
+use super::position::Position;
 use crate::error::{Error, Result};
 
 /// MariaDB's own event types, which mysql_common does not parse.
@@ -288,6 +289,16 @@ pub(crate) fn verified_bytes(event: &Event) -> Result<Vec<u8>> {
         });
     }
     Ok(bytes)
+}
+
+/// Where an event starts and ends in `file` (its header names only the end).
+pub(crate) fn span(event: &Event, file: &str) -> (Position, Position) {
+    let header = event.header();
+    let end = u64::from(header.log_pos());
+    (
+        Position::new(file, end.saturating_sub(u64::from(header.event_size()))),
+        Position::new(file, end),
+    )
 }
 
 pub(crate) fn is_artificial(event: &Event) -> bool {

@@ -4,14 +4,13 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mysql_async::Value;
 use mysql_common::binlog::consts::BinlogVersion;
-use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
+use mysql_common::binlog::events::{EventData, QueryEvent};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 use mysql_common::binlog::EventStreamReader;
 use serde::Serialize;
 
 use super::events::{self, Edge, Frames, Role, Transactions};
-use super::position::Position;
 use super::replay::statement_table;
 use super::segment::{self, SegmentManifest};
 use crate::error::{Error, Result};
@@ -33,9 +32,9 @@ pub struct FoundTransaction {
     pub gtid: Option<String>,
     /// Where the transaction starts: what `restore --before-position` takes.
     pub position: String,
-    pub inserted: u64,
-    pub updated: u64,
-    pub deleted: u64,
+    /// Rows inserted, updated and deleted (flat in JSON: `inserted`, `updated`, `deleted`).
+    #[serde(flatten)]
+    pub changes: super::segment::TableChanges,
     /// The statement, for DDL.
     pub statement: Option<String>,
     pub segment: String,
@@ -53,9 +52,9 @@ impl FoundTransaction {
         }
         let mut kinds = Vec::new();
         for (n, word) in [
-            (self.inserted, "INSERT"),
-            (self.updated, "UPDATE"),
-            (self.deleted, "DELETE"),
+            (self.changes.inserted, "INSERT"),
+            (self.changes.updated, "UPDATE"),
+            (self.changes.deleted, "DELETE"),
         ] {
             if n > 0 {
                 kinds.push(word);
@@ -136,10 +135,7 @@ async fn scan(
             continue;
         }
         let header = event.header();
-        let begin = Position::new(
-            manifest.start.file.clone(),
-            u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
-        );
+        let (begin, _) = events::span(&event, &manifest.start.file);
         let edge = transactions.step(&role);
         if matches!(edge, Edge::Started { .. }) {
             touched = false;
@@ -150,9 +146,7 @@ async fn scan(
                     _ => None,
                 },
                 position: begin.to_string(),
-                inserted: 0,
-                updated: 0,
-                deleted: 0,
+                changes: Default::default(),
                 statement: None,
                 segment: manifest.segment_id.clone(),
             });
@@ -180,13 +174,7 @@ async fn scan(
                             }
                         }
                         touched = true;
-                        match rows {
-                            RowsEventData::WriteRowsEventV1(_)
-                            | RowsEventData::WriteRowsEvent(_) => transaction.inserted += 1,
-                            RowsEventData::DeleteRowsEventV1(_)
-                            | RowsEventData::DeleteRowsEvent(_) => transaction.deleted += 1,
-                            _ => transaction.updated += 1,
-                        }
+                        transaction.changes.count(&rows, 1);
                     }
                 }
             }

@@ -246,12 +246,19 @@ fn gtid_in(segment: &SegmentManifest, gtid: &Gtid) -> bool {
                 domain, sequence, ..
             },
         ) => d1 == *domain && (s1..=s2).contains(sequence),
-        (Some(Gtid::MySql { .. }), Some(Gtid::MySql { .. }), Gtid::MySql { .. }) => {
-            // Several servers' numbers can interleave: the segment is a candidate when any of
-            // its ends is from the same server.
-            matches!((parse(&segment.first_gtid), parse(&segment.last_gtid)), (Some(Gtid::MySql { uuid: a, number: n1 }), Some(Gtid::MySql { uuid: b, number: n2 }))
-                if matches!(gtid, Gtid::MySql { uuid, number } if (uuid == &a || uuid == &b) && (a != b || (n1..=n2).contains(number))))
-        }
+        // Several servers' numbers can interleave: a segment whose ends come from two servers
+        // is a candidate for either server's transactions.
+        (
+            Some(Gtid::MySql {
+                uuid: a,
+                number: n1,
+            }),
+            Some(Gtid::MySql {
+                uuid: b,
+                number: n2,
+            }),
+            Gtid::MySql { uuid, number },
+        ) => (*uuid == a || *uuid == b) && (a != b || (n1..=n2).contains(number)),
         _ => false,
     }
 }

@@ -99,11 +99,7 @@ pub async fn replay(
                 continue;
             }
             let header = event.header();
-            let end = Position::new(manifest.start.file.clone(), u64::from(header.log_pos()));
-            let begin = Position::new(
-                manifest.start.file.clone(),
-                u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())),
-            );
+            let (begin, end) = events::span(&event, &manifest.start.file);
             let edge = transactions.step(&role);
             if matches!(edge, Edge::Started { .. }) {
                 pending = Pending::default();
@@ -167,10 +163,7 @@ pub async fn replay(
                             begin_transaction(conn, &mut pending).await?;
                             let changed =
                                 apply_rows(conn, &rows, table, &name, &mut shapes, &begin).await?;
-                            let entry = pending.changes.entry(name).or_default();
-                            entry.inserted += changed.inserted;
-                            entry.updated += changed.updated;
-                            entry.deleted += changed.deleted;
+                            pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
                     Role::Statement if ends => {
@@ -238,15 +231,9 @@ pub async fn replay(
                     report.last_commit = commit_time;
                     report.last_position = Some(end.to_string());
                     for (table, c) in std::mem::take(&mut pending.changes) {
-                        let here = applied.entry(table.clone()).or_default();
-                        here.inserted += c.inserted;
-                        here.updated += c.updated;
-                        here.deleted += c.deleted;
-                        report.row_changes += c.inserted + c.updated + c.deleted;
-                        let total = report.tables.entry(table).or_default();
-                        total.inserted += c.inserted;
-                        total.updated += c.updated;
-                        total.deleted += c.deleted;
+                        applied.entry(table.clone()).or_default().add(&c);
+                        report.row_changes += c.total();
+                        report.tables.entry(table).or_default().add(&c);
                     }
                 }
                 pending = Pending::default();

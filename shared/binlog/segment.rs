@@ -35,6 +35,32 @@ impl TableChanges {
     pub fn net_rows(&self) -> i64 {
         self.inserted as i64 - self.deleted as i64
     }
+
+    pub fn total(&self) -> u64 {
+        self.inserted + self.updated + self.deleted
+    }
+
+    pub fn add(&mut self, other: &TableChanges) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+    }
+
+    /// Counts `rows` row changes of a rows event's kind (insert, update or delete).
+    pub(crate) fn count(
+        &mut self,
+        event: &mysql_common::binlog::events::RowsEventData<'_>,
+        rows: u64,
+    ) {
+        use mysql_common::binlog::events::RowsEventData::*;
+        match event {
+            WriteRowsEventV1(_) | WriteRowsEvent(_) => self.inserted += rows,
+            DeleteRowsEventV1(_) | DeleteRowsEvent(_) => self.deleted += rows,
+            UpdateRowsEventV1(_) | UpdateRowsEvent(_) | PartialUpdateRowsEvent(_) => {
+                self.updated += rows
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
