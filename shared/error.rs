@@ -160,8 +160,21 @@ pub enum Error {
         flag: &'static str,
     },
 
-    #[error("target database `{database}` holds an interrupted restore of backup {backup}; pass --resume to continue it, or --force to start again")]
-    InterruptedRestore { database: String, backup: String },
+    #[error("target database `{database}` holds an interrupted restore of backup {backup} (still missing: {missing}); pass --resume to continue it, or --force to start again")]
+    InterruptedRestore {
+        database: String,
+        backup: String,
+        missing: String,
+    },
+
+    #[error("restore into `{database}` stopped before it finished: {cause}. The database is INCOMPLETE (still missing: {missing}) and marked so by its table `{marker}`: do not use it; {next}, or DROP DATABASE `{database}`")]
+    RestoreIncomplete {
+        database: String,
+        cause: Box<Error>,
+        missing: String,
+        marker: &'static str,
+        next: &'static str,
+    },
 
     #[error("cannot resume into `{database}`: {reason}")]
     CannotResume { database: String, reason: String },

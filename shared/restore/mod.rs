@@ -14,6 +14,7 @@ pub mod progress;
 mod render;
 mod session;
 pub mod splitter;
+mod target;
 
 pub use check::verify_restored;
 
@@ -30,7 +31,7 @@ use serde::Serialize;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
-use crate::mysql::{self as db, quote_ident, quote_str};
+use crate::mysql::{self as db, quote_ident};
 use crate::store::ObjectStore;
 use definer::DefinerMode;
 use session::{retrying, Session};
@@ -97,7 +98,7 @@ pub async fn run_restore(
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
-    validate_database_name(&options.target_database)?;
+    target::validate_database_name(&options.target_database)?;
     crate::catalog::require_backups(store.as_ref()).await?;
     let replay_plan = match (&options.stop, options.at) {
         (Some(stop), _) => crate::binlog::plan(store.as_ref(), stop).await?,
@@ -176,10 +177,6 @@ pub async fn run_restore(
         options.definer,
     )
     .await?;
-    let done = prepare_target(&mut admin, &root, options, &plan).await?;
-    let loading = rows_loading(&mut admin).await;
-    let _ = admin.disconnect().await;
-
     // The full backup without its triggers and events, every incremental in order, then the
     // triggers and events, so no trigger fires while rows are loaded.
     let mut steps: Vec<(&Manifest, Stage)> =
@@ -193,125 +190,153 @@ pub async fn run_restore(
     }
     steps.push((&root, Stage::Triggers));
     steps.push((&root, Stage::Events));
-    options.headway.plan(
-        steps
-            .iter()
-            .map(|(m, stage)| m.files.iter().filter(|f| f.stage == *stage).count() as u64)
-            .sum(),
-    );
-    options.headway.measure(
-        "loading",
-        steps
-            .iter()
-            .flat_map(|(m, stage)| m.files.iter().filter(move |f| f.stage == *stage))
-            .map(|f| f.bytes)
-            .sum(),
-    );
-
-    let mut loader = Loader {
-        store,
-        url: url.clone(),
-        options: options.clone(),
-        done,
-        deferred: Vec::new(),
-        loading,
-        session: Session::new(&url, &options.target_database),
-        definers_rewritten: 0,
+    let done = target::prepare_target(&mut admin, &root, options, &plan, &steps).await?;
+    let loading = rows_loading(&mut admin).await;
+    let _ = admin.disconnect().await;
+    let extras = target::Extras {
+        replay: replay_plan.is_some(),
+        accounts: options.with_accounts,
     };
-    let load_started = Instant::now();
-    let mut replayed = None;
-    for (manifest, stage) in steps {
-        // The binlog goes on top of everything but triggers and events: the binlog already
-        // holds what triggers did, and they must not fire again.
-        if let (Stage::Triggers, Some(plan), None) = (stage, &replay_plan, &replayed) {
-            options.headway.phase("replaying the binlog archive");
-            let mut conn = db::connect_with(&url, Some(&options.target_database), |o| {
-                o.client_found_rows(true)
-            })
-            .await?;
-            let report = crate::binlog::replay(
-                loader.store.as_ref(),
-                plan,
-                &mut conn,
-                &root.database,
-                options.tables.as_deref(),
-            )
-            .await?;
-            let _ = conn.disconnect().await;
-            tracing::info!(
-                transactions = report.transactions,
-                rows = report.row_changes,
-                stopped = %report.stopped,
-                "binlog replayed"
-            );
-            replayed = Some(report);
+
+    // From here on the target exists: whatever stops the restore, the error says it is
+    // incomplete, what it lacks and how to finish (see `target`).
+    let loaded = async {
+        options.headway.plan(
+            steps
+                .iter()
+                .map(|(m, stage)| m.files.iter().filter(|f| f.stage == *stage).count() as u64)
+                .sum(),
+        );
+        options.headway.measure(
+            "loading",
+            steps
+                .iter()
+                .flat_map(|(m, stage)| m.files.iter().filter(move |f| f.stage == *stage))
+                .map(|f| f.bytes)
+                .sum(),
+        );
+
+        let mut loader = Loader {
+            store,
+            url: url.clone(),
+            options: options.clone(),
+            done,
+            deferred: Vec::new(),
+            loading,
+            session: Session::new(&url, &options.target_database),
+            definers_rewritten: 0,
+        };
+        let load_started = Instant::now();
+        let mut replayed = None;
+        for &(manifest, stage) in &steps {
+            // The binlog goes on top of everything but triggers and events: the binlog already
+            // holds what triggers did, and they must not fire again.
+            if let (Stage::Triggers, Some(plan), None) = (stage, &replay_plan, &replayed) {
+                options.headway.phase("replaying the binlog archive");
+                let mut conn = db::connect_with(&url, Some(&options.target_database), |o| {
+                    o.client_found_rows(true)
+                })
+                .await?;
+                let report = crate::binlog::replay(
+                    loader.store.as_ref(),
+                    plan,
+                    &mut conn,
+                    &root.database,
+                    options.tables.as_deref(),
+                )
+                .await?;
+                let _ = conn.disconnect().await;
+                tracing::info!(
+                    transactions = report.transactions,
+                    rows = report.row_changes,
+                    stopped = %report.stopped,
+                    "binlog replayed"
+                );
+                replayed = Some(report);
+            }
+            loader.stage(manifest, stage).await?;
         }
-        loader.stage(manifest, stage).await?;
-    }
-    if let Some(file) = &accounts_file {
-        let (source, target) = (root.database.clone(), options.target_database.clone());
-        let (store, prefix) = (loader.store.clone(), root.prefix());
-        retrying!(
+        if let Some(file) = &accounts_file {
+            let (source, target) = (root.database.clone(), options.target_database.clone());
+            let (store, prefix) = (loader.store.clone(), root.prefix());
+            retrying!(
+                loader.session,
+                "recreating the accounts",
+                |conn, _attempt| async {
+                    accounts::apply(store.as_ref(), &prefix, file, conn, &source, &target).await
+                }
+            )?;
+        }
+        let load_seconds = load_started.elapsed().as_secs_f64();
+
+        let verify_started = Instant::now();
+        options
+            .headway
+            .phase("verifying the restored database against the manifests");
+        let mut expected = chain::expected_state(&chain);
+        if let Some(report) = &replayed {
+            expected = check::after_replay(expected, report);
+        }
+        if let Some(only) = &options.tables {
+            // Created empty, as asked: not compared.
+            for table in &expected.tables {
+                if !only.contains(&table.name) {
+                    expected.unchecked.insert(table.name.clone());
+                }
+            }
+        }
+        let target_version: Option<String> = retrying!(
             loader.session,
-            "recreating the accounts",
+            "reading the server version",
             |conn, _attempt| async {
-                accounts::apply(store.as_ref(), &prefix, file, conn, &source, &target).await
+                conn.query_first("SELECT VERSION()")
+                    .await
+                    .map_err(|e| Error::database("reading the server version", e))
             }
         )?;
-    }
-    let load_seconds = load_started.elapsed().as_secs_f64();
-
-    let verify_started = Instant::now();
-    options
-        .headway
-        .phase("verifying the restored database against the manifests");
-    let mut expected = chain::expected_state(&chain);
-    if let Some(report) = &replayed {
-        expected = check::after_replay(expected, report);
-    }
-    if let Some(only) = &options.tables {
-        // Created empty, as asked: not compared.
-        for table in &expected.tables {
-            if !only.contains(&table.name) {
-                expected.unchecked.insert(table.name.clone());
-            }
+        let target_version = target_version.unwrap_or_default();
+        if crate::mysql::shape::renders_differently(&root.server.version, &target_version) {
+            expected = render::rendered_expectations(
+                loader.store.as_ref(),
+                &root,
+                &url,
+                &options.target_database,
+                options.definer,
+                expected,
+            )
+            .await?;
         }
-    }
-    let target_version: Option<String> = retrying!(
-        loader.session,
-        "reading the server version",
-        |conn, _attempt| async {
-            conn.query_first("SELECT VERSION()")
-                .await
-                .map_err(|e| Error::database("reading the server version", e))
-        }
-    )?;
-    let target_version = target_version.unwrap_or_default();
-    if crate::mysql::shape::renders_differently(&root.server.version, &target_version) {
-        expected = render::rendered_expectations(
-            loader.store.as_ref(),
-            &root,
+        verify_restored(
             &url,
             &options.target_database,
+            &expected,
+            options.jobs,
             options.definer,
-            expected,
         )
         .await?;
+        retrying!(
+            loader.session,
+            "finishing the restore",
+            |conn, _attempt| async { progress::finish(conn).await }
+        )?;
+        loader.session.close().await;
+        Ok((
+            replayed,
+            expected,
+            load_seconds,
+            verify_started,
+            loader.definers_rewritten,
+        ))
     }
-    verify_restored(
-        &url,
-        &options.target_database,
-        &expected,
-        options.jobs,
-        options.definer,
-    )
-    .await?;
-    retrying!(
-        loader.session,
-        "finishing the restore",
-        |conn, _attempt| async { progress::finish(conn).await }
-    )?;
-    loader.session.close().await;
+    .await;
+    let (replayed, expected, load_seconds, verify_started, definers_rewritten) = match loaded {
+        Ok(loaded) => loaded,
+        Err(cause) => {
+            return Err(
+                target::incomplete(cause, &url, &options.target_database, &steps, &extras).await,
+            )
+        }
+    };
     let report = RestoreReport {
         backup_id: target.backup_id.clone(),
         kind: target.kind.label(),
@@ -333,7 +358,7 @@ pub async fn run_restore(
         tables: expected.tables.len(),
         rows: expected.total_rows(),
         objects: expected.objects.len(),
-        definers_rewritten: loader.definers_rewritten,
+        definers_rewritten,
         load_seconds: round(load_seconds),
         verify_seconds: round(verify_started.elapsed().as_secs_f64()),
         duration_seconds: round(started.elapsed().as_secs_f64()),
@@ -682,126 +707,6 @@ async fn clear_stage(conn: &mut Conn, database: &str, stage: Stage) -> Result<()
 
 fn round(seconds: f64) -> f64 {
     (seconds * 1000.0).round() / 1000.0
-}
-
-fn validate_database_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.ends_with(' ')
-        && !name.contains(['/', '\\', '.', '\0']);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidValue {
-            what: "target database name",
-            value: name.to_string(),
-            expected: "1 to 64 characters, without '/', '\\', '.' or a trailing space".into(),
-        })
-    }
-}
-
-/// Makes the target ready: empty (or emptied with --force) for a new restore, or holding the
-/// same restore's progress for --resume. Returns the steps an interrupted run finished.
-async fn prepare_target(
-    conn: &mut Conn,
-    manifest: &Manifest,
-    options: &RestoreOptions,
-    plan: &progress::Plan,
-) -> Result<BTreeMap<String, Option<String>>> {
-    let target = options.target_database.as_str();
-    let exists: Option<String> = conn
-        .exec_first(
-            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-            (target,),
-        )
-        .await
-        .map_err(|e| Error::database(format!("looking for database `{target}`"), e))?;
-    let interrupted = match exists {
-        Some(_) => progress::load(conn, target).await?,
-        None => None,
-    };
-    if options.resume && !options.force {
-        let Some((found, done)) = interrupted else {
-            return Err(Error::CannotResume {
-                database: target.to_string(),
-                reason:
-                    "it holds no interrupted restore (no progress table); restore without --resume"
-                        .into(),
-            });
-        };
-        if &found != plan {
-            return Err(Error::CannotResume {
-                database: target.to_string(),
-                reason: format!(
-                    "it holds an interrupted restore of backup {} (chain {}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
-                    found.target,
-                    found.chain.join(", "),
-                    plan.target,
-                    plan.chain.join(", ")
-                ),
-            });
-        }
-        tracing::info!(
-            target,
-            backup_id = %plan.target,
-            steps_done = done.len(),
-            "resuming the interrupted restore"
-        );
-        return Ok(done);
-    }
-    if exists.is_some() {
-        let objects: Option<u64> = conn
-            .exec_first(
-                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) \
-                      + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) \
-                      + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?)",
-                (target, target, target),
-            )
-            .await
-            .map_err(|e| Error::database(format!("inspecting database `{target}`"), e))?;
-        if objects.unwrap_or(0) > 0 {
-            if !options.force {
-                return Err(match interrupted {
-                    Some((found, _)) => Error::InterruptedRestore {
-                        database: target.to_string(),
-                        backup: found.target,
-                    },
-                    None => Error::TargetNotEmpty {
-                        database: target.to_string(),
-                        flag: "--force",
-                    },
-                });
-            }
-            tracing::warn!(
-                target,
-                "--force: dropping the existing contents of the target database"
-            );
-            conn.query_drop(format!("DROP DATABASE {}", quote_ident(target)))
-                .await
-                .map_err(|e| Error::database(format!("dropping database `{target}`"), e))?;
-        }
-    }
-    let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(target));
-    if !manifest.server.default_character_set.is_empty() {
-        create.push_str(&format!(
-            " CHARACTER SET {}",
-            quote_str(&manifest.server.default_character_set)
-        ));
-    }
-    if !manifest.server.default_collation.is_empty() {
-        create.push_str(&format!(
-            " COLLATE {}",
-            quote_str(&manifest.server.default_collation)
-        ));
-    }
-    conn.query_drop(create)
-        .await
-        .map_err(|e| Error::database(format!("creating database `{target}`"), e))?;
-    conn.query_drop(format!("USE {}", quote_ident(target)))
-        .await
-        .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
-    progress::create(conn, plan).await?;
-    Ok(BTreeMap::new())
 }
 
 /// LOAD DATA for the rows where the server allows `LOCAL INFILE` (MariaDB's default; MySQL 8's

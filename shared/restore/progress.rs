@@ -5,7 +5,7 @@
 //! committed, or absent with its rows rolled back. That makes a file safe to load again after
 //! a lost connection, and lets `restore --resume` skip what is done. Stage steps (schema,
 //! views, …) are recorded after the stage. The table is dropped once the restore verifies; while
-//! it exists, the database is visibly an unfinished restore.
+//! it exists, its name and comment say the database is an unfinished restore.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest, Stage};
-use crate::mysql::quote_ident;
+use crate::mysql::{quote_ident, quote_str};
 
-pub const PROGRESS_TABLE: &str = "_toc_restore_progress";
+/// Named for whoever lists the tables of a half-restored database: it is the marker.
+pub const PROGRESS_TABLE: &str = "_restore_incomplete_do_not_use";
 
 const PLAN_STEP: &str = "plan";
 
@@ -40,7 +41,11 @@ pub(crate) async fn create(conn: &mut Conn, plan: &Plan) -> Result<()> {
     let table = quote_ident(PROGRESS_TABLE);
     conn.query_drop(format!(
         "CREATE TABLE {table} (step VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
-         detail MEDIUMTEXT NULL, done_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB"
+         detail MEDIUMTEXT NULL, done_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB COMMENT={}",
+        quote_str(&format!(
+            "INCOMPLETE RESTORE of backup {}: tables, rows or objects are missing until `toc-backup restore --resume` finishes it; do not use this database",
+            plan.target
+        ))
     ))
     .await
     .map_err(|e| Error::database("creating the restore's progress table", e))?;

@@ -1,0 +1,271 @@
+//! The target database: made ready for a restore, and, when a restore stops part-way, said
+//! to be incomplete in the database itself and in the error.
+//!
+//! The choice for a restore that fails after it created tables: it is left in place, marked,
+//! never removed. Removing it would throw away what `--resume` can finish (hours of loading for
+//! a large backup), and a killed process removes nothing anyway. So the marker is there from
+//! the first table created to the final check passing: the progress table, named so no one
+//! takes the database for a finished one, with a comment saying what it is; and the error
+//! lists what is missing and the command that finishes the restore.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::progress;
+use super::RestoreOptions;
+use crate::config::DatabaseUrl;
+use crate::error::{Error, Result};
+use crate::manifest::{BackupKind, Manifest, Stage};
+use crate::mysql::{self as db, quote_ident, quote_str};
+
+/// One stage of one backup of the chain, in the order a restore loads them.
+pub(super) type Step<'a> = (&'a Manifest, Stage);
+
+/// What a restore does besides its stages, for the list of what is missing.
+#[derive(Debug, Default)]
+pub(super) struct Extras {
+    /// The binlog archive is replayed before the triggers.
+    pub replay: bool,
+    /// `--with-accounts`.
+    pub accounts: bool,
+}
+
+/// What an unfinished restore still lacks, in restore order, given the steps it recorded.
+pub(super) fn missing(
+    steps: &[Step<'_>],
+    done: &BTreeMap<String, Option<String>>,
+    extras: &Extras,
+) -> Vec<String> {
+    let mut left = Vec::new();
+    for &(manifest, stage) in steps {
+        if extras.replay
+            && stage == Stage::Triggers
+            && !done.contains_key(&progress::stage_step(manifest, stage))
+        {
+            left.push("the binlog replay".to_string());
+        }
+        if done.contains_key(&progress::stage_step(manifest, stage)) {
+            continue;
+        }
+        let files: Vec<_> = manifest.files.iter().filter(|f| f.stage == stage).collect();
+        let item = match stage {
+            Stage::Schema => "the tables".to_string(),
+            Stage::Data => {
+                let unloaded: Vec<_> = files
+                    .iter()
+                    .filter(|f| !done.contains_key(&progress::file_step(manifest, f)))
+                    .collect();
+                if unloaded.is_empty() {
+                    "the secondary keys taken off for the data load".to_string()
+                } else {
+                    let tables: BTreeSet<&str> =
+                        unloaded.iter().filter_map(|f| f.table.as_deref()).collect();
+                    format!(
+                        "rows: {} of {} data files not loaded (tables {})",
+                        unloaded.len(),
+                        files.len(),
+                        shorten(&tables.into_iter().collect::<Vec<_>>())
+                    )
+                }
+            }
+            Stage::Deletes | Stage::Changes if manifest.kind == BackupKind::Incremental => {
+                let item = format!("incremental {}", manifest.backup_id);
+                if left.last() == Some(&item) || files.is_empty() && stage == Stage::Deletes {
+                    continue;
+                }
+                item
+            }
+            _ if files.is_empty() => continue,
+            _ => stage.label().to_string(),
+        };
+        left.push(item);
+    }
+    if extras.accounts {
+        left.push("the accounts (--with-accounts)".to_string());
+    }
+    left.push("the final check against the manifests".to_string());
+    left
+}
+
+fn shorten(names: &[&str]) -> String {
+    const SHOWN: usize = 6;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// The error of a restore that stopped after it created the target: the cause, what the
+/// database still lacks (read back from its progress table), and how to finish.
+pub(super) async fn incomplete(
+    cause: Error,
+    url: &DatabaseUrl,
+    database: &str,
+    steps: &[Step<'_>],
+    extras: &Extras,
+) -> Error {
+    let recorded = match db::connect(url, Some(database)).await {
+        Ok(mut conn) => {
+            let found = progress::load(&mut conn, database).await;
+            let _ = conn.disconnect().await;
+            found
+        }
+        Err(e) => Err(e),
+    };
+    let missing = match recorded {
+        Ok(Some((_, done))) => missing(steps, &done, extras).join(", "),
+        Ok(None) => "unknown (its progress table is gone)".to_string(),
+        Err(e) => format!("unknown (its progress could not be read: {e})"),
+    };
+    let next = if extras.replay {
+        "to finish, run the same restore again with --force (a point reached through the binlog archive is restored whole)"
+    } else {
+        "to finish, run the same restore again with --resume (finished files are not loaded again); to start over, --force"
+    };
+    Error::RestoreIncomplete {
+        database: database.to_string(),
+        cause: Box::new(cause),
+        missing,
+        marker: progress::PROGRESS_TABLE,
+        next,
+    }
+}
+
+pub(super) fn validate_database_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.ends_with(' ')
+        && !name.contains(['/', '\\', '.', '\0']);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidValue {
+            what: "target database name",
+            value: name.to_string(),
+            expected: "1 to 64 characters, without '/', '\\', '.' or a trailing space".into(),
+        })
+    }
+}
+
+/// Makes the target ready: empty (or emptied with --force) for a new restore, or holding the
+/// same restore's progress for --resume. Returns the steps an interrupted run finished.
+pub(super) async fn prepare_target(
+    conn: &mut Conn,
+    manifest: &Manifest,
+    options: &RestoreOptions,
+    plan: &progress::Plan,
+    steps: &[Step<'_>],
+) -> Result<BTreeMap<String, Option<String>>> {
+    let target = options.target_database.as_str();
+    let exists: Option<String> = conn
+        .exec_first(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (target,),
+        )
+        .await
+        .map_err(|e| Error::database(format!("looking for database `{target}`"), e))?;
+    let interrupted = match exists {
+        Some(_) => progress::load(conn, target).await?,
+        None => None,
+    };
+    if options.resume && !options.force {
+        let Some((found, done)) = interrupted else {
+            return Err(Error::CannotResume {
+                database: target.to_string(),
+                reason:
+                    "it holds no interrupted restore (no progress table); restore without --resume"
+                        .into(),
+            });
+        };
+        if &found != plan {
+            return Err(Error::CannotResume {
+                database: target.to_string(),
+                reason: format!(
+                    "it holds an interrupted restore of backup {} (chain {}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
+                    found.target,
+                    found.chain.join(", "),
+                    plan.target,
+                    plan.chain.join(", ")
+                ),
+            });
+        }
+        tracing::info!(
+            target,
+            backup_id = %plan.target,
+            steps_done = done.len(),
+            "resuming the interrupted restore"
+        );
+        return Ok(done);
+    }
+    if exists.is_some() {
+        let objects: Option<u64> = conn
+            .exec_first(
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) \
+                      + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) \
+                      + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?)",
+                (target, target, target),
+            )
+            .await
+            .map_err(|e| Error::database(format!("inspecting database `{target}`"), e))?;
+        if objects.unwrap_or(0) > 0 {
+            if !options.force {
+                return Err(match interrupted {
+                    Some((found, done)) => Error::InterruptedRestore {
+                        database: target.to_string(),
+                        // What is missing is known step by step only for the same chain.
+                        missing: if &found == plan {
+                            missing(steps, &done, &Extras::default()).join(", ")
+                        } else {
+                            format!(
+                                "{} steps of its chain {} done",
+                                done.len(),
+                                found.chain.join(", ")
+                            )
+                        },
+                        backup: found.target,
+                    },
+                    None => Error::TargetNotEmpty {
+                        database: target.to_string(),
+                        flag: "--force",
+                    },
+                });
+            }
+            tracing::warn!(
+                target,
+                "--force: dropping the existing contents of the target database"
+            );
+            conn.query_drop(format!("DROP DATABASE {}", quote_ident(target)))
+                .await
+                .map_err(|e| Error::database(format!("dropping database `{target}`"), e))?;
+        }
+    }
+    let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(target));
+    if !manifest.server.default_character_set.is_empty() {
+        create.push_str(&format!(
+            " CHARACTER SET {}",
+            quote_str(&manifest.server.default_character_set)
+        ));
+    }
+    if !manifest.server.default_collation.is_empty() {
+        create.push_str(&format!(
+            " COLLATE {}",
+            quote_str(&manifest.server.default_collation)
+        ));
+    }
+    conn.query_drop(create)
+        .await
+        .map_err(|e| Error::database(format!("creating database `{target}`"), e))?;
+    conn.query_drop(format!("USE {}", quote_ident(target)))
+        .await
+        .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
+    progress::create(conn, plan).await?;
+    Ok(BTreeMap::new())
+}
