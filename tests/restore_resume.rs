@@ -289,7 +289,10 @@ async fn a_failure_during_data_leaves_a_marked_database_and_names_the_command_th
             let _ = admin.query_drop(format!("KILL CONNECTION {id}")).await;
             break;
         }
-        assert!(Instant::now() < deadline, "never caught a loading connection");
+        assert!(
+            Instant::now() < deadline,
+            "never caught a loading connection"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let output = child.wait_with_output().expect("restore ends");
@@ -354,7 +357,10 @@ async fn a_restore_killed_during_objects_leaves_a_marked_database_that_resume_fi
         if exists.is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "the restore never created f_audited");
+        assert!(
+            Instant::now() < deadline,
+            "the restore never created f_audited"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     holder
@@ -375,7 +381,10 @@ async fn a_restore_killed_during_objects_leaves_a_marked_database_that_resume_fi
         if let Some(id) = waiting {
             break id;
         }
-        assert!(Instant::now() < deadline, "the restore never reached its triggers");
+        assert!(
+            Instant::now() < deadline,
+            "the restore never reached its triggers"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     child.kill().expect("kill the restore");
@@ -409,7 +418,9 @@ async fn a_restore_killed_during_objects_leaves_a_marked_database_that_resume_fi
     assert!(!again.status.success(), "{}", text(&again));
     let said = String::from_utf8_lossy(&again.stderr);
     assert!(
-        said.contains("(still missing: triggers, the final check against the manifests); pass --resume"),
+        said.contains(
+            "(still missing: triggers, the final check against the manifests); pass --resume"
+        ),
         "{}",
         text(&again)
     );

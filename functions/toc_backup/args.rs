@@ -7,6 +7,7 @@ use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::MonitorOptions;
 use toc_sis_backup::restore::definer::DefinerMode;
+use toc_sis_backup::restore::PointRequest;
 use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::open_store;
 use toc_sis_backup::Error;
@@ -139,8 +140,9 @@ pub(crate) struct Connection {
     /// PEM file of the CA certificates the database's certificate must chain to (for RDS, the
     /// global bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem);
     /// turns TLS on. Without it TLS trusts the public web roots only.
-    #[arg(long, env = "DATABASE_TLS_CA_FILE", value_name = "FILE")]
-    pub(crate) database_tls_ca_file: Option<std::path::PathBuf>,
+    /// Empty (exported as DATABASE_TLS_CA_FILE=) means none.
+    #[arg(long, env = "DATABASE_TLS_CA_FILE", value_name = "FILE", value_parser = clap::builder::StringValueParser::new())]
+    pub(crate) database_tls_ca_file: Option<String>,
 }
 
 impl Connection {
@@ -171,7 +173,10 @@ impl Connection {
         };
         let tls = Tls::from_settings(
             self.database_tls.as_deref(),
-            self.database_tls_ca_file.clone(),
+            self.database_tls_ca_file
+                .as_deref()
+                .filter(|file| !file.is_empty())
+                .map(std::path::PathBuf::from),
         )?;
         Ok(url.with_tls(tls))
     }
@@ -315,14 +320,70 @@ pub(crate) struct IncrementalArgs {
     pub(crate) json: bool,
 }
 
-impl RestoreArgs {
-    pub(crate) fn stop(&self) -> Result<Option<toc_sis_backup::binlog::Stop>, Error> {
+/// Which point a restore brings back; `verify` and `retrieve` take the same flags, so each
+/// checks or fetches exactly what that restore reads.
+#[derive(Args)]
+pub(crate) struct PointArgs {
+    /// `latest` (the newest point, full or incremental) or a backup id from `toc-backup list`.
+    /// Default: an exported $BACKUP_ID or $RESTORE_AT when no point is typed, else `latest`.
+    #[arg(long)]
+    pub(crate) backup: Option<String>,
+    /// The newest point at or before this time (RFC 3339, e.g. 2026-11-26T10:00:00Z): the
+    /// binlog archive replayed to it where it reaches, else the newest backup before it.
+    #[arg(long, value_parser = parse_time, conflicts_with = "backup")]
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Just before the transaction with this GTID (MariaDB 0-1-42, MySQL UUID:N), found with
+    /// `toc-backup binlog find`: the binlog archive replayed on the newest full backup before it.
+    #[arg(long, value_name = "GTID", conflicts_with_all = ["at", "backup", "before_position"])]
+    pub(crate) before_gtid: Option<String>,
+    /// Just before the transaction at this binlog position (FILE:POS).
+    #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["at", "backup"])]
+    pub(crate) before_position: Option<String>,
+}
+
+impl PointArgs {
+    /// The point typed, else the one exported (`BACKUP_ID`, `RESTORE_AT`), else `latest`. The
+    /// environment never conflicts with what is typed: a typed point always wins.
+    pub(crate) fn request(&self) -> Result<PointRequest, Error> {
         use toc_sis_backup::binlog::{Gtid, Position, Stop};
-        Ok(match (&self.before_gtid, &self.before_position) {
-            (Some(gtid), _) => Some(Stop::BeforeGtid(Gtid::parse(gtid)?)),
-            (None, Some(position)) => Some(Stop::BeforePosition(Position::parse(position)?)),
-            (None, None) => None,
-        })
+        if let Some(gtid) = &self.before_gtid {
+            return Ok(PointRequest::Before(Stop::BeforeGtid(Gtid::parse(gtid)?)));
+        }
+        if let Some(position) = &self.before_position {
+            return Ok(PointRequest::Before(Stop::BeforePosition(Position::parse(
+                position,
+            )?)));
+        }
+        if let Some(at) = self.at {
+            return Ok(PointRequest::At(at));
+        }
+        if let Some(backup) = &self.backup {
+            return Ok(PointRequest::Backup(backup.clone()));
+        }
+        let exported = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        match (exported("BACKUP_ID"), exported("RESTORE_AT")) {
+            (Some(backup), Some(at)) => Err(Error::InvalidValue {
+                what: "exported point",
+                value: format!("BACKUP_ID={backup} and RESTORE_AT={at}"),
+                expected: "one of them exported, or the point typed (--backup, --at)".into(),
+            }),
+            (Some(backup), None) => Ok(PointRequest::Backup(backup)),
+            (None, Some(at)) => {
+                parse_time(&at)
+                    .map(PointRequest::At)
+                    .map_err(|reason| Error::InvalidValue {
+                        what: "RESTORE_AT",
+                        value: at,
+                        expected: reason,
+                    })
+            }
+            (None, None) => Ok(PointRequest::Backup("latest".into())),
+        }
     }
 }
 
@@ -332,13 +393,8 @@ pub(crate) struct RestoreArgs {
     pub(crate) connection: Connection,
     #[command(flatten)]
     pub(crate) store: StoreArg,
-    /// `latest` (the newest point, full or incremental) or a backup id from `toc-backup list`.
-    /// Default: $BACKUP_ID when exported and no other point is typed, else `latest`.
-    #[arg(long)]
-    pub(crate) backup: Option<String>,
-    /// Restore the newest point at or before this time (RFC 3339, e.g. 2026-11-26T10:00:00Z).
-    #[arg(long, env = "RESTORE_AT", value_parser = parse_time, conflicts_with = "backup")]
-    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(flatten)]
+    pub(crate) point: PointArgs,
     /// The database to restore into; created if missing.
     #[arg(long, env = "TARGET_DATABASE")]
     pub(crate) target_database: String,
@@ -354,18 +410,10 @@ pub(crate) struct RestoreArgs {
     pub(crate) jobs: u16,
     #[command(flatten)]
     pub(crate) definer: DefinerArg,
-    /// Stop just before the transaction with this GTID (MariaDB 0-1-42, MySQL UUID:N), found
-    /// with `toc-backup binlog find`: the binlog archive is replayed on the newest full backup
-    /// before it.
-    #[arg(long, value_name = "GTID", conflicts_with_all = ["at", "backup", "before_position"])]
-    pub(crate) before_gtid: Option<String>,
     /// Load the rows of these tables only (comma-separated; the others are created empty):
     /// a scratch database to copy rows back from, e.g. with --before-gtid.
     #[arg(long, value_name = "TABLE,…")]
     pub(crate) tables: Option<String>,
-    /// Stop just before the transaction at this binlog position (FILE:POS).
-    #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["at", "backup"])]
-    pub(crate) before_position: Option<String>,
     /// Also recreate the accounts and grants the backup recorded (locked and without a
     /// password unless the dump kept password hashes; grants moved to the target database).
     /// Needs CREATE USER and the GRANT OPTION.
@@ -380,9 +428,8 @@ pub(crate) struct RestoreArgs {
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
-    /// `latest` (the newest complete point) or a backup id from `toc-backup list`.
-    #[arg(long, env = "BACKUP_ID", default_value = "latest")]
-    pub(crate) backup: String,
+    #[command(flatten)]
+    pub(crate) point: PointArgs,
     /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
@@ -392,14 +439,10 @@ pub(crate) struct VerifyArgs {
 pub(crate) struct RetrieveArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
-    /// The backup a restore will load: `latest` or an id from `toc-backup list`; its whole
-    /// chain (full backup and incrementals) is retrieved. Default: $BACKUP_ID when exported and
-    /// --at is not typed, else `latest`.
-    #[arg(long)]
-    pub(crate) backup: Option<String>,
-    /// Instead of --backup: the newest point at or before this time (RFC 3339).
-    #[arg(long, value_parser = parse_time, conflicts_with = "backup")]
-    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The point a restore will load: its whole chain (full backup and incrementals) and the
+    /// binlog segments a replay to it reads are retrieved.
+    #[command(flatten)]
+    pub(crate) point: PointArgs,
     /// S3 retrieval tier: Bulk (cheapest; up to 12 h, 48 h from Deep Archive), Standard (3-5 h,
     /// 12 h from Deep Archive) or Expedited (minutes; not from Deep Archive).
     #[arg(long, value_enum, default_value_t = TierArg::Bulk)]
@@ -683,20 +726,6 @@ pub(crate) struct BinlogFindArgs {
     /// Print the transactions as JSON.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-/// The backup to use: the one typed, else an exported BACKUP_ID unless another point (`--at`,
-/// `--before-…`) was typed (a typed option always wins over the environment), else `latest`.
-pub(crate) fn chosen_backup(typed: &Option<String>, other_point_typed: bool) -> String {
-    typed
-        .clone()
-        .or_else(|| {
-            (!other_point_typed)
-                .then(|| std::env::var("BACKUP_ID").ok())
-                .flatten()
-                .filter(|id| !id.trim().is_empty())
-        })
-        .unwrap_or_else(|| "latest".to_string())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use toc_sis_backup::monitor::restore_test::{run_restore_test_until, RestoreTestO
 use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
+use toc_sis_backup::restore::point::Point;
 use toc_sis_backup::restore::{run_restore, RestoreOptions};
 use toc_sis_backup::store::ArchiveState;
 use toc_sis_backup::store::{open_store, ObjectStore};
@@ -239,12 +240,10 @@ async fn run(
             write_stdout(&text)?;
         }
         Command::Restore(args) => {
-            let stop = args.stop()?;
             let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
             let options = RestoreOptions {
                 server_url: args.connection.url().await?,
-                backup: chosen_backup(&args.backup, args.at.is_some() || stop.is_some()),
-                at: args.at,
+                point: args.point.request()?,
                 target_database: args.target_database,
                 force: args.force,
                 jobs: usize::from(args.jobs),
@@ -252,7 +251,6 @@ async fn run(
                 definer: args.definer.mode,
                 with_accounts: args.with_accounts,
                 headway: headway.clone(),
-                stop,
                 tables: args.tables.as_deref().map(|list| {
                     list.split(',')
                         .map(|t| t.trim().to_string())
@@ -296,20 +294,22 @@ async fn run(
         Command::Verify(args) => {
             let store = store(&args.store).await?;
             catalog::require_backups(store.as_ref()).await?;
-            // Everything a restore of this point reads: the full backup and each incremental.
-            let chain =
-                toc_sis_backup::restore::chain::resolve(store.as_ref(), &args.backup, None).await?;
-            toc_sis_backup::restore::archive::ensure_readable(store.as_ref(), &chain).await?;
+            // Everything a restore of this point reads: the full backup, each incremental, the
+            // binlog segments a replay applies.
+            let point = Point::resolve(store.as_ref(), &args.point.request()?).await?;
+            toc_sis_backup::restore::archive::ensure_readable(store.as_ref(), &point).await?;
             let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
             headway.measure(
-                format!(
-                    "checking backup {}",
-                    chain.last().map_or("", |m| m.backup_id.as_str())
-                ),
-                chain.iter().map(|m| m.total_bytes()).sum(),
+                format!("checking backup {}", point.backup_id()),
+                point.chain.iter().map(|m| m.total_bytes()).sum::<u64>()
+                    + point
+                        .replay
+                        .iter()
+                        .flat_map(|plan| plan.segments.iter().map(|s| s.bytes))
+                        .sum::<u64>(),
             );
             let shown = progress::start(headway.clone(), log_format, progress_every);
-            let outcome = verify::verify_chain(store.as_ref(), &chain, &headway).await;
+            let outcome = verify::verify_point(store.as_ref(), &point, &headway).await;
             shown.finish();
             let report = outcome?;
             print(args.json, &report, |r| {
@@ -318,8 +318,16 @@ async fn run(
                 } else {
                     String::new()
                 };
+                let segments = if r.binlog_segments > 0 {
+                    format!(
+                        " and the {} binlog segments replayed on it",
+                        r.binlog_segments
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "backup {} is intact{chain}: {} files, {} match the manifests",
+                    "backup {} is intact{chain}{segments}: {} files, {} match the manifests",
                     r.backup_id,
                     r.files,
                     mib(r.bytes)
@@ -328,15 +336,10 @@ async fn run(
         }
         Command::Retrieve(args) => {
             let store = store(&args.store).await?;
-            let chain = toc_sis_backup::restore::chain::resolve(
-                store.as_ref(),
-                &chosen_backup(&args.backup, args.at.is_some()),
-                args.at,
-            )
-            .await?;
+            let point = Point::resolve(store.as_ref(), &args.point.request()?).await?;
             let report = toc_sis_backup::restore::archive::retrieve(
                 store.as_ref(),
-                &chain,
+                &point,
                 args.tier.tier(),
                 args.days,
             )
@@ -406,7 +409,7 @@ async fn run(
                 )];
                 for b in list {
                     lines.push(format!(
-                        "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12} {:<12}{}",
+                        "{:<26} {:<12} {:<10} {:<16} {:>7} {:>12} {:>12} {:<12}{}{}",
                         b.id,
                         b.kind,
                         b.status,
@@ -419,7 +422,11 @@ async fn run(
                             (Some(p), _) => format!("  ({p})"),
                             (None, Some(parent)) => format!("  (after {parent})"),
                             (None, None) => String::new(),
-                        }
+                        },
+                        b.label
+                            .as_deref()
+                            .map(|label| format!("  \"{label}\""))
+                            .unwrap_or_default()
                     ));
                 }
                 lines.join("\n")

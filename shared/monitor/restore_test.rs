@@ -74,8 +74,7 @@ pub async fn run_restore_test_until(
     let headway = options.headway.clone();
     let restore_options = RestoreOptions {
         server_url: options.server_url.clone(),
-        backup: "latest".into(),
-        at: None,
+        point: crate::restore::PointRequest::Backup("latest".into()),
         target_database: scratch.clone(),
         force: true,
         jobs: options.jobs,
@@ -84,7 +83,6 @@ pub async fn run_restore_test_until(
         with_accounts: false,
         resume: false,
         headway: headway.clone(),
-        stop: None,
         tables: None,
     };
     // The scratch database is dropped below whatever happens: how to finish it is no advice

@@ -1,6 +1,6 @@
 //! Backups older than 90 days live in S3 Glacier Flexible Retrieval, and after a year in Deep
 //! Archive: a plain read of those files fails. Before a restore or verify reads anything, the
-//! chain's files are surveyed; if any must be retrieved first, the command stops with one
+//! point's files (its chain, and the binlog segments a replay reads) are surveyed; if any must be retrieved first, the command stops with one
 //! message saying how many files and bytes, in which classes, what each retrieval tier would
 //! take and cost, and the command that asks for them (`toc-backup retrieve`).
 
@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::point::Point;
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
 use crate::store::{is_archive_class, ArchiveState, ObjectStore, RetrievalTier};
 
 /// One file of the chain that lives in an archive class.
@@ -21,11 +21,11 @@ pub struct ArchivedFile {
     pub state: ArchiveState,
 }
 
-/// The archived files of `chain`: one listing per link, then one HEAD per archived file.
-pub async fn survey(store: &dyn ObjectStore, chain: &[Manifest]) -> Result<Vec<ArchivedFile>> {
+/// The archived files of `point`: one listing per folder it reads, then one HEAD per archived
+/// file.
+pub async fn survey(store: &dyn ObjectStore, point: &Point) -> Result<Vec<ArchivedFile>> {
     let mut archived = Vec::new();
-    for link in chain {
-        let prefix = link.prefix();
+    for prefix in point.prefixes() {
         for object in store.list(&prefix).await? {
             if !object
                 .storage_class
@@ -109,8 +109,9 @@ fn estimates(files: &[&ArchivedFile]) -> Vec<String> {
         .collect()
 }
 
-/// The refusal for a chain with files that cannot be read yet; `None` when all can.
-pub fn refusal(store: &str, backup: &str, files: &[ArchivedFile]) -> Option<Error> {
+/// The refusal for a point with files that cannot be read yet; `None` when all can. `flags`
+/// name the point on the command line (`--backup ID`, `--at TIME`, …).
+pub fn refusal(store: &str, backup: &str, flags: &str, files: &[ArchivedFile]) -> Option<Error> {
     let waiting: Vec<&ArchivedFile> = files.iter().filter(|f| !f.state.readable()).collect();
     if waiting.is_empty() {
         return None;
@@ -137,7 +138,7 @@ pub fn refusal(store: &str, backup: &str, files: &[ArchivedFile]) -> Option<Erro
     Some(Error::Archived {
         backup: backup.to_string(),
         detail: format!(
-            "{} files ({:.2} GB) must be retrieved from the archive first ({}){progress}. Retrieval by tier: {}. Run: toc-backup retrieve --store {store} --backup {backup} --tier Bulk|Standard|Expedited [--days 7], then this command again once every file is ready.",
+            "{} files ({:.2} GB) must be retrieved from the archive first ({}){progress}. Retrieval by tier: {}. Run: toc-backup retrieve --store {store} {flags} --tier Bulk|Standard|Expedited [--days 7], then this command again once every file is ready.",
             waiting.len(),
             bytes as f64 / GB,
             classes.join(", "),
@@ -146,11 +147,15 @@ pub fn refusal(store: &str, backup: &str, files: &[ArchivedFile]) -> Option<Erro
     })
 }
 
-/// Refuses, with the [`refusal`] message, when any file of `chain` is still archived.
-pub async fn ensure_readable(store: &dyn ObjectStore, chain: &[Manifest]) -> Result<()> {
-    let files = survey(store, chain).await?;
-    let backup = chain.last().map(|m| m.backup_id.as_str()).unwrap_or("?");
-    match refusal(&store.to_string(), backup, &files) {
+/// Refuses, with the [`refusal`] message, when any file of `point` is still archived.
+pub async fn ensure_readable(store: &dyn ObjectStore, point: &Point) -> Result<()> {
+    let files = survey(store, point).await?;
+    match refusal(
+        &store.to_string(),
+        point.backup_id(),
+        &point.request.as_flags(),
+        &files,
+    ) {
         Some(error) => Err(error),
         None => Ok(()),
     }
@@ -174,19 +179,16 @@ impl RetrieveReport {
     }
 }
 
-/// Asks for every archived file of `chain` to be retrieved for `days` (idempotent: files being
+/// Asks for every archived file of `point` to be retrieved for `days` (idempotent: files being
 /// retrieved or already readable are left as they are) and reports each file's state.
 pub async fn retrieve(
     store: &dyn ObjectStore,
-    chain: &[Manifest],
+    point: &Point,
     tier: RetrievalTier,
     days: u32,
 ) -> Result<RetrieveReport> {
-    let backup_id = chain
-        .last()
-        .map(|m| m.backup_id.clone())
-        .unwrap_or_default();
-    let mut files = survey(store, chain).await?;
+    let backup_id = point.backup_id().to_string();
+    let mut files = survey(store, point).await?;
     let mut requested = 0;
     for file in &mut files {
         if matches!(file.state, ArchiveState::Archived { .. }) {
@@ -247,7 +249,7 @@ mod tests {
                 until: None,
             }),
         ];
-        let error = refusal("s3://b/p/", "ID", &files)
+        let error = refusal("s3://b/p/", "ID", "--backup ID", &files)
             .expect("refused")
             .to_string();
         assert!(error.contains("2 files (3.00 GB)"), "{error}");
@@ -271,6 +273,6 @@ mod tests {
             class,
             until: None,
         })];
-        assert!(refusal("s", "ID", &ready).is_none());
+        assert!(refusal("s", "ID", "--backup ID", &ready).is_none());
     }
 }

@@ -9,6 +9,7 @@ pub mod definer;
 pub mod headway;
 mod indexes;
 mod infile;
+pub mod point;
 pub mod preflight;
 pub mod progress;
 mod render;
@@ -34,16 +35,17 @@ use crate::manifest::{FileEntry, Manifest, Stage};
 use crate::mysql::{self as db, quote_ident};
 use crate::store::ObjectStore;
 use definer::DefinerMode;
+use point::Point;
+pub use point::PointRequest;
 use session::{retrying, Session};
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
     /// The server to restore into; its database part is ignored.
     pub server_url: DatabaseUrl,
-    /// `latest` (the newest complete point, full or incremental) or a backup id.
-    pub backup: String,
-    /// Restore the newest point at or before this time instead.
-    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The point to restore: a backup (`latest` or an id), the newest point at or before a
+    /// time, or just before a transaction of the binlog archive.
+    pub point: PointRequest,
     pub target_database: String,
     /// Replace the target database's contents when it is not empty.
     pub force: bool,
@@ -59,9 +61,6 @@ pub struct RestoreOptions {
     pub with_accounts: bool,
     /// Updated as the restore goes, for whoever must say how far it got if it is stopped.
     pub headway: Arc<headway::Headway>,
-    /// Stop just before a transaction (by GTID or binlog position) instead of at a time: the
-    /// binlog archive is replayed on the newest full backup before it.
-    pub stop: Option<crate::binlog::Stop>,
     /// Load rows (and replay the binlog) of these tables only; the other tables are created
     /// empty. For a scratch database to copy rows back from.
     pub tables: Option<Vec<String>>,
@@ -100,24 +99,19 @@ pub async fn run_restore(
     let started = Instant::now();
     target::validate_database_name(&options.target_database)?;
     crate::catalog::require_backups(store.as_ref()).await?;
-    let replay_plan = match (&options.stop, options.at) {
-        (Some(stop), _) => crate::binlog::plan(store.as_ref(), stop).await?,
-        (None, Some(at)) => {
-            crate::binlog::plan(store.as_ref(), &crate::binlog::Stop::At(at)).await?
-        }
-        (None, None) => None,
-    };
-    if replay_plan.is_some() && options.resume {
+    let point = Point::resolve(store.as_ref(), &options.point).await?;
+    if point.replay.is_some() && options.resume {
         return Err(Error::CannotResume {
             database: options.target_database.clone(),
             reason: "a point reached through the binlog archive is restored whole; start again with --force".into(),
         });
     }
-    let chain = match &replay_plan {
-        Some(plan) => chain::resolve(store.as_ref(), &plan.full, None).await?,
-        None => chain::resolve(store.as_ref(), &options.backup, options.at).await?,
-    };
-    archive::ensure_readable(store.as_ref(), &chain).await?;
+    archive::ensure_readable(store.as_ref(), &point).await?;
+    let Point {
+        chain,
+        replay: replay_plan,
+        ..
+    } = point;
     let target = chain
         .last()
         .cloned()

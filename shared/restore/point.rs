@@ -1,0 +1,96 @@
+//! The point a restore brings back, and everything a restore of it reads: the full backup, the
+//! incrementals after it, and, for a point reached through the binlog archive, the segments
+//! replayed on the full backup. `restore`, `verify` and `retrieve` resolve a point the same way,
+//! so what `verify` passes and `retrieve` fetches is exactly what the restore reads.
+
+use chrono::{DateTime, Utc};
+
+use super::chain;
+use crate::binlog::{segment, ReplayPlan, Stop};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::store::ObjectStore;
+
+/// The point asked for, as on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointRequest {
+    /// `latest` or a backup id.
+    Backup(String),
+    /// The newest point at or before this time (through the binlog archive when it reaches it).
+    At(DateTime<Utc>),
+    /// Just before a transaction, through the binlog archive.
+    Before(Stop),
+}
+
+impl PointRequest {
+    /// The flags that name this point again, for a message telling what to run next.
+    pub fn as_flags(&self) -> String {
+        match self {
+            PointRequest::Backup(id) => format!("--backup {id}"),
+            PointRequest::At(at) => format!("--at {}", at.format("%Y-%m-%dT%H:%M:%SZ")),
+            PointRequest::Before(Stop::BeforeGtid(gtid)) => format!("--before-gtid {gtid}"),
+            PointRequest::Before(Stop::BeforePosition(position)) => {
+                format!("--before-position {position}")
+            }
+            PointRequest::Before(Stop::At(at)) => {
+                format!("--at {}", at.format("%Y-%m-%dT%H:%M:%SZ"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// The full backup first, then each incremental applied after it.
+    pub chain: Vec<Manifest>,
+    /// The binlog replay on top of the full backup, when the archive reaches the point.
+    pub replay: Option<ReplayPlan>,
+    pub request: PointRequest,
+}
+
+impl Point {
+    pub async fn resolve(store: &dyn ObjectStore, request: &PointRequest) -> Result<Point> {
+        let replay = match request {
+            PointRequest::Backup(_) => None,
+            PointRequest::At(at) => crate::binlog::plan(store, &Stop::At(*at)).await?,
+            PointRequest::Before(stop) => crate::binlog::plan(store, stop).await?,
+        };
+        let chain = match (&replay, request) {
+            (Some(plan), _) => chain::resolve(store, &plan.full, None).await?,
+            (None, PointRequest::Backup(id)) => chain::resolve(store, id, None).await?,
+            (None, PointRequest::At(at)) => chain::resolve(store, "latest", Some(*at)).await?,
+            (None, PointRequest::Before(stop)) => {
+                return Err(Error::BinlogNotCovered {
+                    point: stop.to_string(),
+                    reason: "the binlog archive holds no segment for it".into(),
+                })
+            }
+        };
+        if chain.is_empty() {
+            return Err(Error::NoBackups(store.to_string()));
+        }
+        Ok(Point {
+            chain,
+            replay,
+            request: request.clone(),
+        })
+    }
+
+    /// The backup the point is (the last of the chain).
+    pub fn backup_id(&self) -> &str {
+        self.chain.last().map_or("", |m| m.backup_id.as_str())
+    }
+
+    /// The folders whose objects a restore of this point reads.
+    pub fn prefixes(&self) -> Vec<String> {
+        let mut prefixes: Vec<String> = self.chain.iter().map(Manifest::prefix).collect();
+        if let Some(plan) = &self.replay {
+            prefixes.extend(plan.segments.iter().map(|s| {
+                let key = segment::data_key(&s.segment_id);
+                key.rsplit_once('/')
+                    .map_or(key.clone(), |(folder, _)| format!("{folder}/"))
+            }));
+        }
+        prefixes
+    }
+}

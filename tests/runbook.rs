@@ -1,0 +1,418 @@
+//! Issue 19: the README's emergency runbook, run as the README writes it. The shell blocks are
+//! read out of README.md (fenced as `sh runbook` and `sh standard-tools`), never copied here,
+//! and run in order in one bash, with only the settings a person would type exported first.
+//! Production-like: a MariaDB with ROW binlogs and the users of `infra/sql`, backups made as
+//! `toc_backup`, the binlog archived as `toc_binlog`, the store in the S3 emulator with part of
+//! it moved to Glacier, the restore run as an RDS-like master user without SUPER.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::private_server::PrivateServer;
+use common::*;
+
+/// The password `infra/sql/backup-users.sql` gives its users.
+const USERS_PASSWORD: [(&str, &str); 1] = [("DATABASE_PASSWORD", "CHANGE-ME-or-use-IAM")];
+const ADMIN_PASSWORD: &str = "master-Pa55word";
+
+/// The shell blocks of README.md fenced as ```` ```sh <tag> ````, in order.
+fn readme_blocks(tag: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let fence = format!("```sh {tag}");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in readme.lines() {
+        match &mut current {
+            None if line.trim_end() == fence => current = Some(String::new()),
+            None => {}
+            Some(_) if line.trim_end() == "```" => blocks.extend(current.take()),
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+        }
+    }
+    assert!(current.is_none(), "an unterminated ```sh {tag} block");
+    blocks
+}
+
+/// A server as RDS gives one: ROW binlogs, the project's users, a master user without SUPER
+/// (RDS's grants), functions and triggers allowed by the parameter group.
+fn server_like_rds() -> PrivateServer {
+    let server = PrivateServer::start("");
+    let users = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+    )
+    .expect("backup-users.sql");
+    server.root_sql("CREATE DATABASE toc_sis");
+    server.root_sql(&users);
+    server.root_sql(&format!(
+        "CREATE USER 'admin'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
+         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO 'admin'@'%' WITH GRANT OPTION;
+         SET GLOBAL log_bin_trust_function_creators = 1;"
+    ));
+    server
+}
+
+/// Each table's CHECKSUM TABLE and SHOW CREATE TABLE, without the AUTO_INCREMENT counter: after
+/// a replay it is the next id after the rows (as on a row-based replica), where the source's
+/// may have skipped ahead (InnoDB reserves ids for multi-row inserts); rows are compared whole.
+fn state(server: &PrivateServer, database: &str) -> Vec<String> {
+    let tables = server.root_query(
+        Some(database),
+        "SHOW FULL TABLES WHERE Table_type = 'BASE TABLE'",
+    );
+    tables
+        .lines()
+        .map(|line| {
+            let table = line.split('\t').next().unwrap_or_default();
+            let checksum = server.root_query(Some(database), &format!("CHECKSUM TABLE `{table}`"));
+            let create = server.root_query(Some(database), &format!("SHOW CREATE TABLE `{table}`"));
+            let create: Vec<&str> = create
+                .split_whitespace()
+                .filter(|word| !word.starts_with("AUTO_INCREMENT="))
+                .collect();
+            format!(
+                "{table} {} {}",
+                checksum.split('\t').nth(1).unwrap_or_default().trim(),
+                create.join(" ")
+            )
+        })
+        .collect()
+}
+
+/// The entries of two states that differ, by table.
+fn assert_same_state(actual: &[String], expected: &[String], what: &str) {
+    let differing: Vec<String> = actual
+        .iter()
+        .zip(expected)
+        .filter(|(a, e)| a != e)
+        .map(|(a, e)| {
+            let short = |s: &str| s.split(" CREATE").next().unwrap_or_default().to_string();
+            format!("{} != {}", short(a), short(e))
+        })
+        .collect();
+    assert!(
+        differing.is_empty() && actual.len() == expected.len(),
+        "{what}: {} tables against {}; differing: {differing:?}",
+        actual.len(),
+        expected.len()
+    );
+}
+
+fn databases(server: &PrivateServer) -> Vec<String> {
+    server
+        .root_query(None, "SHOW DATABASES")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn as_user(server: &PrivateServer, user: &str, args: &[&str]) -> std::process::Output {
+    let url = server.url(user, "127.0.0.1", "toc_sis");
+    let mut all = args.to_vec();
+    all.extend(["--database-url", &url]);
+    run_cli(&all, &USERS_PASSWORD)
+}
+
+/// The `aws` command: the one `scripts/aws-emulator install` puts in its own virtualenv, else
+/// the one on PATH.
+fn aws_cli_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let venv = std::env::var_os("TOC_AWSCLI_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".cache/toc-sis-backup/awscli"));
+    let bin = venv.join("bin");
+    bin.join("aws").exists().then_some(bin)
+}
+
+/// Runs `blocks` in one bash (stopping at the first failing command), with `settings`
+/// exported, `toc-backup` and the AWS CLI on PATH, in `home`. Each block is announced on
+/// stderr, so a failure shows which one.
+fn run_blocks(blocks: &[String], settings: &[(&str, String)], home: &Path) -> std::process::Output {
+    let mut script = String::from("set -eo pipefail\n");
+    for (n, block) in blocks.iter().enumerate() {
+        script.push_str(&format!("echo '>>> README block {}' >&2\n{block}", n + 1));
+    }
+    let bin_dir = Path::new(BIN).parent().expect("bin dir").to_path_buf();
+    let mut path = vec![bin_dir];
+    path.extend(aws_cli_dir());
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let mut command = Command::new("bash");
+    command
+        .arg("-c")
+        .arg(&script)
+        .current_dir(home)
+        .env("HOME", home)
+        .env("PATH", std::env::join_paths(path).expect("PATH"))
+        .env("NO_COLOR", "1");
+    for variable in [
+        "DATABASE_URL",
+        "BACKUP_STORE",
+        "BACKUP_ID",
+        "RESTORE_AT",
+        "DATABASE_PASSWORD",
+        "DATABASE_TLS",
+        "TARGET_DATABASE",
+    ] {
+        command.env_remove(variable);
+    }
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash")
+}
+
+fn settings(server: &PrivateServer, store: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("BACKUP_STORE", store.to_string()),
+        ("DB_HOST", "127.0.0.1".into()),
+        ("DB_PORT", server.port.to_string()),
+        ("DB_USER", "admin".into()),
+        ("DATABASE_PASSWORD", ADMIN_PASSWORD.into()),
+        // The test server has no TLS: the runbook's "empty: no TLS".
+        ("DATABASE_TLS_CA_FILE", String::new()),
+        ("LIVE", "toc_sis".into()),
+        ("SCRATCH", "toc_sis_restore".into()),
+    ]
+}
+
+/// Waits into the next second (the binlog's clock has whole seconds).
+fn next_second() {
+    let now = chrono::Utc::now();
+    let into = u64::from(now.timestamp_subsec_millis());
+    std::thread::sleep(Duration::from_millis(1100 - into.min(1000)));
+}
+
+async fn move_to_glacier(bucket: &str, keys: &[String]) {
+    let s3 = aws::s3().await;
+    for key in keys {
+        s3.copy_object()
+            .bucket(bucket)
+            .key(key)
+            .copy_source(format!("{bucket}/{key}"))
+            .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+            .send()
+            .await
+            .expect("archive");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database() {
+    let server = server_like_rds();
+    let root = server.url("root", "127.0.0.1", "toc_sis");
+    assert_ok(&run_cli(
+        &["sample-data", "--database-url", &root, "--replace"],
+        &[],
+    ));
+    let bucket = aws::bucket("runbook").await;
+    let store = format!("s3://{bucket}/college/");
+
+    // Last night's full backup, this morning's incremental, the binlog archived every few
+    // minutes, the uploaded documents' snapshot.
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["dump", "--store", &store],
+    ));
+    server.root_sql(
+        "USE toc_sis; UPDATE student_grade_records SET grade = grade + 1 WHERE id % 7 = 0 AND grade < 90;
+         DELETE FROM student_grade_records WHERE id % 97 = 0;",
+    );
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["incremental", "--store", &store],
+    ));
+    assert_ok(&as_user(
+        &server,
+        "toc_binlog",
+        &["binlog", "archive", "--store", &store],
+    ));
+    server.root_sql(
+        "USE toc_sis; UPDATE student_grade_records SET status = 'released' WHERE id % 5 = 0;",
+    );
+    next_second();
+    let good = state(&server, "toc_sis");
+    let before_damage = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    next_second();
+    // The damage: an UPDATE without WHERE, archived like everything else.
+    server.root_sql("USE toc_sis; UPDATE student_grade_records SET grade = 0;");
+    assert_ok(&as_user(
+        &server,
+        "toc_binlog",
+        &["binlog", "archive", "--store", &store],
+    ));
+    assert_ne!(state(&server, "toc_sis"), good);
+
+    let uploads = tempfile::tempdir().expect("uploads");
+    std::fs::create_dir_all(uploads.path().join("2026/transcripts")).expect("dir");
+    std::fs::write(
+        uploads.path().join("2026/transcripts/s1042.pdf"),
+        b"%PDF transcript of student 1042",
+    )
+    .expect("file");
+    assert_ok(&run_cli(
+        &[
+            "files",
+            "backup",
+            "--store",
+            &store,
+            "--from",
+            uploads.path().to_str().unwrap_or_default(),
+            "--name",
+            "uploads",
+        ],
+        &[],
+    ));
+
+    // The full backup's rows and the first binlog segment are old enough for Glacier.
+    let archived: Vec<String> = aws::keys(&bucket, "college/database/")
+        .await
+        .into_iter()
+        .filter(|k| {
+            (k.contains("/daily/") && k.contains("/1-") && k.ends_with(".sql.gz"))
+                || k.ends_with("events.binlog.gz")
+        })
+        .collect();
+    assert!(
+        archived.iter().any(|k| k.contains("/binlog/")),
+        "{archived:?}"
+    );
+    move_to_glacier(&bucket, &archived).await;
+
+    let home = tempfile::tempdir().expect("home");
+    let restored_files = home.path().join("uploads-restored");
+    let mut settings = settings(&server, &store);
+    settings.push(("AT", before_damage.clone()));
+    settings.push(("FILES_TO", restored_files.to_string_lossy().into_owned()));
+    let blocks = readme_blocks("runbook");
+    assert!(blocks.len() >= 8, "the runbook has {} blocks", blocks.len());
+    let output = run_blocks(&blocks, &settings, home.path());
+    assert_ok(&output);
+    let said = text(&output);
+    for expected in [
+        "retrieval requested",
+        "binlog segments replayed on it",
+        "Row counts, fingerprints and definitions match the manifests",
+        "binlog replayed",
+    ] {
+        assert!(said.contains(expected), "{expected:?} not in:\n{said}");
+    }
+
+    // The live database is the point before the damage; the scratch copy is gone; what the
+    // live database held is kept; the documents are back; the password never showed.
+    assert_same_state(
+        &state(&server, "toc_sis"),
+        &good,
+        "the live database after the runbook",
+    );
+    assert!(!databases(&server).contains(&"toc_sis_restore".to_string()));
+    let listed = run_cli(&["list", "--store", &store], &[]);
+    assert_ok(&listed);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("before-emergency-restore") && listed.contains("after-emergency-restore"),
+        "{listed}"
+    );
+    assert_eq!(
+        std::fs::read(restored_files.join("2026/transcripts/s1042.pdf")).expect("restored file"),
+        b"%PDF transcript of student 1042"
+    );
+    assert!(!said.contains(ADMIN_PASSWORD), "{said}");
+    assert!(!home.path().join(".toc-restore.cnf").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_tools_recipe_restores_the_newest_full_backup_and_its_incrementals() {
+    assert!(
+        aws_cli_dir().is_some() || Command::new("aws").arg("--version").output().is_ok(),
+        "no aws CLI: run scripts/aws-emulator install"
+    );
+    let server = server_like_rds();
+    let root = server.url("root", "127.0.0.1", "toc_sis");
+    assert_ok(&run_cli(
+        &["sample-data", "--database-url", &root, "--replace"],
+        &[],
+    ));
+    let bucket = aws::bucket("standard-tools").await;
+    let store = format!("s3://{bucket}/college/");
+    // An older chain, then the newest full backup and two incrementals after it.
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["dump", "--store", &store],
+    ));
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["incremental", "--store", &store],
+    ));
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["dump", "--store", &store],
+    ));
+    for change in [
+        "UPDATE student_grade_records SET grade = grade + 1 WHERE id % 7 = 0 AND grade < 90",
+        "DELETE FROM student_grade_records WHERE id % 97 = 0",
+    ] {
+        server.root_sql(&format!("USE toc_sis; {change};"));
+        assert_ok(&as_user(
+            &server,
+            "toc_backup",
+            &["incremental", "--store", &store],
+        ));
+    }
+    // What the tool restores of the newest point is what the recipe must give (tables outside
+    // the incrementals' scope are as of the full backup, so not the source's).
+    let grades = |database: &str| {
+        server
+            .root_query(Some(database), "CHECKSUM TABLE student_grade_records")
+            .split('\t')
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let source_grades = grades("toc_sis");
+    assert_ok(&run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server.url("root", "127.0.0.1", ""),
+            "--store",
+            &store,
+            "--target-database",
+            "toc_sis_by_tool",
+        ],
+        &[],
+    ));
+    let newest = state(&server, "toc_sis_by_tool");
+    server.root_sql("USE toc_sis; DELETE FROM email_logs;");
+
+    let home = tempfile::tempdir().expect("home");
+    let mut blocks = readme_blocks("runbook");
+    blocks.truncate(1); // step 0: the settings and the `sql` function
+    blocks.extend(readme_blocks("standard-tools"));
+    assert!(blocks.len() >= 2);
+    let output = run_blocks(&blocks, &settings(&server, &store), home.path());
+    assert_ok(&output);
+    assert!(!text(&output).contains("STOP:"), "{}", text(&output));
+    assert_same_state(
+        &state(&server, "toc_sis"),
+        &newest,
+        "the recipe against the tool",
+    );
+    assert_eq!(grades("toc_sis"), source_grades);
+    assert!(!databases(&server).contains(&"toc_sis_restore".to_string()));
+}
