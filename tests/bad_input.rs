@@ -416,3 +416,47 @@ async fn a_path_that_is_not_a_store_is_refused_with_the_root_to_use() {
     assert_ok(&run_cli(&["list", "--store", &root], &[]));
     drop_database(&source).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_point_never_fights_a_typed_one() {
+    let store = tempfile::tempdir().expect("store");
+    let source = small_database("exported_point").await;
+    assert_ok(&dump(&source, store.path()));
+    let store_arg = store.path().to_str().unwrap_or_default();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+
+    // Both exported, nothing typed: which one was meant is not guessed.
+    let both = [("BACKUP_ID", "latest"), ("RESTORE_AT", later.as_str())];
+    let output = run_cli(&["verify", "--store", store_arg], &both);
+    assert!(!output.status.success(), "{}", text(&output));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("BACKUP_ID=latest and RESTORE_AT=") && said.contains("one of them exported"),
+        "{said}"
+    );
+    // A typed point wins over both, on every command that takes one.
+    assert_ok(&run_cli(
+        &["verify", "--store", store_arg, "--backup", "latest"],
+        &both,
+    ));
+    assert_ok(&run_cli(
+        &["verify", "--store", store_arg, "--at", &later],
+        &both,
+    ));
+    // One exported is used, and a bad one is named.
+    assert_ok(&run_cli(
+        &["verify", "--store", store_arg],
+        &[("RESTORE_AT", later.as_str())],
+    ));
+    let output = run_cli(
+        &["verify", "--store", store_arg],
+        &[("RESTORE_AT", "yesterday")],
+    );
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("RESTORE_AT") && said.contains("\"yesterday\""),
+        "{said}"
+    );
+    drop_database(&source).await;
+}
