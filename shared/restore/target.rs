@@ -125,7 +125,10 @@ pub(super) async fn incomplete(
         Ok(None) => "unknown (its progress table is gone)".to_string(),
         Err(e) => format!("unknown (its progress could not be read: {e})"),
     };
-    let next = if extras.replay {
+    let next = if matches!(cause, Error::RestoreMismatch(_)) {
+        // Everything was loaded and still differs: resuming would only check again.
+        "everything was loaded but does not match the backup, so restore it again with --force (or an earlier point) and report this"
+    } else if extras.replay {
         "to finish, run the same restore again with --force (a point reached through the binlog archive is restored whole)"
     } else {
         "to finish, run the same restore again with --resume (finished files are not loaded again); to start over, --force"
