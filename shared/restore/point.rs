@@ -3,7 +3,7 @@
 //! replayed on the full backup. `restore`, `verify` and `retrieve` resolve a point the same way,
 //! so what `verify` passes and `retrieve` fetches is exactly what the restore reads.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::chain;
 use crate::binlog::{segment, ReplayPlan, Stop};
@@ -27,13 +27,15 @@ impl PointRequest {
     pub fn as_flags(&self) -> String {
         match self {
             PointRequest::Backup(id) => format!("--backup {id}"),
-            PointRequest::At(at) => format!("--at {}", at.format("%Y-%m-%dT%H:%M:%SZ")),
+            PointRequest::At(at) => {
+                format!("--at {}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            }
             PointRequest::Before(Stop::BeforeGtid(gtid)) => format!("--before-gtid {gtid}"),
             PointRequest::Before(Stop::BeforePosition(position)) => {
                 format!("--before-position {position}")
             }
             PointRequest::Before(Stop::At(at)) => {
-                format!("--at {}", at.format("%Y-%m-%dT%H:%M:%SZ"))
+                format!("--at {}", at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
             }
         }
     }
