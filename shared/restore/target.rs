@@ -121,11 +121,15 @@ pub(super) async fn incomplete(
         Err(e) => Err(e),
     };
     let missing = match recorded {
-        Ok(Some((_, done))) => missing(steps, &done, extras).join(", "),
-        Ok(None) => "unknown (its progress table is gone)".to_string(),
-        Err(e) => format!("unknown (its progress could not be read: {e})"),
+        Ok(Some((_, done))) => missing(steps, &done, extras),
+        Ok(None) => vec!["unknown (its progress table is gone)".to_string()],
+        Err(e) => vec![format!("unknown (its progress could not be read: {e})")],
     };
-    let next = if matches!(cause, Error::RestoreMismatch(_)) {
+    // A replay also reports a mismatch, before triggers and events: only a mismatch with
+    // nothing but the final check left means everything was loaded.
+    let only_the_check_left = missing.len() == 1;
+    let missing = missing.join(", ");
+    let next = if matches!(cause, Error::RestoreMismatch(_)) && only_the_check_left {
         // Everything was loaded and still differs: resuming would only check again.
         "everything was loaded but does not match the backup, so restore it again with --force (or an earlier point) and report this"
     } else if extras.replay {
