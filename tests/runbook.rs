@@ -207,16 +207,22 @@ async fn move_to_glacier(bucket: &str, keys: &[String]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database() {
+/// The sample college on an RDS-like server, and an empty bucket with its store URL.
+async fn sample_college(bucket_prefix: &str) -> (PrivateServer, String, String) {
     let server = server_like_rds();
     let root = server.url("root", "127.0.0.1", "toc_sis");
     assert_ok(&run_cli(
         &["sample-data", "--database-url", &root, "--replace"],
         &[],
     ));
-    let bucket = aws::bucket("runbook").await;
+    let bucket = aws::bucket(bucket_prefix).await;
     let store = format!("s3://{bucket}/college/");
+    (server, bucket, store)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database() {
+    let (server, bucket, store) = sample_college("runbook").await;
 
     // Last night's full backup, this morning's incremental, the binlog archived every few
     // minutes, the uploaded documents' snapshot.
@@ -338,14 +344,7 @@ async fn the_standard_tools_recipe_restores_the_newest_full_backup_and_its_incre
         aws_cli_dir().is_some() || Command::new("aws").arg("--version").output().is_ok(),
         "no aws CLI: run scripts/aws-emulator install"
     );
-    let server = server_like_rds();
-    let root = server.url("root", "127.0.0.1", "toc_sis");
-    assert_ok(&run_cli(
-        &["sample-data", "--database-url", &root, "--replace"],
-        &[],
-    ));
-    let bucket = aws::bucket("standard-tools").await;
-    let store = format!("s3://{bucket}/college/");
+    let (server, _bucket, store) = sample_college("standard-tools").await;
     // An older chain, then the newest full backup and two incrementals after it.
     assert_ok(&as_user(
         &server,
