@@ -160,16 +160,18 @@ pub enum Error {
         flag: &'static str,
     },
 
-    #[error("target database `{database}` holds an interrupted restore of backup {backup} (still missing: {missing}); pass --resume to continue it, or --force to start again")]
+    #[error("target database `{database}` holds an interrupted restore of backup {backup} (still missing: {missing}); {next}")]
     InterruptedRestore {
         database: String,
         backup: String,
         missing: String,
+        next: &'static str,
     },
 
     #[error("restore into `{database}` stopped before it finished: {cause}. The database is INCOMPLETE (still missing: {missing}) and marked so by its table `{marker}`: do not use it; {next}, or DROP DATABASE `{database}`")]
     RestoreIncomplete {
         database: String,
+        #[source]
         cause: Box<Error>,
         missing: String,
         marker: &'static str,

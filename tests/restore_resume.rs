@@ -191,6 +191,16 @@ async fn a_killed_restore_resumes_without_loading_finished_files_again() {
 
     // Left as it is, the database says what it is, and a plain restore will not pile on it.
     assert_marked(&target).await;
+    // As an earlier version left it (the progress table had another name): still found, and
+    // renamed to the marker.
+    admin()
+        .await
+        .query_drop(format!(
+            "RENAME TABLE `{target}`.`{MARKER}` TO `{target}`.`_toc_restore_progress`"
+        ))
+        .await
+        .expect("rename to the earlier name");
+    assert!(!is_marked(&target).await);
     let again = restore_cli(store.path(), &target, &[]);
     assert!(!again.status.success(), "{}", text(&again));
     let said = String::from_utf8_lossy(&again.stderr);
@@ -201,6 +211,7 @@ async fn a_killed_restore_resumes_without_loading_finished_files_again() {
         "{}",
         text(&again)
     );
+    assert_marked(&target).await;
 
     let resumed = restore_cli(store.path(), &target, &["--resume"]);
     assert_ok(&resumed);

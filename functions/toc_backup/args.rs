@@ -70,6 +70,9 @@ pub(crate) enum Command {
     /// Ask S3 to bring an archived backup (Glacier, Deep Archive) back for a restore; run again
     /// to see each file's progress.
     Retrieve(RetrieveArgs),
+    /// Pin the point a restore brings back: print the exact --at time that names the same data
+    /// now and hours later, after the binlog archive and the backups have grown.
+    Point(PinArgs),
     /// Show the backups in a store, newest first.
     List(ListArgs),
     /// Apply the retention policy: remove old daily backups.
@@ -433,6 +436,15 @@ pub(crate) struct VerifyArgs {
     /// Print the result as JSON (for scripts) instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct PinArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The moment wanted (RFC 3339, e.g. 2026-11-26T10:42:12Z). Default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Args)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 mod args;
 mod files;
+mod pin;
 mod progress;
 
 use args::*;
@@ -392,6 +393,7 @@ async fn run(
                 lines.join("\n")
             });
         }
+        Command::Point(args) => pin::run(args).await?,
         Command::List(args) => {
             let store = store(&args.store).await?;
             // `--all` shows whatever is there, leftovers of failed runs included, even nothing.

@@ -42,6 +42,9 @@ pub struct ReplayPlan {
     pub skip: Option<GtidSet>,
     pub segments: Vec<SegmentManifest>,
     pub stop: Stop,
+    /// False when the archive ends before the stop (a time): the replay then ends at the last
+    /// archived transaction, and a later archive run would take the same stop further.
+    pub reaches_stop: bool,
 }
 
 /// How far a stretch of segments starting at a full backup reaches.
@@ -151,7 +154,8 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                 .segments
                 .iter()
                 .any(|s| s.last_commit.is_some_and(|c| c > *at));
-            if !passes && reach.complete_until.is_none_or(|c| c < *at) {
+            let reaches_stop = passes || reach.complete_until.is_some_and(|c| c >= *at);
+            if !reaches_stop {
                 // The newest point at or before the moment is then the archive's end, unless
                 // there is no archive at all or an incremental reaches further.
                 let archive_end = reach
@@ -186,6 +190,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                 skip,
                 segments,
                 stop: stop.clone(),
+                reaches_stop,
             }))
         }
         Stop::BeforeGtid(_) | Stop::BeforePosition(_) => {
@@ -220,6 +225,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                     skip,
                     segments,
                     stop: stop.clone(),
+                    reaches_stop: true,
                 }));
             }
             Err(Error::BinlogNotCovered {

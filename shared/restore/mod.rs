@@ -155,6 +155,7 @@ pub async fn run_restore(
     let plan = progress::Plan {
         target: target.backup_id.clone(),
         chain: chain.iter().map(|m| m.backup_id.clone()).collect(),
+        replay_to: replay_plan.as_ref().map(|p| p.stop.to_string()),
     };
     let mut admin = db::connect(&url, None).await?;
     let accounts_file = if options.with_accounts {
@@ -184,13 +185,14 @@ pub async fn run_restore(
     }
     steps.push((&root, Stage::Triggers));
     steps.push((&root, Stage::Events));
-    let done = target::prepare_target(&mut admin, &root, options, &plan, &steps).await?;
-    let loading = rows_loading(&mut admin).await;
-    let _ = admin.disconnect().await;
     let extras = target::Extras {
         replay: replay_plan.is_some(),
         accounts: options.with_accounts,
+        tables: options.tables.clone(),
     };
+    let done = target::prepare_target(&mut admin, &root, options, &plan, &steps, &extras).await?;
+    let loading = rows_loading(&mut admin).await;
+    let _ = admin.disconnect().await;
 
     // From here on the target exists: whatever stops the restore, the error says it is
     // incomplete, what it lacks and how to finish (see `target`).

@@ -78,6 +78,29 @@ impl Point {
         })
     }
 
+    /// The moment that names this same point later, after the binlog archive and the catalog
+    /// have grown: pinning it once lets a check of a scratch restore and the restore over the
+    /// live database hours later bring back the same data. The time asked for when the archive
+    /// reaches it; else the last archived transaction's commit (whole seconds, the server's
+    /// clock) or the newest backup at or before it. None for a point named by a transaction,
+    /// which is pinned already.
+    pub fn pinned_at(&self) -> Option<DateTime<Utc>> {
+        match (&self.replay, &self.request) {
+            (Some(plan), PointRequest::At(at)) if plan.reaches_stop => Some(*at),
+            (Some(plan), PointRequest::At(at)) => {
+                // Transactions before the full backup's snapshot are not replayed: never
+                // pin before it, or the pin would choose an older full backup.
+                let full_time = self.chain.first().and_then(chain::snapshot_time);
+                let last_commit = plan.segments.iter().filter_map(|s| s.last_commit).max();
+                full_time.max(last_commit).map(|t| t.min(*at))
+            }
+            (None, PointRequest::At(_) | PointRequest::Backup(_)) => {
+                self.chain.last().and_then(chain::snapshot_time)
+            }
+            (_, PointRequest::Before(_) | PointRequest::Backup(_)) => None,
+        }
+    }
+
     /// The backup the point is (the last of the chain).
     pub fn backup_id(&self) -> &str {
         self.chain.last().map_or("", |m| m.backup_id.as_str())

@@ -20,13 +20,27 @@ use crate::mysql::{quote_ident, quote_str};
 /// Named for whoever lists the tables of a half-restored database: it is the marker.
 pub const PROGRESS_TABLE: &str = "_restore_incomplete_do_not_use";
 
+/// Its name before it became the marker: a restore interrupted under an earlier version is
+/// still found, and renamed to the marker when it is.
+const LEGACY_PROGRESS_TABLE: &str = "_toc_restore_progress";
+
 const PLAN_STEP: &str = "plan";
+
+fn marker_comment(backup_id: &str) -> String {
+    quote_str(&format!(
+        "INCOMPLETE RESTORE of backup {backup_id}: tables, rows or objects are missing until `toc-backup restore --resume` finishes it; do not use this database"
+    ))
+}
 
 /// Which restore this is: a resumed one must restore exactly the same chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Plan {
     pub target: String,
     pub chain: Vec<String>,
+    /// Where the binlog replay stops, for a point reached through the archive (such a restore
+    /// is not resumed: its replay is not recorded step by step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_to: Option<String>,
 }
 
 pub(crate) fn file_step(manifest: &Manifest, file: &FileEntry) -> String {
@@ -42,10 +56,7 @@ pub(crate) async fn create(conn: &mut Conn, plan: &Plan) -> Result<()> {
     conn.query_drop(format!(
         "CREATE TABLE {table} (step VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY, \
          detail MEDIUMTEXT NULL, done_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB COMMENT={}",
-        quote_str(&format!(
-            "INCOMPLETE RESTORE of backup {}: tables, rows or objects are missing until `toc-backup restore --resume` finishes it; do not use this database",
-            plan.target
-        ))
+        marker_comment(&plan.target)
     ))
     .await
     .map_err(|e| Error::database("creating the restore's progress table", e))?;
@@ -58,15 +69,31 @@ pub(crate) async fn load(
     conn: &mut Conn,
     database: &str,
 ) -> Result<Option<(Plan, BTreeMap<String, Option<String>>)>> {
-    let exists: Option<String> = conn
-        .exec_first(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (database, PROGRESS_TABLE),
+    let found: Vec<String> = conn
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)",
+            (database, PROGRESS_TABLE, LEGACY_PROGRESS_TABLE),
         )
         .await
         .map_err(|e| Error::database("looking for an interrupted restore", e))?;
-    if exists.is_none() {
+    let legacy = !found.iter().any(|t| t == PROGRESS_TABLE);
+    if found.is_empty() {
         return Ok(None);
+    }
+    if legacy {
+        conn.query_drop(format!(
+            "RENAME TABLE {db}.{} TO {db}.{}",
+            quote_ident(LEGACY_PROGRESS_TABLE),
+            quote_ident(PROGRESS_TABLE),
+            db = quote_ident(database)
+        ))
+        .await
+        .map_err(|e| {
+            Error::database(
+                "renaming an earlier version's restore progress table to the marker",
+                e,
+            )
+        })?;
     }
     let rows: Vec<(String, Option<String>)> = conn
         .query(format!(
@@ -89,6 +116,16 @@ pub(crate) async fn load(
         database: database.to_string(),
         reason: format!("its {PROGRESS_TABLE} table has no readable plan"),
     })?;
+    if legacy {
+        conn.query_drop(format!(
+            "ALTER TABLE {}.{} COMMENT={}",
+            quote_ident(database),
+            quote_ident(PROGRESS_TABLE),
+            marker_comment(&plan.target)
+        ))
+        .await
+        .map_err(|e| Error::database("marking an earlier version's interrupted restore", e))?;
+    }
     Ok(Some((plan, done)))
 }
 

@@ -30,6 +30,8 @@ pub(super) struct Extras {
     pub replay: bool,
     /// `--with-accounts`.
     pub accounts: bool,
+    /// `--tables`: the other tables' rows are left out on purpose, never missing.
+    pub tables: Option<Vec<String>>,
 }
 
 /// What an unfinished restore still lacks, in restore order, given the steps it recorded.
@@ -53,6 +55,11 @@ pub(super) fn missing(
         let item = match stage {
             Stage::Schema => "the tables".to_string(),
             Stage::Data => {
+                let in_scope = |f: &&&crate::manifest::FileEntry| match (&extras.tables, &f.table) {
+                    (Some(only), Some(table)) => only.contains(table),
+                    _ => true,
+                };
+                let files: Vec<_> = files.iter().filter(in_scope).collect();
                 let unloaded: Vec<_> = files
                     .iter()
                     .filter(|f| !done.contains_key(&progress::file_step(manifest, f)))
@@ -170,6 +177,7 @@ pub(super) async fn prepare_target(
     options: &RestoreOptions,
     plan: &progress::Plan,
     steps: &[Step<'_>],
+    extras: &Extras,
 ) -> Result<BTreeMap<String, Option<String>>> {
     let target = options.target_database.as_str();
     let exists: Option<String> = conn
@@ -196,9 +204,14 @@ pub(super) async fn prepare_target(
             return Err(Error::CannotResume {
                 database: target.to_string(),
                 reason: format!(
-                    "it holds an interrupted restore of backup {} (chain {}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
+                    "it holds an interrupted restore of backup {} (chain {}{}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
                     found.target,
                     found.chain.join(", "),
+                    found
+                        .replay_to
+                        .as_ref()
+                        .map(|stop| format!(", the binlog replayed to {stop}"))
+                        .unwrap_or_default(),
                     plan.target,
                     plan.chain.join(", ")
                 ),
@@ -229,13 +242,18 @@ pub(super) async fn prepare_target(
                         database: target.to_string(),
                         // What is missing is known step by step only for the same chain.
                         missing: if &found == plan {
-                            missing(steps, &done, &Extras::default()).join(", ")
+                            missing(steps, &done, extras).join(", ")
                         } else {
                             format!(
                                 "{} steps of its chain {} done",
                                 done.len(),
                                 found.chain.join(", ")
                             )
+                        },
+                        next: if &found == plan && found.replay_to.is_none() {
+                            "pass --resume to continue it, or --force to start again"
+                        } else {
+                            "pass --force to restore again from the start"
                         },
                         backup: found.target,
                     },
@@ -275,4 +293,57 @@ pub(super) async fn prepare_target(
         .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
     progress::create(conn, plan).await?;
     Ok(BTreeMap::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileEntry;
+
+    fn data_file(table: &str) -> FileEntry {
+        FileEntry {
+            name: format!("1-{table}.sql.gz"),
+            stage: Stage::Data,
+            table: Some(table.into()),
+            bytes: 1,
+            uncompressed_bytes: 1,
+            sha256: "00".into(),
+        }
+    }
+
+    #[test]
+    fn rows_left_out_by_tables_are_not_missing_and_a_replay_is() {
+        let mut full = crate::manifest::tests::sample();
+        full.files
+            .extend([data_file("grades"), data_file("email_logs")]);
+        let steps: Vec<Step<'_>> = [Stage::Schema, Stage::Data, Stage::Triggers]
+            .into_iter()
+            .map(|stage| (&full, stage))
+            .collect();
+        let mut done = BTreeMap::new();
+        done.insert(progress::stage_step(&full, Stage::Schema), None);
+        done.insert(progress::file_step(&full, &full.files[1]), None);
+
+        let everything = missing(&steps, &done, &Extras::default());
+        assert_eq!(
+            everything,
+            [
+                "rows: 1 of 2 data files not loaded (tables `email_logs`)",
+                "the final check against the manifests"
+            ]
+        );
+        let only_grades = Extras {
+            replay: true,
+            tables: Some(vec!["grades".into()]),
+            ..Extras::default()
+        };
+        assert_eq!(
+            missing(&steps, &done, &only_grades),
+            [
+                "the secondary keys taken off for the data load",
+                "the binlog replay",
+                "the final check against the manifests"
+            ]
+        );
+    }
 }
