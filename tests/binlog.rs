@@ -286,6 +286,61 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
     );
 }
 
+/// The runbook's step 2: a point pinned while the binlog archive falls short of the moment
+/// asked for brings back the same data after the archive has grown past it, where the moment
+/// itself would then bring back more than a scratch restore of it showed.
+#[test]
+fn a_pinned_point_brings_back_the_same_data_after_the_archive_grows() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE grades (id INT PRIMARY KEY, grade INT); INSERT INTO grades VALUES (1, 50);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    next_second();
+    sql("INSERT INTO grades VALUES (2, 60);");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let archived = state(&server, "toc_sis");
+    next_second();
+    // Committed before the moment asked for, not archived yet.
+    sql("INSERT INTO grades VALUES (3, 70);");
+    let before_the_moment = state(&server, "toc_sis");
+    next_second();
+    let asked = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+    let pin = |at: &str| {
+        let output = run_cli(&["point", "--store", &store_text, "--at", at], &[]);
+        assert_ok(&output);
+        (
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (pinned, said) = pin(&asked);
+    assert!(pinned < asked, "pinned {pinned}, asked {asked}");
+    assert!(
+        said.contains("does not reach") && said.contains("toc-backup binlog archive"),
+        "{said}"
+    );
+    let restored = |target: &str, at: &str| {
+        assert_ok(&restore_to(&server, &store_text, target, &["--at", at]));
+        state(&server, target)
+    };
+    assert_eq!(restored("toc_sis_restore_test_scratch", &pinned), archived);
+
+    // Hours later, the archive has caught up: the pin still names what the scratch copy held.
+    assert_ok(&archive(&server, &store_text, &[]));
+    assert_eq!(restored("toc_sis_restore_test_live", &pinned), archived);
+    assert_eq!(
+        restored("toc_sis_restore_test_moment", &asked),
+        before_the_moment,
+        "the moment itself now reaches the transaction archived since"
+    );
+    // Pinned again once the archive reaches the moment: the moment itself.
+    let (again, said) = pin(&asked);
+    assert_eq!(again, asked, "{said}");
+}
+
 #[test]
 fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     let server = server_with_users();
