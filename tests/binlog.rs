@@ -15,12 +15,8 @@ const PASSWORD: [(&str, &str); 1] = [("DATABASE_PASSWORD", "CHANGE-ME-or-use-IAM
 
 fn server_with_users() -> PrivateServer {
     let server = PrivateServer::start("");
-    let users = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-    )
-    .expect("backup-users.sql");
     server.root_sql("CREATE DATABASE toc_sis");
-    server.root_sql(&users);
+    server.apply_project_users();
     server
 }
 

@@ -40,11 +40,7 @@ fn sample_server_with_project_users() -> PrivateServer {
         ],
         &[],
     ));
-    let users = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-    )
-    .expect("backup-users.sql");
-    server.root_sql(&users);
+    server.apply_project_users();
     server
 }
 

@@ -44,12 +44,8 @@ fn readme_blocks(tag: &str) -> Vec<String> {
 /// (RDS's grants), functions and triggers allowed by the parameter group.
 fn server_like_rds() -> PrivateServer {
     let server = PrivateServer::start("");
-    let users = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-    )
-    .expect("backup-users.sql");
     server.root_sql("CREATE DATABASE toc_sis");
-    server.root_sql(&users);
+    server.apply_project_users();
     server.root_sql(&format!(
         "CREATE USER 'admin'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}';
          GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER ON *.* TO 'admin'@'%' WITH GRANT OPTION;

@@ -49,6 +49,15 @@ impl PrivateServer {
         format!("mysql://{user}@{host}:{}/{database}", self.port)
     }
 
+    /// Applies `infra/sql/backup-users.sql` as written: the project's least-privilege users.
+    pub fn apply_project_users(&self) {
+        let users = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+        )
+        .expect("backup-users.sql");
+        self.root_sql(&users);
+    }
+
     /// Runs SQL (a script with `;`) as root through the `mariadb` client.
     pub fn root_sql(&self, sql: &str) {
         use std::io::Write;
