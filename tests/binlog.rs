@@ -337,6 +337,174 @@ fn a_pinned_point_brings_back_the_same_data_after_the_archive_grows() {
     assert_eq!(again, asked, "{said}");
 }
 
+/// `toc-backup restore --at …` as `toc_restore_test`, running in the background.
+fn restore_child(
+    server: &PrivateServer,
+    store: &str,
+    target: &str,
+    at: &str,
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args([
+            "restore",
+            "--database-url",
+            &server.url("toc_restore_test", "127.0.0.1", ""),
+            "--store",
+            store,
+            "--target-database",
+            target,
+            "--at",
+            at,
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("BACKUP_STORE")
+        .env("NO_COLOR", "1")
+        .envs(PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start toc-backup restore")
+}
+
+/// Waits until the replay into `target` has recorded at least `transactions`.
+fn replayed_at_least(server: &PrivateServer, target: &str, transactions: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        // Absent until the restore creates it, gone once it finishes.
+        let found = server
+            .try_root_query(
+                None,
+                &format!(
+                    "SELECT IFNULL(MAX(JSON_VALUE(detail, '$.report.transactions')), 0) \
+                     FROM `{target}`.`_restore_incomplete_do_not_use` WHERE step = 'binlog-replay'"
+                ),
+            )
+            .unwrap_or_default();
+        if found.trim().parse::<u64>().unwrap_or(0) >= transactions {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replay into {target} never recorded {transactions} transactions"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A replay is recorded transaction by transaction in the target: a restore killed during it
+/// is finished by `--resume` from where it stopped, and a connection lost during it is
+/// continued on a new one, both ending equal to the source.
+#[test]
+fn a_replay_stopped_part_way_continues_after_the_last_transaction_the_target_holds() {
+    let server = server_with_users();
+    server.root_sql("USE toc_sis; CREATE TABLE grades (id INT PRIMARY KEY, grade INT NOT NULL);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    // Thousands of transactions, one row each, and a change of definition among them.
+    let mut work = String::from("USE toc_sis;");
+    for id in 0..4000 {
+        work.push_str(&format!(
+            "INSERT INTO grades (id, grade) VALUES ({id}, {});",
+            id % 100
+        ));
+        if id == 2000 {
+            work.push_str("ALTER TABLE grades ADD COLUMN moderated TINYINT NOT NULL DEFAULT 0;");
+        }
+    }
+    work.push_str("UPDATE grades SET moderated = 1 WHERE id % 7 = 0;");
+    server.root_sql(&work);
+    assert_ok(&archive(&server, &store_text, &[]));
+    let source = state(&server, "toc_sis");
+    let at = chrono::Utc::now().to_rfc3339();
+
+    // Killed during the replay.
+    let target = "toc_sis_restore_test_killed";
+    let mut child = restore_child(&server, &store_text, target, &at);
+    replayed_at_least(&server, target, 500);
+    child.kill().expect("kill the restore");
+    let _ = child.wait();
+    // A plain restore onto it is refused, naming what is left.
+    let plain = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server.url("toc_restore_test", "127.0.0.1", ""),
+            "--store",
+            &store_text,
+            "--target-database",
+            target,
+            "--at",
+            &at,
+        ],
+        &PASSWORD,
+    );
+    let said = text(&plain);
+    assert!(
+        !plain.status.success()
+            && said.contains("still missing: the binlog replay after ")
+            && said.contains("pass --resume to continue it"),
+        "{said}"
+    );
+    let resumed = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server.url("toc_restore_test", "127.0.0.1", ""),
+            "--store",
+            &store_text,
+            "--target-database",
+            target,
+            "--at",
+            &at,
+            "--resume",
+        ],
+        &PASSWORD,
+    );
+    assert_ok(&resumed);
+    assert!(
+        text(&resumed)
+            .contains("continuing the binlog replay after the last transaction the target holds"),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(state(&server, target), source);
+
+    // The replay's connection killed by the server.
+    let target = "toc_sis_restore_test_lost";
+    let child = restore_child(&server, &store_text, target, &at);
+    replayed_at_least(&server, target, 500);
+    let replaying = server.root_query(
+        None,
+        &format!(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{target}' AND USER = 'toc_restore_test' AND INFO LIKE 'INSERT INTO `grades`%' LIMIT 1"
+        ),
+    );
+    let mut killed = replaying.trim().to_string();
+    while killed.is_empty() {
+        killed = server
+            .root_query(
+                None,
+                &format!(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{target}' AND USER = 'toc_restore_test' AND (INFO LIKE 'INSERT%' OR INFO LIKE 'UPDATE%' OR INFO IN ('COMMIT', 'START TRANSACTION')) LIMIT 1"
+                ),
+            )
+            .trim()
+            .to_string();
+    }
+    server.root_sql(&format!("KILL CONNECTION {killed}"));
+    let output = child.wait_with_output().expect("restore ends");
+    assert_ok(&output);
+    let log = text(&output);
+    assert!(
+        log.contains("connection lost while replaying the binlog archive")
+            && log.contains("continuing the binlog replay"),
+        "{log}"
+    );
+    assert_eq!(state(&server, target), source);
+}
+
 #[test]
 fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     let server = server_with_users();

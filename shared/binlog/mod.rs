@@ -18,5 +18,5 @@ pub mod replay;
 pub(crate) mod sql;
 
 pub use plan::{plan, ReplayPlan, Stop};
-pub use replay::{replay, ReplayReport};
+pub use replay::{replay, Checkpoint, Journal, ReplayReport};
 pub mod find;

@@ -11,7 +11,7 @@ use mysql_async::Conn;
 use mysql_common::binlog::consts::BinlogVersion;
 use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
 use mysql_common::binlog::EventStreamReader;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::events::{self, Edge, Frames, Role, Transactions};
 use super::plan::{ReplayPlan, Stop};
@@ -21,7 +21,7 @@ use super::sql::TableShape;
 use crate::error::{Error, Result};
 use crate::store::ObjectStore;
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReplayReport {
     pub segments: usize,
     pub transactions: u64,
@@ -40,11 +40,34 @@ pub struct ReplayReport {
     pub seconds: f64,
 }
 
+/// How far a replay got. Recorded in the target inside each replayed transaction, just before
+/// its COMMIT, so the two cannot disagree: a replay started again (a lost connection, a
+/// `restore --resume`) continues after the last transaction the target holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub segment_id: String,
+    /// The end of the last transaction applied.
+    pub position: Position,
+    pub report: ReplayReport,
+    /// What the segment in hand had applied, for its check against its manifest.
+    pub applied: BTreeMap<String, TableChanges>,
+}
+
+/// Where a replay keeps its checkpoint: a step of the restore's progress table in the target
+/// database (the replay's connection uses it), and the checkpoint to continue from.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    pub step: String,
+    pub resume_from: Option<Checkpoint>,
+}
+
 /// The transaction being replayed.
 #[derive(Default)]
 struct Pending {
     gtid: Option<String>,
     in_database_transaction: bool,
+    /// A statement (DDL) was run: the server committed it.
+    statement_applied: bool,
     changes: BTreeMap<String, TableChanges>,
     skip: bool,
 }
@@ -55,6 +78,7 @@ pub async fn replay(
     conn: &mut Conn,
     source_database: &str,
     only_tables: Option<&[String]>,
+    journal: Option<&Journal>,
 ) -> Result<ReplayReport> {
     let wanted = |table: &str| only_tables.is_none_or(|only| only.iter().any(|t| t == table));
     let started = std::time::Instant::now();
@@ -68,16 +92,40 @@ pub async fn replay(
             .await
             .map_err(|e| Error::database("preparing the replay session", e))?;
     }
-    let mut report = ReplayReport {
-        stopped: "at the end of the archive".into(),
-        ..ReplayReport::default()
+    let resume_from = journal.and_then(|j| j.resume_from.as_ref());
+    let mut report = match resume_from {
+        Some(checkpoint) => {
+            tracing::info!(
+                position = %checkpoint.position,
+                transactions = checkpoint.report.transactions,
+                "continuing the binlog replay after the last transaction the target holds"
+            );
+            checkpoint.report.clone()
+        }
+        None => ReplayReport::default(),
     };
+    report.stopped = "at the end of the archive".into();
+    let seconds_before = report.seconds;
     'segments: for manifest in &plan.segments {
-        let what = manifest.data_key();
-        let decoded = segment::read_events(store, manifest).await?;
-        report.segments += 1;
         // What this segment applied, to hold against what its manifest recorded.
         let mut applied: BTreeMap<String, TableChanges> = BTreeMap::new();
+        let mut check_segment = true;
+        match resume_from {
+            Some(checkpoint) if manifest.next <= checkpoint.position => continue,
+            Some(checkpoint) if manifest.start < checkpoint.position => {
+                // The segment in hand when the replay stopped: counted already.
+                if checkpoint.segment_id == manifest.segment_id {
+                    applied = checkpoint.applied.clone();
+                } else {
+                    // A longer rerun of it was archived since: what it applied of this one
+                    // is not known transaction by transaction.
+                    check_segment = false;
+                }
+            }
+            _ => report.segments += 1,
+        }
+        let what = manifest.data_key();
+        let decoded = segment::read_events(store, manifest).await?;
         let mut frames = Frames::new(&decoded[..], &what)?;
         let mut reader = EventStreamReader::new(BinlogVersion::Version4);
         let mut transactions = Transactions::default();
@@ -135,7 +183,9 @@ pub async fn replay(
                 });
                 // Where the snapshot's position is exact no transaction straddles it: one
                 // that starts before it is in the full backup.
-                pending.skip = in_snapshot || (plan.skip.is_none() && begin < plan.from);
+                pending.skip = in_snapshot
+                    || (plan.skip.is_none() && begin < plan.from)
+                    || resume_from.is_some_and(|c| begin < c.position);
             }
             let ends = matches!(edge, Edge::Ended | Edge::Started { ended: true });
             let commit_time = Utc.timestamp_opt(i64::from(header.timestamp()), 0).single();
@@ -201,6 +251,7 @@ pub async fn replay(
                                 )
                             })?;
                             shapes.clear();
+                            pending.statement_applied = true;
                             report.ddl_statements += 1;
                             if let Some(table) = statement_table(&text) {
                                 if !report.redefined.contains(&table) {
@@ -225,7 +276,7 @@ pub async fn replay(
                             break 'segments;
                         }
                     }
-                    finish_transaction(conn, &mut pending, true).await?;
+                    let wrote = pending.in_database_transaction || pending.statement_applied;
                     report.transactions += 1;
                     report.last_gtid = pending.gtid.clone().or(report.last_gtid.take());
                     report.last_commit = commit_time;
@@ -235,19 +286,40 @@ pub async fn replay(
                         report.row_changes += c.total();
                         report.tables.entry(table).or_default().add(&c);
                     }
+                    if let (Some(journal), true) = (journal, wrote) {
+                        // Inside the transaction for rows; after it for a statement, which
+                        // the server commits itself.
+                        let checkpoint = Checkpoint {
+                            segment_id: manifest.segment_id.clone(),
+                            position: end.clone(),
+                            report: ReplayReport {
+                                seconds: seconds_before + started.elapsed().as_secs_f64(),
+                                ..report.clone()
+                            },
+                            applied: applied.clone(),
+                        };
+                        let detail = serde_json::to_string(&checkpoint)
+                            .map_err(|e| Error::Task(e.to_string()))?;
+                        crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await?;
+                    }
+                    finish_transaction(conn, &mut pending, true).await?;
                 }
                 pending = Pending::default();
             }
         }
         // A segment replayed whole (after the snapshot, every table) must have changed exactly
         // the rows its manifest recorded for the database.
-        if manifest.start >= plan.from && only_tables.is_none() && plan.skip.is_none() {
+        if check_segment
+            && manifest.start >= plan.from
+            && only_tables.is_none()
+            && plan.skip.is_none()
+        {
             check_against_manifest(manifest, source_database, &applied)?;
         }
     }
     // A stop in the middle of a transaction leaves nothing of it behind.
     let _ = conn.query_drop("ROLLBACK").await;
-    report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
 }
 

@@ -13,6 +13,7 @@ pub mod point;
 pub mod preflight;
 pub mod progress;
 mod render;
+mod replayed;
 mod session;
 pub mod splitter;
 mod target;
@@ -100,12 +101,6 @@ pub async fn run_restore(
     target::validate_database_name(&options.target_database)?;
     crate::catalog::require_backups(store.as_ref()).await?;
     let point = Point::resolve(store.as_ref(), &options.point).await?;
-    if point.replay.is_some() && options.resume {
-        return Err(Error::CannotResume {
-            database: options.target_database.clone(),
-            reason: "a point reached through the binlog archive is restored whole; start again with --force".into(),
-        });
-    }
     archive::ensure_readable(store.as_ref(), &point).await?;
     let Point {
         chain,
@@ -229,19 +224,7 @@ pub async fn run_restore(
             // holds what triggers did, and they must not fire again.
             if let (Stage::Triggers, Some(plan), None) = (stage, &replay_plan, &replayed) {
                 options.headway.phase("replaying the binlog archive");
-                let mut conn = db::connect_with(&url, Some(&options.target_database), |o| {
-                    o.client_found_rows(true)
-                })
-                .await?;
-                let report = crate::binlog::replay(
-                    loader.store.as_ref(),
-                    plan,
-                    &mut conn,
-                    &root.database,
-                    options.tables.as_deref(),
-                )
-                .await?;
-                let _ = conn.disconnect().await;
+                let report = replayed::run(&mut loader, plan, &root.database).await?;
                 tracing::info!(
                     transactions = report.transactions,
                     rows = report.row_changes,

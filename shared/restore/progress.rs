@@ -25,6 +25,11 @@ pub const PROGRESS_TABLE: &str = "_restore_incomplete_do_not_use";
 const LEGACY_PROGRESS_TABLE: &str = "_toc_restore_progress";
 
 const PLAN_STEP: &str = "plan";
+/// The binlog replay's checkpoint (see `binlog::Checkpoint`), updated in each replayed
+/// transaction…
+pub(crate) const REPLAY_CHECKPOINT_STEP: &str = "binlog-replay";
+/// …and its report once the replay is finished.
+pub(crate) const REPLAY_DONE_STEP: &str = "binlog-replay:done";
 
 fn marker_comment(backup_id: &str) -> String {
     quote_str(&format!(
@@ -37,8 +42,8 @@ fn marker_comment(backup_id: &str) -> String {
 pub(crate) struct Plan {
     pub target: String,
     pub chain: Vec<String>,
-    /// Where the binlog replay stops, for a point reached through the archive (such a restore
-    /// is not resumed: its replay is not recorded step by step).
+    /// Where the binlog replay stops, for a point reached through the archive (a resumed
+    /// restore must replay to the same stop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_to: Option<String>,
 }

@@ -25,6 +25,9 @@ pub(crate) struct Session {
     url: DatabaseUrl,
     database: String,
     conn: Option<Conn>,
+    /// Affected rows count the rows matched, not the rows changed (the binlog replay checks
+    /// that every UPDATE found its row, even one it leaves as it was).
+    found_rows: bool,
 }
 
 impl Session {
@@ -33,6 +36,15 @@ impl Session {
             url: url.clone(),
             database: database.to_string(),
             conn: None,
+            found_rows: false,
+        }
+    }
+
+    /// A session for the binlog replay.
+    pub(crate) fn counting_found_rows(url: &DatabaseUrl, database: &str) -> Self {
+        Session {
+            found_rows: true,
+            ..Session::new(url, database)
         }
     }
 
@@ -41,7 +53,12 @@ impl Session {
         if self.conn.is_none() {
             let mut attempt = 1;
             let conn = loop {
-                match db::connect(&self.url, Some(&self.database)).await {
+                let found_rows = self.found_rows;
+                let connected = db::connect_with(&self.url, Some(&self.database), |o| {
+                    o.client_found_rows(found_rows)
+                })
+                .await;
+                match connected {
                     Ok(conn) => break conn,
                     Err(e) if e.is_connection_lost() && attempt < CONNECT_ATTEMPTS => {
                         tracing::warn!(

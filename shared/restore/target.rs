@@ -45,8 +45,19 @@ pub(super) fn missing(
         if extras.replay
             && stage == Stage::Triggers
             && !done.contains_key(&progress::stage_step(manifest, stage))
+            && !done.contains_key(progress::REPLAY_DONE_STEP)
         {
-            left.push("the binlog replay".to_string());
+            let checkpoint = done
+                .get(progress::REPLAY_CHECKPOINT_STEP)
+                .and_then(|detail| detail.as_deref())
+                .and_then(|detail| serde_json::from_str::<crate::binlog::Checkpoint>(detail).ok());
+            left.push(match checkpoint {
+                Some(c) => format!(
+                    "the binlog replay after {} ({} transactions replayed)",
+                    c.position, c.report.transactions
+                ),
+                None => "the binlog replay".to_string(),
+            });
         }
         if done.contains_key(&progress::stage_step(manifest, stage)) {
             continue;
@@ -139,8 +150,6 @@ pub(super) async fn incomplete(
     let next = if matches!(cause, Error::RestoreMismatch(_)) && only_the_check_left {
         // Everything was loaded and still differs: resuming would only check again.
         "everything was loaded but does not match the backup, so restore it again with --force (or an earlier point) and report this"
-    } else if extras.replay {
-        "to finish, run the same restore again with --force (a point reached through the binlog archive is restored whole)"
     } else {
         "to finish, run the same restore again with --resume (finished files are not loaded again); to start over, --force"
     };
@@ -250,7 +259,7 @@ pub(super) async fn prepare_target(
                                 found.chain.join(", ")
                             )
                         },
-                        next: if &found == plan && found.replay_to.is_none() {
+                        next: if &found == plan {
                             "pass --resume to continue it, or --force to start again"
                         } else {
                             "pass --force to restore again from the start"

@@ -91,6 +91,12 @@ impl PrivateServer {
     /// Runs one query as root (in `database`, if given) and answers its rows as tab-separated
     /// lines, without column names.
     pub fn root_query(&self, database: Option<&str>, sql: &str) -> String {
+        self.try_root_query(database, sql)
+            .unwrap_or_else(|error| panic!("query failed: {error}\n{sql}"))
+    }
+
+    /// [`Self::root_query`], answering the client's error instead of failing the test.
+    pub fn try_root_query(&self, database: Option<&str>, sql: &str) -> Result<String, String> {
         let output = Command::new("mariadb")
             .args([
                 "--no-defaults",
@@ -103,12 +109,10 @@ impl PrivateServer {
             .args(["-e", sql])
             .output()
             .expect("mariadb client");
-        assert!(
-            output.status.success(),
-            "query failed: {}\n{sql}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
 
