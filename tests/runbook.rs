@@ -140,6 +140,13 @@ fn run_blocks(blocks: &[String], settings: &[(&str, String)], home: &Path) -> st
     path.extend(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     ));
+    // A person's own client settings, with another account's password: the runbook's `sql`
+    // must not pick it up.
+    std::fs::write(
+        home.join(".my.cnf"),
+        "[client]\nuser=someone_else\npassword=not-the-master-password\n",
+    )
+    .expect("~/.my.cnf");
     let mut command = Command::new("bash");
     command
         .arg("-c")
