@@ -505,6 +505,49 @@ fn a_replay_stopped_part_way_continues_after_the_last_transaction_the_target_hol
     assert_eq!(state(&server, target), source);
 }
 
+/// A logged statement that names the source database itself would, replayed on the scratch
+/// database's connection, change the source (the live database, on the same server) as a user
+/// who may (an RDS master user, root here): it is refused, and the live database is untouched.
+#[test]
+fn a_replay_into_another_database_never_runs_a_statement_naming_the_source() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE audit (id INT PRIMARY KEY, what VARCHAR(40)); INSERT INTO audit VALUES (1, 'old');");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql("TRUNCATE TABLE toc_sis.audit; INSERT INTO audit VALUES (2, 'kept since');");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let live = state(&server, "toc_sis");
+
+    let output = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server.url("root", "127.0.0.1", ""),
+            "--store",
+            &store_text,
+            "--target-database",
+            "toc_sis_scratch",
+            "--at",
+            &chrono::Utc::now().to_rfc3339(),
+        ],
+        &[],
+    );
+    let said = text(&output);
+    assert!(
+        !output.status.success()
+            && said.contains("names the database `toc_sis` itself")
+            && said.contains("TRUNCATE TABLE toc_sis.audit"),
+        "{said}"
+    );
+    assert_eq!(
+        state(&server, "toc_sis"),
+        live,
+        "the live database was changed"
+    );
+}
+
 #[test]
 fn a_purged_binlog_is_a_gap_alert_until_a_new_full_backup_reanchors() {
     let server = server_with_users();

@@ -77,6 +77,7 @@ pub async fn replay(
     plan: &ReplayPlan,
     conn: &mut Conn,
     source_database: &str,
+    target_database: &str,
     only_tables: Option<&[String]>,
     journal: Option<&Journal>,
 ) -> Result<ReplayReport> {
@@ -239,6 +240,18 @@ pub async fn replay(
                                     );
                                     break 'segments;
                                 }
+                            }
+                            if target_database != source_database
+                                && acts_on_database_by_name(&text, source_database)
+                            {
+                                // Run on the target's connection, it would change the source
+                                // database itself (the live one, on the same server).
+                                return Err(Error::BinlogUnsupported {
+                                    detail: format!(
+                                        "the statement at {begin} ({}) names the database `{source_database}` itself: replayed into `{target_database}` it would change `{source_database}`; restore a point before it, or this point into `{source_database}` itself",
+                                        abbreviate(&text)
+                                    ),
+                                });
                             }
                             finish_transaction(conn, &mut pending, true).await?;
                             conn.query_drop(&text).await.map_err(|e| {
@@ -493,9 +506,67 @@ pub(crate) fn statement_table(text: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// Whether a logged statement names `database` (`db.t`, `` `db`.`t` ``) or is a statement about
+/// a database (CREATE/ALTER/DROP DATABASE|SCHEMA), so that it does not act on the connection's
+/// default database alone. A name inside a string literal counts too: a refusal is the safe
+/// mistake.
+pub(crate) fn acts_on_database_by_name(text: &str, database: &str) -> bool {
+    let upper: Vec<String> = text
+        .split_whitespace()
+        .take(2)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    if matches!(
+        (
+            upper.first().map(String::as_str),
+            upper.get(1).map(String::as_str)
+        ),
+        (
+            Some("CREATE" | "ALTER" | "DROP"),
+            Some("DATABASE" | "SCHEMA")
+        )
+    ) {
+        return true;
+    }
+    let identifier = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    for quoted in [format!("`{database}`"), database.to_string()] {
+        for (at, _) in text.match_indices(quoted.as_str()) {
+            let before = text[..at].chars().next_back();
+            let after = text[at + quoted.len()..].trim_start().chars().next();
+            let starts_a_name = quoted.starts_with('`') || !before.is_some_and(identifier);
+            if starts_a_name && before != Some('.') && after == Some('.') {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_naming_the_database_are_told_apart() {
+        for named in [
+            "ALTER TABLE toc_sis.grades ADD COLUMN x INT",
+            "ALTER TABLE `toc_sis`.`grades` ADD COLUMN x INT",
+            "RENAME TABLE grades TO toc_sis . old_grades",
+            "DROP DATABASE toc_sis",
+            "create schema other",
+            "CREATE VIEW v AS SELECT * FROM toc_sis.grades",
+        ] {
+            assert!(acts_on_database_by_name(named, "toc_sis"), "{named}");
+        }
+        for unnamed in [
+            "ALTER TABLE grades ADD COLUMN x INT",
+            "ALTER TABLE old_toc_sis.grades ADD COLUMN x INT",
+            "CREATE TABLE toc_sis_archive (id INT)",
+            "ALTER TABLE grades COMMENT 'from toc_sis'",
+        ] {
+            assert!(!acts_on_database_by_name(unnamed, "toc_sis"), "{unnamed}");
+        }
+    }
 
     #[test]
     fn ddl_names_its_table() {

@@ -47,6 +47,7 @@ pub(super) async fn run(
                 plan,
                 conn,
                 source_database,
+                &target,
                 tables.as_deref(),
                 Some(&journal),
             )
