@@ -310,7 +310,7 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
     let output = run_blocks(&blocks, &settings, home.path());
     assert_ok(&output);
     let said = text(&output);
-    let pinned = format!("restoring exactly the point at {before_damage}");
+    let pinned = format!("restoring exactly the point --at {before_damage}");
     for expected in [
         pinned.as_str(),
         "retrieval requested",

@@ -70,8 +70,9 @@ pub(crate) enum Command {
     /// Ask S3 to bring an archived backup (Glacier, Deep Archive) back for a restore; run again
     /// to see each file's progress.
     Retrieve(RetrieveArgs),
-    /// Pin the point a restore brings back: print the exact --at time that names the same data
-    /// now and hours later, after the binlog archive and the backups have grown.
+    /// Pin the point a restore brings back: print the flags (--at, --before-position or
+    /// --backup) that name the same data now and hours later, after the binlog archive and the
+    /// backups have grown.
     Point(PinArgs),
     /// Show the backups in a store, newest first.
     List(ListArgs),

@@ -1,7 +1,7 @@
-//! `toc-backup point`: the time that names a point's data now and later. An emergency restore
+//! `toc-backup point`: the flags that name a point's data now and later. An emergency restore
 //! checks a scratch copy first and restores over the live database hours later; meanwhile the
 //! binlog archive may have grown past where it ended, and `--at` the same time would then bring
-//! back more than was checked. The pinned time never does.
+//! back more than was checked. The pinned flags never do.
 
 use chrono::SecondsFormat;
 use toc_sis_backup::restore::point::{Point, PointRequest};
@@ -9,17 +9,14 @@ use toc_sis_backup::{catalog, Error};
 
 use crate::args::PinArgs;
 
-/// Prints the pinned time alone on stdout (for `AT="$(toc-backup point …)"`) and what it
-/// brings back on stderr.
+/// Prints the pinned point's flags alone on stdout (for `POINT="$(toc-backup point …)"`) and
+/// what they bring back on stderr.
 pub(crate) async fn run(args: PinArgs) -> Result<(), Error> {
     let store = crate::store(&args.store).await?;
     catalog::require_backups(store.as_ref()).await?;
     let asked = args.at.unwrap_or_else(chrono::Utc::now);
     let point = Point::resolve(store.as_ref(), &PointRequest::At(asked)).await?;
-    let pinned = point.pinned_at().ok_or_else(|| Error::InvalidManifest {
-        key: point.backup_id().to_string(),
-        reason: "it records no snapshot time to pin the point to".into(),
-    })?;
+    let pinned = point.pinned();
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let incrementals = point.chain.len().saturating_sub(1);
     let chain = match incrementals {
@@ -31,25 +28,33 @@ pub(crate) async fn run(args: PinArgs) -> Result<(), Error> {
             if n == 1 { "" } else { "s" }
         ),
     };
-    match &point.replay {
-        Some(plan) if plan.reaches_stop => eprintln!(
+    match (&point.replay, &pinned) {
+        (Some(plan), PointRequest::At(_)) => eprintln!(
             "pinned: {chain} and the binlog archive replayed to {} ({} segments)",
-            time(pinned),
+            time(asked),
             plan.segments.len()
         ),
-        Some(plan) => eprintln!(
-            "pinned to {}: {chain} and the binlog archive replayed to its last transaction \
-             ({} segments). The archive does not reach {} yet: if the database server is up, run \
-             `toc-backup binlog archive` and pin again to bring back what was committed after it",
-            time(pinned),
-            plan.segments.len(),
+        (Some(plan), _) => {
+            let last = plan
+                .segments
+                .last()
+                .and_then(|s| s.last_commit)
+                .map_or_else(|| "none archived".to_string(), time);
+            eprintln!(
+                "pinned to the end of the binlog archive: {chain} and {} segments replayed to \
+                 their last transaction (committed {last}). The archive does not pass {} yet: \
+                 if the database server is up, run `toc-backup binlog archive` and pin again to \
+                 bring back what was committed since",
+                plan.segments.len(),
+                time(asked)
+            )
+        }
+        (None, _) => eprintln!(
+            "pinned: {chain}, the newest backup at or before {} (no binlog archive reaches \
+             further)",
             time(asked)
         ),
-        None => eprintln!(
-            "pinned to {}: {chain}, taken then (no binlog archive reaches further)",
-            time(pinned)
-        ),
     }
-    println!("{}", time(pinned));
+    println!("{}", pinned.as_flags());
     Ok(())
 }

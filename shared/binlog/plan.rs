@@ -42,9 +42,10 @@ pub struct ReplayPlan {
     pub skip: Option<GtidSet>,
     pub segments: Vec<SegmentManifest>,
     pub stop: Stop,
-    /// False when the archive ends before the stop (a time): the replay then ends at the last
-    /// archived transaction, and a later archive run would take the same stop further.
-    pub reaches_stop: bool,
+    /// An archived transaction was committed after the stop, or the stop is a transaction: no
+    /// later archive run changes what a replay to it applies. (Otherwise a later run can add
+    /// transactions stamped at or before a time, from the same second or a long statement.)
+    pub passes_stop: bool,
 }
 
 /// How far a stretch of segments starting at a full backup reaches.
@@ -154,8 +155,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                 .segments
                 .iter()
                 .any(|s| s.last_commit.is_some_and(|c| c > *at));
-            let reaches_stop = passes || reach.complete_until.is_some_and(|c| c >= *at);
-            if !reaches_stop {
+            if !passes && reach.complete_until.is_none_or(|c| c < *at) {
                 // The newest point at or before the moment is then the archive's end, unless
                 // there is no archive at all or an incremental reaches further.
                 let archive_end = reach
@@ -190,7 +190,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                 skip,
                 segments,
                 stop: stop.clone(),
-                reaches_stop,
+                passes_stop: passes,
             }))
         }
         Stop::BeforeGtid(_) | Stop::BeforePosition(_) => {
@@ -225,7 +225,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                     skip,
                     segments,
                     stop: stop.clone(),
-                    reaches_stop: true,
+                    passes_stop: true,
                 }));
             }
             Err(Error::BinlogNotCovered {

@@ -78,26 +78,20 @@ impl Point {
         })
     }
 
-    /// The moment that names this same point later, after the binlog archive and the catalog
-    /// have grown: pinning it once lets a check of a scratch restore and the restore over the
-    /// live database hours later bring back the same data. The time asked for when the archive
-    /// reaches it; else the last archived transaction's commit (whole seconds, the server's
-    /// clock) or the newest backup at or before it. None for a point named by a transaction,
-    /// which is pinned already.
-    pub fn pinned_at(&self) -> Option<DateTime<Utc>> {
+    /// The same point named so that it stays the same after the binlog archive and the
+    /// catalog have grown: a check of a scratch restore and the restore over the live database
+    /// hours later then bring back the same data. The time asked for when an archived
+    /// transaction passes it; else the end of the last archived transaction (a position); else
+    /// the backup itself.
+    pub fn pinned(&self) -> PointRequest {
         match (&self.replay, &self.request) {
-            (Some(plan), PointRequest::At(at)) if plan.reaches_stop => Some(*at),
-            (Some(plan), PointRequest::At(at)) => {
-                // Transactions before the full backup's snapshot are not replayed: never
-                // pin before it, or the pin would choose an older full backup.
-                let full_time = self.chain.first().and_then(chain::snapshot_time);
-                let last_commit = plan.segments.iter().filter_map(|s| s.last_commit).max();
-                full_time.max(last_commit).map(|t| t.min(*at))
-            }
-            (None, PointRequest::At(_) | PointRequest::Backup(_)) => {
-                self.chain.last().and_then(chain::snapshot_time)
-            }
-            (_, PointRequest::Before(_) | PointRequest::Backup(_)) => None,
+            (_, PointRequest::Before(_)) => self.request.clone(),
+            (Some(plan), PointRequest::At(at)) if plan.passes_stop => PointRequest::At(*at),
+            (Some(plan), _) => match plan.segments.last() {
+                Some(last) => PointRequest::Before(Stop::BeforePosition(last.end.clone())),
+                None => PointRequest::Backup(plan.full.clone()),
+            },
+            (None, _) => PointRequest::Backup(self.backup_id().to_string()),
         }
     }
 
