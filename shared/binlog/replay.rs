@@ -51,6 +51,11 @@ pub struct Checkpoint {
     pub report: ReplayReport,
     /// What the segment in hand had applied, for its check against its manifest.
     pub applied: BTreeMap<String, TableChanges>,
+    /// A statement (DDL) sent at this position and not yet known to be applied: the server
+    /// commits it by itself, so a replay that stopped here cannot tell whether it ran, and
+    /// running it twice can be wrong (`RENAME TABLE a TO b, b TO a`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_in_flight: Option<Position>,
 }
 
 /// Where a replay keeps its checkpoint: a step of the restore's progress table in the target
@@ -94,6 +99,13 @@ pub async fn replay(
             .map_err(|e| Error::database("preparing the replay session", e))?;
     }
     let resume_from = journal.and_then(|j| j.resume_from.as_ref());
+    if let Some(statement) = resume_from.and_then(|c| c.statement_in_flight.as_ref()) {
+        return Err(Error::BinlogUnsupported {
+            detail: format!(
+                "the replay stopped while the server ran the statement at {statement}, and whether it was applied cannot be known; restore again with --force"
+            ),
+        });
+    }
     let mut report = match resume_from {
         Some(checkpoint) => {
             tracing::info!(
@@ -254,6 +266,16 @@ pub async fn replay(
                                 });
                             }
                             finish_transaction(conn, &mut pending, true).await?;
+                            if let Some(journal) = journal {
+                                let in_flight = Checkpoint {
+                                    segment_id: manifest.segment_id.clone(),
+                                    position: begin.clone(),
+                                    report: report.clone(),
+                                    applied: applied.clone(),
+                                    statement_in_flight: Some(begin.clone()),
+                                };
+                                record(conn, journal, &in_flight).await?;
+                            }
                             conn.query_drop(&text).await.map_err(|e| {
                                 Error::database(
                                     format!(
@@ -310,10 +332,9 @@ pub async fn replay(
                                 ..report.clone()
                             },
                             applied: applied.clone(),
+                            statement_in_flight: None,
                         };
-                        let detail = serde_json::to_string(&checkpoint)
-                            .map_err(|e| Error::Task(e.to_string()))?;
-                        crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await?;
+                        record(conn, journal, &checkpoint).await?;
                     }
                     finish_transaction(conn, &mut pending, true).await?;
                 }
@@ -334,6 +355,11 @@ pub async fn replay(
     let _ = conn.query_drop("ROLLBACK").await;
     report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
+}
+
+async fn record(conn: &mut Conn, journal: &Journal, checkpoint: &Checkpoint) -> Result<()> {
+    let detail = serde_json::to_string(checkpoint).map_err(|e| Error::Task(e.to_string()))?;
+    crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await
 }
 
 fn check_against_manifest(

@@ -147,11 +147,12 @@ pub(crate) async fn mark(conn: &mut Conn, step: &str, detail: Option<&str>) -> R
     .map_err(|e| Error::database(format!("recording restore step {step}"), e))
 }
 
-/// Whether a step was recorded, and its detail.
+/// Whether a step was recorded, and its detail. A locking read: a transaction still
+/// committing on a connection just lost holds the row, and this waits for its outcome.
 pub(crate) async fn recorded(conn: &mut Conn, step: &str) -> Result<Option<Option<String>>> {
     conn.exec_first(
         format!(
-            "SELECT detail FROM {} WHERE step = ?",
+            "SELECT detail FROM {} WHERE step = ? FOR UPDATE",
             quote_ident(PROGRESS_TABLE)
         ),
         (step,),

@@ -146,10 +146,17 @@ pub(super) async fn incomplete(
     // A replay also reports a mismatch, before triggers and events: only a mismatch with
     // nothing but the final check left means everything was loaded.
     let only_the_check_left = missing.len() == 1;
+    // Resuming a replay that failed on a transaction fails on it again.
+    let replay_failed = !cause.is_connection_lost()
+        && missing
+            .first()
+            .is_some_and(|m| m.starts_with("the binlog replay"));
     let missing = missing.join(", ");
     let next = if matches!(cause, Error::RestoreMismatch(_)) && only_the_check_left {
         // Everything was loaded and still differs: resuming would only check again.
         "everything was loaded but does not match the backup, so restore it again with --force (or an earlier point) and report this"
+    } else if replay_failed {
+        "the binlog replay cannot go on past what stopped it, so restore again with --force, or to an earlier point"
     } else {
         "to finish, run the same restore again with --resume (finished files are not loaded again); to start over, --force"
     };
@@ -160,6 +167,13 @@ pub(super) async fn incomplete(
         marker: progress::PROGRESS_TABLE,
         next,
     }
+}
+
+fn replayed_to(plan: &progress::Plan) -> String {
+    plan.replay_to
+        .as_ref()
+        .map(|stop| format!(", the binlog replayed to {stop}"))
+        .unwrap_or_default()
 }
 
 pub(super) fn validate_database_name(name: &str) -> Result<()> {
@@ -213,16 +227,13 @@ pub(super) async fn prepare_target(
             return Err(Error::CannotResume {
                 database: target.to_string(),
                 reason: format!(
-                    "it holds an interrupted restore of backup {} (chain {}{}), not of {} (chain {}); name that backup with --backup, or pass --force to start again",
+                    "it holds an interrupted restore of backup {} (chain {}{}), not of {} (chain {}{}); run the interrupted restore's own point (--backup, --at or --before-…) with --resume, or pass --force to start again",
                     found.target,
                     found.chain.join(", "),
-                    found
-                        .replay_to
-                        .as_ref()
-                        .map(|stop| format!(", the binlog replayed to {stop}"))
-                        .unwrap_or_default(),
+                    replayed_to(&found),
                     plan.target,
-                    plan.chain.join(", ")
+                    plan.chain.join(", "),
+                    replayed_to(plan)
                 ),
             });
         }
