@@ -130,7 +130,22 @@ fn aws_cli_dir() -> Option<PathBuf> {
 /// exported, `toc-backup` and the AWS CLI on PATH, in `home`. Each block is announced on
 /// stderr, so a failure shows which one.
 fn run_blocks(blocks: &[String], settings: &[(&str, String)], home: &Path) -> std::process::Output {
-    let mut script = String::from("set -eo pipefail\n");
+    run_script("set -eo pipefail\n", blocks, settings, home)
+}
+
+/// The blocks as a person pastes them into a shell: a failing command does not stop the ones
+/// after it.
+fn run_pasted(blocks: &[String], settings: &[(&str, String)], home: &Path) -> std::process::Output {
+    run_script("", blocks, settings, home)
+}
+
+fn run_script(
+    preamble: &str,
+    blocks: &[String],
+    settings: &[(&str, String)],
+    home: &Path,
+) -> std::process::Output {
+    let mut script = String::from(preamble);
     for (n, block) in blocks.iter().enumerate() {
         script.push_str(&format!("echo '>>> README block {}' >&2\n{block}", n + 1));
     }
@@ -349,7 +364,7 @@ async fn the_standard_tools_recipe_restores_the_newest_full_backup_and_its_incre
         aws_cli_dir().is_some() || Command::new("aws").arg("--version").output().is_ok(),
         "no aws CLI: run scripts/aws-emulator install"
     );
-    let (server, _bucket, store) = sample_college("standard-tools").await;
+    let (server, bucket, store) = sample_college("standard-tools").await;
     // An older chain, then the newest full backup and two incrementals after it.
     assert_ok(&as_user(
         &server,
@@ -418,4 +433,45 @@ async fn the_standard_tools_recipe_restores_the_newest_full_backup_and_its_incre
     );
     assert_eq!(grades("toc_sis"), source_grades);
     assert!(!databases(&server).contains(&"toc_sis_restore".to_string()));
+
+    // A damaged file in the newest full backup, the blocks pasted as they come (nothing stops
+    // at the first failure): the recipe says STOP, loads nothing, and the swap block leaves the
+    // live database as it was.
+    let keys = aws::keys(&bucket, "college/database/daily/").await;
+    let newest_full = keys
+        .iter()
+        .filter(|k| k.ends_with("/manifest.json"))
+        .max()
+        .and_then(|k| k.rsplit_once('/'))
+        .map(|(folder, _)| folder.to_string())
+        .expect("a full backup");
+    let data = keys
+        .iter()
+        .find(|k| k.starts_with(&format!("{newest_full}/1-")) && k.ends_with(".sql.gz"))
+        .expect("a data file");
+    aws::s3()
+        .await
+        .put_object()
+        .bucket(&bucket)
+        .key(data)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"not what was written",
+        ))
+        .send()
+        .await
+        .expect("damage a data file");
+    let before = state(&server, "toc_sis");
+    let home = tempfile::tempdir().expect("home");
+    let output = run_pasted(&blocks, &settings(&server, &store), home.path());
+    let said = text(&output);
+    assert!(said.contains("STOP: a file above is damaged"), "{said}");
+    assert_same_state(
+        &state(&server, "toc_sis"),
+        &before,
+        "the live database after a damaged recipe run",
+    );
+    assert!(
+        !databases(&server).contains(&"toc_sis_restore".to_string()),
+        "{said}"
+    );
 }
