@@ -227,7 +227,7 @@ pub(super) async fn prepare_target(
             return Err(Error::CannotResume {
                 database: target.to_string(),
                 reason: format!(
-                    "it holds an interrupted restore of backup {} (chain {}{}), not of {} (chain {}{}); run the interrupted restore's own point (--backup, --at or --before-…) with --resume, or pass --force to start again",
+                    "it holds an interrupted restore of backup {} (chain {}{}), not of {} (chain {}{}); run the interrupted restore's own point (--backup, --at, --before-gtid or --before-position) with --resume, or pass --force to start again",
                     found.target,
                     found.chain.join(", "),
                     replayed_to(&found),
