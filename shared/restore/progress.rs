@@ -134,17 +134,30 @@ pub(crate) async fn load(
     Ok(Some((plan, done)))
 }
 
-/// Records a step on `conn` (inside whatever transaction is open there).
+/// Records a step on `conn` (inside whatever transaction is open there). In the text protocol:
+/// a replay records a step per transaction, and each prepared statement of a connection
+/// without a statement cache stays open on the server until the connection ends, so tens of
+/// thousands of them reached the server-wide max_prepared_stmt_count (16,382; the live
+/// application's statements count too). Hex literals, so no session sql_mode (a routine's
+/// NO_BACKSLASH_ESCAPES) changes what is stored.
 pub(crate) async fn mark(conn: &mut Conn, step: &str, detail: Option<&str>) -> Result<()> {
-    conn.exec_drop(
-        format!(
-            "INSERT INTO {} (step, detail) VALUES (?, ?) ON DUPLICATE KEY UPDATE detail = VALUES(detail)",
-            quote_ident(PROGRESS_TABLE)
-        ),
-        (step, detail),
-    )
+    conn.query_drop(format!(
+        "INSERT INTO {} (step, detail) VALUES ({}, {}) ON DUPLICATE KEY UPDATE detail = VALUES(detail)",
+        quote_ident(PROGRESS_TABLE),
+        text_literal(step),
+        detail.map_or_else(|| "NULL".to_string(), text_literal)
+    ))
     .await
     .map_err(|e| Error::database(format!("recording restore step {step}"), e))
+}
+
+fn text_literal(text: &str) -> String {
+    let hex: String = text.bytes().map(|b| format!("{b:02X}")).collect();
+    if hex.is_empty() {
+        "''".to_string()
+    } else {
+        format!("CONVERT(X'{hex}' USING utf8mb4)")
+    }
 }
 
 /// Whether a step was recorded, and its detail. A locking read: a transaction still
