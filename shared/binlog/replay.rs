@@ -64,6 +64,8 @@ pub struct Checkpoint {
 pub struct Journal {
     pub step: String,
     pub resume_from: Option<Checkpoint>,
+    /// Tables of the target whose engine cannot roll back a transaction's changes.
+    pub non_transactional: std::collections::BTreeSet<String>,
 }
 
 /// The transaction being replayed.
@@ -75,6 +77,21 @@ struct Pending {
     statement_applied: bool,
     changes: BTreeMap<String, TableChanges>,
     skip: bool,
+    /// A table it changed whose engine cannot roll back (MyISAM, Aria, MEMORY).
+    cannot_roll_back: Option<String>,
+}
+
+impl Pending {
+    /// A lost connection is retried by replaying the transaction again, which is right only
+    /// when the server rolled all of it back.
+    fn unrepeatable(&self, error: Error) -> Error {
+        match &self.cannot_roll_back {
+            Some(table) if error.is_connection_lost() => Error::Interrupted(format!(
+                "the connection was lost during a replayed transaction that changed table `{table}`, whose engine cannot roll back: part of it may be applied and it cannot be replayed again; restore again with --force ({error})"
+            )),
+            _ => error,
+        }
+    }
 }
 
 pub async fn replay(
@@ -223,9 +240,16 @@ pub async fn replay(
                                 continue;
                             }
                             let name = table.table_name().into_owned();
-                            begin_transaction(conn, &mut pending).await?;
+                            if journal.is_some_and(|j| j.non_transactional.contains(&name)) {
+                                pending.cannot_roll_back.get_or_insert_with(|| name.clone());
+                            }
+                            begin_transaction(conn, &mut pending)
+                                .await
+                                .map_err(|e| pending.unrepeatable(e))?;
                             let changed =
-                                apply_rows(conn, &rows, table, &name, &mut shapes, &begin).await?;
+                                apply_rows(conn, &rows, table, &name, &mut shapes, &begin)
+                                    .await
+                                    .map_err(|e| pending.unrepeatable(e))?;
                             pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
@@ -334,9 +358,20 @@ pub async fn replay(
                             applied: applied.clone(),
                             statement_in_flight: None,
                         };
-                        record(conn, journal, &checkpoint).await?;
+                        record(conn, journal, &checkpoint)
+                            .await
+                            .map_err(|e| pending.unrepeatable(e))?;
                     }
-                    finish_transaction(conn, &mut pending, true).await?;
+                    let cannot_roll_back = pending.cannot_roll_back.clone();
+                    finish_transaction(conn, &mut pending, true)
+                        .await
+                        .map_err(|e| {
+                            Pending {
+                                cannot_roll_back,
+                                ..Pending::default()
+                            }
+                            .unrepeatable(e)
+                        })?;
                 }
                 pending = Pending::default();
             }
@@ -571,6 +606,37 @@ pub(crate) fn acts_on_database_by_name(text: &str, database: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_connection_inside_a_transaction_that_cannot_roll_back_is_not_retried() {
+        let lost = || {
+            Error::database(
+                "applying rows",
+                mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset",
+                ))),
+            )
+        };
+        assert!(Pending::default().unrepeatable(lost()).is_connection_lost());
+        let on_myisam = Pending {
+            cannot_roll_back: Some("audit_log".into()),
+            ..Pending::default()
+        };
+        let error = on_myisam.unrepeatable(lost());
+        assert!(!error.is_connection_lost());
+        assert!(
+            error
+                .to_string()
+                .contains("changed table `audit_log`, whose engine cannot roll back"),
+            "{error}"
+        );
+        let refused = Error::BinlogUnsupported { detail: "x".into() };
+        assert!(matches!(
+            on_myisam.unrepeatable(refused),
+            Error::BinlogUnsupported { .. }
+        ));
+    }
 
     #[test]
     fn statements_naming_the_database_are_told_apart() {

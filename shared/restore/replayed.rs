@@ -41,6 +41,7 @@ pub(super) async fn run(
             let journal = Journal {
                 step: REPLAY_CHECKPOINT_STEP.to_string(),
                 resume_from,
+                non_transactional: super::non_transactional_tables(conn, &target).await?,
             };
             crate::binlog::replay(
                 store.as_ref(),
