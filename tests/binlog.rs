@@ -76,11 +76,12 @@ fn archive(server: &PrivateServer, store: &str, extra: &[&str]) -> std::process:
     run_cli(&args, &PASSWORD)
 }
 
-fn restore_to(
+/// `toc-backup restore` into `target` as `toc_restore_test`, with `extra` flags.
+fn restore_as_test_user(
     server: &PrivateServer,
     store: &str,
     target: &str,
-    point: &[&str],
+    extra: &[&str],
 ) -> std::process::Output {
     let url = server.url("toc_restore_test", "127.0.0.1", "toc_sis");
     let mut args = vec![
@@ -91,11 +92,20 @@ fn restore_to(
         store,
         "--target-database",
         target,
-        "--force",
-        "--json",
     ];
-    args.extend_from_slice(point);
+    args.extend_from_slice(extra);
     run_cli(&args, &PASSWORD)
+}
+
+fn restore_to(
+    server: &PrivateServer,
+    store: &str,
+    target: &str,
+    point: &[&str],
+) -> std::process::Output {
+    let mut extra = vec!["--force", "--json"];
+    extra.extend_from_slice(point);
+    restore_as_test_user(server, store, target, &extra)
 }
 
 #[test]
@@ -439,20 +449,7 @@ fn a_replay_stopped_part_way_continues_after_the_last_transaction_the_target_hol
     child.kill().expect("kill the restore");
     let _ = child.wait();
     // A plain restore onto it is refused, naming what is left.
-    let plain = run_cli(
-        &[
-            "restore",
-            "--database-url",
-            &server.url("toc_restore_test", "127.0.0.1", ""),
-            "--store",
-            &store_text,
-            "--target-database",
-            target,
-            "--at",
-            &at,
-        ],
-        &PASSWORD,
-    );
+    let plain = restore_as_test_user(&server, &store_text, target, &["--at", &at]);
     let said = text(&plain);
     assert!(
         !plain.status.success()
@@ -460,23 +457,7 @@ fn a_replay_stopped_part_way_continues_after_the_last_transaction_the_target_hol
             && said.contains("pass --resume to continue it"),
         "{said}"
     );
-    let resume = || {
-        run_cli(
-            &[
-                "restore",
-                "--database-url",
-                &server.url("toc_restore_test", "127.0.0.1", ""),
-                "--store",
-                &store_text,
-                "--target-database",
-                target,
-                "--at",
-                &at,
-                "--resume",
-            ],
-            &PASSWORD,
-        )
-    };
+    let resume = || restore_as_test_user(&server, &store_text, target, &["--at", &at, "--resume"]);
     // Stopped while a statement (DDL) was with the server, as the checkpoint would say: the
     // server commits it by itself, so a resume cannot know whether it ran, and says so.
     let marker = format!("`{target}`.`_restore_incomplete_do_not_use`");

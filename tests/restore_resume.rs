@@ -401,31 +401,19 @@ async fn a_restore_killed_during_objects_leaves_a_marked_database_that_resume_fi
     child.kill().expect("kill the restore");
     let _ = child.wait();
     // The server would run the waiting statement once the lock is free, client gone or not.
-    let mut killer = admin().await;
-    killer
+    admin()
+        .await
         .query_drop(format!("KILL CONNECTION {waiting}"))
         .await
         .expect("kill the waiting statement");
     // KILL only flags the thread: released before it has noticed, the lock would let the
     // statement finish (seen on a loaded machine).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let alive: Option<u64> = killer
-            .exec_first(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = ?",
-                (waiting,),
-            )
-            .await
-            .expect("processlist");
-        if alive.is_none() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the killed statement never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(
+        &format!("SELECT COUNT(*) = 0 FROM information_schema.PROCESSLIST WHERE ID = {waiting}"),
+        1,
+        "the killed statement end",
+    )
+    .await;
     holder.query_drop("COMMIT").await.expect("release");
 
     // Rows and views are there, the trigger is not, and the database says so.

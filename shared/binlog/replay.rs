@@ -362,16 +362,9 @@ pub async fn replay(
                             .await
                             .map_err(|e| pending.unrepeatable(e))?;
                     }
-                    let cannot_roll_back = pending.cannot_roll_back.clone();
                     finish_transaction(conn, &mut pending, true)
                         .await
-                        .map_err(|e| {
-                            Pending {
-                                cannot_roll_back,
-                                ..Pending::default()
-                            }
-                            .unrepeatable(e)
-                        })?;
+                        .map_err(|e| pending.unrepeatable(e))?;
                 }
                 pending = Pending::default();
             }

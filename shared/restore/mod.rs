@@ -392,10 +392,7 @@ impl Loader {
             .files
             .iter()
             .filter(|f| f.stage == stage)
-            .filter(|f| match (&self.options.tables, &f.table) {
-                (Some(only), Some(table)) => only.contains(table),
-                _ => true,
-            })
+            .filter(|f| in_scope(self.options.tables.as_deref(), f))
             .cloned()
             .collect();
         let detail = match stage {
@@ -637,6 +634,14 @@ impl Loader {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a file is loaded under `--tables` (`only`): the other tables' rows are left out.
+fn in_scope(only: Option<&[String]>, file: &FileEntry) -> bool {
+    match (only, &file.table) {
+        (Some(only), Some(table)) => only.contains(table),
+        _ => true,
     }
 }
 

@@ -66,11 +66,10 @@ pub(super) fn missing(
         let item = match stage {
             Stage::Schema => "the tables".to_string(),
             Stage::Data => {
-                let in_scope = |f: &&&crate::manifest::FileEntry| match (&extras.tables, &f.table) {
-                    (Some(only), Some(table)) => only.contains(table),
-                    _ => true,
-                };
-                let files: Vec<_> = files.iter().filter(in_scope).collect();
+                let files: Vec<_> = files
+                    .iter()
+                    .filter(|f| super::in_scope(extras.tables.as_deref(), f))
+                    .collect();
                 let unloaded: Vec<_> = files
                     .iter()
                     .filter(|f| !done.contains_key(&progress::file_step(manifest, f)))
