@@ -11,8 +11,8 @@ use mysql_common::binlog::EventStreamReader;
 use serde::Serialize;
 
 use super::events::{self, Edge, Frames, Role, Transactions};
-use super::replay::statement_table;
 use super::segment::{self, SegmentManifest};
+use super::statement::{dialect_of, statement_table};
 use crate::error::{Error, Result};
 use crate::store::ObjectStore;
 
@@ -182,7 +182,8 @@ async fn scan(
                 let query = event.read_event::<QueryEvent>().map_err(corrupt)?;
                 let text = query.query();
                 if query.schema() == database
-                    && statement_table(&text).as_deref() == Some(options.table.as_str())
+                    && statement_table(&text, dialect_of(&query)).as_deref()
+                        == Some(options.table.as_str())
                     && options.where_column.is_none()
                 {
                     touched = true;

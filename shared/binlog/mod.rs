@@ -16,7 +16,8 @@ pub use position::{Gtid, GtidSet, Position};
 pub mod plan;
 pub mod replay;
 pub(crate) mod sql;
+pub(crate) mod statement;
 
 pub use plan::{plan, ReplayPlan, Stop};
-pub use replay::{replay, Checkpoint, Journal, ReplayReport};
+pub use replay::{replay, Checkpoint, Journal, LeftOut, ReplayReport};
 pub mod find;

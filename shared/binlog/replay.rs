@@ -18,6 +18,7 @@ use super::plan::{ReplayPlan, Stop};
 use super::position::{Gtid, Position};
 use super::segment::{self, TableChanges};
 use super::sql::TableShape;
+use super::statement::{self, statement_table, Verdict};
 use crate::error::{Error, Result};
 use crate::store::ObjectStore;
 
@@ -37,7 +38,20 @@ pub struct ReplayReport {
     pub tables: BTreeMap<String, TableChanges>,
     /// Tables whose definition a replayed statement changed (or that it created or dropped).
     pub redefined: Vec<String>,
+    /// Logged statements the replay did not run: account statements and statements on other
+    /// databases (a restore changes its target and nothing else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
     pub seconds: f64,
+}
+
+/// A logged statement the replay did not run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub position: String,
+    /// The statement on one line, cut at 80 characters, control characters shown as `?`.
+    pub statement: String,
+    pub reason: String,
 }
 
 /// How far a replay got. Recorded in the target inside each replayed transaction, just before
@@ -262,7 +276,8 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let text = query.query().into_owned();
-                        let for_wanted = match statement_table(&text) {
+                        let dialect = statement::dialect_of(&query);
+                        let for_wanted = match statement_table(&text, dialect) {
                             Some(table) => wanted(&table),
                             None => only_tables.is_none(),
                         };
@@ -277,44 +292,69 @@ pub async fn replay(
                                     break 'segments;
                                 }
                             }
-                            if target_database != source_database
-                                && acts_on_database_by_name(&text, source_database)
-                            {
-                                // Run on the target's connection, it would change the source
-                                // database itself (the live one, on the same server).
-                                return Err(Error::BinlogUnsupported {
-                                    detail: format!(
-                                        "the statement at {begin} ({}) names the database `{source_database}` itself: replayed into `{target_database}` it would change `{source_database}`; restore a point before it, or this point into `{source_database}` itself",
-                                        abbreviate(&text)
-                                    ),
-                                });
-                            }
-                            finish_transaction(conn, &mut pending, true).await?;
-                            if let Some(journal) = journal {
-                                let in_flight = Checkpoint {
-                                    segment_id: manifest.segment_id.clone(),
-                                    position: begin.clone(),
-                                    report: report.clone(),
-                                    applied: applied.clone(),
-                                    statement_in_flight: Some(begin.clone()),
-                                };
-                                record(conn, journal, &in_flight).await?;
-                            }
-                            conn.query_drop(&text).await.map_err(|e| {
-                                Error::database(
-                                    format!(
-                                        "replaying the statement at {begin} ({})",
-                                        abbreviate(&text)
-                                    ),
-                                    e,
-                                )
-                            })?;
-                            shapes.clear();
-                            pending.statement_applied = true;
-                            report.ddl_statements += 1;
-                            if let Some(table) = statement_table(&text) {
-                                if !report.redefined.contains(&table) {
-                                    report.redefined.push(table);
+                            let run = match statement::verdict(
+                                &text,
+                                dialect,
+                                source_database,
+                                target_database,
+                            ) {
+                                Verdict::Run => true,
+                                Verdict::LeaveOut(reason) => {
+                                    tracing::warn!(position = %begin, reason, "a logged statement is not replayed");
+                                    report.left_out.push(LeftOut {
+                                        position: begin.to_string(),
+                                        statement: abbreviate(&text),
+                                        reason: reason.to_string(),
+                                    });
+                                    false
+                                }
+                                Verdict::NamesTheSource => {
+                                    // Run on the target's connection, it would change the source
+                                    // database itself (the live one, on the same server).
+                                    return Err(Error::BinlogUnsupported {
+                                        detail: format!(
+                                            "the statement at {begin} ({}) names the database `{source_database}` itself: replayed into `{target_database}` it would change `{source_database}`; restore a point before it, or this point into `{source_database}` itself",
+                                            abbreviate(&text)
+                                        ),
+                                    });
+                                }
+                                Verdict::Mixed => {
+                                    return Err(Error::BinlogUnsupported {
+                                        detail: format!(
+                                            "the statement at {begin} ({}) changes `{source_database}` and another database at once: it can be neither replayed nor left out; restore a point before it",
+                                            abbreviate(&text)
+                                        ),
+                                    });
+                                }
+                            };
+                            if run {
+                                finish_transaction(conn, &mut pending, true).await?;
+                                if let Some(journal) = journal {
+                                    let in_flight = Checkpoint {
+                                        segment_id: manifest.segment_id.clone(),
+                                        position: begin.clone(),
+                                        report: report.clone(),
+                                        applied: applied.clone(),
+                                        statement_in_flight: Some(begin.clone()),
+                                    };
+                                    record(conn, journal, &in_flight).await?;
+                                }
+                                conn.query_drop(&text).await.map_err(|e| {
+                                    Error::database(
+                                        format!(
+                                            "replaying the statement at {begin} ({})",
+                                            abbreviate(&text)
+                                        ),
+                                        e,
+                                    )
+                                })?;
+                                shapes.clear();
+                                pending.statement_applied = true;
+                                report.ddl_statements += 1;
+                                if let Some(table) = statement_table(&text, dialect) {
+                                    if !report.redefined.contains(&table) {
+                                        report.redefined.push(table);
+                                    }
                                 }
                             }
                         }
@@ -526,74 +566,16 @@ async fn apply_rows(
 
 fn abbreviate(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Logged text is anyone's: no terminal escape reaches an operator's screen.
+    let one_line: String = one_line
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if one_line.chars().count() > 80 {
         format!("{}…", one_line.chars().take(80).collect::<String>())
     } else {
         one_line
     }
-}
-
-/// The table a DDL statement names (`ALTER TABLE x`, `CREATE TABLE x`, `DROP TABLE x`,
-/// `TRUNCATE x`, `RENAME TABLE x`), unquoted; None for other statements.
-pub(crate) fn statement_table(text: &str) -> Option<String> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let upper: Vec<String> = words
-        .iter()
-        .take(8)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    let index = upper
-        .iter()
-        .position(|w| w == "TABLE")
-        .map(|i| i + 1)
-        .or_else(|| (upper.first().map(String::as_str) == Some("TRUNCATE")).then_some(1))?;
-    let mut index = index;
-    while upper
-        .get(index)
-        .is_some_and(|w| matches!(w.as_str(), "IF" | "NOT" | "EXISTS"))
-    {
-        index += 1;
-    }
-    let name = words.get(index)?;
-    let name = name.split('(').next()?.trim_end_matches(';');
-    let name = name.rsplit('.').next()?.trim_matches('`');
-    (!name.is_empty()).then(|| name.to_string())
-}
-
-/// Whether a logged statement names `database` (`db.t`, `` `db`.`t` ``) or is a statement about
-/// a database (CREATE/ALTER/DROP DATABASE|SCHEMA), so that it does not act on the connection's
-/// default database alone. A name inside a string literal counts too: a refusal is the safe
-/// mistake.
-pub(crate) fn acts_on_database_by_name(text: &str, database: &str) -> bool {
-    let upper: Vec<String> = text
-        .split_whitespace()
-        .take(2)
-        .map(|w| w.to_ascii_uppercase())
-        .collect();
-    if matches!(
-        (
-            upper.first().map(String::as_str),
-            upper.get(1).map(String::as_str)
-        ),
-        (
-            Some("CREATE" | "ALTER" | "DROP"),
-            Some("DATABASE" | "SCHEMA")
-        )
-    ) {
-        return true;
-    }
-    let identifier = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
-    for quoted in [format!("`{database}`"), database.to_string()] {
-        for (at, _) in text.match_indices(quoted.as_str()) {
-            let before = text[..at].chars().next_back();
-            let after = text[at + quoted.len()..].trim_start().chars().next();
-            let starts_a_name = quoted.starts_with('`') || !before.is_some_and(identifier);
-            if starts_a_name && before != Some('.') && after == Some('.') {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -629,44 +611,5 @@ mod tests {
             on_myisam.unrepeatable(refused),
             Error::BinlogUnsupported { .. }
         ));
-    }
-
-    #[test]
-    fn statements_naming_the_database_are_told_apart() {
-        for named in [
-            "ALTER TABLE toc_sis.grades ADD COLUMN x INT",
-            "ALTER TABLE `toc_sis`.`grades` ADD COLUMN x INT",
-            "RENAME TABLE grades TO toc_sis . old_grades",
-            "DROP DATABASE toc_sis",
-            "create schema other",
-            "CREATE VIEW v AS SELECT * FROM toc_sis.grades",
-        ] {
-            assert!(acts_on_database_by_name(named, "toc_sis"), "{named}");
-        }
-        for unnamed in [
-            "ALTER TABLE grades ADD COLUMN x INT",
-            "ALTER TABLE old_toc_sis.grades ADD COLUMN x INT",
-            "CREATE TABLE toc_sis_archive (id INT)",
-            "ALTER TABLE grades COMMENT 'from toc_sis'",
-        ] {
-            assert!(!acts_on_database_by_name(unnamed, "toc_sis"), "{unnamed}");
-        }
-    }
-
-    #[test]
-    fn ddl_names_its_table() {
-        assert_eq!(
-            statement_table("ALTER TABLE `grades` ADD COLUMN x INT").as_deref(),
-            Some("grades")
-        );
-        assert_eq!(
-            statement_table("CREATE TABLE IF NOT EXISTS t2(id INT)").as_deref(),
-            Some("t2")
-        );
-        assert_eq!(
-            statement_table("TRUNCATE `toc`.`audit`").as_deref(),
-            Some("audit")
-        );
-        assert_eq!(statement_table("CREATE VIEW v AS SELECT 1"), None);
     }
 }

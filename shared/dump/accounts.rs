@@ -49,7 +49,7 @@ pub(super) async fn write_accounts(
             Err(e) => return Err(Error::database("listing the accounts granted on the database", e)),
         };
     let mut text = format!(
-        "-- toc-sis-backup {}: accounts and grants on `{database}` (restore --with-accounts)\n",
+        "-- toc-sis-backup {}: accounts and grants on the database (restore --with-accounts)\n",
         env!("CARGO_PKG_VERSION")
     );
     for (user, host) in &accounts {
@@ -71,7 +71,7 @@ pub(super) async fn write_accounts(
             text.push_str(";\n");
         } else {
             text.push_str(&format!(
-                "-- no credential recorded (dump --with-password-hashes); give one with ALTER USER {account} IDENTIFIED BY '…' ACCOUNT UNLOCK\n\
+                "-- no credential recorded (dump --with-password-hashes): give the next account one with ALTER USER … IDENTIFIED BY '…' ACCOUNT UNLOCK\n\
                  CREATE USER IF NOT EXISTS {account} ACCOUNT LOCK;\n"
             ));
         }

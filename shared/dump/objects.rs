@@ -61,6 +61,16 @@ fn stage_of(kind: ObjectKind) -> Stage {
     }
 }
 
+/// A statement delimiter that occurs nowhere in `definition`.
+fn delimiter_for(definition: &str) -> String {
+    [";;", "$$", "//"]
+        .into_iter()
+        .map(str::to_string)
+        .chain((1u64..).map(|n| format!(";;{n};;")))
+        .find(|candidate| !definition.contains(candidate.as_str()))
+        .unwrap_or_else(|| ";;".into()) // unreachable: a definition is finite
+}
+
 /// Client character sets our utf8mb4 files can be replayed under unchanged.
 fn is_utf8_family(charset: &str) -> bool {
     let lower = charset.to_ascii_lowercase();
@@ -86,7 +96,8 @@ pub(super) async fn write_objects(
     out.extend_from_slice(banner(stage.label()).as_bytes());
     out.extend_from_slice(b"SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
     for object in selected {
-        let mut text = format!("-- {} {}\n", object.kind.label(), object.name);
+        // No name in a comment: a name can hold a newline, and the line after it would run.
+        let mut text = format!("-- {}\n", object.kind.label());
         text.push_str(&format!(
             "SET SESSION sql_mode = {};\n",
             quote_str(object.sql_mode.as_deref().unwrap_or(""))
@@ -114,13 +125,29 @@ pub(super) async fn write_objects(
         if let Some(zone) = &object.time_zone {
             text.push_str(&format!("SET SESSION time_zone = {};\n", quote_str(zone)));
         }
-        // Bodies hold `;`; the mysql client and our restore both honour DELIMITER.
-        text.push_str("DELIMITER ;;\n");
+        // Bodies hold `;`; the mysql client and our restore both honour DELIMITER. The
+        // delimiter is one the definition does not contain anywhere, so no string, comment or
+        // name in it (however it is read) can end the statement early.
+        let delimiter = delimiter_for(&object.create_sql);
+        text.push_str(&format!("DELIMITER {delimiter}\n"));
         text.push_str(&object.create_sql);
-        text.push_str(";;\nDELIMITER ;\n");
+        text.push_str(&format!("{delimiter}\nDELIMITER ;\n"));
         text.push_str("SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
         file.buffer().extend_from_slice(text.as_bytes());
         file.flush_if_full().await?;
     }
     file.finish().await.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delimiter_never_occurs_in_the_definition() {
+        assert_eq!(delimiter_for("CREATE PROCEDURE p() SELECT 1"), ";;");
+        assert_eq!(delimiter_for("SELECT ';;'"), "$$");
+        assert_eq!(delimiter_for("SELECT ';;$$//'"), ";;1;;");
+        assert_eq!(delimiter_for("SELECT ';;$$//;;1;;'"), ";;2;;");
+    }
 }

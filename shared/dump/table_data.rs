@@ -147,11 +147,11 @@ impl<'a> DataFiles<'a> {
                 .namer
                 .create(self.digit, self.table_number, self.part, self.table)
                 .await?;
+            // The table is not named: a name can hold a newline (see the manifest for it).
             let header = format!(
-                "-- toc-sis-backup {}: {} of table {}, part {}\n",
+                "-- toc-sis-backup {}: {}, part {}\n",
                 env!("CARGO_PKG_VERSION"),
                 self.what,
-                quote_ident(self.table),
                 self.part
             );
             file.buffer().extend_from_slice(header.as_bytes());

@@ -1,9 +1,12 @@
 //! Talking to MySQL/MariaDB: connecting with clear errors, quoting, and the session settings
 //! every dump and restore connection shares.
 
+pub mod definition;
 pub mod fingerprint;
+pub mod lexer;
 pub mod schema;
 pub mod shape;
+pub mod splitter;
 pub mod values;
 
 use std::time::Duration;

@@ -5,6 +5,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use sha2::{Digest, Sha256};
 
+use super::definition;
+use super::lexer::Dialect;
 use super::quote_ident;
 use super::values::ColumnKind;
 use crate::error::{Error, Result};
@@ -64,9 +66,17 @@ pub struct StoredObject {
 }
 
 impl StoredObject {
+    /// The dialect its definition is written in.
+    pub fn dialect(&self) -> Dialect {
+        Dialect::from_sql_mode(self.sql_mode.as_deref().unwrap_or(""))
+    }
+
+    /// Hash of the definition as restored anywhere (database names out of its head, see
+    /// [`definition::canonical`]) and the settings it is created under.
     pub fn definition_sha256(&self) -> String {
+        let create_sql = definition::canonical(&self.create_sql, self.dialect());
         sha256_hex(&[
-            self.create_sql.as_str(),
+            create_sql.as_ref(),
             self.sql_mode.as_deref().unwrap_or(""),
             self.time_zone.as_deref().unwrap_or(""),
         ])
@@ -74,8 +84,10 @@ impl StoredObject {
 
     /// As [`Self::definition_sha256`], with the DEFINER clause taken out.
     pub fn definition_sha256_any_definer(&self) -> String {
-        let create_sql = crate::restore::definer::without_definer(&self.create_sql)
-            .unwrap_or_else(|| self.create_sql.clone());
+        let dialect = self.dialect();
+        let create_sql = definition::canonical(&self.create_sql, dialect);
+        let create_sql = definition::without_definer(&create_sql, dialect)
+            .unwrap_or_else(|| create_sql.into_owned());
         sha256_hex(&[
             create_sql.as_str(),
             self.sql_mode.as_deref().unwrap_or(""),
@@ -96,15 +108,27 @@ pub fn sha256_hex(parts: &[&str]) -> String {
 /// The AUTO_INCREMENT counter in `SHOW CREATE TABLE` moves with every insert; it is restored but
 /// is not part of what makes two definitions the same.
 pub fn strip_auto_increment(create_sql: &str) -> String {
+    use super::lexer::{self, Kind};
+    // Read with the lexer: the same words inside a comment or a default value stay.
+    let tokens: Vec<lexer::Token<'_>> = lexer::tokens(create_sql, Dialect::default()).collect();
     let mut out = String::with_capacity(create_sql.len());
-    let mut rest = create_sql;
-    while let Some(at) = rest.find(" AUTO_INCREMENT=") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + " AUTO_INCREMENT=".len()..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &after[digits..];
+    let mut i = 0;
+    while i < tokens.len() {
+        let option = tokens[i].kind == Kind::Space
+            && tokens
+                .get(i + 1)
+                .is_some_and(|t| t.is_keyword("AUTO_INCREMENT"))
+            && tokens.get(i + 2).is_some_and(|t| t.is_punct('='))
+            && tokens.get(i + 3).is_some_and(|t| {
+                t.kind == Kind::Word && t.text.bytes().all(|b| b.is_ascii_digit())
+            });
+        if option {
+            i += 4;
+            continue;
+        }
+        out.push_str(tokens[i].text);
+        i += 1;
     }
-    out.push_str(rest);
     out
 }
 
@@ -356,9 +380,10 @@ pub fn order_views(mut views: Vec<StoredObject>) -> Vec<StoredObject> {
 
 fn mentions(create_sql: &str, own_name: &str, other: &str) -> bool {
     // Skip the view's own name in `VIEW `name` AS`.
+    let head = format!("VIEW {} AS ", quote_ident(own_name));
     let body = create_sql
-        .find(&format!("VIEW {} AS ", quote_ident(own_name)))
-        .map(|at| &create_sql[at + own_name.len() + 9..])
+        .find(&head)
+        .and_then(|at| create_sql.get(at + head.len()..))
         .unwrap_or(create_sql);
     body.contains(&quote_ident(other))
 }
@@ -411,7 +436,7 @@ mod tests {
         StoredObject {
             kind: ObjectKind::View,
             name: name.into(),
-            create_sql: format!("CREATE VIEW `{name}` AS {body}"),
+            create_sql: format!("CREATE VIEW {} AS {body}", quote_ident(name)),
             sql_mode: None,
             character_set_client: None,
             collation_connection: None,
@@ -438,5 +463,17 @@ mod tests {
             ),
             "CREATE TABLE `t` (..) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
         );
+        let in_a_default = "CREATE TABLE `t` (a text DEFAULT ' AUTO_INCREMENT=7') ENGINE=InnoDB";
+        assert_eq!(strip_auto_increment(in_a_default), in_a_default);
+    }
+
+    #[test]
+    fn a_view_named_with_backticks_and_accents_is_ordered_without_panicking() {
+        let name = "``````é";
+        let ordered = order_views(vec![
+            view(name, "select 1"),
+            view("b", &format!("select * from {}", quote_ident(name))),
+        ]);
+        assert_eq!(ordered.len(), 2);
     }
 }

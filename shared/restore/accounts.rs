@@ -42,7 +42,7 @@ pub(super) async fn apply(
     );
     let mut accounts = 0;
     for (index, statement) in statements.iter().enumerate() {
-        let statement = String::from_utf8_lossy(statement).replace(&from, &to);
+        let statement = String::from_utf8_lossy(&statement.sql).replace(&from, &to);
         accounts += usize::from(statement.trim_start().starts_with("CREATE "));
         conn.query_drop(statement.as_str())
             .await

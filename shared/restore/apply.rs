@@ -13,12 +13,13 @@ use mysql_async::Conn;
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
-use super::definer::{without_definer, DefinerMode};
+use super::definer::DefinerMode;
 use super::infile;
 use super::progress;
-use super::splitter::Splitter;
 use crate::error::{Error, Result};
 use crate::manifest::FileEntry;
+use crate::mysql::definition;
+use crate::mysql::splitter::{Splitter, Statement};
 use crate::store::ObjectStore;
 use crate::verify::HashingReader;
 
@@ -26,7 +27,7 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// What the reading thread hands the connection: statements to run, or rows for a LOAD DATA.
 enum Item {
-    Statement(Vec<u8>),
+    Statement(Statement),
     /// Starts a LOAD DATA (the statement); the `Rows` after it are its input.
     Load(Vec<u8>),
     Rows(Vec<u8>),
@@ -45,8 +46,9 @@ pub enum Loading {
 /// Loads `file` on `conn`. With a `step`, the file's completion is recorded in the restore's
 /// progress table inside the file's own transaction, just before its COMMIT; returns whether
 /// that happened (files without a transaction of their own are recorded by the caller).
-/// `DefinerMode::Current` takes the DEFINER clause out of every CREATE statement, counting
-/// each in `rewritten`.
+/// An object's CREATE statement is made for the connection's database (see
+/// [`made_for_the_target`]); `DefinerMode::Current` also takes its DEFINER clause out,
+/// counting each in `rewritten`.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_file(
     store: &dyn ObjectStore,
@@ -124,27 +126,13 @@ pub async fn apply_file(
     while let Some(item) = next_item(&mut pending, &mut items).await? {
         index += 1;
         match item {
-            Item::Statement(statement) => {
-                if let Some(step) = step.filter(|_| statement.eq_ignore_ascii_case(b"COMMIT")) {
+            Item::Statement(Statement { sql, dialect }) => {
+                if let Some(step) = step.filter(|_| sql.eq_ignore_ascii_case(b"COMMIT")) {
                     progress::mark(conn, step, None).await?;
                     recorded = true;
                 }
-                let statement = match definer {
-                    DefinerMode::Current => match std::str::from_utf8(&statement)
-                        .ok()
-                        .and_then(without_definer)
-                    {
-                        Some(stripped) => {
-                            *rewritten += 1;
-                            stripped.into_bytes()
-                        }
-                        None => statement,
-                    },
-                    DefinerMode::Keep => statement,
-                };
-                conn.query_drop(statement)
-                    .await
-                    .map_err(statement_error(index))?;
+                let sql = made_for_the_target(sql, dialect, definer, rewritten);
+                conn.query_drop(sql).await.map_err(statement_error(index))?;
             }
             Item::Load(statement) => {
                 load_rows(conn, statement, &mut pending, &mut items)
@@ -164,6 +152,41 @@ pub async fn apply_file(
     }
     reading.await?;
     Ok(recorded)
+}
+
+/// An object's CREATE statement as it is run on a connection to the target database: the
+/// database names in its head taken out (a trigger recorded as `CREATE TRIGGER app.x … ON
+/// app.t` would otherwise be created in `app`, not in the target), and with
+/// `DefinerMode::Current` its DEFINER clause too. Any other statement (a table's, data) is run
+/// byte for byte.
+fn made_for_the_target(
+    sql: Vec<u8>,
+    dialect: crate::mysql::lexer::Dialect,
+    definer: DefinerMode,
+    rewritten: &mut usize,
+) -> Vec<u8> {
+    // Object statements start with CREATE (or a comment); data statements (most of a
+    // restore) never do, and are not read again.
+    if !matches!(sql.first(), Some(b'C' | b'c' | b'-' | b'#' | b'/')) {
+        return sql;
+    }
+    let Ok(text) = std::str::from_utf8(&sql) else {
+        return sql;
+    };
+    let retargeted = definition::without_database_names(text, dialect);
+    let text = retargeted.as_deref().unwrap_or(text);
+    let stripped = match definer {
+        DefinerMode::Current => definition::without_definer(text, dialect),
+        DefinerMode::Keep => None,
+    };
+    match (stripped, retargeted) {
+        (Some(stripped), _) => {
+            *rewritten += 1;
+            stripped.into_bytes()
+        }
+        (None, Some(retargeted)) => retargeted.into_bytes(),
+        (None, None) => sql,
+    }
 }
 
 /// The next item: from `pending` (items received but not used yet), else the next batch.
@@ -253,12 +276,12 @@ impl Converter {
         }
     }
 
-    fn items(&mut self, statements: Vec<Vec<u8>>) -> Vec<Item> {
+    fn items(&mut self, statements: Vec<Statement>) -> Vec<Item> {
         let mut items = Vec::with_capacity(statements.len() + 1);
         for statement in statements {
             if self.loading == Loading::LoadData {
-                if let Some(insert) = infile::parse_insert(&statement) {
-                    let mut rows = Vec::with_capacity(statement.len());
+                if let Some(insert) = infile::parse_insert(&statement.sql) {
+                    let mut rows = Vec::with_capacity(statement.sql.len());
                     if infile::rows_from_values(insert.values, &mut rows).is_some() {
                         let load = infile::load_statement(insert.table, insert.columns);
                         if self.current.as_ref() != Some(&load) {
@@ -284,7 +307,7 @@ pub(super) async fn read_statements(
     store: &dyn ObjectStore,
     prefix: &str,
     file: &FileEntry,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<Vec<Statement>> {
     use tokio::io::AsyncReadExt;
     let mut compressed = Vec::new();
     store

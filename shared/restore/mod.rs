@@ -15,7 +15,6 @@ pub mod progress;
 mod render;
 mod replayed;
 mod session;
-pub mod splitter;
 mod target;
 
 pub use check::verify_restored;

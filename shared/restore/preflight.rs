@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::definer::{definer_of, start_of_create, DefinerMode};
+use super::definer::{definer_of, DefinerMode};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKind, Stage};
+use crate::mysql::definition::object_head;
+use crate::mysql::lexer::Dialect;
 use crate::store::ObjectStore;
 
 /// What the backup will ask the server to create.
@@ -34,9 +36,9 @@ pub type ObjectKindName = &'static str;
 
 impl Needs {
     /// Adds one CREATE statement of `kind` named `name`.
-    pub fn add(&mut self, kind: ObjectKind, name: &str, statement: &str) {
+    pub fn add(&mut self, kind: ObjectKind, name: &str, statement: &str, dialect: Dialect) {
         self.kinds.insert(kind.label());
-        if let Some(definer) = definer_of(statement) {
+        if let Some(definer) = definer_of(statement, dialect) {
             self.definers
                 .insert((definer, format!("{} `{name}`", kind.label())));
         }
@@ -337,29 +339,9 @@ fn same_account(a: &str, b: &str) -> bool {
 }
 
 /// Which kind of object a CREATE statement makes, and its name (for messages); None for any
-/// other statement (the files' SET lines come after comments that name the object).
-fn kind_and_name(statement: &str) -> Option<(ObjectKind, String)> {
-    let statement = &statement[start_of_create(statement)?..];
-    let upper = statement.to_ascii_uppercase();
-    let (at, kind, keyword) = [
-        (" PROCEDURE ", ObjectKind::Procedure),
-        (" FUNCTION ", ObjectKind::Function),
-        (" TRIGGER ", ObjectKind::Trigger),
-        (" EVENT ", ObjectKind::Event),
-        (" VIEW ", ObjectKind::View),
-    ]
-    .into_iter()
-    .filter_map(|(keyword, kind)| upper.find(keyword).map(|at| (at, kind, keyword)))
-    .min_by_key(|(at, _, _)| *at)?;
-    let rest = statement[at + keyword.len()..].trim_start();
-    let name: String = if let Some(quoted) = rest.strip_prefix('`') {
-        quoted.split('`').next().unwrap_or_default().to_string()
-    } else {
-        rest.chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '$')
-            .collect()
-    };
-    Some((kind, name))
+/// other statement (the files' SET lines).
+fn kind_and_name(statement: &str, dialect: Dialect) -> Option<(ObjectKind, String)> {
+    object_head(statement, dialect).map(|head| (head.kind, head.name))
 }
 
 /// The CREATE statements of the backup's views, routines, triggers and events (their files
@@ -375,10 +357,9 @@ pub async fn needs_of(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Ne
     }) {
         let statements = super::apply::read_statements(store, &prefix, file).await?;
         for statement in statements {
-            let statement = String::from_utf8_lossy(&statement);
-            if let Some((kind, name)) = kind_and_name(&statement) {
-                let create = start_of_create(&statement).unwrap_or_default();
-                needs.add(kind, &name, &statement[create..]);
+            let text = String::from_utf8_lossy(&statement.sql);
+            if let Some((kind, name)) = kind_and_name(&text, statement.dialect) {
+                needs.add(kind, &name, &text, statement.dialect);
             }
         }
     }
@@ -467,16 +448,19 @@ mod tests {
             ObjectKind::Function,
             "grade_points",
             &format!("CREATE DEFINER={definer} FUNCTION `grade_points`(g DECIMAL(4,2)) RETURNS int(11)\n    DETERMINISTIC\nRETURN g * 10"),
+            Dialect::default(),
         );
         needs.add(
             ObjectKind::Trigger,
             "audit",
             &format!("CREATE DEFINER={definer} TRIGGER audit BEFORE UPDATE ON t FOR EACH ROW SET NEW.x = 1"),
+            Dialect::default(),
         );
         needs.add(
             ObjectKind::View,
             "v",
             &format!("CREATE ALGORITHM=UNDEFINED DEFINER={definer} SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`"),
+            Dialect::default(),
         );
         needs
     }
@@ -565,13 +549,14 @@ mod tests {
             let text = lines.join("\n");
             let start = text.find("CREATE ").expect("a CREATE statement");
             let statement = text[start..].split('\t').next().unwrap_or_default();
-            let (kind, _) = kind_and_name(statement).unwrap_or_else(|| panic!("{query}"));
+            let d = Dialect::default();
+            let (kind, _) = kind_and_name(statement, d).unwrap_or_else(|| panic!("{query}"));
             kinds.insert(kind.label());
-            let definer = definer_of(statement).unwrap_or_else(|| panic!("{query}"));
+            let definer = definer_of(statement, d).unwrap_or_else(|| panic!("{query}"));
             assert!(definer.contains('@') && !definer.contains('`'), "{definer}");
-            let stripped = super::super::definer::without_definer(statement).expect("stripped");
+            let stripped = super::super::definer::without_definer(statement, d).expect("stripped");
             assert!(!stripped.contains("DEFINER=`"), "{stripped}");
-            assert_eq!(definer_of(&stripped), None);
+            assert_eq!(definer_of(&stripped, d), None);
         }
         assert_eq!(
             kinds.len(),
@@ -583,8 +568,8 @@ mod tests {
             let text = lines.join("\n");
             let statement = &text[text.find("CREATE ").unwrap_or_default()..];
             let statement = statement.split('\t').next().unwrap_or_default();
-            if let Some((kind, name)) = kind_and_name(statement) {
-                needs.add(kind, &name, statement);
+            if let Some((kind, name)) = kind_and_name(statement, Dialect::default()) {
+                needs.add(kind, &name, statement, Dialect::default());
             }
         }
         assert_eq!(
@@ -596,10 +581,12 @@ mod tests {
 
     #[test]
     fn only_create_statements_are_objects() {
-        assert!(kind_and_name("-- function f\nSET SESSION sql_mode = ''").is_none());
+        let d = Dialect::default();
+        assert!(kind_and_name("-- function f\nSET SESSION sql_mode = ''", d).is_none());
         assert_eq!(
             kind_and_name(
-                "-- function f\nCREATE DEFINER=`a`@`%` FUNCTION `f`() RETURNS int RETURN 1"
+                "-- function f\nCREATE DEFINER=`a`@`%` FUNCTION `f`() RETURNS int RETURN 1",
+                d
             ),
             Some((ObjectKind::Function, "f".to_string()))
         );
@@ -697,6 +684,7 @@ mod tests {
             ObjectKind::Function,
             "f",
             "CREATE DEFINER=`root`@`localhost` FUNCTION `f`() RETURNS int(11)\n    NOT DETERMINISTIC\nRETURN 1",
+            Dialect::default(),
         );
         let facts = server(
             &["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"],

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::mysql::splitter::Splitter;
 use crate::mysql::values::{write_literal, ColumnKind};
 use crate::mysql::{self as db, quote_ident};
-use crate::restore::splitter::Splitter;
 
 mod generate;
 
@@ -98,7 +98,7 @@ pub async fn run_script(conn: &mut Conn, name: &str, script: &str) -> Result<()>
             reason,
         })?;
     for (index, statement) in statements.into_iter().enumerate() {
-        conn.query_drop(statement)
+        conn.query_drop(statement.sql)
             .await
             .map_err(|source| Error::Statement {
                 file: name.into(),

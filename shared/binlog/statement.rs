@@ -1,0 +1,373 @@
+//! What a logged statement (a binlog query event: DDL, account changes) would change if it
+//! were replayed, read with the one lexer. A replay runs with more privilege than the user who
+//! wrote the statement, so only statements that change the replayed database's own objects
+//! are run: account statements and statements on other databases are left out and listed.
+
+use mysql_common::binlog::consts::StatusVarKey;
+use mysql_common::binlog::events::{QueryEvent, StatusVarVal};
+use mysql_common::constants::SqlMode;
+
+use crate::mysql::lexer::{self, Dialect, Token};
+
+/// The dialect a logged statement was written in: its session's sql_mode, as logged with it.
+pub(crate) fn dialect_of(query: &QueryEvent<'_>) -> Dialect {
+    let mode = query
+        .status_vars()
+        .get_status_var(StatusVarKey::SqlMode)
+        .and_then(|var| match var.get_value() {
+            Ok(StatusVarVal::SqlMode(flags)) => Some(flags.get()),
+            _ => None,
+        });
+    match mode {
+        Some(mode) => Dialect {
+            backslash_escapes: !mode.contains(SqlMode::MODE_NO_BACKSLASH_ESCAPES),
+            ansi_quotes: mode.contains(SqlMode::MODE_ANSI_QUOTES),
+        },
+        None => Dialect::default(),
+    }
+}
+
+/// What the replay does with a logged statement whose default database was the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Changes the source's own objects only: replayed, on the target's connection.
+    Run,
+    /// Left out of the replay, and listed in its report with the reason.
+    LeaveOut(&'static str),
+    /// Names the source database itself (`toc_sis.t`, `DROP DATABASE toc_sis`): replayed into
+    /// another database it would change the source; the replay refuses.
+    NamesTheSource,
+    /// Changes the source's objects and another database's in one statement: neither leaving
+    /// it out nor running it is right; the replay refuses.
+    Mixed,
+}
+
+/// How a statement logged with `source` as its default database is replayed into `target`.
+pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) -> Verdict {
+    let tokens = lexer::significant(text, dialect);
+    let word = |i: usize| tokens.get(i).map(|t| t.text.to_ascii_uppercase());
+    let first = word(0).unwrap_or_default();
+    let second = word(1).unwrap_or_default();
+    // CREATE/DROP/ALTER/RENAME USER, roles, GRANT, REVOKE, SET PASSWORD / DEFAULT ROLE.
+    let account = match first.as_str() {
+        "GRANT" | "REVOKE" => true,
+        "CREATE" | "DROP" | "ALTER" | "RENAME" => {
+            let mut i = 1;
+            if second == "OR" && word(2).as_deref() == Some("REPLACE") {
+                i = 3;
+            }
+            matches!(word(i).as_deref(), Some("USER" | "ROLE"))
+        }
+        "SET" => matches!(second.as_str(), "PASSWORD" | "DEFAULT" | "ROLE"),
+        _ => false,
+    };
+    if account {
+        return Verdict::LeaveOut(
+            "an account statement (re-apply it to the live server by hand if it is wanted)",
+        );
+    }
+    if matches!(first.as_str(), "CREATE" | "ALTER" | "DROP")
+        && matches!(second.as_str(), "DATABASE" | "SCHEMA")
+    {
+        // ALTER DATABASE without a name changes the connection's (the target's) database.
+        let named = tokens
+            .get(2)
+            .filter(|t| {
+                !t.is_keyword("IF")
+                    && !t.is_keyword("CHARACTER")
+                    && !t.is_keyword("DEFAULT")
+                    && !t.is_keyword("COLLATE")
+                    && !t.is_keyword("COMMENT")
+            })
+            .and_then(|t| t.name());
+        let named = match (first.as_str(), named) {
+            ("ALTER", None) => return Verdict::Run,
+            (_, Some(name)) => Some(name),
+            (_, None) => tokens
+                .iter()
+                .skip(2)
+                .find(|t| {
+                    !matches!(
+                        t.text.to_ascii_uppercase().as_str(),
+                        "IF" | "NOT" | "EXISTS"
+                    )
+                })
+                .and_then(|t| t.name()),
+        };
+        return match named {
+            Some(name) if name == source && target == source => Verdict::Run,
+            Some(name) if name == source => Verdict::NamesTheSource,
+            _ => Verdict::LeaveOut("a statement on another database"),
+        };
+    }
+    let qualifiers = object_qualifiers(&tokens);
+    let other = qualifiers.iter().any(|q| q != source);
+    let own = qualifiers.iter().any(|q| q == source);
+    let unqualified_objects = named_object_count(&tokens) > qualifiers.len();
+    if other && (own || unqualified_objects) {
+        return Verdict::Mixed;
+    }
+    if other {
+        return Verdict::LeaveOut("a statement on another database");
+    }
+    if target != source && names_database(&tokens, source) {
+        return Verdict::NamesTheSource;
+    }
+    Verdict::Run
+}
+
+/// Whether any name in the statement is qualified with `database` (`db.t`, `` `db`.`t` ``),
+/// wherever it stands (a view's body too: a refusal is the safe mistake).
+fn names_database(tokens: &[Token<'_>], database: &str) -> bool {
+    tokens.windows(3).any(|w| {
+        matches!(w[0].kind, lexer::Kind::Word | lexer::Kind::QuotedName)
+            && w[0].name().as_deref() == Some(database)
+            && w[1].is_punct('.')
+    })
+}
+
+/// The database names qualifying the objects a DDL statement changes: the table(s) after
+/// TABLE/TABLES (and TO in RENAME), after ON in CREATE/DROP INDEX and CREATE TRIGGER, and the
+/// name of a created or dropped view, routine, trigger, event or sequence.
+fn object_qualifiers(tokens: &[Token<'_>]) -> Vec<String> {
+    object_names(tokens).into_iter().flatten().collect()
+}
+
+fn named_object_count(tokens: &[Token<'_>]) -> usize {
+    object_names(tokens).len()
+}
+
+/// The qualifier (if any) of each object name a DDL statement changes.
+fn object_names(tokens: &[Token<'_>]) -> Vec<Option<String>> {
+    let verb = tokens
+        .first()
+        .map(|t| t.text.to_ascii_uppercase())
+        .unwrap_or_default();
+    if !matches!(
+        verb.as_str(),
+        "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE"
+    ) {
+        return Vec::new();
+    }
+    let mut names = Vec::new();
+    let skip = |t: &Token<'_>| {
+        matches!(
+            t.text.to_ascii_uppercase().as_str(),
+            "IF" | "NOT" | "EXISTS" | "TEMPORARY" | "ONLINE" | "IGNORE" | "TO" | "AS"
+        )
+    };
+    // Where object names start: after the object keyword, after ON, after TO, and after each
+    // comma at the top level of a name list (DROP TABLE a, b; RENAME TABLE a TO b, c TO d).
+    let mut i = 1;
+    let mut expect_name = verb == "TRUNCATE";
+    if expect_name && tokens.get(1).is_some_and(|t| t.is_keyword("TABLE")) {
+        i = 2;
+    }
+    let mut in_list = false;
+    let mut depth = 0usize;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        if t.is_punct('(') {
+            depth += 1;
+        } else if t.is_punct(')') {
+            depth = depth.saturating_sub(1);
+        }
+        if depth > 0 {
+            i += 1;
+            continue;
+        }
+        let upper = t.text.to_ascii_uppercase();
+        if expect_name && t.kind == lexer::Kind::Word && skip(t) {
+            i += 1;
+            continue;
+        }
+        if expect_name {
+            expect_name = false;
+            if let Some((qualifier, _, next)) = lexer::qualified_name(tokens, i) {
+                names.push(qualifier);
+                in_list = matches!(verb.as_str(), "DROP" | "RENAME");
+                i = next;
+                continue;
+            }
+        }
+        match upper.as_str() {
+            "TABLE" | "TABLES" | "VIEW" | "PROCEDURE" | "FUNCTION" | "TRIGGER" | "EVENT"
+            | "SEQUENCE" | "INDEX" | "PACKAGE"
+                if names.is_empty() && t.kind == lexer::Kind::Word =>
+            {
+                // CREATE INDEX i ON t: the index's name is not an object of its own here.
+                expect_name = !matches!(upper.as_str(), "INDEX");
+            }
+            "ON" if t.kind == lexer::Kind::Word && names.len() <= 1 => {
+                if tokens.get(1).is_some_and(|v| v.is_keyword("INDEX"))
+                    || tokens
+                        .iter()
+                        .skip(1)
+                        .take(6)
+                        .any(|v| v.is_keyword("INDEX") || v.is_keyword("TRIGGER"))
+                {
+                    expect_name = true;
+                }
+            }
+            "TO" if verb == "RENAME" && t.kind == lexer::Kind::Word => expect_name = true,
+            // ALTER TABLE|EVENT x RENAME [TO|AS] y (not RENAME COLUMN/INDEX/KEY a TO b).
+            "RENAME" if verb == "ALTER" && t.kind == lexer::Kind::Word => {
+                expect_name = !tokens.get(i + 1).is_some_and(|n| {
+                    ["COLUMN", "INDEX", "KEY", "CONSTRAINT"]
+                        .iter()
+                        .any(|k| n.is_keyword(k))
+                });
+            }
+            "AS" | "SELECT" | "BEGIN" | "DO" | "RETURN" | "FOR" => {
+                // A body or a query follows: what it reads is not what the statement changes.
+                if !matches!(verb.as_str(), "RENAME") {
+                    break;
+                }
+            }
+            _ => {
+                if in_list && t.is_punct(',') {
+                    expect_name = true;
+                }
+            }
+        }
+        i += 1;
+    }
+    names
+}
+
+/// The table a DDL statement names (`ALTER TABLE x`, `CREATE TABLE x`, `DROP TABLE x`,
+/// `TRUNCATE x`, `RENAME TABLE x`), unquoted; None for other statements.
+pub(crate) fn statement_table(text: &str, dialect: Dialect) -> Option<String> {
+    let tokens = lexer::significant(text, dialect);
+    let verb = tokens.first()?;
+    if !["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
+        .iter()
+        .any(|v| verb.is_keyword(v))
+    {
+        return None;
+    }
+    let mut i = tokens
+        .iter()
+        .take(8)
+        .position(|t| t.is_keyword("TABLE"))
+        .map(|i| i + 1)
+        .or_else(|| verb.is_keyword("TRUNCATE").then_some(1))?;
+    while tokens
+        .get(i)
+        .is_some_and(|t| t.is_keyword("IF") || t.is_keyword("NOT") || t.is_keyword("EXISTS"))
+    {
+        i += 1;
+    }
+    let (_, name, _) = lexer::qualified_name(&tokens, i)?;
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(text: &str) -> Verdict {
+        verdict(text, Dialect::default(), "toc_sis", "scratch")
+    }
+
+    #[test]
+    fn account_statements_are_never_replayed() {
+        for text in [
+            "CREATE USER ghost@'%' IDENTIFIED BY 'x'",
+            "create or replace user ghost",
+            "GRANT ALL ON *.* TO ghost WITH GRANT OPTION",
+            "REVOKE SELECT ON toc_sis.* FROM app",
+            "ALTER USER app IDENTIFIED BY 'y'",
+            "DROP USER app",
+            "RENAME USER a TO b",
+            "SET PASSWORD FOR app = PASSWORD('x')",
+            "CREATE ROLE r",
+            "SET DEFAULT ROLE r FOR app",
+        ] {
+            assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn statements_on_other_databases_are_left_out_and_the_sources_run() {
+        for text in [
+            "DROP TABLE other.keep",
+            "DROP TABLE IF EXISTS `other`.`keep`",
+            "CREATE TABLE other.t (id INT)",
+            "ALTER TABLE `other`.t ADD COLUMN x INT",
+            "TRUNCATE TABLE other.t",
+            "DROP DATABASE other",
+            "CREATE DATABASE IF NOT EXISTS other",
+            "CREATE TRIGGER other.tr BEFORE INSERT ON other.t FOR EACH ROW SET @a = 1",
+            "DROP VIEW other.v",
+            "CREATE INDEX i ON other.t (a)",
+        ] {
+            assert_eq!(
+                v(text),
+                Verdict::LeaveOut("a statement on another database"),
+                "{text}"
+            );
+        }
+        for text in [
+            "ALTER TABLE grades ADD COLUMN x INT",
+            "CREATE TABLE t2 (id INT)",
+            "CREATE TABLE t3 AS SELECT * FROM other.t",
+            "CREATE VIEW v AS SELECT t.a FROM t",
+            "CREATE VIEW v2 AS SELECT * FROM other.t",
+            "ALTER DATABASE CHARACTER SET utf8mb4",
+            "RENAME TABLE a TO b",
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
+            "ALTER TABLE grades COMMENT 'from toc_sis.x'",
+        ] {
+            assert_eq!(v(text), Verdict::Run, "{text}");
+        }
+        for text in [
+            "DROP TABLE t, other.keep",
+            "RENAME TABLE t TO other.t",
+            "ALTER TABLE t RENAME TO other.t",
+            "ALTER TABLE `t` RENAME other.t",
+        ] {
+            assert_eq!(v(text), Verdict::Mixed, "{text}");
+        }
+        for text in [
+            "ALTER TABLE toc_sis.grades ADD COLUMN x INT",
+            "ALTER TABLE `toc_sis`.`grades` ADD COLUMN x INT",
+            "RENAME TABLE grades TO toc_sis . old_grades",
+            "DROP DATABASE toc_sis",
+            "CREATE VIEW v AS SELECT * FROM toc_sis.grades",
+        ] {
+            assert_eq!(v(text), Verdict::NamesTheSource, "{text}");
+        }
+        assert_eq!(
+            verdict(
+                "ALTER TABLE toc_sis.grades ADD x INT",
+                Dialect::default(),
+                "toc_sis",
+                "toc_sis"
+            ),
+            Verdict::Run
+        );
+    }
+
+    #[test]
+    fn ddl_names_its_table() {
+        let d = Dialect::default();
+        assert_eq!(
+            statement_table("ALTER TABLE `grades` ADD COLUMN x INT", d).as_deref(),
+            Some("grades")
+        );
+        assert_eq!(
+            statement_table("CREATE TABLE IF NOT EXISTS t2(id INT)", d).as_deref(),
+            Some("t2")
+        );
+        assert_eq!(
+            statement_table("TRUNCATE `toc`.`audit`", d).as_deref(),
+            Some("audit")
+        );
+        assert_eq!(
+            statement_table("CREATE TABLE `a\\` (id INT)", d).as_deref(),
+            Some("a\\")
+        );
+        assert_eq!(statement_table("CREATE VIEW v AS SELECT 1", d), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! The head of a stored object's CREATE statement (view, procedure, function, trigger, event),
+//! read with the one lexer: its DEFINER clause, its kind, its name, and the database names
+//! written into it. Works on the statements as `SHOW CREATE` renders them (MariaDB and MySQL 8
+//! alike): `CREATE [OR REPLACE] [ALGORITHM=…] [DEFINER=user@host] [SQL SECURITY …]
+//! [AGGREGATE] VIEW|PROCEDURE|FUNCTION|TRIGGER|EVENT [IF NOT EXISTS] [db.]name …`, and for
+//! a trigger `… BEFORE|AFTER event ON [db.]table …`. Any other statement (a table's, or text
+//! that merely contains the word DEFINER in a string or a default value) has no head.
+
+use super::lexer::{self, Dialect, Kind, Token};
+use crate::manifest::ObjectKind;
+
+/// What the head of an object's CREATE statement holds; byte ranges are into the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub kind: ObjectKind,
+    pub name: String,
+    /// ` DEFINER=account`: from the end of the token before it to the account's end.
+    pub definer: Option<(usize, usize)>,
+    /// The account as written.
+    pub definer_account: Option<String>,
+    /// `db.` before the object's name, and (triggers) before the table after ON.
+    pub qualifiers: Vec<(usize, usize)>,
+    /// Where the head ends (after the name).
+    pub name_end: usize,
+}
+
+/// The head of `statement`, read in `dialect`; None when it does not create a stored object.
+pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
+    // The head is short; a body can be megabytes, and is never looked at.
+    let tokens: Vec<Token<'_>> = lexer::tokens(statement, dialect)
+        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+        .take(64)
+        .collect();
+    let mut i = 0;
+    if !tokens.first()?.is_keyword("CREATE") {
+        return None;
+    }
+    i += 1;
+    let keyword = |i: usize, word: &str| tokens.get(i).is_some_and(|t| t.is_keyword(word));
+    if keyword(i, "OR") && keyword(i + 1, "REPLACE") {
+        i += 2;
+    }
+    if keyword(i, "ALGORITHM") && tokens.get(i + 1).is_some_and(|t| t.is_punct('=')) {
+        i += 3;
+    }
+    let mut definer = None;
+    let mut definer_account = None;
+    if keyword(i, "DEFINER") && tokens.get(i + 1).is_some_and(|t| t.is_punct('=')) {
+        let account_start = tokens.get(i + 2)?.start;
+        let after = account_end(&tokens, i + 2)?;
+        let end = tokens[after - 1].end();
+        let before = tokens.get(i.checked_sub(1)?)?.end();
+        definer = Some((before, end));
+        definer_account = Some(statement.get(account_start..end)?.to_string());
+        i = after;
+    }
+    if keyword(i, "SQL") && keyword(i + 1, "SECURITY") {
+        i += 3;
+    }
+    if keyword(i, "AGGREGATE") {
+        i += 1;
+    }
+    let kind = match tokens.get(i)?.text.to_ascii_uppercase().as_str() {
+        "VIEW" => ObjectKind::View,
+        "PROCEDURE" => ObjectKind::Procedure,
+        "FUNCTION" => ObjectKind::Function,
+        "TRIGGER" => ObjectKind::Trigger,
+        "EVENT" => ObjectKind::Event,
+        _ => return None,
+    };
+    if tokens[i].kind != Kind::Word {
+        return None;
+    }
+    i += 1;
+    if keyword(i, "IF") && keyword(i + 1, "NOT") && keyword(i + 2, "EXISTS") {
+        i += 3;
+    }
+    let mut qualifiers = Vec::new();
+    let (qualifier, name, after_name) = lexer::qualified_name(&tokens, i)?;
+    if qualifier.is_some() {
+        qualifiers.push((tokens[i].start, tokens[i + 2].start));
+    }
+    let name_end = tokens[after_name - 1].end();
+    if kind == ObjectKind::Trigger {
+        // BEFORE|AFTER INSERT|UPDATE|DELETE [OR …] ON [db.]table
+        if let Some(on) = (after_name..tokens.len().min(after_name + 8)).find(|&j| keyword(j, "ON"))
+        {
+            if let Some((Some(_), _, _)) = lexer::qualified_name(&tokens, on + 1) {
+                qualifiers.push((tokens[on + 1].start, tokens[on + 3].start));
+            }
+        }
+    }
+    Some(ObjectHead {
+        kind,
+        name,
+        definer,
+        definer_account,
+        qualifiers,
+        name_end,
+    })
+}
+
+/// The index after an account (`user@host`, `user`, `CURRENT_USER`, `CURRENT_USER()`)
+/// starting at `tokens[i]`.
+fn account_end(tokens: &[Token<'_>], i: usize) -> Option<usize> {
+    let is_part = |t: &Token<'_>| matches!(t.kind, Kind::Word | Kind::QuotedName | Kind::Str(_));
+    if !is_part(tokens.get(i)?) {
+        return None;
+    }
+    if tokens[i].is_keyword("CURRENT_USER") {
+        let call = tokens.get(i + 1).is_some_and(|t| t.is_punct('('))
+            && tokens.get(i + 2).is_some_and(|t| t.is_punct(')'));
+        return Some(if call { i + 3 } else { i + 1 });
+    }
+    match (tokens.get(i + 1), tokens.get(i + 2)) {
+        (Some(at), Some(host)) if at.is_punct('@') && is_part(host) => Some(i + 3),
+        _ => Some(i + 1),
+    }
+}
+
+/// The account in a CREATE statement's DEFINER clause, normalised to `user@host` without
+/// quotes (so `root`@`localhost` and 'root'@'localhost' compare equal).
+pub fn definer_of(statement: &str, dialect: Dialect) -> Option<String> {
+    object_head(statement, dialect)?
+        .definer_account
+        .map(|account| normalise_account(&account, dialect))
+}
+
+/// The object's statement without its DEFINER clause; None when it has none (or is not an
+/// object's CREATE statement: a table keeps every byte).
+pub fn without_definer(statement: &str, dialect: Dialect) -> Option<String> {
+    let (start, end) = object_head(statement, dialect)?.definer?;
+    Some(format!(
+        "{}{}",
+        statement.get(..start)?,
+        statement.get(end..)?
+    ))
+}
+
+/// The object's statement with the database names written into its head taken out (`CREATE
+/// TRIGGER app.x … ON app.t`): run on a connection to the target, it creates the object there,
+/// not in the database it was taken from. None when there are none.
+pub fn without_database_names(statement: &str, dialect: Dialect) -> Option<String> {
+    let head = object_head(statement, dialect)?;
+    if head.qualifiers.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(statement.len());
+    let mut from = 0;
+    for (start, end) in head.qualifiers {
+        out.push_str(statement.get(from..start)?);
+        from = end;
+    }
+    out.push_str(statement.get(from..)?);
+    Some(out)
+}
+
+/// The statement as restored anywhere: database names out of its head (see
+/// [`without_database_names`]); what definitions are compared by.
+pub fn canonical(statement: &str, dialect: Dialect) -> std::borrow::Cow<'_, str> {
+    match without_database_names(statement, dialect) {
+        Some(text) => std::borrow::Cow::Owned(text),
+        None => std::borrow::Cow::Borrowed(statement),
+    }
+}
+
+/// `user@host` with quotes removed and doubled quotes undone.
+pub fn normalise_account(account: &str, dialect: Dialect) -> String {
+    let tokens = lexer::significant(account, dialect);
+    match tokens.as_slice() {
+        [user, at, host] if at.is_punct('@') => format!(
+            "{}@{}",
+            user.name().unwrap_or_else(|| user.text.to_string()),
+            host.name().unwrap_or_else(|| host.text.to_string())
+        ),
+        [one, ..] if tokens.len() <= 3 => one.name().unwrap_or_else(|| account.to_string()),
+        _ => account.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d() -> Dialect {
+        Dialect::default()
+    }
+
+    #[test]
+    fn definers_are_found_and_removed_in_every_kind_of_object() {
+        let cases = [
+            (
+                "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`",
+                "root@localhost",
+                "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1 AS `x`",
+            ),
+            (
+                "-- procedure p\nCREATE DEFINER=`admin`@`%` PROCEDURE `p`()\nSELECT 'DEFINER=`x`@`y`'",
+                "admin@%",
+                "-- procedure p\nCREATE PROCEDURE `p`()\nSELECT 'DEFINER=`x`@`y`'",
+            ),
+            (
+                "CREATE DEFINER=`o``brien`@`10.0.%` TRIGGER t BEFORE INSERT ON a FOR EACH ROW SET NEW.x = 1",
+                "o`brien@10.0.%",
+                "CREATE TRIGGER t BEFORE INSERT ON a FOR EACH ROW SET NEW.x = 1",
+            ),
+            (
+                "CREATE DEFINER='rdsadmin'@'localhost' EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+                "rdsadmin@localhost",
+                "CREATE EVENT `e` ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+            ),
+            (
+                "CREATE DEFINER=`a\n DROP`@`%` FUNCTION `f\\`() RETURNS int RETURN 1",
+                "a\n DROP@%",
+                "CREATE FUNCTION `f\\`() RETURNS int RETURN 1",
+            ),
+        ];
+        for (statement, definer, stripped) in cases {
+            assert_eq!(
+                definer_of(statement, d()).as_deref(),
+                Some(definer),
+                "{statement}"
+            );
+            assert_eq!(without_definer(statement, d()).as_deref(), Some(stripped));
+        }
+    }
+
+    #[test]
+    fn statements_without_a_definer_are_left_alone() {
+        for statement in [
+            "CREATE TABLE t (id INT)",
+            "CREATE TABLE t (a varchar(40) DEFAULT 'set DEFINER=admin here')",
+            "CREATE TABLE `VIEW` (a varchar(40) DEFAULT ' DEFINER=`a`@`b` VIEW ')",
+            "INSERT INTO t VALUES ('CREATE DEFINER=`a`@`b` VIEW')",
+            "CREATE PROCEDURE p() SELECT 'x DEFINER=`a`@`b`'",
+        ] {
+            assert_eq!(definer_of(statement, d()), None, "{statement}");
+            assert_eq!(without_definer(statement, d()), None);
+        }
+    }
+
+    #[test]
+    fn a_trigger_written_with_its_database_is_made_for_the_target() {
+        let statement = "CREATE DEFINER=`root`@`%` trigger app.tr before insert on `app`.`t` for each row insert into app.log values (1)";
+        let head = object_head(statement, d()).unwrap();
+        assert_eq!((head.kind, head.name.as_str()), (ObjectKind::Trigger, "tr"));
+        assert_eq!(
+            without_database_names(statement, d()).as_deref(),
+            Some("CREATE DEFINER=`root`@`%` trigger tr before insert on `t` for each row insert into app.log values (1)")
+        );
+        assert_eq!(
+            without_database_names(
+                "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET @a = 1",
+                d()
+            ),
+            None
+        );
+        assert_eq!(
+            without_database_names("CREATE DEFINER=`a`@`%` PROCEDURE `app`.`p`() SELECT 1", d())
+                .as_deref(),
+            Some("CREATE DEFINER=`a`@`%` PROCEDURE `p`() SELECT 1")
+        );
+    }
+
+    #[test]
+    fn any_text_is_read_without_panicking() {
+        for text in [
+            "CREATE",
+            "CREATE DEFINER=",
+            "CREATE DEFINER=`é",
+            "CREATE VIEW",
+            "CREATE TRIGGER a.",
+            "CREATE TRIGGER t ON `é`.",
+            "CREATE DEFINER=x@ VIEW v",
+        ] {
+            let _ = object_head(text, d());
+            let _ = without_definer(text, d());
+            let _ = without_database_names(text, d());
+        }
+    }
+}
