@@ -1,8 +1,11 @@
 //! Issue 13: the project's own least-privilege users on a binlog-on server, as RDS has them.
-//! `infra/sql/backup-users.sql` is applied as written; the dump runs as `toc_backup`, the
-//! restore test as `toc_restore_test`, a disaster-recovery restore as a master-like user
-//! without SUPER. Each either ends verified or refuses before creating anything, naming what
-//! to change.
+//! `infra/sql/backup-users.sql` is applied as written, by a user with exactly the RDS for
+//! MariaDB master user's privileges; the dump runs as `toc_backup`, the restore test as
+//! `toc_restore_test`, a disaster-recovery restore as a master-like user without SUPER. Each
+//! either ends verified or refuses before creating anything, naming what to change.
+//! Issue 26, item 4: the restore-test user is confined to its scratch databases and cannot act
+//! as another account (the DEFINER=root escalation fails); the restore test creates the
+//! objects as itself and still verifies them.
 
 mod common;
 
@@ -13,6 +16,30 @@ use common::*;
 
 /// The password `backup-users.sql` sets (a placeholder the file tells operators to replace).
 const PLACEHOLDER_PASSWORD: &str = "CHANGE-ME-or-use-IAM";
+
+/// The RDS-like master user (RDS for MariaDB's privileges, no SUPER or SET USER) the tests
+/// apply `backup-users.sql` as, and its password.
+const MASTER: &str = "rds_master";
+const MASTER_PASSWORD: &str = "master-password";
+
+/// What the restore-test user holds on its scratch databases, and nothing else.
+const RESTORE_TEST_PRIVILEGES: [&str; 15] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "REFERENCES",
+    "INDEX",
+    "ALTER",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EVENT",
+    "TRIGGER",
+];
 
 fn stdout_and_stderr(output: &std::process::Output) -> String {
     format!(
@@ -29,7 +56,8 @@ fn manifest_objects(store: &Path) -> usize {
 }
 
 /// A private server (binlog on, log_bin_trust_function_creators 0 by default) holding the
-/// sample database as `toc_sis`, with `infra/sql/backup-users.sql` applied as written.
+/// sample database as `toc_sis`, with `infra/sql/backup-users.sql` applied as written by an
+/// RDS-like master user.
 fn sample_server_with_project_users() -> PrivateServer {
     let server = PrivateServer::start("");
     assert_ok(&run_cli(
@@ -40,7 +68,10 @@ fn sample_server_with_project_users() -> PrivateServer {
         ],
         &[],
     ));
-    server.apply_project_users();
+    server.create_rds_master(MASTER, MASTER_PASSWORD);
+    if let Err(errors) = server.apply_project_users_as(MASTER, MASTER_PASSWORD) {
+        panic!("backup-users.sql has statements the RDS master user cannot run:\n{errors}");
+    }
     server
 }
 
@@ -78,7 +109,8 @@ async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creati
         "every object is backed up"
     );
 
-    // The restore test as its own user: refused before anything is created.
+    // The restore test as its own user, creating the objects as itself (it has no SET USER):
+    // refused before anything is created.
     let restore_test = |store: &str| {
         run_cli(
             &[
@@ -87,6 +119,8 @@ async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creati
                 &server.url("toc_restore_test", "127.0.0.1", ""),
                 "--store",
                 store,
+                "--definer",
+                "current",
             ],
             &password,
         )
@@ -109,13 +143,7 @@ async fn least_privilege_users_back_up_whole_and_restore_or_refuse_before_creati
     assert_ok(&passed);
 
     // A master-like user without SUPER or SET USER, as on a fresh RDS for MariaDB instance.
-    server.root_sql(
-        "CREATE USER 'dr_admin'@'%' IDENTIFIED BY 'dr-password';
-         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX,
-               ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE,
-               CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT, TRIGGER
-               ON *.* TO 'dr_admin'@'%' WITH GRANT OPTION;",
-    );
+    server.create_rds_master("dr_admin", "dr-password");
     let restore = |definer: &str| {
         run_cli(
             &[
@@ -323,4 +351,317 @@ async fn accounts_are_recorded_apart_and_recreated_locked_on_request() {
             .is_some_and(|c| c.contains("ACCOUNT LOCK")),
         "{locked:?}"
     );
+}
+
+/// The privileges of `user@%` on `on` (as SHOW GRANTS writes it, e.g. "*.*"), by name.
+fn grants_on(server: &PrivateServer, user: &str, on: &str) -> Vec<String> {
+    let grants = server.root_query(None, &format!("SHOW GRANTS FOR '{user}'@'%'"));
+    grants
+        .lines()
+        // The client's batch output doubles backslashes (`toc\\_sis…`): undone here.
+        .map(|line| line.replace("\\\\", "\\"))
+        .filter_map(|line| {
+            let rest = line.strip_prefix("GRANT ")?;
+            let (privileges, target) = rest.split_once(" ON ")?;
+            let (target, _) = target.split_once(" TO ")?;
+            (target == on).then(|| {
+                privileges
+                    .split(", ")
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flatten()
+        .collect()
+}
+
+/// Issue 26 item 4, issue 27: every statement of `backup-users.sql` runs as the RDS for MariaDB
+/// master user (no SUPER, SET USER or DELETE HISTORY, so no GRANT ALL on a database), run again
+/// it changes nothing, and it takes away what the earlier file granted the restore-test user.
+#[test]
+fn the_users_file_runs_as_the_rds_master_and_leaves_the_restore_test_user_confined() {
+    let server = PrivateServer::start("");
+    // Installed from the earlier file on a self-managed server (run as root there).
+    server.root_sql(
+        "CREATE USER 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
+         GRANT ALL PRIVILEGES ON `toc\\_sis\\_restore\\_test\\_%`.* TO 'toc_restore_test'@'%';
+         GRANT SET USER ON *.* TO 'toc_restore_test'@'%';
+         GRANT SELECT ON `mysql`.`proc` TO 'toc_restore_test'@'%';",
+    );
+    server.create_rds_master(MASTER, MASTER_PASSWORD);
+    for run in ["first", "second"] {
+        if let Err(errors) = server.apply_project_users_as(MASTER, MASTER_PASSWORD) {
+            panic!("{run} run: statements the RDS master user cannot run:\n{errors}");
+        }
+    }
+
+    let global = grants_on(&server, "toc_restore_test", "*.*");
+    assert_eq!(global, vec!["USAGE".to_string()], "no global privilege");
+    let scratch = grants_on(
+        &server,
+        "toc_restore_test",
+        "`toc\\_sis\\_restore\\_test\\_%`.*",
+    );
+    let mut expected: Vec<String> = RESTORE_TEST_PRIVILEGES
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    expected.sort();
+    let mut held = scratch;
+    held.sort();
+    assert_eq!(held, expected, "the scratch databases' explicit list");
+    let all = server.root_query(None, "SHOW GRANTS FOR 'toc_restore_test'@'%'");
+    assert_eq!(all.lines().count(), 2, "nothing but those two:\n{all}");
+    for forbidden in [
+        "SET USER",
+        "SUPER",
+        "ALL PRIVILEGES",
+        "GRANT OPTION",
+        "`mysql`",
+    ] {
+        assert!(!all.contains(forbidden), "{forbidden} in:\n{all}");
+    }
+    // The other users keep what they had.
+    let mut backup = grants_on(&server, "toc_backup", "`toc_sis`.*");
+    backup.sort();
+    assert_eq!(backup, ["EVENT", "SELECT", "SHOW VIEW", "TRIGGER"]);
+    assert_eq!(
+        grants_on(&server, "toc_backup", "`mysql`.`proc`"),
+        ["SELECT"]
+    );
+    assert_eq!(grants_on(&server, "toc_backup", "*.*"), ["BINLOG MONITOR"]);
+    assert_eq!(
+        grants_on(&server, "toc_binlog", "*.*"),
+        ["REPLICATION SLAVE", "BINLOG MONITOR"]
+    );
+}
+
+/// Issue 26 item 4: with the file's grants (applied as root, as on a self-managed server, so
+/// that nothing but the file confines the user), the restore-test user cannot create an
+/// object whose DEFINER is root, and so cannot run anything as root: no `evil` account appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_test_user_cannot_create_or_run_anything_as_root() {
+    use mysql_async::prelude::Queryable;
+    let server = PrivateServer::start("");
+    // So that functions and triggers are refused for no reason but the definer.
+    server.root_sql("SET GLOBAL log_bin_trust_function_creators = 1;");
+    server.apply_project_users();
+    let url = toc_sis_backup::config::DatabaseUrl::parse(&server.url(
+        &format!("toc_restore_test:{PLACEHOLDER_PASSWORD}"),
+        "127.0.0.1",
+        "",
+    ))
+    .expect("url");
+    let mut conn = toc_sis_backup::mysql::connect(&url, None)
+        .await
+        .expect("the restore-test user connects");
+    let scratch = "toc_sis_restore_test_escalation";
+    conn.query_drop(format!(
+        "CREATE DATABASE {scratch}; CREATE TABLE {scratch}.t (id INT PRIMARY KEY)"
+    ))
+    .await
+    .expect("its own scratch database");
+
+    // Each object would run as root@localhost: a procedure and a function creating an account,
+    // a trigger writing the grant tables, a view reading every password hash, an event.
+    let make_evil = "INSERT INTO mysql.global_priv (Host, User, Priv) VALUES ('%', 'evil', '{}')";
+    let attempts = [
+        (
+            "procedure",
+            format!("CREATE DEFINER=root@localhost PROCEDURE {scratch}.p() SQL SECURITY DEFINER BEGIN CREATE USER evil@'%'; GRANT ALL ON *.* TO evil@'%' WITH GRANT OPTION; END"),
+            format!("CALL {scratch}.p()"),
+        ),
+        (
+            "function",
+            format!("CREATE DEFINER=root@localhost FUNCTION {scratch}.f() RETURNS INT MODIFIES SQL DATA SQL SECURITY DEFINER BEGIN {make_evil}; RETURN 1; END"),
+            format!("SELECT {scratch}.f()"),
+        ),
+        (
+            "trigger",
+            format!("CREATE DEFINER=root@localhost TRIGGER {scratch}.tr BEFORE INSERT ON {scratch}.t FOR EACH ROW {make_evil}"),
+            format!("INSERT INTO {scratch}.t VALUES (1)"),
+        ),
+        (
+            "view",
+            format!("CREATE DEFINER=root@localhost SQL SECURITY DEFINER VIEW {scratch}.v AS SELECT User, Priv FROM mysql.global_priv"),
+            format!("SELECT * FROM {scratch}.v"),
+        ),
+        (
+            "event",
+            format!("CREATE DEFINER=root@localhost EVENT {scratch}.e ON SCHEDULE AT CURRENT_TIMESTAMP DO CREATE USER evil@'%'"),
+            "DO 1".to_string(),
+        ),
+    ];
+    let mut created = Vec::new();
+    for (kind, create, run) in &attempts {
+        match conn.query_drop(create).await {
+            // 1227: needs SET USER or SUPER (the view may be refused first for reading
+            // mysql.*, 1142).
+            Err(e) => assert!(
+                e.to_string().contains("SET USER")
+                    || (*kind == "view" && e.to_string().contains("denied")),
+                "the {kind} was refused for another reason: {e}"
+            ),
+            Ok(()) => {
+                created.push(*kind);
+                // Created: it must still not run as root.
+                let _ = conn.query_drop(run).await;
+            }
+        }
+    }
+    // Its own procedure runs as itself: no CREATE USER.
+    conn.query_drop(format!(
+        "CREATE PROCEDURE {scratch}.own() SQL SECURITY DEFINER BEGIN CREATE USER evil@'%'; END"
+    ))
+    .await
+    .expect("a procedure of its own");
+    let refused = conn.query_drop(format!("CALL {scratch}.own()")).await;
+    assert!(refused.is_err(), "CREATE USER ran as the restore-test user");
+    conn.query_drop(format!("DROP DATABASE {scratch}"))
+        .await
+        .expect("drops its scratch database");
+    let _ = conn.disconnect().await;
+
+    let evil = server.root_query(
+        None,
+        "SELECT COUNT(*) FROM mysql.global_priv WHERE User = 'evil'",
+    );
+    assert_eq!(
+        evil.trim(),
+        "0",
+        "the restore-test user created `evil` (created as root: {created:?})"
+    );
+    assert!(
+        created.is_empty(),
+        "objects with DEFINER=root@localhost were created: {created:?}"
+    );
+}
+
+/// Issue 26 item 4: the restore-test function, as `toc_restore_test` with the file's grants
+/// (applied by the RDS-like master), passes on a database whose views, routines, triggers and
+/// events are defined by another account (`app@%`): by default it creates them as itself and
+/// verifies them without the DEFINER clause. `RESTORE_DEFINER=keep` is still honoured (and
+/// refused before anything is created: the user cannot create objects for `app`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restore_test_function_passes_as_its_user_on_objects_of_another_definer() {
+    use std::collections::HashMap;
+    use std::time::{Duration, SystemTime};
+    use toc_sis_backup::lambda::restore_test::RestoreTestFunction;
+    use toc_sis_backup::lambda::Env;
+
+    let server = sample_server_with_project_users();
+    server.root_sql(
+        "SET GLOBAL log_bin_trust_function_creators = 1;
+         CREATE USER 'app'@'%' IDENTIFIED BY 'app-password';
+         GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON toc_sis.* TO 'app'@'%';
+         USE toc_sis;
+         CREATE DEFINER='app'@'%' SQL SECURITY DEFINER VIEW student_count AS SELECT COUNT(*) AS n FROM students;
+         CREATE DEFINER='app'@'%' PROCEDURE count_students() SQL SECURITY DEFINER SELECT COUNT(*) FROM students;
+         CREATE DEFINER='app'@'%' FUNCTION grade_points(g DECIMAL(5,2)) RETURNS INT DETERMINISTIC RETURN ROUND(g * 10);
+         CREATE DEFINER='app'@'%' TRIGGER students_touch BEFORE UPDATE ON students FOR EACH ROW SET @touched = 1;
+         CREATE DEFINER='app'@'%' EVENT nightly ON SCHEDULE EVERY 1 DAY DO SET @nightly = 1;",
+    );
+    // The sample database's own objects are root's; these are app's.
+    let defined_by = definers(&server, "toc_sis").await;
+    assert!(defined_by.contains(&"app@%".to_string()), "{defined_by:?}");
+    let objects = object_count(&server, "toc_sis").await;
+    let accounts_before = server.root_query(
+        None,
+        "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY User, Host",
+    );
+
+    let bucket = aws::bucket("toc-privileges").await;
+    let store = format!("s3://{bucket}/college");
+    assert_ok(&run_cli(
+        &[
+            "dump",
+            "--database-url",
+            &server.url("toc_backup", "127.0.0.1", "toc_sis"),
+            "--store",
+            &store,
+        ],
+        &[("DATABASE_PASSWORD", PLACEHOLDER_PASSWORD)],
+    ));
+    assert_eq!(manifest_objects_in_s3(&bucket).await, objects);
+
+    let event: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/restore-test-scheduled.json"
+        ))
+        .expect("event"),
+    )
+    .expect("JSON");
+    let function = |definer: Option<&str>| {
+        let mut env: HashMap<String, String> = [
+            ("BACKUP_STORE", store.clone()),
+            (
+                "DATABASE_URL",
+                server.url("toc_restore_test", "127.0.0.1", ""),
+            ),
+            ("DATABASE_PASSWORD", PLACEHOLDER_PASSWORD.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(definer) = definer {
+            env.insert("RESTORE_DEFINER".into(), definer.into());
+        }
+        async move {
+            RestoreTestFunction::from_env(&env as &dyn Env, aws::config().await)
+                .await
+                .expect("restore-test config")
+        }
+    };
+    let deadline = || Some(SystemTime::now() + Duration::from_secs(900));
+
+    let passed = function(None)
+        .await
+        .handle(event.clone(), deadline())
+        .await
+        .expect("the restore test passes as toc_restore_test");
+    assert_eq!(passed["passed"], true, "{passed}");
+    assert!(passed["tables"].as_u64().unwrap_or(0) > 0, "{passed}");
+
+    let kept = function(Some("keep"))
+        .await
+        .handle(event, deadline())
+        .await
+        .expect_err("keeping app@% as the definer needs SET USER");
+    let said = kept.to_string();
+    assert!(
+        said.contains("SET USER") && said.contains("--definer current"),
+        "{said}"
+    );
+
+    let scratch = scratch_databases(&server).await;
+    assert!(scratch.is_empty(), "left behind: {scratch:?}");
+    let accounts_after = server.root_query(
+        None,
+        "SELECT User, Host, Priv FROM mysql.global_priv ORDER BY User, Host",
+    );
+    assert_eq!(
+        accounts_before, accounts_after,
+        "the restore test changed an account"
+    );
+}
+
+/// The number of objects (views, routines, triggers, events) in the one manifest in `bucket`.
+async fn manifest_objects_in_s3(bucket: &str) -> usize {
+    let keys = aws::keys(bucket, "college/").await;
+    let key = keys
+        .iter()
+        .find(|k| k.ends_with("/manifest.json"))
+        .unwrap_or_else(|| panic!("a manifest in {keys:?}"));
+    let object = aws::s3()
+        .await
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get manifest");
+    let bytes = object.body.collect().await.expect("read").into_bytes();
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).expect("manifest JSON");
+    manifest["objects"].as_array().expect("objects").len()
 }

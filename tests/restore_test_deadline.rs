@@ -82,7 +82,8 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
         server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
         jobs: 2,
         database_prefix: prefix,
-        definer: DefinerMode::Keep,
+        // The restore-test function's default.
+        definer: DefinerMode::Current,
     };
     let outcome = run_restore_test_until(
         store.clone(),

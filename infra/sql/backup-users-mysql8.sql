@@ -20,12 +20,24 @@ GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'toc_binlog'@'%';
 -- The server must write ROW events with full images and column names (RDS parameter group):
 --   binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL, binlog_checksum=CRC32
 
--- The restore-test user: full rights on its scratch databases only.
+-- The restore-test user (restore-test function, `toc-backup restore-test`): confined to its
+-- scratch databases `toc_sis_restore_test_<time>`, acting as nobody but itself. No SET_USER_ID,
+-- SET_ANY_DEFINER, SYSTEM_USER, SUPER or any other global privilege: with SET_USER_ID it could
+-- create a `DEFINER=root@localhost SQL SECURITY DEFINER` procedure in a scratch database and
+-- call it (CREATE USER, GRANT … as root, unattended every month). The restore test creates
+-- every view, routine, trigger and event as itself (`--definer current`, its default) and
+-- verifies their definitions without the DEFINER clause.
 CREATE USER IF NOT EXISTS 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
-GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';
--- Objects whose DEFINER is another account (MySQL 8.2+ also offers SET_ANY_DEFINER), and
--- reading their routine bodies back to verify them.
-GRANT SET_USER_ID ON *.* TO 'toc_restore_test'@'%';
-GRANT SHOW_ROUTINE ON *.* TO 'toc_restore_test'@'%';
+-- Starts from nothing: takes away what earlier versions of this file granted (SET_USER_ID and
+-- SHOW_ROUTINE on *.*, ALL on the scratch databases) and anything granted by hand (this form of
+-- REVOKE needs only the CREATE USER privilege, which the master has).
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'toc_restore_test'@'%';
+-- Why each privilege is there: see backup-users.sql (the same list). REFERENCES is checked by
+-- MySQL 8.0.22+ for foreign keys; UPDATE also covers the progress table's SELECT … FOR UPDATE.
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES,
+      CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, TRIGGER, EVENT
+      ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';
+-- No SHOW_ROUTINE: the restored routines' definer is toc_restore_test, which reads their
+-- bodies back as their definer (SHOW_ROUTINE would show every database's routine bodies).
 -- With the binary log on (every RDS instance with backups), functions and triggers also need
 -- log_bin_trust_function_creators = 1 in the DB parameter group.

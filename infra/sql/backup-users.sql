@@ -25,16 +25,44 @@ GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'toc_binlog'@'%';
 -- The server must write ROW events with full images and column names (RDS parameter group):
 --   binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL, binlog_checksum=CRC32
 
--- The restore-test user: full rights on its scratch databases only.
+-- The restore-test user (restore-test function, `toc-backup restore-test`): restores the latest
+-- backup into a scratch database `toc_sis_restore_test_<time>`, verifies it and drops it. It is
+-- confined to those scratch databases and acts as nobody but itself: it has no global privilege
+-- and no SET USER (MariaDB) / SUPER. With SET USER (or SUPER) it could create a
+-- `DEFINER=root@localhost SQL SECURITY DEFINER` procedure in a scratch database and call it:
+-- CREATE USER, GRANT ALL … as root, from a job that runs unattended every month. So the
+-- restore test creates every view, routine, trigger and event as itself (`--definer current`,
+-- its default) and verifies their definitions without the DEFINER clause.
+-- Every statement here can be run by the RDS for MariaDB master user, which has no SUPER,
+-- SET USER or DELETE HISTORY and so cannot GRANT ALL on a database either.
 CREATE USER IF NOT EXISTS 'toc_restore_test'@'%' IDENTIFIED BY 'CHANGE-ME-or-use-IAM';
-GRANT ALL PRIVILEGES ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';
--- Restored views, routines, triggers and events keep their DEFINER; creating objects for
--- another definer needs SET USER (MariaDB) / SET_USER_ID (MySQL) or SUPER.
-GRANT SET USER ON *.* TO 'toc_restore_test'@'%';
--- The check after the load reads every restored routine's body back; the server shows a body
--- only to its definer or to readers of mysql.proc (MySQL 8: SHOW_ROUTINE, second line).
-GRANT SELECT ON `mysql`.`proc` TO 'toc_restore_test'@'%';
--- GRANT SHOW_ROUTINE ON *.* TO 'toc_restore_test'@'%';
+-- Starts from nothing: takes away what earlier versions of this file granted (SET USER on
+-- *.*, ALL on the scratch databases, SELECT on mysql.proc), and anything granted by hand. (The
+-- master may run it: this form of REVOKE needs only the CREATE USER privilege.)
+REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'toc_restore_test'@'%';
+-- Each privilege on the scratch databases only (the pattern matches no other database):
+--   CREATE             the scratch database itself, its tables, the restore's progress table
+--   DROP               dropping the scratch database afterwards (pass or fail), a restore
+--                      started again (--force), views removed to load them again, TRUNCATE
+--   INSERT             loading the rows (INSERT, LOAD DATA LOCAL INFILE), incremental changes
+--   DELETE             incremental deletes (rows removed or about to be rewritten, by key)
+--   UPDATE             the progress table (INSERT … ON DUPLICATE KEY UPDATE, SELECT … FOR UPDATE)
+--   SELECT             the verification: every table's rows fingerprinted, every definition
+--   ALTER, INDEX       secondary keys dropped before the load and added back after it; the
+--                      progress table's rename and comment
+--   REFERENCES         foreign keys between the restored tables
+--   CREATE VIEW, SHOW VIEW          views, and reading their definitions back to verify them
+--   CREATE ROUTINE, ALTER ROUTINE   procedures and functions (ALTER ROUTINE drops one to load
+--                                   it again); their creator may execute them
+--   TRIGGER            triggers (created after the rows are loaded, so none fires)
+--   EVENT              events (should the event scheduler run one, it runs as this user)
+-- Not granted: LOCK TABLES, CREATE TEMPORARY TABLES, EXECUTE (the restore runs none of them),
+-- GRANT OPTION, DELETE HISTORY, and nothing on *.*, mysql.* or the live database.
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES,
+      CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, TRIGGER, EVENT
+      ON `toc\_sis\_restore\_test\_%`.* TO 'toc_restore_test'@'%';
+-- The objects' definers become toc_restore_test, so it reads their bodies back as their
+-- definer: no SELECT on mysql.proc (which would show every database's routine bodies).
 -- On a server with the binary log on (every RDS instance with backups), creating functions
 -- and triggers without SUPER also needs log_bin_trust_function_creators = 1 in the DB
 -- parameter group; the restore and the restore test say so before creating anything.

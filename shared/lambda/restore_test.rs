@@ -21,8 +21,10 @@ pub struct RestoreTestFunction {
 }
 
 impl RestoreTestFunction {
-    /// The shared variables (the database ones name the scratch server), RESTORE_JOBS and
-    /// RESTORE_TEST_DATABASE_PREFIX; checked once per cold start.
+    /// The shared variables (the database ones name the scratch server), RESTORE_JOBS,
+    /// RESTORE_TEST_DATABASE_PREFIX and RESTORE_DEFINER (`current` unless set: the test's user
+    /// creates the objects as itself and holds no SET USER, which would let it act as any
+    /// account); checked once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
         let context = FunctionContext::from_env("restore-test", env, sdk_config, true).await?;
         Ok(RestoreTestFunction {
@@ -31,7 +33,7 @@ impl RestoreTestFunction {
             database_prefix: env
                 .get("RESTORE_TEST_DATABASE_PREFIX")
                 .unwrap_or_else(|| "toc_sis_restore_test".into()),
-            definer: env.parse("RESTORE_DEFINER", DefinerMode::Keep, "keep or current")?,
+            definer: env.parse("RESTORE_DEFINER", DefinerMode::Current, "keep or current")?,
         })
     }
 

@@ -44,7 +44,10 @@ pub struct RestoreTestOptions {
     pub server_url: DatabaseUrl,
     pub jobs: usize,
     pub database_prefix: String,
-    /// Keep the objects' definers (needs SET USER) or create them as the test's user.
+    /// Create the objects as the test's user (`Current`, the jobs' default: the user then needs
+    /// no SET USER / SET_USER_ID, which would let it act as any account, root included) or keep
+    /// their definers (`Keep`). Definitions are verified without the DEFINER clause under
+    /// `Current`.
     pub definer: crate::restore::definer::DefinerMode,
     /// How far the restore has got, for whoever shows progress.
     pub headway: Arc<Headway>,

@@ -116,6 +116,67 @@ impl PrivateServer {
     }
 }
 
+/// The privileges of the master user of an RDS for MariaDB instance, all held WITH GRANT
+/// OPTION (no SUPER, SET USER or DELETE HISTORY: it can neither GRANT ALL nor SET USER).
+pub const RDS_MARIADB_MASTER_PRIVILEGES: &str = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, \
+    RELOAD, PROCESS, REFERENCES, INDEX, ALTER, SHOW DATABASES, CREATE TEMPORARY TABLES, \
+    LOCK TABLES, EXECUTE, REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, \
+    ALTER ROUTINE, CREATE USER, EVENT, TRIGGER, REPLICATION SLAVE";
+
+impl PrivateServer {
+    /// Creates `user@%` with exactly the RDS for MariaDB master user's privileges.
+    pub fn create_rds_master(&self, user: &str, password: &str) {
+        self.root_sql(&format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{password}';
+             GRANT {RDS_MARIADB_MASTER_PRIVILEGES} ON *.* TO '{user}'@'%' WITH GRANT OPTION;"
+        ));
+    }
+
+    /// Runs a script (statements ending in `;`) as `user` through the `mariadb` client, every
+    /// statement even after a failure (`--force`): Ok with the output when each one succeeded,
+    /// else Err with every failing statement and its error (the client prints both).
+    pub fn sql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        use std::io::Write;
+        let mut child = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h127.0.0.1",
+                &format!("-P{}", self.port),
+                &format!("-u{user}"),
+                "--force",
+            ])
+            .env("MYSQL_PWD", password)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("mariadb client");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sql.as_bytes())
+            .expect("write SQL");
+        let output = child.wait_with_output().expect("mariadb client");
+        let errors = String::from_utf8_lossy(&output.stderr).into_owned();
+        // With --force the client's exit status is only the last statement's: its error
+        // output says whether any failed.
+        if !output.status.success() || errors.contains("ERROR") {
+            return Err(errors);
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Applies `infra/sql/backup-users.sql` as `user` (e.g. an RDS-like master user).
+    pub fn apply_project_users_as(&self, user: &str, password: &str) -> Result<String, String> {
+        let users = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
+        )
+        .expect("backup-users.sql");
+        self.sql_as(user, password, &users)
+    }
+}
+
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         let _ = Command::new(script())
