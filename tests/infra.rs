@@ -2,8 +2,10 @@
 //! and back, schedules that target functions, environment variables the code reads, the
 //! lifecycle the README's retention table promises, one KMS key from the functions' writes to
 //! the replica, a VPC endpoint for every service the functions in the VPC call (and only the
-//! functions that need the VPC in it), and samconfig environments that give every required
-//! parameter.
+//! functions that need the VPC in it), samconfig environments that give every required
+//! parameter, and IAM that gives each role what it uses and no more (replication of what the
+//! rules replicate, a cross-account replica's grants, the monitor's reads) with every service
+//! principal held to this account.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -1378,4 +1380,452 @@ fn every_samconfig_environment_gives_the_parameters_its_template_requires() {
         ignored.lines().any(|l| l.trim_matches('/') == ".aws-sam"),
         ".gitignore must ignore sam build's .aws-sam/"
     );
+}
+
+/// `*` (any run of characters, `/` included) and `?` (one character), as IAM matches ARNs.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if let Some((star, matched)) = backtrack {
+            pi = star + 1;
+            ti = matched + 1;
+            backtrack = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A statement as written, or the statement branch of `!If [Condition, Statement, NoValue]`
+/// with its condition.
+fn unless_no_value(statement: &Value) -> (Option<&str>, &Value) {
+    match if_parts(statement) {
+        Some((condition, when_true, when_false)) if is_no_value(when_false) => {
+            (Some(condition), when_true)
+        }
+        _ => (None, statement),
+    }
+}
+
+/// Whether `statement` allows `action` (directly or by a `service:Prefix*` wildcard).
+fn allows(statement: &Value, action: &str) -> bool {
+    statement["Effect"].as_str() == Some("Allow")
+        && actions(statement)
+            .iter()
+            .any(|pattern| glob(pattern, action))
+}
+
+/// The `!Sub` texts (or plain strings) of the resources that `statements` allow `action` on.
+fn allowed_texts<'a>(statements: &[&'a Value], action: &str) -> Vec<&'a str> {
+    statements
+        .iter()
+        .filter(|s| allows(s, action))
+        .flat_map(|s| one_or_many(&s["Resource"]))
+        .filter_map(sub_text)
+        .collect()
+}
+
+fn covered(resources: &[&str], arn: &str) -> bool {
+    resources.iter().any(|pattern| glob(pattern, arn))
+}
+
+/// Issue 26: delete markers replicate only where the role may replicate them (a rule with
+/// DeleteMarkerReplication Enabled needs s3:ReplicateDelete on its prefix in the replica, or
+/// every such marker fails), and nowhere else (database/ keeps its delete markers to itself).
+#[test]
+fn the_replication_role_may_replicate_what_each_rule_replicates_and_no_more() {
+    let main = template("template.yaml");
+    let bucket = resources(&main, "AWS::S3::Bucket")
+        .into_values()
+        .find(|b| b["Properties"]["ReplicationConfiguration"].is_mapping())
+        .expect("the replicated bucket");
+    let replication = &bucket["Properties"]["ReplicationConfiguration"];
+    let role = match reference(&replication["Role"]) {
+        Some(Reference::GetAtt(role, _)) => role,
+        other => panic!("the replication role is {other:?}"),
+    };
+    let statements = role_statements(&main["Resources"][role.as_str()]);
+    let rules = replication["Rules"].as_sequence().expect("rules");
+    let mut replicated_deletes = 0;
+    for rule in rules {
+        let id = rule["Id"].as_str().unwrap_or("?");
+        let prefix = rule["Filter"]["Prefix"]
+            .as_str()
+            .unwrap_or_else(|| panic!("rule {id} has no Filter Prefix"));
+        let copy = format!("${{ReplicaBucketArn}}/{prefix}some/object");
+        for action in ["s3:ReplicateObject", "s3:ReplicateTags"] {
+            assert!(
+                covered(&allowed_texts(&statements, action), &copy),
+                "{role} may not {action} {copy} (rule {id})"
+            );
+        }
+        let deletes = covered(&allowed_texts(&statements, "s3:ReplicateDelete"), &copy);
+        match rule["DeleteMarkerReplication"]["Status"].as_str() {
+            Some("Enabled") => {
+                replicated_deletes += 1;
+                assert!(
+                    deletes,
+                    "rule {id} replicates delete markers, but {role} may not s3:ReplicateDelete {copy}"
+                );
+            }
+            _ => assert!(
+                !deletes,
+                "rule {id} keeps its delete markers, yet {role} may s3:ReplicateDelete {copy}"
+            ),
+        }
+    }
+    assert!(
+        replicated_deletes > 0,
+        "no rule replicates delete markers any more: say so here"
+    );
+}
+
+/// The statements of a replica-stack policy whose Sid starts with `sid_prefix`: each grants the
+/// source account (only under OtherAccount) and holds an aws:PrincipalArn condition on its role.
+/// Every statement naming the source account is checked to be under OtherAccount.
+fn cross_account<'a>(document: &'a Value, sid_prefix: &str) -> Vec<&'a Value> {
+    let mut found = Vec::new();
+    for statement in one_or_many(&document["Statement"]) {
+        let (condition, statement) = unless_no_value(statement);
+        let sid = statement["Sid"].as_str().unwrap_or_default();
+        let principal = sub_text(&statement["Principal"]["AWS"]).unwrap_or_default();
+        if principal.contains("${SourceAccountId}") {
+            assert_eq!(
+                condition,
+                Some("OtherAccount"),
+                "{sid} grants the source account whether or not it is another one"
+            );
+        }
+        if sid.starts_with(sid_prefix) {
+            assert!(
+                principal.contains("${SourceAccountId}"),
+                "{sid}: principal {principal:?} is not the source account"
+            );
+            assert!(
+                !statement["Condition"]["ArnLike"]["aws:PrincipalArn"].is_null(),
+                "{sid} grants the whole source account, not its role"
+            );
+            found.push(statement);
+        }
+    }
+    found
+}
+
+/// The one aws:PrincipalArn condition that `statements` share.
+fn role_condition(statements: &[&Value]) -> Value {
+    let conditions: BTreeSet<String> = statements
+        .iter()
+        .map(|s| format!("{:?}", s["Condition"]["ArnLike"]["aws:PrincipalArn"]))
+        .collect();
+    assert_eq!(
+        conditions.len(),
+        1,
+        "one role, one condition: {conditions:?}"
+    );
+    statements[0]["Condition"]["ArnLike"]["aws:PrincipalArn"].clone()
+}
+
+/// Issue 26: with `SourceAccountId` another account, the replica's bucket and key policies grant
+/// the main stack's replication role what replicating needs (the same prefixes as the main
+/// stack's rules: objects and tags everywhere, delete markers where a rule replicates them; the
+/// versioning check; encrypting under the replica key), and its monitor the manifests it
+/// compares; each grant names that account and holds a condition on the role, and none of it
+/// exists in one account.
+#[test]
+fn a_replica_in_another_account_grants_the_source_roles_what_they_need() {
+    let main = template("template.yaml");
+    let replica = template("replica.yaml");
+    assert!(
+        !replica["Conditions"]["OtherAccount"].is_null(),
+        "replica.yaml: no OtherAccount condition"
+    );
+    let bucket_policy = resources(&replica, "AWS::S3::BucketPolicy")
+        .into_values()
+        .find(|p| reference(&p["Properties"]["Bucket"]) == Some(parameter("ReplicaBucket")))
+        .expect("the replica bucket's policy");
+    let document = &bucket_policy["Properties"]["PolicyDocument"];
+    let key_document = &replica["Resources"]["ReplicaKey"]["Properties"]["KeyPolicy"];
+
+    let replication = cross_account(document, "SourceReplicationRole");
+    let replication_key = cross_account(key_document, "SourceAccountReplicates");
+    assert!(!replication.is_empty() && !replication_key.is_empty());
+    let role = role_condition(&[replication.clone(), replication_key.clone()].concat());
+    assert!(
+        format!("{role:?}").contains("SourceReplicationRoleArn"),
+        "the replication grants do not name the SourceReplicationRoleArn parameter: {role:?}"
+    );
+    for action in ["kms:Encrypt", "kms:GenerateDataKey"] {
+        assert!(
+            replication_key.iter().any(|s| allows(s, action)),
+            "the replica key does not let the source's replication role {action}"
+        );
+    }
+    assert!(
+        replication
+            .iter()
+            .any(|s| allows(s, "s3:GetBucketVersioning")
+                && reference(&s["Resource"]) == Some(arn_of("ReplicaBucket"))),
+        "the source's replication role cannot read the replica's versioning"
+    );
+    let rules = main["Resources"]["BackupBucket"]["Properties"]["ReplicationConfiguration"]
+        ["Rules"]
+        .as_sequence()
+        .expect("the main stack's replication rules");
+    for rule in rules {
+        let prefix = rule["Filter"]["Prefix"].as_str().expect("rule prefix");
+        let copy = format!("${{ReplicaBucket.Arn}}/{prefix}some/object");
+        for action in ["s3:ReplicateObject", "s3:ReplicateTags"] {
+            assert!(
+                covered(&allowed_texts(&replication, action), &copy),
+                "the replica bucket does not let the source's replication role {action} {copy}"
+            );
+        }
+        assert_eq!(
+            covered(&allowed_texts(&replication, "s3:ReplicateDelete"), &copy),
+            rule["DeleteMarkerReplication"]["Status"].as_str() == Some("Enabled"),
+            "s3:ReplicateDelete on {copy} must match the main stack's rule for {prefix}"
+        );
+    }
+
+    let monitor = cross_account(document, "SourceMonitor");
+    let monitor_key = cross_account(key_document, "SourceAccountMonitor");
+    let monitor_role = role_condition(&[monitor.clone(), monitor_key.clone()].concat());
+    assert_ne!(
+        monitor_role, role,
+        "the monitor's grants must name the monitor"
+    );
+    let readable = allowed_texts(&monitor, "s3:GetObject");
+    assert!(covered(
+        &readable,
+        "${ReplicaBucket.Arn}/database/daily/20250101T020000Z/manifest.json"
+    ));
+    assert!(
+        !covered(
+            &readable,
+            "${ReplicaBucket.Arn}/database/daily/20250101T020000Z/students.sql.gz"
+        ) && !covered(&readable, "${ReplicaBucket.Arn}/files/blobs/ab/cdef"),
+        "the source's monitor may read more of the replica than manifests: {readable:?}"
+    );
+    assert!(monitor_key.iter().any(|s| allows(s, "kms:Decrypt")));
+    for statement in monitor_key.iter().chain(&replication_key) {
+        assert!(
+            !statement["Condition"]["StringEquals"]["kms:ViaService"].is_null(),
+            "{:?}: the source's roles use the replica key through S3 only",
+            statement["Sid"]
+        );
+    }
+
+    // The main stack names both roles for the replica stack's parameters, same names.
+    for (name, output) in main["Outputs"].as_mapping().expect("Outputs") {
+        let name = name.as_str().unwrap_or_default();
+        let description = output["Description"].as_str().unwrap_or_default();
+        let Some((_, rest)) = description.split_once("replica stack's ") else {
+            continue;
+        };
+        assert_eq!(rest.split_whitespace().next(), Some(name), "output {name}");
+        assert_eq!(
+            replica["Parameters"][name]["Default"].as_str(),
+            Some(""),
+            "replica parameter {name} must exist and default to empty (one account needs none)"
+        );
+    }
+    for name in ["SourceReplicationRoleArn", "SourceMonitorRoleArn"] {
+        assert!(
+            main["Outputs"][name].is_mapping(),
+            "main stack output {name}"
+        );
+    }
+}
+
+/// Issue 26: the monitor reads what its checks read (the keys the code names) and not the
+/// uploaded documents, the binlog or anything else; it writes only its own state.
+#[test]
+fn the_monitor_reads_only_the_prefixes_it_checks() {
+    use toc_sis_backup::binlog::segment::{HEAD_KEY, SEGMENT_PREFIX};
+    use toc_sis_backup::catalog::index::INDEX_KEY;
+    use toc_sis_backup::catalog::{DAILY_PREFIX, INCREMENTAL_PREFIX};
+    use toc_sis_backup::files::snapshot::{BLOBS_PREFIX, LOCKS_PREFIX, SNAPSHOTS_PREFIX};
+    use toc_sis_backup::manifest::MANIFEST_NAME;
+    use toc_sis_backup::monitor::{alerts::STATE_KEY, restore_test::LATEST_KEY};
+
+    let main = template("template.yaml");
+    let (name, monitor) = resources(&main, "AWS::Serverless::Function")
+        .into_iter()
+        .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("monitor"))
+        .expect("the monitor function");
+    let statements = function_statements(monitor);
+    let readable = allowed_texts(&statements, "s3:GetObject");
+    let here = |key: &str| format!("${{BackupBucket.Arn}}/{key}");
+    let there = |key: &str| format!("${{ReplicaBucketArn}}/{key}");
+    let id = "20250101T020000Z";
+    let needed = [
+        here(INDEX_KEY),
+        here(HEAD_KEY),
+        here(STATE_KEY),
+        here(LATEST_KEY),
+        here(&format!("{DAILY_PREFIX}{id}/{MANIFEST_NAME}")),
+        here(&format!("{INCREMENTAL_PREFIX}{id}/{MANIFEST_NAME}")),
+        // the daily deep check re-reads the latest chain's files
+        here(&format!("{DAILY_PREFIX}{id}/toc_sis.students.sql.gz")),
+        here(&format!("{INCREMENTAL_PREFIX}{id}/toc_sis.grades.sql.gz")),
+        here(&format!("{SNAPSHOTS_PREFIX}uploads/{id}.json.gz")),
+        there(&format!("{DAILY_PREFIX}{id}/{MANIFEST_NAME}")),
+        there(&format!("{INCREMENTAL_PREFIX}{id}/{MANIFEST_NAME}")),
+    ];
+    for key in &needed {
+        assert!(
+            covered(&readable, key),
+            "{name} cannot read {key}, which its checks read ({readable:?})"
+        );
+    }
+    let private = [
+        here(&format!("{BLOBS_PREFIX}ab/cdef0123")),
+        here(&format!("{LOCKS_PREFIX}uploads")),
+        here(&format!("{SEGMENT_PREFIX}{id}/events.binlog.gz")),
+        here("something/else"),
+        there(&format!("{DAILY_PREFIX}{id}/toc_sis.students.sql.gz")),
+        there(&format!("{BLOBS_PREFIX}ab/cdef0123")),
+    ];
+    for key in &private {
+        assert!(
+            !covered(&readable, key),
+            "{name} may read {key}, which no check needs ({readable:?})"
+        );
+    }
+    for action in ["s3:GetObjectVersion", "s3:DeleteObject", "s3:PutObjectAcl"] {
+        assert!(
+            allowed_texts(&statements, action).is_empty(),
+            "{name} may {action}"
+        );
+    }
+    assert_eq!(
+        allowed_texts(&statements, "s3:PutObject"),
+        vec![here(STATE_KEY).as_str()],
+        "{name} writes its own state, nothing else"
+    );
+    assert!(
+        covered(
+            &allowed_texts(&statements, "s3:PutObjectTagging"),
+            &here(STATE_KEY)
+        ),
+        "{name} writes its state with the store's tags, which needs s3:PutObjectTagging"
+    );
+}
+
+/// Issue 26: every AWS service allowed in by a resource, key or trust policy is held to this
+/// account's own resources (aws:SourceAccount / aws:SourceArn naming this account), so no other
+/// account can make the service act here for it (the confused deputy).
+#[test]
+fn every_service_principal_is_held_to_this_account() {
+    /// Trust policies whose service is not documented to send the source keys when it assumes
+    /// the role: their conditions may be `…IfExists` (binding whenever the keys are sent), with
+    /// the reason. Everywhere else an `IfExists` would let a request without the keys through.
+    const IF_EXISTS: [(&str, &str, &str); 2] = [
+        (
+            "ReplicationRole",
+            "s3.amazonaws.com",
+            "S3 documents no source context for replication's AssumeRole; the role cannot be \
+             passed to S3 from another account",
+        ),
+        (
+            "RestoreTestExecutionRole",
+            "ecs-tasks.amazonaws.com",
+            "ECS documents source conditions for task roles only; the role cannot be passed to \
+             ECS from another account",
+        ),
+    ];
+    fn statements<'a>(value: &'a Value, into: &mut Vec<&'a Value>) {
+        match value {
+            Value::Mapping(mapping) => {
+                if mapping.contains_key("Principal") {
+                    into.push(value);
+                }
+                mapping.values().for_each(|v| statements(v, into));
+            }
+            Value::Sequence(items) => items.iter().for_each(|v| statements(v, into)),
+            Value::Tagged(tagged) => statements(&tagged.value, into),
+            _ => {}
+        }
+    }
+    let this_account = |value: &Value| {
+        reference(value) == Some(parameter("AWS::AccountId"))
+            || sub_text(value).is_some_and(|text| text.contains("${AWS::AccountId}"))
+    };
+    let mut checked = BTreeSet::new();
+    for file in ["template.yaml", "replica.yaml"] {
+        let stack = template(file);
+        for (name, resource) in stack["Resources"].as_mapping().expect("Resources") {
+            let name = name.as_str().unwrap_or_default();
+            let mut found = Vec::new();
+            statements(&resource["Properties"], &mut found);
+            for statement in found {
+                for service in one_or_many(&statement["Principal"]["Service"])
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                {
+                    if service == "lambda.amazonaws.com" {
+                        continue;
+                    }
+                    let if_exists_allowed = IF_EXISTS
+                        .iter()
+                        .any(|(r, s, _)| *r == name && *s == service);
+                    let mut sources = Vec::new();
+                    if let Some(operators) = statement["Condition"].as_mapping() {
+                        for (operator, keys) in operators {
+                            let operator = operator.as_str().unwrap_or_default();
+                            for (key, value) in keys.as_mapping().into_iter().flatten() {
+                                let key = key.as_str().unwrap_or_default();
+                                if matches!(
+                                    key,
+                                    "aws:SourceAccount"
+                                        | "aws:SourceArn"
+                                        | "kms:EncryptionContext:aws:logs:arn"
+                                ) {
+                                    assert!(
+                                        one_or_many(value).into_iter().all(this_account),
+                                        "{file} {name}: {service}'s {key} is not this account: {value:?}"
+                                    );
+                                    assert!(
+                                        !operator.ends_with("IfExists") || if_exists_allowed,
+                                        "{file} {name}: {service}'s {key} is {operator}, which a \
+                                         request without the key passes"
+                                    );
+                                    sources.push(key);
+                                }
+                            }
+                        }
+                    }
+                    assert!(
+                        !sources.is_empty(),
+                        "{file} {name}: {service} has no aws:SourceAccount/aws:SourceArn condition"
+                    );
+                    checked.insert(format!("{name} {service}"));
+                }
+            }
+        }
+    }
+    for expected in [
+        "BackupKey cloudwatch.amazonaws.com",
+        "ReplicationRole s3.amazonaws.com",
+        "ScheduleDeadLettersPolicy scheduler.amazonaws.com",
+        "SchedulerRole scheduler.amazonaws.com",
+        "AccessLogBucketPolicy logging.s3.amazonaws.com",
+        "ReplicaAccessLogsPolicy logging.s3.amazonaws.com",
+        "RestoreTestTaskRole ecs-tasks.amazonaws.com",
+        "RestoreTestExecutionRole ecs-tasks.amazonaws.com",
+    ] {
+        assert!(
+            checked.contains(expected),
+            "{expected} was not checked: {checked:?}"
+        );
+    }
 }
