@@ -66,7 +66,7 @@ impl Tls {
 impl DatabaseUrl {
     pub fn parse(input: &str) -> Result<Self> {
         let invalid = |reason: &str| Error::InvalidDatabaseUrl {
-            url: redact_unparsed(input),
+            url: format!("{:?}", redact_url(input)),
             reason: reason.to_string(),
         };
         let url = url::Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
@@ -184,21 +184,98 @@ fn decode(part: &str) -> std::result::Result<String, std::str::Utf8Error> {
         .map(|s| s.into_owned())
 }
 
-/// Hides anything between `://user:` and `@` in a string that did not parse as a URL, so even a
-/// malformed URL can be quoted in an error without leaking its password.
-fn redact_unparsed(input: &str) -> String {
-    let Some(at) = input.rfind('@') else {
-        return format!("{input:?}");
+/// A database URL as typed, fit to quote in an error whether or not it parsed: the password,
+/// and anything that might be one, replaced by `***`. Every error about a URL shows it through
+/// this (a parsed one through [`DatabaseUrl`]'s `Display`). It errs on the side of hiding:
+///
+/// - `SCHEME://USER:***@HOST/DB`: everything from the first `:` after the user up to the
+///   *last* `@` (a password may hold `@`, `/`, `?`, `#` or `:`); a second `@` where the `:`
+///   should be (`USER@***@HOST`) likewise.
+/// - No `@` at all (`mysql://user:secret-host/db`, the `@` mistyped): everything after the
+///   first `:` up to the next `/` (`mysql://user:***/db`), so a port is hidden too.
+/// - A port that is not digits (`@user:secret-host`), and any query string or fragment (which
+///   may carry `password=`).
+/// - The scheme may be missing, misspelt or short of its colon or slashes (`mysql//`,
+///   `mysql:/`, `mysql:`, none): the user part starts after whatever stands for it.
+pub fn redact_url(input: &str) -> String {
+    let start = authority_start(input);
+    let (scheme, rest) = input.split_at(start);
+    let mut out = String::from(scheme);
+    match rest.rfind('@') {
+        Some(at) => {
+            let credentials = &rest[..at];
+            match credentials.find([':', '@']) {
+                Some(end) => {
+                    out.push_str(&credentials[..=end]);
+                    out.push_str("***");
+                }
+                None => out.push_str(credentials),
+            }
+            out.push('@');
+            out.push_str(&redact_host(&rest[at + 1..], false));
+        }
+        None => out.push_str(&redact_host(rest, true)),
+    }
+    out
+}
+
+/// Where the `USER[:PASSWORD]` part of `input` starts: after `SCHEME://` (any number of
+/// slashes), `mysql:` or `mariadb:` with or without slashes, or `mysql//` (a colon missing);
+/// else at the start. An unknown word before a single `:` is taken for a user, not a scheme
+/// (`user:/secret@host` is a user and a password).
+fn authority_start(input: &str) -> usize {
+    if let Some(colon) = input.find(':') {
+        let scheme = &input[..colon];
+        let is_scheme = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+        let after = &input[colon + 1..];
+        let slashes = after.len() - after.trim_start_matches('/').len();
+        let known = scheme.eq_ignore_ascii_case("mysql") || scheme.eq_ignore_ascii_case("mariadb");
+        if is_scheme && (known || slashes >= 2) {
+            return colon + 1 + slashes;
+        }
+    }
+    match input.find("//") {
+        Some(i) if !input[..i].contains([':', '@']) => i + 2,
+        _ => 0,
+    }
+}
+
+/// `HOST[:PORT][/DATABASE][?QUERY]` of [`redact_url`]; `no_at` when the URL has no `@`, so
+/// a `user:password` may stand where the host should.
+fn redact_host(text: &str, no_at: bool) -> String {
+    let hide_query = |tail: &str| match tail.find(['?', '#']) {
+        Some(i) => format!("{}***", &tail[..=i]),
+        None => tail.to_string(),
     };
-    let credentials_start = input.find("://").map_or(0, |i| i + 3).min(at);
-    let credentials = &input[credentials_start..at];
-    match credentials.find(':') {
-        Some(colon) => format!(
-            "\"{}:***{}\"",
-            &input[..credentials_start + colon],
-            &input[at..]
-        ),
-        None => format!("{input:?}"),
+    let authority_end = text.find('/').unwrap_or(text.len());
+    let query = text.find(['?', '#']).unwrap_or(text.len());
+    // An IPv6 address's own colons are inside its brackets.
+    let from = if text.starts_with('[') {
+        text[..authority_end].find(']').map_or(0, |i| i + 1)
+    } else {
+        0
+    };
+    match text[from..authority_end].find(':').map(|i| from + i) {
+        Some(colon) if colon < query => {
+            let port = &text[colon + 1..authority_end];
+            if no_at || !port.bytes().all(|b| b.is_ascii_digit()) {
+                format!(
+                    "{}***{}",
+                    &text[..=colon],
+                    hide_query(&text[authority_end..])
+                )
+            } else {
+                format!(
+                    "{}{}",
+                    &text[..authority_end],
+                    hide_query(&text[authority_end..])
+                )
+            }
+        }
+        _ => hide_query(text),
     }
 }
 
@@ -266,6 +343,66 @@ mod tests {
             let message = DatabaseUrl::parse(bad).unwrap_err().to_string();
             assert!(message.contains("invalid database URL"), "{message}");
             assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    #[test]
+    fn redaction_hides_whatever_may_be_a_password() {
+        for (typed, shown) in [
+            ("mysql://u:pw@h:3306/d", "mysql://u:***@h:3306/d"),
+            ("mysql://u@h/d", "mysql://u@h/d"),
+            ("mysql://u:p@ss:w/rd@h/d", "mysql://u:***@h/d"),
+            ("mysql://u:pw-host/d", "mysql://u:***/d"),
+            ("mysql://u:pw", "mysql://u:***"),
+            ("mysql://h:3306/d", "mysql://h:***/d"),
+            ("mysql://[::1]:3306/d", "mysql://[::1]:***/d"),
+            ("mysql://u:pw@[::1]:3306/d", "mysql://u:***@[::1]:3306/d"),
+            ("mysql://@u:pw-host/d", "mysql://@u:***/d"),
+            ("mysql://u:pw@h:port/d", "mysql://u:***@h:***/d"),
+            ("mysql://u@pw@h/d", "mysql://u@***@h/d"),
+            ("mysql://u@h/d?password=pw", "mysql://u@h/d?***"),
+            ("mysql://u@h?password=pw", "mysql://u@h?***"),
+            ("mysql://u@h/d#pw", "mysql://u@h/d#***"),
+            ("mysql:/u:pw@h/d", "mysql:/u:***@h/d"),
+            ("mysql:u:pw@h/d", "mysql:u:***@h/d"),
+            ("MariaDB:u:pw-host/d", "MariaDB:u:***/d"),
+            ("mysql//u:pw@h/d", "mysql//u:***@h/d"),
+            ("u:pw@h", "u:***@h"),
+            ("u:/pw@h", "u:***@h"),
+            ("u:pa//ss@h", "u:***@h"),
+            ("u:pw", "u:***"),
+            ("", ""),
+            ("é:ü@ñ", "é:***@ñ"),
+        ] {
+            assert_eq!(redact_url(typed), shown, "{typed}");
+        }
+    }
+
+    #[test]
+    fn no_malformed_url_shows_its_password() {
+        // Each of these fails to parse; tests/bad_input.rs feeds the same kinds to the CLI.
+        for bad in [
+            "mysql://user:S3cr3t-PW-host/db",
+            "mysql://user:S3cr3t-PW",
+            "mysql://user:S3cr3t-PW/db",
+            "mysql://@user:S3cr3t-PW-host/db",
+            "mysql://user:pa:S3cr3t-PW@",
+            "mysql://user:S3cr3t-PW@host:99999/db",
+            "mysql://user:S3cr3t-PW@host:port/db",
+            "mysql://user:S3cr3t-PW%ff@host/db",
+            "mysql://user:S3cr3t-PW@ho st/db",
+            "mysql://user:S3cr3t-PW@/db",
+            "mysql:/user:S3cr3t-PW@h/db",
+            "mysql:/user:S3cr3t-PW-host/db",
+            "mysql//user:S3cr3t-PW@h/db",
+            "user:/S3cr3t-PW@h",
+            "mysql://user@S3cr3t-PW@/db",
+            "mysql://user@h/db?password=S3cr3t-PW",
+            "mysql://user:S3cr3t-PW@[::1/db",
+        ] {
+            let message = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(message.starts_with("invalid database URL \""), "{message}");
+            assert!(!message.contains("S3cr3t-PW"), "{message}");
         }
     }
 }

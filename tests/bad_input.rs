@@ -460,3 +460,85 @@ async fn an_exported_point_never_fights_a_typed_one() {
     );
     drop_database(&source).await;
 }
+
+/// Issue 26 item 7: a malformed database URL never shows its password, whatever is wrong with
+/// it, from the flag or the environment; the one error line says what a URL should look like.
+#[test]
+fn a_malformed_database_url_never_shows_its_password() {
+    const PASSWORD: &str = "S3cr3t-PW";
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    let broken = [
+        // No `@`: the password runs into the host.
+        "mysql://user:S3cr3t-PW-host/db",
+        "mysql://user:S3cr3t-PW",
+        "mysql://user:S3cr3t-PW/db",
+        "MYSQL://user:S3cr3t-PW.example.com:3306/db",
+        "mysql:/user:S3cr3t-PW-host/db",
+        "mysql://[::1]:S3cr3t-PW/db",
+        "mysql://@user:S3cr3t-PW-host/db",
+        // Two colons, no host.
+        "mysql://user:pa:S3cr3t-PW@",
+        // Bad ports.
+        "mysql://user:S3cr3t-PW@host:99999/db",
+        "mysql://user:S3cr3t-PW@host:port/db",
+        "mysql://user:S3cr3t-PW@host:3306:3307/db",
+        // Bad percent-encoding.
+        "mysql://user:S3cr3t-PW%ff@host/db",
+        "mysql://user:S3cr3t-PW%zz@/db",
+        "mysql://user@host/%ff?password=S3cr3t-PW",
+        // Spaces.
+        "mysql://user:S3cr3t-PW@ho st/db",
+        "mysql://user:S3cr3t-PW@host /db",
+        // Empty host, empty user.
+        "mysql://user:S3cr3t-PW@/db",
+        "mysql://user:S3cr3t-PW@:3306/db",
+        "mysql://:S3cr3t-PW@host/db",
+        // The scheme short of its colon or slashes, misspelt or missing.
+        "mysql:/user:S3cr3t-PW@h/db",
+        "mysql:user:S3cr3t-PW@h/db",
+        "mysql//user:S3cr3t-PW@h/db",
+        "postgres://user:S3cr3t-PW@h/db",
+        "user:S3cr3t-PW@h",
+        "user:/S3cr3t-PW@h",
+        // Characters a password may hold, unencoded.
+        "mysql://user:S3cr3t-PW/x@h/db",
+        "mysql://user:S3cr3t-PW#x@h/db",
+        "mysql://user:S3cr3t-PW?x@h/db",
+        "mysql://user:S3cr3t-PW@x@h/a/b",
+        "mysql://user@S3cr3t-PW@/db",
+        // A good address with something else wrong.
+        "mysql://user:S3cr3t-PW@h/a/b",
+        "mysql://user:S3cr3t-PW@h/db?ssl=true",
+        "mysql://user@h/db?password=S3cr3t-PW",
+        "mysql://user:S3cr3t-PW@[::1/db",
+    ];
+    let mut wrong = Vec::new();
+    for url in broken {
+        let from_flag = run_cli(&["dump", "--database-url", url, "--store", &store_arg], &[]);
+        let from_env = run_cli(&["dump", "--store", &store_arg], &[("DATABASE_URL", url)]);
+        for output in [from_flag, from_env] {
+            let all = text(&output);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() || all.contains(PASSWORD) {
+                wrong.push(format!(
+                    "{url}: the password is shown or the URL accepted:\n{all}"
+                ));
+            } else if !(stderr.contains("invalid database URL \"")
+                && stderr.contains("expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"))
+                || stderr.lines().filter(|l| l.starts_with("error: ")).count() != 1
+            {
+                wrong.push(format!(
+                    "{url}: not one error line naming the URL's form:\n{all}"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        2 * broken.len(),
+        wrong.join("\n")
+    );
+}

@@ -612,3 +612,291 @@ fn bad_input_is_named() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+// Issue 26 item 5: a files restore writes and changes modes only inside its target, whatever
+// links the target already holds (from an earlier snapshot, or planted there).
+
+/// Backs `source` up as `uploads` and returns that very snapshot (not `latest`: two snapshots
+/// taken in the same second would make that ambiguous).
+async fn snapshot_of(
+    store: &Arc<dyn ObjectStore>,
+    source: &Path,
+) -> toc_sis_backup::files::Snapshot {
+    let report = run_file_backup_until(
+        store.clone(),
+        &LogNotifier,
+        &options(source),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    select_snapshot(store.as_ref(), Some("uploads"), &report.snapshot_id)
+        .await
+        .unwrap()
+}
+
+async fn restore_into(
+    store: &Arc<dyn ObjectStore>,
+    snapshot: &toc_sis_backup::files::Snapshot,
+    target: &Path,
+    paths: &[&str],
+    overwrite: bool,
+) -> toc_sis_backup::error::Result<toc_sis_backup::files::FileRestoreReport> {
+    restore_snapshot(
+        store.as_ref(),
+        snapshot,
+        &FileRestoreOptions {
+            headway: Default::default(),
+            target: target.to_path_buf(),
+            paths: paths
+                .iter()
+                .map(|p| toc_sis_backup::files::RawPath::from(*p))
+                .collect(),
+            overwrite,
+            jobs: 2,
+        },
+    )
+    .await
+}
+
+/// Everything a restore could change outside its target: every path below `dir` (content,
+/// mode, modification time, link target) and the folder's own mode and times.
+fn outside_state(dir: &Path) -> (std::collections::BTreeMap<Vec<u8>, Node>, u32, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    (
+        describe(dir),
+        meta.mode() & 0o7777,
+        meta.mtime(),
+        meta.mtime_nsec(),
+    )
+}
+
+/// A folder outside every restore target, with a file, a subfolder and odd modes a chmod
+/// through a link would change.
+fn outside_folder(root: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let outside = root.join("outside");
+    let file = tree::write(&outside, b"a.pdf", b"outside: must stay as it is\n");
+    tree::write(&outside, b"kept/notes.txt", b"outside notes\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+    filetime::set_file_mtime(&outside, filetime::FileTime::from_unix_time(1_000_000, 0)).unwrap();
+    outside
+}
+
+/// The source every link test backs up: `docs/` (mode 0o750) with `a.pdf` (0o644) and
+/// `sub/b.txt`.
+fn docs_source(source: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    tree::write(source, b"docs/a.pdf", &tree::bytes(7, 10_000));
+    tree::write(source, b"docs/sub/b.txt", b"snapshot content\n");
+    std::fs::set_permissions(
+        source.join("docs/a.pdf"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    std::fs::set_permissions(source.join("docs"), std::fs::Permissions::from_mode(0o750)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_a_folder_outside_left_by_an_earlier_snapshot_is_replaced_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, store_dir, target) = (
+        dir.path().join("src"),
+        dir.path().join("store"),
+        dir.path().join("target"),
+    );
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+    let outside = outside_folder(dir.path());
+    let before = outside_state(&outside);
+
+    // An earlier snapshot held `docs` as a link to a folder outside; restoring it puts the
+    // link in the target, as it should.
+    std::fs::create_dir_all(&source).unwrap();
+    std::os::unix::fs::symlink(&outside, source.join("docs")).unwrap();
+    let earlier = snapshot_of(&store, &source).await;
+    restore_into(&store, &earlier, &target, &[], false)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_link(target.join("docs")).unwrap(), outside);
+
+    // A later snapshot holds `docs` as a folder: without --overwrite the link is named and
+    // nothing is written anywhere; with it the link is replaced by the folder.
+    std::fs::remove_file(source.join("docs")).unwrap();
+    docs_source(&source);
+    let later = snapshot_of(&store, &source).await;
+    let refused = restore_into(&store, &later, &target, &[], false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&target.join("docs").display().to_string()) && refused.contains("link"),
+        "{refused}"
+    );
+    assert_eq!(outside_state(&outside), before, "outside changed");
+
+    restore_into(&store, &later, &target, &[], true)
+        .await
+        .unwrap();
+    assert_eq!(outside_state(&outside), before, "outside changed");
+    assert!(std::fs::symlink_metadata(target.join("docs"))
+        .unwrap()
+        .is_dir());
+    assert_eq!(describe(&target), describe(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_where_a_file_goes_is_replaced_and_the_file_it_points_to_is_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, store_dir, target) = (
+        dir.path().join("src"),
+        dir.path().join("store"),
+        dir.path().join("target"),
+    );
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+    let outside = outside_folder(dir.path());
+    let before = outside_state(&outside);
+    docs_source(&source);
+    let snapshot = snapshot_of(&store, &source).await;
+
+    // Planted: the file's name links to a file outside, a missing file's name to a path
+    // outside that does not exist yet, and the folder `docs` itself to a file outside.
+    std::fs::create_dir_all(target.join("docs/sub")).unwrap();
+    std::os::unix::fs::symlink(outside.join("a.pdf"), target.join("docs/a.pdf")).unwrap();
+    std::os::unix::fs::symlink(outside.join("new.txt"), target.join("docs/sub/b.txt")).unwrap();
+    let refused = restore_into(&store, &snapshot, &target, &["docs/a.pdf"], false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&target.join("docs/a.pdf").display().to_string()),
+        "{refused}"
+    );
+    restore_into(&store, &snapshot, &target, &[], true)
+        .await
+        .unwrap();
+    assert_eq!(outside_state(&outside), before, "outside changed");
+    assert_eq!(describe(&target), describe(&source));
+
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink(outside.join("a.pdf"), other.join("docs")).unwrap();
+    restore_into(&store, &snapshot, &other, &[], true)
+        .await
+        .unwrap();
+    assert_eq!(outside_state(&outside), before, "outside changed");
+    assert_eq!(describe(&other), describe(&source));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_above_a_restored_path_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, store_dir, target) = (
+        dir.path().join("src"),
+        dir.path().join("store"),
+        dir.path().join("target"),
+    );
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+    let outside = outside_folder(dir.path());
+    let before = outside_state(&outside);
+    docs_source(&source);
+    let snapshot = snapshot_of(&store, &source).await;
+
+    // One file or folder restored alone: its parent folders are not in the selection, so a
+    // link among them is the target's own, never replaced and never followed, even with
+    // --overwrite.
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("docs")).unwrap();
+    for path in ["docs/sub/b.txt", "docs/sub"] {
+        for overwrite in [false, true] {
+            let refused = restore_into(&store, &snapshot, &target, &[path], overwrite)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                refused.contains(&target.join("docs").display().to_string())
+                    && refused.contains("link"),
+                "{path}: {refused}"
+            );
+            assert_eq!(outside_state(&outside), before, "{path}: outside changed");
+        }
+    }
+    assert_eq!(std::fs::read_link(target.join("docs")).unwrap(), outside);
+
+    // Through the command line too, with the path in the one error line.
+    let output = run_cli(
+        &[
+            "files",
+            "restore",
+            "--store",
+            store_dir.to_str().unwrap(),
+            "--to",
+            target.to_str().unwrap(),
+            "--path",
+            "docs/sub/b.txt",
+            "--overwrite",
+        ],
+        &[],
+    );
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains(&target.join("docs").display().to_string()),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(outside_state(&outside), before, "outside changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_the_restore_itself_made_is_never_followed() {
+    use toc_sis_backup::files::snapshot::{Entry, EntryKind};
+    use toc_sis_backup::files::RawPath;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, store_dir, target) = (
+        dir.path().join("src"),
+        dir.path().join("store"),
+        dir.path().join("target"),
+    );
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+    let outside = outside_folder(dir.path());
+    let before = outside_state(&outside);
+    docs_source(&source);
+    let mut snapshot = snapshot_of(&store, &source).await;
+
+    // A hand-made manifest: a link `escape` to the outside folder, then a link below it.
+    let link = |path: &str, to: &[u8]| Entry {
+        path: RawPath::from(path),
+        kind: EntryKind::Symlink,
+        size: 0,
+        mode: 0o777,
+        mtime_ns: 0,
+        sha256: None,
+        target: Some(RawPath::from_bytes(to)),
+        change: None,
+    };
+    snapshot.entries.push(link(
+        "escape",
+        std::os::unix::ffi::OsStrExt::as_bytes(outside.as_os_str()),
+    ));
+    snapshot
+        .entries
+        .push(link("escape/planted", b"/etc/passwd"));
+    let refused = restore_into(&store, &snapshot, &target, &[], false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&target.join("escape").display().to_string()),
+        "{refused}"
+    );
+    assert_eq!(outside_state(&outside), before, "outside changed");
+    // The snapshot's own link is restored as a link.
+    assert_eq!(std::fs::read_link(target.join("escape")).unwrap(), outside);
+}
