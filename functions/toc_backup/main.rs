@@ -289,7 +289,7 @@ async fn run(
                     } else {
                         String::new()
                     }
-                )
+                ) + &left_out_lines(r)
             });
         }
         Command::Verify(args) => {
@@ -696,4 +696,25 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
         }
         _ => Ok(()),
     }
+}
+
+/// The logged statements a binlog replay did not run, one line each, for the restore summary.
+fn left_out_lines(report: &toc_sis_backup::restore::RestoreReport) -> String {
+    let Some(replay) = &report.binlog else {
+        return String::new();
+    };
+    let mut lines = String::new();
+    if !replay.left_out.is_empty() {
+        lines.push_str(&format!(
+            "\n{} logged statements were not replayed (a restore changes its target and nothing else):",
+            replay.left_out.len()
+        ));
+    }
+    for left in &replay.left_out {
+        lines.push_str(&format!(
+            "\n  at {}: {} — {}",
+            left.position, left.statement, left.reason
+        ));
+    }
+    lines
 }

@@ -275,8 +275,19 @@ pub async fn replay(
                                     file: what.clone(),
                                     detail: e.to_string(),
                                 })?;
-                        let text = query.query().into_owned();
                         let dialect = statement::dialect_of(&query);
+                        let text = query.query().into_owned();
+                        // An object created as `source.x` (a trigger `ON source.t`) is made
+                        // in the target, as a restore makes it.
+                        let text = match target_database != source_database {
+                            true => crate::mysql::definition::without_database_name(
+                                &text,
+                                dialect,
+                                source_database,
+                            )
+                            .unwrap_or(text),
+                            false => text,
+                        };
                         let for_wanted = match statement_table(&text, dialect) {
                             Some(table) => wanted(&table),
                             None => only_tables.is_none(),
@@ -303,7 +314,9 @@ pub async fn replay(
                                     tracing::warn!(position = %begin, reason, "a logged statement is not replayed");
                                     report.left_out.push(LeftOut {
                                         position: begin.to_string(),
-                                        statement: abbreviate(&text),
+                                        statement: abbreviate(&statement::without_secrets(
+                                            &text, dialect,
+                                        )),
                                         reason: reason.to_string(),
                                     });
                                     false
@@ -314,7 +327,7 @@ pub async fn replay(
                                     return Err(Error::BinlogUnsupported {
                                         detail: format!(
                                             "the statement at {begin} ({}) names the database `{source_database}` itself: replayed into `{target_database}` it would change `{source_database}`; restore a point before it, or this point into `{source_database}` itself",
-                                            abbreviate(&text)
+                                            abbreviate(&statement::without_secrets(&text, dialect))
                                         ),
                                     });
                                 }
@@ -322,10 +335,18 @@ pub async fn replay(
                                     return Err(Error::BinlogUnsupported {
                                         detail: format!(
                                             "the statement at {begin} ({}) changes `{source_database}` and another database at once: it can be neither replayed nor left out; restore a point before it",
-                                            abbreviate(&text)
+                                            abbreviate(&statement::without_secrets(&text, dialect))
                                         ),
                                     });
                                 }
+                            };
+                            // A copy's events never run (see restore's events_disabled).
+                            let text = match target_database != source_database {
+                                true => crate::mysql::definition::event_with_status(
+                                    &text, dialect, false,
+                                )
+                                .unwrap_or(text),
+                                false => text,
                             };
                             if run {
                                 finish_transaction(conn, &mut pending, true).await?;
@@ -343,7 +364,7 @@ pub async fn replay(
                                     Error::database(
                                         format!(
                                             "replaying the statement at {begin} ({})",
-                                            abbreviate(&text)
+                                            abbreviate(&statement::without_secrets(&text, dialect))
                                         ),
                                         e,
                                     )

@@ -66,6 +66,13 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
             "an account statement (re-apply it to the live server by hand if it is wanted)",
         );
     }
+    if target != source
+        && first == "ALTER"
+        && second == "EVENT"
+        && tokens.iter().any(|t| t.is_keyword("ENABLE"))
+    {
+        return Verdict::LeaveOut("an event enabled (events stay disabled in a copy)");
+    }
     if matches!(first.as_str(), "CREATE" | "ALTER" | "DROP")
         && matches!(second.as_str(), "DATABASE" | "SCHEMA")
     {
@@ -114,6 +121,20 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
         return Verdict::NamesTheSource;
     }
     Verdict::Run
+}
+
+/// The statement as it may be shown: cut before IDENTIFIED or PASSWORD (MariaDB logs
+/// `CREATE USER … IDENTIFIED BY 'plain text'` as typed; `CREATE SERVER … PASSWORD '…'`).
+pub(crate) fn without_secrets(text: &str, dialect: Dialect) -> String {
+    let secret = lexer::tokens(text, dialect)
+        .find(|t| t.is_keyword("IDENTIFIED") || t.is_keyword("PASSWORD"));
+    match secret {
+        Some(token) => format!(
+            "{} …",
+            text.get(..token.start).unwrap_or_default().trim_end()
+        ),
+        None => text.to_string(),
+    }
 }
 
 /// Whether any name in the statement is qualified with `database` (`db.t`, `` `db`.`t` ``),
@@ -283,6 +304,7 @@ mod tests {
             "SET PASSWORD FOR app = PASSWORD('x')",
             "CREATE ROLE r",
             "SET DEFAULT ROLE r FOR app",
+            "ALTER EVENT e ENABLE",
         ] {
             assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
         }
@@ -347,6 +369,28 @@ mod tests {
             ),
             Verdict::Run
         );
+    }
+
+    #[test]
+    fn passwords_are_never_shown() {
+        let d = Dialect::default();
+        for (text, shown) in [
+            (
+                "CREATE USER ghost@'%' IDENTIFIED BY 'pw'",
+                "CREATE USER ghost@'%' …",
+            ),
+            ("SET PASSWORD FOR app = PASSWORD('pw')", "SET …"),
+            (
+                "GRANT ALL ON *.* TO g IDENTIFIED BY 'pw'",
+                "GRANT ALL ON *.* TO g …",
+            ),
+            (
+                "ALTER TABLE t COMMENT 'PASSWORD'",
+                "ALTER TABLE t COMMENT 'PASSWORD'",
+            ),
+        ] {
+            assert_eq!(without_secrets(text, d), shown);
+        }
     }
 
     #[test]

@@ -128,9 +128,13 @@ pub(super) async fn write_objects(
         // Bodies hold `;`; the mysql client and our restore both honour DELIMITER. The
         // delimiter is one the definition does not contain anywhere, so no string, comment or
         // name in it (however it is read) can end the statement early.
-        let delimiter = delimiter_for(&object.create_sql);
+        // Without the database names SHOW CREATE TRIGGER keeps as written (`CREATE TRIGGER
+        // app.x … ON app.t`): loaded into any database, by us or by the mariadb client, the
+        // object is created there.
+        let create_sql = crate::mysql::definition::canonical(&object.create_sql, object.dialect());
+        let delimiter = delimiter_for(&create_sql);
         text.push_str(&format!("DELIMITER {delimiter}\n"));
-        text.push_str(&object.create_sql);
+        text.push_str(&create_sql);
         text.push_str(&format!("{delimiter}\nDELIMITER ;\n"));
         text.push_str("SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
         file.buffer().extend_from_slice(text.as_bytes());

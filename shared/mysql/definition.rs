@@ -18,8 +18,9 @@ pub struct ObjectHead {
     pub definer: Option<(usize, usize)>,
     /// The account as written.
     pub definer_account: Option<String>,
-    /// `db.` before the object's name, and (triggers) before the table after ON.
-    pub qualifiers: Vec<(usize, usize)>,
+    /// `db.` before the object's name, and (triggers) before the table after ON, with the
+    /// database it names.
+    pub qualifiers: Vec<(usize, usize, String)>,
     /// Where the head ends (after the name).
     pub name_end: usize,
 }
@@ -77,16 +78,16 @@ pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
     }
     let mut qualifiers = Vec::new();
     let (qualifier, name, after_name) = lexer::qualified_name(&tokens, i)?;
-    if qualifier.is_some() {
-        qualifiers.push((tokens[i].start, tokens[i + 2].start));
+    if let Some(database) = qualifier {
+        qualifiers.push((tokens[i].start, tokens[i + 2].start, database));
     }
     let name_end = tokens[after_name - 1].end();
     if kind == ObjectKind::Trigger {
         // BEFORE|AFTER INSERT|UPDATE|DELETE [OR …] ON [db.]table
         if let Some(on) = (after_name..tokens.len().min(after_name + 8)).find(|&j| keyword(j, "ON"))
         {
-            if let Some((Some(_), _, _)) = lexer::qualified_name(&tokens, on + 1) {
-                qualifiers.push((tokens[on + 1].start, tokens[on + 3].start));
+            if let Some((Some(database), _, _)) = lexer::qualified_name(&tokens, on + 1) {
+                qualifiers.push((tokens[on + 1].start, tokens[on + 3].start, database));
             }
         }
     }
@@ -141,13 +142,32 @@ pub fn without_definer(statement: &str, dialect: Dialect) -> Option<String> {
 /// TRIGGER app.x … ON app.t`): run on a connection to the target, it creates the object there,
 /// not in the database it was taken from. None when there are none.
 pub fn without_database_names(statement: &str, dialect: Dialect) -> Option<String> {
+    without_qualifiers(statement, dialect, |_| true)
+}
+
+/// [`without_database_names`], for the names of `database` only (a logged statement replayed
+/// into another database: `CREATE TRIGGER other.x` must stay what it is).
+pub fn without_database_name(statement: &str, dialect: Dialect, database: &str) -> Option<String> {
+    without_qualifiers(statement, dialect, |name| name == database)
+}
+
+fn without_qualifiers(
+    statement: &str,
+    dialect: Dialect,
+    strip: impl Fn(&str) -> bool,
+) -> Option<String> {
     let head = object_head(statement, dialect)?;
-    if head.qualifiers.is_empty() {
+    let qualifiers: Vec<_> = head
+        .qualifiers
+        .into_iter()
+        .filter(|(_, _, name)| strip(name))
+        .collect();
+    if qualifiers.is_empty() {
         return None;
     }
     let mut out = String::with_capacity(statement.len());
     let mut from = 0;
-    for (start, end) in head.qualifiers {
+    for (start, end, _) in qualifiers {
         out.push_str(statement.get(from..start)?);
         from = end;
     }
@@ -162,6 +182,50 @@ pub fn canonical(statement: &str, dialect: Dialect) -> std::borrow::Cow<'_, str>
         Some(text) => std::borrow::Cow::Owned(text),
         None => std::borrow::Cow::Borrowed(statement),
     }
+}
+
+/// An event's statement with its status set: `ENABLE`, or `DISABLE` (an event restored into
+/// a scratch copy must not run on its schedule: its body may name the live database, and it
+/// would run with its definer's rights). None for any other statement.
+pub fn event_with_status(statement: &str, dialect: Dialect, enabled: bool) -> Option<String> {
+    let head = object_head(statement, dialect)?;
+    if head.kind != ObjectKind::Event {
+        return None;
+    }
+    let status = if enabled { "ENABLE" } else { "DISABLE" };
+    let tokens: Vec<Token<'_>> = lexer::tokens(statement.get(head.name_end..)?, dialect)
+        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
+        .take(64)
+        .collect();
+    let shift = |t: &Token<'_>| head.name_end + t.start;
+    for (i, token) in tokens.iter().enumerate() {
+        if token.is_keyword("DO") {
+            // No status clause: the server's default is ENABLE.
+            let at = shift(token);
+            return Some(format!(
+                "{}{status} {}",
+                statement.get(..at)?,
+                statement.get(at..)?
+            ));
+        }
+        if token.is_keyword("ENABLE") || token.is_keyword("DISABLE") {
+            let mut end = token.start + token.text.len();
+            if token.is_keyword("DISABLE")
+                && tokens.get(i + 1).is_some_and(|t| t.is_keyword("ON"))
+                && tokens
+                    .get(i + 2)
+                    .is_some_and(|t| t.is_keyword("SLAVE") || t.is_keyword("REPLICA"))
+            {
+                end = tokens[i + 2].start + tokens[i + 2].text.len();
+            }
+            return Some(format!(
+                "{}{status}{}",
+                statement.get(..shift(token))?,
+                statement.get(head.name_end + end..)?
+            ));
+        }
+    }
+    None
 }
 
 /// `user@host` with quotes removed and doubled quotes undone.
@@ -259,6 +323,32 @@ mod tests {
             without_database_names("CREATE DEFINER=`a`@`%` PROCEDURE `app`.`p`() SELECT 1", d())
                 .as_deref(),
             Some("CREATE DEFINER=`a`@`%` PROCEDURE `p`() SELECT 1")
+        );
+    }
+
+    #[test]
+    fn an_event_can_be_made_disabled_and_enabled_again() {
+        let e = "CREATE DEFINER=`root`@`%` EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2026-12-04 19:10:59' ON COMPLETION NOT PRESERVE ENABLE DO delete from app.t";
+        let off = event_with_status(e, d(), false).unwrap();
+        assert_eq!(off, e.replace("ENABLE DO", "DISABLE DO"));
+        assert_eq!(event_with_status(&off, d(), true).unwrap(), e);
+        let replica = e.replace("ENABLE DO", "DISABLE ON SLAVE COMMENT 'ENABLE' DO");
+        assert_eq!(
+            event_with_status(&replica, d(), false).unwrap(),
+            e.replace("ENABLE DO", "DISABLE COMMENT 'ENABLE' DO")
+        );
+        assert_eq!(
+            event_with_status(
+                "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SELECT 1",
+                d(),
+                false
+            )
+            .unwrap(),
+            "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1"
+        );
+        assert_eq!(
+            event_with_status("CREATE VIEW v AS SELECT 1", d(), false),
+            None
         );
     }
 

@@ -71,6 +71,16 @@ impl StoredObject {
         Dialect::from_sql_mode(self.sql_mode.as_deref().unwrap_or(""))
     }
 
+    /// An event as it reads once enabled (a restore into another database creates events
+    /// disabled); None for other objects.
+    pub fn enabled_event(&self) -> Option<StoredObject> {
+        let create_sql = definition::event_with_status(&self.create_sql, self.dialect(), true)?;
+        Some(StoredObject {
+            create_sql,
+            ..self.clone()
+        })
+    }
+
     /// Hash of the definition as restored anywhere (database names out of its head, see
     /// [`definition::canonical`]) and the settings it is created under.
     pub fn definition_sha256(&self) -> String {

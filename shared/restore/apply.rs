@@ -25,6 +25,14 @@ use crate::verify::HashingReader;
 
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How an object's CREATE statement is made for the target (see [`made_for_the_target`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ObjectRewrite {
+    pub definer: DefinerMode,
+    /// Events are created DISABLE (a restore into another database than the backup's).
+    pub events_disabled: bool,
+}
+
 /// What the reading thread hands the connection: statements to run, or rows for a LOAD DATA.
 enum Item {
     Statement(Statement),
@@ -56,7 +64,7 @@ pub async fn apply_file(
     file: &FileEntry,
     conn: &mut Conn,
     step: Option<&str>,
-    definer: DefinerMode,
+    rewrite: ObjectRewrite,
     rewritten: &mut usize,
     loading: Loading,
 ) -> Result<bool> {
@@ -131,7 +139,7 @@ pub async fn apply_file(
                     progress::mark(conn, step, None).await?;
                     recorded = true;
                 }
-                let sql = made_for_the_target(sql, dialect, definer, rewritten);
+                let sql = made_for_the_target(sql, dialect, rewrite, rewritten);
                 conn.query_drop(sql).await.map_err(statement_error(index))?;
             }
             Item::Load(statement) => {
@@ -156,13 +164,13 @@ pub async fn apply_file(
 
 /// An object's CREATE statement as it is run on a connection to the target database: the
 /// database names in its head taken out (a trigger recorded as `CREATE TRIGGER app.x … ON
-/// app.t` would otherwise be created in `app`, not in the target), and with
-/// `DefinerMode::Current` its DEFINER clause too. Any other statement (a table's, data) is run
-/// byte for byte.
+/// app.t` would otherwise be created in `app`, not in the target), with
+/// `DefinerMode::Current` its DEFINER clause too, and an event DISABLE where asked. Any other
+/// statement (a table's, data) is run byte for byte.
 fn made_for_the_target(
     sql: Vec<u8>,
     dialect: crate::mysql::lexer::Dialect,
-    definer: DefinerMode,
+    rewrite: ObjectRewrite,
     rewritten: &mut usize,
 ) -> Vec<u8> {
     // Object statements start with CREATE (or a comment); data statements (most of a
@@ -173,19 +181,23 @@ fn made_for_the_target(
     let Ok(text) = std::str::from_utf8(&sql) else {
         return sql;
     };
-    let retargeted = definition::without_database_names(text, dialect);
-    let text = retargeted.as_deref().unwrap_or(text);
-    let stripped = match definer {
-        DefinerMode::Current => definition::without_definer(text, dialect),
-        DefinerMode::Keep => None,
-    };
-    match (stripped, retargeted) {
-        (Some(stripped), _) => {
-            *rewritten += 1;
-            stripped.into_bytes()
+    let mut changed = definition::without_database_names(text, dialect);
+    if rewrite.events_disabled {
+        let current = changed.as_deref().unwrap_or(text);
+        if let Some(disabled) = definition::event_with_status(current, dialect, false) {
+            changed = Some(disabled);
         }
-        (None, Some(retargeted)) => retargeted.into_bytes(),
-        (None, None) => sql,
+    }
+    if rewrite.definer == DefinerMode::Current {
+        let current = changed.as_deref().unwrap_or(text);
+        if let Some(stripped) = definition::without_definer(current, dialect) {
+            *rewritten += 1;
+            changed = Some(stripped);
+        }
+    }
+    match changed {
+        Some(text) => text.into_bytes(),
+        None => sql,
     }
 }
 

@@ -77,14 +77,20 @@ pub async fn verify_restored(
             ((o.kind.label().to_string(), o.name.clone()), hash)
         })
         .collect();
-    let actual_objects: BTreeMap<(String, String), String> = objects
+    let hash_of = |o: &schema::StoredObject| match definer {
+        DefinerMode::Keep => o.definition_sha256(),
+        DefinerMode::Current => o.definition_sha256_any_definer(),
+    };
+    // An event restored into another database is created disabled: it also matches as the
+    // enabled event it was.
+    let actual_objects: BTreeMap<(String, String), (String, Option<String>)> = objects
         .iter()
         .map(|o| {
-            let hash = match definer {
-                DefinerMode::Keep => o.definition_sha256(),
-                DefinerMode::Current => o.definition_sha256_any_definer(),
-            };
-            ((o.kind.label().to_string(), o.name.clone()), hash)
+            let enabled = o.enabled_event().map(|e| hash_of(&e));
+            (
+                (o.kind.label().to_string(), o.name.clone()),
+                (hash_of(o), enabled),
+            )
         })
         .collect();
     let mut unchecked = 0;
@@ -99,7 +105,7 @@ pub async fn verify_restored(
         };
         match actual_objects.get(&(kind.clone(), name.clone())) {
             None => problems.push(format!("{kind} `{name}` is missing")),
-            Some(actual) if actual != hash => {
+            Some((actual, enabled)) if actual != hash && enabled.as_deref() != Some(*hash) => {
                 problems.push(format!("{kind} `{name}` has a different definition"))
             }
             Some(_) => {}

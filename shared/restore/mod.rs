@@ -448,6 +448,14 @@ impl Loader {
         let target = self.options.target_database.clone();
         let what = format!("loading the {} stage", stage.label());
         let definer = self.options.definer;
+        // Into another database (a scratch copy, the restore test), an event must not run on
+        // the source's schedule: its body may name the live database.
+        let events_disabled = manifest.database != target;
+        if events_disabled && stage == Stage::Events {
+            tracing::warn!(
+                "events are created DISABLE in `{target}` (it is not the backup's database); enable each with ALTER EVENT … ENABLE if this copy is to run them"
+            );
+        }
         let mut rewritten = 0;
         let deferred = retrying!(self.session, &what, |conn, attempt| async {
             if attempt > 1 || resuming {
@@ -461,7 +469,10 @@ impl Loader {
                     file,
                     conn,
                     None,
-                    definer,
+                    apply::ObjectRewrite {
+                        definer,
+                        events_disabled,
+                    },
                     &mut rewritten,
                     apply::Loading::Statements,
                 )
@@ -575,7 +586,7 @@ impl Loader {
                                 &file,
                                 conn,
                                 Some(&step),
-                                DefinerMode::Keep,
+                                apply::ObjectRewrite::default(),
                                 &mut 0,
                                 loading,
                             )
