@@ -25,4 +25,7 @@ pub mod sample_data;
 pub mod store;
 pub mod verify;
 
+#[cfg(test)]
+mod hostile_names;
+
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{human_age, Check, Status};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
-use crate::mysql::{self as db, quote_ident};
+use crate::mysql as db;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::restore::headway::Headway;
 use crate::restore::{run_restore, RestoreOptions};
@@ -214,9 +214,7 @@ async fn drop_scratch(url: &DatabaseUrl, database: &str) -> Result<()> {
         let _ = conn.query_drop(format!("KILL {id}")).await;
     }
     db::run_all(&mut conn, &["SET SESSION lock_wait_timeout = 60"]).await?;
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
-        .await
-        .map_err(|e| Error::database(context(), e))?;
+    db::drop_database(&mut conn, database).await?;
     let _ = conn.disconnect().await;
     Ok(())
 }

@@ -160,6 +160,38 @@ pub async fn run_all(conn: &mut Conn, statements: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Drops `database` (if it exists), its routines first: the server grants a routine's creator
+/// EXECUTE and ALTER ROUTINE on it (automatic_sp_privileges) and takes them back on DROP
+/// PROCEDURE/FUNCTION, but not on DROP DATABASE, so a dropped copy would leave its restoring
+/// user's grants behind in mysql.procs_priv (a monthly restore test, every month).
+pub async fn drop_database(conn: &mut Conn, database: &str) -> Result<()> {
+    let context = || format!("dropping database `{database}`");
+    let routines: Vec<(String, String)> = conn
+        .exec(
+            "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
+            (database,),
+        )
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    for (kind, name) in routines {
+        let kind = if kind.eq_ignore_ascii_case("FUNCTION") {
+            "FUNCTION"
+        } else {
+            "PROCEDURE"
+        };
+        conn.query_drop(format!(
+            "DROP {kind} IF EXISTS {}.{}",
+            quote_ident(database),
+            quote_ident(&name)
+        ))
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    }
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
+        .await
+        .map_err(|e| Error::database(context(), e))
+}
+
 /// `name` as a MySQL identifier: backticks, with backticks inside doubled.
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))

@@ -479,11 +479,14 @@ mod tests {
 
     #[test]
     fn a_view_named_with_backticks_and_accents_is_ordered_without_panicking() {
-        let name = "``````é";
-        let ordered = order_views(vec![
-            view(name, "select 1"),
-            view("b", &format!("select * from {}", quote_ident(name))),
-        ]);
-        assert_eq!(ordered.len(), 2);
+        // Four backticks put the old offset (name length + 9) inside the é.
+        for ticks in 0..8 {
+            let name = format!("{}é", "`".repeat(ticks));
+            let ordered = order_views(vec![
+                view(&name, "select 1"),
+                view("b", &format!("select * from {}", quote_ident(&name))),
+            ]);
+            assert_eq!(ordered.len(), 2);
+        }
     }
 }

@@ -5,13 +5,12 @@
 //! empty scratch schema on the target and the restored definitions are compared with what
 //! this server rendered there: the same statements, the same renderer.
 
-use mysql_async::prelude::Queryable;
 
 use super::apply;
 use super::chain::ExpectedState;
 use super::definer::DefinerMode;
 use crate::config::DatabaseUrl;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::manifest::{Manifest, Stage};
 use crate::mysql::schema;
 use crate::mysql::{self as db, quote_ident};
@@ -44,10 +43,7 @@ pub(super) async fn rendered_expectations(
     );
     db::run_all(&mut admin, &[drop.as_str(), create.as_str()]).await?;
     let rendered = render(store, root, url, &scratch, definer).await;
-    let dropped = admin
-        .query_drop(drop.as_str())
-        .await
-        .map_err(|e| Error::database(format!("dropping scratch schema `{scratch}`"), e));
+    let dropped = db::drop_database(&mut admin, &scratch).await;
     let _ = admin.disconnect().await;
     let (tables, objects) = rendered?;
     dropped?;

@@ -286,9 +286,7 @@ pub(super) async fn prepare_target(
                 target,
                 "--force: dropping the existing contents of the target database"
             );
-            conn.query_drop(format!("DROP DATABASE {}", quote_ident(target)))
-                .await
-                .map_err(|e| Error::database(format!("dropping database `{target}`"), e))?;
+            crate::mysql::drop_database(conn, target).await?;
         }
     }
     let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(target));
