@@ -475,6 +475,7 @@ fn random_script(rng: &mut rand_chacha::ChaCha8Rng) -> String {
     use rand::Rng;
     const ALPHABET: &[&str] = &[
         "a", "é", ";", "'", "\"", "`", "\\", "\n", " ", "#", "-", "*", "/", "!", "$", "😀", "\t",
+        "\r", "\u{b}", "\u{1}",
     ];
     const MODES: &[&str] = &[
         "",
@@ -539,7 +540,9 @@ fn random_script(rng: &mut rand_chacha::ChaCha8Rng) -> String {
                 // A space first: `/*!` is not a comment (see 6).
                 5 => statement.push_str(&format!("/* {}*/", text(rng, &["/"]))),
                 6 => statement.push_str("/*! 1 */"),
-                7 => statement.push_str("1--1"),
+                7 => {
+                    statement.push_str(["1--1", "1--\u{b};\n", "1--\u{1};"][rng.random_range(0..3)])
+                }
                 _ => statement
                     .push_str(["a", "é", "1", ",", "+", "(", ")", "\n"][rng.random_range(0..8)]),
             }
@@ -626,8 +629,28 @@ fn our_splitter_splits_exactly_where_the_mariadb_client_does() {
     for case in 0..cases {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003) + case);
         let script = random_script(&mut rng);
-        let theirs = client_statements(&script);
-        let ours = our_statements(&script, &mut rng);
+        // Statement boundaries are compared, not bytes the client rewrites: it drops some
+        // control characters outside strings (a \r before a newline, \x01), sends a comment
+        // after a delimiter with the statement before it, and sends a statement of nothing but
+        // a comment. Both sides are normalised alike: comments out, empty statements out.
+        let normal = |statements: &[String]| -> Vec<String> {
+            use toc_sis_backup::mysql::lexer::{tokens, Dialect, Kind};
+            statements
+                .iter()
+                .map(|s| {
+                    let s = s.replace(['\r', '\u{1}'], "");
+                    tokens(&s, Dialect::default())
+                        .filter(|t| t.kind != Kind::Comment)
+                        .map(|t| t.text)
+                        .collect::<String>()
+                        .trim()
+                        .to_string()
+                })
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let theirs = normal(&client_statements(&script));
+        let ours = our_statements(&script, &mut rng).map(|statements| normal(&statements));
         assert_eq!(
             ours.as_ref(),
             Ok(&theirs),

@@ -8,7 +8,8 @@
 //!   byte unless the session's sql_mode has NO_BACKSLASH_ESCAPES.
 //! - `` `…` `` is a name; only a doubled backtick stays inside (never a backslash escape).
 //!   Under ANSI_QUOTES `"…"` is a name too, with the same rule.
-//! - `-- ` (two dashes then white space or the end), `#` to the end of the line, and `/* … */`
+//! - `-- ` (two dashes then white space, vertical tab included, or the end), `#` to the end of
+//!   the line, and `/* … */`
 //!   are comments; `/*!…` and `/*M!…` are not: the server runs their text, and the client
 //!   reads quotes and delimiters inside them as anywhere else.
 
@@ -140,7 +141,10 @@ pub fn token_at(text: &[u8], at: usize, dialect: Dialect, at_end: bool) -> Optio
                 return None;
             }
             let after = text.get(at + 2).copied();
-            if next == Some(b'-') && after.is_none_or(|c| c.is_ascii_whitespace() || c < 0x20) {
+            // The client's rule (C isspace: vertical tab too, no other control character).
+            if next == Some(b'-')
+                && after.is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+            {
                 line_comment(text, at, at_end)
             } else {
                 Some((Kind::Punct, at + 1))

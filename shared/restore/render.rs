@@ -5,7 +5,6 @@
 //! empty scratch schema on the target and the restored definitions are compared with what
 //! this server rendered there: the same statements, the same renderer.
 
-
 use super::apply;
 use super::chain::ExpectedState;
 use super::definer::DefinerMode;
