@@ -43,8 +43,13 @@ pub fn plan(
     now: DateTime<Utc>,
     newest_first: &[(String, Option<DateTime<Utc>>, Kind)],
 ) -> Vec<String> {
-    let cutoff = now - Duration::days(i64::from(policy.keep_days));
-    let grace = now - Duration::hours(i64::from(policy.incomplete_grace_hours));
+    // Any keep_days (a u32) fits a Duration; a cutoff before the calendar's start keeps all.
+    let cutoff = now
+        .checked_sub_signed(Duration::days(i64::from(policy.keep_days)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let grace = now
+        .checked_sub_signed(Duration::hours(i64::from(policy.incomplete_grace_hours)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let mut complete_seen = 0usize;
     let mut doomed = Vec::new();
     for (id, made, kind) in newest_first {

@@ -633,21 +633,30 @@ fn our_splitter_splits_exactly_where_the_mariadb_client_does() {
         // control characters outside strings (a \r before a newline, \x01), sends a comment
         // after a delimiter with the statement before it, and sends a statement of nothing but
         // a comment. Both sides are normalised alike: comments out, empty statements out.
+        // Comments are read in the sql_mode in force, as the generator's SETs leave it.
         let normal = |statements: &[String]| -> Vec<String> {
             use toc_sis_backup::mysql::lexer::{tokens, Dialect, Kind};
-            statements
-                .iter()
-                .map(|s| {
-                    let s = s.replace(['\r', '\u{1}'], "");
-                    tokens(&s, Dialect::default())
-                        .filter(|t| t.kind != Kind::Comment)
-                        .map(|t| t.text)
-                        .collect::<String>()
-                        .trim()
-                        .to_string()
-                })
-                .filter(|s| !s.is_empty())
-                .collect()
+            let mut dialect = Dialect::default();
+            let mut out = Vec::new();
+            for statement in statements {
+                let s = statement.replace(['\r', '\u{1}'], "");
+                let text = tokens(&s, dialect)
+                    .filter(|t| t.kind != Kind::Comment)
+                    .map(|t| t.text)
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+                if let Some(mode) = text
+                    .strip_prefix("SET SESSION sql_mode = '")
+                    .and_then(|m| m.strip_suffix('\''))
+                {
+                    dialect = Dialect::from_sql_mode(mode);
+                }
+                if !text.is_empty() {
+                    out.push(text);
+                }
+            }
+            out
         };
         let theirs = normal(&client_statements(&script));
         let ours = our_statements(&script, &mut rng).map(|statements| normal(&statements));

@@ -609,7 +609,10 @@ async fn run_binlog(
                 replica_server_id: args.replica_server_id,
                 deadline: args
                     .max_seconds
-                    .map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s)),
+                    // Beyond what a clock can hold is no deadline at all.
+                    .and_then(|s| {
+                        std::time::Instant::now().checked_add(std::time::Duration::from_secs(s))
+                    }),
                 segment_bytes: args.segment_mb * 1024 * 1024,
                 headway: Default::default(),
             };

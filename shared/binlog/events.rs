@@ -321,6 +321,9 @@ const HEADER_LEN: usize = 19;
 pub(crate) struct Frames<R> {
     input: R,
     offset: u64,
+    /// The format description says events end in a CRC32: none can be shorter than its
+    /// header and checksum (the event reader would slice before its start).
+    checksummed: bool,
 }
 
 impl<R: std::io::Read> Frames<R> {
@@ -332,7 +335,11 @@ impl<R: std::io::Read> Frames<R> {
         if &magic != MAGIC {
             return Err(damaged(what, 0, "it does not start with the binlog magic"));
         }
-        Ok(Frames { input, offset: 4 })
+        Ok(Frames {
+            input,
+            offset: 4,
+            checksummed: false,
+        })
     }
 
     /// The next event's bytes, or None at a clean end.
@@ -366,6 +373,18 @@ impl<R: std::io::Read> Frames<R> {
         self.input
             .read_exact(&mut event[HEADER_LEN..])
             .map_err(|_| damaged(what, self.offset, "an event is cut short"))?;
+        const FORMAT_DESCRIPTION: u8 = 15;
+        const CRC32: u8 = 1;
+        if header[4] == FORMAT_DESCRIPTION {
+            // Its checksum algorithm is the byte before its own 4-byte checksum.
+            self.checksummed = size >= HEADER_LEN + 5 && event[size - 5] == CRC32;
+        } else if self.checksummed && size < HEADER_LEN + 4 {
+            return Err(damaged(
+                what,
+                self.offset,
+                &format!("an event of {size} bytes has no room for its checksum"),
+            ));
+        }
         self.offset += size as u64;
         Ok(Some(event))
     }

@@ -233,7 +233,11 @@ pub(crate) async fn read_events(
 ) -> Result<Vec<u8>> {
     use std::io::Read;
     let bytes = read_verified(store, manifest).await?;
-    let mut decoded = Vec::with_capacity(manifest.uncompressed_bytes as usize);
+    // The manifest's size is a hint, not trusted: capped (the vector grows past it if it must).
+    let hint = usize::try_from(manifest.uncompressed_bytes)
+        .unwrap_or(usize::MAX)
+        .min(256 << 20);
+    let mut decoded = Vec::with_capacity(hint);
     flate2::read::GzDecoder::new(&bytes[..])
         .read_to_end(&mut decoded)
         .map_err(|e| Error::CorruptFile {

@@ -107,6 +107,12 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
             _ => Verdict::LeaveOut("a statement on another database"),
         };
     }
+    // Only changes to tables and the database's own objects are replayed; anything else
+    // (a UDF loaded by SONAME, INSTALL PLUGIN, CREATE SERVER, FLUSH, …) is not the
+    // database's and is left out.
+    if !changes_own_objects(&tokens) {
+        return Verdict::LeaveOut("not a change to the database's own tables or objects");
+    }
     let qualifiers = object_qualifiers(&tokens);
     let other = qualifiers.iter().any(|q| q != source);
     let own = qualifiers.iter().any(|q| q == source);
@@ -121,6 +127,56 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
         return Verdict::NamesTheSource;
     }
     Verdict::Run
+}
+
+/// Whether a statement creates, changes or drops tables, indexes, views, routines, triggers,
+/// events or sequences (and no server-wide thing such as a UDF).
+fn changes_own_objects(tokens: &[Token<'_>]) -> bool {
+    let Some(verb) = tokens.first() else {
+        return false;
+    };
+    if verb.is_keyword("TRUNCATE") {
+        return true;
+    }
+    if !["CREATE", "ALTER", "DROP", "RENAME"]
+        .iter()
+        .any(|v| verb.is_keyword(v))
+    {
+        return false;
+    }
+    let kind = tokens.iter().take(24).skip(1).find_map(|t| {
+        const KINDS: &[&str] = &[
+            "TABLE",
+            "TABLES",
+            "VIEW",
+            "PROCEDURE",
+            "FUNCTION",
+            "TRIGGER",
+            "EVENT",
+            "INDEX",
+            "SEQUENCE",
+            "PACKAGE",
+            "USER",
+            "ROLE",
+            "SERVER",
+            "TABLESPACE",
+            "LOGFILE",
+            "DATABASE",
+            "SCHEMA",
+        ];
+        KINDS
+            .iter()
+            .find(|k| t.is_keyword(k))
+            .map(|k| k.to_string())
+    });
+    match kind.as_deref() {
+        Some("FUNCTION") => !tokens.iter().any(|t| t.is_keyword("SONAME")),
+        Some(
+            "TABLE" | "TABLES" | "VIEW" | "PROCEDURE" | "TRIGGER" | "EVENT" | "INDEX" | "SEQUENCE"
+            | "PACKAGE",
+        ) => true,
+        _ => false,
+    }
 }
 
 /// The statement as it may be shown: cut before IDENTIFIED or PASSWORD (MariaDB logs
@@ -305,6 +361,11 @@ mod tests {
             "CREATE ROLE r",
             "SET DEFAULT ROLE r FOR app",
             "ALTER EVENT e ENABLE",
+            "CREATE FUNCTION udf RETURNS STRING SONAME 'evil.so'",
+            "INSTALL SONAME 'evil'",
+            "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')",
+            "FLUSH PRIVILEGES",
+            "ANALYZE TABLE other.t",
         ] {
             assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
         }
@@ -340,6 +401,13 @@ mod tests {
             "RENAME TABLE a TO b",
             "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
             "ALTER TABLE grades COMMENT 'from toc_sis.x'",
+            "CREATE OR REPLACE TABLE t (id INT)",
+            "CREATE DEFINER=`app`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1",
+            "CREATE DEFINER=`app`@`%` FUNCTION f() RETURNS INT RETURN 1",
+            "CREATE UNIQUE INDEX i ON t (a)",
+            "DROP TRIGGER IF EXISTS tr",
+            "CREATE SEQUENCE s",
+            "TRUNCATE t",
         ] {
             assert_eq!(v(text), Verdict::Run, "{text}");
         }

@@ -28,7 +28,11 @@ pub const FORMAT: &str = "toc-sis-backup/file-snapshot";
 pub const VERSION: u32 = 1;
 
 pub fn blob_key(sha256: &str) -> String {
-    format!("{BLOBS_PREFIX}{}/{sha256}", &sha256[..2.min(sha256.len())])
+    format!("{BLOBS_PREFIX}{}/{sha256}", sha256.get(..2).unwrap_or(""))
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The content hash a blob key names, if it is one.
@@ -184,6 +188,17 @@ impl Snapshot {
         if recorded != actual {
             return Err(invalid(format!(
                 "checksum mismatch (recorded {recorded}, content hashes to {actual}): the manifest was altered or damaged"
+            )));
+        }
+        // A content hash names a blob key: nothing but 64 hex digits (no `../`, no `é`).
+        if let Some(bad) = snapshot
+            .entries
+            .iter()
+            .filter_map(|e| e.sha256.as_deref())
+            .find(|h| !is_sha256_hex(h))
+        {
+            return Err(invalid(format!(
+                "a file's sha256 is {bad:?}, expected 64 hexadecimal digits"
             )));
         }
         Ok(snapshot)

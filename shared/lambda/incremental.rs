@@ -13,7 +13,7 @@ use crate::incremental::{run_incremental_until, IncrementalOptions, Scope};
 pub struct IncrementalFunction {
     context: FunctionContext,
     scope: Scope,
-    overlap_minutes: i64,
+    overlap: chrono::TimeDelta,
     full_if_missing: bool,
 }
 
@@ -35,9 +35,10 @@ impl IncrementalFunction {
         Ok(IncrementalFunction {
             context,
             scope,
-            overlap_minutes: env.parse(
+            overlap: env.duration(
                 "INCREMENTAL_OVERLAP_MINUTES",
                 5,
+                chrono::TimeDelta::try_minutes,
                 "a whole number of minutes",
             )?,
             full_if_missing: env.parse("INCREMENTAL_FULL_IF_MISSING", false, "true or false")?,
@@ -85,7 +86,7 @@ impl IncrementalFunction {
         self.context.check_time(deadline)?;
         let mut options = IncrementalOptions::new(self.context.database_url().await?);
         options.scope = self.scope.clone();
-        options.overlap = chrono::Duration::minutes(self.overlap_minutes);
+        options.overlap = self.overlap;
         options.full_if_missing = self.full_if_missing;
         options.notify_success = self.context.notify_success;
         Ok((options, prefix))

@@ -30,6 +30,24 @@ impl dyn Env + '_ {
         })
     }
 
+    /// A whole number of minutes, hours or days (`unit`, e.g. `TimeDelta::try_minutes`) as a
+    /// duration: not negative, and small enough for any clock arithmetic (at most 100 years).
+    pub fn duration(
+        &self,
+        name: &str,
+        default: i64,
+        unit: fn(i64) -> Option<chrono::TimeDelta>,
+        expected: &str,
+    ) -> Result<chrono::TimeDelta> {
+        let value: i64 = self.parse(name, default, expected)?;
+        unit(value)
+            .filter(|d| *d >= chrono::TimeDelta::zero() && *d <= chrono::TimeDelta::days(36_600))
+            .ok_or_else(|| Error::Config {
+                variable: name.to_string(),
+                reason: format!("is {value}, which is not {expected} from 0 to 100 years"),
+            })
+    }
+
     pub fn parse<T: std::str::FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T> {
         match self.get(name) {
             None => Ok(default),

@@ -31,11 +31,12 @@ impl MonitorFunction {
                     client: aws_sdk_rds::Client::new(&sdk_config),
                     instance,
                     replica: env.get("MONITOR_RDS_REPLICA"),
-                    max_pitr_lag: chrono::Duration::minutes(env.parse(
+                    max_pitr_lag: env.duration(
                         "MONITOR_PITR_MAX_MINUTES",
                         15,
+                        chrono::TimeDelta::try_minutes,
                         "a whole number of minutes",
-                    )?),
+                    )?,
                 })
             });
         let rds = rds.transpose()?;
@@ -47,31 +48,38 @@ impl MonitorFunction {
             None => None,
         };
         let context = FunctionContext::from_env("monitor", env, sdk_config, false).await?;
-        let restore_test_days: i64 =
-            env.parse("MONITOR_RESTORE_TEST_DAYS", 0, "a whole number of days")?;
+        let restore_test_days = env.duration(
+            "MONITOR_RESTORE_TEST_DAYS",
+            0,
+            chrono::TimeDelta::try_days,
+            "a whole number of days",
+        )?;
         let options = MonitorOptions {
             tiers: parse_tiers(env.get("MONITOR_TIERS").as_deref())?,
             row_drop_share: env.parse("MONITOR_ROW_DROP_PERCENT", 5.0, "a percentage")? / 100.0,
             deep: env.parse("MONITOR_DEEP", false, "true or false")?,
-            deep_every: chrono::Duration::hours(env.parse(
+            deep_every: env.duration(
                 "MONITOR_DEEP_EVERY_HOURS",
                 24,
+                chrono::TimeDelta::try_hours,
                 "a whole number of hours",
-            )?),
-            reminder: chrono::Duration::hours(env.parse(
+            )?,
+            reminder: env.duration(
                 "MONITOR_REMINDER_HOURS",
                 4,
+                chrono::TimeDelta::try_hours,
                 "a whole number of hours",
-            )?),
-            restore_test_max_age: (restore_test_days > 0)
-                .then(|| chrono::Duration::days(restore_test_days)),
+            )?,
+            restore_test_max_age: (restore_test_days > chrono::TimeDelta::zero())
+                .then_some(restore_test_days),
             rds,
             replica,
-            binlog_rpo: chrono::Duration::minutes(env.parse(
+            binlog_rpo: env.duration(
                 "MONITOR_BINLOG_RPO_MINUTES",
                 10,
+                chrono::TimeDelta::try_minutes,
                 "a whole number of minutes",
-            )?),
+            )?,
             ..MonitorOptions::default()
         };
         Ok(MonitorFunction { context, options })

@@ -79,12 +79,15 @@ pub fn parse_tiers(json: Option<&str>) -> Result<Vec<Tier>> {
             })?;
             if tiers.is_empty()
                 || tiers.iter().any(|t| {
-                    t.rpo_minutes <= 0 || (t.tables.is_empty() && t.file_sources.is_empty())
+                    // At most 100 years: a larger number is a typo, and would overflow.
+                    t.rpo_minutes <= 0
+                        || t.rpo_minutes > 100 * 366 * 24 * 60
+                        || (t.tables.is_empty() && t.file_sources.is_empty())
                 })
             {
                 return Err(Error::Config {
                     variable: "MONITOR_TIERS".into(),
-                    reason: "must list at least one tier, each with a positive rpo_minutes and some tables or file_sources".into(),
+                    reason: "must list at least one tier, each with a positive rpo_minutes (at most 100 years) and some tables or file_sources".into(),
                 });
             }
             Ok(tiers)

@@ -16,7 +16,7 @@ use super::definer::{definer_of, DefinerMode};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKind, Stage};
 use crate::mysql::definition::object_head;
-use crate::mysql::lexer::Dialect;
+use crate::mysql::lexer::{self, Dialect, Kind};
 use crate::store::ObjectStore;
 
 /// What the backup will ask the server to create.
@@ -82,33 +82,52 @@ impl Grants {
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Grants {
         let mut grants = Grants::default();
         for line in lines {
-            let Some(rest) = line.trim().strip_prefix("GRANT ") else {
+            // Read with the lexer: a quoted name may hold " ON ", " TO " or a multi-byte
+            // character anywhere.
+            let line = line.trim();
+            let tokens = lexer::significant(line, Dialect::default());
+            if !tokens.first().is_some_and(|t| t.is_keyword("GRANT")) {
                 continue;
-            };
-            let Some(on) = rest.find(" ON ") else {
+            }
+            let Some(on) = tokens.iter().position(|t| t.is_keyword("ON")) else {
                 continue; // a role membership: GRANT `r`@`%` TO …
             };
-            let mut privileges = split_privileges(&rest[..on]);
-            if rest.ends_with("WITH GRANT OPTION") {
+            let Some(to) = (on..tokens.len()).find(|&i| tokens[i].is_keyword("TO")) else {
+                continue;
+            };
+            let Some(privilege_text) = tokens
+                .get(1)
+                .and_then(|first| line.get(first.start..tokens[on].start))
+            else {
+                continue;
+            };
+            let mut privileges = split_privileges(privilege_text);
+            if line.ends_with("WITH GRANT OPTION") {
                 privileges.insert("GRANT OPTION".to_string());
             }
-            let target = rest[on + 4..]
-                .split(" TO ")
-                .next()
-                .unwrap_or_default()
-                .trim();
-            let target = target.strip_prefix("TABLE ").unwrap_or(target).trim();
-            if target.starts_with("PROCEDURE ") || target.starts_with("FUNCTION ") {
-                continue; // rights on one routine
+            let mut target = &tokens[on + 1..to];
+            if target.first().is_some_and(|t| t.is_keyword("TABLE")) {
+                target = &target[1..];
             }
-            if target == "*.*" {
-                grants.global.extend(privileges);
-            } else if let Some(database) = target.strip_suffix(".*") {
-                grants
-                    .databases
-                    .push((unquote_identifier(database), privileges));
-            } else if let Some((database, table)) = split_qualified(target) {
-                grants.tables.push((database, table, privileges));
+            let name = |t: &lexer::Token<'_>| t.name().unwrap_or_else(|| t.text.to_string());
+            match target {
+                [star, dot, star2]
+                    if star.is_punct('*') && dot.is_punct('.') && star2.is_punct('*') =>
+                {
+                    grants.global.extend(privileges)
+                }
+                [database, dot, star] if dot.is_punct('.') && star.is_punct('*') => {
+                    grants.databases.push((name(database), privileges))
+                }
+                [database, dot, table]
+                    if dot.is_punct('.') && matches!(table.kind, Kind::QuotedName | Kind::Word) =>
+                {
+                    grants
+                        .tables
+                        .push((name(database), name(table), privileges))
+                }
+                // Rights on one routine (PROCEDURE/FUNCTION/PACKAGE …), or anything else.
+                _ => {}
             }
         }
         grants
@@ -164,43 +183,6 @@ fn split_privileges(text: &str) -> BTreeSet<String> {
         out.insert(current.trim().to_ascii_uppercase());
     }
     out
-}
-
-/// `` `mysql`.`proc` `` -> (mysql, proc).
-fn split_qualified(target: &str) -> Option<(String, String)> {
-    let target = target.trim();
-    let split = if target.starts_with('`') {
-        // The closing backtick of the first name (a doubled one is part of the name).
-        let bytes = target.as_bytes();
-        let mut i = 1;
-        loop {
-            if i >= bytes.len() {
-                return None;
-            }
-            if bytes[i] == b'`' {
-                if bytes.get(i + 1) == Some(&b'`') {
-                    i += 2;
-                    continue;
-                }
-                break i + 1;
-            }
-            i += 1;
-        }
-    } else {
-        target.find('.')?
-    };
-    let (database, rest) = target.split_at(split);
-    let table = rest.strip_prefix('.')?;
-    Some((unquote_identifier(database), unquote_identifier(table)))
-}
-
-/// `` `toc\_sis\_%` `` -> `toc\_sis\_%` (a LIKE pattern: escapes kept for [`like`]).
-fn unquote_identifier(text: &str) -> String {
-    let text = text.trim();
-    match text.as_bytes().first() {
-        Some(b'`') if text.len() >= 2 => text[1..text.len() - 1].replace("``", "`"),
-        _ => text.to_string(),
-    }
 }
 
 /// Everything missing for restoring `needs` into `database`; empty when the restore can go on.
@@ -589,6 +571,23 @@ mod tests {
                 d
             ),
             Some((ObjectKind::Function, "f".to_string()))
+        );
+    }
+
+    #[test]
+    fn grant_lines_with_hostile_names_are_read_by_the_lexer() {
+        let grants = Grants::parse([
+            "GRANT SELECT ON `app`.`Café TO go` TO `restorer`@`%`",
+            "GRANT INSERT ON `é.* TO x`.* TO `restorer`@`%`",
+            "GRANT EXECUTE ON PROCEDURE `a`.`p` TO `restorer`@`%`",
+            "GRANT `role` TO `restorer`@`%`",
+        ]);
+        assert!(grants.has("é.* TO x", "INSERT"));
+        assert!(!grants.has("é", "INSERT"));
+        assert_eq!(grants.tables.len(), 1);
+        assert_eq!(
+            (grants.tables[0].0.as_str(), grants.tables[0].1.as_str()),
+            ("app", "Café TO go")
         );
     }
 
