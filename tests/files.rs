@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -700,18 +700,53 @@ fn docs_source(source: &Path) {
     std::fs::set_permissions(source.join("docs"), std::fs::Permissions::from_mode(0o750)).unwrap();
 }
 
+/// A link test's folders: a source, a store, a target, and a folder outside them with its
+/// state before the restore (which must not change).
+struct LinkCase {
+    dir: tempfile::TempDir,
+    source: PathBuf,
+    target: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    store_dir: PathBuf,
+    outside: PathBuf,
+    before: (std::collections::BTreeMap<Vec<u8>, Node>, u32, i64, i64),
+}
+
+impl LinkCase {
+    fn new() -> LinkCase {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (source, store_dir, target) = (
+            dir.path().join("src"),
+            dir.path().join("store"),
+            dir.path().join("target"),
+        );
+        std::fs::create_dir_all(&store_dir).unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
+        let outside = outside_folder(dir.path());
+        let before = outside_state(&outside);
+        LinkCase {
+            dir,
+            source,
+            target,
+            store,
+            store_dir,
+            outside,
+            before,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_to_a_folder_outside_left_by_an_earlier_snapshot_is_replaced_not_followed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (source, store_dir, target) = (
-        dir.path().join("src"),
-        dir.path().join("store"),
-        dir.path().join("target"),
-    );
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
-    let outside = outside_folder(dir.path());
-    let before = outside_state(&outside);
+    let LinkCase {
+        dir: _dir,
+        source,
+        target,
+        store,
+        outside,
+        before,
+        ..
+    } = LinkCase::new();
 
     // An earlier snapshot held `docs` as a link to a folder outside; restoring it puts the
     // link in the target, as it should.
@@ -750,16 +785,15 @@ async fn a_link_to_a_folder_outside_left_by_an_earlier_snapshot_is_replaced_not_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_where_a_file_goes_is_replaced_and_the_file_it_points_to_is_untouched() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (source, store_dir, target) = (
-        dir.path().join("src"),
-        dir.path().join("store"),
-        dir.path().join("target"),
-    );
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
-    let outside = outside_folder(dir.path());
-    let before = outside_state(&outside);
+    let LinkCase {
+        dir,
+        source,
+        target,
+        store,
+        outside,
+        before,
+        ..
+    } = LinkCase::new();
     docs_source(&source);
     let snapshot = snapshot_of(&store, &source).await;
 
@@ -794,16 +828,16 @@ async fn a_link_where_a_file_goes_is_replaced_and_the_file_it_points_to_is_untou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_above_a_restored_path_is_refused_by_name() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (source, store_dir, target) = (
-        dir.path().join("src"),
-        dir.path().join("store"),
-        dir.path().join("target"),
-    );
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
-    let outside = outside_folder(dir.path());
-    let before = outside_state(&outside);
+    let LinkCase {
+        dir: _dir,
+        source,
+        target,
+        store,
+        store_dir,
+        outside,
+        before,
+        ..
+    } = LinkCase::new();
     docs_source(&source);
     let snapshot = snapshot_of(&store, &source).await;
 
@@ -857,16 +891,15 @@ async fn a_link_above_a_restored_path_is_refused_by_name() {
 async fn a_link_the_restore_itself_made_is_never_followed() {
     use toc_sis_backup::files::snapshot::{Entry, EntryKind};
     use toc_sis_backup::files::RawPath;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (source, store_dir, target) = (
-        dir.path().join("src"),
-        dir.path().join("store"),
-        dir.path().join("target"),
-    );
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(&store_dir));
-    let outside = outside_folder(dir.path());
-    let before = outside_state(&outside);
+    let LinkCase {
+        dir: _dir,
+        source,
+        target,
+        store,
+        outside,
+        before,
+        ..
+    } = LinkCase::new();
     docs_source(&source);
     let mut snapshot = snapshot_of(&store, &source).await;
 

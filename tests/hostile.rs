@@ -249,8 +249,31 @@ fn assert_same_content(server: &PrivateServer, source: &str, target: &str, what:
     assert_eq!(actual.len(), expected.len(), "{what}: object sets differ");
 }
 
-fn as_master(args: &[&str]) -> std::process::Output {
-    run_cli(args, &[("DATABASE_PASSWORD", MASTER_PASSWORD)])
+/// `toc-backup restore` of `point` into `target`, as the RDS-like master with `--definer
+/// current` (what it can do without SET USER).
+fn restore_as_master(
+    server: &PrivateServer,
+    store: &str,
+    point: [&str; 2],
+    target: &str,
+) -> std::process::Output {
+    let url = server.url(MASTER, "127.0.0.1", "");
+    run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &url,
+            "--store",
+            store,
+            point[0],
+            point[1],
+            "--target-database",
+            target,
+            "--definer",
+            "current",
+        ],
+        &[("DATABASE_PASSWORD", MASTER_PASSWORD)],
+    )
 }
 
 #[test]
@@ -259,7 +282,6 @@ fn hostile_names_round_trip_through_every_restore_path_and_change_nothing_else()
     let store = tempfile::tempdir().expect("store");
     let store_text = store.path().to_string_lossy().into_owned();
     let backup_url = server.url("toc_backup", "127.0.0.1", "toc_sis");
-    let master_url = server.url(MASTER, "127.0.0.1", "");
     assert_ok(&run_cli(
         &[
             "dump",
@@ -290,19 +312,7 @@ fn hostile_names_round_trip_through_every_restore_path_and_change_nothing_else()
     // Full backup -> restore, into a database whose own name is hostile.
     let target = "restore`\n'é#";
     let before = snapshot(&server, target);
-    let output = as_master(&[
-        "restore",
-        "--database-url",
-        &master_url,
-        "--store",
-        &store_text,
-        "--backup",
-        "latest",
-        "--target-database",
-        target,
-        "--definer",
-        "current",
-    ]);
+    let output = restore_as_master(&server, &store_text, ["--backup", "latest"], target);
     assert_ok(&output);
     assert_only_target_changed(&before, &snapshot(&server, target), "restore");
     assert_same_content(&server, "toc_sis", target, "restore");
@@ -369,19 +379,12 @@ fn hostile_names_round_trip_through_every_restore_path_and_change_nothing_else()
     ));
     let chained = "toc_sis_restore_test_chain";
     let before = snapshot(&server, chained);
-    assert_ok(&as_master(&[
-        "restore",
-        "--database-url",
-        &master_url,
-        "--store",
+    assert_ok(&restore_as_master(
+        &server,
         &store_text,
-        "--backup",
-        "latest",
-        "--target-database",
+        ["--backup", "latest"],
         chained,
-        "--definer",
-        "current",
-    ]));
+    ));
     assert_only_target_changed(
         &before,
         &snapshot(&server, chained),
@@ -440,19 +443,7 @@ fn hostile_names_round_trip_through_every_restore_path_and_change_nothing_else()
     let replayed = "toc_sis_restore_test_replay";
     let before = snapshot(&server, replayed);
     let at = chrono::Utc::now().to_rfc3339();
-    let output = as_master(&[
-        "restore",
-        "--database-url",
-        &master_url,
-        "--store",
-        &store_text,
-        "--at",
-        &at,
-        "--target-database",
-        replayed,
-        "--definer",
-        "current",
-    ]);
+    let output = restore_as_master(&server, &store_text, ["--at", &at], replayed);
     assert_ok(&output);
     let said = text(&output);
     assert!(
@@ -559,21 +550,10 @@ fn random_script(rng: &mut rand_chacha::ChaCha8Rng) -> String {
 
 /// The statements the real `mariadb` client sends for `script` (echoed by `-vvv`), trimmed.
 fn client_statements(script: &str) -> Vec<String> {
-    use std::io::Write;
-    let mut child = mariadb_client(None)
-        .args(["--batch", "--force", "--comments", "-vvv"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("mariadb client");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write the script");
-    let output = child.wait_with_output().expect("mariadb client");
+    let output = run_with_input(
+        mariadb_client(None).args(["--batch", "--force", "--comments", "-vvv"]),
+        script,
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut statements = Vec::new();
     let mut current: Option<Vec<&str>> = None;

@@ -89,6 +89,24 @@ pub fn load_script(database: &str, script: &Path) {
     assert!(status.success(), "loading {} failed", script.display());
 }
 
+/// Runs `command` with `input` on its standard input, its output captured.
+pub fn run_with_input(command: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write the input");
+    child.wait_with_output().expect("wait for the command")
+}
+
 /// Runs `toc-backup` with arguments and extra environment.
 pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(BIN);

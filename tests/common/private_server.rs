@@ -60,25 +60,15 @@ impl PrivateServer {
 
     /// Runs SQL (a script with `;`) as root through the `mariadb` client.
     pub fn root_sql(&self, sql: &str) {
-        use std::io::Write;
-        let mut child = Command::new("mariadb")
-            .args([
+        let output = super::run_with_input(
+            Command::new("mariadb").args([
                 "--no-defaults",
                 "-h127.0.0.1",
                 &format!("-P{}", self.port),
                 "-uroot",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("mariadb client");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(sql.as_bytes())
-            .expect("write SQL");
-        let output = child.wait_with_output().expect("mariadb client");
+            ]),
+            sql,
+        );
         assert!(
             output.status.success(),
             "SQL failed: {}\n{sql}",
@@ -136,28 +126,18 @@ impl PrivateServer {
     /// statement even after a failure (`--force`): Ok with the output when each one succeeded,
     /// else Err with every failing statement and its error (the client prints both).
     pub fn sql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
-        use std::io::Write;
-        let mut child = Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-h127.0.0.1",
-                &format!("-P{}", self.port),
-                &format!("-u{user}"),
-                "--force",
-            ])
-            .env("MYSQL_PWD", password)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("mariadb client");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(sql.as_bytes())
-            .expect("write SQL");
-        let output = child.wait_with_output().expect("mariadb client");
+        let output = super::run_with_input(
+            Command::new("mariadb")
+                .args([
+                    "--no-defaults",
+                    "-h127.0.0.1",
+                    &format!("-P{}", self.port),
+                    &format!("-u{user}"),
+                    "--force",
+                ])
+                .env("MYSQL_PWD", password),
+            sql,
+        );
         let errors = String::from_utf8_lossy(&output.stderr).into_owned();
         // With --force the client's exit status is only the last statement's: its error
         // output says whether any failed.
