@@ -102,27 +102,12 @@ pub(super) async fn write_accounts(
 /// Whether a `SHOW GRANTS` line grants something in `database` (by name or by a pattern the
 /// name matches), as opposed to global rights or rights elsewhere.
 pub(crate) fn grants_on(grant: &str, database: &str) -> bool {
-    let Some(on) = grant.find(" ON ") else {
-        return false;
-    };
-    let target = grant[on + 4..]
-        .split(" TO ")
-        .next()
-        .unwrap_or_default()
-        .trim();
-    let target = target
-        .strip_prefix("PROCEDURE ")
-        .or_else(|| target.strip_prefix("FUNCTION "))
-        .or_else(|| target.strip_prefix("TABLE "))
-        .unwrap_or(target);
-    let Some(quoted) = target.strip_prefix('`') else {
-        return false;
-    };
-    let Some(end) = quoted.find("`.") else {
-        return false;
-    };
-    let name = quoted[..end].replace("``", "`");
-    name == database || crate::mysql::like(&name, database)
+    use crate::mysql::grant::{parse_grant, Target};
+    match parse_grant(grant).map(|g| g.target) {
+        Some(Target::Database(name)) => name == database || crate::mysql::like(&name, database),
+        Some(Target::Object { database: name, .. }) => name == database,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -151,5 +136,6 @@ mod tests {
         ));
         assert!(!grants_on("GRANT SELECT ON `other`.* TO `r`@`%`", db));
         assert!(!grants_on("GRANT `role1` TO `r`@`%`", db));
+        assert!(!grants_on("GRANT SELECT ON `toc_sis``.x`.* TO `r`@`%`", db));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod definition;
 pub mod fingerprint;
+pub mod grant;
 pub mod lexer;
 pub mod schema;
 pub mod shape;

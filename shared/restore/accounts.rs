@@ -36,13 +36,10 @@ pub(super) async fn apply(
     target: &str,
 ) -> Result<()> {
     let statements = super::apply::read_statements(store, prefix, file).await?;
-    let (from, to) = (
-        format!(" ON {}.", quote_ident(source)),
-        format!(" ON {}.", quote_ident(target)),
-    );
     let mut accounts = 0;
     for (index, statement) in statements.iter().enumerate() {
-        let statement = String::from_utf8_lossy(&statement.sql).replace(&from, &to);
+        let statement = String::from_utf8_lossy(&statement.sql);
+        let statement = moved_to(&statement, source, target);
         accounts += usize::from(statement.trim_start().starts_with("CREATE "));
         conn.query_drop(statement.as_str())
             .await
@@ -54,4 +51,51 @@ pub(super) async fn apply(
     }
     tracing::info!(accounts, "accounts and their grants recreated");
     Ok(())
+}
+
+/// A grant on `source` (its database name, read by the lexer) made on `target`; any other
+/// statement as it is.
+fn moved_to(statement: &str, source: &str, target: &str) -> String {
+    use crate::mysql::grant::{parse_grant, Target};
+    let Some(grant) = parse_grant(statement) else {
+        return statement.to_string();
+    };
+    let on_source = match &grant.target {
+        Target::Database(name) | Target::Object { database: name, .. } => name == source,
+        Target::Global => false,
+    };
+    match grant.database_at {
+        Some((start, end)) if on_source => format!(
+            "{}{}{}",
+            &statement[..start],
+            quote_ident(target),
+            &statement[end..]
+        ),
+        _ => statement.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_on_the_source_move_to_the_target_and_nothing_else_changes() {
+        assert_eq!(
+            moved_to(
+                "GRANT SELECT (` ON `toc_sis`.`) ON `toc_sis`.`t` TO `r`@`%`",
+                "toc_sis",
+                "copy"
+            ),
+            "GRANT SELECT (` ON `toc_sis`.`) ON `copy`.`t` TO `r`@`%`"
+        );
+        assert_eq!(
+            moved_to("GRANT SELECT ON `other`.* TO `r`@`%`", "toc_sis", "copy"),
+            "GRANT SELECT ON `other`.* TO `r`@`%`"
+        );
+        assert_eq!(
+            moved_to("CREATE ROLE IF NOT EXISTS 'r'", "toc_sis", "copy"),
+            "CREATE ROLE IF NOT EXISTS 'r'"
+        );
+    }
 }

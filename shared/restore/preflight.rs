@@ -16,7 +16,8 @@ use super::definer::{definer_of, DefinerMode};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKind, Stage};
 use crate::mysql::definition::object_head;
-use crate::mysql::lexer::{self, Dialect, Kind};
+use crate::mysql::grant::Target;
+use crate::mysql::lexer::Dialect;
 use crate::store::ObjectStore;
 
 /// What the backup will ask the server to create.
@@ -82,52 +83,22 @@ impl Grants {
     pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Grants {
         let mut grants = Grants::default();
         for line in lines {
-            // Read with the lexer: a quoted name may hold " ON ", " TO " or a multi-byte
-            // character anywhere.
-            let line = line.trim();
-            let tokens = lexer::significant(line, Dialect::default());
-            if !tokens.first().is_some_and(|t| t.is_keyword("GRANT")) {
-                continue;
+            let Some(grant) = crate::mysql::grant::parse_grant(line.trim()) else {
+                continue; // a role membership, or not a grant
+            };
+            if grant.routine {
+                continue; // rights on one routine
             }
-            let Some(on) = tokens.iter().position(|t| t.is_keyword("ON")) else {
-                continue; // a role membership: GRANT `r`@`%` TO …
-            };
-            let Some(to) = (on..tokens.len()).find(|&i| tokens[i].is_keyword("TO")) else {
-                continue;
-            };
-            let Some(privilege_text) = tokens
-                .get(1)
-                .and_then(|first| line.get(first.start..tokens[on].start))
-            else {
-                continue;
-            };
-            let mut privileges = split_privileges(privilege_text);
-            if line.ends_with("WITH GRANT OPTION") {
+            let mut privileges = split_privileges(grant.privileges);
+            if grant.with_grant_option {
                 privileges.insert("GRANT OPTION".to_string());
             }
-            let mut target = &tokens[on + 1..to];
-            if target.first().is_some_and(|t| t.is_keyword("TABLE")) {
-                target = &target[1..];
-            }
-            let name = |t: &lexer::Token<'_>| t.name().unwrap_or_else(|| t.text.to_string());
-            match target {
-                [star, dot, star2]
-                    if star.is_punct('*') && dot.is_punct('.') && star2.is_punct('*') =>
-                {
-                    grants.global.extend(privileges)
+            match grant.target {
+                Target::Global => grants.global.extend(privileges),
+                Target::Database(pattern) => grants.databases.push((pattern, privileges)),
+                Target::Object { database, name } => {
+                    grants.tables.push((database, name, privileges))
                 }
-                [database, dot, star] if dot.is_punct('.') && star.is_punct('*') => {
-                    grants.databases.push((name(database), privileges))
-                }
-                [database, dot, table]
-                    if dot.is_punct('.') && matches!(table.kind, Kind::QuotedName | Kind::Word) =>
-                {
-                    grants
-                        .tables
-                        .push((name(database), name(table), privileges))
-                }
-                // Rights on one routine (PROCEDURE/FUNCTION/PACKAGE …), or anything else.
-                _ => {}
             }
         }
         grants

@@ -1,0 +1,111 @@
+//! `SHOW GRANTS` lines, read with the one lexer: what a grant is on. A quoted name may hold
+//! ` ON `, ` TO `, a backtick followed by a dot, or any character.
+
+use super::lexer::{self, Dialect, Kind, Token};
+
+/// What one grant line grants its privileges on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `*.*`
+    Global,
+    /// `db.*` (a LIKE pattern, escapes kept).
+    Database(String),
+    /// `db.t`, or one routine `PROCEDURE db.p` (then `routine` is set).
+    Object { database: String, name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant<'a> {
+    /// The privilege list as written (`SELECT, INSERT (a, b)`).
+    pub privileges: &'a str,
+    pub target: Target,
+    /// On one routine (`ON PROCEDURE|FUNCTION|PACKAGE [BODY] …`).
+    pub routine: bool,
+    /// Where the target's database name stands in the line, to rewrite it.
+    pub database_at: Option<(usize, usize)>,
+    pub with_grant_option: bool,
+}
+
+/// The grant in one `SHOW GRANTS` line; None for a role membership (`GRANT r TO u`) or any
+/// other line.
+pub fn parse_grant(line: &str) -> Option<Grant<'_>> {
+    let tokens = lexer::significant(line, Dialect::default());
+    if !tokens.first()?.is_keyword("GRANT") {
+        return None;
+    }
+    let on = tokens.iter().position(|t| t.is_keyword("ON"))?;
+    let to = (on..tokens.len()).find(|&i| tokens[i].is_keyword("TO"))?;
+    let privileges = line.get(tokens.get(1)?.start..tokens[on].start)?.trim();
+    let mut target = &tokens[on + 1..to];
+    let mut routine = false;
+    while let Some(first) = target.first().filter(|t| t.kind == Kind::Word) {
+        let word = first.text.to_ascii_uppercase();
+        match word.as_str() {
+            "TABLE" => {}
+            "PROCEDURE" | "FUNCTION" | "PACKAGE" | "BODY" => routine = true,
+            _ => break,
+        }
+        target = &target[1..];
+    }
+    let name = |t: &Token<'_>| t.name().unwrap_or_else(|| t.text.to_string());
+    let (target, database_at) = match target {
+        [a, dot, b] if a.is_punct('*') && dot.is_punct('.') && b.is_punct('*') => {
+            (Target::Global, None)
+        }
+        [database, dot, star] if dot.is_punct('.') && star.is_punct('*') => (
+            Target::Database(name(database)),
+            Some((database.start, database.end())),
+        ),
+        [database, dot, object]
+            if dot.is_punct('.') && matches!(object.kind, Kind::QuotedName | Kind::Word) =>
+        {
+            (
+                Target::Object {
+                    database: name(database),
+                    name: name(object),
+                },
+                Some((database.start, database.end())),
+            )
+        }
+        _ => return None,
+    };
+    Some(Grant {
+        privileges,
+        target,
+        routine,
+        database_at,
+        with_grant_option: line.trim_end().ends_with("WITH GRANT OPTION"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grant_lines_are_read_whatever_the_names_hold() {
+        let g = parse_grant("GRANT SELECT, INSERT (`a`) ON `x`.`Café TO go` TO `r`@`%`").unwrap();
+        assert_eq!(g.privileges, "SELECT, INSERT (`a`)");
+        assert_eq!(
+            g.target,
+            Target::Object {
+                database: "x".into(),
+                name: "Café TO go".into()
+            }
+        );
+        let g =
+            parse_grant("GRANT ALL PRIVILEGES ON `a``.b`.* TO `r`@`%` WITH GRANT OPTION").unwrap();
+        assert_eq!(g.target, Target::Database("a`.b".into()));
+        assert!(g.with_grant_option);
+        let line = "GRANT EXECUTE ON PROCEDURE `toc_sis`.`p` TO `r`@`%`";
+        let g = parse_grant(line).unwrap();
+        assert!(g.routine);
+        let (start, end) = g.database_at.unwrap();
+        assert_eq!(&line[start..end], "`toc_sis`");
+        assert_eq!(
+            parse_grant("GRANT USAGE ON *.* TO `r`@`%`").unwrap().target,
+            Target::Global
+        );
+        assert_eq!(parse_grant("GRANT `role` TO `r`@`%`"), None);
+    }
+}
