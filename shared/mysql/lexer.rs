@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn comments_are_the_clients() {
         let t = kinds(
-            "--x -- y\n# z\n/* w */ /*!40101 1 */ /*M!100100 2*/",
+            "--1 -- y\n# z\n/* w */ /*!40101 1 */ /*M!100100 2*/ --\u{1}",
             Dialect::default(),
         );
         let comments: Vec<&str> = t
