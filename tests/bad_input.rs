@@ -461,6 +461,52 @@ async fn an_exported_point_never_fights_a_typed_one() {
     drop_database(&source).await;
 }
 
+/// Issue 27: `toc-backup point` takes the point as every restore command does: an exported
+/// RESTORE_AT is the moment pinned (it pinned "now", and every later runbook step brought the
+/// damage back), an exported BACKUP_ID or a typed point likewise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_pins_the_exported_moment_not_now() {
+    let store = tempfile::tempdir().expect("store");
+    let source = small_database("pin_exported").await;
+    assert_ok(&dump(&source, store.path()));
+    let store_arg = store.path().to_str().unwrap_or_default();
+    let id = list_json(store.path())[0]["id"]
+        .as_str()
+        .expect("a backup id")
+        .to_string();
+    let pinned = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["point", "--store", store_arg];
+        args.extend_from_slice(extra);
+        run_cli(&args, env)
+    };
+    let output = pinned(&[], &[]);
+    assert_ok(&output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("--backup {id}")
+    );
+
+    let before_every_backup = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let output = pinned(&[("RESTORE_AT", before_every_backup.as_str())], &[]);
+    assert!(
+        !output.status.success() && output.stdout.is_empty(),
+        "a moment before every backup has nothing to pin:\n{}",
+        text(&output)
+    );
+    // A typed point wins over the exported one; an exported BACKUP_ID is pinned as it is.
+    assert_ok(&pinned(
+        &[("RESTORE_AT", before_every_backup.as_str())],
+        &["--backup", "latest"],
+    ));
+    let output = pinned(&[("BACKUP_ID", "latest")], &[]);
+    assert_ok(&output);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("--backup {id}")
+    );
+    drop_database(&source).await;
+}
+
 /// Issue 26 item 7: a malformed database URL never shows its password, whatever is wrong with
 /// it, from the flag or the environment; the one error line says what a URL should look like.
 #[test]

@@ -366,6 +366,11 @@ impl PointArgs {
     /// The point typed, else the one exported (`BACKUP_ID`, `RESTORE_AT`), else `latest`. The
     /// environment never conflicts with what is typed: a typed point always wins.
     pub(crate) fn request(&self) -> Result<PointRequest, Error> {
+        self.request_or(PointRequest::Backup("latest".into()))
+    }
+
+    /// [`Self::request`], with `default` when no point is typed or exported.
+    pub(crate) fn request_or(&self, default: PointRequest) -> Result<PointRequest, Error> {
         use toc_sis_backup::binlog::{Gtid, Position, Stop};
         if let Some(gtid) = &self.before_gtid {
             return Ok(PointRequest::Before(Stop::BeforeGtid(Gtid::parse(gtid)?)));
@@ -403,7 +408,7 @@ impl PointArgs {
                         expected: reason,
                     })
             }
-            (None, None) => Ok(PointRequest::Backup("latest".into())),
+            (None, None) => Ok(default),
         }
     }
 }
@@ -460,9 +465,10 @@ pub(crate) struct VerifyArgs {
 pub(crate) struct PinArgs {
     #[command(flatten)]
     pub(crate) store: StoreArg,
-    /// The moment wanted (RFC 3339, e.g. 2026-11-26T10:42:12Z). Default: now.
-    #[arg(long, value_parser = parse_time)]
-    pub(crate) at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The point wanted, as every restore command takes it (an exported $RESTORE_AT or
+    /// $BACKUP_ID too). Default: now, through the binlog archive as far as it reaches.
+    #[command(flatten)]
+    pub(crate) point: PointArgs,
 }
 
 #[derive(Args)]

@@ -14,8 +14,15 @@ use crate::args::PinArgs;
 pub(crate) async fn run(args: PinArgs) -> Result<(), Error> {
     let store = crate::store(&args.store).await?;
     catalog::require_backups(store.as_ref()).await?;
-    let asked = args.at.unwrap_or_else(chrono::Utc::now);
-    let point = Point::resolve(store.as_ref(), &PointRequest::At(asked)).await?;
+    // An exported RESTORE_AT is the moment wanted, as it is for restore (pinning "now" instead
+    // brought the damage back); a GTID or position from `binlog find` pins as it is.
+    let now = chrono::Utc::now();
+    let request = args.point.request_or(PointRequest::At(now))?;
+    let asked = match &request {
+        PointRequest::At(at) => *at,
+        _ => now,
+    };
+    let point = Point::resolve(store.as_ref(), &request).await?;
     let pinned = point.pinned();
     let time = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let incrementals = point.chain.len().saturating_sub(1);
@@ -29,6 +36,13 @@ pub(crate) async fn run(args: PinArgs) -> Result<(), Error> {
         ),
     };
     match (&point.replay, &pinned) {
+        (Some(plan), PointRequest::Before(stop)) if matches!(request, PointRequest::Before(_)) => {
+            eprintln!(
+                "pinned: {chain} and the binlog archive replayed to just before {stop} ({} segments)",
+                plan.segments.len()
+            )
+        }
+        (None, _) if matches!(request, PointRequest::Backup(_)) => eprintln!("pinned: {chain}"),
         (Some(plan), PointRequest::At(_)) => eprintln!(
             "pinned: {chain} and the binlog archive replayed to {} ({} segments)",
             time(asked),
