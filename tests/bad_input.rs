@@ -507,6 +507,35 @@ async fn point_pins_the_exported_moment_not_now() {
     drop_database(&source).await;
 }
 
+/// `toc-backup list | head`: a reader that stops early ends the command quietly (SIGPIPE, as
+/// for every Unix tool), never with a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_command_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let store = tempfile::tempdir().expect("store");
+    let source = small_database("closed_pipe").await;
+    assert_ok(&dump(&source, store.path()));
+    let mut child = std::process::Command::new(BIN)
+        .args(["list", "--store", store.path().to_str().unwrap_or_default()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("toc-backup");
+    drop(child.stdout.take()); // the reader is gone before anything is printed
+    let output = child.wait_with_output().expect("toc-backup");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        output.status.signal() == Some(SIGPIPE) || output.status.success(),
+        "{:?}: {said}",
+        output.status
+    );
+    drop_database(&source).await;
+}
+
+/// SIGPIPE on Linux.
+const SIGPIPE: i32 = 13;
+
 /// Issue 26 item 7: a malformed database URL never shows its password, whatever is wrong with
 /// it, from the flag or the environment; the one error line says what a URL should look like.
 #[test]

@@ -45,8 +45,22 @@ fn exit_code(status: toc_sis_backup::monitor::Status) -> u8 {
     }
 }
 
+/// A closed pipe (`toc-backup list | head`) ends the command quietly, as it ends every Unix
+/// tool: Rust ignores SIGPIPE, and printing into the closed pipe panicked.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores one signal's default disposition, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn quiet_on_closed_pipe() {}
+
 fn main() -> ExitCode {
     toc_sis_backup::memory::limit_malloc_arenas();
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
