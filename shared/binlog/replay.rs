@@ -20,6 +20,7 @@ use super::segment::{self, TableChanges};
 use super::sql::TableShape;
 use super::statement::{self, statement_table, Verdict};
 use crate::error::{Error, Result};
+use crate::mysql::definition;
 use crate::store::ObjectStore;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -276,20 +277,18 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let dialect = statement::dialect_of(&query);
-                        let text = query.query().into_owned();
-                        // An object created as `source.x` (a trigger `ON source.t`) is made
-                        // in the target, as a restore makes it.
-                        let text = match target_database != source_database {
-                            true => crate::mysql::definition::without_database_name(
-                                &text,
-                                dialect,
-                                source_database,
-                            )
-                            .unwrap_or(text),
-                            false => text,
+                        let logged = query.query();
+                        let text = if target_database != source_database {
+                            definition::made_for_a_copy(&logged, dialect, source_database)
+                                .unwrap_or_else(|| logged.into_owned())
+                        } else {
+                            logged.into_owned()
                         };
-                        let for_wanted = match statement_table(&text, dialect) {
-                            Some(table) => wanted(&table),
+                        // Logged text is shown without what could be a password.
+                        let shown = || abbreviate(&statement::without_secrets(&text, dialect));
+                        let table = statement_table(&text, dialect);
+                        let for_wanted = match &table {
+                            Some(table) => wanted(table),
                             None => only_tables.is_none(),
                         };
                         if query.schema() == source_database && for_wanted {
@@ -314,9 +313,7 @@ pub async fn replay(
                                     tracing::warn!(position = %begin, reason, "a logged statement is not replayed");
                                     report.left_out.push(LeftOut {
                                         position: begin.to_string(),
-                                        statement: abbreviate(&statement::without_secrets(
-                                            &text, dialect,
-                                        )),
+                                        statement: shown(),
                                         reason: reason.to_string(),
                                     });
                                     false
@@ -327,7 +324,7 @@ pub async fn replay(
                                     return Err(Error::BinlogUnsupported {
                                         detail: format!(
                                             "the statement at {begin} ({}) names the database `{source_database}` itself: replayed into `{target_database}` it would change `{source_database}`; restore a point before it, or this point into `{source_database}` itself",
-                                            abbreviate(&statement::without_secrets(&text, dialect))
+                                            shown()
                                         ),
                                     });
                                 }
@@ -335,18 +332,10 @@ pub async fn replay(
                                     return Err(Error::BinlogUnsupported {
                                         detail: format!(
                                             "the statement at {begin} ({}) changes `{source_database}` and another database at once: it can be neither replayed nor left out; restore a point before it",
-                                            abbreviate(&statement::without_secrets(&text, dialect))
+                                            shown()
                                         ),
                                     });
                                 }
-                            };
-                            // A copy's events never run (see restore's events_disabled).
-                            let text = match target_database != source_database {
-                                true => crate::mysql::definition::event_with_status(
-                                    &text, dialect, false,
-                                )
-                                .unwrap_or(text),
-                                false => text,
                             };
                             if run {
                                 finish_transaction(conn, &mut pending, true).await?;
@@ -362,17 +351,14 @@ pub async fn replay(
                                 }
                                 conn.query_drop(&text).await.map_err(|e| {
                                     Error::database(
-                                        format!(
-                                            "replaying the statement at {begin} ({})",
-                                            abbreviate(&statement::without_secrets(&text, dialect))
-                                        ),
+                                        format!("replaying the statement at {begin} ({})", shown()),
                                         e,
                                     )
                                 })?;
                                 shapes.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
-                                if let Some(table) = statement_table(&text, dialect) {
+                                if let Some(table) = table {
                                     if !report.redefined.contains(&table) {
                                         report.redefined.push(table);
                                     }

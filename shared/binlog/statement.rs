@@ -76,32 +76,20 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
     if matches!(first.as_str(), "CREATE" | "ALTER" | "DROP")
         && matches!(second.as_str(), "DATABASE" | "SCHEMA")
     {
-        // ALTER DATABASE without a name changes the connection's (the target's) database.
+        // The name after [IF [NOT] EXISTS]; ALTER DATABASE without one (straight to its
+        // options) changes the connection's database: the target's.
         let named = tokens
-            .get(2)
+            .iter()
+            .skip(2)
+            .find(|t| !(t.is_keyword("IF") || t.is_keyword("NOT") || t.is_keyword("EXISTS")))
             .filter(|t| {
-                !t.is_keyword("IF")
-                    && !t.is_keyword("CHARACTER")
-                    && !t.is_keyword("DEFAULT")
-                    && !t.is_keyword("COLLATE")
-                    && !t.is_keyword("COMMENT")
+                !["CHARACTER", "DEFAULT", "COLLATE", "COMMENT"]
+                    .iter()
+                    .any(|option| t.is_keyword(option))
             })
             .and_then(|t| t.name());
-        let named = match (first.as_str(), named) {
-            ("ALTER", None) => return Verdict::Run,
-            (_, Some(name)) => Some(name),
-            (_, None) => tokens
-                .iter()
-                .skip(2)
-                .find(|t| {
-                    !matches!(
-                        t.text.to_ascii_uppercase().as_str(),
-                        "IF" | "NOT" | "EXISTS"
-                    )
-                })
-                .and_then(|t| t.name()),
-        };
         return match named {
+            None if first == "ALTER" => Verdict::Run,
             Some(name) if name == source && target == source => Verdict::Run,
             Some(name) if name == source => Verdict::NamesTheSource,
             _ => Verdict::LeaveOut("a statement on another database"),
@@ -113,11 +101,12 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
     if !changes_own_objects(&tokens) {
         return Verdict::LeaveOut("not a change to the database's own tables or objects");
     }
-    let qualifiers = object_qualifiers(&tokens);
-    let other = qualifiers.iter().any(|q| q != source);
-    let own = qualifiers.iter().any(|q| q == source);
-    let unqualified_objects = named_object_count(&tokens) > qualifiers.len();
-    if other && (own || unqualified_objects) {
+    let names = object_names(&tokens);
+    let other = names.iter().flatten().any(|q| q != source);
+    let own = names
+        .iter()
+        .any(|q| q.as_deref().is_none_or(|q| q == source));
+    if other && own {
         return Verdict::Mixed;
     }
     if other {
@@ -203,18 +192,9 @@ fn names_database(tokens: &[Token<'_>], database: &str) -> bool {
     })
 }
 
-/// The database names qualifying the objects a DDL statement changes: the table(s) after
+/// The qualifier (if any) of each object name a DDL statement changes: the table(s) after
 /// TABLE/TABLES (and TO in RENAME), after ON in CREATE/DROP INDEX and CREATE TRIGGER, and the
 /// name of a created or dropped view, routine, trigger, event or sequence.
-fn object_qualifiers(tokens: &[Token<'_>]) -> Vec<String> {
-    object_names(tokens).into_iter().flatten().collect()
-}
-
-fn named_object_count(tokens: &[Token<'_>]) -> usize {
-    object_names(tokens).len()
-}
-
-/// The qualifier (if any) of each object name a DDL statement changes.
 fn object_names(tokens: &[Token<'_>]) -> Vec<Option<String>> {
     let verb = tokens
         .first()

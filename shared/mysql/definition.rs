@@ -131,11 +131,20 @@ pub fn definer_of(statement: &str, dialect: Dialect) -> Option<String> {
 /// object's CREATE statement: a table keeps every byte).
 pub fn without_definer(statement: &str, dialect: Dialect) -> Option<String> {
     let (start, end) = object_head(statement, dialect)?.definer?;
-    Some(format!(
-        "{}{}",
-        statement.get(..start)?,
-        statement.get(end..)?
-    ))
+    splice(statement, &[(start, end, "")])
+}
+
+/// `statement` with each byte range (in order, apart) replaced by the text given.
+fn splice(statement: &str, edits: &[(usize, usize, &str)]) -> Option<String> {
+    let mut out = String::with_capacity(statement.len());
+    let mut from = 0;
+    for &(start, end, text) in edits {
+        out.push_str(statement.get(from..start)?);
+        out.push_str(text);
+        from = end;
+    }
+    out.push_str(statement.get(from..)?);
+    Some(out)
 }
 
 /// The object's statement with the database names written into its head taken out (`CREATE
@@ -157,22 +166,25 @@ fn without_qualifiers(
     strip: impl Fn(&str) -> bool,
 ) -> Option<String> {
     let head = object_head(statement, dialect)?;
-    let qualifiers: Vec<_> = head
+    let cuts: Vec<(usize, usize, &str)> = head
         .qualifiers
-        .into_iter()
+        .iter()
         .filter(|(_, _, name)| strip(name))
+        .map(|(start, end, _)| (*start, *end, ""))
         .collect();
-    if qualifiers.is_empty() {
+    if cuts.is_empty() {
         return None;
     }
-    let mut out = String::with_capacity(statement.len());
-    let mut from = 0;
-    for (start, end, _) in qualifiers {
-        out.push_str(statement.get(from..start)?);
-        from = end;
-    }
-    out.push_str(statement.get(from..)?);
-    Some(out)
+    splice(statement, &cuts)
+}
+
+/// A logged object statement as it is replayed into a copy of `source`, made as a restore
+/// makes it: the names of `source` out of its head (`CREATE TRIGGER source.x … ON source.t`),
+/// and an event `DISABLE` (a copy's events never run). None when nothing changes.
+pub fn made_for_a_copy(statement: &str, dialect: Dialect, source: &str) -> Option<String> {
+    let retargeted = without_database_name(statement, dialect, source);
+    let current = retargeted.as_deref().unwrap_or(statement);
+    event_with_status(current, dialect, false).or(retargeted)
 }
 
 /// The statement as restored anywhere: database names out of its head (see
@@ -202,11 +214,7 @@ pub fn event_with_status(statement: &str, dialect: Dialect, enabled: bool) -> Op
         if token.is_keyword("DO") {
             // No status clause: the server's default is ENABLE.
             let at = shift(token);
-            return Some(format!(
-                "{}{status} {}",
-                statement.get(..at)?,
-                statement.get(at..)?
-            ));
+            return splice(statement, &[(at, at, &format!("{status} "))]);
         }
         if token.is_keyword("ENABLE") || token.is_keyword("DISABLE") {
             let mut end = token.start + token.text.len();
@@ -218,11 +226,7 @@ pub fn event_with_status(statement: &str, dialect: Dialect, enabled: bool) -> Op
             {
                 end = tokens[i + 2].start + tokens[i + 2].text.len();
             }
-            return Some(format!(
-                "{}{status}{}",
-                statement.get(..shift(token))?,
-                statement.get(head.name_end + end..)?
-            ));
+            return splice(statement, &[(shift(token), head.name_end + end, status)]);
         }
     }
     None

@@ -175,10 +175,12 @@ pub async fn drop_database(conn: &mut Conn, database: &str) -> Result<()> {
         .await
         .map_err(|e| Error::database(context(), e))?;
     for (kind, name) in routines {
-        let kind = if kind.eq_ignore_ascii_case("FUNCTION") {
-            "FUNCTION"
-        } else {
-            "PROCEDURE"
+        // MariaDB's Oracle-mode packages too; any other type is left to DROP DATABASE.
+        let Some(kind) = ["PROCEDURE", "FUNCTION", "PACKAGE BODY", "PACKAGE"]
+            .into_iter()
+            .find(|k| kind.eq_ignore_ascii_case(k))
+        else {
+            continue;
         };
         conn.query_drop(format!(
             "DROP {kind} IF EXISTS {}.{}",
