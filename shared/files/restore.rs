@@ -210,6 +210,20 @@ fn link_refused(path: &Path) -> Error {
 }
 
 /// Something already at a path the snapshot holds, which only `--overwrite` replaces.
+/// Something that is not a folder stands where the snapshot puts `wanted`: with `overwrite`
+/// it is unlinked (a link itself: nothing it points to is touched), without it refused.
+fn replace_or_refuse(
+    destination: &Path,
+    meta: &std::fs::Metadata,
+    overwrite: bool,
+    wanted: &str,
+) -> Result<()> {
+    if !overwrite {
+        return Err(exists_refused(destination, wanted, describe_existing(meta)));
+    }
+    std::fs::remove_file(destination).map_err(|e| local_error("replace", destination, e))
+}
+
 fn exists_refused(path: &Path, wanted: &str, what_is_there: &str) -> Error {
     Error::InvalidValue {
         what: "restore target",
@@ -299,17 +313,7 @@ fn place_folder(root: &Path, destination: &Path, overwrite: bool) -> Result<()> 
     safe_folders(root, parent)?;
     match existing(destination)? {
         Some(meta) if meta.is_dir() => return Ok(()),
-        Some(meta) if !overwrite => {
-            return Err(exists_refused(
-                destination,
-                "a folder or nothing",
-                describe_existing(&meta),
-            ))
-        }
-        // Unlinks the link (or file) itself: nothing it points to is touched.
-        Some(_) => {
-            std::fs::remove_file(destination).map_err(|e| local_error("replace", destination, e))?
-        }
+        Some(meta) => replace_or_refuse(destination, &meta, overwrite, "a folder or nothing")?,
         None => {}
     }
     ensure_folder(destination)
@@ -460,16 +464,12 @@ fn restore_symlink(entry: &Entry, root: &Path, destination: &Path, overwrite: bo
                     .into(),
             })
         }
-        Some(meta) if !overwrite => {
-            return Err(exists_refused(
-                destination,
-                "a path that does not exist yet",
-                describe_existing(&meta),
-            ))
-        }
-        Some(_) => {
-            std::fs::remove_file(destination).map_err(|e| local_error("replace", destination, e))?
-        }
+        Some(meta) => replace_or_refuse(
+            destination,
+            &meta,
+            overwrite,
+            "a path that does not exist yet",
+        )?,
         None => {}
     }
     std::os::unix::fs::symlink(target.as_path(), destination)
