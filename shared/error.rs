@@ -119,6 +119,10 @@ pub enum Error {
     #[error("no complete backup in {0}")]
     NoBackups(String),
 
+    /// A check before changing anything failed: every reason, one per line.
+    #[error("{what} is refused, nothing was changed; it needs:{}", reasons.iter().map(|r| format!("\n  - {r}")).collect::<String>())]
+    Refused { what: String, reasons: Vec<String> },
+
     #[error("refusing to prune {store}: {reason}")]
     PruneRefused { store: String, reason: String },
 

@@ -375,11 +375,11 @@ fn grants_on(server: &PrivateServer, user: &str, on: &str) -> Vec<String> {
         .collect()
 }
 
-/// Issue 26 item 4, issue 27: every statement of `backup-users.sql` runs as the RDS for MariaDB
-/// master user (no SUPER, SET USER or DELETE HISTORY, so no GRANT ALL on a database), run again
-/// it changes nothing, and it takes away what the earlier file granted the restore-test user.
+/// Issue 26 item 4, issue 27: `toc-backup setup-users` runs as the RDS for MariaDB master user
+/// (no SUPER, SET USER or DELETE HISTORY, so no GRANT ALL on a database), run again it changes
+/// nothing, and it takes away what the earlier users file granted the restore-test user.
 #[test]
-fn the_users_file_runs_as_the_rds_master_and_leaves_the_restore_test_user_confined() {
+fn setup_users_runs_as_the_rds_master_and_leaves_the_restore_test_user_confined() {
     let server = PrivateServer::start("");
     // Installed from the earlier file on a self-managed server (run as root there).
     server.root_sql(
@@ -422,7 +422,8 @@ fn the_users_file_runs_as_the_rds_master_and_leaves_the_restore_test_user_confin
         assert!(!all.contains(forbidden), "{forbidden} in:\n{all}");
     }
     // The other users keep what they had.
-    let mut backup = grants_on(&server, "toc_backup", "`toc_sis`.*");
+    // The database name is a LIKE pattern in a grant: escaped, it matches `toc_sis` only.
+    let mut backup = grants_on(&server, "toc_backup", "`toc\\_sis`.*");
     backup.sort();
     assert_eq!(backup, ["EVENT", "SELECT", "SHOW VIEW", "TRIGGER"]);
     assert_eq!(
@@ -664,4 +665,307 @@ async fn manifest_objects_in_s3(bucket: &str) -> usize {
     let bytes = object.body.collect().await.expect("read").into_bytes();
     let manifest: serde_json::Value = serde_json::from_slice(&bytes).expect("manifest JSON");
     manifest["objects"].as_array().expect("objects").len()
+}
+
+/// Issue 27 item 1: a master user that cannot grant what the users need is refused before
+/// anything changes, one line per missing privilege; `--print` shows the SQL with the
+/// passwords as placeholders; a short password is refused by its variable; no password is
+/// ever printed.
+#[test]
+fn setup_users_refuses_a_master_that_cannot_grant_and_never_prints_a_password() {
+    let server = PrivateServer::start("");
+    server.root_sql(
+        "CREATE USER weak@'%' IDENTIFIED BY 'weak-password';
+         GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, CREATE USER ON *.* TO weak@'%' WITH GRANT OPTION;",
+    );
+    let secret = "a-long-secret-password-1234";
+    let env = [
+        ("DATABASE_PASSWORD", "weak-password"),
+        ("TOC_BACKUP_PASSWORD", secret),
+        ("TOC_BINLOG_PASSWORD", secret),
+        ("TOC_RESTORE_TEST_PASSWORD", secret),
+    ];
+    let url = server.url("weak", "127.0.0.1", "");
+    let refused = run_cli(&["setup-users", "--database-url", &url], &env);
+    let said = stdout_and_stderr(&refused);
+    assert!(!refused.status.success(), "{said}");
+    for missing in [
+        "BINLOG MONITOR WITH GRANT OPTION on *.*: for toc_backup",
+        "REPLICATION SLAVE WITH GRANT OPTION on *.*: for toc_binlog",
+        "INSERT WITH GRANT OPTION on `toc\\_sis\\_restore\\_test\\_%`.*: for toc_restore_test",
+    ] {
+        assert!(said.contains(missing), "{missing} not named in:\n{said}");
+    }
+    assert!(!said.contains(secret), "{said}");
+    let users = server.root_query(
+        None,
+        "SELECT COUNT(*) FROM mysql.user WHERE User LIKE 'toc\\_%'",
+    );
+    assert_eq!(users.trim(), "0", "nothing was created");
+
+    let printed = run_cli(&["setup-users", "--database-url", &url, "--print"], &env);
+    let printed_text = stdout_and_stderr(&printed);
+    assert!(printed.status.success(), "{printed_text}");
+    assert!(printed_text.contains(
+        "CREATE USER IF NOT EXISTS 'toc_backup'@'%' IDENTIFIED BY '<TOC_BACKUP_PASSWORD>';"
+    ));
+    assert!(
+        printed_text.contains("-- weak@% lacks REPLICATION SLAVE"),
+        "{printed_text}"
+    );
+    assert!(!printed_text.contains(secret), "{printed_text}");
+
+    let short = run_cli(
+        &[
+            "setup-users",
+            "--database-url",
+            &server.url("root", "127.0.0.1", ""),
+        ],
+        &[
+            ("TOC_BACKUP_PASSWORD", "short"),
+            ("TOC_BINLOG_PASSWORD", secret),
+            ("TOC_RESTORE_TEST_PASSWORD", secret),
+        ],
+    );
+    let short_text = stdout_and_stderr(&short);
+    assert!(!short.status.success());
+    assert!(
+        short_text.contains("TOC_BACKUP_PASSWORD is 5 characters long; expected at least 16"),
+        "{short_text}"
+    );
+    let none = run_cli(
+        &[
+            "setup-users",
+            "--database-url",
+            &server.url("root", "127.0.0.1", ""),
+        ],
+        &[],
+    );
+    assert!(
+        stdout_and_stderr(&none).contains(
+            "TOC_BACKUP_PASSWORD, TOC_BINLOG_PASSWORD, TOC_RESTORE_TEST_PASSWORD not set"
+        ),
+        "{}",
+        stdout_and_stderr(&none)
+    );
+}
+
+/// `toc-backup doctor --json` against `server` and `store`: its exit status and each check's
+/// (name, status, reason).
+fn doctor(
+    server: &PrivateServer,
+    store: &str,
+    extra: &[&str],
+) -> (i32, Vec<(String, String, String)>) {
+    let url = server.url("root", "127.0.0.1", "");
+    let mut args = vec!["doctor", "--json", "--database-url", &url, "--store", store];
+    args.extend_from_slice(extra);
+    let output = run_cli(&args, &[]);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("doctor's JSON:\n{}", stdout_and_stderr(&output)));
+    let checks = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    (output.status.code().unwrap_or(-1), checks)
+}
+
+fn not_ok(checks: &[(String, String, String)]) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|(_, status, _)| status != "OK")
+        .map(|(name, _, _)| name.clone())
+        .collect()
+}
+
+/// Issue 27 item 2: `doctor` names each server setting and bucket protection that is missing,
+/// each project user whose grants are wrong, and nothing once they are right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_names_each_missing_setting_and_nothing_once_they_are_set() {
+    use aws_sdk_s3::types::*;
+    let server = PrivateServer::start("--binlog-row-metadata=MINIMAL");
+    server.root_sql("SET GLOBAL log_bin_trust_function_creators = 0;");
+    let bucket = common::aws::bucket("doctor-bare").await;
+    let store = format!("s3://{bucket}/prod/");
+
+    let (code, checks) = doctor(&server, &store, &[]);
+    assert_eq!(code, 2, "{checks:#?}");
+    let named = not_ok(&checks);
+    for expected in [
+        "binlog_row_metadata",
+        "log_bin_trust_function_creators",
+        "user toc_backup",
+        "user toc_binlog",
+        "user toc_restore_test",
+        "bucket versioning",
+        "bucket Object Lock",
+        "bucket encryption",
+        "bucket replication",
+        "bucket lifecycle",
+    ] {
+        assert!(
+            named.contains(&expected.to_string()),
+            "{expected} not named: {checks:#?}"
+        );
+    }
+    let reason = |name: &str| {
+        checks
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, r)| r.clone())
+            .unwrap_or_default()
+    };
+    assert!(reason("binlog_row_metadata").contains("set binlog_row_metadata=FULL"));
+    assert!(reason("user toc_binlog").contains("run toc-backup setup-users"));
+
+    // Fixed as the README says: the settings, the users, a bucket as the stack makes it (TLS
+    // stays optional here: the tests' client connects in plain text, a WARNING).
+    server.root_sql(
+        "SET GLOBAL binlog_row_metadata = FULL; SET GLOBAL log_bin_trust_function_creators = 1;",
+    );
+    server.apply_project_users();
+    // A user granted more than its list by hand is named again.
+    server.root_sql("GRANT CREATE USER ON *.* TO 'toc_binlog'@'%';");
+    let s3 = common::aws::s3().await;
+    let locked = format!("doctor-whole-{:08x}", rand::random::<u32>());
+    s3.create_bucket()
+        .bucket(&locked)
+        .object_lock_enabled_for_bucket(true)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket with Object Lock");
+    s3.put_bucket_versioning()
+        .bucket(&locked)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    s3.put_object_lock_configuration()
+        .bucket(&locked)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(
+                            DefaultRetention::builder()
+                                .mode(ObjectLockRetentionMode::Governance)
+                                .days(35)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("lock default");
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000001";
+    s3.put_bucket_encryption()
+        .bucket(&locked)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(key)
+                                .build()
+                                .expect("default"),
+                        )
+                        .build(),
+                )
+                .build()
+                .expect("encryption"),
+        )
+        .send()
+        .await
+        .expect("encryption");
+    s3.put_bucket_replication()
+        .bucket(&locked)
+        .replication_configuration(
+            ReplicationConfiguration::builder()
+                .role("arn:aws:iam::123456789012:role/replication")
+                .rules(
+                    ReplicationRule::builder()
+                        .id("database")
+                        .status(ReplicationRuleStatus::Enabled)
+                        .priority(1)
+                        .filter(ReplicationRuleFilter::builder().prefix("database/").build())
+                        .delete_marker_replication(
+                            DeleteMarkerReplication::builder()
+                                .status(DeleteMarkerReplicationStatus::Disabled)
+                                .build(),
+                        )
+                        .destination(
+                            Destination::builder()
+                                .bucket("arn:aws:s3:::replica")
+                                .build()
+                                .expect("destination"),
+                        )
+                        .build()
+                        .expect("rule"),
+                )
+                .build()
+                .expect("replication"),
+        )
+        .send()
+        .await
+        .expect("replication");
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(&locked)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(
+                    LifecycleRule::builder()
+                        .id("failed-runs")
+                        .status(ExpirationStatus::Enabled)
+                        .filter(LifecycleRuleFilter::builder().prefix("database/").build())
+                        .expiration(LifecycleExpiration::builder().days(3).build())
+                        .build()
+                        .expect("rule"),
+                )
+                .build()
+                .expect("lifecycle"),
+        )
+        .send()
+        .await
+        .expect("lifecycle");
+
+    let (code, checks) = doctor(&server, &format!("s3://{locked}/prod/"), &[]);
+    assert_eq!(
+        not_ok(&checks),
+        ["TLS required", "user toc_binlog", "alert subscriptions"],
+        "{checks:#?}"
+    );
+    assert!(checks
+        .iter()
+        .any(|(n, _, r)| n == "user toc_binlog" && r.contains("holds CREATE USER")));
+    assert_eq!(code, 2);
+    server.apply_project_users();
+    let (code, checks) = doctor(&server, &format!("s3://{locked}/prod/"), &[]);
+    assert_eq!(
+        not_ok(&checks),
+        ["TLS required", "alert subscriptions"],
+        "{checks:#?}"
+    );
+    assert_eq!(code, 1, "a WARNING: the alert topic was not given");
 }

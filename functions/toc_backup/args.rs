@@ -89,6 +89,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: crate::files::FilesCommand,
     },
+    /// Create or update the three database users the jobs connect as (backup, binlog, restore
+    /// test), with exactly the privileges each needs, as the RDS master user.
+    SetupUsers(SetupUsersArgs),
+    /// Check the whole deployment: server settings, the project users' grants, the bucket,
+    /// the alert subscriptions and the RDS instance; one line per finding with its fix.
+    /// Exit 0 OK, 1 WARNING, 2 CRITICAL.
+    Doctor(DoctorArgs),
     /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
     Cost(CostArgs),
     /// The catalog index (`catalog/index.json.gz`) that list, status, incremental and restore read.
@@ -457,6 +464,86 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     pub(crate) point: PointArgs,
     /// Print the result as JSON (for scripts) instead of lines for people.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SetupUsersArgs {
+    /// The master user's connection: mysql://MASTER@HOST[:PORT]/ (its password in
+    /// DATABASE_PASSWORD).
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    /// The TOC-SIS database the backup user reads.
+    #[arg(long, default_value = "toc_sis")]
+    pub(crate) database: String,
+    /// The restore test's scratch databases are named PREFIX_<time>.
+    #[arg(
+        long,
+        env = "RESTORE_TEST_DATABASE_PREFIX",
+        default_value = "toc_sis_restore_test"
+    )]
+    pub(crate) scratch_prefix: String,
+    /// The users to set up.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [UserArg::Backup, UserArg::Binlog, UserArg::RestoreTest])]
+    pub(crate) users: Vec<UserArg>,
+    /// Take the user names and passwords from the secrets the stack generated
+    /// (STACK/database/backup, STACK/database/binlog, STACK/database/restore-test) instead of
+    /// TOC_BACKUP_PASSWORD, TOC_BINLOG_PASSWORD and TOC_RESTORE_TEST_PASSWORD.
+    #[arg(long, value_name = "STACK")]
+    pub(crate) from_stack_secrets: Option<String>,
+    /// Print the SQL it would run (passwords as placeholders) and what the master user lacks
+    /// for it, and change nothing.
+    #[arg(long)]
+    pub(crate) print: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UserArg {
+    Backup,
+    Binlog,
+    RestoreTest,
+}
+
+impl From<UserArg> for toc_sis_backup::deploy::users::Role {
+    fn from(user: UserArg) -> Self {
+        use toc_sis_backup::deploy::users::Role;
+        match user {
+            UserArg::Backup => Role::Backup,
+            UserArg::Binlog => Role::Binlog,
+            UserArg::RestoreTest => Role::RestoreTest,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct DoctorArgs {
+    /// The server, connected as the master user (it reads the project users' grants):
+    /// mysql://MASTER@HOST[:PORT]/
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) store: StoreArg,
+    /// The TOC-SIS database the backup user reads.
+    #[arg(long, default_value = "toc_sis")]
+    pub(crate) database: String,
+    /// The restore test's scratch databases' prefix.
+    #[arg(
+        long,
+        env = "RESTORE_TEST_DATABASE_PREFIX",
+        default_value = "toc_sis_restore_test"
+    )]
+    pub(crate) scratch_prefix: String,
+    /// The alert topic (the stack's AlertTopicArn output): a confirmed subscription is needed.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    pub(crate) sns_topic_arn: Option<String>,
+    /// The RDS instance: its backup retention, parameter group and pending reboot.
+    #[arg(long, env = "MONITOR_RDS_INSTANCE")]
+    pub(crate) rds_instance: Option<String>,
+    /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -4,9 +4,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 mod args;
+mod doctor;
 mod files;
 mod pin;
 mod progress;
+mod setup_users;
 
 use args::*;
 use clap::Parser;
@@ -408,6 +410,11 @@ async fn run(
             });
         }
         Command::Point(args) => pin::run(args).await?,
+        Command::SetupUsers(args) => setup_users::run(args).await?,
+        Command::Doctor(args) => {
+            let report = doctor::run(args).await?;
+            exit = exit_code(report.status);
+        }
         Command::List(args) => {
             let store = store(&args.store).await?;
             // `--all` shows whatever is there, leftovers of failed runs included, even nothing.

@@ -1,6 +1,8 @@
 //! `SHOW GRANTS` lines, read with the one lexer: what a grant is on. A quoted name may hold
 //! ` ON `, ` TO `, a backtick followed by a dot, or any character.
 
+use std::collections::BTreeSet;
+
 use super::lexer::{self, Dialect, Kind, Token};
 
 /// What one grant line grants its privileges on.
@@ -76,6 +78,102 @@ pub fn parse_grant(line: &str) -> Option<Grant<'_>> {
         database_at,
         with_grant_option: line.trim_end().ends_with("WITH GRANT OPTION"),
     })
+}
+
+/// Privileges from `SHOW GRANTS`: global ones, and per database pattern (LIKE wildcards).
+#[derive(Debug, Default, Clone)]
+pub struct Grants {
+    global: BTreeSet<String>,
+    databases: Vec<(String, BTreeSet<String>)>,
+    /// (database, table, privileges), e.g. SELECT on `mysql`.`proc`.
+    pub(crate) tables: Vec<(String, String, BTreeSet<String>)>,
+}
+
+impl Grants {
+    /// Parses `SHOW GRANTS` lines; column- and routine-level grants and role memberships are
+    /// ignored.
+    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Grants {
+        let mut grants = Grants::default();
+        for line in lines {
+            let Some(grant) = parse_grant(line.trim()) else {
+                continue; // a role membership, or not a grant
+            };
+            if grant.routine {
+                continue; // rights on one routine
+            }
+            let mut privileges = split_privileges(grant.privileges);
+            // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR and keeps the old
+            // name as an alias: SHOW GRANTS prints either, depending on the version.
+            for (a, b) in [("REPLICATION CLIENT", "BINLOG MONITOR")] {
+                if privileges.contains(a) || privileges.contains(b) {
+                    privileges.insert(a.to_string());
+                    privileges.insert(b.to_string());
+                }
+            }
+            if grant.with_grant_option {
+                privileges.insert("GRANT OPTION".to_string());
+            }
+            match grant.target {
+                Target::Global => grants.global.extend(privileges),
+                Target::Database(pattern) => grants.databases.push((pattern, privileges)),
+                Target::Object { database, name } => {
+                    grants.tables.push((database, name, privileges))
+                }
+            }
+        }
+        grants
+    }
+
+    fn global_has(&self, privilege: &str) -> bool {
+        self.global.contains(privilege) || self.global.contains("ALL PRIVILEGES")
+    }
+
+    /// Whether `privilege` is granted on `database`, globally or through a matching pattern.
+    pub fn has(&self, database: &str, privilege: &str) -> bool {
+        self.global_has(privilege)
+            || self.databases.iter().any(|(pattern, privileges)| {
+                (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
+                    && crate::mysql::like(pattern, database)
+            })
+    }
+
+    /// Whether `privilege` is granted on table `database`.`table` (or more widely).
+    pub fn has_on_table(&self, database: &str, table: &str, privilege: &str) -> bool {
+        self.has(database, privilege)
+            || self.tables.iter().any(|(d, t, privileges)| {
+                d == database
+                    && t == table
+                    && (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
+            })
+    }
+
+    /// Global only: SUPER, SET USER, SET_USER_ID and the like.
+    pub fn has_global(&self, privilege: &str) -> bool {
+        self.global_has(privilege)
+    }
+}
+
+/// `SELECT, INSERT, SET USER` -> {SELECT, INSERT, SET USER}; column lists dropped.
+fn split_privileges(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut depth = 0;
+    let mut current = String::new();
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.insert(current.trim().to_ascii_uppercase());
+                current.clear();
+            }
+            _ if depth == 0 => current.push(c),
+            _ => {}
+        }
+    }
+    if !current.trim().is_empty() {
+        out.insert(current.trim().to_ascii_uppercase());
+    }
+    out
 }
 
 #[cfg(test)]

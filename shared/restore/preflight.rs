@@ -16,7 +16,7 @@ use super::definer::{definer_of, DefinerMode};
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ObjectKind, Stage};
 use crate::mysql::definition::object_head;
-use crate::mysql::grant::Target;
+pub use crate::mysql::grant::Grants;
 use crate::mysql::lexer::Dialect;
 use crate::store::ObjectStore;
 
@@ -66,94 +66,6 @@ pub struct ServerFacts {
     pub log_bin: bool,
     pub trust_function_creators: bool,
     pub grants: Grants,
-}
-
-/// Privileges from `SHOW GRANTS`: global ones, and per database pattern (LIKE wildcards).
-#[derive(Debug, Default, Clone)]
-pub struct Grants {
-    global: BTreeSet<String>,
-    databases: Vec<(String, BTreeSet<String>)>,
-    /// (database, table, privileges), e.g. SELECT on `mysql`.`proc`.
-    tables: Vec<(String, String, BTreeSet<String>)>,
-}
-
-impl Grants {
-    /// Parses `SHOW GRANTS` lines; column- and routine-level grants and role memberships are
-    /// ignored.
-    pub fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Grants {
-        let mut grants = Grants::default();
-        for line in lines {
-            let Some(grant) = crate::mysql::grant::parse_grant(line.trim()) else {
-                continue; // a role membership, or not a grant
-            };
-            if grant.routine {
-                continue; // rights on one routine
-            }
-            let mut privileges = split_privileges(grant.privileges);
-            if grant.with_grant_option {
-                privileges.insert("GRANT OPTION".to_string());
-            }
-            match grant.target {
-                Target::Global => grants.global.extend(privileges),
-                Target::Database(pattern) => grants.databases.push((pattern, privileges)),
-                Target::Object { database, name } => {
-                    grants.tables.push((database, name, privileges))
-                }
-            }
-        }
-        grants
-    }
-
-    fn global_has(&self, privilege: &str) -> bool {
-        self.global.contains(privilege) || self.global.contains("ALL PRIVILEGES")
-    }
-
-    /// Whether `privilege` is granted on `database`, globally or through a matching pattern.
-    pub fn has(&self, database: &str, privilege: &str) -> bool {
-        self.global_has(privilege)
-            || self.databases.iter().any(|(pattern, privileges)| {
-                (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
-                    && crate::mysql::like(pattern, database)
-            })
-    }
-
-    /// Whether `privilege` is granted on table `database`.`table` (or more widely).
-    pub fn has_on_table(&self, database: &str, table: &str, privilege: &str) -> bool {
-        self.has(database, privilege)
-            || self.tables.iter().any(|(d, t, privileges)| {
-                d == database
-                    && t == table
-                    && (privileges.contains(privilege) || privileges.contains("ALL PRIVILEGES"))
-            })
-    }
-
-    /// Global only: SUPER, SET USER, SET_USER_ID and the like.
-    pub fn has_global(&self, privilege: &str) -> bool {
-        self.global_has(privilege)
-    }
-}
-
-/// `SELECT, INSERT, SET USER` -> {SELECT, INSERT, SET USER}; column lists dropped.
-fn split_privileges(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut depth = 0;
-    let mut current = String::new();
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.insert(current.trim().to_ascii_uppercase());
-                current.clear();
-            }
-            _ if depth == 0 => current.push(c),
-            _ => {}
-        }
-    }
-    if !current.trim().is_empty() {
-        out.insert(current.trim().to_ascii_uppercase());
-    }
-    out
 }
 
 /// Everything missing for restoring `needs` into `database`; empty when the restore can go on.

@@ -49,13 +49,12 @@ impl PrivateServer {
         format!("mysql://{user}@{host}:{}/{database}", self.port)
     }
 
-    /// Applies `infra/sql/backup-users.sql` as written: the project's least-privilege users.
+    /// Sets up the project's least-privilege users as root (`toc-backup setup-users`), each
+    /// with the password [`PROJECT_USERS_PASSWORD`].
     pub fn apply_project_users(&self) {
-        let users = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-        )
-        .expect("backup-users.sql");
-        self.root_sql(&users);
+        if let Err(errors) = self.apply_project_users_as("root", "") {
+            panic!("setup-users as root failed:\n{errors}");
+        }
     }
 
     /// Runs SQL (a script with `;`) as root through the `mariadb` client.
@@ -147,15 +146,37 @@ impl PrivateServer {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
-    /// Applies `infra/sql/backup-users.sql` as `user` (e.g. an RDS-like master user).
+    /// Sets up the project's users with `toc-backup setup-users` connected as `user` (e.g. an
+    /// RDS-like master user), each with the password [`PROJECT_USERS_PASSWORD`]: Ok with its
+    /// output, Err with its output when it failed.
     pub fn apply_project_users_as(&self, user: &str, password: &str) -> Result<String, String> {
-        let users = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/sql/backup-users.sql"),
-        )
-        .expect("backup-users.sql");
-        self.sql_as(user, password, &users)
+        let mut env = vec![
+            ("TOC_BACKUP_PASSWORD", PROJECT_USERS_PASSWORD),
+            ("TOC_BINLOG_PASSWORD", PROJECT_USERS_PASSWORD),
+            ("TOC_RESTORE_TEST_PASSWORD", PROJECT_USERS_PASSWORD),
+        ];
+        if !password.is_empty() {
+            env.push(("DATABASE_PASSWORD", password));
+        }
+        let output = super::run_cli(
+            &[
+                "setup-users",
+                "--database-url",
+                &self.url(user, "127.0.0.1", ""),
+            ],
+            &env,
+        );
+        let text = super::text(&output);
+        if output.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
     }
 }
+
+/// The password the tests give every project user.
+pub const PROJECT_USERS_PASSWORD: &str = "CHANGE-ME-or-use-IAM";
 
 impl Drop for PrivateServer {
     fn drop(&mut self) {
