@@ -96,7 +96,8 @@ pub(crate) enum Command {
     /// the alert subscriptions and the RDS instance; one line per finding with its fix.
     /// Exit 0 OK, 1 WARNING, 2 CRITICAL.
     Doctor(DoctorArgs),
-    /// Estimate the monthly S3 cost from the backups' real sizes, today and at steady state.
+    /// Estimate the stack's monthly bill: S3 today, and at steady state what grows with the
+    /// backups' real sizes and what the deployed stack pays whatever their size.
     Cost(CostArgs),
     /// The catalog index (`catalog/index.json.gz`) that list, status, incremental and restore read.
     Catalog {
@@ -768,6 +769,20 @@ pub(crate) struct CostArgs {
     /// The stack was deployed with ReplicationTimeControl=Disabled.
     #[arg(long)]
     pub(crate) no_replication_time_control: bool,
+    /// The template's NetworkPath: vpc-endpoints (the stack's interface endpoints, billed per
+    /// zone and hour) or existing-nat (none; the NAT bills the S3 traffic per GB).
+    #[arg(long, value_name = "PATH", default_value = "vpc-endpoints", value_parser = ["vpc-endpoints", "existing-nat"])]
+    pub(crate) network_path: String,
+    /// Availability Zones of SubnetIds: each interface endpoint is billed once per zone.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub(crate) availability_zones: u32,
+    /// The stack was deployed with RestoreTestImageUri: the restore test runs as the ECS
+    /// Fargate task (and, with vpc-endpoints, three more endpoints).
+    #[arg(long, alias = "fargate")]
+    pub(crate) restore_test_on_fargate: bool,
+    /// What one run writes to CloudWatch Logs, Lambda's start and report records included.
+    #[arg(long, value_name = "BYTES", default_value_t = toc_sis_backup::cost::bill::LOG_BYTES_PER_INVOCATION as u64)]
+    pub(crate) log_bytes_per_run: u64,
 }
 
 #[derive(Args)]

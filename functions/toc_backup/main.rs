@@ -558,6 +558,10 @@ async fn run(
             };
             let schedule = toc_sis_backup::cost::Schedule {
                 replication_time_control: !args.no_replication_time_control,
+                network_path: args.network_path.parse()?,
+                availability_zones: args.availability_zones,
+                restore_test_on_fargate: args.restore_test_on_fargate,
+                log_bytes_per_invocation: args.log_bytes_per_run as f64,
                 ..Default::default()
             };
             let estimate = toc_sis_backup::cost::estimate(
@@ -567,7 +571,24 @@ async fn run(
                 schedule,
             )
             .await?;
+            /// A bill's quantity or unit price: four significant digits, at least `decimals`
+            /// (a price of 0.0000133334 a GB-second must not print as 0.00), one above 10.
+            fn figure(value: f64, decimals: usize) -> String {
+                if value == 0.0 || !value.is_finite() {
+                    return "0".into();
+                }
+                if value.abs() >= 10.0 {
+                    let decimals = decimals.max(1);
+                    return format!("{value:.decimals$}");
+                }
+                let significant = (3 - value.abs().log10().floor() as i32).clamp(1, 12) as usize;
+                let text = format!("{value:.significant$}");
+                let (whole, fraction) = text.split_once('.').unwrap_or((text.as_str(), ""));
+                let fraction = fraction.trim_end_matches('0');
+                format!("{whole}.{fraction:0<decimals$}")
+            }
             print(args.json, &estimate, |e| {
+                use toc_sis_backup::cost::Part;
                 let mut text = vec![format!(
                     "S3 storage today ({}): {:.2} USD/month",
                     e.prices.region, e.today_usd_per_month
@@ -585,16 +606,36 @@ async fn run(
                     e.prices.region,
                     e.prices.replica_region
                 ));
-                for line in &e.steady_state.lines {
-                    text.push(format!(
-                        "{:<62} {:>14.1} {:<13} {:>9.2} USD",
-                        line.item, line.quantity, line.unit, line.usd
-                    ));
+                let row = |item: &str, quantity: &str, unit: &str, price: &str, usd: &str| {
+                    format!("{item:<64} {quantity:>10} {unit:<16} {price:>10} {usd:>8}")
+                };
+                text.push(row("", "quantity", "unit", "USD a unit", "USD"));
+                for (part, heading, subtotal) in [
+                    (
+                        Part::Data,
+                        "what grows with the backups".to_string(),
+                        e.steady_state.data_usd_per_month,
+                    ),
+                    (
+                        Part::Stack,
+                        format!("the stack as deployed ({})", e.schedule.deployment()),
+                        e.steady_state.stack_usd_per_month,
+                    ),
+                ] {
+                    text.push(heading);
+                    for line in e.steady_state.lines.iter().filter(|l| l.part == part) {
+                        text.push(row(
+                            &format!("  {}", line.item),
+                            &figure(line.quantity, 1),
+                            line.unit,
+                            &figure(line.unit_usd, 2),
+                            &format!("{:.2}", line.usd),
+                        ));
+                    }
+                    text.push(row("  subtotal", "", "", "", &format!("{subtotal:.2}")));
                 }
-                text.push(format!(
-                    "{:<62} {:>14} {:<13} {:>9.2} USD/month",
-                    "total", "", "", e.steady_state.usd_per_month
-                ));
+                let total = format!("{:.2}", e.steady_state.usd_per_month);
+                text.push(format!("{} USD/month", row("total", "", "", "", &total)));
                 text.join("\n")
             });
         }

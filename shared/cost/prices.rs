@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// USD; storage per GB-month, requests per 1,000, transfer per GB. Public list prices for
-/// eu-west-1 (the backups) and eu-central-1 (the replica), first tiers, no free tier.
+/// eu-west-1 (the backups) and eu-central-1 (the replica), first tiers, no free tier (not even
+/// the perpetual ones: 1M Lambda requests, 3 dashboards, 10 metrics and alarms, 100,000 X-Ray
+/// traces, 14M Scheduler invocations, 5 GB of logs), so the figure holds in an account that
+/// already uses them up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Prices {
@@ -28,6 +31,24 @@ pub struct Prices {
     pub sns_email_per_100000: f64,
     pub lambda_arm_per_gb_second: f64,
     pub lambda_per_million_requests: f64,
+    /// Per interface endpoint per Availability Zone per hour.
+    pub interface_endpoint_per_hour: f64,
+    /// Fargate Linux/ARM, per vCPU-hour and per GB of memory per hour.
+    pub fargate_arm_per_vcpu_hour: f64,
+    pub fargate_arm_per_gb_hour: f64,
+    /// Per NAT gateway GB processed (only with NetworkPath ExistingNat).
+    pub nat_per_gb: f64,
+    /// CloudWatch: a standard-resolution alarm, a dashboard, a custom metric, per month.
+    pub alarm_per_month: f64,
+    pub dashboard_per_month: f64,
+    pub custom_metric_per_month: f64,
+    /// CloudWatch Logs: ingestion per GB, storage per GB-month.
+    pub logs_ingestion_per_gb: f64,
+    pub logs_storage_per_gb: f64,
+    pub secret_per_month: f64,
+    pub secrets_per_10000_api_calls: f64,
+    pub xray_per_million_traces: f64,
+    pub scheduler_per_million: f64,
 }
 
 impl Default for Prices {
@@ -49,6 +70,19 @@ impl Default for Prices {
             sns_email_per_100000: 2.0,
             lambda_arm_per_gb_second: 0.000_013_333_4,
             lambda_per_million_requests: 0.20,
+            interface_endpoint_per_hour: 0.011,
+            fargate_arm_per_vcpu_hour: 0.03238,
+            fargate_arm_per_gb_hour: 0.00356,
+            nat_per_gb: 0.048,
+            alarm_per_month: 0.10,
+            dashboard_per_month: 3.00,
+            custom_metric_per_month: 0.30,
+            logs_ingestion_per_gb: 0.57,
+            logs_storage_per_gb: 0.03,
+            secret_per_month: 0.40,
+            secrets_per_10000_api_calls: 0.05,
+            xray_per_million_traces: 5.00,
+            scheduler_per_million: 1.00,
         }
     }
 }
