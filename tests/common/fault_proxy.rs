@@ -4,6 +4,9 @@
 //!
 //! Each request is forwarded on a fresh upstream connection (`Connection: close`) and the whole
 //! answer read before the fault decides how much of it the client gets.
+//!
+//! [`FaultProxy::record`] also keeps every request's method, target and headers, for tests that
+//! judge what the tool sends (tests/infra.rs: the bucket policy against the real requests).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +42,25 @@ pub enum Mode {
     Mixed { one_in: u32, seed: u64 },
 }
 
+/// One request as it reached the proxy (recorded only after [`FaultProxy::record`]).
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query, as sent: `/bucket/key?partNumber=1&uploadId=…` (path-style).
+    pub target: String,
+    /// Header names lowercased, values trimmed, in the order sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Counts {
     pub requests: AtomicUsize,
@@ -49,6 +71,7 @@ pub struct FaultProxy {
     pub url: String,
     mode: Arc<Mutex<Mode>>,
     regions: Arc<Mutex<Vec<(String, String)>>>,
+    recorded: Arc<Mutex<Option<Vec<Recorded>>>>,
     pub counts: Arc<Counts>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -66,6 +89,8 @@ struct Shared {
     /// other region get 301 PermanentRedirect (which the SDK does not follow), except
     /// GetBucketLocation, which every region answers.
     regions: Arc<Mutex<Vec<(String, String)>>>,
+    /// `Some` once recording is on: every request from then on, faulted or not.
+    recorded: Arc<Mutex<Option<Vec<Recorded>>>>,
     counts: Arc<Counts>,
     gets: AtomicUsize,
     writes: AtomicUsize,
@@ -90,11 +115,13 @@ impl FaultProxy {
         };
         let mode = Arc::new(Mutex::new(mode));
         let regions = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::new(Mutex::new(None));
         let counts = Arc::new(Counts::default());
         let shared = Arc::new(Shared {
             upstream,
             mode: mode.clone(),
             regions: regions.clone(),
+            recorded: recorded.clone(),
             counts: counts.clone(),
             gets: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
@@ -113,6 +140,7 @@ impl FaultProxy {
             url,
             mode,
             regions,
+            recorded,
             counts,
             task,
         }
@@ -124,6 +152,24 @@ impl FaultProxy {
             .lock()
             .expect("regions")
             .push((bucket.to_string(), region.to_string()));
+    }
+
+    /// From now on every request is recorded (see [`FaultProxy::recorded`]).
+    pub fn record(&self) {
+        self.recorded
+            .lock()
+            .expect("recorded")
+            .get_or_insert_with(Vec::new);
+    }
+
+    /// The requests recorded since the last call, oldest first; recording goes on.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded
+            .lock()
+            .expect("recorded")
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -164,6 +210,9 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()
             return Ok(());
         };
         shared.counts.requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(recorded) = shared.recorded.lock().expect("recorded").as_mut() {
+            recorded.push(record_of(&request));
+        }
         if let Some(region) = wrong_region(&shared, &request) {
             let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Region>{region}</Region></Error>");
             let head = format!(
@@ -224,6 +273,21 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()
                 client.flush().await?;
             }
         }
+    }
+}
+
+fn record_of(request: &Request) -> Recorded {
+    let text = String::from_utf8_lossy(&request.head);
+    let headers = text
+        .split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Recorded {
+        method: request.method.clone(),
+        target: request.target.clone(),
+        headers,
     }
 }
 

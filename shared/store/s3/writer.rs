@@ -26,6 +26,9 @@ pub(super) struct S3Writer {
     /// Object Lock set as the object is written (a daily backup's manifest).
     pub(super) lock: Option<(LockMode, aws_sdk_s3::primitives::DateTime)>,
     pub(super) settings: Arc<S3Settings>,
+    /// What this store's writes send, decided once per store ([`Encryption::FollowBucket`]
+    /// already resolved).
+    pub(super) encryption: Encryption,
     pub(super) buffer: Vec<u8>,
     pub(super) upload_id: Option<String>,
     pub(super) next_part: i32,
@@ -41,13 +44,14 @@ fn lock_mode(mode: LockMode) -> aws_sdk_s3::types::ObjectLockMode {
     }
 }
 
-/// The encryption headers of a whole-object write (see [`Encryption`]).
+/// The encryption headers of a whole-object write (see [`Encryption`]). FollowBucket is
+/// resolved before a store writes; were it not, sending no header is what it falls back to.
 pub(super) fn with_encryption(
     request: aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
     encryption: &Encryption,
 ) -> aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder {
     match encryption {
-        Encryption::BucketDefault => request,
+        Encryption::BucketDefault | Encryption::FollowBucket => request,
         Encryption::Kms { key_id } => request
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(key_id),
@@ -95,8 +99,10 @@ impl S3Writer {
             .tagging(&self.tagging)
             .set_object_lock_mode(self.lock.map(|(mode, _)| lock_mode(mode)))
             .set_object_lock_retain_until_date(self.lock.map(|(_, until)| until));
-        request = match &self.settings.encryption {
-            Encryption::BucketDefault => request,
+        // The upload's parts and its completion carry no encryption headers: S3 encrypts them
+        // as this request says (or, without headers, as the bucket's default does).
+        request = match &self.encryption {
+            Encryption::BucketDefault | Encryption::FollowBucket => request,
             Encryption::Kms { key_id } => request
                 .server_side_encryption(ServerSideEncryption::AwsKms)
                 .ssekms_key_id(key_id),
@@ -172,7 +178,7 @@ impl S3Writer {
             .set_object_lock_mode(self.lock.map(|(mode, _)| lock_mode(mode)))
             .set_object_lock_retain_until_date(self.lock.map(|(_, until)| until))
             .body(ByteStream::from(body));
-        request = with_encryption(request, &self.settings.encryption);
+        request = with_encryption(request, &self.encryption);
         request
             .send()
             .await
