@@ -119,6 +119,14 @@ pub enum Error {
     #[error("no complete backup in {0}")]
     NoBackups(String),
 
+    /// A scheduled job found its database being restored (the restore's marker table): it
+    /// skips the run, so nothing half-loaded is backed up. A WARNING, not a failure.
+    #[error("database `{database}` is being restored (its table `{marker}` exists): this run is skipped so that nothing half-loaded is backed up; the schedule goes on once the restore has finished")]
+    RestoreInProgress {
+        database: String,
+        marker: &'static str,
+    },
+
     /// A check before changing anything failed: every reason, one per line.
     #[error("{what} is refused, nothing was changed; it needs:{}", reasons.iter().map(|r| format!("\n  - {r}")).collect::<String>())]
     Refused { what: String, reasons: Vec<String> },

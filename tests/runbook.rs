@@ -318,13 +318,70 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
     let home = tempfile::tempdir().expect("home");
     let restored_files = home.path().join("uploads-restored");
     let mut settings = settings(&server, &store);
-    settings.push(("AT", before_damage.clone()));
+    // The moment before the damage, exported as the README says (`point` must honour it).
+    settings.push(("RESTORE_AT", before_damage.clone()));
     settings.push(("FILES_TO", restored_files.to_string_lossy().into_owned()));
     let blocks = readme_blocks("runbook");
     assert!(blocks.len() >= 8, "the runbook has {} blocks", blocks.len());
+    // The schedules go on meanwhile: a stand-in for the hourly backup runs as `toc_backup`
+    // over and over, into a folder of its own, while the runbook works.
+    let stand_in_store = tempfile::tempdir().expect("stand-in store");
+    let stand_ins = StandIns::start(&server, stand_in_store.path());
     let output = run_blocks(&blocks, &settings, home.path());
+    let stand_in_runs = stand_ins.stop();
     assert_ok(&output);
     let said = text(&output);
+    // While the restore over the live database ran, the stand-ins skipped (a WARNING, saying
+    // why); every backup they did take holds every row (none half-loaded).
+    assert!(
+        stand_in_runs
+            .iter()
+            .any(|run| run.contains("is being restored") && run.contains("skipped")),
+        "no stand-in run met the restore in progress: {stand_in_runs:#?}"
+    );
+    let total_rows = |manifest: &serde_json::Value| -> u64 {
+        manifest["tables"].as_array().map_or(0, |t| {
+            t.iter().map(|t| t["rows"].as_u64().unwrap_or(0)).sum()
+        })
+    };
+    let manifests: Vec<serde_json::Value> = walk(stand_in_store.path())
+        .into_iter()
+        .filter(|p| p.ends_with("manifest.json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(p).expect("manifest")).expect("JSON"))
+        .collect();
+    assert!(!manifests.is_empty(), "the stand-ins took no backup at all");
+    // (id, table rows), in the order they were taken (ids sort by time).
+    let mut totals: Vec<(String, String)> = manifests
+        .iter()
+        .map(|m| {
+            let mut tables: Vec<String> = m["tables"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .map(|t| format!("{}={}", t["name"], t["rows"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            tables.sort();
+            (m["backup_id"].to_string(), tables.join(","))
+        })
+        .collect();
+    totals.sort();
+    // Every one holds either the damaged database (taken before the swap) or the restored
+    // one (after it), table by table: the damage's UPDATE also logged a row per grade into
+    // system_logs (a trigger), so the two differ there.
+    let (before, after) = (&totals[0].1, &totals[totals.len() - 1].1);
+    assert_ne!(
+        before, after,
+        "no stand-in backup after the swap: {totals:#?}"
+    );
+    for (id, tables) in &totals {
+        assert!(
+            tables == before || tables == after,
+            "stand-in backup {id} holds neither the damaged nor the restored database \
+             (half-loaded): {tables}\nbefore: {before}\nafter: {after}"
+        );
+    }
     let pinned = format!("restoring exactly the point --at {before_damage}");
     for expected in [
         pinned.as_str(),
@@ -356,6 +413,105 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
         b"%PDF transcript of student 1042"
     );
     assert!(!said.contains(ADMIN_PASSWORD), "{said}");
+}
+
+/// A scheduled job's stand-in: `toc-backup dump` as `toc_backup` in a loop on its own thread,
+/// each run's output kept.
+struct StandIns {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl StandIns {
+    fn start(server: &PrivateServer, store: &Path) -> StandIns {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let url = server.url("toc_backup", "127.0.0.1", "toc_sis");
+        let store = store.to_string_lossy().into_owned();
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut runs = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let output = run_cli(
+                    &[
+                        "dump",
+                        "--database-url",
+                        &url,
+                        "--store",
+                        &store,
+                        "--no-prune",
+                    ],
+                    &USERS_PASSWORD,
+                );
+                runs.push(text(&output));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            runs
+        });
+        StandIns { stop, thread }
+    }
+
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("stand-in thread")
+    }
+}
+
+/// Issue 27 item 4: the "one table" branch. An UPDATE without WHERE and a DELETE on the grade
+/// records, then a good change in another table: steps 0-4 and the branch put the grade
+/// records back as they were before the damage (changed rows and deleted ones) and leave the
+/// other table as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_table_branch_puts_back_one_table_and_keeps_every_other_change() {
+    let (server, _bucket, store) = sample_college("one-table").await;
+    assert_ok(&as_user(
+        &server,
+        "toc_backup",
+        &["dump", "--store", &store],
+    ));
+    server.root_sql("USE toc_sis; DELETE FROM student_grade_records WHERE id % 50 = 0;");
+    next_second();
+    let grades = |server: &PrivateServer| {
+        server.root_query(
+            Some("toc_sis"),
+            "SELECT id, grade, status FROM student_grade_records ORDER BY id",
+        )
+    };
+    let good_grades = grades(&server);
+    let before_damage = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    next_second();
+    // The damage, then a good change in another table and good work in the same one.
+    server.root_sql(
+        "USE toc_sis; UPDATE student_grade_records SET grade = 0;
+         DELETE FROM student_grade_records WHERE id % 9 = 0;
+         UPDATE students SET last_name = 'Changed-Later' WHERE id = 1;",
+    );
+    assert_ok(&as_user(
+        &server,
+        "toc_binlog",
+        &["binlog", "archive", "--store", &store],
+    ));
+    let students_after = server.root_query(Some("toc_sis"), "CHECKSUM TABLE students");
+
+    let home = tempfile::tempdir().expect("home");
+    let mut settings = settings(&server, &store);
+    settings.push(("RESTORE_AT", before_damage));
+    let mut blocks: Vec<String> = readme_blocks("runbook").into_iter().take(5).collect();
+    blocks.extend(readme_blocks("one-table"));
+    let output = run_blocks(&blocks, &settings, home.path());
+    assert_ok(&output);
+    let said = text(&output);
+    assert!(said.contains("rows_put_back"), "{said}");
+    assert_eq!(
+        grades(&server),
+        good_grades,
+        "the grade records before the damage"
+    );
+    assert_eq!(
+        server.root_query(Some("toc_sis"), "CHECKSUM TABLE students"),
+        students_after,
+        "the later change to another table stays"
+    );
+    assert!(!databases(&server).contains(&"toc_sis_restore".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

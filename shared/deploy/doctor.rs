@@ -139,8 +139,9 @@ pub async fn server_checks(conn: &mut Conn) -> Vec<Check> {
 async fn binlog_retention(conn: &mut Conn, variables: &BTreeMap<String, String>) -> Check {
     const NAME: &str = "binlog retention";
     // RDS keeps binlogs only as its own configuration says (NULL: purged within minutes).
-    let rds: Result<Vec<(String, Option<String>, Option<String>)>, _> =
-        conn.query("CALL mysql.rds_show_configuration").await;
+    /// A row of `mysql.rds_show_configuration`: name, value, description.
+    type RdsSetting = (String, Option<String>, Option<String>);
+    let rds: Result<Vec<RdsSetting>, _> = conn.query("CALL mysql.rds_show_configuration").await;
     if let Ok(rows) = rds {
         let hours = rows
             .iter()

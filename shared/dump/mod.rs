@@ -166,7 +166,12 @@ pub async fn run_dump_until(
         }
         Err(error) => {
             let database = options.database_url.database.clone().unwrap_or_default();
-            let subject = format!("full backup of {database} FAILED");
+            let subject = match error {
+                Error::RestoreInProgress { .. } => {
+                    format!("full backup of {database} skipped: a restore is in progress")
+                }
+                _ => format!("full backup of {database} FAILED"),
+            };
             let body = format!(
                 "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
@@ -177,6 +182,7 @@ pub async fn run_dump_until(
                 store.as_ref(),
                 notifier,
                 &backup_prefix(&backup_id),
+                &error,
                 subject,
                 body,
             )
@@ -212,11 +218,20 @@ fn success_body(report: &DumpReport) -> String {
     body
 }
 
+/// A job that failed is CRITICAL; one that paused itself for a restore in progress, WARNING.
+pub(crate) fn severity_of(error: &Error) -> Severity {
+    match error {
+        Error::RestoreInProgress { .. } => Severity::Warning,
+        _ => Severity::Critical,
+    }
+}
+
 /// Removes what a failed run wrote, so nothing half-written stays behind, and tells a person.
 pub(crate) async fn discard_and_alert(
     store: &dyn ObjectStore,
     notifier: &dyn Notifier,
     prefix: &str,
+    error: &Error,
     subject: String,
     body: String,
 ) {
@@ -225,7 +240,7 @@ pub(crate) async fn discard_and_alert(
     }
     notify_or_log(
         notifier,
-        &Notification::new(Severity::Critical, subject, body),
+        &Notification::new(severity_of(error), subject, body),
     )
     .await;
 }
@@ -250,6 +265,10 @@ async fn dump(
         workers,
         single_reason,
     } = parallel::open_snapshots(&mut conn, url, &database, options.jobs.max(1)).await?;
+    // Looked for once the snapshot is open: a restore that began before it shows its marker
+    // now (a check before the snapshot would let one that starts in between through, and the
+    // snapshot would hold its half-loaded tables).
+    db::ensure_not_being_restored(&mut conn, &database).await?;
     if let Some(reason) = &single_reason {
         tracing::warn!("{reason}");
     }

@@ -232,7 +232,12 @@ pub async fn run_incremental_until(
             Ok(report)
         }
         Err(error) => {
-            let subject = format!("incremental backup of {database} FAILED");
+            let subject = match error {
+                Error::RestoreInProgress { .. } => {
+                    format!("incremental backup of {database} skipped: a restore is in progress")
+                }
+                _ => format!("incremental backup of {database} FAILED"),
+            };
             let body = format!(
                 "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
@@ -240,7 +245,7 @@ pub async fn run_incremental_until(
                 started.elapsed().as_secs_f64(),
                 tip.parent.backup_id
             );
-            discard_and_alert(store.as_ref(), notifier, &prefix, subject, body).await;
+            discard_and_alert(store.as_ref(), notifier, &prefix, &error, subject, body).await;
             Err(error)
         }
     }
@@ -287,6 +292,8 @@ async fn incremental(
     )
     .await?;
     db::run_all(&mut conn, &["START TRANSACTION WITH CONSISTENT SNAPSHOT"]).await?;
+    // After the snapshot opens, as the dump does: a restore in progress shows its marker.
+    db::ensure_not_being_restored(&mut conn, &database).await?;
     let snapshot = read_snapshot(&mut conn, None).await?;
 
     let previous_time = snapshot_time(&tip.parent).ok_or_else(|| Error::BrokenChain {

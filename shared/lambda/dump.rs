@@ -69,7 +69,10 @@ impl DumpFunction {
         )
         .await;
         progress.abort();
-        let report = outcome?;
+        let report = match outcome {
+            Err(skipped @ Error::RestoreInProgress { .. }) => return Ok(super::skipped(&skipped)),
+            outcome => outcome?,
+        };
         self.context
             .warn_if_over_budget("full backup", started, deadline)
             .await;

@@ -56,7 +56,11 @@ impl IncrementalFunction {
             &options,
             self.context.stop_before(deadline),
         )
-        .await?;
+        .await;
+        let report = match report {
+            Err(skipped @ Error::RestoreInProgress { .. }) => return Ok(super::skipped(&skipped)),
+            report => report?,
+        };
         self.context
             .warn_if_over_budget("incremental backup", started, deadline)
             .await;

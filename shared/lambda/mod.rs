@@ -160,3 +160,10 @@ pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 pub fn remaining(deadline: Option<SystemTime>) -> Option<Duration> {
     deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
 }
+
+/// The answer of a scheduled run that paused itself (a restore in progress on its database):
+/// a success for Lambda, so neither the Errors alarm nor the schedule's retries fire; the
+/// WARNING was sent by the job.
+pub(crate) fn skipped(reason: &crate::Error) -> serde_json::Value {
+    serde_json::json!({ "skipped": reason.to_string() })
+}

@@ -27,6 +27,11 @@ pub const DUMP_SESSION: &[&str] = &[
     "SET SESSION time_zone = '+00:00'",
     "SET SESSION sql_mode = ''",
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    // A reader of a snapshot spread over several connections never waits long for a table:
+    // DDL queued behind one connection's snapshot (a restore's DROP DATABASE, a migration)
+    // blocks the next table another connection opens, and the two wait for each other
+    // through this program, where the server sees no deadlock (lock_wait_timeout: a year).
+    "SET SESSION lock_wait_timeout = 30",
 ];
 
 /// Opens one connection. `database` overrides the URL's database (None: no default database).
@@ -193,6 +198,29 @@ pub async fn drop_database(conn: &mut Conn, database: &str) -> Result<()> {
     conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
         .await
         .map_err(|e| Error::database(context(), e))
+}
+
+/// The table an unfinished restore keeps in its target database (its progress, and the sign
+/// that the database is not whole); named for whoever lists the tables.
+pub const RESTORE_MARKER_TABLE: &str = "_restore_incomplete_do_not_use";
+
+/// Refuses with [`Error::RestoreInProgress`] while `database` holds a restore's marker: the
+/// scheduled jobs pause themselves during an emergency restore over the live database.
+pub async fn ensure_not_being_restored(conn: &mut Conn, database: &str) -> Result<()> {
+    let marked: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, RESTORE_MARKER_TABLE),
+        )
+        .await
+        .map_err(|e| Error::database(format!("looking for a restore in progress in `{database}`"), e))?;
+    match marked {
+        Some(n) if n > 0 => Err(Error::RestoreInProgress {
+            database: database.to_string(),
+            marker: RESTORE_MARKER_TABLE,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `name` as a MySQL identifier: backticks, with backticks inside doubled.

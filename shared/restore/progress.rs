@@ -18,7 +18,7 @@ use crate::manifest::{FileEntry, Manifest, Stage};
 use crate::mysql::{quote_ident, quote_str};
 
 /// Named for whoever lists the tables of a half-restored database: it is the marker.
-pub const PROGRESS_TABLE: &str = "_restore_incomplete_do_not_use";
+pub const PROGRESS_TABLE: &str = crate::mysql::RESTORE_MARKER_TABLE;
 
 /// Its name before it became the marker: a restore interrupted under an earlier version is
 /// still found, and renamed to the marker when it is.
