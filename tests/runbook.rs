@@ -339,11 +339,6 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
             .any(|run| run.contains("is being restored") && run.contains("skipped")),
         "no stand-in run met the restore in progress: {stand_in_runs:#?}"
     );
-    let total_rows = |manifest: &serde_json::Value| -> u64 {
-        manifest["tables"].as_array().map_or(0, |t| {
-            t.iter().map(|t| t["rows"].as_u64().unwrap_or(0)).sum()
-        })
-    };
     let manifests: Vec<serde_json::Value> = walk(stand_in_store.path())
         .into_iter()
         .filter(|p| p.ends_with("manifest.json"))
