@@ -475,16 +475,8 @@ pub(crate) struct SetupUsersArgs {
     /// DATABASE_PASSWORD).
     #[command(flatten)]
     pub(crate) connection: Connection,
-    /// The TOC-SIS database the backup user reads.
-    #[arg(long, default_value = "toc_sis")]
-    pub(crate) database: String,
-    /// The restore test's scratch databases are named PREFIX_<time>.
-    #[arg(
-        long,
-        env = "RESTORE_TEST_DATABASE_PREFIX",
-        default_value = "toc_sis_restore_test"
-    )]
-    pub(crate) scratch_prefix: String,
+    #[command(flatten)]
+    pub(crate) names: DeploymentNames,
     /// The users to set up.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [UserArg::Backup, UserArg::Binlog, UserArg::RestoreTest])]
     pub(crate) users: Vec<UserArg>,
@@ -500,6 +492,30 @@ pub(crate) struct SetupUsersArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The names the project users' grants are on (`setup-users` grants them, `doctor` checks them).
+#[derive(Args)]
+pub(crate) struct DeploymentNames {
+    /// The TOC-SIS database the backup user reads.
+    #[arg(long, default_value = "toc_sis")]
+    pub(crate) database: String,
+    /// The restore test's scratch databases are named PREFIX_<time>.
+    #[arg(
+        long,
+        env = "RESTORE_TEST_DATABASE_PREFIX",
+        default_value = "toc_sis_restore_test"
+    )]
+    pub(crate) scratch_prefix: String,
+}
+
+impl DeploymentNames {
+    pub(crate) fn names(&self) -> toc_sis_backup::deploy::users::Names {
+        toc_sis_backup::deploy::users::Names {
+            database: self.database.clone(),
+            scratch_prefix: self.scratch_prefix.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -528,16 +544,8 @@ pub(crate) struct DoctorArgs {
     pub(crate) connection: Connection,
     #[command(flatten)]
     pub(crate) store: StoreArg,
-    /// The TOC-SIS database the backup user reads.
-    #[arg(long, default_value = "toc_sis")]
-    pub(crate) database: String,
-    /// The restore test's scratch databases' prefix.
-    #[arg(
-        long,
-        env = "RESTORE_TEST_DATABASE_PREFIX",
-        default_value = "toc_sis_restore_test"
-    )]
-    pub(crate) scratch_prefix: String,
+    #[command(flatten)]
+    pub(crate) names: DeploymentNames,
     /// The alert topic (the stack's AlertTopicArn output): a confirmed subscription is needed.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,

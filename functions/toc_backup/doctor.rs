@@ -1,7 +1,6 @@
 //! `toc-backup doctor`: the deployment checked, printed as `status` prints the monitor's checks.
 
 use toc_sis_backup::deploy::doctor::{run_doctor, DoctorTargets};
-use toc_sis_backup::deploy::users::Names;
 use toc_sis_backup::monitor::{MonitorReport, Status};
 use toc_sis_backup::{mysql, Error};
 
@@ -21,10 +20,7 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<MonitorReport, Error> {
         .map(|instance| (aws_sdk_rds::Client::new(&config), instance));
     let checks = run_doctor(DoctorTargets {
         database: Some(&mut conn),
-        names: Names {
-            database: args.database.clone(),
-            scratch_prefix: args.scratch_prefix.clone(),
-        },
+        names: args.names.names(),
         store: Some(args.store.store.clone()),
         sns,
         rds,

@@ -2,7 +2,7 @@
 
 use toc_sis_backup::deploy::users::{
     accounts_from_stack_secrets, accounts_from_variables, missing_master_privileges,
-    setup_statements, setup_users, Flavour, Names, Role,
+    setup_statements, setup_users, Flavour, Role,
 };
 use toc_sis_backup::{mysql, Error};
 
@@ -10,10 +10,7 @@ use crate::args::SetupUsersArgs;
 
 pub(crate) async fn run(args: SetupUsersArgs) -> Result<(), Error> {
     let url = args.connection.url().await?;
-    let names = Names {
-        database: args.database.clone(),
-        scratch_prefix: args.scratch_prefix.clone(),
-    };
+    let names = args.names.names();
     let mut roles: Vec<Role> = args.users.iter().map(|u| Role::from(*u)).collect();
     roles.dedup();
     let mut conn = mysql::connect(&url, None).await?;

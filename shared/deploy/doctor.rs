@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::users::{Flavour, Names, Role, Scope};
+use super::users::{Flavour, Names, Role, Scope, FORBIDDEN_PRIVILEGES};
 use crate::monitor::{Check, Status};
 use crate::mysql::grant::Grants;
 use crate::mysql::quote_str;
@@ -195,19 +195,6 @@ async fn binlog_retention(conn: &mut Conn, variables: &BTreeMap<String, String>)
     }
 }
 
-/// Privileges no project user may hold: each lets it act as another account or change what
-/// it should only read.
-const FORBIDDEN: [&str; 8] = [
-    "ALL PRIVILEGES",
-    "SUPER",
-    "SET USER",
-    "SET_USER_ID",
-    "SET_ANY_DEFINER",
-    "GRANT OPTION",
-    "CREATE USER",
-    "DELETE HISTORY",
-];
-
 /// Each project user's grants against what its job needs, and nothing that lets it act as
 /// another account. Reading another user's grants needs SELECT on `mysql` (the master has it).
 pub async fn user_checks(conn: &mut Conn, names: &Names) -> Vec<Check> {
@@ -266,7 +253,7 @@ pub async fn user_checks(conn: &mut Conn, names: &Names) -> Vec<Check> {
                 }
             }
         }
-        for privilege in FORBIDDEN {
+        for privilege in FORBIDDEN_PRIVILEGES {
             if grants.has_global(privilege)
                 || grants.has(&names.database, privilege)
                 || grants.has(
