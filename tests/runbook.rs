@@ -341,7 +341,8 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
     );
     let manifests: Vec<serde_json::Value> = walk(stand_in_store.path())
         .into_iter()
-        .filter(|p| p.ends_with("manifest.json"))
+        // The full backups' (an incremental's rows are the rows it changed).
+        .filter(|p| p.ends_with("manifest.json") && p.to_string_lossy().contains("/daily/"))
         .map(|p| serde_json::from_slice(&std::fs::read(p).expect("manifest")).expect("JSON"))
         .collect();
     assert!(!manifests.is_empty(), "the stand-ins took no backup at all");
@@ -410,8 +411,8 @@ async fn the_runbook_restores_the_point_before_the_damage_into_the_live_database
     assert!(!said.contains(ADMIN_PASSWORD), "{said}");
 }
 
-/// A scheduled job's stand-in: `toc-backup dump` as `toc_backup` in a loop on its own thread,
-/// each run's output kept.
+/// The scheduled jobs' stand-ins: `toc-backup dump` and `incremental` as `toc_backup`, in turn
+/// in a loop on their own thread, each run's output kept.
 struct StandIns {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<Vec<String>>,
@@ -425,19 +426,16 @@ impl StandIns {
         let stopped = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut runs = Vec::new();
-            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                let output = run_cli(
-                    &[
-                        "dump",
-                        "--database-url",
-                        &url,
-                        "--store",
-                        &store,
-                        "--no-prune",
-                    ],
-                    &USERS_PASSWORD,
-                );
-                runs.push(text(&output));
+            // The nightly dump and the hourly incremental, in turn.
+            for job in ["dump", "incremental"].iter().cycle() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let mut args = vec![*job, "--database-url", &url, "--store", &store];
+                if *job == "dump" {
+                    args.push("--no-prune");
+                }
+                runs.push(text(&run_cli(&args, &USERS_PASSWORD)));
                 std::thread::sleep(Duration::from_millis(100));
             }
             runs
