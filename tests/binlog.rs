@@ -249,6 +249,30 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
     );
     assert_ok(&output);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("restore report");
+    // Said before anything is loaded: the data at the benchmark's rate (no restore test has
+    // run on this store) and the row changes the replay applies; carried in the report.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let estimated = stderr.find("estimated time: about ");
+    let loading = stderr.find("checking every file before loading anything");
+    assert!(
+        estimated.is_some() && loading.is_some() && estimated < loading,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("from BENCHMARKS.md (no restore test has recorded a rate)")
+            && stderr.contains("binlog row changes in")
+            && stderr.contains("rows/s + 0.79 ms a transaction, BENCHMARKS.md)"),
+        "{stderr}"
+    );
+    let estimate = &report["estimate"];
+    assert!(
+        // Whole segments are counted: never fewer than the replay applied.
+        estimate["binlog_row_changes"].as_u64().unwrap_or_default()
+            >= report["binlog"]["row_changes"].as_u64().unwrap_or(u64::MAX)
+            && estimate["data_bytes"] == report["data_bytes"]
+            && estimate["seconds"].as_f64().is_some(),
+        "{report}"
+    );
     assert!(
         report["binlog"]["stopped"]
             .as_str()

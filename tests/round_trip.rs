@@ -111,6 +111,19 @@ async fn restore_refuses_a_non_empty_target_without_force() {
     mysql_async::prelude::Queryable::query_drop(&mut conn, "INSERT INTO t VALUES (3, 'extra')")
         .await
         .expect("change");
+    // The monthly restore test records its rate; the restore below estimates its time at it,
+    // and says so before loading anything.
+    let store_text = store.path().to_str().unwrap_or_default();
+    assert_ok(&run_cli(
+        &[
+            "restore-test",
+            "--database-url",
+            &server_url(),
+            "--store",
+            store_text,
+        ],
+        &[],
+    ));
     let forced = run_cli(
         &[
             "restore",
@@ -125,6 +138,18 @@ async fn restore_refuses_a_non_empty_target_without_force() {
         &[],
     );
     assert_ok(&forced);
+    let stderr = String::from_utf8_lossy(&forced.stderr);
+    let estimated = stderr.find("estimated time: about ");
+    let loading = stderr.find("checking every file before loading anything");
+    assert!(
+        estimated.is_some() && loading.is_some() && estimated < loading,
+        "the estimate comes before the restore starts: {stderr}"
+    );
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(
+        stderr.contains(&format!("iB/s measured by the restore test of {today})")),
+        "the data rate is the restore test's, without a binlog part: {stderr}"
+    );
     let count: Option<u64> = mysql_async::prelude::Queryable::query_first(
         &mut connect_to(&source).await,
         "SELECT COUNT(*) FROM t",

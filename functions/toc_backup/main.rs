@@ -20,7 +20,7 @@ use toc_sis_backup::monitor::{check_all, run_monitor, MonitorReport};
 use toc_sis_backup::notify::sns::SnsNotifier;
 use toc_sis_backup::notify::{LogNotifier, Notifier};
 use toc_sis_backup::restore::point::Point;
-use toc_sis_backup::restore::{run_restore, RestoreOptions};
+use toc_sis_backup::restore::{run_restore_of, RestoreOptions};
 use toc_sis_backup::store::ArchiveState;
 use toc_sis_backup::store::{open_store, ObjectStore};
 use toc_sis_backup::{catalog, retention, sample_data, verify, Error};
@@ -275,10 +275,27 @@ async fn run(
                         .collect()
                 }),
             };
+            // The point is resolved once, for the estimate said before anything is loaded and
+            // for the restore itself.
+            let store = store(&args.store).await?;
+            catalog::require_backups(store.as_ref()).await?;
+            let point = Point::resolve(store.as_ref(), &options.point).await?;
+            let estimate = toc_sis_backup::restore::estimate::of_point(
+                store.as_ref(),
+                &point,
+                options.tables.as_deref(),
+            )
+            .await;
+            // JSON logs stay one JSON object a line.
+            match log_format {
+                LogFormat::Json => tracing::info!(seconds = estimate.seconds, "{}", estimate.text),
+                LogFormat::Human => eprintln!("{}", estimate.text),
+            }
             let shown = progress::start(headway, log_format, progress_every);
-            let outcome = run_restore(store(&args.store).await?, &options).await;
+            let outcome = run_restore_of(store, &options, point).await;
             shown.finish();
-            let report = outcome?;
+            let mut report = outcome?;
+            report.estimate = Some(estimate);
             print(args.json, &report, |r| {
                 format!(
                     "restored {} backup {} (point in time {}; chain {}) of {} into {}: {} tables, {} rows, {} objects from {} files ({}); \

@@ -29,6 +29,10 @@ pub struct RestoreTestReport {
     pub chain: Vec<String>,
     /// Wall time of the restore and its verification: the recovery time to expect.
     pub rto_seconds: f64,
+    /// Uncompressed bytes of the files restored (as `restore::estimate` counts them): over
+    /// `rto_seconds`, the rate a restore's estimate uses. 0 in reports written before.
+    #[serde(default)]
+    pub data_bytes: u64,
     pub tables: usize,
     pub rows: u64,
     pub scratch_database: String,
@@ -124,6 +128,7 @@ pub async fn run_restore_test_until(
             backup_id: Some(r.backup_id.clone()),
             chain: r.chain.clone(),
             rto_seconds,
+            data_bytes: r.data_bytes,
             tables: r.tables,
             rows: r.rows,
             scratch_database: scratch.clone(),
@@ -136,6 +141,7 @@ pub async fn run_restore_test_until(
             backup_id: None,
             chain: Vec::new(),
             rto_seconds,
+            data_bytes: 0,
             tables: 0,
             rows: 0,
             scratch_database: scratch.clone(),

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod chain;
 mod check;
 pub mod definer;
+pub mod estimate;
 pub mod headway;
 mod indexes;
 mod infile;
@@ -78,6 +79,8 @@ pub struct RestoreReport {
     pub target_database: String,
     pub files: usize,
     pub bytes: u64,
+    /// Uncompressed bytes of the files loaded (`estimate::data_bytes`).
+    pub data_bytes: u64,
     pub tables: usize,
     pub rows: u64,
     pub objects: usize,
@@ -90,16 +93,30 @@ pub struct RestoreReport {
     /// What the binlog replay did, when the point was reached through the binlog archive.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binlog: Option<crate::binlog::ReplayReport>,
+    /// What the command line estimated before it started, beside `duration_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<estimate::Estimate>,
 }
 
 pub async fn run_restore(
     store: Arc<dyn ObjectStore>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let started = Instant::now();
     target::validate_database_name(&options.target_database)?;
     crate::catalog::require_backups(store.as_ref()).await?;
     let point = Point::resolve(store.as_ref(), &options.point).await?;
+    run_restore_of(store, options, point).await
+}
+
+/// [`run_restore`] of a point the caller resolved from `options.point`: the command line
+/// resolves it first to estimate the restore's time, and the point is not read twice.
+pub async fn run_restore_of(
+    store: Arc<dyn ObjectStore>,
+    options: &RestoreOptions,
+    point: Point,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    target::validate_database_name(&options.target_database)?;
     archive::ensure_readable(store.as_ref(), &point).await?;
     let Point {
         chain,
@@ -333,6 +350,7 @@ pub async fn run_restore(
         target_database: options.target_database.clone(),
         files: chain.iter().map(|m| m.files.len()).sum(),
         bytes: chain.iter().map(Manifest::total_bytes).sum(),
+        data_bytes: estimate::data_bytes(&chain, options.tables.as_deref()),
         tables: expected.tables.len(),
         rows: expected.total_rows(),
         objects: expected.objects.len(),
@@ -341,6 +359,7 @@ pub async fn run_restore(
         verify_seconds: round(verify_started.elapsed().as_secs_f64()),
         duration_seconds: round(started.elapsed().as_secs_f64()),
         binlog: replayed,
+        estimate: None,
     };
     tracing::info!(
         backup_id = %report.backup_id,
