@@ -145,9 +145,13 @@ async fn restore_refuses_a_non_empty_target_without_force() {
         estimated.is_some() && loading.is_some() && estimated < loading,
         "the estimate comes before the restore starts: {stderr}"
     );
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // The test ran moments ago: today, or yesterday when this ran across midnight (UTC).
+    let now = chrono::Utc::now();
+    let dates = [now, now - chrono::Duration::days(1)].map(|d| d.format("%Y-%m-%d").to_string());
     assert!(
-        stderr.contains(&format!("iB/s measured by the restore test of {today})")),
+        dates.iter().any(|date| {
+            stderr.contains(&format!("iB/s measured by the restore test of {date})"))
+        }),
         "the data rate is the restore test's, without a binlog part: {stderr}"
     );
     let count: Option<u64> = mysql_async::prelude::Queryable::query_first(
