@@ -1373,6 +1373,476 @@ fn every_samconfig_environment_gives_the_parameters_its_template_requires() {
     );
 }
 
+/// The job a Lambda binary or the Fargate task runs, as the user whose secret it reads.
+fn role_of_job(binary: &str) -> Option<toc_sis_backup::deploy::users::Role> {
+    use toc_sis_backup::deploy::users::Role;
+    match binary {
+        "dump" | "incremental-backup" => Some(Role::Backup),
+        "binlog" => Some(Role::Binlog),
+        "restore-test" => Some(Role::RestoreTest),
+        _ => None,
+    }
+}
+
+/// A `!Sub` as CloudFormation fills it: `!Sub "text"` or `!Sub [text, {Name: value}]`, each
+/// `${Name}` replaced from `values` (the variables' own values first, as given, then
+/// `parameters`); answers None when a name has no value.
+fn substituted(value: &Value, parameters: &BTreeMap<&str, &str>) -> Option<String> {
+    let (text, variables) = match value {
+        Value::Tagged(tagged) if tagged.tag == "Sub" => match &tagged.value {
+            Value::String(text) => (text.as_str(), None),
+            Value::Sequence(parts) if parts.len() == 2 => (parts[0].as_str()?, Some(&parts[1])),
+            _ => return None,
+        },
+        Value::String(text) => (text.as_str(), None),
+        _ => return None,
+    };
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}')? + start;
+        let name = &rest[start + 2..end];
+        let own = variables.and_then(|v| v[name].as_str().map(str::to_string));
+        out.push_str(&own.or_else(|| parameters.get(name).map(|v| v.to_string()))?);
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Issue 27, item 1: the stack makes each database user's secret itself (so `sam deploy` needs
+/// none made by hand): a generated password of letters and digits in the RDS shape the functions
+/// parse, for the user `setup-users` creates, under the name `setup-users --from-stack-secrets`
+/// reads, encrypted with a key its readers may decrypt with; each job reads its own user's
+/// secret and nothing else, under the same condition, and the stack outputs every ARN.
+#[test]
+fn the_stack_makes_each_database_users_secret_and_only_its_jobs_read_it() {
+    use toc_sis_backup::deploy::users::Role;
+    let main = template("template.yaml");
+    let parameters = &main["Parameters"];
+    for (name, _) in parameters.as_mapping().expect("Parameters") {
+        let name = name.as_str().unwrap_or_default();
+        assert!(
+            !name.ends_with("SecretArn"),
+            "{name}: the stack makes the secrets, a deployment gives none"
+        );
+    }
+    assert!(
+        parameters["DatabaseHost"].is_mapping() && parameters["DatabaseHost"]["Default"].is_null(),
+        "DatabaseHost is required"
+    );
+    assert_eq!(parameters["DatabasePort"]["Default"].as_u64(), Some(3306));
+    assert_eq!(
+        parameters["DatabaseName"]["Default"].as_str(),
+        Some("toc_sis")
+    );
+    assert_eq!(
+        parameters["RestoreTestDatabaseHost"]["Default"].as_str(),
+        Some(""),
+        "the restore test runs on DatabaseHost unless told otherwise"
+    );
+    // What the template's SecretStringTemplate becomes: the hosts must pass their patterns, and
+    // nothing in them may break the JSON.
+    let given = BTreeMap::from([
+        ("DatabaseHost", "toc-sis.abc123.eu-west-1.rds.amazonaws.com"),
+        ("DatabasePort", "3306"),
+        ("DatabaseName", "toc_sis"),
+    ]);
+    for (name, value) in &given {
+        if let Some(pattern) = parameters[*name]["AllowedPattern"].as_str() {
+            assert!(
+                !pattern.contains('"') && !pattern.contains('\\'),
+                "{name}: {pattern} must keep quotes and backslashes out of the secrets' JSON"
+            );
+            assert!(
+                value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+                "{value}"
+            );
+        }
+    }
+
+    let secrets = resources(&main, "AWS::SecretsManager::Secret");
+    let mut by_role: BTreeMap<String, (String, Role)> = BTreeMap::new();
+    for (name, secret) in &secrets {
+        let properties = &secret["Properties"];
+        let secret_name = sub_text(&properties["Name"]).expect("Name");
+        let role = Role::ALL
+            .into_iter()
+            .find(|r| r.secret_name("${AWS::StackName}") == secret_name)
+            .unwrap_or_else(|| {
+                panic!("{name} is named {secret_name}, which setup-users --from-stack-secrets never reads")
+            });
+        assert!(
+            by_role
+                .insert(format!("{role:?}"), (name.clone(), role))
+                .is_none(),
+            "two secrets for {role:?}"
+        );
+        let generated = &properties["GenerateSecretString"];
+        assert_eq!(
+            generated["GenerateStringKey"].as_str(),
+            Some("password"),
+            "{name}"
+        );
+        assert!(
+            generated["PasswordLength"].as_u64().unwrap_or(0) >= 32,
+            "{name}: at least 32 characters"
+        );
+        assert_eq!(
+            generated["ExcludePunctuation"].as_bool(),
+            Some(true),
+            "{name}: letters and digits only, safe in a URL and a shell"
+        );
+        let host_variable = match &generated["SecretStringTemplate"] {
+            Value::Tagged(tagged) => tagged
+                .value
+                .as_sequence()
+                .map(|parts| parts[1]["Host"].clone()),
+            _ => None,
+        };
+        let mut values = given.clone();
+        if let Some(host) = &host_variable {
+            // The restore test's host: RestoreTestDatabaseHost, or DatabaseHost when empty.
+            let (condition, other, same) = if_parts(host).expect("!If for the restore-test host");
+            assert_eq!(condition, "RestoreTestOnOtherHost", "{name}");
+            assert_eq!(reference(other), Some(parameter("RestoreTestDatabaseHost")));
+            assert_eq!(reference(same), Some(parameter("DatabaseHost")));
+            let defined = serde_yaml::to_string(&main["Conditions"][condition]).expect("YAML");
+            assert!(defined.contains("RestoreTestDatabaseHost"), "{defined}");
+            values.insert("Host", given["DatabaseHost"]);
+        }
+        let text = substituted(&generated["SecretStringTemplate"], &values)
+            .unwrap_or_else(|| panic!("{name}: SecretStringTemplate names an unknown value"));
+        let mut json: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name}: SecretStringTemplate is not JSON ({e}): {text}"));
+        assert!(
+            json.get("password").is_none(),
+            "{name}: the password is generated"
+        );
+        json["password"] = serde_json::Value::from("A".repeat(32));
+        let url = toc_sis_backup::credentials::parse_secret(name, &json.to_string(), None)
+            .unwrap_or_else(|e| panic!("{name}: the functions cannot read it: {e}"));
+        assert_eq!(
+            url.user,
+            role.user(),
+            "{name}: the user setup-users creates"
+        );
+        assert_eq!(url.host, given["DatabaseHost"], "{name}");
+        assert_eq!(url.port, 3306, "{name}");
+        assert_eq!(url.database.as_deref(), Some("toc_sis"), "{name}");
+        assert_eq!(
+            host_variable.is_some(),
+            role == Role::RestoreTest,
+            "{name}: only the restore test may run on another server"
+        );
+        assert!(
+            reference(&properties["KmsKeyId"]).is_some(),
+            "{name}: under the stack's key (aws/secretsmanager would be its readers' too, but the stack's key is the one every reader is granted)"
+        );
+        let output = main["Outputs"]
+            .as_mapping()
+            .expect("Outputs")
+            .values()
+            .find(|o| reference(&o["Value"]) == Some(parameter(name)))
+            .unwrap_or_else(|| panic!("no output gives {name}'s ARN"));
+        assert_eq!(output["Condition"], secret["Condition"], "{name}'s output");
+    }
+    assert_eq!(
+        by_role.len(),
+        Role::ALL.len(),
+        "a secret for every user setup-users creates: {by_role:?}"
+    );
+
+    // Its readers: each job reads its own user's secret, may decrypt it, and reads no other.
+    let mut readers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut check_reader =
+        |reader: &str, job: &str, secret_arn: &Value, condition: &Value, statements: &[&Value]| {
+            let role =
+                role_of_job(job).unwrap_or_else(|| panic!("{reader} ({job}) reads a secret"));
+            let (secret_name, _) = &by_role[&format!("{role:?}")];
+            assert_eq!(
+                reference(secret_arn),
+                Some(parameter(secret_name)),
+                "{reader} ({job}) must read {secret_name}, the {} user's",
+                role.user()
+            );
+            assert_eq!(
+                allowed(statements, "secretsmanager:GetSecretValue"),
+                vec![parameter(secret_name)],
+                "{reader} may read its own secret, and no other"
+            );
+            let key = reference(&secrets[secret_name]["Properties"]["KmsKeyId"]).expect("KmsKeyId");
+            assert!(
+                allowed(statements, "kms:Decrypt").contains(&key),
+                "{reader} may not decrypt {secret_name} ({key:?}): Secrets Manager would refuse it"
+            );
+            let secret_condition = &secrets[secret_name]["Condition"];
+            assert!(
+                secret_condition.is_null() || secret_condition == condition,
+                "{reader} exists under {condition:?}, {secret_name} under {secret_condition:?}"
+            );
+            readers
+                .entry(secret_name.clone())
+                .or_default()
+                .push(reader.to_string());
+        };
+    for (name, function) in resources(&main, "AWS::Serverless::Function") {
+        let binary = function["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        let statements = function_statements(function);
+        let secret = &function["Properties"]["Environment"]["Variables"]["DATABASE_SECRET_ARN"];
+        if secret.is_null() {
+            assert!(
+                allowed(&statements, "secretsmanager:GetSecretValue").is_empty(),
+                "{name} connects to no database, yet may read a secret"
+            );
+            continue;
+        }
+        check_reader(&name, binary, secret, &function["Condition"], &statements);
+    }
+    let task = &main["Resources"]["RestoreTestTaskDefinition"];
+    let container = &task["Properties"]["ContainerDefinitions"][0];
+    let secret = container["Environment"]
+        .as_sequence()
+        .expect("Environment")
+        .iter()
+        .find(|v| v["Name"].as_str() == Some("DATABASE_SECRET_ARN"))
+        .map(|v| v["Value"].clone())
+        .expect("the task's DATABASE_SECRET_ARN");
+    let task_role = match reference(&task["Properties"]["TaskRoleArn"]) {
+        Some(Reference::GetAtt(role, _)) => role,
+        other => panic!("the task role is {other:?}"),
+    };
+    check_reader(
+        "RestoreTestTaskDefinition",
+        container["Command"][0].as_str().unwrap_or_default(),
+        &secret,
+        &task["Condition"],
+        &role_statements(&main["Resources"][task_role.as_str()]),
+    );
+    for secret in secrets.keys() {
+        assert!(
+            readers.contains_key(secret),
+            "{secret}: no job reads it ({readers:?})"
+        );
+    }
+}
+
+/// Where `value` refers to a resource (`!Ref`, `!GetAtt`, `${Name}` in a `!Sub`), each with
+/// the conditions of the `!If` branches it sits in (`!C` on the false branch).
+fn references_within(
+    value: &Value,
+    inside: &mut Vec<String>,
+    found: &mut Vec<(String, Vec<String>)>,
+) {
+    let names_in =
+        |text: &str, skip: &Value, found: &mut Vec<(String, Vec<String>)>, inside: &[String]| {
+            for piece in text.split("${").skip(1) {
+                let Some((name, _)) = piece.split_once('}') else {
+                    continue;
+                };
+                let name = name.split('.').next().unwrap_or(name);
+                if !name.starts_with('!') && skip[name].is_null() {
+                    found.push((name.to_string(), inside.to_vec()));
+                }
+            }
+        };
+    match value {
+        Value::Tagged(tagged) => match tagged.tag.to_string().trim_start_matches('!') {
+            "If" => {
+                if let Some((condition, when_true, when_false)) = if_parts(value) {
+                    inside.push(condition.to_string());
+                    references_within(when_true, inside, found);
+                    inside.pop();
+                    inside.push(format!("!{condition}"));
+                    references_within(when_false, inside, found);
+                    inside.pop();
+                }
+            }
+            "Ref" | "GetAtt" => {
+                if let Some(Reference::Ref(name) | Reference::GetAtt(name, _)) = reference(value) {
+                    found.push((name, inside.clone()));
+                }
+            }
+            "Sub" => match &tagged.value {
+                Value::String(text) => names_in(text, &Value::Null, found, inside),
+                Value::Sequence(parts) if parts.len() == 2 => {
+                    names_in(
+                        parts[0].as_str().unwrap_or_default(),
+                        &parts[1],
+                        found,
+                        inside,
+                    );
+                    references_within(&parts[1], inside, found);
+                }
+                _ => {}
+            },
+            _ => references_within(&tagged.value, inside, found),
+        },
+        Value::Sequence(items) => items
+            .iter()
+            .for_each(|v| references_within(v, inside, found)),
+        Value::Mapping(mapping) => mapping
+            .values()
+            .for_each(|v| references_within(v, inside, found)),
+        _ => {}
+    }
+}
+
+/// Whether condition `having` holds only when `needed` does: the same, or an `!And` of it.
+fn implies(template: &Value, having: &str, needed: &str) -> bool {
+    if having == needed {
+        return true;
+    }
+    let Value::Tagged(defined) = &template["Conditions"][having] else {
+        return false;
+    };
+    defined.tag == "And"
+        && one_or_many(&defined.value)
+            .into_iter()
+            .any(|part| match part {
+                Value::Tagged(inner) if inner.tag == "Condition" => inner
+                    .value
+                    .as_str()
+                    .is_some_and(|c| implies(template, c, needed)),
+                _ => false,
+            })
+}
+
+/// Issue 27, item 5: the files function and the binlog archive are opt-in (each fails every
+/// run where its source is missing): parameters that default to "false" create them, and
+/// with them everything that names them (schedule, alarms, the binlog user's secret), and
+/// nothing else names them outside an `!If` on their condition; the monitor is told which are
+/// deployed, in the words its code reads, so one that is not says "not configured".
+#[test]
+fn the_files_and_binlog_functions_are_opt_in_and_the_monitor_is_told() {
+    use toc_sis_backup::monitor::Configured;
+    let main = template("template.yaml");
+    let mut opt_in = BTreeMap::new();
+    for (parameter_name, condition, binary, variable) in [
+        (
+            "EnableFileBackups",
+            "HasFileBackups",
+            "files",
+            "MONITOR_FILE_BACKUPS",
+        ),
+        (
+            "EnableBinlogArchive",
+            "HasBinlogArchive",
+            "binlog",
+            "MONITOR_BINLOG_ARCHIVE",
+        ),
+    ] {
+        let definition = &main["Parameters"][parameter_name];
+        assert_eq!(
+            definition["Default"].as_str(),
+            Some("false"),
+            "{parameter_name}"
+        );
+        let allowed_values: Vec<&str> = one_or_many(&definition["AllowedValues"])
+            .into_iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(allowed_values, ["true", "false"], "{parameter_name}");
+        let Value::Tagged(defined) = &main["Conditions"][condition] else {
+            panic!("no {condition} condition");
+        };
+        let compared = defined.value.as_sequence().expect("!Equals");
+        assert!(defined.tag == "Equals", "{condition}");
+        assert_eq!(reference(&compared[0]), Some(parameter(parameter_name)));
+        assert_eq!(compared[1].as_str(), Some("true"), "{condition}");
+        // The monitor reads the parameter's own values.
+        assert_eq!(
+            Configured::from_setting(variable, Some("true")).ok(),
+            Some(Configured::Yes)
+        );
+        assert_eq!(
+            Configured::from_setting(variable, Some("false")).ok(),
+            Some(Configured::No)
+        );
+        let (function, _) = resources(&main, "AWS::Serverless::Function")
+            .into_iter()
+            .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+            .unwrap_or_else(|| panic!("no {binary} function"));
+        opt_in.insert(function, (condition, parameter_name, variable));
+    }
+    let monitor = resources(&main, "AWS::Serverless::Function")
+        .into_values()
+        .find(|f| f["Metadata"]["BuildProperties"]["Binary"].as_str() == Some("monitor"))
+        .expect("the monitor");
+    let known = variables_the_code_reads();
+    for (function, (condition, parameter_name, variable)) in &opt_in {
+        assert_eq!(
+            main["Resources"][function.as_str()]["Condition"].as_str(),
+            Some(*condition),
+            "{function} is opt-in"
+        );
+        assert_eq!(
+            reference(&monitor["Properties"]["Environment"]["Variables"][*variable]),
+            Some(parameter(parameter_name)),
+            "the monitor must be told {parameter_name} in {variable}"
+        );
+        assert!(
+            known.contains(*variable),
+            "the monitor's code never reads {variable}"
+        );
+    }
+
+    // Whatever names a resource under a condition exists under it too, or names it in a branch
+    // of an `!If` on it (a reference to a resource that is not there fails the deployment).
+    let conditions: BTreeMap<String, String> = main["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter_map(|(name, r)| {
+            Some((
+                name.as_str()?.to_string(),
+                r["Condition"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut named: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for section in ["Resources", "Outputs"] {
+        for (name, item) in main[section].as_mapping().expect(section) {
+            let name = name.as_str().unwrap_or_default();
+            let mut found = Vec::new();
+            references_within(item, &mut Vec::new(), &mut found);
+            for (target, inside) in found {
+                let Some(needed) = conditions.get(&target) else {
+                    continue;
+                };
+                let holds = |having: &str| implies(&main, having, needed);
+                assert!(
+                    item["Condition"].as_str().is_some_and(holds)
+                        || inside.iter().any(|c| holds(c)),
+                    "{section} {name} names {target} outside its condition {needed}"
+                );
+                named.entry(target).or_default().insert(name.to_string());
+            }
+        }
+    }
+    for function in opt_in.keys() {
+        let by = named.get(function).cloned().unwrap_or_default();
+        let kinds: BTreeSet<&str> = by
+            .iter()
+            .filter_map(|n| main["Resources"][n.as_str()]["Type"].as_str())
+            .collect();
+        assert!(
+            kinds.contains("AWS::Scheduler::Schedule") && kinds.contains("AWS::CloudWatch::Alarm"),
+            "{function}'s schedule and alarms come and go with it: {by:?}"
+        );
+    }
+    assert_eq!(
+        main["Resources"]["BinlogUserSecret"]["Condition"].as_str(),
+        Some("HasBinlogArchive"),
+        "the binlog user's secret only with the archive"
+    );
+}
+
 /// `*` (any run of characters, `/` included) and `?` (one character), as IAM matches ARNs.
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());

@@ -48,6 +48,25 @@ fn exits_by_status(output: &std::process::Output) -> serde_json::Value {
     report
 }
 
+/// The checks of `report` that are not OK, by name, other than those of what is not deployed
+/// (which read "not configured": a WARNING that is a decision, not a failure).
+fn failing(report: &serde_json::Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["status"] != "OK")
+        .filter(|c| {
+            c["status"] != "WARNING"
+                || !c["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("not configured")
+        })
+        .map(|c| format!("{}: {}", c["name"], c["reason"]))
+        .collect()
+}
+
 async fn sample_with_chain(store: &Path) -> String {
     let source = unique_name("monitored");
     assert_ok(&run_cli(
@@ -87,7 +106,22 @@ async fn freshness_integrity_and_anomalies() {
     let source = sample_with_chain(store.path()).await;
     let now = Utc::now();
     let fresh = status(store.path(), Some(now));
-    assert_eq!(fresh["status"], "OK", "{fresh}");
+    // Every backup is fresh; what this store was never given (file snapshots for Tier 3's
+    // documents, a binlog archive) is "not configured", a WARNING: never OK.
+    assert_eq!(fresh["status"], "WARNING", "{fresh}");
+    assert_eq!(failing(&fresh), Vec::<String>::new(), "{fresh}");
+    for (name, fragment) in [
+        ("Tier 3 freshness", "Tier 3's file snapshots: none in"),
+        ("Binlog archive", "no binlog archive in"),
+    ] {
+        let c = check(&fresh, name);
+        assert_eq!(c["status"], "WARNING", "{c}");
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("not configured: ") && reason.contains(fragment),
+            "{c}"
+        );
+    }
     for (minutes, stale) in [
         (61, vec!["Tier 1"]),
         (241, vec!["Tier 1", "Tier 2"]),
@@ -95,10 +129,11 @@ async fn freshness_integrity_and_anomalies() {
     ] {
         let later = status(store.path(), Some(now + chrono::Duration::minutes(minutes)));
         for tier in ["Tier 1", "Tier 2", "Tier 3"] {
-            let expected = if stale.contains(&tier) {
-                "CRITICAL"
-            } else {
-                "OK"
+            let expected = match (stale.contains(&tier), tier) {
+                (true, _) => "CRITICAL",
+                // Its tables are fresh, its documents not configured.
+                (false, "Tier 3") => "WARNING",
+                (false, _) => "OK",
             };
             assert_eq!(
                 check(&later, &format!("{tier} freshness"))["status"],
@@ -322,7 +357,7 @@ async fn the_restore_test_passes_on_a_good_backup_and_names_an_altered_table() {
         .expect("schemata");
     assert_eq!(left, None, "the scratch database must be dropped");
     let recency = status(store.path(), None);
-    assert_eq!(recency["status"], "OK");
+    assert_eq!(failing(&recency), Vec::<String>::new(), "{recency}");
 
     // Alter a row inside the full backup's system_logs file and make every checksum agree, so only
     // the content differs: the restore test must fail and name the table.
@@ -475,6 +510,114 @@ async fn monitor_and_restore_test_handlers_run_with_the_sample_events() {
             .iter()
             .any(|s| s.contains("monitor function could not start")),
         "{subjects:?}"
+    );
+    drop_database(&source).await;
+}
+
+/// Issue 27, item 5: a job the stack did not deploy (EnableFileBackups, EnableBinlogArchive
+/// "false", handed to the monitor function) reads "not configured", a WARNING, never OK, and
+/// alerts nobody; deployed and without a copy, it is CRITICAL and alerted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_is_not_deployed_reads_not_configured_and_never_ok() {
+    let source = small_database("optin").await;
+    let bucket = aws::bucket("toc-optin").await;
+    let alerts = aws::Alerts::new().await;
+    let store = format!("s3://{bucket}/college");
+    assert_ok(&dump_into(&source, &store, &[]));
+    let monitor = |files: &str, binlog: &str| {
+        let env: HashMap<String, String> = [
+            ("BACKUP_STORE", store.clone()),
+            ("SNS_TOPIC_ARN", alerts.topic_arn.clone()),
+            ("MONITOR_FILE_BACKUPS", files.to_string()),
+            ("MONITOR_BINLOG_ARCHIVE", binlog.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        async move { MonitorFunction::from_env(&env as &dyn Env, aws::config().await).await }
+    };
+    let scheduled: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/events/monitor-scheduled.json"
+        ))
+        .expect("event"),
+    )
+    .expect("JSON");
+
+    let off = monitor("false", "false")
+        .await
+        .expect("monitor config")
+        .run_at(scheduled.clone(), Utc::now())
+        .await
+        .expect("monitor run");
+    for tier in ["Tier 1", "Tier 2"] {
+        assert_eq!(
+            check(&off, &format!("{tier} freshness"))["status"],
+            "OK",
+            "{off}"
+        );
+    }
+    for (name, setting) in [
+        ("Tier 3 freshness", "EnableFileBackups is false"),
+        ("Binlog archive", "EnableBinlogArchive is false"),
+    ] {
+        let c = check(&off, name);
+        assert_eq!(c["status"], "WARNING", "{name} must not read OK: {c}");
+        let reason = c["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("not configured: ") && reason.contains(setting),
+            "{c}"
+        );
+    }
+    assert_eq!(off["status"], "WARNING", "{off}");
+    assert_eq!(failing(&off), Vec::<String>::new(), "{off}");
+    assert_eq!(off["alerted"], false, "a decision is not an alert: {off}");
+
+    // Deployed, and nothing in the store: the documents and the archive have no copy.
+    let on = monitor("true", "true")
+        .await
+        .expect("monitor config")
+        .run_at(scheduled.clone(), Utc::now())
+        .await
+        .expect("monitor run");
+    let files = check(&on, "Tier 3 freshness");
+    assert_eq!(files["status"], "CRITICAL", "{on}");
+    assert!(
+        files["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Tier 3 has no verified file snapshot in"),
+        "{files}"
+    );
+    let binlog = check(&on, "Binlog archive");
+    assert_eq!(binlog["status"], "CRITICAL", "{on}");
+    assert!(
+        binlog["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is deployed but has never archived"),
+        "{binlog}"
+    );
+    assert_eq!(on["alerted"], true, "{on}");
+    let subjects: Vec<String> = alerts
+        .received()
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    assert!(subjects[0].contains("CRITICAL"), "{subjects:?}");
+
+    // Anything but the stack's own "true"/"false" stops the cold start, naming the value.
+    let refused = monitor("yes", "false")
+        .await
+        .err()
+        .expect("MONITOR_FILE_BACKUPS=yes refused")
+        .to_string();
+    assert!(
+        refused.contains("MONITOR_FILE_BACKUPS") && refused.contains("\"yes\""),
+        "{refused}"
     );
     drop_database(&source).await;
 }

@@ -12,7 +12,7 @@ use super::{DumpEvent, Env};
 use crate::error::{Error, Result};
 use crate::monitor::aws_checks::RdsTargets;
 use crate::monitor::tiers::parse_tiers;
-use crate::monitor::{emf_lines, run_monitor, MonitorOptions};
+use crate::monitor::{emf_lines, run_monitor, Configured, MonitorOptions};
 use crate::store::open_store;
 
 pub struct MonitorFunction {
@@ -22,7 +22,9 @@ pub struct MonitorFunction {
 
 impl MonitorFunction {
     /// BACKUP_STORE, SNS_TOPIC_ARN, MONITOR_TIERS, MONITOR_ROW_DROP_PERCENT, MONITOR_DEEP,
-    /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS; checked once per cold start.
+    /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS, MONITOR_FILE_BACKUPS and
+    /// MONITOR_BINLOG_ARCHIVE (whether the stack deployed the files function and the binlog
+    /// archive: "true" or "false"; unset, the store decides); checked once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
         let rds = env
             .get("MONITOR_RDS_INSTANCE")
@@ -79,6 +81,14 @@ impl MonitorFunction {
                 10,
                 chrono::TimeDelta::try_minutes,
                 "a whole number of minutes",
+            )?,
+            file_backups: Configured::from_setting(
+                "MONITOR_FILE_BACKUPS",
+                env.get("MONITOR_FILE_BACKUPS").as_deref(),
+            )?,
+            binlog_archive: Configured::from_setting(
+                "MONITOR_BINLOG_ARCHIVE",
+                env.get("MONITOR_BINLOG_ARCHIVE").as_deref(),
             )?,
             ..MonitorOptions::default()
         };

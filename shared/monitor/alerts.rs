@@ -56,8 +56,19 @@ pub fn decide(
     now: DateTime<Utc>,
     reminder: Duration,
 ) -> (Option<Notification>, AlertState) {
-    let current = problems(checks);
-    let worst = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+    // Something not deployed is a decision the stack's owner made, not a failure: telling
+    // them every few hours would teach them to ignore alerts. It is still in every body.
+    let alerting: Vec<Check> = checks
+        .iter()
+        .filter(|c| !c.is_not_configured())
+        .cloned()
+        .collect();
+    let current = problems(&alerting);
+    let worst = alerting
+        .iter()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Ok);
     let changed = current != previous.problems;
     let due = previous.last_alert_at.is_none_or(|at| now - at >= reminder);
     let notification = if current.is_empty() {
@@ -69,7 +80,7 @@ pub fn decide(
             )
         })
     } else if changed || due {
-        let first = checks
+        let first = alerting
             .iter()
             .filter(|c| c.status == worst)
             .map(|c| c.reason.clone())
@@ -134,5 +145,26 @@ mod tests {
         assert!(clear.unwrap().subject.contains("all clear"));
         let (quiet, _) = decide(&state, &good, t0 + Duration::hours(6), reminder);
         assert!(quiet.is_none());
+    }
+
+    #[test]
+    fn what_is_not_configured_is_shown_but_never_alerted() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let reminder = Duration::hours(4);
+        let off = Check::not_configured("Binlog archive", "the binlog archive is off");
+        assert!(off.is_not_configured() && off.status == Status::Warning);
+        let quiet = vec![check("Tier 1", Status::Ok), off.clone()];
+        let (first, state) = decide(&AlertState::default(), &quiet, t0, reminder);
+        assert!(first.is_none(), "{first:?}");
+        let (later, state) = decide(&state, &quiet, t0 + Duration::hours(9), reminder);
+        assert!(later.is_none(), "no reminder of a decision: {later:?}");
+        let bad = vec![check("Tier 1", Status::Critical), off.clone()];
+        let (alert, state) = decide(&state, &bad, t0 + Duration::hours(10), reminder);
+        let alert = alert.expect("the failure is alerted");
+        assert!(alert.subject.contains("Tier 1 is CRITICAL"), "{alert:?}");
+        assert!(!alert.subject.contains("+1 more"), "{alert:?}");
+        assert!(alert.body.contains("not configured"), "{alert:?}");
+        let (clear, _) = decide(&state, &quiet, t0 + Duration::hours(11), reminder);
+        assert!(clear.expect("all clear").subject.contains("all clear"));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::tiers::{Tier, ALL_FILE_SOURCES};
-use super::{human_age, Check, Status};
+use super::{human_age, Check, Configured, Status};
 use crate::catalog::index::IndexEntry;
 use crate::error::Result;
 use crate::files::list_snapshots;
@@ -26,9 +26,17 @@ pub(super) async fn tier_freshness(
     tiers: &[Tier],
     verified: &[&IndexEntry],
     binlog_point: Option<(DateTime<Utc>, String)>,
+    file_backups: Configured,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Check>, Vec<(String, Option<i64>)>)> {
     let file_snapshots = newest_file_snapshots(store).await?;
+    // `*` is every source the files function snapshots. Not deployed, it promises none (what an
+    // earlier deployment left is no copy of today's documents); deployed, at least one.
+    let files_deployed = match file_backups {
+        Configured::Yes => true,
+        Configured::No => false,
+        Configured::FromStore => !file_snapshots.is_empty(),
+    };
     let mut checks = Vec::new();
     let mut ages = Vec::new();
     for tier in tiers {
@@ -48,9 +56,30 @@ pub(super) async fn tier_freshness(
             .filter(|s| s.as_str() != ALL_FILE_SOURCES)
             .cloned()
             .collect();
-        if tier.file_sources.iter().any(|s| s == ALL_FILE_SOURCES) {
+        let every_source = tier.file_sources.iter().any(|s| s == ALL_FILE_SOURCES);
+        if every_source && files_deployed {
+            if file_snapshots.is_empty() {
+                // Deployed, and no snapshot yet: the tier's documents have no copy.
+                parts.push(Part {
+                    what: "file snapshot".into(),
+                    newest: None,
+                });
+            }
             sources.extend(file_snapshots.keys().cloned());
         }
+        // The tier holds documents that nothing copies: never OK, whatever its tables say.
+        let unconfigured = (every_source && !files_deployed).then(|| match file_backups {
+            Configured::No => format!(
+                "{}'s file snapshots: the files function is off (the stack's \
+                 EnableFileBackups is false), so the uploaded documents are not backed up",
+                tier.name
+            ),
+            _ => format!(
+                "{}'s file snapshots: none in {store} (the files function is not deployed, or \
+                 has never succeeded), so the uploaded documents are not backed up",
+                tier.name
+            ),
+        });
         sources.sort();
         sources.dedup();
         for source in sources {
@@ -62,10 +91,14 @@ pub(super) async fn tier_freshness(
         let name = format!("{} freshness", tier.name);
         if let Some(missing) = parts.iter().find(|p| p.newest.is_none()) {
             ages.push((tier.name.clone(), None));
+            let mut reason = format!("{} has no verified {} in {store}", tier.name, missing.what);
+            if let Some(unconfigured) = &unconfigured {
+                reason.push_str(&format!("; {unconfigured}"));
+            }
             checks.push(Check {
                 name,
                 status: Status::Critical,
-                reason: format!("{} has no verified {} in {store}", tier.name, missing.what),
+                reason,
             });
             continue;
         }
@@ -74,23 +107,38 @@ pub(super) async fn tier_freshness(
             .filter_map(|p| p.newest.as_ref().map(|(t, id)| (*t, (p, id))))
             .min_by_key(|(t, _)| *t)
         else {
+            // A tier of file sources only, and nothing snapshots them.
+            if let Some(unconfigured) = unconfigured {
+                ages.push((tier.name.clone(), None));
+                checks.push(Check::not_configured(name, unconfigured));
+            }
             continue;
         };
         let age = now - oldest;
         ages.push((tier.name.clone(), Some(age.num_seconds())));
         let stale = age > tier.rpo();
         let (part, id) = part;
-        checks.push(Check {
-            name,
-            status: if stale { Status::Critical } else { Status::Ok },
-            reason: format!(
-                "{} last verified {} {} ago (RPO {}; {})",
-                tier.name,
-                part.what,
-                human_age(age),
-                human_age(tier.rpo()),
-                id
-            ),
+        let freshness = format!(
+            "{} last verified {} {} ago (RPO {}; {})",
+            tier.name,
+            part.what,
+            human_age(age),
+            human_age(tier.rpo()),
+            id
+        );
+        checks.push(match unconfigured {
+            // Stale is a failure to alert, whatever else is missing.
+            Some(missing) if stale => Check {
+                name,
+                status: Status::Critical,
+                reason: format!("{freshness}; {missing}"),
+            },
+            Some(missing) => Check::not_configured(name, format!("{missing}; {freshness}")),
+            None => Check {
+                name,
+                status: if stale { Status::Critical } else { Status::Ok },
+                reason: freshness,
+            },
         });
     }
     Ok((checks, ages))

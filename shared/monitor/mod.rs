@@ -46,6 +46,61 @@ pub struct Check {
     pub reason: String,
 }
 
+/// How the reason of a check of something not deployed begins (a tier's file snapshots, the
+/// binlog archive). Such a check is a WARNING, never OK: nothing is copied. But it is a
+/// decision, not a failure, so it never alerts, reminds or holds back an all-clear
+/// ([`alerts::decide`]), and the "failing checks" metric leaves it out.
+pub const NOT_CONFIGURED: &str = "not configured";
+
+impl Check {
+    /// The WARNING for something not deployed: `not configured: {why}`.
+    pub fn not_configured(name: impl Into<String>, why: impl std::fmt::Display) -> Check {
+        Check {
+            name: name.into(),
+            status: Status::Warning,
+            reason: format!("{NOT_CONFIGURED}: {why}"),
+        }
+    }
+
+    /// A WARNING made by [`Check::not_configured`].
+    pub fn is_not_configured(&self) -> bool {
+        self.status == Status::Warning && self.reason.starts_with(NOT_CONFIGURED)
+    }
+}
+
+/// Whether an opt-in job is deployed: the files function (a tier's file snapshots) or the
+/// binlog archive. The stack says so (its EnableFileBackups and EnableBinlogArchive, handed to
+/// the monitor function); `toc-backup status` is not told, so the store answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Configured {
+    /// Deployed: no copy in the store is a failure (CRITICAL), not a choice.
+    Yes,
+    /// Not deployed: "not configured" (WARNING), whatever an earlier deployment left behind.
+    No,
+    /// Not said: deployed when the store holds its copies, otherwise "not configured" (which
+    /// then also covers a job that is deployed but has never succeeded; the reason says so).
+    #[default]
+    FromStore,
+}
+
+impl Configured {
+    /// From a setting such as MONITOR_FILE_BACKUPS: `true`, `false`, or unset (from the store).
+    pub fn from_setting(variable: &str, value: Option<&str>) -> Result<Configured> {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") => Ok(Configured::FromStore),
+            Some("true") => Ok(Configured::Yes),
+            Some("false") => Ok(Configured::No),
+            Some(_) => Err(Error::Config {
+                variable: variable.to_string(),
+                reason: format!(
+                    "is {:?}, which is not true or false (the stack's setting for the job)",
+                    value.unwrap_or_default()
+                ),
+            }),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct MonitorOptions {
     pub tiers: Vec<Tier>,
@@ -68,6 +123,10 @@ pub struct MonitorOptions {
     /// With the binlog archive on, the most data Tier 1 (every table) may lose: the archive's
     /// lag above it is a warning, above three times it critical.
     pub binlog_rpo: Duration,
+    /// Whether the files function is deployed (the file snapshots of tiers with `*` sources).
+    pub file_backups: Configured,
+    /// Whether the binlog archive is deployed.
+    pub binlog_archive: Configured,
 }
 
 impl Default for MonitorOptions {
@@ -86,6 +145,8 @@ impl Default for MonitorOptions {
             // A 5-minute schedule loses at most 5 minutes and a run's time; one late run is
             // the margin before a person is told.
             binlog_rpo: Duration::minutes(10),
+            file_backups: Configured::FromStore,
+            binlog_archive: Configured::FromStore,
         }
     }
 }
@@ -164,18 +225,23 @@ pub async fn check_all(
         }
         _ => None,
     };
-    let (freshness, tier_ages) =
-        freshness::tier_freshness(store, &options.tiers, &verified, binlog_point, now).await?;
+    let (freshness, tier_ages) = freshness::tier_freshness(
+        store,
+        &options.tiers,
+        &verified,
+        binlog_point,
+        options.file_backups,
+        now,
+    )
+    .await?;
     checks.extend(freshness);
-    match head {
-        Ok(Some(head)) => checks.push(binlog_check(&head, options.binlog_rpo, now)),
-        Ok(None) => {}
-        Err(e) => checks.push(Check {
-            name: "Binlog archive".into(),
-            status: Status::Critical,
-            reason: format!("its head cannot be read: {e}"),
-        }),
-    }
+    checks.push(binlog_archive_check(
+        store,
+        head,
+        options.binlog_archive,
+        options.binlog_rpo,
+        now,
+    ));
     checks.push(latest.check);
     checks.extend(anomalies(&verified, options));
     if let Some(max_age) = options.restore_test_max_age {
@@ -206,6 +272,49 @@ pub async fn check_all(
         latest_full_bytes: latest.full_bytes,
         alerted: false,
     })
+}
+
+/// The binlog archive, deployed or not: without it there is no point-in-time restore between
+/// backups, which the check says rather than leaving the archive out of the report.
+fn binlog_archive_check(
+    store: &dyn ObjectStore,
+    head: Result<Option<crate::binlog::segment::Head>>,
+    configured: Configured,
+    rpo: Duration,
+    now: DateTime<Utc>,
+) -> Check {
+    const NAME: &str = "Binlog archive";
+    let head_key = crate::binlog::segment::HEAD_KEY;
+    match (configured, head) {
+        // What an earlier deployment archived is no promise about today.
+        (Configured::No, _) => Check::not_configured(
+            NAME,
+            "the binlog archive is off (the stack's EnableBinlogArchive is false): a restore \
+             reaches the latest backup, not a point in time between backups",
+        ),
+        (_, Ok(Some(head))) => binlog_check(&head, rpo, now),
+        (Configured::Yes, Ok(None)) => Check {
+            name: NAME.into(),
+            status: Status::Critical,
+            reason: format!(
+                "is deployed but has never archived: no {head_key} in {store}; point-in-time \
+                 restore is not possible until it runs after a full backup"
+            ),
+        },
+        (Configured::FromStore, Ok(None)) => Check::not_configured(
+            NAME,
+            format!(
+                "no binlog archive in {store} (no {head_key}): a restore reaches the latest \
+                 backup, not a point in time between backups; `toc-backup binlog archive` or \
+                 the stack's EnableBinlogArchive=true starts one"
+            ),
+        ),
+        (_, Err(e)) => Check {
+            name: NAME.into(),
+            status: Status::Critical,
+            reason: format!("its head cannot be read: {e}"),
+        },
+    }
 }
 
 /// The binlog archive's recovery point: how long ago it was last complete, or its gap.
@@ -495,10 +604,12 @@ pub fn emf_lines(report: &MonitorReport) -> Vec<String> {
         .iter()
         .filter(|c| c.status == Status::Critical)
         .count();
+    // "Failing checks": something not deployed is a decision, and would hold the line at 1
+    // for good, hiding the next real warning.
     let warning = report
         .checks
         .iter()
-        .filter(|c| c.status == Status::Warning)
+        .filter(|c| c.status == Status::Warning && !c.is_not_configured())
         .count();
     lines.push(
         serde_json::json!({
