@@ -186,9 +186,11 @@ pub const INTERFACE_ENDPOINTS: [&str; 2] = ["Secrets Manager", "SNS"];
 /// More interface endpoints when the restore test also runs on Fargate in that VPC: the task
 /// pulls its image and sends its own logs.
 pub const FARGATE_INTERFACE_ENDPOINTS: [&str; 3] = ["ECR API", "ECR registry", "CloudWatch Logs"];
-/// CloudWatch alarms the stack always creates, and those it adds with the binlog archive.
-pub const ALARMS: f64 = 10.0;
+/// CloudWatch alarms the stack always creates, and those it adds with the binlog archive and
+/// with file backups (both opt-in).
+pub const ALARMS: f64 = 7.0;
 pub const BINLOG_ALARMS: f64 = 2.0;
+pub const FILES_ALARMS: f64 = 3.0;
 pub const DASHBOARDS: f64 = 1.0;
 /// The restore-test task definition's Cpu 2048 and Memory 4096 (arm64).
 pub const FARGATE_VCPU: f64 = 2.0;
@@ -537,10 +539,12 @@ pub fn steady_state(w: &Workload, s: &Schedule, p: &Prices) -> Bill {
     } else {
         0.0
     };
+    // File backups are deployed when the store holds file snapshots.
+    let files = if w.files_objects > 0.0 { 1.0 } else { 0.0 };
     line(
         Part::Stack,
         "CloudWatch alarms".into(),
-        ALARMS + BINLOG_ALARMS * binlog,
+        ALARMS + BINLOG_ALARMS * binlog + FILES_ALARMS * files,
         "alarm-month",
         p.alarm_per_month,
     );

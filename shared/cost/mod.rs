@@ -318,7 +318,8 @@ mod tests {
                 2.0 * hours * 0.011,
             ),
             ("VPC interface endpoint SNS,", 2.0 * hours * 0.011),
-            ("CloudWatch alarms", 10.0 * 0.10),
+            // 7 always; no file snapshots in the store: the files function is not deployed.
+            ("CloudWatch alarms", 7.0 * 0.10),
             ("CloudWatch dashboard", 1.0 * 3.00),
             // BackupAgeSeconds for Tier 1, 2, 3; ChecksCritical, ChecksWarning,
             // LatestFullBackupBytes.
@@ -402,7 +403,7 @@ mod tests {
                 "VPC interface endpoint CloudWatch Logs,",
                 3.0 * hours * 0.011,
             ),
-            ("CloudWatch alarms", (10.0 + 2.0) * 0.10),
+            ("CloudWatch alarms", (7.0 + 2.0) * 0.10),
             ("CloudWatch dashboard", 3.00),
             ("CloudWatch custom metrics", 6.0 * 0.30),
             ("S3 Replication metrics", 8.0 * 0.30),
@@ -552,7 +553,7 @@ mod tests {
                 "{name}"
             );
             assert!(
-                ["", "HasBinlogArchive"].contains(&condition(r).as_str()),
+                ["", "HasBinlogArchive", "HasFileBackups"].contains(&condition(r).as_str()),
                 "{name}: a condition the bill does not know"
             );
         }
@@ -560,8 +561,16 @@ mod tests {
             .iter()
             .filter(|(_, r)| condition(r) == "HasBinlogArchive")
             .count();
-        assert_eq!((alarms.len() - with_binlog) as f64, bill::ALARMS);
+        let with_files = alarms
+            .iter()
+            .filter(|(_, r)| condition(r) == "HasFileBackups")
+            .count();
+        assert_eq!(
+            (alarms.len() - with_binlog - with_files) as f64,
+            bill::ALARMS
+        );
         assert_eq!(with_binlog as f64, bill::BINLOG_ALARMS);
+        assert_eq!(with_files as f64, bill::FILES_ALARMS);
         assert_eq!(
             of_type("AWS::CloudWatch::Dashboard").len() as f64,
             bill::DASHBOARDS
@@ -654,7 +663,14 @@ mod tests {
             Schedule::default().network_path.template_value()
         );
         assert_eq!(template["Parameters"]["RestoreTestImageUri"]["Default"], "");
-        assert_eq!(template["Parameters"]["BinlogSecretArn"]["Default"], "");
+        assert_eq!(
+            template["Parameters"]["EnableBinlogArchive"]["Default"],
+            "false"
+        );
+        assert_eq!(
+            template["Parameters"]["EnableFileBackups"]["Default"],
+            "false"
+        );
     }
 
     #[test]
