@@ -14,28 +14,44 @@ pub async fn from_secret(
     secret_id: &str,
     database: Option<&str>,
 ) -> Result<DatabaseUrl> {
+    from_secret_if_exists(client, secret_id, database)
+        .await?
+        .ok_or_else(|| Error::Secret {
+            secret: secret_id.to_string(),
+            reason: "cannot be read: it does not exist".into(),
+        })
+}
+
+/// [`from_secret`], with None when the secret does not exist (a part of the stack that is
+/// not deployed).
+pub async fn from_secret_if_exists(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    database: Option<&str>,
+) -> Result<Option<DatabaseUrl>> {
     let failed = |reason: String| Error::Secret {
         secret: secret_id.to_string(),
         reason,
     };
-    let output = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| {
-            let reason = match e.as_service_error() {
-                Some(service) if service.is_resource_not_found_exception() => {
-                    "it does not exist".to_string()
-                }
-                _ => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-            };
-            failed(format!("cannot be read: {reason}"))
-        })?;
+    let output = match client.get_secret_value().secret_id(secret_id).send().await {
+        Ok(output) => output,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => {
+            return Err(failed(format!(
+                "cannot be read: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            )))
+        }
+    };
     let text = output
         .secret_string()
         .ok_or_else(|| failed("has no SecretString (binary secrets are not supported)".into()))?;
-    parse_secret(secret_id, text, database)
+    parse_secret(secret_id, text, database).map(Some)
 }
 
 /// Parses the secret's JSON without ever quoting its content in an error.

@@ -1,5 +1,5 @@
 //! Issue 17: point-in-time restore through the binlog archive, on a private MariaDB with ROW
-//! binlogs, as the project's own least-privilege users (`infra/sql/backup-users.sql`): the dump
+//! binlogs, as the project's own least-privilege users (`toc-backup setup-users`): the dump
 //! as `toc_backup`, the archive as `toc_binlog`, restores as `toc_restore_test` into its
 //! scratch databases.
 

@@ -1,7 +1,7 @@
 //! Issue 26: a hostile application user's names and definitions round-trip exactly through
 //! every restore path, and no restore changes anything on the server but its target.
 //!
-//! On a private MariaDB with ROW binlogs and the project's users (`infra/sql`): the application
+//! On a private MariaDB with ROW binlogs and the project's users (`toc-backup setup-users`): the application
 //! user `app`, allowed `toc_sis` only, creates tables, columns, indexes, views, routines,
 //! triggers and events whose names hold newlines, backslashes, backticks, quotes, `*/`, `--`,
 //! `#` and 64 multi-byte characters, definitions written under NO_BACKSLASH_ESCAPES and

@@ -1,5 +1,5 @@
 //! Issue 13: the project's own least-privilege users on a binlog-on server, as RDS has them.
-//! `infra/sql/backup-users.sql` is applied as written, by a user with exactly the RDS for
+//! `toc-backup setup-users` is run as a user with exactly the RDS for
 //! MariaDB master user's privileges; the dump runs as `toc_backup`, the restore test as
 //! `toc_restore_test`, a disaster-recovery restore as a master-like user without SUPER. Each
 //! either ends verified or refuses before creating anything, naming what to change.
@@ -56,7 +56,7 @@ fn manifest_objects(store: &Path) -> usize {
 }
 
 /// A private server (binlog on, log_bin_trust_function_creators 0 by default) holding the
-/// sample database as `toc_sis`, with `infra/sql/backup-users.sql` applied as written by an
+/// sample database as `toc_sis`, with `toc-backup setup-users` run by an
 /// RDS-like master user.
 fn sample_server_with_project_users() -> PrivateServer {
     let server = PrivateServer::start("");
@@ -968,4 +968,59 @@ async fn doctor_names_each_missing_setting_and_nothing_once_they_are_set() {
         "{checks:#?}"
     );
     assert_eq!(code, 1, "a WARNING: the alert topic was not given");
+}
+
+/// Issue 27 item 1: `setup-users --from-stack-secrets STACK` sets up each user with the
+/// password the stack generated into `STACK/database/<user>`, and names (skips) a user whose
+/// secret the stack did not create (the binlog archive off).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_users_takes_the_passwords_the_stack_generated() {
+    let server = PrivateServer::start("");
+    server.create_rds_master(MASTER, MASTER_PASSWORD);
+    let stack = format!("college-{:08x}", rand::random::<u32>());
+    let client = aws_sdk_secretsmanager::Client::new(&common::aws::config().await);
+    let generated = "Gen3rated0Passw0rdOf32Characters";
+    for (suffix, user) in [
+        ("backup", "toc_backup"),
+        ("restore-test", "toc_restore_test"),
+    ] {
+        client
+            .create_secret()
+            .name(format!("{stack}/database/{suffix}"))
+            .secret_string(format!(
+                r#"{{"username":"{user}","password":"{generated}","host":"127.0.0.1","port":{},"dbname":"toc_sis"}}"#,
+                server.port
+            ))
+            .send()
+            .await
+            .expect("secret");
+    }
+    let output = run_cli(
+        &[
+            "setup-users",
+            "--database-url",
+            &server.url(MASTER, "127.0.0.1", ""),
+            "--from-stack-secrets",
+            &stack,
+        ],
+        &[("DATABASE_PASSWORD", MASTER_PASSWORD)],
+    );
+    let said = stdout_and_stderr(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "skipped: secret {stack}/database/binlog does not exist"
+        )),
+        "{said}"
+    );
+    assert!(!said.contains(generated), "{said}");
+    // The backup user connects with the generated password; no binlog user was made.
+    server
+        .sql_as("toc_backup", generated, "SELECT 1;")
+        .expect("toc_backup logs in with the stack's password");
+    let binlog = server.root_query(
+        None,
+        "SELECT COUNT(*) FROM mysql.user WHERE User = 'toc_binlog'",
+    );
+    assert_eq!(binlog.trim(), "0");
 }

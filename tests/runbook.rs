@@ -1,7 +1,7 @@
 //! Issue 19: the README's emergency runbook, run as the README writes it. The shell blocks are
 //! read out of README.md (fenced as `sh runbook` and `sh standard-tools`), never copied here,
 //! and run in order in one bash, with only the settings a person would type exported first.
-//! Production-like: a MariaDB with ROW binlogs and the users of `infra/sql`, backups made as
+//! Production-like: a MariaDB with ROW binlogs and the users `setup-users` creates, backups made as
 //! `toc_backup`, the binlog archived as `toc_binlog`, the store in the S3 emulator with part of
 //! it moved to Glacier, the restore run as an RDS-like master user without SUPER.
 
@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::private_server::PrivateServer;
 use common::*;
 
-/// The password `infra/sql/backup-users.sql` gives its users.
+/// The password the tests give the project users (`setup-users`).
 const USERS_PASSWORD: [(&str, &str); 1] = [("DATABASE_PASSWORD", "CHANGE-ME-or-use-IAM")];
 const ADMIN_PASSWORD: &str = "master-Pa55word";
 

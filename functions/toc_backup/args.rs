@@ -211,7 +211,7 @@ pub(crate) struct DefinerArg {
 
 /// `--definer` of `restore-test`: `current` unless told otherwise, so the unattended monthly
 /// test runs as a user confined to its scratch databases, who cannot create objects for
-/// another account (infra/sql/backup-users.sql).
+/// another account (`toc-backup setup-users`).
 #[derive(Args)]
 pub(crate) struct TestDefinerArg {
     /// `current` (the default): create views, routines, triggers and events as the test user;

@@ -35,7 +35,14 @@ pub(crate) async fn run(args: SetupUsersArgs) -> Result<(), Error> {
         Some(stack) => {
             let client =
                 aws_sdk_secretsmanager::Client::new(&toc_sis_backup::aws::sdk_config().await);
-            accounts_from_stack_secrets(&client, stack, &roles).await?
+            let (accounts, absent) = accounts_from_stack_secrets(&client, stack, &roles).await?;
+            for secret in absent {
+                eprintln!(
+                    "skipped: secret {secret} does not exist (that part of the stack is not \
+                     deployed, e.g. EnableBinlogArchive=false); run again once it is"
+                );
+            }
+            accounts
         }
         None => accounts_from_variables(&roles, |name| std::env::var(name).ok())?,
     };

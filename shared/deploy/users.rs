@@ -396,16 +396,22 @@ pub fn accounts_from_variables(
 
 /// The accounts from the secrets the stack generated (`STACK/database/backup`, …): each
 /// secret names its user and holds its password, which thus never leaves AWS but for the
-/// server.
+/// server. A user whose secret does not exist (the binlog archive not deployed) is returned
+/// apart, to be named, not set up.
 pub async fn accounts_from_stack_secrets(
     client: &aws_sdk_secretsmanager::Client,
     stack: &str,
     roles: &[Role],
-) -> Result<Vec<Account>> {
+) -> Result<(Vec<Account>, Vec<String>)> {
     let mut accounts = Vec::new();
+    let mut absent = Vec::new();
     for role in roles {
         let secret = role.secret_name(stack);
-        let url = crate::credentials::from_secret(client, &secret, None).await?;
+        let Some(url) = crate::credentials::from_secret_if_exists(client, &secret, None).await?
+        else {
+            absent.push(secret);
+            continue;
+        };
         let password = url.password().unwrap_or_default().to_string();
         accounts.push(Account::new(
             *role,
@@ -414,7 +420,16 @@ pub async fn accounts_from_stack_secrets(
             &format!("secret {secret}"),
         )?);
     }
-    Ok(accounts)
+    if accounts.is_empty() {
+        return Err(Error::Secret {
+            secret: absent.join(", "),
+            reason: format!(
+                "none exists: is {stack} the name of the deployed stack (its secrets are \
+                 STACK/database/backup, …)?"
+            ),
+        });
+    }
+    Ok((accounts, absent))
 }
 
 /// What `setup-users` did to one user.

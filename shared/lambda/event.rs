@@ -21,12 +21,13 @@ pub enum DumpEvent {
 pub struct ManualDump {
     /// Kept in the manifest, e.g. `before-results-release`.
     pub label: Option<String>,
-    /// Replaces the configured store prefix, e.g. `manual/` for backups kept apart.
+    /// Replaces the configured store prefix, for backups kept apart from the catalog, lifecycle
+    /// and replication (the deployed functions may write only under `database/`).
     pub prefix: Option<String>,
 }
 
 impl ManualDump {
-    /// The requested store prefix as a folder (`manual/`), if one was given.
+    /// The requested store prefix as a folder, if one was given.
     pub fn store_prefix(&self) -> Option<String> {
         self.prefix
             .as_ref()

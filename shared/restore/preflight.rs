@@ -292,7 +292,7 @@ pub async fn server_facts(conn: &mut Conn) -> Result<ServerFacts> {
 mod tests {
     use super::*;
 
-    /// `SHOW GRANTS` of the restore-test user that infra/sql/backup-users.sql creates, as
+    /// `SHOW GRANTS` of the restore-test user that an earlier users file (infra/sql) created, as
     /// MariaDB 10.11 prints it.
     const MARIADB_RESTORE_TEST: &[&str] = &[
         "GRANT SET USER ON *.* TO `toc_restore_test`@`%` IDENTIFIED BY PASSWORD '*00'",
