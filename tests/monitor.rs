@@ -737,3 +737,69 @@ async fn rds_protection_and_the_cross_region_copy_are_checked() {
     );
     drop_database(&source).await;
 }
+
+/// Issue 27 item 2: with MONITOR_DEPLOYMENT_CHECKS (the stack sets it) the monitor checks the
+/// bucket's protections and the alert subscriptions on every run, as `doctor` does: a bare
+/// bucket and a topic nobody subscribed to are each named CRITICAL, and alerted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_checks_the_buckets_protections_and_the_alert_subscription() {
+    let source = small_database("deployment").await;
+    let bucket = aws::bucket("toc-bare").await;
+    let store = format!("s3://{bucket}/college/");
+    assert_ok(&dump_into(&source, &store, &[]));
+    let sns = aws_sdk_sns::Client::new(&aws::config().await);
+    let topic = sns
+        .create_topic()
+        .name(format!("nobody-{:08x}", rand::random::<u32>()))
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn()
+        .expect("arn")
+        .to_string();
+    let status = |extra: &[&str]| {
+        let mut args = vec!["status", "--store", &store, "--json"];
+        args.extend_from_slice(extra);
+        exits_by_status(&run_cli(&args, &[]))
+    };
+    let without = status(&[]);
+    assert!(
+        without["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .all(|c| !c["name"].as_str().unwrap_or_default().starts_with("bucket")),
+        "not asked: {without}"
+    );
+    let with = status(&["--deployment-checks", "--sns-topic-arn", &topic]);
+    for name in [
+        "bucket versioning",
+        "bucket Object Lock",
+        "bucket encryption",
+        "bucket replication",
+        "alert subscriptions",
+    ] {
+        assert_eq!(check(&with, name)["status"], "CRITICAL", "{name}: {with}");
+    }
+    assert!(check(&with, "alert subscriptions")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no subscription"));
+    // A folder has no bucket to check: said, not silently skipped.
+    let folder = tempfile::tempdir().expect("folder");
+    let refused = run_cli(
+        &[
+            "status",
+            "--store",
+            folder.path().to_str().unwrap_or_default(),
+            "--deployment-checks",
+        ],
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("store for --deployment-checks"),
+        "{}",
+        text(&refused)
+    );
+}

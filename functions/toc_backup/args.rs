@@ -4,8 +4,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use toc_sis_backup::config::{DatabaseUrl, Tls};
 use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
+use toc_sis_backup::monitor::deployment::DeploymentTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
-use toc_sis_backup::monitor::MonitorOptions;
+use toc_sis_backup::monitor::{Configured, MonitorOptions};
 use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::restore::PointRequest;
 use toc_sis_backup::retention::RetentionPolicy;
@@ -697,6 +698,18 @@ pub(crate) struct MonitorArgs {
     /// times a critical alert.
     #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub(crate) binlog_rpo_minutes: u32,
+    /// Whether the files function is deployed (true|false; unset: judged from the store).
+    /// Deployed and no snapshot is CRITICAL; not deployed is "not configured".
+    #[arg(long, env = "MONITOR_FILE_BACKUPS", value_name = "true|false")]
+    pub(crate) file_backups: Option<String>,
+    /// Whether the binlog archive is deployed (true|false; unset: judged from the store).
+    #[arg(long, env = "MONITOR_BINLOG_ARCHIVE", value_name = "true|false")]
+    pub(crate) binlog_archive: Option<String>,
+    /// Also check the bucket's protections (versioning, Object Lock, default encryption,
+    /// replication, lifecycle) and, with --sns-topic-arn, that an alert subscription is
+    /// confirmed: what `doctor` checks of the store, on every run.
+    #[arg(long, env = "MONITOR_DEPLOYMENT_CHECKS")]
+    pub(crate) deployment_checks: bool,
     /// Send alerts to this SNS topic instead of the log.
     #[arg(long, env = "SNS_TOPIC_ARN")]
     pub(crate) sns_topic_arn: Option<String>,
@@ -706,6 +719,34 @@ pub(crate) struct MonitorArgs {
 }
 
 impl MonitorArgs {
+    /// With --deployment-checks, the store's bucket (an S3 store only) and the alert topic.
+    async fn deployment_targets(&self) -> Result<Option<DeploymentTargets>, Error> {
+        if !self.deployment_checks {
+            return Ok(None);
+        }
+        let location = self.store.store.trim();
+        if !location.starts_with("s3://") {
+            return Err(Error::InvalidValue {
+                what: "store for --deployment-checks",
+                value: location.to_string(),
+                expected: "s3://BUCKET/PREFIX (a folder has no bucket settings to check)".into(),
+            });
+        }
+        let (bucket, prefix) = toc_sis_backup::store::s3::parse_location(location)?;
+        let settings = toc_sis_backup::store::s3::S3Settings::from_env()?;
+        let (s3, _) = toc_sis_backup::store::s3::client_for_bucket(&settings.retry, &bucket).await;
+        let config = toc_sis_backup::aws::sdk_config().await;
+        Ok(Some(DeploymentTargets {
+            s3,
+            bucket,
+            prefix,
+            topic: self
+                .sns_topic_arn
+                .clone()
+                .map(|arn| (aws_sdk_sns::Client::new(&config), arn)),
+        }))
+    }
+
     pub(crate) async fn options(&self) -> Result<MonitorOptions, Error> {
         let rds = match &self.rds_instance {
             Some(instance) => Some(RdsTargets {
@@ -731,6 +772,15 @@ impl MonitorArgs {
             restore_test_max_age: (self.restore_test_days > 0)
                 .then(|| chrono::Duration::days(i64::from(self.restore_test_days))),
             binlog_rpo: chrono::Duration::minutes(i64::from(self.binlog_rpo_minutes)),
+            file_backups: Configured::from_setting(
+                "MONITOR_FILE_BACKUPS",
+                self.file_backups.as_deref(),
+            )?,
+            binlog_archive: Configured::from_setting(
+                "MONITOR_BINLOG_ARCHIVE",
+                self.binlog_archive.as_deref(),
+            )?,
+            deployment: self.deployment_targets().await?,
             ..MonitorOptions::default()
         })
     }

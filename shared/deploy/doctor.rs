@@ -1,6 +1,6 @@
 //! `toc-backup doctor`: the deployment checked in one command, one finding per line naming the
 //! setting and its fix. The database server's settings the jobs rely on and each project
-//! user's grants here; the bucket, the alert topic and the RDS instance in [`super::aws_setup`].
+//! user's grants here; the bucket, the alert topic and the RDS instance in [`crate::monitor::deployment`].
 
 use std::collections::BTreeMap;
 
@@ -322,8 +322,10 @@ pub async fn run_doctor(targets: DoctorTargets<'_>) -> crate::Result<Vec<Check>>
                 .await
                 .ok()
                 .map(|m| format!("{prefix}{}", crate::catalog::manifest_key(&m.backup_id)));
-            checks
-                .extend(super::aws_setup::bucket_checks(&client, &bucket, latest.as_deref()).await);
+            checks.extend(
+                crate::monitor::deployment::bucket_checks(&client, &bucket, latest.as_deref())
+                    .await,
+            );
         }
         Some(location) => checks.push(check(
             "store",
@@ -336,7 +338,9 @@ pub async fn run_doctor(targets: DoctorTargets<'_>) -> crate::Result<Vec<Check>>
         None => checks.push(check("store", Status::Warning, "not checked: pass --store")),
     }
     match &targets.sns {
-        Some((client, topic)) => checks.extend(super::aws_setup::topic_checks(client, topic).await),
+        Some((client, topic)) => {
+            checks.extend(crate::monitor::deployment::topic_checks(client, topic).await)
+        }
         None => checks.push(check(
             "alert subscriptions",
             Status::Warning,
@@ -344,7 +348,7 @@ pub async fn run_doctor(targets: DoctorTargets<'_>) -> crate::Result<Vec<Check>>
         )),
     }
     if let Some((client, instance)) = &targets.rds {
-        checks.extend(super::aws_setup::rds_checks(client, instance).await);
+        checks.extend(crate::monitor::deployment::rds_checks(client, instance).await);
     }
     Ok(checks)
 }

@@ -1,6 +1,5 @@
 //! What a deployment needs besides the jobs: the database users it connects as
 //! (`setup-users`) and the checks that the deployment is whole (`doctor`).
 
-pub mod aws_setup;
 pub mod doctor;
 pub mod users;

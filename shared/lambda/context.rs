@@ -142,6 +142,20 @@ impl FunctionContext {
     }
 
     /// The store, under the configured prefix or another one.
+    /// The bucket and the alert topic, as the monitor checks the deployment: the clients of
+    /// this cold start.
+    pub fn deployment_targets(
+        &self,
+        topic: Option<String>,
+    ) -> crate::monitor::deployment::DeploymentTargets {
+        crate::monitor::deployment::DeploymentTargets {
+            s3: self.s3.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            topic: topic.map(|arn| (aws_sdk_sns::Client::new(&self.sdk_config), arn)),
+        }
+    }
+
     pub fn store(&self, prefix: Option<String>) -> Arc<dyn ObjectStore> {
         Arc::new(S3Store::new(
             self.s3.clone(),

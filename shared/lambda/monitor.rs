@@ -24,7 +24,8 @@ impl MonitorFunction {
     /// BACKUP_STORE, SNS_TOPIC_ARN, MONITOR_TIERS, MONITOR_ROW_DROP_PERCENT, MONITOR_DEEP,
     /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS, MONITOR_FILE_BACKUPS and
     /// MONITOR_BINLOG_ARCHIVE (whether the stack deployed the files function and the binlog
-    /// archive: "true" or "false"; unset, the store decides); checked once per cold start.
+    /// archive: "true" or "false"; unset, the store decides) and MONITOR_DEPLOYMENT_CHECKS (the
+    /// bucket's protections and the topic's subscriptions too); checked once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
         let rds = env
             .get("MONITOR_RDS_INSTANCE")
@@ -90,6 +91,9 @@ impl MonitorFunction {
                 "MONITOR_BINLOG_ARCHIVE",
                 env.get("MONITOR_BINLOG_ARCHIVE").as_deref(),
             )?,
+            deployment: env
+                .parse("MONITOR_DEPLOYMENT_CHECKS", false, "true or false")?
+                .then(|| context.deployment_targets(env.get("SNS_TOPIC_ARN"))),
             ..MonitorOptions::default()
         };
         Ok(MonitorFunction { context, options })

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod aws_checks;
+pub mod deployment;
 mod freshness;
 pub mod restore_test;
 pub mod tiers;
@@ -127,6 +128,8 @@ pub struct MonitorOptions {
     pub file_backups: Configured,
     /// Whether the binlog archive is deployed.
     pub binlog_archive: Configured,
+    /// The bucket's protections and the alert topic's subscriptions, checked on every run.
+    pub deployment: Option<deployment::DeploymentTargets>,
 }
 
 impl Default for MonitorOptions {
@@ -147,6 +150,7 @@ impl Default for MonitorOptions {
             binlog_rpo: Duration::minutes(10),
             file_backups: Configured::FromStore,
             binlog_archive: Configured::FromStore,
+            deployment: None,
         }
     }
 }
@@ -253,6 +257,10 @@ pub async fn check_all(
     if let Some(replica) = &options.replica {
         let newest = verified.first().map(|e| catalog::prefix_for(e.kind, &e.id));
         checks.push(aws_checks::replica_check(store, replica, newest.as_deref()).await);
+    }
+    if let Some(targets) = &options.deployment {
+        let newest = verified.first().map(|e| catalog::manifest_key(&e.id));
+        checks.extend(deployment::deployment_checks(targets, newest.as_deref()).await);
     }
     // Backups without an index: every run reads every manifest until someone rebuilds it.
     if let (CatalogSource::Scan(reason), false) = (&catalog.source, catalog.complete.is_empty()) {
