@@ -20,6 +20,7 @@ macro_rules! job_groups {
 Backup:       dump, incremental, binlog archive, files backup
 Restore:      point, restore, retrieve, files restore, files export
 Check:        verify, list, status, monitor, restore-test, binlog find, cost, files list, files show
+Deploy:       setup-users, doctor
 Maintenance:  prune, catalog rebuild, files prune, sample-data, completions, man"
     };
 }

@@ -275,6 +275,7 @@ async fn run(
                         .collect()
                 }),
             };
+            toc_sis_backup::restore::check_options(&options)?;
             // The point is resolved once, for the estimate said before anything is loaded and
             // for the restore itself.
             let store = store(&args.store).await?;

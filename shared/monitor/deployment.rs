@@ -377,7 +377,7 @@ pub async fn rds_checks(client: &aws_sdk_rds::Client, instance: &str) -> Vec<Che
             check(
                 "RDS parameter group",
                 Status::Warning,
-                format!("{name} is {status}: reboot {instance} to apply it (aws rds reboot-db-instance --db-instance-identifier {instance})"),
+                format!("{name} is {status}: reboot {instance} to apply it (aws rds reboot-db-instance)"),
             )
         });
         checks.extend(parameter_checks(client, &name).await);
@@ -448,7 +448,7 @@ async fn parameter_checks(client: &aws_sdk_rds::Client, group: &str) -> Vec<Chec
             "RDS parameters",
             Status::Critical,
             format!(
-                "parameter group {group}: {}; aws rds modify-db-parameter-group --db-parameter-group-name {group} --parameters …",
+                "parameter group {group}: {}; set them with aws rds modify-db-parameter-group (the README's deploy checklist, step 2)",
                 wrong.join(", ")
             ),
         )

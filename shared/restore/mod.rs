@@ -98,11 +98,16 @@ pub struct RestoreReport {
     pub estimate: Option<estimate::Estimate>,
 }
 
+/// The options' own checks, before any store is read: a bad target name is named first.
+pub fn check_options(options: &RestoreOptions) -> Result<()> {
+    target::validate_database_name(&options.target_database)
+}
+
 pub async fn run_restore(
     store: Arc<dyn ObjectStore>,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    target::validate_database_name(&options.target_database)?;
+    check_options(options)?;
     crate::catalog::require_backups(store.as_ref()).await?;
     let point = Point::resolve(store.as_ref(), &options.point).await?;
     run_restore_of(store, options, point).await
