@@ -968,6 +968,41 @@ async fn doctor_names_each_missing_setting_and_nothing_once_they_are_set() {
         "{checks:#?}"
     );
     assert_eq!(code, 1, "a WARNING: the alert topic was not given");
+
+    // With RDS access: the instance's backup retention and its parameter group's values.
+    let rds = aws_sdk_rds::Client::new(&common::aws::config().await);
+    let instance = format!("doctor-{:08x}", rand::random::<u32>());
+    rds.create_db_instance()
+        .db_instance_identifier(&instance)
+        .db_instance_class("db.t3.micro")
+        .engine("mysql")
+        .master_username("admin")
+        .master_user_password("not-a-real-secret-1")
+        .allocated_storage(20)
+        .backup_retention_period(3)
+        .send()
+        .await
+        .expect("instance");
+    let (_, checks) = doctor(
+        &server,
+        &format!("s3://{locked}/prod/"),
+        &["--rds-instance", &instance],
+    );
+    let found = |name: &str| {
+        checks
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {checks:#?}"))
+    };
+    let retention = found("RDS backup retention");
+    assert_eq!(retention.1, "WARNING", "{retention:?}");
+    let parameters = found("RDS parameters");
+    assert_eq!(parameters.1, "CRITICAL");
+    assert!(
+        parameters.2.contains("binlog_row_metadata"),
+        "{parameters:?}"
+    );
 }
 
 /// Issue 27 item 1: `setup-users --from-stack-secrets STACK` sets up each user with the

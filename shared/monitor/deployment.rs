@@ -55,6 +55,24 @@ fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(
         .unwrap_or_else(|| "no answer".into())
 }
 
+/// An AWS error as its code and message (`DBInstanceNotFound: DBInstance x not found.`), or
+/// the HTTP status: never the whole raw answer.
+fn service_error<
+    E: aws_sdk_rds::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> String {
+    match e.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+    }
+}
+
 /// GetBucketVersioning's `Status` read from an answer the SDK could not parse: moto (the
 /// tests' S3) names the answer's root element differently from S3, which the SDK refuses. No
 /// Status element: versioning was never enabled.
@@ -297,7 +315,7 @@ pub async fn topic_checks(client: &aws_sdk_sns::Client, topic_arn: &str) -> Vec<
                     Status::Critical,
                     format!(
                         "cannot list the subscriptions of {topic_arn}: {}",
-                        aws_sdk_sns::error::DisplayErrorContext(&e)
+                        service_error(&e)
                     ),
                 )]
             }
@@ -349,7 +367,7 @@ pub async fn rds_checks(client: &aws_sdk_rds::Client, instance: &str) -> Vec<Che
                 Status::Critical,
                 format!(
                     "cannot describe RDS instance {instance}: {}",
-                    aws_sdk_rds::error::DisplayErrorContext(&e)
+                    service_error(&e)
                 ),
             )]
         }
@@ -413,10 +431,7 @@ async fn parameter_checks(client: &aws_sdk_rds::Client, group: &str) -> Vec<Chec
                 return vec![check(
                     "RDS parameters",
                     Status::Warning,
-                    format!(
-                        "cannot read parameter group {group}: {}",
-                        aws_sdk_rds::error::DisplayErrorContext(&e)
-                    ),
+                    format!("cannot read parameter group {group}: {}", service_error(&e)),
                 )]
             }
         }
