@@ -172,6 +172,15 @@ pub async fn run_all(conn: &mut Conn, statements: &[&str]) -> Result<()> {
 /// user's grants behind in mysql.procs_priv (a monthly restore test, every month).
 pub async fn drop_database(conn: &mut Conn, database: &str) -> Result<()> {
     let context = || format!("dropping database `{database}`");
+    drop_routines(conn, database).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
+        .await
+        .map_err(|e| Error::database(context(), e))
+}
+
+/// Drops every routine of `database` one by one (see [`drop_database`] for why).
+async fn drop_routines(conn: &mut Conn, database: &str) -> Result<()> {
+    let context = || format!("dropping the routines of `{database}`");
     let routines: Vec<(String, String)> = conn
         .exec(
             "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?",
@@ -195,9 +204,57 @@ pub async fn drop_database(conn: &mut Conn, database: &str) -> Result<()> {
         .await
         .map_err(|e| Error::database(context(), e))?;
     }
-    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))
+    Ok(())
+}
+
+/// Drops everything in `database` but the table `keep`: routines, events, views, tables
+/// (their triggers with them), sequences. A restore over a live database empties it this way
+/// under its marker, which thus stands from before the first object goes until the restore
+/// is verified: a scheduled backup never finds the database half-emptied or half-loaded
+/// without it (between a DROP and a CREATE DATABASE it would).
+pub async fn empty_database(conn: &mut Conn, database: &str, keep: &str) -> Result<()> {
+    let context = || format!("emptying database `{database}`");
+    drop_routines(conn, database).await?;
+    let events: Vec<String> = conn
+        .exec(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+            (database,),
+        )
         .await
-        .map_err(|e| Error::database(context(), e))
+        .map_err(|e| Error::database(context(), e))?;
+    for event in events {
+        conn.query_drop(format!(
+            "DROP EVENT IF EXISTS {}.{}",
+            quote_ident(database),
+            quote_ident(&event)
+        ))
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    }
+    let tables: Vec<(String, String)> = conn
+        .exec(
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME <> ? ORDER BY TABLE_TYPE = 'VIEW' DESC",
+            (database, keep),
+        )
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    // Tables referring to each other by foreign keys go in any order.
+    run_all(conn, &["SET SESSION foreign_key_checks = 0"]).await?;
+    for (table, kind) in tables {
+        let what = match kind.as_str() {
+            "VIEW" => "VIEW",
+            "SEQUENCE" => "SEQUENCE",
+            _ => "TABLE",
+        };
+        conn.query_drop(format!(
+            "DROP {what} IF EXISTS {}.{}",
+            quote_ident(database),
+            quote_ident(&table)
+        ))
+        .await
+        .map_err(|e| Error::database(context(), e))?;
+    }
+    run_all(conn, &["SET SESSION foreign_key_checks = 1"]).await
 }
 
 /// The table an unfinished restore keeps in its target database (its progress, and the sign

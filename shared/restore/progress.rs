@@ -69,6 +69,25 @@ pub(crate) async fn create(conn: &mut Conn, plan: &Plan) -> Result<()> {
     mark(conn, PLAN_STEP, Some(&plan)).await
 }
 
+/// Starts the marker of an interrupted restore afresh for `plan` (a restore started again
+/// with --force): nothing it recorded is done any more.
+pub(crate) async fn restart(conn: &mut Conn, plan: &Plan) -> Result<()> {
+    let table = quote_ident(PROGRESS_TABLE);
+    for statement in [
+        format!("DELETE FROM {table}"),
+        format!(
+            "ALTER TABLE {table} COMMENT={}",
+            marker_comment(&plan.target)
+        ),
+    ] {
+        conn.query_drop(statement)
+            .await
+            .map_err(|e| Error::database("starting the restore's progress table afresh", e))?;
+    }
+    let plan = serde_json::to_string(plan).map_err(|e| Error::Task(e.to_string()))?;
+    mark(conn, PLAN_STEP, Some(&plan)).await
+}
+
 /// The plan and finished steps of an interrupted restore, or None when `database` holds none.
 pub(crate) async fn load(
     conn: &mut Conn,

@@ -193,6 +193,24 @@ pub(super) fn validate_database_name(name: &str) -> Result<()> {
 
 /// Makes the target ready: empty (or emptied with --force) for a new restore, or holding the
 /// same restore's progress for --resume. Returns the steps an interrupted run finished.
+/// ` CHARACTER SET 'x' COLLATE 'y'` as the backup's database had them (empty: the server's).
+fn database_defaults(manifest: &Manifest) -> String {
+    let mut clause = String::new();
+    if !manifest.server.default_character_set.is_empty() {
+        clause.push_str(&format!(
+            " CHARACTER SET {}",
+            quote_str(&manifest.server.default_character_set)
+        ));
+    }
+    if !manifest.server.default_collation.is_empty() {
+        clause.push_str(&format!(
+            " COLLATE {}",
+            quote_str(&manifest.server.default_collation)
+        ));
+    }
+    clause
+}
+
 pub(super) async fn prepare_target(
     conn: &mut Conn,
     manifest: &Manifest,
@@ -284,24 +302,35 @@ pub(super) async fn prepare_target(
             }
             tracing::warn!(
                 target,
-                "--force: dropping the existing contents of the target database"
+                "--force: emptying the target database under the restore's marker"
             );
-            crate::mysql::drop_database(conn, target).await?;
+            // The marker first, then the emptying: it stands from before the first object
+            // goes until the restore is verified, so the scheduled backups of this database
+            // skip the whole time (a DROP and CREATE DATABASE left a moment without it).
+            conn.query_drop(format!("USE {}", quote_ident(target)))
+                .await
+                .map_err(|e| Error::database(format!("using database `{target}`"), e))?;
+            match interrupted {
+                Some(_) => progress::restart(conn, plan).await?,
+                None => progress::create(conn, plan).await?,
+            }
+            crate::mysql::empty_database(conn, target, progress::PROGRESS_TABLE).await?;
+            let defaults = database_defaults(manifest);
+            if !defaults.is_empty() {
+                conn.query_drop(format!("ALTER DATABASE {}{defaults}", quote_ident(target)))
+                    .await
+                    .map_err(|e| {
+                        Error::database(format!("setting database `{target}`'s defaults"), e)
+                    })?;
+            }
+            return Ok(BTreeMap::new());
         }
     }
-    let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(target));
-    if !manifest.server.default_character_set.is_empty() {
-        create.push_str(&format!(
-            " CHARACTER SET {}",
-            quote_str(&manifest.server.default_character_set)
-        ));
-    }
-    if !manifest.server.default_collation.is_empty() {
-        create.push_str(&format!(
-            " COLLATE {}",
-            quote_str(&manifest.server.default_collation)
-        ));
-    }
+    let create = format!(
+        "CREATE DATABASE IF NOT EXISTS {}{}",
+        quote_ident(target),
+        database_defaults(manifest)
+    );
     conn.query_drop(create)
         .await
         .map_err(|e| Error::database(format!("creating database `{target}`"), e))?;
