@@ -242,13 +242,6 @@ pub(crate) async fn dump_table(
     options: &DumpOptions,
 ) -> Result<DumpedTable> {
     let mut fingerprint = Fingerprint::new(RowHash::CURRENT);
-    if table.columns.is_empty() {
-        return Ok(DumpedTable {
-            files: Vec::new(),
-            state: None,
-            fingerprint,
-        });
-    }
     let mut statements = InsertStatements::new(table, options.statement_bytes);
     let mut files = DataFiles::new(
         namer,
@@ -276,7 +269,7 @@ pub(crate) async fn dump_table(
         .await
         .map_err(|e| read_error(table, e))?;
     while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let values = row.unwrap();
+        let values = table.stored_values(row.unwrap());
         let hash = fingerprint.add_row(&values, &mut scratch);
         if let Some(state) = state.as_mut() {
             state.push(&values, hash).await?;

@@ -43,13 +43,26 @@ impl Table {
         sha256_hex(&[strip_auto_increment(&self.create_sql).as_str()])
     }
 
+    /// `SELECT` of the stored columns. A table whose columns are all generated (VIRTUAL) has
+    /// none, but its rows still count (each is restored as `()`): then `SELECT 1`, whose value
+    /// the readers drop ([`Table::stored_values`]).
     pub fn select_sql(&self) -> String {
         let columns: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
         format!(
             "SELECT {} FROM {}",
-            columns.join(", "),
+            if columns.is_empty() {
+                "1".to_string()
+            } else {
+                columns.join(", ")
+            },
             quote_ident(&self.name)
         )
+    }
+
+    /// A row read by [`Table::select_sql`] as the stored columns' values.
+    pub fn stored_values(&self, mut values: Vec<mysql_async::Value>) -> Vec<mysql_async::Value> {
+        values.truncate(self.columns.len());
+        values
     }
 }
 

@@ -180,9 +180,6 @@ async fn scan_fingerprint(
     row_hash: RowHash,
 ) -> Result<Fingerprint> {
     let mut fingerprint = Fingerprint::new(row_hash);
-    if table.columns.is_empty() {
-        return Ok(fingerprint);
-    }
     let mut scratch = Vec::new();
     let context = || {
         format!(
@@ -199,7 +196,7 @@ async fn scan_fingerprint(
         .await
         .map_err(|e| Error::database(context(), e))?
     {
-        fingerprint.add_row(&row.unwrap(), &mut scratch);
+        fingerprint.add_row(&table.stored_values(row.unwrap()), &mut scratch);
     }
     Ok(fingerprint)
 }
