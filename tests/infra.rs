@@ -2832,93 +2832,6 @@ fn policy_cli(args: &[&str], env: &[(&str, &str)]) {
     );
 }
 
-/// Serves one invocation of `event` to a Lambda binary through a Runtime API on loopback (the
-/// protocol tests/lambda_runtime.rs serves too) and answers where it posted, and what.
-async fn invoke_function(
-    binary: &str,
-    env: &[(&str, String)],
-    event: serde_json::Value,
-) -> (String, serde_json::Value) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let mut child = std::process::Command::new(binary)
-        .env(
-            "AWS_LAMBDA_RUNTIME_API",
-            listener.local_addr().expect("address").to_string(),
-        )
-        .env("AWS_LAMBDA_FUNCTION_NAME", "toc-policy")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env_remove("DATABASE_URL")
-        .env_remove("BACKUP_KMS_KEY_ID")
-        .env_remove("BACKUP_SSE")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the function");
-    let mut served = false;
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(120), async {
-        loop {
-            let (stream, _) = listener.accept().await.expect("accept");
-            let mut reader = BufReader::new(stream);
-            loop {
-                let mut request_line = String::new();
-                if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-                    break;
-                }
-                let mut length = 0usize;
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).await.expect("header");
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = value.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0u8; length];
-                reader.read_exact(&mut body).await.expect("body");
-                let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
-                if !path.ends_with("/invocation/next") {
-                    let _ = reader
-                        .get_mut()
-                        .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-                        .await;
-                    return (path, serde_json::from_slice(&body).unwrap_or_default());
-                }
-                if served {
-                    // Polled again: idle, so the one invocation was answered already.
-                    std::future::pending::<()>().await;
-                }
-                served = true;
-                let payload = event.to_string();
-                let deadline = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .expect("clock")
-                    .as_millis()
-                    + 900_000;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: req-1\r\n\
-                     Lambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:eu-west-1:123456789012:function:toc-policy\r\n\
-                     Content-Length: {}\r\n\r\n{payload}",
-                    payload.len()
-                );
-                reader.get_mut().write_all(response.as_bytes()).await.expect("write");
-            }
-        }
-    })
-    .await
-    .expect("the function answered within two minutes");
-    let _ = child.kill();
-    let _ = child.wait();
-    outcome
-}
-
 fn sample_event(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(root().join("events").join(name)).expect("sample event");
     serde_json::from_str(&text).expect("event JSON")
@@ -2936,36 +2849,6 @@ struct PolicyScenario {
     key_exported: bool,
     /// The Lambda binaries rather than the CLI.
     functions: bool,
-}
-
-/// Sets `bucket`'s default encryption as the stack's BucketEncryption: SSE-KMS with `key` and a
-/// bucket key (straight on moto, not through the proxy).
-async fn set_default_key(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
-    use aws_sdk_s3::types::{
-        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-        ServerSideEncryptionRule,
-    };
-    let rule = ServerSideEncryptionRule::builder()
-        .apply_server_side_encryption_by_default(
-            ServerSideEncryptionByDefault::builder()
-                .sse_algorithm(ServerSideEncryption::AwsKms)
-                .kms_master_key_id(key)
-                .build()
-                .expect("default"),
-        )
-        .bucket_key_enabled(true)
-        .build();
-    s3.put_bucket_encryption()
-        .bucket(bucket)
-        .server_side_encryption_configuration(
-            ServerSideEncryptionConfiguration::builder()
-                .rules(rule)
-                .build()
-                .expect("configuration"),
-        )
-        .send()
-        .await
-        .expect("PutBucketEncryption");
 }
 
 /// Every CLI command that writes to a store, as an operator runs them; answers how many ran.
@@ -3043,7 +2926,8 @@ async fn run_functions(
         ),
     ];
     for (binary, env, event) in &functions {
-        let (path, body) = invoke_function(binary, env, sample_event(event)).await;
+        let common::lambda_api::Outcome { path, body } =
+            common::lambda_api::invoke_once(binary, env, sample_event(event)).await;
         assert!(path.ends_with("/response"), "{binary} failed: {body}");
     }
     functions.len()
@@ -3120,7 +3004,7 @@ async fn every_request_the_cli_and_the_functions_send_passes_the_bucket_policy()
         let what = scenario.what;
         let bucket = common::aws::bucket("toc-policy").await;
         if let Some(key) = scenario.default_key {
-            set_default_key(&s3, &bucket, key).await;
+            common::aws::set_default_key(&s3, &bucket, key).await;
         }
         let store = format!("s3://{bucket}/college");
         let mut env: PolicyEnv = vec![

@@ -878,27 +878,7 @@ async fn doctor_names_each_missing_setting_and_nothing_once_they_are_set() {
         .await
         .expect("lock default");
     let key = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000001";
-    s3.put_bucket_encryption()
-        .bucket(&locked)
-        .server_side_encryption_configuration(
-            ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            ServerSideEncryptionByDefault::builder()
-                                .sse_algorithm(ServerSideEncryption::AwsKms)
-                                .kms_master_key_id(key)
-                                .build()
-                                .expect("default"),
-                        )
-                        .build(),
-                )
-                .build()
-                .expect("encryption"),
-        )
-        .send()
-        .await
-        .expect("encryption");
+    common::aws::set_default_key(&s3, &locked, key).await;
     s3.put_bucket_replication()
         .bucket(&locked)
         .replication_configuration(

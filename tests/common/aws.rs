@@ -187,3 +187,33 @@ pub async fn secret(text: &str) -> String {
         .expect("arn")
         .to_string()
 }
+
+/// Sets `bucket`'s default encryption as the stack's BucketEncryption: SSE-KMS with `key` and a
+/// bucket key (straight on moto, not through the proxy).
+pub async fn set_default_key(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    use aws_sdk_s3::types::{
+        ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+        ServerSideEncryptionRule,
+    };
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::AwsKms)
+                .kms_master_key_id(key)
+                .build()
+                .expect("default"),
+        )
+        .bucket_key_enabled(true)
+        .build();
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("PutBucketEncryption");
+}

@@ -354,5 +354,6 @@ pub fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::V
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod lambda_api;
 pub mod private_server;
 pub mod tree;
