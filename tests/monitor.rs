@@ -67,6 +67,17 @@ fn failing(report: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// `name` reads "not configured: …" naming `fragment`, a WARNING: never OK.
+fn assert_not_configured(report: &serde_json::Value, name: &str, fragment: &str) {
+    let c = check(report, name);
+    assert_eq!(c["status"], "WARNING", "{name} must not read OK: {c}");
+    let reason = c["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("not configured: ") && reason.contains(fragment),
+        "{c}"
+    );
+}
+
 async fn sample_with_chain(store: &Path) -> String {
     let source = unique_name("monitored");
     assert_ok(&run_cli(
@@ -114,13 +125,7 @@ async fn freshness_integrity_and_anomalies() {
         ("Tier 3 freshness", "Tier 3's file snapshots: none in"),
         ("Binlog archive", "no binlog archive in"),
     ] {
-        let c = check(&fresh, name);
-        assert_eq!(c["status"], "WARNING", "{c}");
-        let reason = c["reason"].as_str().unwrap_or_default();
-        assert!(
-            reason.starts_with("not configured: ") && reason.contains(fragment),
-            "{c}"
-        );
+        assert_not_configured(&fresh, name, fragment);
     }
     for (minutes, stale) in [
         (61, vec!["Tier 1"]),
@@ -562,13 +567,7 @@ async fn a_job_that_is_not_deployed_reads_not_configured_and_never_ok() {
         ("Tier 3 freshness", "EnableFileBackups is false"),
         ("Binlog archive", "EnableBinlogArchive is false"),
     ] {
-        let c = check(&off, name);
-        assert_eq!(c["status"], "WARNING", "{name} must not read OK: {c}");
-        let reason = c["reason"].as_str().unwrap_or_default();
-        assert!(
-            reason.starts_with("not configured: ") && reason.contains(setting),
-            "{c}"
-        );
+        assert_not_configured(&off, name, setting);
     }
     assert_eq!(off["status"], "WARNING", "{off}");
     assert_eq!(failing(&off), Vec::<String>::new(), "{off}");
