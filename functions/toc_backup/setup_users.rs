@@ -1,8 +1,7 @@
 //! `toc-backup setup-users`: the three project users, created or updated by the master user.
 
 use toc_sis_backup::deploy::users::{
-    accounts_from_stack_secrets, accounts_from_variables, missing_master_privileges,
-    setup_statements, setup_users, Flavour, Role,
+    accounts_from_stack_secrets, accounts_from_variables, printed_setup, setup_users, Role,
 };
 use toc_sis_backup::{mysql, Error};
 
@@ -15,19 +14,8 @@ pub(crate) async fn run(args: SetupUsersArgs) -> Result<(), Error> {
     roles.dedup();
     let mut conn = mysql::connect(&url, None).await?;
     if args.print {
-        let facts = toc_sis_backup::restore::preflight::server_facts(&mut conn).await?;
-        let flavour = if facts.mariadb {
-            Flavour::MariaDb
-        } else {
-            Flavour::MySql8
-        };
-        let named: Vec<(Role, String)> = roles.iter().map(|r| (*r, r.user().into())).collect();
-        for line in missing_master_privileges(&facts.grants, &named, &names, flavour) {
-            println!("-- {} lacks {line}", facts.current_user);
-        }
-        let plan: Vec<_> = named.iter().map(|(r, u)| (*r, u.clone(), None)).collect();
-        for statement in setup_statements(&plan, &names, flavour) {
-            println!("{};", statement.shown);
+        for line in printed_setup(&mut conn, &roles, &names).await? {
+            println!("{line}");
         }
         return Ok(());
     }

@@ -199,10 +199,7 @@ async fn binlog_retention(conn: &mut Conn, variables: &BTreeMap<String, String>)
 /// another account. Reading another user's grants needs SELECT on `mysql` (the master has it).
 pub async fn user_checks(conn: &mut Conn, names: &Names) -> Vec<Check> {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.ok().flatten();
-    let flavour = match version {
-        Some(v) if !v.to_ascii_lowercase().contains("mariadb") => Flavour::MySql8,
-        _ => Flavour::MariaDb,
-    };
+    let flavour = version.map_or(Flavour::MariaDb, |v| Flavour::of_version(&v));
     let mut checks = Vec::new();
     for role in Role::ALL {
         let user = role.user();
@@ -233,16 +230,15 @@ pub async fn user_checks(conn: &mut Conn, names: &Names) -> Vec<Check> {
             }
         };
         let grants = Grants::parse(lines.iter().map(String::as_str));
+        // A name the restore test would give a scratch database: what its grants must match.
+        let scratch = format!("{}_20260101000000", names.scratch_prefix);
         let mut problems = Vec::new();
         for grant in role.privileges(flavour) {
             for privilege in grant.list {
                 let held = match grant.scope {
                     Scope::Server => grants.has_global(privilege),
                     Scope::Database => grants.has(&names.database, privilege),
-                    Scope::ScratchDatabases => grants.has(
-                        &format!("{}_20260101000000", names.scratch_prefix),
-                        privilege,
-                    ),
+                    Scope::ScratchDatabases => grants.has(&scratch, privilege),
                     Scope::RoutineBodies => grants.has_on_table("mysql", "proc", privilege),
                 };
                 if !held {
@@ -256,10 +252,7 @@ pub async fn user_checks(conn: &mut Conn, names: &Names) -> Vec<Check> {
         for privilege in FORBIDDEN_PRIVILEGES {
             if grants.has_global(privilege)
                 || grants.has(&names.database, privilege)
-                || grants.has(
-                    &format!("{}_20260101000000", names.scratch_prefix),
-                    privilege,
-                )
+                || grants.has(&scratch, privilege)
             {
                 problems.push(format!("holds {privilege}, which no project user may"));
             }

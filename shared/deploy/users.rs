@@ -18,6 +18,25 @@ pub enum Flavour {
     MySql8,
 }
 
+impl Flavour {
+    /// The flavour `VERSION()` names (`10.11.6-MariaDB-log`, `8.0.36`).
+    pub fn of_version(version: &str) -> Flavour {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavour::MariaDb
+        } else {
+            Flavour::MySql8
+        }
+    }
+
+    fn of(facts: &crate::restore::preflight::ServerFacts) -> Flavour {
+        if facts.mariadb {
+            Flavour::MariaDb
+        } else {
+            Flavour::MySql8
+        }
+    }
+}
+
 /// What a project user is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -432,6 +451,26 @@ pub async fn accounts_from_stack_secrets(
     Ok((accounts, absent))
 }
 
+/// What `setup-users --print` shows, changing nothing: a comment line for each privilege the
+/// connected user would need and lacks, then the statements with the passwords as
+/// placeholders (`'<TOC_BACKUP_PASSWORD>'`).
+pub async fn printed_setup(conn: &mut Conn, roles: &[Role], names: &Names) -> Result<Vec<String>> {
+    let facts = crate::restore::preflight::server_facts(conn).await?;
+    let flavour = Flavour::of(&facts);
+    let named: Vec<(Role, String)> = roles.iter().map(|r| (*r, r.user().into())).collect();
+    let mut lines: Vec<String> = missing_master_privileges(&facts.grants, &named, names, flavour)
+        .into_iter()
+        .map(|line| format!("-- {} lacks {line}", facts.current_user))
+        .collect();
+    let plan: Vec<_> = named.into_iter().map(|(r, u)| (r, u, None)).collect();
+    lines.extend(
+        setup_statements(&plan, names, flavour)
+            .into_iter()
+            .map(|statement| format!("{};", statement.shown)),
+    );
+    Ok(lines)
+}
+
 /// What `setup-users` did to one user.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UserReport {
@@ -450,11 +489,7 @@ pub async fn setup_users(
     names: &Names,
 ) -> Result<Vec<UserReport>> {
     let facts = crate::restore::preflight::server_facts(conn).await?;
-    let flavour = if facts.mariadb {
-        Flavour::MariaDb
-    } else {
-        Flavour::MySql8
-    };
+    let flavour = Flavour::of(&facts);
     let roles: Vec<(Role, String)> = accounts.iter().map(|a| (a.role, a.user.clone())).collect();
     let missing = missing_master_privileges(&facts.grants, &roles, names, flavour);
     if !missing.is_empty() {

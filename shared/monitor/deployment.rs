@@ -106,7 +106,32 @@ pub async fn bucket_checks(
     }
     checks.push(check("bucket", Status::Ok, format!("s3://{bucket} exists")));
 
-    let lock_check = match client
+    let versioning = match client.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(v) => Ok(v.status().map_or("off", |s| s.as_str()).to_string()),
+        Err(e) => status_element(&e).ok_or_else(|| code(&e)),
+    };
+    checks.push(match versioning {
+        Ok(status) if status == "Enabled" => check(
+            "bucket versioning",
+            Status::Ok,
+            format!("versioning is {status}"),
+        ),
+        Ok(status) => check(
+            "bucket versioning",
+            Status::Critical,
+            format!(
+                "versioning is {status} on s3://{bucket}: a deleted or overwritten backup is \
+                 gone; enable it (the stack does)"
+            ),
+        ),
+        Err(code) => check(
+            "bucket versioning",
+            Status::Warning,
+            format!("cannot read versioning ({code})"),
+        ),
+    });
+
+    checks.push(match client
         .get_object_lock_configuration()
         .bucket(bucket)
         .send()
@@ -152,41 +177,7 @@ pub async fn bucket_checks(
                 code(&e)
             ),
         ),
-    };
-    // S3 keeps versioning on for good once Object Lock is on, so a locked bucket needs no
-    // second question (whose answer moto, the tests' S3, words differently from S3).
-    let locked = lock_check.name == "bucket Object Lock" && lock_check.status == Status::Ok
-        || lock_check.reason.starts_with("Object Lock is on");
-    let versioning = if locked {
-        Ok("Enabled (Object Lock keeps it on)".to_string())
-    } else {
-        match client.get_bucket_versioning().bucket(bucket).send().await {
-            Ok(v) => Ok(v.status().map_or("off", |s| s.as_str()).to_string()),
-            Err(e) => status_element(&e).ok_or_else(|| code(&e)),
-        }
-    };
-    checks.push(match versioning {
-        Ok(status) if status.starts_with("Enabled") => check(
-            "bucket versioning",
-            Status::Ok,
-            format!("versioning is {status}"),
-        ),
-        Ok(status) => check(
-            "bucket versioning",
-            Status::Critical,
-            format!(
-                "versioning is {status} on s3://{bucket}: a deleted or overwritten backup is \
-                 gone; enable it (the stack does)"
-            ),
-        ),
-        Err(code) => check(
-            "bucket versioning",
-            Status::Warning,
-            format!("cannot read versioning ({code})"),
-        ),
     });
-
-    checks.push(lock_check);
 
     checks.push(match client.get_bucket_encryption().bucket(bucket).send().await {
         Ok(answer) => {
