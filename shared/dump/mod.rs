@@ -166,12 +166,7 @@ pub async fn run_dump_until(
         }
         Err(error) => {
             let database = options.database_url.database.clone().unwrap_or_default();
-            let subject = match error {
-                Error::RestoreInProgress { .. } => {
-                    format!("full backup of {database} skipped: a restore is in progress")
-                }
-                _ => format!("full backup of {database} FAILED"),
-            };
+            let subject = failure_subject("full backup", &database, &error);
             let body = format!(
                 "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
@@ -216,6 +211,17 @@ fn success_body(report: &DumpReport) -> String {
         ));
     }
     body
+}
+
+/// The alert's subject for a `job` (`full backup`) that ended with `error`: FAILED, or skipped
+/// when it paused itself for a restore in progress (then a WARNING, [`severity_of`]).
+pub(crate) fn failure_subject(job: &str, database: &str, error: &Error) -> String {
+    match error {
+        Error::RestoreInProgress { .. } => {
+            format!("{job} of {database} skipped: a restore is in progress")
+        }
+        _ => format!("{job} of {database} FAILED"),
+    }
 }
 
 /// A job that failed is CRITICAL; one that paused itself for a restore in progress, WARNING.

@@ -232,12 +232,7 @@ pub async fn run_incremental_until(
             Ok(report)
         }
         Err(error) => {
-            let subject = match error {
-                Error::RestoreInProgress { .. } => {
-                    format!("incremental backup of {database} skipped: a restore is in progress")
-                }
-                _ => format!("incremental backup of {database} FAILED"),
-            };
+            let subject = crate::dump::failure_subject("incremental backup", &database, &error);
             let body = format!(
                 "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
