@@ -214,3 +214,65 @@ async fn an_interrupted_dump_alerts_and_leaves_no_backup() {
     );
     drop_database(&source).await;
 }
+
+/// An upload still on its way when the dump is interrupted must not land after the discard:
+/// the failed job waits for its uploads before it removes its files, so nothing of the run is
+/// left for `list --all` (CI once showed an "incomplete" backup here, from the file of a table
+/// whose upload finished just after the discard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_in_flight_at_the_interrupt_is_discarded_too() {
+    use common::fault_proxy::{FaultProxy, Mode};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use toc_sis_backup::catalog;
+    use toc_sis_backup::config::DatabaseUrl;
+    use toc_sis_backup::dump::{run_dump_until, DumpOptions};
+    use toc_sis_backup::notify::LogNotifier;
+    use toc_sis_backup::store::s3::{S3Settings, S3Store};
+    use toc_sis_backup::store::ObjectStore;
+    use toc_sis_backup::Error;
+
+    let source = small_database("inflight").await;
+    let bucket = aws::bucket("toc-inflight").await;
+    let pause = Duration::from_secs(3);
+    let proxy = FaultProxy::start(Mode::HoldWrites {
+        containing: "a_first",
+        pause,
+    })
+    .await;
+    let config = aws::config().await;
+    let via_proxy = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .endpoint_url(&proxy.url)
+            .force_path_style(true)
+            .build(),
+    );
+    let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(
+        via_proxy,
+        bucket.clone(),
+        "college/",
+        S3Settings::default(),
+    ));
+    let options = DumpOptions::new(DatabaseUrl::parse(&url_for(&source)).expect("url"));
+    let counts = proxy.counts.clone();
+    let interrupt = async move {
+        while counts.faults.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        "the test's interrupt while a_first was uploading".to_string()
+    };
+    let error = run_dump_until(store.clone(), &LogNotifier, &options, interrupt)
+        .await
+        .expect_err("an interrupted dump fails");
+    assert!(matches!(error, Error::Interrupted(_)), "{error}");
+    // Long enough for the held upload to land, had nobody waited for it.
+    tokio::time::sleep(pause + Duration::from_secs(1)).await;
+    let left: Vec<String> = catalog::list(store.as_ref(), true)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| format!("{} {}", b.id, b.status))
+        .collect();
+    assert!(left.is_empty(), "the interrupted run left {left:?}");
+    drop_database(&source).await;
+}

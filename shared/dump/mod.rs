@@ -30,7 +30,7 @@ use crate::store::ObjectStore;
 const VERIFY_AT_ONCE: usize = 4;
 
 use snapshot::{check_schema_unchanged, read_catalogue, read_server};
-use sql_file::{SqlFile, StoredFile};
+use sql_file::{SqlFile, StoredFile, Uploads};
 
 use crate::incremental::scope::TrackingColumns;
 
@@ -116,8 +116,9 @@ pub async fn run_dump_until(
 ) -> Result<DumpReport> {
     let started = Instant::now();
     let backup_id = new_backup_id(Utc::now());
+    let uploads = Uploads::default();
     let outcome = tokio::select! {
-        outcome = dump(store.clone(), options, &backup_id, started) => outcome,
+        outcome = dump(store.clone(), options, &backup_id, started, &uploads) => outcome,
         reason = interrupt => Err(Error::Interrupted(reason)),
     };
     match outcome {
@@ -173,6 +174,7 @@ pub async fn run_dump_until(
                  The previous complete backup is still the latest one in {store}.",
                 started.elapsed().as_secs_f64()
             );
+            uploads.settle().await;
             discard_and_alert(
                 store.as_ref(),
                 notifier,
@@ -256,6 +258,7 @@ async fn dump(
     options: &DumpOptions,
     backup_id: &str,
     started: Instant,
+    uploads: &Uploads,
 ) -> Result<DumpReport> {
     let started_at = Utc::now();
     store.check().await?;
@@ -308,6 +311,7 @@ async fn dump(
         store: store.clone(),
         prefix: prefix.clone(),
         level: options.compression_level,
+        uploads: uploads.clone(),
     });
     let mut files: Vec<(FileEntry, StoredFile)> = Vec::new();
 
@@ -504,6 +508,7 @@ pub(crate) struct FileNamer {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) prefix: String,
     pub(crate) level: u32,
+    pub(crate) uploads: Uploads,
 }
 
 impl FileNamer {
@@ -540,6 +545,7 @@ impl FileNamer {
             self.store.clone(),
             format!("{}{name}", self.prefix),
             self.level,
+            &self.uploads,
         )
         .await
     }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
 use crate::store::ObjectStore;
@@ -19,6 +20,35 @@ use crate::store::ObjectStore;
 const SEND_AT: usize = 256 * 1024;
 const MEMBER_BYTES: usize = 1024 * 1024;
 const CHANNEL_DEPTH: usize = 4;
+/// How long a failed job waits for its uploads to stop before it discards its files anyway:
+/// well inside the Lambda deadline margin (15 s by default), so the alert still goes out. An
+/// upload that lands later is tagged `partial` in S3 and expired by the lifecycle.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The upload tasks of one job's files. Each file's upload runs on a task of its own, so it
+/// outlives a job future that is dropped (an interrupt) or returns early (an error elsewhere):
+/// an upload already told "done" still renames or completes its object. A failed job calls
+/// [`Uploads::settle`] before it discards its prefix, or such a file lands after the discard
+/// and shows as an unsealed backup.
+#[derive(Clone, Default)]
+pub struct Uploads(TaskTracker);
+
+impl Uploads {
+    /// Waits until every upload started so far has finished or given up.
+    pub async fn settle(&self) {
+        self.0.close();
+        if tokio::time::timeout(SETTLE_LIMIT, self.0.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.0.len(),
+                "uploads still running after {} s; discarding the backup's files anyway",
+                SETTLE_LIMIT.as_secs()
+            );
+        }
+    }
+}
 
 /// Compresses SQL as a series of independent gzip members of about [`MEMBER_BYTES`] each.
 ///
@@ -83,7 +113,12 @@ pub struct SqlFile {
 }
 
 impl SqlFile {
-    pub async fn create(store: Arc<dyn ObjectStore>, key: String, level: u32) -> Result<SqlFile> {
+    pub async fn create(
+        store: Arc<dyn ObjectStore>,
+        key: String,
+        level: u32,
+        uploads: &Uploads,
+    ) -> Result<SqlFile> {
         let mut writer = store.create(&key).await?;
         let (to_compressor, mut from_dump) = mpsc::channel::<Option<Vec<u8>>>(CHANNEL_DEPTH);
         let (to_uploader, mut from_compressor) = mpsc::channel::<Compressed>(CHANNEL_DEPTH);
@@ -129,7 +164,7 @@ impl SqlFile {
             Ok((compressed, hex::encode(hasher.finalize())))
         });
 
-        let uploader = tokio::spawn(async move {
+        let uploader = uploads.0.spawn(async move {
             let mut written_ok = false;
             while let Some(message) = from_compressor.recv().await {
                 match message {

@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::catalog::{self, new_backup_id, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
+use crate::dump::sql_file::Uploads;
 use crate::dump::{
     discard_and_alert, entry, notify_or_log, run_dump, DumpOptions, DumpReport, FileNamer,
 };
@@ -203,8 +204,9 @@ pub async fn run_incremental_until(
     };
     let backup_id = new_backup_id(Utc::now());
     let prefix = prefix_for(BackupKind::Incremental, &backup_id);
+    let uploads = Uploads::default();
     let outcome = tokio::select! {
-        outcome = incremental(store.clone(), options, &tip, &backup_id, started) => outcome,
+        outcome = incremental(store.clone(), options, &tip, &backup_id, started, &uploads) => outcome,
         reason = interrupt => Err(Error::Interrupted(reason)),
     };
     match outcome {
@@ -240,6 +242,7 @@ pub async fn run_incremental_until(
                 started.elapsed().as_secs_f64(),
                 tip.parent.backup_id
             );
+            uploads.settle().await;
             discard_and_alert(store.as_ref(), notifier, &prefix, &error, subject, body).await;
             Err(error)
         }
@@ -252,6 +255,7 @@ async fn incremental(
     tip: &ChainTip,
     backup_id: &str,
     started: Instant,
+    uploads: &Uploads,
 ) -> Result<IncrementalReport> {
     let started_at = Utc::now();
     let url = &options.database_url;
@@ -310,6 +314,7 @@ async fn incremental(
         store: store.clone(),
         prefix: prefix.clone(),
         level: options.compression_level,
+        uploads: uploads.clone(),
     };
     let mut files: Vec<FileEntry> = Vec::new();
     let mut tables = Vec::new();

@@ -38,6 +38,12 @@ pub enum Mode {
     PartsFailAfter { after: usize },
     /// PUT and POST succeed `after` times, then every one is refused with 500 for good.
     WritesFailAfter { after: usize },
+    /// Every PUT whose path holds `containing` waits `pause` before it is forwarded (an upload
+    /// still on its way when the job stops).
+    HoldWrites {
+        containing: &'static str,
+        pause: Duration,
+    },
     /// One request in `one_in` gets one of the transient faults above, chosen at random.
     Mixed { one_in: u32, seed: u64 },
 }
@@ -201,6 +207,7 @@ enum Action {
     HalfBodyThenStall(Duration),
     ForwardThen500,
     Refuse500,
+    HoldThenForward(Duration),
 }
 
 async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
@@ -239,6 +246,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()
                 write_answer(&mut client, 500, "Internal Server Error", body).await?;
                 continue;
             }
+            Action::HoldThenForward(pause) => tokio::time::sleep(pause).await,
             _ => {}
         }
         let answer = forward(&shared.upstream, &request).await?;
@@ -381,6 +389,11 @@ fn decide(shared: &Shared, request: &Request) -> Action {
             } else {
                 Action::Forward
             }
+        }
+        Mode::HoldWrites { containing, pause }
+            if request.method == "PUT" && request.target.contains(containing) =>
+        {
+            Action::HoldThenForward(pause)
         }
         Mode::Mixed { one_in, .. } => {
             let mut rng = shared.rng.lock().expect("rng");
