@@ -4,8 +4,8 @@ use super::sql_file::StoredFile;
 use super::FileNamer;
 use crate::error::Result;
 use crate::manifest::{ObjectKind, ServerInfo, Stage};
-use crate::mysql::quote_str;
 use crate::mysql::schema::{StoredObject, Table};
+use crate::mysql::{create_table, quote_str};
 
 fn banner(what: &str) -> String {
     format!(
@@ -45,7 +45,7 @@ pub(super) async fn write_schema(
     out.push(b'\n');
     for table in tables {
         let out = file.buffer();
-        out.extend_from_slice(table.create_sql.as_bytes());
+        out.extend_from_slice(create_table::loadable(&table.create_sql).as_bytes());
         out.extend_from_slice(b";\n\n");
         file.flush_if_full().await?;
     }

@@ -13,7 +13,7 @@ use crate::incremental::keys::PrimaryKey;
 use crate::incremental::state::StateEncoder;
 use crate::manifest::Stage;
 use crate::mysql::fingerprint::{Fingerprint, RowHash};
-use crate::mysql::schema::Table;
+use crate::mysql::schema::{ReadRow, Table};
 use crate::mysql::values::{write_literal, ColumnKind};
 use crate::mysql::{quote_ident, server_code};
 
@@ -23,13 +23,17 @@ pub(crate) struct DumpedTable {
     pub fingerprint: Fingerprint,
 }
 
-/// Loading a data file needs no other file's session state.
+/// Loading a data file needs no other file's session state. Strict, so a value the column
+/// cannot hold stops the load; ALLOW_INVALID_DATES, since a date like 2001-02-29 is in the
+/// table only because the server accepted it under that mode, and it must come back as is.
 pub(crate) const DATA_HEADER: &[u8] = b"SET NAMES utf8mb4;\n\
 SET SESSION time_zone = '+00:00';\n\
-SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES';\n\
+SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,ALLOW_INVALID_DATES';\n\
 SET SESSION foreign_key_checks = 0;\n\
 SET SESSION unique_checks = 0;\n\
 SET SESSION autocommit = 0;\n";
+/// The sql_mode [`DATA_HEADER`] sets, as a literal.
+const DATA_SQL_MODE: &[u8] = b"'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,ALLOW_INVALID_DATES'";
 const DATA_FOOTER: &[u8] = b"COMMIT;\nSET SESSION autocommit = 1;\n";
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -94,6 +98,39 @@ impl InsertStatements {
             return true;
         }
         false
+    }
+
+    /// Appends a row holding ENUM values with the invalid-value index 0 (at `enum_zero`), as a
+    /// statement of its own: the index is written as `0+0`, which only a non-strict session
+    /// stores (so the statement runs under one), and which is an expression rather than a
+    /// number, so the restore runs it as this INSERT: as a LOAD DATA field, `0` would be the
+    /// text '0', a member's name in `ENUM('0', …)`. Returns true (the statement is closed).
+    pub(crate) fn write_enum_zero_row(
+        &mut self,
+        out: &mut Vec<u8>,
+        values: &[Value],
+        enum_zero: &[usize],
+    ) -> bool {
+        self.close(out);
+        out.extend_from_slice(
+            b"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES';\n",
+        );
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.push(b'(');
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if enum_zero.contains(&i) {
+                out.extend_from_slice(b"0+0");
+            } else {
+                write_literal(out, self.kinds[i], value);
+            }
+        }
+        out.extend_from_slice(b");\nSET SESSION sql_mode = ");
+        out.extend_from_slice(DATA_SQL_MODE);
+        out.extend_from_slice(b";\n");
+        true
     }
 
     pub(crate) fn close(&mut self, out: &mut Vec<u8>) {
@@ -269,12 +306,17 @@ pub(crate) async fn dump_table(
         .await
         .map_err(|e| read_error(table, e))?;
     while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let values = table.stored_values(row.unwrap());
+        let ReadRow { values, enum_zero } = table.read_row(row.unwrap());
         let hash = fingerprint.add_row(&values, &mut scratch);
         if let Some(state) = state.as_mut() {
             state.push(&values, hash).await?;
         }
-        let closed = statements.write_row(files.buffer().await?, &values);
+        let out = files.buffer().await?;
+        let closed = if enum_zero.is_empty() {
+            statements.write_row(out, &values)
+        } else {
+            statements.write_enum_zero_row(out, &values, &enum_zero)
+        };
         files.after_write(closed).await?;
         if fingerprint.rows().is_multiple_of(1024) {
             options.headway.bytes_done(1024);

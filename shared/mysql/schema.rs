@@ -16,6 +16,9 @@ use crate::manifest::ObjectKind;
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
+    /// An ENUM reads its invalid-value index 0 as `''`, the same text as a `''` member, so
+    /// its index is read too ([`Table::select_sql`]).
+    pub is_enum: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -43,26 +46,67 @@ impl Table {
         sha256_hex(&[strip_auto_increment(&self.create_sql).as_str()])
     }
 
-    /// `SELECT` of the stored columns. A table whose columns are all generated (VIRTUAL) has
-    /// none, but its rows still count (each is restored as `()`): then `SELECT 1`, whose value
-    /// the readers drop ([`Table::stored_values`]).
+    /// `SELECT` of the stored columns, then each ENUM column's index (`e`+0). A table whose
+    /// columns are all generated (VIRTUAL) has none, but its rows still count (each is
+    /// restored as `()`): then `SELECT 1`. The readers drop what is not a stored value
+    /// ([`Table::stored_values`], [`Table::read_row`]).
     pub fn select_sql(&self) -> String {
-        let columns: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        let mut selected: Vec<String> = self.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        selected.extend(
+            self.columns
+                .iter()
+                .filter(|c| c.is_enum)
+                .map(|c| format!("{}+0", quote_ident(&c.name))),
+        );
         format!(
             "SELECT {} FROM {}",
-            if columns.is_empty() {
+            if selected.is_empty() {
                 "1".to_string()
             } else {
-                columns.join(", ")
+                selected.join(", ")
             },
             quote_ident(&self.name)
         )
     }
 
     /// A row read by [`Table::select_sql`] as the stored columns' values.
-    pub fn stored_values(&self, mut values: Vec<mysql_async::Value>) -> Vec<mysql_async::Value> {
-        values.truncate(self.columns.len());
-        values
+    pub fn stored_values(&self, values: Vec<mysql_async::Value>) -> Vec<mysql_async::Value> {
+        self.read_row(values).values
+    }
+
+    /// A row read by [`Table::select_sql`]: the stored columns' values, and which of them are
+    /// ENUM values holding the invalid-value index 0.
+    pub fn read_row(&self, mut values: Vec<mysql_async::Value>) -> ReadRow {
+        let indexes = values.split_off(self.columns.len().min(values.len()));
+        let enum_zero = self
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_enum)
+            .zip(indexes)
+            .filter(|(_, index)| is_zero(index))
+            .map(|((position, _), _)| position)
+            .collect();
+        ReadRow { values, enum_zero }
+    }
+}
+
+/// One row as the dump reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadRow {
+    pub values: Vec<mysql_async::Value>,
+    /// Positions of ENUM values stored as the invalid-value index 0 (read as `''`).
+    pub enum_zero: Vec<usize>,
+}
+
+fn is_zero(value: &mysql_async::Value) -> bool {
+    use mysql_async::Value;
+    match value {
+        Value::Int(0) | Value::UInt(0) => true,
+        Value::Double(d) => *d == 0.0,
+        Value::Float(f) => *f == 0.0,
+        Value::Bytes(text) => text.as_slice() == b"0",
+        _ => false,
     }
 }
 
@@ -222,6 +266,7 @@ fn dumped_columns(rows: &[Row]) -> Vec<Column> {
             Column {
                 name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
                 kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
+                is_enum: data_type.eq_ignore_ascii_case("enum"),
             }
         })
         .collect()

@@ -71,10 +71,22 @@ fn write_float(out: &mut Vec<u8>, f: f32) {
     }
 }
 
+fn is_year_zero(text: &[u8]) -> bool {
+    !text.is_empty() && text.iter().all(|&b| b == b'0')
+}
+
 /// Appends `value` as a SQL literal for a column of `kind`.
 pub fn write_literal(out: &mut Vec<u8>, kind: ColumnKind, value: &Value) {
     match value {
         Value::NULL => out.extend_from_slice(b"NULL"),
+        // YEAR 0000 as a string: a bare 0 is 0000 to INSERT but 2000 to LOAD DATA, which the
+        // restore turns the rows into (and `'0'` is 2000 to both).
+        Value::Int(0) | Value::UInt(0) if kind == ColumnKind::Year => {
+            out.extend_from_slice(b"'0000'")
+        }
+        Value::Bytes(bytes) if kind == ColumnKind::Year && is_year_zero(bytes) => {
+            out.extend_from_slice(b"'0000'")
+        }
         Value::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::UInt(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Value::Float(f) => write_float(out, *f),

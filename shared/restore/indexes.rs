@@ -25,22 +25,30 @@ pub(crate) struct DeferredKeys {
     clauses: Vec<String>,
 }
 
-/// The plain secondary keys in a `SHOW CREATE TABLE` text: (name, definition).
+/// The plain secondary keys in a `SHOW CREATE TABLE` text that no other key follows:
+/// (name, definition). Keys added back come after every key that stayed, so a plain key
+/// listed before a SPATIAL, FULLTEXT or UNIQUE one must stay too, or the order changes.
 fn plain_keys(create: &str) -> Vec<(String, String)> {
-    create
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("KEY `"))
-        .filter_map(|line| {
+    let mut trailing = Vec::new();
+    for line in create.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("KEY `") {
             let definition = line.trim_end_matches(',').to_string();
-            let name = definition
-                .strip_prefix("KEY `")?
-                .split_once("` (")?
-                .0
-                .replace("``", "`");
-            Some((name, definition))
-        })
-        .collect()
+            if let Some((name, _)) = rest.split_once("` (") {
+                trailing.push((name.replace("``", "`"), definition));
+            }
+        } else if is_other_key(line) {
+            trailing.clear();
+        }
+    }
+    trailing
+}
+
+/// A key line that is not a plain KEY: PRIMARY, UNIQUE, FULLTEXT, SPATIAL, VECTOR, ….
+fn is_other_key(line: &str) -> bool {
+    !line.starts_with('`')
+        && line
+            .split_once(' ')
+            .is_some_and(|(_, rest)| rest.starts_with("KEY "))
 }
 
 fn is_innodb(create: &str) -> bool {
@@ -156,10 +164,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_plain_keys_only() {
-        let create = "CREATE TABLE `g` (\n  `id` int(11) NOT NULL,\n  `a` int(11) DEFAULT NULL,\n  `b``c` varchar(10) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`a`),\n  KEY `by_a` (`a`),\n  KEY `odd``name` (`b``c`(5)) COMMENT 'x, y',\n  FULLTEXT KEY `f` (`b``c`),\n  CONSTRAINT `fk` FOREIGN KEY (`a`) REFERENCES `t` (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+    fn a_plain_key_before_a_spatial_one_stays() {
+        let create = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `a` int(11) DEFAULT NULL,\n  `g` geometry NOT NULL,\n  PRIMARY KEY (`id`),\n  KEY `a` (`a`),\n  SPATIAL KEY `b` (`g`),\n  KEY `c` (`a`,`id`)\n) ENGINE=InnoDB";
         assert_eq!(
             plain_keys(create),
+            vec![("c".to_string(), "KEY `c` (`a`,`id`)".to_string())]
+        );
+    }
+
+    #[test]
+    fn finds_plain_keys_only() {
+        let create = "CREATE TABLE `g` (\n  `id` int(11) NOT NULL,\n  `a` int(11) DEFAULT NULL,\n  `b``c` varchar(10) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u` (`a`),\n  KEY `by_a` (`a`),\n  KEY `odd``name` (`b``c`(5)) COMMENT 'x, y',\n  FULLTEXT KEY `f` (`b``c`),\n  CONSTRAINT `fk` FOREIGN KEY (`a`) REFERENCES `t` (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+        // The FULLTEXT key after them keeps them where they are.
+        assert!(plain_keys(create).is_empty());
+        let create = create.replace("  FULLTEXT KEY `f` (`b``c`),\n", "");
+        assert_eq!(
+            plain_keys(&create),
             vec![
                 ("by_a".to_string(), "KEY `by_a` (`a`)".to_string()),
                 (
@@ -168,7 +188,7 @@ mod tests {
                 ),
             ]
         );
-        assert!(is_innodb(create));
+        assert!(is_innodb(&create));
         assert!(!is_innodb(
             "CREATE TABLE `m` (\n  `id` int\n) ENGINE=MyISAM"
         ));
