@@ -43,7 +43,12 @@ pub(super) async fn write_schema(
         );
     }
     out.push(b'\n');
-    for table in tables {
+    // Sequences first: a table's DEFAULT NEXTVAL(s) needs `s` to exist when it is created.
+    let sequences_first = tables
+        .iter()
+        .filter(|t| t.sequence)
+        .chain(tables.iter().filter(|t| !t.sequence));
+    for table in sequences_first {
         let out = file.buffer();
         out.extend_from_slice(create_table::loadable(&table.create_sql).as_bytes());
         out.extend_from_slice(b";\n\n");

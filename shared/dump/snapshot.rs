@@ -119,7 +119,12 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
     let mut views = Vec::new();
     for summary in &summaries {
         match summary.table_type.as_str() {
-            "BASE TABLE" => tables.push(schema::describe_table(conn, database, summary).await?),
+            // A MariaDB sequence is a one-row table: SHOW CREATE TABLE renders it as
+            // `CREATE TABLE … SEQUENCE=1`, which creates the sequence again, and an INSERT of
+            // its row sets its state (next value, cycle count), as `mariadb-dump` relies on.
+            "BASE TABLE" | "SEQUENCE" | "SYSTEM VERSIONED" => {
+                tables.push(schema::describe_table(conn, database, summary).await?)
+            }
             "VIEW" => views.push(summary.name.clone()),
             other => {
                 return Err(Error::UnsupportedObject {
@@ -151,23 +156,23 @@ pub(super) async fn check_schema_unchanged(
     before: &Catalogue,
 ) -> Result<()> {
     let summaries = schema::list_tables(conn, database).await?;
-    let names_of = |table_type: &str| {
+    let names_of = |table_types: &[&str]| {
         sorted(
             summaries
                 .iter()
-                .filter(|s| s.table_type == table_type)
+                .filter(|s| table_types.contains(&s.table_type.as_str()))
                 .map(|s| s.name.as_str()),
         )
     };
     for (kind, now, then) in [
         (
             "tables",
-            names_of("BASE TABLE"),
+            names_of(&["BASE TABLE", "SEQUENCE", "SYSTEM VERSIONED"]),
             sorted(before.tables.iter().map(|t| t.name.as_str())),
         ),
         (
             "views",
-            names_of("VIEW"),
+            names_of(&["VIEW"]),
             sorted(before.views.iter().map(String::as_str)),
         ),
     ] {

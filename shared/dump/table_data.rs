@@ -152,6 +152,8 @@ pub(crate) struct DataFiles<'a> {
     current: Option<SqlFile>,
     part: usize,
     pub(crate) files: Vec<StoredFile>,
+    /// Each part lets the session insert history rows (see [`Table::system_versioned`]).
+    pub(crate) system_versioned: bool,
 }
 
 impl<'a> DataFiles<'a> {
@@ -173,6 +175,7 @@ impl<'a> DataFiles<'a> {
             current: None,
             part: 0,
             files: Vec::new(),
+            system_versioned: false,
         }
     }
 
@@ -193,6 +196,11 @@ impl<'a> DataFiles<'a> {
             );
             file.buffer().extend_from_slice(header.as_bytes());
             file.buffer().extend_from_slice(DATA_HEADER);
+            if self.system_versioned {
+                // History rows keep their own row start and end (MariaDB 10.11 and later).
+                file.buffer()
+                    .extend_from_slice(b"SET SESSION system_versioning_insert_history = 1;\n");
+            }
             self.current = Some(file);
         }
         match self.current.as_mut() {
@@ -288,6 +296,7 @@ pub(crate) async fn dump_table(
         "rows",
         options.split_bytes,
     );
+    files.system_versioned = table.system_versioned;
     let mut select = table.select_sql();
     let mut state = match key {
         Some(key) => {

@@ -111,6 +111,10 @@ impl TrackingColumns {
 /// Where `column` is among `table`'s dumped columns, if it can track changes (a DATETIME,
 /// TIMESTAMP or DATE); otherwise why not.
 pub fn tracking_index(table: &Table, column: &str) -> std::result::Result<usize, String> {
+    if table.system_versioned {
+        // Its history rows repeat the primary key: one key, one row does not hold.
+        return Err("it is system-versioned (its history rows share their keys)".into());
+    }
     let index = table
         .columns
         .iter()

@@ -31,6 +31,13 @@ pub struct Table {
     pub create_sql: String,
     /// See [`super::shape`]: what stays the same when another server version renders it.
     pub shape_sha256: String,
+    /// A system-versioned table: its history rows are dumped too, with the row start and end
+    /// columns (last in [`Table::columns`]), and loaded with
+    /// `system_versioning_insert_history`.
+    pub system_versioned: bool,
+    /// A MariaDB sequence: a one-row table (`CREATE TABLE … SEQUENCE=1`) whose row is its
+    /// state. Created before the tables, whose defaults may call NEXTVAL on it.
+    pub sequence: bool,
 }
 
 impl Table {
@@ -59,13 +66,18 @@ impl Table {
                 .map(|c| format!("{}+0", quote_ident(&c.name))),
         );
         format!(
-            "SELECT {} FROM {}",
+            "SELECT {} FROM {}{}",
             if selected.is_empty() {
                 "1".to_string()
             } else {
                 selected.join(", ")
             },
-            quote_ident(&self.name)
+            quote_ident(&self.name),
+            if self.system_versioned {
+                " FOR SYSTEM_TIME ALL"
+            } else {
+                ""
+            }
         )
     }
 
@@ -290,14 +302,47 @@ pub async fn describe_table(
     summary: &TableSummary,
 ) -> Result<Table> {
     let rows = column_rows(conn, database, &summary.name).await?;
+    let create_sql = show_create_table(conn, &summary.name).await?;
+    let system_versioned = summary.table_type == "SYSTEM VERSIONED";
+    let mut columns = dumped_columns(&rows);
+    if system_versioned {
+        columns.extend(
+            row_period_columns(&create_sql)
+                .into_iter()
+                .map(|name| Column {
+                    name,
+                    kind: ColumnKind::DateTime,
+                    is_enum: false,
+                }),
+        );
+    }
     Ok(Table {
         name: summary.name.clone(),
         engine: summary.engine.clone(),
-        columns: dumped_columns(&rows),
-        create_sql: show_create_table(conn, &summary.name).await?,
+        columns,
         shape_sha256: super::shape::table_shape_sha256(conn, database, &summary.name, &rows)
             .await?,
+        create_sql,
+        system_versioned,
+        sequence: summary.table_type == "SEQUENCE",
     })
+}
+
+/// A system-versioned table's row start and end columns: named in its `PERIOD FOR
+/// SYSTEM_TIME (start, end)` when declared, else the implicit `ROW_START` and `ROW_END`.
+fn row_period_columns(create: &str) -> [String; 2] {
+    let tokens = super::lexer::significant(create, super::lexer::Dialect::default());
+    let declared = tokens.windows(8).find_map(|w| {
+        (w[0].is_keyword("PERIOD")
+            && w[1].is_keyword("FOR")
+            && w[2].is_keyword("SYSTEM_TIME")
+            && w[3].is_punct('(')
+            && w[5].is_punct(',')
+            && w[7].is_punct(')'))
+        .then(|| Some([w[4].name()?, w[6].name()?]))
+        .flatten()
+    });
+    declared.unwrap_or_else(|| ["ROW_START".to_string(), "ROW_END".to_string()])
 }
 
 async fn show_create(
