@@ -23,7 +23,7 @@ const MASTER: &str = "rds_master";
 const MASTER_PASSWORD: &str = "master-password";
 
 /// What the restore-test user holds on its scratch databases, and nothing else.
-const RESTORE_TEST_PRIVILEGES: [&str; 15] = [
+const RESTORE_TEST_PRIVILEGES: [&str; 16] = [
     "SELECT",
     "INSERT",
     "UPDATE",
@@ -33,6 +33,7 @@ const RESTORE_TEST_PRIVILEGES: [&str; 15] = [
     "REFERENCES",
     "INDEX",
     "ALTER",
+    "CREATE TEMPORARY TABLES",
     "CREATE VIEW",
     "SHOW VIEW",
     "CREATE ROUTINE",

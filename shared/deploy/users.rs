@@ -164,6 +164,9 @@ impl Role {
                     "ALTER",
                     "INDEX",
                     "REFERENCES",
+                    // A column without a DEFAULT is recreated through a temporary table
+                    // (shared/mysql/create_table.rs).
+                    "CREATE TEMPORARY TABLES",
                     "CREATE VIEW",
                     "SHOW VIEW",
                     "CREATE ROUTINE",
