@@ -380,7 +380,7 @@ mod tests {
 
     #[test]
     fn no_malformed_url_shows_its_password() {
-        // Each of these fails to parse; tests/bad_input.rs feeds the same kinds to the CLI.
+        // Each of these fails to parse; tests/it/bad_input.rs feeds the same kinds to the CLI.
         for bad in [
             "mysql://user:S3cr3t-PW-host/db",
             "mysql://user:S3cr3t-PW",
