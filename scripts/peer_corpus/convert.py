@@ -8,6 +8,7 @@ the kept statements alone until every one of them succeeds, so a corpus file alw
 cleanly with `mariadb --binary-mode --default-character-set=latin1 DB < FILE`.
 """
 
+import bisect
 import os
 import re
 import subprocess
@@ -29,15 +30,17 @@ CHOSEN = [
         "type_datetime", "type_datetime_hires", "type_time", "type_time_hires", "type_timestamp",
         "type_timestamp_hires", "type_decimal", "type_newdecimal", "type_float", "type_blob",
         "type_varchar", "type_uint", "type_json", "type_binary", "type_temporal_innodb",
-        "ctype_utf8mb4", "ctype_latin1", "ctype_cp1251", "ctype_ucs2_def", "ctype_binary",
+        "ctype_utf8mb4", "ctype_latin1", "ctype_cp1251", "ctype_ucs", "ctype_utf16", "ctype_utf32",
+        "ctype_sjis", "ctype_binary",
         "ctype_collate", "gis", "gis-rtree", "gis-json", "partition_range", "partition_list",
         "partition_innodb", "sp", "sp-vars", "trigger", "trigger_null", "view", "dyncol",
-        "invisible_field", "column_compression", "keywords",
+        "invisible_field", "column_compression", "keywords", "events_1", "events_bugs",
     ]
 ] + [
     ("rpl", t) for t in [
-        "rpl_row_basic_11bugs", "rpl_row_blob_innodb", "rpl_row_colSize", "rpl_row_func001",
-        "rpl_row_4_bytes", "rpl_row_basic_3innodb", "rpl_row_basic_8partition",
+        "rpl_row_basic_11bugs", "rpl_row_blob_innodb", "rpl_row_4_bytes", "rpl_row_basic_3innodb",
+        "rpl_row_basic_8partition", "rpl_row_triggers", "rpl_row_index_choice",
+        "rpl_row_tabledefs_3innodb", "rpl_row_sp002_innodb", "rpl_row_create_table",
     ]
 ] + [
     ("gcol", t) for t in [
@@ -53,7 +56,8 @@ CHOSEN = [
         "autoinc", "data",
     ]
 ] + [
-    ("sql_sequence", t) for t in ["create", "next", "default", "rename", "auto_increment", "view"]
+    ("sql_sequence", t) for t in ["create", "next", "default", "rename", "auto_increment", "view",
+                                  "alter", "setval", "other"]
 ]
 
 
@@ -182,10 +186,12 @@ def execute(conn, database, stmts):
         db.client_args(conn, database) + ["--force", "--batch", "--skip-column-names"],
         input=text.encode("latin1"), capture_output=True, timeout=900)
     failed = set()
-    line_to_stmt = {starts[markers[k]]: k for k in range(len(stmts))}
+    # the client names the line where the statement's text begins (after any leading comment):
+    # the statement is the last one starting at or before it
+    stmt_starts = [starts[markers[k]] for k in range(len(stmts))]
     for m in re.finditer(rb"^ERROR \d+ \(\w+\) at line (\d+)", p.stderr, re.M):
-        k = line_to_stmt.get(int(m.group(1)))
-        if k is not None:
+        k = bisect.bisect_right(stmt_starts, int(m.group(1))) - 1
+        if k >= 0:
             failed.add(k)
     rows = {}
     for m in re.finditer(rb"^PCMARK\t(\d+)\t(-?\d+)$", p.stdout, re.M):
@@ -307,4 +313,10 @@ def main(argv):
             print(f"{corpus_name(suite, test)}: {parsed} read, {len(stmts)} kept -> {os.path.relpath(path, repo)}",
                   flush=True)
         db.drop(conn, "peer_corpus_gen")
+    if not args.names:
+        wanted = {corpus_name(*c) + ".sql" for c in CHOSEN}
+        for f in sorted(os.listdir(out_dir)):
+            if f.endswith(".sql") and f not in wanted:
+                os.remove(os.path.join(out_dir, f))
+                print(f"{f}: no longer chosen, removed", flush=True)
     return 0
