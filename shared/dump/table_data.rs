@@ -100,36 +100,39 @@ impl InsertStatements {
         false
     }
 
-    /// Appends a row holding ENUM values with the invalid-value index 0 (at `enum_zero`), as a
-    /// statement of its own: the index is written as `0+0`, which only a non-strict session
-    /// stores (so the statement runs under one), and which is an expression rather than a
-    /// number, so the restore runs it as this INSERT: as a LOAD DATA field, `0` would be the
-    /// text '0', a member's name in `ENUM('0', …)`. Returns true (the statement is closed).
-    pub(crate) fn write_enum_zero_row(
-        &mut self,
-        out: &mut Vec<u8>,
-        values: &[Value],
-        enum_zero: &[usize],
-    ) -> bool {
+    /// Appends a row some of whose values are written as their member number (`by_number`,
+    /// see [`ReadRow`]), as a statement of its own: each as `CAST(N AS UNSIGNED)`, an expression
+    /// rather than a number, so the restore runs it as this INSERT (as a LOAD DATA field, `0` would be the
+    /// text '0', a member's name in `ENUM('0', …)`); under a non-strict session when
+    /// `lenient` (only that stores an ENUM's index 0). Returns true (the statement is closed).
+    pub(crate) fn write_numbered_row(&mut self, out: &mut Vec<u8>, row: &ReadRow) -> bool {
         self.close(out);
-        out.extend_from_slice(
-            b"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES';\n",
-        );
+        if row.lenient {
+            out.extend_from_slice(
+                b"SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,ALLOW_INVALID_DATES';\n",
+            );
+        }
         out.extend_from_slice(self.prefix.as_bytes());
         out.push(b'(');
-        for (i, value) in values.iter().enumerate() {
+        for (i, value) in row.values.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            if enum_zero.contains(&i) {
-                out.extend_from_slice(b"0+0");
-            } else {
-                write_literal(out, self.kinds[i], value);
+            match row.by_number.iter().find(|(position, _)| *position == i) {
+                Some((_, number)) => {
+                    out.extend_from_slice(b"CAST(");
+                    out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes());
+                    out.extend_from_slice(b" AS UNSIGNED)");
+                }
+                None => write_literal(out, self.kinds[i], value),
             }
         }
-        out.extend_from_slice(b");\nSET SESSION sql_mode = ");
-        out.extend_from_slice(DATA_SQL_MODE);
-        out.extend_from_slice(b";\n");
+        out.extend_from_slice(b");\n");
+        if row.lenient {
+            out.extend_from_slice(b"SET SESSION sql_mode = ");
+            out.extend_from_slice(DATA_SQL_MODE);
+            out.extend_from_slice(b";\n");
+        }
         true
     }
 
@@ -315,16 +318,16 @@ pub(crate) async fn dump_table(
         .await
         .map_err(|e| read_error(table, e))?;
     while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let ReadRow { values, enum_zero } = table.read_row(row.unwrap());
-        let hash = fingerprint.add_row(&values, &mut scratch);
+        let row = table.read_row(row.unwrap());
+        let hash = fingerprint.add_row(&row.values, &mut scratch);
         if let Some(state) = state.as_mut() {
-            state.push(&values, hash).await?;
+            state.push(&row.values, hash).await?;
         }
         let out = files.buffer().await?;
-        let closed = if enum_zero.is_empty() {
-            statements.write_row(out, &values)
+        let closed = if row.by_number.is_empty() {
+            statements.write_row(out, &row.values)
         } else {
-            statements.write_enum_zero_row(out, &values, &enum_zero)
+            statements.write_numbered_row(out, &row)
         };
         files.after_write(closed).await?;
         if fingerprint.rows().is_multiple_of(1024) {

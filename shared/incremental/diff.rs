@@ -19,7 +19,7 @@ use crate::dump::table_data::{read_error, DataFiles, InsertStatements, StateFile
 use crate::dump::FileNamer;
 use crate::error::Result;
 use crate::mysql::fingerprint::{Fingerprint, RowHash};
-use crate::mysql::schema::{ReadRow, Table};
+use crate::mysql::schema::Table;
 use crate::store::ObjectStore;
 use crate::verify::HashingReader;
 
@@ -225,10 +225,11 @@ pub(crate) async fn diff_table(
         .await
         .map_err(|e| read_error(table, e))?;
     while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let ReadRow { values, enum_zero } = table.read_row(row.unwrap());
-        let hash = fingerprint.add_row(&values, &mut scratch);
+        let read = table.read_row(row.unwrap());
+        let values = &read.values;
+        let hash = fingerprint.add_row(values, &mut scratch);
         current_key.clear();
-        current_key.extend_from_slice(state.push(&values, hash).await?);
+        current_key.extend_from_slice(state.push(values, hash).await?);
 
         // Recorded keys before this one are gone from the table.
         while let Some((old_key, _)) = old.peek().await? {
@@ -258,10 +259,10 @@ pub(crate) async fn diff_table(
             let closed = delete_sql.write(deletes.buffer().await?, &key, &current_key)?;
             deletes.after_write(closed).await?;
             let out = changes.buffer().await?;
-            let closed = if enum_zero.is_empty() {
-                insert_sql.write_row(out, &values)
+            let closed = if read.by_number.is_empty() {
+                insert_sql.write_row(out, values)
             } else {
-                insert_sql.write_enum_zero_row(out, &values, &enum_zero)
+                insert_sql.write_numbered_row(out, &read)
             };
             changes.after_write(closed).await?;
             rewritten += 1;

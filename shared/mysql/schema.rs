@@ -16,9 +16,39 @@ use crate::manifest::ObjectKind;
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
-    /// An ENUM reads its invalid-value index 0 as `''`, the same text as a `''` member, so
-    /// its index is read too ([`Table::select_sql`]).
-    pub is_enum: bool,
+    /// Whether the column's number (`col`+0) is read beside its text ([`Table::select_sql`]).
+    pub members: Members,
+}
+
+/// ENUM and SET values whose text does not say which members they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// The text is the value.
+    ByText,
+    /// An ENUM: its invalid-value index 0 reads as `''`, the same text as a `''` member.
+    Enum,
+    /// A SET with a `''` member: that member reads as nothing (`''`, or `,a` beside `a`),
+    /// and its text loads back without it.
+    SetWithEmptyMember,
+}
+
+impl Members {
+    /// From information_schema's DATA_TYPE and COLUMN_TYPE (`set('','a')`).
+    pub fn of(data_type: &str, column_type: &str) -> Members {
+        if data_type.eq_ignore_ascii_case("enum") {
+            return Members::Enum;
+        }
+        let empty_member = || {
+            super::lexer::significant(column_type, super::lexer::Dialect::default())
+                .iter()
+                .any(|t| matches!(t.kind, super::lexer::Kind::Str(_)) && t.text == "''")
+        };
+        if data_type.eq_ignore_ascii_case("set") && empty_member() {
+            Members::SetWithEmptyMember
+        } else {
+            Members::ByText
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +83,8 @@ impl Table {
         sha256_hex(&[strip_auto_increment(&self.create_sql).as_str()])
     }
 
-    /// `SELECT` of the stored columns, then each ENUM column's index (`e`+0). A table whose
+    /// `SELECT` of the stored columns, then the number (`c`+0) of each column whose text does
+    /// not say which members it holds ([`Members`]). A table whose
     /// columns are all generated (VIRTUAL) has none, but its rows still count (each is
     /// restored as `()`): then `SELECT 1`. The readers drop what is not a stored value
     /// ([`Table::stored_values`], [`Table::read_row`]).
@@ -62,7 +93,7 @@ impl Table {
         selected.extend(
             self.columns
                 .iter()
-                .filter(|c| c.is_enum)
+                .filter(|c| c.members != Members::ByText)
                 .map(|c| format!("{}+0", quote_ident(&c.name))),
         );
         format!(
@@ -86,20 +117,34 @@ impl Table {
         self.read_row(values).values
     }
 
-    /// A row read by [`Table::select_sql`]: the stored columns' values, and which of them are
-    /// ENUM values holding the invalid-value index 0.
+    /// A row read by [`Table::select_sql`]: the stored columns' values, and which of them must
+    /// be written as their number.
     pub fn read_row(&self, mut values: Vec<mysql_async::Value>) -> ReadRow {
-        let indexes = values.split_off(self.columns.len().min(values.len()));
-        let enum_zero = self
+        let numbers_read = values.split_off(self.columns.len().min(values.len()));
+        let mut row = ReadRow {
+            values,
+            by_number: Vec::new(),
+            lenient: false,
+        };
+        let numbered = self
             .columns
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.is_enum)
-            .zip(indexes)
-            .filter(|(_, index)| is_zero(index))
-            .map(|((position, _), _)| position)
-            .collect();
-        ReadRow { values, enum_zero }
+            .filter(|(_, c)| c.members != Members::ByText);
+        for ((position, column), number) in numbered.zip(numbers_read) {
+            let Some(number) = as_number(&number) else {
+                continue; // NULL
+            };
+            match column.members {
+                Members::Enum if number == 0 => {
+                    row.by_number.push((position, 0));
+                    row.lenient = true;
+                }
+                Members::SetWithEmptyMember => row.by_number.push((position, number)),
+                _ => {}
+            }
+        }
+        row
     }
 }
 
@@ -107,18 +152,22 @@ impl Table {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadRow {
     pub values: Vec<mysql_async::Value>,
-    /// Positions of ENUM values stored as the invalid-value index 0 (read as `''`).
-    pub enum_zero: Vec<usize>,
+    /// Values written as their member number (position, number): an ENUM's invalid-value
+    /// index 0, a SET with a `''` member.
+    pub by_number: Vec<(usize, u64)>,
+    /// Only a non-strict session stores one of them (ENUM index 0).
+    pub lenient: bool,
 }
 
-fn is_zero(value: &mysql_async::Value) -> bool {
+fn as_number(value: &mysql_async::Value) -> Option<u64> {
     use mysql_async::Value;
     match value {
-        Value::Int(0) | Value::UInt(0) => true,
-        Value::Double(d) => *d == 0.0,
-        Value::Float(f) => *f == 0.0,
-        Value::Bytes(text) => text.as_slice() == b"0",
-        _ => false,
+        Value::Int(n) => u64::try_from(*n).ok(),
+        Value::UInt(n) => Some(*n),
+        Value::Double(d) => Some(*d as u64),
+        Value::Float(f) => Some(*f as u64),
+        Value::Bytes(text) => std::str::from_utf8(text).ok()?.parse().ok(),
+        _ => None,
     }
 }
 
@@ -278,7 +327,10 @@ fn dumped_columns(rows: &[Row]) -> Vec<Column> {
             Column {
                 name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
                 kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
-                is_enum: data_type.eq_ignore_ascii_case("enum"),
+                members: Members::of(
+                    &data_type,
+                    &get_string(row, "COLUMN_TYPE").unwrap_or_default(),
+                ),
             }
         })
         .collect()
@@ -312,7 +364,7 @@ pub async fn describe_table(
                 .map(|name| Column {
                     name,
                     kind: ColumnKind::DateTime,
-                    is_enum: false,
+                    members: Members::ByText,
                 }),
         );
     }

@@ -297,10 +297,10 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
     conn.query_drop(
         "SET SESSION sql_mode = 'ALLOW_INVALID_DATES';
          CREATE TABLE v (id INT PRIMARY KEY, e ENUM('a',''), f ENUM('0','1'), y YEAR,
-                         d DATETIME(6), g DATE);
-         INSERT INTO v VALUES (1, 'zz', 'zz', 0, '2001-02-29 23:59:59.999999', '2001-02-30'),
-                              (2, '', '0', '0000', NULL, NULL),
-                              (3, 'a', NULL, 2000, '2001-04-31 00:00:00', '2001-00-00');
+                         d DATETIME(6), g DATE, s SET('','a','b'));
+         INSERT INTO v VALUES (1, 'zz', 'zz', 0, '2001-02-29 23:59:59.999999', '2001-02-30', 1),
+                              (2, '', '0', '0000', NULL, NULL, 7),
+                              (3, 'a', NULL, 2000, '2001-04-31 00:00:00', '2001-00-00', 6);
          CREATE TABLE k (id INT PRIMARY KEY, a INT, g GEOMETRY NOT NULL,
                          KEY a (a), SPATIAL KEY b (g));
          INSERT INTO k VALUES (1, 1, POINT(1, 1));
@@ -321,7 +321,7 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
         let mut state: Vec<String> = conn
             .query(
                 "SELECT CONCAT_WS('|', id, e + 0, f + 0, CAST(y AS CHAR), CAST(d AS CHAR), \
-                 CAST(g AS CHAR)) FROM v ORDER BY id",
+                 CAST(g AS CHAR), s + 0) FROM v ORDER BY id",
             )
             .await
             .expect("values");
@@ -351,7 +351,7 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
         state
     }
     let expected = state(&source).await;
-    assert!(expected[0].starts_with("1|0|0|0000|2001-02-29 23:59:59.999999|2001-02-30"));
+    assert!(expected[0].starts_with("1|0|0|0000|2001-02-29 23:59:59.999999|2001-02-30|1"));
 
     let store = tempfile::tempdir().expect("store");
     assert_ok(&dump(&source, store.path()));
