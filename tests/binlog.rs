@@ -925,3 +925,91 @@ fn local_retention_removes_the_segments_no_kept_full_backup_can_replay() {
     ));
     assert_eq!(state(&server, target), state(&server, "toc_sis"));
 }
+
+/// Everything a replay must reproduce besides tables: triggers, views and routines, by
+/// definition (the database's own name taken out of view bodies).
+fn objects(server: &PrivateServer, database: &str) -> Vec<String> {
+    let query = format!(
+        "SELECT CONCAT_WS(' | ', 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER, ACTION_STATEMENT, SQL_MODE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{database}'
+         UNION ALL SELECT CONCAT_WS(' | ', 'view', TABLE_NAME, REPLACE(VIEW_DEFINITION, '`{database}`.', '')) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{database}'
+         UNION ALL SELECT CONCAT_WS(' | ', ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{database}'
+         ORDER BY 1"
+    );
+    server
+        .root_query(None, &query)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Archives the binlog and restores to its end into `target`: the restore must succeed and
+/// `target` must equal `toc_sis` exactly, tables, rows and objects.
+fn replay_matches_the_source(server: &PrivateServer, store: &str, target: &str) {
+    assert_ok(&archive(server, store, &[]));
+    next_second();
+    // As root: replayed DDL creates triggers and views with their logged DEFINER.
+    let output = run_cli(
+        &[
+            "restore",
+            "--database-url",
+            &server.url("root", "127.0.0.1", ""),
+            "--store",
+            store,
+            "--target-database",
+            target,
+            "--force",
+            "--at",
+            &chrono::Utc::now().to_rfc3339(),
+        ],
+        &[],
+    );
+    assert_ok(&output);
+    assert_eq!(state(server, target), state(server, "toc_sis"), "tables");
+    assert_eq!(
+        objects(server, target),
+        objects(server, "toc_sis"),
+        "objects"
+    );
+}
+
+/// Issue 28: row events hold the rows triggers wrote; a trigger that fired again during the
+/// replay wrote them twice. Triggers created in the binlog and those of the full backup; and
+/// objects replayed statements created, renamed or dropped pass the final check.
+#[test]
+fn triggers_never_fire_during_a_replay_and_replayed_objects_pass_the_final_check() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE pre (id INT PRIMARY KEY);
+         CREATE TABLE pre_log (id INT AUTO_INCREMENT PRIMARY KEY, what INT);
+         CREATE TRIGGER pre_tr AFTER INSERT ON pre FOR EACH ROW INSERT INTO pre_log (what) VALUES (NEW.id);
+         CREATE TRIGGER pre_gone BEFORE UPDATE ON pre FOR EACH ROW SET @x = 1;
+         CREATE VIEW pre_v AS SELECT id FROM pre;
+         INSERT INTO pre VALUES (1);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql("CREATE TABLE t (id INT PRIMARY KEY);
+         CREATE TABLE t_log (id INT AUTO_INCREMENT PRIMARY KEY, what INT);
+         CREATE TRIGGER t_tr AFTER INSERT ON t FOR EACH ROW INSERT INTO t_log (what) VALUES (NEW.id);
+         INSERT INTO t VALUES (1);
+         INSERT INTO t VALUES (2);
+         INSERT INTO pre VALUES (2), (3);
+         CREATE TRIGGER t_later BEFORE DELETE ON t FOR EACH ROW SET @y = 1;
+         DROP TRIGGER t_later;
+         DROP TRIGGER pre_gone;
+         CREATE TABLE r (id INT PRIMARY KEY);
+         RENAME TABLE r TO u;
+         INSERT INTO u VALUES (7);
+         CREATE TABLE gone (id INT);
+         DROP TABLE gone;
+         CREATE VIEW v AS SELECT id FROM t;
+         DROP VIEW pre_v;
+         CREATE PROCEDURE p() SELECT 1;");
+    assert_eq!(
+        server
+            .root_query(Some("toc_sis"), "SELECT COUNT(*) FROM t_log")
+            .trim(),
+        "2"
+    );
+    replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_triggers");
+}

@@ -18,7 +18,7 @@ use super::plan::{ReplayPlan, Stop};
 use super::position::{Gtid, Position};
 use super::segment::{self, TableChanges};
 use super::sql::TableShape;
-use super::statement::{self, statement_table, Verdict};
+use super::statement::{self, statement_table, LoggedSession, Verdict};
 use crate::error::{Error, Result};
 use crate::mysql::definition;
 use crate::store::ObjectStore;
@@ -43,7 +43,31 @@ pub struct ReplayReport {
     /// databases (a restore changes its target and nothing else).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
+    /// Objects replayed statements created, changed, renamed or dropped ("table", "view",
+    /// "trigger", …), each with whether it exists after the replay: the final check expects
+    /// them so, in place of the backup's list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, BTreeMap<String, bool>>,
+    /// Trigger statements kept out of the target while rows are applied (a row event already
+    /// holds what a trigger wrote; one that fired again would write it twice): run, in order,
+    /// once the replay and the backup's own triggers are in (see `create_deferred`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<Deferred>,
     pub seconds: f64,
+}
+
+/// A trigger statement the replay keeps for after its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub position: String,
+    pub trigger: String,
+    /// The table a created trigger is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    pub create: bool,
+    /// The statement's bytes as logged (in the character set of its session), hex.
+    pub statement_hex: String,
+    pub session: LoggedSession,
 }
 
 /// A logged statement the replay did not run, and why.
@@ -109,6 +133,76 @@ impl Pending {
     }
 }
 
+/// The replay session's own settings, which row changes are applied under (a logged statement
+/// runs under its own, and these are set back after it). sql_mode first: what follows is read
+/// in it.
+const REPLAY_SESSION: [&str; 5] = [
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION foreign_key_checks = 0",
+    "SET NAMES utf8mb4",
+    "SET SESSION collation_server = @@global.collation_server",
+];
+
+/// Runs a logged statement under the session settings logged with it, then puts the replay's
+/// own back (also when the statement fails: the error is the statement's).
+async fn run_logged(
+    conn: &mut Conn,
+    session: &LoggedSession,
+    sql: &[u8],
+) -> std::result::Result<(), mysql_async::Error> {
+    let mut outcome = Ok(());
+    for set in session.statements() {
+        outcome = conn.query_drop(set).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    if outcome.is_ok() {
+        outcome = conn.query_drop(sql).await;
+    }
+    for statement in REPLAY_SESSION {
+        let reset = conn.query_drop(statement).await;
+        if outcome.is_ok() {
+            outcome = reset;
+        }
+    }
+    outcome
+}
+
+/// Runs one deferred trigger statement on the target's connection. A statement found done
+/// already (a trigger it creates is there, one it drops is gone) is not run again: a restore
+/// stopped between running it and recording it.
+pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()> {
+    let exists: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
+            (deferred.trigger.as_str(),),
+        )
+        .await
+        .map_err(|e| Error::database("reading the target's triggers", e))?;
+    if (exists.unwrap_or(0) > 0) == deferred.create {
+        return Ok(());
+    }
+    let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
+        detail: format!(
+            "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
+            deferred.position
+        ),
+    })?;
+    run_logged(conn, &deferred.session, &sql)
+        .await
+        .map_err(|e| {
+            Error::database(
+                format!(
+                    "creating or dropping trigger `{}` as the statement at {} did",
+                    deferred.trigger, deferred.position
+                ),
+                e,
+            )
+        })
+}
+
 pub async fn replay(
     store: &dyn ObjectStore,
     plan: &ReplayPlan,
@@ -120,12 +214,7 @@ pub async fn replay(
 ) -> Result<ReplayReport> {
     let wanted = |table: &str| only_tables.is_none_or(|only| only.iter().any(|t| t == table));
     let started = std::time::Instant::now();
-    for statement in [
-        "SET SESSION time_zone = '+00:00'",
-        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-        "SET SESSION foreign_key_checks = 0",
-        "SET NAMES utf8mb4",
-    ] {
+    for statement in REPLAY_SESSION {
         conn.query_drop(statement)
             .await
             .map_err(|e| Error::database("preparing the replay session", e))?;
@@ -277,12 +366,14 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let dialect = statement::dialect_of(&query);
-                        let logged = query.query();
+                        let session = LoggedSession::of(&query);
+                        // In the character set it was written in: sent as those bytes.
+                        let (logged, utf8) = statement::logged_text(query.query_raw());
                         let text = if target_database != source_database {
                             definition::made_for_a_copy(&logged, dialect, source_database)
-                                .unwrap_or_else(|| logged.into_owned())
+                                .unwrap_or(logged)
                         } else {
-                            logged.into_owned()
+                            logged
                         };
                         // Logged text is shown without what could be a password.
                         let shown = || abbreviate(&statement::without_secrets(&text, dialect));
@@ -337,7 +428,42 @@ pub async fn replay(
                                     });
                                 }
                             };
+                            let trigger = statement::trigger_statement(&text, dialect);
+                            let touched = statement::touched_objects(&text, dialect);
+                            if run && trigger.is_none() {
+                                keep_deferred_in_step(&mut report, &touched, &text, dialect)
+                                    .map_err(|detail| Error::BinlogUnsupported {
+                                        detail: format!(
+                                            "the statement at {begin} ({}) {detail}; restore a point before it",
+                                            shown()
+                                        ),
+                                    })?;
+                            }
                             if run {
+                                for t in touched.iter().filter(|t| t.kind != "index") {
+                                    report
+                                        .objects
+                                        .entry(t.kind.to_string())
+                                        .or_default()
+                                        .insert(t.name.clone(), t.exists);
+                                }
+                            }
+                            if let (true, Some(trigger)) = (run, &trigger) {
+                                finish_transaction(conn, &mut pending, true).await?;
+                                report.deferred.push(Deferred {
+                                    position: begin.to_string(),
+                                    trigger: trigger.name.clone(),
+                                    table: trigger.table.clone(),
+                                    create: trigger.create,
+                                    statement_hex: hex::encode(statement::logged_bytes(
+                                        &text, utf8,
+                                    )),
+                                    session: session.clone(),
+                                });
+                                // Recorded with the transaction's checkpoint, as if run.
+                                pending.statement_applied = true;
+                                report.ddl_statements += 1;
+                            } else if run {
                                 finish_transaction(conn, &mut pending, true).await?;
                                 if let Some(journal) = journal {
                                     let in_flight = Checkpoint {
@@ -349,12 +475,17 @@ pub async fn replay(
                                     };
                                     record(conn, journal, &in_flight).await?;
                                 }
-                                conn.query_drop(&text).await.map_err(|e| {
-                                    Error::database(
-                                        format!("replaying the statement at {begin} ({})", shown()),
-                                        e,
-                                    )
-                                })?;
+                                run_logged(conn, &session, &statement::logged_bytes(&text, utf8))
+                                    .await
+                                    .map_err(|e| {
+                                        Error::database(
+                                            format!(
+                                                "replaying the statement at {begin} ({})",
+                                                shown()
+                                            ),
+                                            e,
+                                        )
+                                    })?;
                                 shapes.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
@@ -430,6 +561,47 @@ pub async fn replay(
     let _ = conn.query_drop("ROLLBACK").await;
     report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
+}
+
+/// Keeps the deferred trigger statements in step with a statement about to run: a table
+/// dropped takes its triggers with it (their statements go); a table renamed would carry
+/// them to its new name, which their logged text does not name (refused, saying so).
+fn keep_deferred_in_step(
+    report: &mut ReplayReport,
+    touched: &[statement::Touched],
+    text: &str,
+    dialect: crate::mysql::lexer::Dialect,
+) -> std::result::Result<(), String> {
+    let drops = crate::mysql::lexer::significant(text, dialect)
+        .first()
+        .is_some_and(|t| t.is_keyword("DROP"));
+    for gone in touched.iter().filter(|t| t.kind == "table" && !t.exists) {
+        let on_it: Vec<String> = report
+            .deferred
+            .iter()
+            .filter(|d| d.create && d.table.as_deref() == Some(gone.name.as_str()))
+            .map(|d| d.trigger.clone())
+            .collect();
+        if on_it.is_empty() {
+            continue;
+        }
+        if !drops {
+            return Err(format!(
+                "renames table `{}`, which has triggers created earlier in the replayed binlog ({}): the replay creates triggers after its rows (they must not fire again) and cannot carry them through a rename",
+                gone.name,
+                on_it.join(", ")
+            ));
+        }
+        report.deferred.retain(|d| !on_it.contains(&d.trigger));
+        for trigger in on_it {
+            report
+                .objects
+                .entry("trigger".into())
+                .or_default()
+                .insert(trigger, false);
+        }
+    }
+    Ok(())
 }
 
 async fn record(conn: &mut Conn, journal: &Journal, checkpoint: &Checkpoint) -> Result<()> {
