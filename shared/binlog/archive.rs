@@ -328,6 +328,9 @@ impl Run {
         })?;
         let mut open: Option<Open> = None;
         let mut format_description: Option<Vec<u8>> = None;
+        // Table maps with COMPRESSED columns, read again made readable (the stream's own
+        // reader cannot read their rows, and would count them wrong).
+        let mut readable = ReadableMaps::default();
         let mut file = from.file.clone();
         let mut first_rotate = true;
         let mut transactions = Transactions::default();
@@ -407,6 +410,7 @@ impl Run {
                     continue;
                 };
                 let bytes = events::verified_bytes(&event)?;
+                readable.see(format_description.as_deref(), &bytes);
                 segment.writer.append(&bytes).await?;
                 segment.manifest.events += 1;
                 if let Role::Start { gtid, .. } = &role {
@@ -414,7 +418,11 @@ impl Run {
                 }
                 match role {
                     Role::Rows => {
-                        count_rows(&event, |id| stream.get_tme(id), &mut transaction_changes)
+                        count_rows(
+                            &event,
+                            |id| readable.get(id).or_else(|| stream.get_tme(id)),
+                            &mut transaction_changes,
+                        )
                     }
                     Role::Statement if !transactions.open() => segment.manifest.ddl_statements += 1,
                     _ => {}
@@ -561,6 +569,49 @@ impl Run {
             gap: None,
         };
         put_head(self.store.as_ref(), &head, &mut self.head_tag).await
+    }
+}
+
+/// Table maps of tables with COMPRESSED columns, read from a copy whose column types are made
+/// readable (`events::uncompressed_table_map`); other tables are the stream's.
+#[derive(Default)]
+struct ReadableMaps {
+    reader: Option<mysql_common::binlog::EventStreamReader>,
+    compressed: std::collections::BTreeSet<u64>,
+}
+
+impl ReadableMaps {
+    fn see(&mut self, format_description: Option<&[u8]>, event: &[u8]) {
+        let mut copy = event.to_vec();
+        match events::uncompressed_table_map(&mut copy) {
+            Some((id, _)) => {
+                let reader = self.reader.get_or_insert_with(|| {
+                    let mut reader = mysql_common::binlog::EventStreamReader::new(
+                        mysql_common::binlog::consts::BinlogVersion::Version4,
+                    );
+                    if let Some(fde) = format_description {
+                        let _ = reader.read(fde);
+                    }
+                    reader
+                });
+                if matches!(reader.read(&copy[..]), Ok(Some(_))) {
+                    self.compressed.insert(id);
+                }
+            }
+            None if copy.get(4) == Some(&19) && copy.len() >= 25 => {
+                let mut id = [0u8; 8];
+                id[..6].copy_from_slice(&copy[19..25]);
+                self.compressed.remove(&u64::from_le_bytes(id));
+            }
+            None => {}
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&TableMapEvent<'static>> {
+        if !self.compressed.contains(&id) {
+            return None;
+        }
+        self.reader.as_ref()?.get_tme(id)
     }
 }
 

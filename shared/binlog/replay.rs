@@ -265,7 +265,11 @@ pub async fn replay(
         let mut transactions = Transactions::default();
         let mut pending = Pending::default();
         let mut shapes: HashMap<u64, TableShape> = HashMap::new();
-        while let Some(frame) = frames.next(&what)? {
+        let mut compressed: HashMap<u64, Vec<bool>> = HashMap::new();
+        while let Some(mut frame) = frames.next(&what)? {
+            if let Some((table_id, columns)) = events::uncompressed_table_map(&mut frame) {
+                compressed.insert(table_id, columns);
+            }
             let event = reader
                 .read(&frame[..])
                 .map_err(|e| Error::CorruptFile {
@@ -350,10 +354,16 @@ pub async fn replay(
                             begin_transaction(conn, &mut pending)
                                 .await
                                 .map_err(|e| pending.unrepeatable(e))?;
-                            let changed =
-                                apply_rows(conn, &rows, table, &name, &mut shapes, &begin)
-                                    .await
-                                    .map_err(|e| pending.unrepeatable(e))?;
+                            let changed = apply_rows(
+                                conn,
+                                &rows,
+                                table,
+                                &name,
+                                (&mut shapes, &compressed),
+                                &begin,
+                            )
+                            .await
+                            .map_err(|e| pending.unrepeatable(e))?;
                             pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
@@ -660,7 +670,7 @@ async fn apply_rows(
     rows: &RowsEventData<'_>,
     table: &mysql_common::binlog::events::TableMapEvent<'static>,
     name: &str,
-    shapes: &mut HashMap<u64, TableShape>,
+    (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
     at: &Position,
 ) -> Result<TableChanges> {
     let decode = |e: std::io::Error| Error::BinlogUnsupported {
@@ -688,7 +698,19 @@ async fn apply_rows(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            slot.insert(TableShape::from_row(name, sample, types)?)
+            // The target's own columns: the binlog also names hidden ones.
+            let visible: Vec<String> = conn
+                .exec(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name,),
+                )
+                .await
+                .map_err(|e| Error::database(format!("reading the columns of `{name}`"), e))?;
+            let mut shape = TableShape::from_row(name, table, sample, types, &visible)?;
+            if let Some(columns) = compressed.get(&rows.table_id()) {
+                shape.compressed = columns.clone();
+            }
+            slot.insert(shape)
         }
     };
     let mismatch = |kind: &str, affected: u64| {
