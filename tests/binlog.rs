@@ -931,7 +931,7 @@ fn local_retention_removes_the_segments_no_kept_full_backup_can_replay() {
 fn objects(server: &PrivateServer, database: &str) -> Vec<String> {
     let query = format!(
         "SELECT CONCAT_WS(' | ', 'trigger', TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_TIMING, EVENT_MANIPULATION, ACTION_ORDER, ACTION_STATEMENT, SQL_MODE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{database}'
-         UNION ALL SELECT CONCAT_WS(' | ', 'view', TABLE_NAME, REPLACE(VIEW_DEFINITION, '`{database}`.', '')) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{database}'
+         UNION ALL SELECT CONCAT_WS(' | ', 'view', TABLE_NAME, REPLACE(VIEW_DEFINITION, '`{database}`.', ''), CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{database}'
          UNION ALL SELECT CONCAT_WS(' | ', ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{database}'
          ORDER BY 1"
     );
@@ -1067,4 +1067,57 @@ fn every_column_type_replays_to_the_same_value_and_finds_its_row() {
             "{table}.{column}"
         );
     }
+}
+
+/// Issue 28: a logged statement means what it meant in its session: the character set its
+/// text was sent in (UTF-8 read as latin1, a cp1251 ENUM, a latin1 table name, a view's
+/// `AS CHAR`), ANSI_QUOTES, an unknown engine substituted under `sql_mode=''`, a TIMESTAMP
+/// default in the session's time zone; and rows stored under ALLOW_INVALID_DATES.
+#[test]
+fn statements_replay_under_the_session_settings_logged_with_them() {
+    let server = server_with_users();
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    // cp1251 bytes, not UTF-8: the client sends them as they are.
+    let mut cp1251 = b"USE toc_sis; SET NAMES cp1251;
+        CREATE TABLE cyr (id INT PRIMARY KEY, e ENUM('"
+        .to_vec();
+    cp1251.extend_from_slice(
+        b"\xef\xf0\xe8\xe2\xe5\xf2', 'x')) CHARSET cp1251;
+        INSERT INTO cyr VALUES (1, 'x');\n",
+    );
+    let script = store.path().join("cp1251.sql");
+    std::fs::write(&script, &cp1251).expect("script");
+    server.root_sql(&format!("SOURCE {}", script.display()));
+    server.root_sql(
+        "USE toc_sis;
+         SET NAMES latin1;
+         CREATE TABLE umlauts (id INT PRIMARY KEY, e ENUM('ä','ö','ü')) CHARSET utf8mb4;
+         INSERT INTO umlauts VALUES (1, 'ö');
+         CREATE TABLE `tä` (id INT PRIMARY KEY);
+         INSERT INTO `tä` VALUES (1);
+         CREATE VIEW as_char AS SELECT CAST(1 AS CHAR) AS c;
+         SET NAMES utf8mb4;
+         SET SESSION sql_mode = 'ANSI_QUOTES';
+         CREATE TABLE \"quoted\" (\"id\" INT PRIMARY KEY, \"v\" VARCHAR(10) DEFAULT 'a');
+         INSERT INTO quoted VALUES (1, 'b');
+         SET SESSION sql_mode = '';
+         CREATE TABLE substituted (id INT PRIMARY KEY) ENGINE=NonExistentEngine;
+         INSERT INTO substituted VALUES (1);
+         SET SESSION time_zone = '+05:00';
+         CREATE TABLE zoned (id INT PRIMARY KEY, t TIMESTAMP NOT NULL DEFAULT '2026-01-01 00:00:00');
+         INSERT INTO zoned (id) VALUES (1);
+         SET SESSION time_zone = '+00:00';
+         SET SESSION sql_mode = 'ALLOW_INVALID_DATES';
+         CREATE TABLE invalid (id INT PRIMARY KEY, d DATE NOT NULL DEFAULT '2026-02-31');
+         INSERT INTO invalid VALUES (1, '2026-04-31');
+         INSERT INTO invalid (id) VALUES (2);",
+    );
+    replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_sessions");
+    let rows = "SELECT HEX(e) FROM cyr UNION ALL SELECT HEX(e) FROM umlauts UNION ALL SELECT d FROM invalid";
+    assert_eq!(
+        server.root_query(Some("toc_sis_restore_test_sessions"), rows),
+        server.root_query(Some("toc_sis"), rows)
+    );
 }

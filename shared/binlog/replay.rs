@@ -135,9 +135,10 @@ impl Pending {
 
 /// The replay session's own settings, which row changes are applied under (a logged statement
 /// runs under its own, and these are set back after it). sql_mode first: what follows is read
-/// in it.
+/// in it. A logged row holds what the server stored: ALLOW_INVALID_DATES keeps a date stored
+/// under it (2026-04-31) from becoming zero.
 const REPLAY_SESSION: [&str; 5] = [
-    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'",
     "SET SESSION time_zone = '+00:00'",
     "SET SESSION foreign_key_checks = 0",
     "SET NAMES utf8mb4",
@@ -387,7 +388,10 @@ pub async fn replay(
                         };
                         // Logged text is shown without what could be a password.
                         let shown = || abbreviate(&statement::without_secrets(&text, dialect));
-                        let table = statement_table(&text, dialect);
+                        let mut table = statement_table(&text, dialect);
+                        if let Some(name) = table.as_mut() {
+                            in_server(conn, &session, utf8, name).await?;
+                        }
                         let for_wanted = match &table {
                             Some(table) => wanted(table),
                             None => only_tables.is_none(),
@@ -438,8 +442,17 @@ pub async fn replay(
                                     });
                                 }
                             };
-                            let trigger = statement::trigger_statement(&text, dialect);
-                            let touched = statement::touched_objects(&text, dialect);
+                            let mut trigger = statement::trigger_statement(&text, dialect);
+                            let mut touched = statement::touched_objects(&text, dialect);
+                            for t in &mut touched {
+                                in_server(conn, &session, utf8, &mut t.name).await?;
+                            }
+                            if let Some(trigger) = trigger.as_mut() {
+                                in_server(conn, &session, utf8, &mut trigger.name).await?;
+                                if let Some(on) = trigger.table.as_mut() {
+                                    in_server(conn, &session, utf8, on).await?;
+                                }
+                            }
                             if run && trigger.is_none() {
                                 keep_deferred_in_step(&mut report, &touched, &text, dialect)
                                     .map_err(|detail| Error::BinlogUnsupported {
@@ -571,6 +584,57 @@ pub async fn replay(
     let _ = conn.query_drop("ROLLBACK").await;
     report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
+}
+
+/// A name read from a logged statement as the server knows it: the statement's text is in
+/// its session's character set (`logged_text` read it as UTF-8, or byte by byte), so a name
+/// that is not ASCII is converted by the server from that character set.
+async fn in_server(
+    conn: &mut Conn,
+    session: &LoggedSession,
+    utf8: bool,
+    name: &mut String,
+) -> Result<()> {
+    let Some([client, ..]) = session.charset else {
+        return Ok(());
+    };
+    if name.is_ascii() {
+        return Ok(());
+    }
+    let converting = |e| {
+        Error::database(
+            format!("reading the name {name:?} of a logged statement"),
+            e,
+        )
+    };
+    let charset: Option<String> = conn
+        .exec_first(
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID = ?",
+            (client,),
+        )
+        .await
+        .map_err(converting)?;
+    let Some(charset) = charset else {
+        return Err(Error::BinlogUnsupported {
+            detail: format!("a logged statement names character set number {client}, which the target server does not have"),
+        });
+    };
+    if charset.starts_with("utf8") && utf8 {
+        return Ok(());
+    }
+    let bytes = statement::logged_bytes(name, utf8);
+    let converted: Option<String> = conn
+        .query_first(format!(
+            "SELECT CONVERT(X'{}' USING {})",
+            hex::encode(&bytes),
+            crate::mysql::quote_ident(&charset)
+        ))
+        .await
+        .map_err(converting)?;
+    if let Some(converted) = converted {
+        *name = converted;
+    }
+    Ok(())
 }
 
 /// Keeps the deferred trigger statements in step with a statement about to run: a table
