@@ -1121,3 +1121,19 @@ fn statements_replay_under_the_session_settings_logged_with_them() {
         server.root_query(Some("toc_sis"), rows)
     );
 }
+
+/// Issue 28: a store with no full backup at all is told so, and what to run (it was told of
+/// "no full backup with a binlog position the server still holds").
+#[test]
+fn archiving_into_a_store_without_a_full_backup_says_so() {
+    let server = server_with_users();
+    let store = tempfile::tempdir().expect("store");
+    let output = archive(&server, &store.path().to_string_lossy(), &[]);
+    let said = text(&output);
+    assert!(
+        !output.status.success()
+            && said.contains("the store holds no full backup; take one first (`toc-backup dump`)")
+            && !said.contains("the server still holds"),
+        "{said}"
+    );
+}

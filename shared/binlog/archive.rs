@@ -197,19 +197,34 @@ async fn put_head(store: &dyn ObjectStore, head: &Head, tag: &mut Option<String>
 async fn newest_anchor(
     store: &dyn ObjectStore,
     server: &ServerBinlog,
-) -> Result<Option<(String, Position)>> {
+) -> Result<std::result::Result<(String, Position), String>> {
     let catalog = catalog::load(store).await?;
-    Ok(catalog
+    let mut fulls = catalog
         .complete
         .iter()
         .filter(|e| e.kind == BackupKind::Full)
-        .find_map(|e| {
-            let file = e.snapshot.binlog_file.clone()?;
-            let pos = e.snapshot.binlog_position?;
-            let pos = if e.snapshot.position_is_exact { pos } else { 4 };
-            Some((e.id.clone(), Position::new(file, pos)))
-        })
-        .filter(|(_, p)| server.holds(&p.file)))
+        .peekable();
+    if fulls.peek().is_none() {
+        return Ok(Err(
+            "the store holds no full backup; take one first (`toc-backup dump`): the archive starts at its snapshot".into(),
+        ));
+    }
+    let newest = fulls.find_map(|e| {
+        let file = e.snapshot.binlog_file.clone()?;
+        let pos = e.snapshot.binlog_position?;
+        let pos = if e.snapshot.position_is_exact { pos } else { 4 };
+        Some((e.id.clone(), Position::new(file, pos)))
+    });
+    Ok(match newest {
+        None => Err(
+            "no full backup in the store recorded a binlog position (the binary log was off when they were taken); take a full backup with the binary log on (`toc-backup dump`)".into(),
+        ),
+        Some((id, p)) if !server.holds(&p.file) => Err(format!(
+            "the newest full backup with a binlog position ({id}) starts at {}, which the server no longer holds; take a new full backup (`toc-backup dump`)",
+            p.file
+        )),
+        Some(anchor) => Ok(anchor),
+    })
 }
 
 async fn choose_start(
@@ -219,9 +234,9 @@ async fn choose_start(
 ) -> Result<Start> {
     let anchor = newest_anchor(store, server).await?;
     let Some(head) = head else {
-        let (id, from) = anchor.ok_or_else(|| Error::BinlogNotCovered {
+        let (id, from) = anchor.map_err(|reason| Error::BinlogNotCovered {
             point: "the archive's start".into(),
-            reason: "no full backup with a binlog position the server still holds; take a full backup (`toc-backup dump`) first: the archive starts at its snapshot".into(),
+            reason,
         })?;
         return Ok(Start {
             from,
@@ -269,7 +284,7 @@ async fn choose_start(
         found_at: head.gap.as_ref().map_or_else(Utc::now, |g| g.found_at),
     };
     // A full backup taken after the gap (same server) starts a new, unbroken chain.
-    match anchor {
+    match anchor.ok() {
         Some((id, from))
             if id != head.anchor && (head.server_id != server.server_id || from > head.next) =>
         {
