@@ -206,7 +206,7 @@ async fn newest_anchor(
         .peekable();
     if fulls.peek().is_none() {
         return Ok(Err(
-            "the store holds no full backup; take one first (`toc-backup dump`): the archive starts at its snapshot".into(),
+            "the store holds no full backup; take a full backup first (`toc-backup dump`): the archive starts at its snapshot".into(),
         ));
     }
     let newest = fulls.find_map(|e| {
