@@ -1001,6 +1001,8 @@ fn triggers_never_fire_during_a_replay_and_replayed_objects_pass_the_final_check
          INSERT INTO t VALUES (1);
          INSERT INTO t VALUES (2);
          INSERT INTO pre VALUES (2), (3);
+         CREATE OR REPLACE TRIGGER pre_tr AFTER INSERT ON pre FOR EACH ROW INSERT INTO pre_log (what) VALUES (NEW.id * 10);
+         INSERT INTO pre VALUES (4);
          CREATE TRIGGER t_later BEFORE DELETE ON t FOR EACH ROW SET @y = 1;
          DROP TRIGGER t_later;
          DROP TRIGGER pre_gone;

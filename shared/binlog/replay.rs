@@ -173,8 +173,20 @@ async fn run_logged(
 
 /// Runs one deferred trigger statement on the target's connection. A statement found done
 /// already (a trigger it creates is there, one it drops is gone) is not run again: a restore
-/// stopped between running it and recording it.
+/// stopped between running it and recording it. CREATE OR REPLACE always runs.
 pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()> {
+    let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
+        detail: format!(
+            "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
+            deferred.position
+        ),
+    })?;
+    let (text, _) = statement::logged_text(&sql);
+    let replaces = {
+        let tokens = crate::mysql::lexer::significant(&text, Default::default());
+        tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
+            && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"))
+    };
     let exists: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
@@ -182,15 +194,9 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
         )
         .await
         .map_err(|e| Error::database("reading the target's triggers", e))?;
-    if (exists.unwrap_or(0) > 0) == deferred.create {
+    if !replaces && (exists.unwrap_or(0) > 0) == deferred.create {
         return Ok(());
     }
-    let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
-        detail: format!(
-            "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
-            deferred.position
-        ),
-    })?;
     run_logged(conn, &deferred.session, &sql)
         .await
         .map_err(|e| {
