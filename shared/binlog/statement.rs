@@ -782,4 +782,35 @@ mod tests {
         );
         assert_eq!(trigger_statement("CREATE TABLE tr (id INT)", d), None);
     }
+
+    #[test]
+    fn a_logged_session_is_set_as_mariadb_binlog_sets_it_and_text_keeps_its_bytes() {
+        let session = LoggedSession {
+            sql_mode: Some(4),
+            charset: Some([51, 51, 8]),
+            time_zone: Some("Europe/Helsinki".into()),
+        };
+        assert_eq!(
+            session.statements(),
+            [
+                "SET @@session.time_zone='Europe/Helsinki'",
+                "SET @@session.character_set_client=51,@@session.collation_connection=51,@@session.collation_server=8",
+                "SET @@session.sql_mode=4",
+            ]
+        );
+        assert!(LoggedSession::default().statements().is_empty());
+        for bytes in [
+            &b"CREATE TABLE `t\xe4` (e ENUM('\xef\xf0'))"[..],
+            "ENUM('ä')".as_bytes(),
+        ] {
+            let (text, utf8) = logged_text(bytes);
+            assert_eq!(logged_bytes(&text, utf8), bytes);
+        }
+        let (text, utf8) = logged_text(b"CREATE TABLE `t\xe4` (id INT)");
+        assert!(!utf8);
+        assert_eq!(
+            statement_table(&text, Dialect::default()).map(|t| t.len()),
+            Some(3)
+        );
+    }
 }
