@@ -1013,12 +1013,23 @@ fn triggers_never_fire_during_a_replay_and_replayed_objects_pass_the_final_check
          DROP TABLE gone;
          CREATE VIEW v AS SELECT id FROM t;
          DROP VIEW pre_v;
-         CREATE PROCEDURE p() SELECT 1;");
+         CREATE PROCEDURE p() SELECT 1;
+         CREATE TABLE w (id INT PRIMARY KEY);
+         CREATE TRIGGER w_tr AFTER INSERT ON `w` FOR EACH ROW INSERT INTO t_log (what) VALUES (-NEW.id);
+         INSERT INTO w VALUES (1);
+         RENAME TABLE w TO w2;
+         INSERT INTO w2 VALUES (2);
+         ALTER TABLE w2 RENAME TO w3;
+         INSERT INTO w3 VALUES (3);
+         CREATE TABLE x (id INT PRIMARY KEY);
+         CREATE TRIGGER x_tr AFTER INSERT ON x FOR EACH ROW INSERT INTO t_log (what) VALUES (NEW.id);
+         INSERT INTO x VALUES (100);
+         DROP TABLE x;");
     assert_eq!(
         server
             .root_query(Some("toc_sis"), "SELECT COUNT(*) FROM t_log")
             .trim(),
-        "2"
+        "6"
     );
     replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_triggers");
 }

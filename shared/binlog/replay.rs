@@ -644,8 +644,8 @@ async fn in_server(
 }
 
 /// Keeps the deferred trigger statements in step with a statement about to run: a table
-/// dropped takes its triggers with it (their statements go); a table renamed would carry
-/// them to its new name, which their logged text does not name (refused, saying so).
+/// dropped takes its triggers with it (their statements go); a table renamed carries them
+/// to its new name (their statements are made to name it, as the server moves them).
 fn keep_deferred_in_step(
     report: &mut ReplayReport,
     touched: &[statement::Touched],
@@ -655,7 +655,10 @@ fn keep_deferred_in_step(
     let drops = crate::mysql::lexer::significant(text, dialect)
         .first()
         .is_some_and(|t| t.is_keyword("DROP"));
-    for gone in touched.iter().filter(|t| t.kind == "table" && !t.exists) {
+    for (i, gone) in touched.iter().enumerate() {
+        if gone.kind != "table" || gone.exists {
+            continue;
+        }
         let on_it: Vec<String> = report
             .deferred
             .iter()
@@ -666,11 +669,22 @@ fn keep_deferred_in_step(
             continue;
         }
         if !drops {
-            return Err(format!(
-                "renames table `{}`, which has triggers created earlier in the replayed binlog ({}): the replay creates triggers after its rows (they must not fire again) and cannot carry them through a rename",
-                gone.name,
-                on_it.join(", ")
-            ));
+            // RENAME TABLE a TO b and ALTER TABLE a RENAME TO b: the new name follows.
+            let Some(to) = touched.get(i + 1).filter(|t| t.kind == "table" && t.exists) else {
+                return Err(format!(
+                    "moves table `{}`, which has triggers created earlier in the replayed binlog ({}), to a name the replay cannot read",
+                    gone.name,
+                    on_it.join(", ")
+                ));
+            };
+            for deferred in report
+                .deferred
+                .iter_mut()
+                .filter(|d| d.create && d.table.as_deref() == Some(gone.name.as_str()))
+            {
+                retarget(deferred, &to.name)?;
+            }
+            continue;
         }
         report.deferred.retain(|d| !on_it.contains(&d.trigger));
         for trigger in on_it {
@@ -681,6 +695,41 @@ fn keep_deferred_in_step(
                 .insert(trigger, false);
         }
     }
+    Ok(())
+}
+
+/// Makes a kept CREATE TRIGGER name the table it is on under its new name.
+fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String> {
+    let refuse = |why: &str| {
+        format!(
+            "renames the table of trigger `{}` (created earlier in the replayed binlog, kept for after the rows) to `{to}`: {why}",
+            deferred.trigger
+        )
+    };
+    if !to.is_ascii() {
+        return Err(refuse(
+            "the trigger's statement cannot be made to name a table whose name is not ASCII",
+        ));
+    }
+    let bytes = hex::decode(&deferred.statement_hex).map_err(|e| refuse(&e.to_string()))?;
+    let (text, utf8) = statement::logged_text(&bytes);
+    let tokens = crate::mysql::lexer::significant(&text, deferred.session.dialect());
+    let span = tokens
+        .iter()
+        .position(|t| t.is_keyword("ON"))
+        .and_then(|on| {
+            let (_, _, next) = crate::mysql::lexer::qualified_name(&tokens, on + 1)?;
+            Some((tokens[on + 1].start, tokens.get(next - 1)?.end()))
+        });
+    let Some((start, end)) = span else {
+        return Err(refuse("its statement names no table after ON"));
+    };
+    let (Some(before), Some(after)) = (text.get(..start), text.get(end..)) else {
+        return Err(refuse("its statement names no table after ON"));
+    };
+    let moved = format!("{before}{}{after}", crate::mysql::quote_ident(to));
+    deferred.statement_hex = hex::encode(statement::logged_bytes(&moved, utf8));
+    deferred.table = Some(to.to_string());
     Ok(())
 }
 
@@ -882,5 +931,28 @@ mod tests {
             on_myisam.unrepeatable(refused),
             Error::BinlogUnsupported { .. }
         ));
+    }
+
+    #[test]
+    fn a_kept_trigger_follows_its_table_through_a_rename() {
+        let mut deferred = Deferred {
+            position: "mysql-bin.000001:4".into(),
+            trigger: "tr".into(),
+            table: Some("w".into()),
+            create: true,
+            statement_hex: hex::encode(
+                "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON toc.`w` FOR EACH ROW SET @on = 'ä'",
+            ),
+            session: LoggedSession::default(),
+        };
+        retarget(&mut deferred, "w2").unwrap();
+        assert_eq!(
+            String::from_utf8(hex::decode(&deferred.statement_hex).unwrap()).unwrap(),
+            "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON `w2` FOR EACH ROW SET @on = 'ä'"
+        );
+        assert_eq!(deferred.table.as_deref(), Some("w2"));
+        assert!(retarget(&mut deferred, "wä")
+            .unwrap_err()
+            .contains("not ASCII"));
     }
 }

@@ -358,6 +358,17 @@ impl LoggedSession {
         session
     }
 
+    /// The dialect its statements are written in.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.sql_mode.map(SqlMode::from_bits_truncate) {
+            Some(mode) => Dialect {
+                backslash_escapes: !mode.contains(SqlMode::MODE_NO_BACKSLASH_ESCAPES),
+                ansi_quotes: mode.contains(SqlMode::MODE_ANSI_QUOTES),
+            },
+            None => Dialect::default(),
+        }
+    }
+
     /// The statements that put a session in these settings; the last one sets sql_mode, the
     /// ones before it are read in the session's own (`restore_statements`).
     pub(crate) fn statements(&self) -> Vec<String> {
