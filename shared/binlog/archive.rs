@@ -597,6 +597,10 @@ struct ReadableMaps {
 
 impl ReadableMaps {
     fn see(&mut self, format_description: Option<&[u8]>, event: &[u8]) {
+        const TABLE_MAP: u8 = 19;
+        if event.get(4) != Some(&TABLE_MAP) {
+            return;
+        }
         let mut copy = event.to_vec();
         match events::uncompressed_table_map(&mut copy) {
             Some((id, _)) => {
@@ -613,7 +617,7 @@ impl ReadableMaps {
                     self.compressed.insert(id);
                 }
             }
-            None if copy.get(4) == Some(&19) && copy.len() >= 25 => {
+            None if copy.len() >= 25 => {
                 let mut id = [0u8; 8];
                 id[..6].copy_from_slice(&copy[19..25]);
                 self.compressed.remove(&u64::from_le_bytes(id));
