@@ -197,19 +197,34 @@ async fn put_head(store: &dyn ObjectStore, head: &Head, tag: &mut Option<String>
 async fn newest_anchor(
     store: &dyn ObjectStore,
     server: &ServerBinlog,
-) -> Result<Option<(String, Position)>> {
+) -> Result<std::result::Result<(String, Position), String>> {
     let catalog = catalog::load(store).await?;
-    Ok(catalog
+    let mut fulls = catalog
         .complete
         .iter()
         .filter(|e| e.kind == BackupKind::Full)
-        .find_map(|e| {
-            let file = e.snapshot.binlog_file.clone()?;
-            let pos = e.snapshot.binlog_position?;
-            let pos = if e.snapshot.position_is_exact { pos } else { 4 };
-            Some((e.id.clone(), Position::new(file, pos)))
-        })
-        .filter(|(_, p)| server.holds(&p.file)))
+        .peekable();
+    if fulls.peek().is_none() {
+        return Ok(Err(
+            "the store holds no full backup; take a full backup first (`toc-backup dump`): the archive starts at its snapshot".into(),
+        ));
+    }
+    let newest = fulls.find_map(|e| {
+        let file = e.snapshot.binlog_file.clone()?;
+        let pos = e.snapshot.binlog_position?;
+        let pos = if e.snapshot.position_is_exact { pos } else { 4 };
+        Some((e.id.clone(), Position::new(file, pos)))
+    });
+    Ok(match newest {
+        None => Err(
+            "no full backup in the store recorded a binlog position (the binary log was off when they were taken); take a full backup with the binary log on (`toc-backup dump`)".into(),
+        ),
+        Some((id, p)) if !server.holds(&p.file) => Err(format!(
+            "the newest full backup with a binlog position ({id}) starts at {}, which the server no longer holds; take a new full backup (`toc-backup dump`)",
+            p.file
+        )),
+        Some(anchor) => Ok(anchor),
+    })
 }
 
 async fn choose_start(
@@ -219,9 +234,9 @@ async fn choose_start(
 ) -> Result<Start> {
     let anchor = newest_anchor(store, server).await?;
     let Some(head) = head else {
-        let (id, from) = anchor.ok_or_else(|| Error::BinlogNotCovered {
+        let (id, from) = anchor.map_err(|reason| Error::BinlogNotCovered {
             point: "the archive's start".into(),
-            reason: "no full backup with a binlog position the server still holds; take a full backup (`toc-backup dump`) first: the archive starts at its snapshot".into(),
+            reason,
         })?;
         return Ok(Start {
             from,
@@ -269,7 +284,7 @@ async fn choose_start(
         found_at: head.gap.as_ref().map_or_else(Utc::now, |g| g.found_at),
     };
     // A full backup taken after the gap (same server) starts a new, unbroken chain.
-    match anchor {
+    match anchor.ok() {
         Some((id, from))
             if id != head.anchor && (head.server_id != server.server_id || from > head.next) =>
         {
@@ -328,6 +343,9 @@ impl Run {
         })?;
         let mut open: Option<Open> = None;
         let mut format_description: Option<Vec<u8>> = None;
+        // Table maps with COMPRESSED columns, read again made readable (the stream's own
+        // reader cannot read their rows, and would count them wrong).
+        let mut readable = ReadableMaps::default();
         let mut file = from.file.clone();
         let mut first_rotate = true;
         let mut transactions = Transactions::default();
@@ -407,6 +425,7 @@ impl Run {
                     continue;
                 };
                 let bytes = events::verified_bytes(&event)?;
+                readable.see(format_description.as_deref(), &bytes);
                 segment.writer.append(&bytes).await?;
                 segment.manifest.events += 1;
                 if let Role::Start { gtid, .. } = &role {
@@ -414,7 +433,11 @@ impl Run {
                 }
                 match role {
                     Role::Rows => {
-                        count_rows(&event, |id| stream.get_tme(id), &mut transaction_changes)
+                        count_rows(
+                            &event,
+                            |id| readable.get(id).or_else(|| stream.get_tme(id)),
+                            &mut transaction_changes,
+                        )
                     }
                     Role::Statement if !transactions.open() => segment.manifest.ddl_statements += 1,
                     _ => {}
@@ -561,6 +584,53 @@ impl Run {
             gap: None,
         };
         put_head(self.store.as_ref(), &head, &mut self.head_tag).await
+    }
+}
+
+/// Table maps of tables with COMPRESSED columns, read from a copy whose column types are made
+/// readable (`events::uncompressed_table_map`); other tables are the stream's.
+#[derive(Default)]
+struct ReadableMaps {
+    reader: Option<mysql_common::binlog::EventStreamReader>,
+    compressed: std::collections::BTreeSet<u64>,
+}
+
+impl ReadableMaps {
+    fn see(&mut self, format_description: Option<&[u8]>, event: &[u8]) {
+        const TABLE_MAP: u8 = 19;
+        if event.get(4) != Some(&TABLE_MAP) {
+            return;
+        }
+        let mut copy = event.to_vec();
+        match events::uncompressed_table_map(&mut copy) {
+            Some((id, _)) => {
+                let reader = self.reader.get_or_insert_with(|| {
+                    let mut reader = mysql_common::binlog::EventStreamReader::new(
+                        mysql_common::binlog::consts::BinlogVersion::Version4,
+                    );
+                    if let Some(fde) = format_description {
+                        let _ = reader.read(fde);
+                    }
+                    reader
+                });
+                if matches!(reader.read(&copy[..]), Ok(Some(_))) {
+                    self.compressed.insert(id);
+                }
+            }
+            None if copy.len() >= 25 => {
+                let mut id = [0u8; 8];
+                id[..6].copy_from_slice(&copy[19..25]);
+                self.compressed.remove(&u64::from_le_bytes(id));
+            }
+            None => {}
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&TableMapEvent<'static>> {
+        if !self.compressed.contains(&id) {
+            return None;
+        }
+        self.reader.as_ref()?.get_tme(id)
     }
 }
 

@@ -126,7 +126,8 @@ async fn scan(
     let mut transactions = Transactions::default();
     let mut current: Option<FoundTransaction> = None;
     let mut touched = false;
-    while let Some(frame) = frames.next(&what)? {
+    while let Some(mut frame) = frames.next(&what)? {
+        events::uncompressed_table_map(&mut frame);
         let Some(event) = reader.read(&frame[..]).map_err(corrupt)? else {
             break;
         };

@@ -19,5 +19,5 @@ pub(crate) mod sql;
 pub(crate) mod statement;
 
 pub use plan::{plan, ReplayPlan, Stop};
-pub use replay::{replay, Checkpoint, Journal, LeftOut, ReplayReport};
+pub use replay::{create_deferred, replay, Checkpoint, Deferred, Journal, LeftOut, ReplayReport};
 pub mod find;

@@ -18,7 +18,7 @@ use super::plan::{ReplayPlan, Stop};
 use super::position::{Gtid, Position};
 use super::segment::{self, TableChanges};
 use super::sql::TableShape;
-use super::statement::{self, statement_table, Verdict};
+use super::statement::{self, statement_table, LoggedSession, Verdict};
 use crate::error::{Error, Result};
 use crate::mysql::definition;
 use crate::store::ObjectStore;
@@ -43,7 +43,31 @@ pub struct ReplayReport {
     /// databases (a restore changes its target and nothing else).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
+    /// Objects replayed statements created, changed, renamed or dropped ("table", "view",
+    /// "trigger", …), each with whether it exists after the replay: the final check expects
+    /// them so, in place of the backup's list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, BTreeMap<String, bool>>,
+    /// Trigger statements kept out of the target while rows are applied (a row event already
+    /// holds what a trigger wrote; one that fired again would write it twice): run, in order,
+    /// once the replay and the backup's own triggers are in (see `create_deferred`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<Deferred>,
     pub seconds: f64,
+}
+
+/// A trigger statement the replay keeps for after its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub position: String,
+    pub trigger: String,
+    /// The table a created trigger is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    pub create: bool,
+    /// The statement's bytes as logged (in the character set of its session), hex.
+    pub statement_hex: String,
+    pub session: LoggedSession,
 }
 
 /// A logged statement the replay did not run, and why.
@@ -109,6 +133,83 @@ impl Pending {
     }
 }
 
+/// The replay session's own settings, which row changes are applied under (a logged statement
+/// runs under its own, and these are set back after it). sql_mode first: what follows is read
+/// in it. A logged row holds what the server stored: ALLOW_INVALID_DATES keeps a date stored
+/// under it (2026-04-31) from becoming zero.
+const REPLAY_SESSION: [&str; 5] = [
+    "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION foreign_key_checks = 0",
+    "SET NAMES utf8mb4",
+    "SET SESSION collation_server = @@global.collation_server",
+];
+
+/// Runs a logged statement under the session settings logged with it, then puts the replay's
+/// own back (also when the statement fails: the error is the statement's).
+async fn run_logged(
+    conn: &mut Conn,
+    session: &LoggedSession,
+    sql: &[u8],
+) -> std::result::Result<(), mysql_async::Error> {
+    let mut outcome = Ok(());
+    for set in session.statements() {
+        outcome = conn.query_drop(set).await;
+        if outcome.is_err() {
+            break;
+        }
+    }
+    if outcome.is_ok() {
+        outcome = conn.query_drop(sql).await;
+    }
+    for statement in REPLAY_SESSION {
+        let reset = conn.query_drop(statement).await;
+        if outcome.is_ok() {
+            outcome = reset;
+        }
+    }
+    outcome
+}
+
+/// Runs one deferred trigger statement on the target's connection. A statement found done
+/// already (a trigger it creates is there, one it drops is gone) is not run again: a restore
+/// stopped between running it and recording it. CREATE OR REPLACE always runs.
+pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()> {
+    let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
+        detail: format!(
+            "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
+            deferred.position
+        ),
+    })?;
+    let (text, _) = statement::logged_text(&sql);
+    let replaces = {
+        let tokens = crate::mysql::lexer::significant(&text, Default::default());
+        tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
+            && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"))
+    };
+    let exists: Option<u64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
+            (deferred.trigger.as_str(),),
+        )
+        .await
+        .map_err(|e| Error::database("reading the target's triggers", e))?;
+    if !replaces && (exists.unwrap_or(0) > 0) == deferred.create {
+        return Ok(());
+    }
+    run_logged(conn, &deferred.session, &sql)
+        .await
+        .map_err(|e| {
+            Error::database(
+                format!(
+                    "creating or dropping trigger `{}` as the statement at {} did",
+                    deferred.trigger, deferred.position
+                ),
+                e,
+            )
+        })
+}
+
 pub async fn replay(
     store: &dyn ObjectStore,
     plan: &ReplayPlan,
@@ -120,12 +221,7 @@ pub async fn replay(
 ) -> Result<ReplayReport> {
     let wanted = |table: &str| only_tables.is_none_or(|only| only.iter().any(|t| t == table));
     let started = std::time::Instant::now();
-    for statement in [
-        "SET SESSION time_zone = '+00:00'",
-        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-        "SET SESSION foreign_key_checks = 0",
-        "SET NAMES utf8mb4",
-    ] {
+    for statement in REPLAY_SESSION {
         conn.query_drop(statement)
             .await
             .map_err(|e| Error::database("preparing the replay session", e))?;
@@ -176,7 +272,11 @@ pub async fn replay(
         let mut transactions = Transactions::default();
         let mut pending = Pending::default();
         let mut shapes: HashMap<u64, TableShape> = HashMap::new();
-        while let Some(frame) = frames.next(&what)? {
+        let mut compressed: HashMap<u64, Vec<bool>> = HashMap::new();
+        while let Some(mut frame) = frames.next(&what)? {
+            if let Some((table_id, columns)) = events::uncompressed_table_map(&mut frame) {
+                compressed.insert(table_id, columns);
+            }
             let event = reader
                 .read(&frame[..])
                 .map_err(|e| Error::CorruptFile {
@@ -261,10 +361,16 @@ pub async fn replay(
                             begin_transaction(conn, &mut pending)
                                 .await
                                 .map_err(|e| pending.unrepeatable(e))?;
-                            let changed =
-                                apply_rows(conn, &rows, table, &name, &mut shapes, &begin)
-                                    .await
-                                    .map_err(|e| pending.unrepeatable(e))?;
+                            let changed = apply_rows(
+                                conn,
+                                &rows,
+                                table,
+                                &name,
+                                (&mut shapes, &compressed),
+                                &begin,
+                            )
+                            .await
+                            .map_err(|e| pending.unrepeatable(e))?;
                             pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
@@ -277,16 +383,21 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let dialect = statement::dialect_of(&query);
-                        let logged = query.query();
+                        let session = LoggedSession::of(&query);
+                        // In the character set it was written in: sent as those bytes.
+                        let (logged, utf8) = statement::logged_text(query.query_raw());
                         let text = if target_database != source_database {
                             definition::made_for_a_copy(&logged, dialect, source_database)
-                                .unwrap_or_else(|| logged.into_owned())
+                                .unwrap_or(logged)
                         } else {
-                            logged.into_owned()
+                            logged
                         };
                         // Logged text is shown without what could be a password.
                         let shown = || abbreviate(&statement::without_secrets(&text, dialect));
-                        let table = statement_table(&text, dialect);
+                        let mut table = statement_table(&text, dialect);
+                        if let Some(name) = table.as_mut() {
+                            in_server(conn, &session, utf8, name).await?;
+                        }
                         let for_wanted = match &table {
                             Some(table) => wanted(table),
                             None => only_tables.is_none(),
@@ -337,7 +448,51 @@ pub async fn replay(
                                     });
                                 }
                             };
+                            let mut trigger = statement::trigger_statement(&text, dialect);
+                            let mut touched = statement::touched_objects(&text, dialect);
+                            for t in &mut touched {
+                                in_server(conn, &session, utf8, &mut t.name).await?;
+                            }
+                            if let Some(trigger) = trigger.as_mut() {
+                                in_server(conn, &session, utf8, &mut trigger.name).await?;
+                                if let Some(on) = trigger.table.as_mut() {
+                                    in_server(conn, &session, utf8, on).await?;
+                                }
+                            }
+                            if run && trigger.is_none() {
+                                keep_deferred_in_step(&mut report, &touched, &text, dialect)
+                                    .map_err(|detail| Error::BinlogUnsupported {
+                                        detail: format!(
+                                            "the statement at {begin} ({}) {detail}; restore a point before it",
+                                            shown()
+                                        ),
+                                    })?;
+                            }
                             if run {
+                                for t in touched.iter().filter(|t| t.kind != "index") {
+                                    report
+                                        .objects
+                                        .entry(t.kind.to_string())
+                                        .or_default()
+                                        .insert(t.name.clone(), t.exists);
+                                }
+                            }
+                            if let (true, Some(trigger)) = (run, &trigger) {
+                                finish_transaction(conn, &mut pending, true).await?;
+                                report.deferred.push(Deferred {
+                                    position: begin.to_string(),
+                                    trigger: trigger.name.clone(),
+                                    table: trigger.table.clone(),
+                                    create: trigger.create,
+                                    statement_hex: hex::encode(statement::logged_bytes(
+                                        &text, utf8,
+                                    )),
+                                    session: session.clone(),
+                                });
+                                // Recorded with the transaction's checkpoint, as if run.
+                                pending.statement_applied = true;
+                                report.ddl_statements += 1;
+                            } else if run {
                                 finish_transaction(conn, &mut pending, true).await?;
                                 if let Some(journal) = journal {
                                     let in_flight = Checkpoint {
@@ -349,12 +504,17 @@ pub async fn replay(
                                     };
                                     record(conn, journal, &in_flight).await?;
                                 }
-                                conn.query_drop(&text).await.map_err(|e| {
-                                    Error::database(
-                                        format!("replaying the statement at {begin} ({})", shown()),
-                                        e,
-                                    )
-                                })?;
+                                run_logged(conn, &session, &statement::logged_bytes(&text, utf8))
+                                    .await
+                                    .map_err(|e| {
+                                        Error::database(
+                                            format!(
+                                                "replaying the statement at {begin} ({})",
+                                                shown()
+                                            ),
+                                            e,
+                                        )
+                                    })?;
                                 shapes.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
@@ -432,6 +592,147 @@ pub async fn replay(
     Ok(report)
 }
 
+/// A name read from a logged statement as the server knows it: the statement's text is in
+/// its session's character set (`logged_text` read it as UTF-8, or byte by byte), so a name
+/// that is not ASCII is converted by the server from that character set.
+async fn in_server(
+    conn: &mut Conn,
+    session: &LoggedSession,
+    utf8: bool,
+    name: &mut String,
+) -> Result<()> {
+    let Some([client, ..]) = session.charset else {
+        return Ok(());
+    };
+    if name.is_ascii() {
+        return Ok(());
+    }
+    let converting = |e| {
+        Error::database(
+            format!("reading the name {name:?} of a logged statement"),
+            e,
+        )
+    };
+    let charset: Option<String> = conn
+        .exec_first(
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID = ?",
+            (client,),
+        )
+        .await
+        .map_err(converting)?;
+    let Some(charset) = charset else {
+        return Err(Error::BinlogUnsupported {
+            detail: format!("a logged statement names character set number {client}, which the target server does not have"),
+        });
+    };
+    if charset.starts_with("utf8") && utf8 {
+        return Ok(());
+    }
+    let bytes = statement::logged_bytes(name, utf8);
+    let converted: Option<String> = conn
+        .query_first(format!(
+            "SELECT CONVERT(X'{}' USING {})",
+            hex::encode(&bytes),
+            crate::mysql::quote_ident(&charset)
+        ))
+        .await
+        .map_err(converting)?;
+    if let Some(converted) = converted {
+        *name = converted;
+    }
+    Ok(())
+}
+
+/// Keeps the deferred trigger statements in step with a statement about to run: a table
+/// dropped takes its triggers with it (their statements go); a table renamed carries them
+/// to its new name (their statements are made to name it, as the server moves them).
+fn keep_deferred_in_step(
+    report: &mut ReplayReport,
+    touched: &[statement::Touched],
+    text: &str,
+    dialect: crate::mysql::lexer::Dialect,
+) -> std::result::Result<(), String> {
+    let drops = crate::mysql::lexer::significant(text, dialect)
+        .first()
+        .is_some_and(|t| t.is_keyword("DROP"));
+    for (i, gone) in touched.iter().enumerate() {
+        if gone.kind != "table" || gone.exists {
+            continue;
+        }
+        let on_it: Vec<String> = report
+            .deferred
+            .iter()
+            .filter(|d| d.create && d.table.as_deref() == Some(gone.name.as_str()))
+            .map(|d| d.trigger.clone())
+            .collect();
+        if on_it.is_empty() {
+            continue;
+        }
+        if !drops {
+            // RENAME TABLE a TO b and ALTER TABLE a RENAME TO b: the new name follows.
+            let Some(to) = touched.get(i + 1).filter(|t| t.kind == "table" && t.exists) else {
+                return Err(format!(
+                    "moves table `{}`, which has triggers created earlier in the replayed binlog ({}), to a name the replay cannot read",
+                    gone.name,
+                    on_it.join(", ")
+                ));
+            };
+            for deferred in report
+                .deferred
+                .iter_mut()
+                .filter(|d| d.create && d.table.as_deref() == Some(gone.name.as_str()))
+            {
+                retarget(deferred, &to.name)?;
+            }
+            continue;
+        }
+        report.deferred.retain(|d| !on_it.contains(&d.trigger));
+        for trigger in on_it {
+            report
+                .objects
+                .entry("trigger".into())
+                .or_default()
+                .insert(trigger, false);
+        }
+    }
+    Ok(())
+}
+
+/// Makes a kept CREATE TRIGGER name the table it is on under its new name.
+fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String> {
+    let refuse = |why: &str| {
+        format!(
+            "renames the table of trigger `{}` (created earlier in the replayed binlog, kept for after the rows) to `{to}`: {why}",
+            deferred.trigger
+        )
+    };
+    if !to.is_ascii() {
+        return Err(refuse(
+            "the trigger's statement cannot be made to name a table whose name is not ASCII",
+        ));
+    }
+    let bytes = hex::decode(&deferred.statement_hex).map_err(|e| refuse(&e.to_string()))?;
+    let (text, utf8) = statement::logged_text(&bytes);
+    let tokens = crate::mysql::lexer::significant(&text, deferred.session.dialect());
+    let span = tokens
+        .iter()
+        .position(|t| t.is_keyword("ON"))
+        .and_then(|on| {
+            let (_, _, next) = crate::mysql::lexer::qualified_name(&tokens, on + 1)?;
+            Some((tokens[on + 1].start, tokens.get(next - 1)?.end()))
+        });
+    let Some((start, end)) = span else {
+        return Err(refuse("its statement names no table after ON"));
+    };
+    let (Some(before), Some(after)) = (text.get(..start), text.get(end..)) else {
+        return Err(refuse("its statement names no table after ON"));
+    };
+    let moved = format!("{before}{}{after}", crate::mysql::quote_ident(to));
+    deferred.statement_hex = hex::encode(statement::logged_bytes(&moved, utf8));
+    deferred.table = Some(to.to_string());
+    Ok(())
+}
+
 async fn record(conn: &mut Conn, journal: &Journal, checkpoint: &Checkpoint) -> Result<()> {
     let detail = serde_json::to_string(checkpoint).map_err(|e| Error::Task(e.to_string()))?;
     crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await
@@ -488,7 +789,7 @@ async fn apply_rows(
     rows: &RowsEventData<'_>,
     table: &mysql_common::binlog::events::TableMapEvent<'static>,
     name: &str,
-    shapes: &mut HashMap<u64, TableShape>,
+    (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
     at: &Position,
 ) -> Result<TableChanges> {
     let decode = |e: std::io::Error| Error::BinlogUnsupported {
@@ -516,7 +817,19 @@ async fn apply_rows(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            slot.insert(TableShape::from_row(name, sample, types)?)
+            // The target's own columns: the binlog also names hidden ones.
+            let visible: Vec<String> = conn
+                .exec(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name,),
+                )
+                .await
+                .map_err(|e| Error::database(format!("reading the columns of `{name}`"), e))?;
+            let mut shape = TableShape::from_row(name, table, sample, types, &visible)?;
+            if let Some(columns) = compressed.get(&rows.table_id()) {
+                shape.compressed = columns.clone();
+            }
+            slot.insert(shape)
         }
     };
     let mismatch = |kind: &str, affected: u64| {
@@ -618,5 +931,28 @@ mod tests {
             on_myisam.unrepeatable(refused),
             Error::BinlogUnsupported { .. }
         ));
+    }
+
+    #[test]
+    fn a_kept_trigger_follows_its_table_through_a_rename() {
+        let mut deferred = Deferred {
+            position: "mysql-bin.000001:4".into(),
+            trigger: "tr".into(),
+            table: Some("w".into()),
+            create: true,
+            statement_hex: hex::encode(
+                "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON toc.`w` FOR EACH ROW SET @on = 'ä'",
+            ),
+            session: LoggedSession::default(),
+        };
+        retarget(&mut deferred, "w2").unwrap();
+        assert_eq!(
+            String::from_utf8(hex::decode(&deferred.statement_hex).unwrap()).unwrap(),
+            "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON `w2` FOR EACH ROW SET @on = 'ä'"
+        );
+        assert_eq!(deferred.table.as_deref(), Some("w2"));
+        assert!(retarget(&mut deferred, "wä")
+            .unwrap_err()
+            .contains("not ASCII"));
     }
 }

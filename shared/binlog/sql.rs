@@ -2,8 +2,9 @@
 //! and the statement for each row change (rows found by primary key, or by every column where
 //! a table has none).
 
-use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::consts::ColumnType;
 use mysql_async::Value;
+use mysql_common::binlog::events::{OptionalMetaExtractor, TableMapEvent};
 use mysql_common::binlog::row::BinlogRow;
 use mysql_common::binlog::value::BinlogValue;
 
@@ -18,44 +19,118 @@ pub(crate) struct TableShape {
     pub(crate) types: Vec<ColumnType>,
     /// Columns of the primary key; empty when the table has none.
     pub(crate) key: Vec<usize>,
+    /// Whether each column is an UNSIGNED number.
+    pub(crate) unsigned: Vec<bool>,
+    /// A CHAR/BINARY column's length in bytes: the binlog logs it without its trailing pad
+    /// (a BINARY's zero bytes), so it is found padded again.
+    pub(crate) padded: Vec<Option<usize>>,
+    /// Columns the server adds and hides (`DB_ROW_HASH_1` of a UNIQUE key on a BLOB): never
+    /// named in a statement.
+    pub(crate) hidden: Vec<bool>,
+    /// COMPRESSED columns (read as VARCHAR/BLOB, their values still compressed); empty when
+    /// none is.
+    pub(crate) compressed: Vec<bool>,
+}
+
+/// The numeric binlog types, the columns the table map's signedness bits are for, in order
+/// (YEAR among them: MariaDB logs it unsigned).
+fn is_numeric(column_type: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        column_type,
+        MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+    )
 }
 
 impl TableShape {
+    /// `visible`: the target table's columns, to leave out the hidden ones the binlog names.
     pub(crate) fn from_row(
         table: &str,
+        map: &TableMapEvent<'_>,
         row: &BinlogRow,
         types: Vec<ColumnType>,
+        visible: &[String],
     ) -> Result<TableShape> {
         let columns = row.columns_ref();
         let names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
-        if names.iter().any(|n| n.starts_with('@')) {
+        if names.iter().any(|n| n.starts_with('@')) || names.len() != types.len() {
             return Err(Error::BinlogUnsupported {
                 detail: format!(
                     "the binlog names no columns of `{table}` (binlog_row_metadata was not FULL when it was written)"
                 ),
             });
         }
-        let key = columns
+        let unreadable = |e: std::io::Error| Error::BinlogUnsupported {
+            detail: format!("the binlog's description of `{table}` cannot be read: {e}"),
+        };
+        let meta = OptionalMetaExtractor::new(map.iter_optional_meta()).map_err(unreadable)?;
+        // Every key column, in the key's order (mysql_common's column flags mark only those
+        // whose order is the table's).
+        let key = meta
+            .iter_primary_key()
+            .map(|i| i.map(|i| i as usize))
+            .collect::<std::io::Result<Vec<usize>>>()
+            .map_err(unreadable)?;
+        if key.iter().any(|&i| i >= names.len()) {
+            return Err(Error::BinlogUnsupported {
+                detail: format!("the binlog's primary key of `{table}` names a column it lacks"),
+            });
+        }
+        let mut signedness = meta.iter_signedness();
+        let unsigned = types
+            .iter()
+            .map(|&t| is_numeric(t) && signedness.next().unwrap_or(false))
+            .collect();
+        let padded = types
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.flags().contains(ColumnFlags::PRI_KEY_FLAG))
-            .map(|(i, _)| i)
+            .map(|(i, &t)| {
+                let meta = map.get_column_metadata(i)?;
+                (t == ColumnType::MYSQL_TYPE_STRING && meta.len() == 2).then(|| {
+                    let (byte0, byte1) = (usize::from(meta[0]), usize::from(meta[1]));
+                    byte1 | (((byte0 & 0x30) ^ 0x30) << 4)
+                })
+            })
+            .collect();
+        let hidden = names
+            .iter()
+            .map(|n| {
+                n.starts_with("DB_ROW_HASH_")
+                    && !visible.is_empty()
+                    && !visible.iter().any(|v| v == n)
+            })
             .collect();
         Ok(TableShape {
             table: table.to_string(),
             names,
             types,
             key,
+            unsigned,
+            padded,
+            hidden,
+            compressed: Vec::new(),
         })
+    }
+
+    fn named(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.names.len()).filter(|&i| !self.hidden[i])
     }
 
     pub(crate) fn insert(&self, rows: &[&BinlogRow]) -> Result<Vec<u8>> {
         let mut sql = format!("INSERT INTO {} (", quote_ident(&self.table)).into_bytes();
-        for (i, name) in self.names.iter().enumerate() {
-            if i > 0 {
+        for (n, i) in self.named().enumerate() {
+            if n > 0 {
                 sql.push(b',');
             }
-            sql.extend_from_slice(quote_ident(name).as_bytes());
+            sql.extend_from_slice(quote_ident(&self.names[i]).as_bytes());
         }
         sql.extend_from_slice(b") VALUES ");
         for (r, row) in rows.iter().enumerate() {
@@ -63,8 +138,8 @@ impl TableShape {
                 sql.push(b',');
             }
             sql.push(b'(');
-            for i in 0..self.names.len() {
-                if i > 0 {
+            for (n, i) in self.named().enumerate() {
+                if n > 0 {
                     sql.push(b',');
                 }
                 self.literal(&mut sql, row, i)?;
@@ -76,8 +151,8 @@ impl TableShape {
 
     pub(crate) fn update(&self, before: &BinlogRow, after: &BinlogRow) -> Result<Vec<u8>> {
         let mut sql = format!("UPDATE {} SET ", quote_ident(&self.table)).into_bytes();
-        for i in 0..self.names.len() {
-            if i > 0 {
+        for (n, i) in self.named().enumerate() {
+            if n > 0 {
                 sql.push(b',');
             }
             sql.extend_from_slice(quote_ident(&self.names[i]).as_bytes());
@@ -98,7 +173,7 @@ impl TableShape {
         sql.extend_from_slice(b" WHERE ");
         let all: Vec<usize>;
         let columns = if self.key.is_empty() {
-            all = (0..self.names.len()).collect();
+            all = self.named().collect();
             &all
         } else {
             &self.key
@@ -107,9 +182,36 @@ impl TableShape {
             if n > 0 {
                 sql.extend_from_slice(b" AND ");
             }
-            sql.extend_from_slice(quote_ident(&self.names[i]).as_bytes());
-            sql.extend_from_slice(b"<=>");
-            self.literal(sql, row, i)?;
+            let column = quote_ident(&self.names[i]);
+            let mut value = Vec::new();
+            self.literal(&mut value, row, i)?;
+            sql.extend_from_slice(column.as_bytes());
+            if value == b"NULL" {
+                sql.extend_from_slice(b" IS NULL");
+                continue;
+            }
+            match (self.types[i], self.padded[i]) {
+                // The logged FLOAT as a FLOAT: compared as a DOUBLE, -9.999 is not the stored
+                // -9.99899959564209.
+                (ColumnType::MYSQL_TYPE_FLOAT, _) => {
+                    sql.extend_from_slice(b"=CAST(");
+                    sql.extend_from_slice(&value);
+                    sql.extend_from_slice(b" AS FLOAT)");
+                }
+                // As logged (CHAR: its pad spaces are never read back), or padded with zero
+                // bytes to its length (BINARY).
+                (_, Some(length)) => {
+                    sql.extend_from_slice(b" IN (");
+                    sql.extend_from_slice(&value);
+                    sql.extend_from_slice(b",RPAD(");
+                    sql.extend_from_slice(&value);
+                    sql.extend_from_slice(format!(",{length},0x00))").as_bytes());
+                }
+                _ => {
+                    sql.push(b'=');
+                    sql.extend_from_slice(&value);
+                }
+            }
         }
         // Without a key, one of several identical rows: exactly what the server changed.
         if self.key.is_empty() {
@@ -125,9 +227,54 @@ impl TableShape {
                 self.table, self.names[i]
             ),
         })?;
-        write_binlog_literal(out, self.types[i], value).map_err(|detail| Error::BinlogUnsupported {
-            detail: format!("`{}`.`{}`: {detail}", self.table, self.names[i]),
+        let value = match value {
+            BinlogValue::Value(Value::Bytes(stored)) if self.compressed.get(i) == Some(&true) => {
+                BinlogValue::Value(Value::Bytes(super::events::decompressed(stored).map_err(
+                    |detail| Error::BinlogUnsupported {
+                        detail: format!("`{}`.`{}`: {detail}", self.table, self.names[i]),
+                    },
+                )?))
+            }
+            BinlogValue::Value(v) => {
+                BinlogValue::Value(integer(self.types[i], self.unsigned[i], v.clone()))
+            }
+            other => other.clone(),
+        };
+        write_binlog_literal(out, self.types[i], &value).map_err(|detail| {
+            Error::BinlogUnsupported {
+                detail: format!("`{}`.`{}`: {detail}", self.table, self.names[i]),
+            }
         })
+    }
+}
+
+/// An integer read back at its width and sign: mysql_common reads a signed MEDIUMINT without
+/// its sign.
+fn integer(column_type: ColumnType, unsigned: bool, value: Value) -> Value {
+    use ColumnType::*;
+    let bits = match column_type {
+        MYSQL_TYPE_TINY => 8,
+        MYSQL_TYPE_SHORT => 16,
+        MYSQL_TYPE_INT24 => 24,
+        MYSQL_TYPE_LONG => 32,
+        MYSQL_TYPE_LONGLONG => 64,
+        _ => return value,
+    };
+    let raw = match value {
+        Value::Int(i) => i as u64,
+        Value::UInt(u) => u,
+        other => return other,
+    };
+    let raw = if bits == 64 {
+        raw
+    } else {
+        raw & ((1u64 << bits) - 1)
+    };
+    if unsigned {
+        Value::UInt(raw)
+    } else {
+        let shift = 64 - bits;
+        Value::Int(((raw << shift) as i64) >> shift)
     }
 }
 
@@ -259,6 +406,22 @@ mod tests {
             "-12.50"
         );
         assert_eq!(literal(MYSQL_TYPE_LONG, Value::NULL), "NULL");
+        assert_eq!(
+            integer(MYSQL_TYPE_INT24, false, Value::Int(0xff_ffff)),
+            Value::Int(-1)
+        );
+        assert_eq!(
+            integer(MYSQL_TYPE_INT24, false, Value::Int(0x80_0000)),
+            Value::Int(-8_388_608)
+        );
+        assert_eq!(
+            integer(MYSQL_TYPE_SHORT, true, Value::Int(-1)),
+            Value::UInt(65535)
+        );
+        assert_eq!(
+            integer(MYSQL_TYPE_LONGLONG, false, Value::UInt(u64::MAX)),
+            Value::Int(-1)
+        );
         let mut out = Vec::new();
         assert!(
             write_binlog_literal(&mut out, MYSQL_TYPE_SET, &BinlogValue::Value(Value::Int(3)))

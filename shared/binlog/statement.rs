@@ -7,6 +7,8 @@ use mysql_common::binlog::consts::StatusVarKey;
 use mysql_common::binlog::events::{QueryEvent, StatusVarVal};
 use mysql_common::constants::SqlMode;
 
+use serde::{Deserialize, Serialize};
+
 use crate::mysql::lexer::{self, Dialect, Token};
 
 /// The dialect a logged statement was written in: its session's sql_mode, as logged with it.
@@ -319,6 +321,273 @@ pub(crate) fn statement_table(text: &str, dialect: Dialect) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// The session settings a statement was logged with (a query event's status variables), as
+/// `mariadb-binlog` sets them before it: what the statement means depends on them (the
+/// character set its text is in, ANSI_QUOTES, the engine substituted under `sql_mode=''`,
+/// the time zone of a TIMESTAMP default, ALLOW_INVALID_DATES).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedSession {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_mode: Option<u64>,
+    /// character_set_client, collation_connection and collation_server, by number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<[u16; 3]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+impl LoggedSession {
+    pub(crate) fn of(query: &QueryEvent<'_>) -> LoggedSession {
+        let mut session = LoggedSession::default();
+        for var in query.status_vars().iter() {
+            match var.get_value() {
+                Ok(StatusVarVal::SqlMode(flags)) => session.sql_mode = Some(flags.get().bits()),
+                Ok(StatusVarVal::Charset {
+                    charset_client,
+                    collation_connection,
+                    collation_server,
+                }) => {
+                    session.charset = Some([charset_client, collation_connection, collation_server])
+                }
+                Ok(StatusVarVal::TimeZone(zone)) if !zone.as_bytes().is_empty() => {
+                    session.time_zone = Some(String::from_utf8_lossy(zone.as_bytes()).into_owned())
+                }
+                _ => {}
+            }
+        }
+        session
+    }
+
+    /// The dialect its statements are written in.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.sql_mode.map(SqlMode::from_bits_truncate) {
+            Some(mode) => Dialect {
+                backslash_escapes: !mode.contains(SqlMode::MODE_NO_BACKSLASH_ESCAPES),
+                ansi_quotes: mode.contains(SqlMode::MODE_ANSI_QUOTES),
+            },
+            None => Dialect::default(),
+        }
+    }
+
+    /// The statements that put a session in these settings; the last one sets sql_mode, the
+    /// ones before it are read in the session's own (`restore_statements`).
+    pub(crate) fn statements(&self) -> Vec<String> {
+        let mut statements = Vec::new();
+        if let Some(zone) = &self.time_zone {
+            statements.push(format!(
+                "SET @@session.time_zone={}",
+                crate::mysql::quote_str(zone)
+            ));
+        }
+        if let Some([client, connection, server]) = self.charset {
+            statements.push(format!(
+                "SET @@session.character_set_client={client},@@session.collation_connection={connection},@@session.collation_server={server}"
+            ));
+        }
+        if let Some(mode) = self.sql_mode {
+            statements.push(format!("SET @@session.sql_mode={mode}"));
+        }
+        statements
+    }
+}
+
+/// A statement's text as the lexer reads it: its bytes are in the character set it was logged
+/// in, which need not be UTF-8. Bytes that are not UTF-8 are read one character each (every
+/// byte a lexer cares about is ASCII), and `logged_bytes` turns such text back into them.
+pub(crate) fn logged_text(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), true),
+        Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), false),
+    }
+}
+
+/// The bytes to send for `text` read by `logged_text` (`utf8`: it was UTF-8).
+pub(crate) fn logged_bytes(text: &str, utf8: bool) -> Vec<u8> {
+    if utf8 {
+        text.as_bytes().to_vec()
+    } else {
+        // Every char came from one byte (the rewrites made for a copy add ASCII only).
+        text.chars().map(|c| u32::from(c) as u8).collect()
+    }
+}
+
+/// An object a statement creates, changes or removes: its kind as the final check labels it
+/// ("table" for tables and sequences, "view", "procedure", "function", "trigger", "event"),
+/// its name, and whether it exists after the statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Touched {
+    pub kind: &'static str,
+    pub name: String,
+    pub exists: bool,
+}
+
+fn kind_label(token: &Token<'_>) -> Option<&'static str> {
+    [
+        ("TABLE", "table"),
+        ("TABLES", "table"),
+        ("SEQUENCE", "table"),
+        ("VIEW", "view"),
+        ("PROCEDURE", "procedure"),
+        ("FUNCTION", "function"),
+        ("TRIGGER", "trigger"),
+        ("EVENT", "event"),
+        ("INDEX", "index"),
+    ]
+    .iter()
+    .find(|(k, _)| token.is_keyword(k))
+    .map(|(_, label)| *label)
+}
+
+/// What a DDL statement touches, in order (`RENAME TABLE a TO b`: `a` gone, `b` there).
+pub(crate) fn touched_objects(text: &str, dialect: Dialect) -> Vec<Touched> {
+    let tokens = lexer::significant(text, dialect);
+    let Some(verb) = tokens.first() else {
+        return Vec::new();
+    };
+    let touched = |kind: &'static str, name: String, exists: bool| Touched { kind, name, exists };
+    if verb.is_keyword("TRUNCATE") {
+        return statement_table(text, dialect)
+            .map(|name| vec![touched("table", name, true)])
+            .unwrap_or_default();
+    }
+    let verb_is = |v: &str| verb.is_keyword(v);
+    if !(verb_is("CREATE") || verb_is("ALTER") || verb_is("DROP") || verb_is("RENAME")) {
+        return Vec::new();
+    }
+    // The object keyword: the first before any parenthesis or body.
+    let Some((k, kind)) = tokens
+        .iter()
+        .enumerate()
+        .take(24)
+        .skip(1)
+        .take_while(|(_, t)| !t.is_punct('(') && !t.is_keyword("AS"))
+        .find_map(|(i, t)| kind_label(t).map(|kind| (i, kind)))
+    else {
+        return Vec::new();
+    };
+    let skip_if_exists = |mut i: usize| {
+        while tokens
+            .get(i)
+            .is_some_and(|t| t.is_keyword("IF") || t.is_keyword("NOT") || t.is_keyword("EXISTS"))
+        {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    if kind == "index" {
+        // CREATE/DROP INDEX i ON t, ALTER INDEX: the table is redefined.
+        if let Some(on) = tokens.iter().position(|t| t.is_keyword("ON")) {
+            if let Some((_, name, _)) = lexer::qualified_name(&tokens, on + 1) {
+                out.push(touched("table", name, true));
+            }
+        }
+        return out;
+    }
+    let mut i = skip_if_exists(k + 1);
+    let Some((_, first, next)) = lexer::qualified_name(&tokens, i) else {
+        return out;
+    };
+    if verb_is("DROP") {
+        out.push(touched(kind, first, false));
+        i = next;
+        while tokens.get(i).is_some_and(|t| t.is_punct(',')) {
+            let Some((_, name, next)) = lexer::qualified_name(&tokens, i + 1) else {
+                break;
+            };
+            out.push(touched(kind, name, false));
+            i = next;
+        }
+    } else if verb_is("RENAME") {
+        i = k + 1;
+        while let Some((_, from, next)) = lexer::qualified_name(&tokens, i) {
+            if !tokens.get(next).is_some_and(|t| t.is_keyword("TO")) {
+                break;
+            }
+            let Some((_, to, after)) = lexer::qualified_name(&tokens, next + 1) else {
+                break;
+            };
+            out.push(touched(kind, from, false));
+            out.push(touched(kind, to, true));
+            if !tokens.get(after).is_some_and(|t| t.is_punct(',')) {
+                break;
+            }
+            i = after + 1;
+        }
+    } else {
+        // CREATE …, ALTER … [RENAME [TO|AS] new].
+        let renamed_to = verb_is("ALTER")
+            .then(|| {
+                let mut depth = 0usize;
+                tokens.iter().enumerate().skip(next).find_map(|(j, t)| {
+                    if t.is_punct('(') {
+                        depth += 1;
+                    } else if t.is_punct(')') {
+                        depth = depth.saturating_sub(1);
+                    }
+                    let is_rename = depth == 0
+                        && t.is_keyword("RENAME")
+                        && !tokens.get(j + 1).is_some_and(|n| {
+                            ["COLUMN", "INDEX", "KEY", "CONSTRAINT"]
+                                .iter()
+                                .any(|k| n.is_keyword(k))
+                        });
+                    if !is_rename {
+                        return None;
+                    }
+                    let mut at = j + 1;
+                    if tokens
+                        .get(at)
+                        .is_some_and(|n| n.is_keyword("TO") || n.is_keyword("AS"))
+                    {
+                        at += 1;
+                    }
+                    lexer::qualified_name(&tokens, at).map(|(_, name, _)| name)
+                })
+            })
+            .flatten();
+        match renamed_to {
+            Some(to) => {
+                out.push(touched(kind, first, false));
+                out.push(touched(kind, to, true));
+            }
+            None => out.push(touched(kind, first, true)),
+        }
+    }
+    out
+}
+
+/// A statement that creates or drops a trigger: its name and (CREATE) the table it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TriggerStatement {
+    pub name: String,
+    pub table: Option<String>,
+    pub create: bool,
+}
+
+pub(crate) fn trigger_statement(text: &str, dialect: Dialect) -> Option<TriggerStatement> {
+    let tokens = lexer::significant(text, dialect);
+    let verb = tokens.first()?;
+    let create = verb.is_keyword("CREATE");
+    if !create && !verb.is_keyword("DROP") {
+        return None;
+    }
+    let touched = touched_objects(text, dialect);
+    let trigger = touched.first().filter(|t| t.kind == "trigger")?;
+    let table = if create {
+        // … TRIGGER name {BEFORE|AFTER} {INSERT|UPDATE|DELETE} ON table
+        let on = tokens.iter().position(|t| t.is_keyword("ON"))?;
+        lexer::qualified_name(&tokens, on + 1).map(|(_, table, _)| table)
+    } else {
+        None
+    };
+    Some(TriggerStatement {
+        name: trigger.name.clone(),
+        table,
+        create,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,5 +730,98 @@ mod tests {
             Some("a\\")
         );
         assert_eq!(statement_table("CREATE VIEW v AS SELECT 1", d), None);
+    }
+
+    #[test]
+    fn ddl_names_what_it_creates_renames_and_drops() {
+        let d = Dialect::default();
+        let t = |text: &str| -> Vec<(&'static str, String, bool)> {
+            touched_objects(text, d)
+                .into_iter()
+                .map(|t| (t.kind, t.name, t.exists))
+                .collect()
+        };
+        let o = |kind: &'static str, name: &str, exists: bool| (kind, name.to_string(), exists);
+        assert_eq!(
+            t("RENAME TABLE r TO u, `a b` TO toc.c"),
+            [
+                o("table", "r", false),
+                o("table", "u", true),
+                o("table", "a b", false),
+                o("table", "c", true)
+            ]
+        );
+        assert_eq!(
+            t("DROP TABLE IF EXISTS a, `b`"),
+            [o("table", "a", false), o("table", "b", false)]
+        );
+        assert_eq!(
+            t("ALTER TABLE a ADD COLUMN x INT, RENAME TO b"),
+            [o("table", "a", false), o("table", "b", true)]
+        );
+        assert_eq!(
+            t("ALTER TABLE a RENAME COLUMN x TO y"),
+            [o("table", "a", true)]
+        );
+        assert_eq!(
+            t("CREATE DEFINER=`root`@`%` TRIGGER tr AFTER INSERT ON t FOR EACH ROW INSERT INTO l VALUES (1)"),
+            [o("trigger", "tr", true)]
+        );
+        assert_eq!(
+            t("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW `v` AS SELECT 1 AS `table`"),
+            [o("view", "v", true)]
+        );
+        assert_eq!(
+            t("DROP PROCEDURE IF EXISTS p"),
+            [o("procedure", "p", false)]
+        );
+        assert_eq!(t("CREATE OR REPLACE SEQUENCE s"), [o("table", "s", true)]);
+        assert_eq!(t("CREATE INDEX i ON t (a)"), [o("table", "t", true)]);
+        assert_eq!(t("TRUNCATE t"), [o("table", "t", true)]);
+        assert_eq!(t("INSERT INTO t VALUES (1)"), []);
+        assert_eq!(
+            trigger_statement("CREATE TRIGGER IF NOT EXISTS `tr` BEFORE UPDATE ON `toc`.`t` FOR EACH ROW SET @a = 1", d),
+            Some(TriggerStatement { name: "tr".into(), table: Some("t".into()), create: true })
+        );
+        assert_eq!(
+            trigger_statement("DROP TRIGGER IF EXISTS tr", d),
+            Some(TriggerStatement {
+                name: "tr".into(),
+                table: None,
+                create: false
+            })
+        );
+        assert_eq!(trigger_statement("CREATE TABLE tr (id INT)", d), None);
+    }
+
+    #[test]
+    fn a_logged_session_is_set_as_mariadb_binlog_sets_it_and_text_keeps_its_bytes() {
+        let session = LoggedSession {
+            sql_mode: Some(4),
+            charset: Some([51, 51, 8]),
+            time_zone: Some("Europe/Helsinki".into()),
+        };
+        assert_eq!(
+            session.statements(),
+            [
+                "SET @@session.time_zone='Europe/Helsinki'",
+                "SET @@session.character_set_client=51,@@session.collation_connection=51,@@session.collation_server=8",
+                "SET @@session.sql_mode=4",
+            ]
+        );
+        assert!(LoggedSession::default().statements().is_empty());
+        for bytes in [
+            &b"CREATE TABLE `t\xe4` (e ENUM('\xef\xf0'))"[..],
+            "ENUM('ä')".as_bytes(),
+        ] {
+            let (text, utf8) = logged_text(bytes);
+            assert_eq!(logged_bytes(&text, utf8), bytes);
+        }
+        let (text, utf8) = logged_text(b"CREATE TABLE `t\xe4` (id INT)");
+        assert!(!utf8);
+        assert_eq!(
+            statement_table(&text, Dialect::default()).map(|t| t.len()),
+            Some(3)
+        );
     }
 }

@@ -18,6 +18,10 @@ pub struct ExpectedState {
     pub rows_only: std::collections::BTreeSet<String>,
     /// Tables a replayed statement redefined, created, emptied or dropped: not compared.
     pub unchecked: std::collections::BTreeSet<String>,
+    /// Objects (kind as the check labels it, name) a replayed statement created, changed,
+    /// renamed or dropped, and whether each must exist: their definitions are not the
+    /// backup's, their presence is checked.
+    pub replayed: std::collections::BTreeMap<(String, String), bool>,
 }
 
 impl ExpectedState {
@@ -41,6 +45,7 @@ pub fn expected_state(chain: &[Manifest]) -> ExpectedState {
         objects: chain.first().map(|m| m.objects.clone()).unwrap_or_default(),
         rows_only: Default::default(),
         unchecked: Default::default(),
+        replayed: Default::default(),
     }
 }
 

@@ -94,7 +94,32 @@ pub async fn verify_restored(
         })
         .collect();
     let mut unchecked = 0;
+    // What the replayed binlog made of an object: there or gone, as it left it.
+    for ((kind, name), exists) in &manifest.replayed {
+        let there = if kind == "table" {
+            restored.contains_key(name.as_str())
+        } else {
+            actual_objects.contains_key(&(kind.clone(), name.clone()))
+        };
+        match (exists, there) {
+            (true, false) => problems.push(format!(
+                "{kind} `{name}` is missing (a statement of the replayed binlog left it there)"
+            )),
+            (false, true) => problems.push(format!(
+                "{kind} `{name}` is there, but a statement of the replayed binlog dropped it"
+            )),
+            _ => {}
+        }
+    }
+    let replayed = |kind: &str, name: &str| {
+        manifest
+            .replayed
+            .contains_key(&(kind.to_string(), name.to_string()))
+    };
     for ((kind, name), hash) in &expected_objects {
+        if replayed(kind, name) {
+            continue;
+        }
         let Some(hash) = hash else {
             // A backup older than the DEFINER-free hash: present is all that can be said.
             unchecked += usize::from(actual_objects.contains_key(&(kind.clone(), name.clone())));
@@ -118,7 +143,7 @@ pub async fn verify_restored(
         );
     }
     for (kind, name) in actual_objects.keys() {
-        if !expected_objects.contains_key(&(kind.clone(), name.clone())) {
+        if !expected_objects.contains_key(&(kind.clone(), name.clone())) && !replayed(kind, name) {
             problems.push(format!("{kind} `{name}` is not in the backup"));
         }
     }
@@ -210,6 +235,16 @@ pub fn after_replay(
 ) -> ExpectedState {
     for name in &report.redefined {
         expected.unchecked.insert(name.clone());
+    }
+    for (kind, names) in &report.objects {
+        for (name, exists) in names {
+            if kind == "table" {
+                expected.unchecked.insert(name.clone());
+            }
+            expected
+                .replayed
+                .insert((kind.clone(), name.clone()), *exists);
+        }
     }
     for (name, changes) in &report.tables {
         if expected.unchecked.contains(name) {

@@ -256,6 +256,9 @@ pub async fn run_restore_of(
             }
             loader.stage(manifest, stage).await?;
         }
+        if let Some(report) = &replayed {
+            replayed::create_deferred_triggers(&mut loader, report).await?;
+        }
         if let Some(file) = &accounts_file {
             let (source, target) = (root.database.clone(), options.target_database.clone());
             let (store, prefix) = (loader.store.clone(), root.prefix());

@@ -30,6 +30,8 @@ const PLAN_STEP: &str = "plan";
 pub(crate) const REPLAY_CHECKPOINT_STEP: &str = "binlog-replay";
 /// …and its report once the replay is finished.
 pub(crate) const REPLAY_DONE_STEP: &str = "binlog-replay:done";
+/// How many of the trigger statements the replay kept for last have run.
+pub(crate) const REPLAY_TRIGGERS_STEP: &str = "binlog-replay:triggers";
 
 fn marker_comment(backup_id: &str) -> String {
     quote_str(&format!(

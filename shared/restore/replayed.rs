@@ -2,7 +2,7 @@
 //! connection continues it on a new one, and `restore --resume` after a failure or a kill
 //! continues it, both after the last transaction the target holds.
 
-use super::progress::{self, REPLAY_CHECKPOINT_STEP, REPLAY_DONE_STEP};
+use super::progress::{self, REPLAY_CHECKPOINT_STEP, REPLAY_DONE_STEP, REPLAY_TRIGGERS_STEP};
 use super::session::{retrying, Session};
 use super::Loader;
 use crate::binlog::{Checkpoint, Journal, ReplayPlan, ReplayReport};
@@ -64,4 +64,32 @@ pub(super) async fn run(
         |conn, _attempt| async { progress::mark(conn, REPLAY_DONE_STEP, Some(&detail)).await }
     )?;
     Ok(report)
+}
+
+/// The trigger statements the replay kept out of the target while it applied rows, run in
+/// their logged order once the backup's own triggers are in; each recorded as it runs, so a
+/// resumed restore goes on after the last one.
+pub(super) async fn create_deferred_triggers(
+    loader: &mut Loader,
+    report: &ReplayReport,
+) -> Result<()> {
+    if report.deferred.is_empty() {
+        return Ok(());
+    }
+    let deferred = &report.deferred;
+    retrying!(
+        loader.session,
+        "creating the triggers of the replayed binlog",
+        |conn, _attempt| async {
+            let done = match progress::recorded(conn, REPLAY_TRIGGERS_STEP).await? {
+                Some(Some(detail)) => detail.parse::<usize>().unwrap_or(0),
+                _ => 0,
+            };
+            for (i, statement) in deferred.iter().enumerate().skip(done) {
+                crate::binlog::create_deferred(conn, statement).await?;
+                progress::mark(conn, REPLAY_TRIGGERS_STEP, Some(&(i + 1).to_string())).await?;
+            }
+            Ok(())
+        }
+    )
 }

@@ -99,6 +99,27 @@ pub(super) fn missing(
         };
         left.push(item);
     }
+    if extras.replay {
+        // The trigger statements the replay kept for after its rows (see `replayed`).
+        let detail = |step: &str| done.get(step).and_then(|d| d.as_deref());
+        let kept = detail(progress::REPLAY_DONE_STEP)
+            .and_then(|d| serde_json::from_str::<crate::binlog::ReplayReport>(d).ok())
+            .or_else(|| {
+                detail(progress::REPLAY_CHECKPOINT_STEP)
+                    .and_then(|d| serde_json::from_str::<crate::binlog::Checkpoint>(d).ok())
+                    .map(|c| c.report)
+            })
+            .map_or(0, |report| report.deferred.len());
+        let ran = detail(progress::REPLAY_TRIGGERS_STEP)
+            .and_then(|d| d.parse::<usize>().ok())
+            .unwrap_or(0);
+        if kept > ran {
+            left.push(format!(
+                "{} of the {kept} trigger statements of the replayed binlog (run after its rows)",
+                kept - ran
+            ));
+        }
+    }
     if extras.accounts {
         left.push("the accounts (--with-accounts)".to_string());
     }
@@ -388,6 +409,33 @@ mod tests {
             [
                 "the secondary keys taken off for the data load",
                 "the binlog replay",
+                "the final check against the manifests"
+            ]
+        );
+        // The replay done, one of its two kept trigger statements run.
+        let deferred = crate::binlog::Deferred {
+            position: "mysql-bin.000001:4".into(),
+            trigger: "tr".into(),
+            table: Some("grades".into()),
+            create: true,
+            statement_hex: String::new(),
+            session: Default::default(),
+        };
+        let report = crate::binlog::ReplayReport {
+            deferred: vec![deferred.clone(), deferred],
+            ..Default::default()
+        };
+        done.insert(
+            progress::REPLAY_DONE_STEP.into(),
+            serde_json::to_string(&report).ok(),
+        );
+        done.insert(progress::REPLAY_TRIGGERS_STEP.into(), Some("1".into()));
+        done.insert(progress::stage_step(&full, Stage::Triggers), None);
+        assert_eq!(
+            missing(&steps, &done, &only_grades),
+            [
+                "the secondary keys taken off for the data load",
+                "1 of the 2 trigger statements of the replayed binlog (run after its rows)",
                 "the final check against the manifests"
             ]
         );
