@@ -107,21 +107,18 @@ pub(super) async fn write_objects(
             "SET SESSION sql_mode = {};\n",
             quote_str(object.sql_mode.as_deref().unwrap_or(""))
         ));
-        if let Some(charset) = object
-            .character_set_client
-            .as_deref()
-            .filter(|c| is_utf8_family(c))
-        {
+        // The definition is written in utf8mb4. Under another client character set it would
+        // read differently, unless it is plain ASCII, which reads the same in every character
+        // set a client may use; then the object gets its own settings back (the character set
+        // of its string literals), as the server recorded them.
+        let as_recorded = |c: &&str| is_utf8_family(c) || object.create_sql.is_ascii();
+        if let Some(charset) = object.character_set_client.as_deref().filter(as_recorded) {
             text.push_str(&format!(
                 "SET SESSION character_set_client = {};\n",
                 quote_str(charset)
             ));
         }
-        if let Some(collation) = object
-            .collation_connection
-            .as_deref()
-            .filter(|c| is_utf8_family(c))
-        {
+        if let Some(collation) = object.collation_connection.as_deref().filter(as_recorded) {
             text.push_str(&format!(
                 "SET SESSION collation_connection = {};\n",
                 quote_str(collation)

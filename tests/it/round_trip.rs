@@ -284,8 +284,9 @@ async fn a_table_whose_columns_are_all_generated_keeps_its_rows() {
 /// What the server holds and renders in a way of its own, as MariaDB's test suite builds it
 /// (issue 28): the invalid-value ENUM index 0 beside a `''` member, YEAR 0000, dates stored
 /// under ALLOW_INVALID_DATES, a plain key listed before a SPATIAL one, a nullable
-/// AUTO_INCREMENT column, and nullable columns without a DEFAULT (CREATE … SELECT over an
-/// outer join; declared, the same text means DEFAULT NULL). Each came back changed (or the restore failed its own check); now
+/// AUTO_INCREMENT column, nullable columns without a DEFAULT (CREATE … SELECT over an
+/// outer join; declared, the same text means DEFAULT NULL), and a view and a procedure created
+/// by a latin1 client (they came back utf8mb4). Each came back changed (or the restore failed its own check); now
 /// the restore and the standard-tools path both bring back the same values and definitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly() {
@@ -312,7 +313,11 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
          INSERT INTO src_b VALUES (1, 5);
          SET SESSION sql_mode = '';
          CREATE TABLE nd (z INT DEFAULT 7, KEY (y))
-             SELECT src_b.y, src_a.id FROM src_a LEFT JOIN src_b USING (id);",
+             SELECT src_b.y, src_a.id FROM src_a LEFT JOIN src_b USING (id);
+         SET NAMES latin1;
+         CREATE VIEW latin1_view AS SELECT 'x' AS x;
+         CREATE PROCEDURE latin1_procedure() SELECT 'x';
+         SET NAMES utf8mb4;",
     )
     .await
     .expect("tables");
@@ -330,6 +335,15 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
                 .await
                 .expect("n"),
         );
+        // Objects keep the client character set they were created under.
+        for query in [
+            "SELECT CONCAT_WS('|', TABLE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) \
+             FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
+            "SELECT CONCAT_WS('|', ROUTINE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) \
+             FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
+        ] {
+            state.extend(conn.query::<String, _>(query).await.expect(query));
+        }
         for table in ["v", "k", "n", "nd"] {
             let (_, create): (String, String) = conn
                 .query_first(format!("SHOW CREATE TABLE {table}"))
