@@ -100,12 +100,11 @@ impl InsertStatements {
         false
     }
 
-    /// Appends a row some of whose values are written as their member number (`by_number`,
-    /// see [`ReadRow`]), as a statement of its own: each as `CAST(N AS UNSIGNED)`, an expression
-    /// rather than a number, so the restore runs it as this INSERT (as a LOAD DATA field, `0` would be the
-    /// text '0', a member's name in `ENUM('0', …)`); under a non-strict session when
-    /// `lenient` (only that stores an ENUM's index 0). Returns true (the statement is closed).
-    pub(crate) fn write_numbered_row(&mut self, out: &mut Vec<u8>, row: &ReadRow) -> bool {
+    /// Appends a row some of whose values are written otherwise than by their value
+    /// ([`ReadRow::written_as`]), as a statement of its own, which the restore runs as an
+    /// INSERT; under a non-strict session when the row asks for one (only that stores an
+    /// ENUM's index 0). Returns true (the statement is closed).
+    pub(crate) fn write_row_as_read(&mut self, out: &mut Vec<u8>, row: &ReadRow) -> bool {
         self.close(out);
         if row.lenient {
             out.extend_from_slice(
@@ -118,12 +117,8 @@ impl InsertStatements {
             if i > 0 {
                 out.push(b',');
             }
-            match row.by_number.iter().find(|(position, _)| *position == i) {
-                Some((_, number)) => {
-                    out.extend_from_slice(b"CAST(");
-                    out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes());
-                    out.extend_from_slice(b" AS UNSIGNED)");
-                }
+            match row.written_as.iter().find(|(position, _)| *position == i) {
+                Some((_, literal)) => literal.write(out),
                 None => write_literal(out, self.kinds[i], value),
             }
         }
@@ -324,10 +319,10 @@ pub(crate) async fn dump_table(
             state.push(&row.values, hash).await?;
         }
         let out = files.buffer().await?;
-        let closed = if row.by_number.is_empty() {
+        let closed = if row.written_as.is_empty() {
             statements.write_row(out, &row.values)
         } else {
-            statements.write_numbered_row(out, &row)
+            statements.write_row_as_read(out, &row)
         };
         files.after_write(closed).await?;
         if fingerprint.rows().is_multiple_of(1024) {

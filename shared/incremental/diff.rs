@@ -259,10 +259,10 @@ pub(crate) async fn diff_table(
             let closed = delete_sql.write(deletes.buffer().await?, &key, &current_key)?;
             deletes.after_write(closed).await?;
             let out = changes.buffer().await?;
-            let closed = if read.by_number.is_empty() {
+            let closed = if read.written_as.is_empty() {
                 insert_sql.write_row(out, values)
             } else {
-                insert_sql.write_numbered_row(out, &read)
+                insert_sql.write_row_as_read(out, &read)
             };
             changes.after_write(closed).await?;
             rewritten += 1;

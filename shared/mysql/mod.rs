@@ -6,6 +6,7 @@ pub mod definition;
 pub mod fingerprint;
 pub mod grant;
 pub mod lexer;
+pub mod read_row;
 pub mod schema;
 pub mod shape;
 pub mod splitter;

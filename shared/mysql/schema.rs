@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::definition;
 use super::lexer::Dialect;
 use super::quote_ident;
+pub use super::read_row::{AlsoRead, ReadRow};
 use super::values::ColumnKind;
 use crate::error::{Error, Result};
 use crate::manifest::ObjectKind;
@@ -16,39 +17,8 @@ use crate::manifest::ObjectKind;
 pub struct Column {
     pub name: String,
     pub kind: ColumnKind,
-    /// Whether the column's number (`col`+0) is read beside its text ([`Table::select_sql`]).
-    pub members: Members,
-}
-
-/// ENUM and SET values whose text does not say which members they hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Members {
-    /// The text is the value.
-    ByText,
-    /// An ENUM: its invalid-value index 0 reads as `''`, the same text as a `''` member.
-    Enum,
-    /// A SET with a `''` member: that member reads as nothing (`''`, or `,a` beside `a`),
-    /// and its text loads back without it.
-    SetWithEmptyMember,
-}
-
-impl Members {
-    /// From information_schema's DATA_TYPE and COLUMN_TYPE (`set('','a')`).
-    pub fn of(data_type: &str, column_type: &str) -> Members {
-        if data_type.eq_ignore_ascii_case("enum") {
-            return Members::Enum;
-        }
-        let empty_member = || {
-            super::lexer::significant(column_type, super::lexer::Dialect::default())
-                .iter()
-                .any(|t| matches!(t.kind, super::lexer::Kind::Str(_)) && t.text == "''")
-        };
-        if data_type.eq_ignore_ascii_case("set") && empty_member() {
-            Members::SetWithEmptyMember
-        } else {
-            Members::ByText
-        }
-    }
+    /// What is read beside its value ([`Table::select_sql`]).
+    pub also_read: AlsoRead,
 }
 
 #[derive(Debug, Clone)]
@@ -93,8 +63,7 @@ impl Table {
         selected.extend(
             self.columns
                 .iter()
-                .filter(|c| c.members != Members::ByText)
-                .map(|c| format!("{}+0", quote_ident(&c.name))),
+                .filter_map(|c| c.also_read.expression(&c.name)),
         );
         format!(
             "SELECT {} FROM {}{}",
@@ -118,56 +87,9 @@ impl Table {
     }
 
     /// A row read by [`Table::select_sql`]: the stored columns' values, and which of them must
-    /// be written as their number.
-    pub fn read_row(&self, mut values: Vec<mysql_async::Value>) -> ReadRow {
-        let numbers_read = values.split_off(self.columns.len().min(values.len()));
-        let mut row = ReadRow {
-            values,
-            by_number: Vec::new(),
-            lenient: false,
-        };
-        let numbered = self
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.members != Members::ByText);
-        for ((position, column), number) in numbered.zip(numbers_read) {
-            let Some(number) = as_number(&number) else {
-                continue; // NULL
-            };
-            match column.members {
-                Members::Enum if number == 0 => {
-                    row.by_number.push((position, 0));
-                    row.lenient = true;
-                }
-                Members::SetWithEmptyMember => row.by_number.push((position, number)),
-                _ => {}
-            }
-        }
-        row
-    }
-}
-
-/// One row as the dump reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReadRow {
-    pub values: Vec<mysql_async::Value>,
-    /// Values written as their member number (position, number): an ENUM's invalid-value
-    /// index 0, a SET with a `''` member.
-    pub by_number: Vec<(usize, u64)>,
-    /// Only a non-strict session stores one of them (ENUM index 0).
-    pub lenient: bool,
-}
-
-fn as_number(value: &mysql_async::Value) -> Option<u64> {
-    use mysql_async::Value;
-    match value {
-        Value::Int(n) => u64::try_from(*n).ok(),
-        Value::UInt(n) => Some(*n),
-        Value::Double(d) => Some(*d as u64),
-        Value::Float(f) => Some(*f as u64),
-        Value::Bytes(text) => std::str::from_utf8(text).ok()?.parse().ok(),
-        _ => None,
+    /// be written otherwise than by their value ([`ReadRow`]).
+    pub fn read_row(&self, values: Vec<mysql_async::Value>) -> ReadRow {
+        ReadRow::new(self.columns.iter().map(|c| &c.also_read), values)
     }
 }
 
@@ -327,9 +249,10 @@ fn dumped_columns(rows: &[Row]) -> Vec<Column> {
             Column {
                 name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
                 kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
-                members: Members::of(
+                also_read: AlsoRead::of(
                     &data_type,
                     &get_string(row, "COLUMN_TYPE").unwrap_or_default(),
+                    charset.as_deref(),
                 ),
             }
         })
@@ -364,7 +287,7 @@ pub async fn describe_table(
                 .map(|name| Column {
                     name,
                     kind: ColumnKind::DateTime,
-                    members: Members::ByText,
+                    also_read: AlsoRead::Nothing,
                 }),
         );
     }

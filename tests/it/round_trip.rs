@@ -286,7 +286,8 @@ async fn a_table_whose_columns_are_all_generated_keeps_its_rows() {
 /// under ALLOW_INVALID_DATES, a plain key listed before a SPATIAL one, a nullable
 /// AUTO_INCREMENT column, nullable columns without a DEFAULT (CREATE … SELECT over an
 /// outer join; declared, the same text means DEFAULT NULL), and a view and a procedure created
-/// by a latin1 client (they came back utf8mb4). Each came back changed (or the restore failed its own check); now
+/// by a latin1 client (they came back utf8mb4), and sjis and cp1251 bytes that Unicode has no
+/// character for (they came back `?`). Each came back changed (or the restore failed its own check); now
 /// the restore and the standard-tools path both bring back the same values and definitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly() {
@@ -314,6 +315,9 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
          SET SESSION sql_mode = '';
          CREATE TABLE nd (z INT DEFAULT 7, KEY (y))
              SELECT src_b.y, src_a.id FROM src_a LEFT JOIN src_b USING (id);
+         CREATE TABLE cs (id INT PRIMARY KEY, a CHAR(10) CHARACTER SET sjis,
+                          b VARCHAR(10) CHARACTER SET cp1251);
+         INSERT INTO cs VALUES (1, 0x878A, 0x98), (2, 'ab?', 'x'), (3, NULL, 0xE0);
          SET NAMES latin1;
          CREATE VIEW latin1_view AS SELECT 'x' AS x;
          CREATE PROCEDURE latin1_procedure() SELECT 'x';
@@ -334,6 +338,14 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
             conn.query::<String, _>("SELECT CONCAT_WS('|', a) FROM n ORDER BY a")
                 .await
                 .expect("n"),
+        );
+        // Bytes Unicode has no character for (sjis 0x878A, cp1251 0x98) stay those bytes.
+        state.extend(
+            conn.query::<String, _>(
+                "SELECT CONCAT_WS('|', id, HEX(a), HEX(b)) FROM cs ORDER BY id",
+            )
+            .await
+            .expect("cs"),
         );
         // Objects keep the client character set they were created under.
         for query in [
