@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };
-use crate::mysql::{self as db, schema};
+use crate::mysql::{self as db, quote_ident, schema};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::ObjectStore;
@@ -88,6 +88,9 @@ pub struct DumpReport {
     pub rows: u64,
     pub duration_seconds: f64,
     pub not_snapshot_consistent: Vec<String>,
+    /// Views left out because the server cannot use them: "`name`: the server's message".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub broken_views_left_out: Vec<String>,
     /// Connections that read tables, all on the same snapshot.
     pub connections: usize,
     /// Why one connection read everything although more were asked for.
@@ -152,6 +155,24 @@ pub async fn run_dump_until(
                 seconds = report.duration_seconds,
                 "backup complete"
             );
+            if !report.broken_views_left_out.is_empty() {
+                // The backup is good; the database holds views nothing could restore.
+                let note = Notification::new(
+                    Severity::Warning,
+                    format!(
+                        "backup {} of {} left out {} broken view(s)",
+                        report.backup_id,
+                        report.database,
+                        report.broken_views_left_out.len()
+                    ),
+                    format!(
+                        "The backup {} completed, but these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them:\n{}",
+                        report.backup_id,
+                        report.broken_views_left_out.join("\n")
+                    ),
+                );
+                notify_or_log(notifier, &note).await;
+            }
             if options.notify_success {
                 let note = Notification::new(
                     Severity::Ok,
@@ -450,6 +471,11 @@ async fn dump(
         rows: manifest.total_rows(),
         duration_seconds: 0.0,
         not_snapshot_consistent: not_consistent,
+        broken_views_left_out: catalogue
+            .broken_views
+            .iter()
+            .map(|(name, cause)| format!("{}: {cause}", quote_ident(name)))
+            .collect(),
         connections,
         single_connection_reason: single_reason,
         pruned: Vec::new(),

@@ -14,6 +14,10 @@ pub(super) struct Catalogue {
     pub tables: Vec<Table>,
     pub views: Vec<String>,
     pub objects: Vec<StoredObject>,
+    /// Views the server cannot use (ERROR 1356: a table, column or function they name is
+    /// gone), with the server's message: no restore could create them, so they are left out
+    /// of the backup and named in its report and a warning.
+    pub broken_views: Vec<(String, String)>,
 }
 
 fn get_string(row: &Row, column: &str) -> Option<String> {
@@ -134,11 +138,28 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
             }
         }
     }
-    let objects = schema::stored_objects(conn, database, &views).await?;
+    let mut broken_views = Vec::new();
+    for view in &views {
+        let probe = format!("SELECT 1 FROM {} LIMIT 0", quote_ident(view));
+        match conn.query_drop(probe).await {
+            Ok(()) => {}
+            Err(e) if crate::mysql::server_code(&e) == Some(1356) => {
+                broken_views.push((view.clone(), e.to_string()))
+            }
+            Err(e) => return Err(Error::database(format!("reading view `{view}`"), e)),
+        }
+    }
+    let usable: Vec<String> = views
+        .iter()
+        .filter(|v| !broken_views.iter().any(|(broken, _)| broken == *v))
+        .cloned()
+        .collect();
+    let objects = schema::stored_objects(conn, database, &usable).await?;
     Ok(Catalogue {
         tables,
         views,
         objects,
+        broken_views,
     })
 }
 
