@@ -21,6 +21,7 @@ mod lambda_incremental;
 mod lambda_runtime;
 mod load_paths;
 mod monitor;
+mod peer_corpus;
 mod privileges;
 mod progress;
 mod regions;
