@@ -14,8 +14,8 @@ pub(super) struct Catalogue {
     pub tables: Vec<Table>,
     pub views: Vec<String>,
     pub objects: Vec<StoredObject>,
-    /// Views the server cannot use (ERROR 1356: a table, column or function they name is
-    /// gone), with the server's message: no restore could create them, so they are left out
+    /// Views the server cannot use (ERROR 1356 and the like: a table, column or function they
+    /// name is gone or changed), with the server's message: no restore could create them, so they are left out
     /// of the backup and named in its report and a warning.
     pub broken_views: Vec<(String, String)>,
 }
@@ -143,7 +143,15 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
         let probe = format!("SELECT 1 FROM {} LIMIT 0", quote_ident(view));
         match conn.query_drop(probe).await {
             Ok(()) => {}
-            Err(e) if crate::mysql::server_code(&e) == Some(1356) => {
+            // ER_VIEW_INVALID, and what a view names that is gone or changed: a column
+            // (ER_BAD_FIELD_ERROR), a table (ER_NO_SUCH_TABLE), a function
+            // (ER_SP_DOES_NOT_EXIST) or its arguments (ER_SP_WRONG_NO_OF_ARGS).
+            Err(e)
+                if matches!(
+                    crate::mysql::server_code(&e),
+                    Some(1356 | 1054 | 1146 | 1305 | 1318)
+                ) =>
+            {
                 broken_views.push((view.clone(), e.to_string()))
             }
             Err(e) => return Err(Error::database(format!("reading view `{view}`"), e)),
