@@ -246,14 +246,19 @@ fn dumped_columns(rows: &[Row]) -> Vec<Column> {
         .map(|row| {
             let data_type = get_string(row, "DATA_TYPE").unwrap_or_default();
             let charset = get_string(row, "CHARACTER_SET_NAME");
+            let column_type = get_string(row, "COLUMN_TYPE").unwrap_or_default();
+            let kind = match ColumnKind::from_information_schema(&data_type, charset.as_deref()) {
+                // YEAR(2) reads 2000 (and 0000) as 0, which loads back as 2000: written as the
+                // number it reads, not as YEAR 0000.
+                ColumnKind::Year if column_type.eq_ignore_ascii_case("year(2)") => {
+                    ColumnKind::Integer
+                }
+                kind => kind,
+            };
             Column {
                 name: get_string(row, "COLUMN_NAME").unwrap_or_default(),
-                kind: ColumnKind::from_information_schema(&data_type, charset.as_deref()),
-                also_read: AlsoRead::of(
-                    &data_type,
-                    &get_string(row, "COLUMN_TYPE").unwrap_or_default(),
-                    charset.as_deref(),
-                ),
+                kind,
+                also_read: AlsoRead::of(&data_type, &column_type, charset.as_deref()),
             }
         })
         .collect()

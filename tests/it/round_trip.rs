@@ -315,6 +315,8 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
          SET SESSION sql_mode = '';
          CREATE TABLE nd (z INT DEFAULT 7, KEY (y))
              SELECT src_b.y, src_a.id FROM src_a LEFT JOIN src_b USING (id);
+         CREATE TABLE y2 (id INT PRIMARY KEY, y YEAR(2));
+         INSERT INTO y2 VALUES (1, 2000), (2, 1970), (3, 2069);
          CREATE TABLE cs (id INT PRIMARY KEY, a CHAR(10) CHARACTER SET sjis,
                           b VARCHAR(10) CHARACTER SET cp1251);
          INSERT INTO cs VALUES (1, 0x878A, 0x98), (2, 'ab?', 'x'), (3, NULL, 0xE0);
@@ -339,6 +341,13 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
                 .await
                 .expect("n"),
         );
+        // YEAR(2) shows 2000 and 0000 alike ("00"); only the stored row tells them apart.
+        let (_, checksum): (String, Option<u64>) = conn
+            .query_first("CHECKSUM TABLE y2 EXTENDED")
+            .await
+            .expect("checksum")
+            .expect("a row");
+        state.push(format!("y2 checksum {checksum:?}"));
         // Bytes Unicode has no character for (sjis 0x878A, cp1251 0x98) stay those bytes.
         state.extend(
             conn.query::<String, _>(
