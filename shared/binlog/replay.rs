@@ -3,12 +3,12 @@
 //! UPDATE and DELETE must find exactly the row the server changed: a row that is not there
 //! means the target is not the state the binlog continues from, and replay stops saying so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use mysql_common::binlog::consts::BinlogVersion;
+use mysql_common::binlog::consts::{BinlogVersion, RowsEventFlags};
 use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
 use mysql_common::binlog::EventStreamReader;
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,11 @@ pub struct ReplayReport {
     /// once the replay and the backup's own triggers are in (see `create_deferred`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<Deferred>,
+    /// Tables a foreign key's action (CASCADE, SET NULL, SET DEFAULT) may have changed while
+    /// the replay applied rows with foreign_key_checks on: the engine did it on the source
+    /// too, and the binlog does not hold those changes, so the final check cannot count them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cascaded: BTreeSet<String>,
     pub seconds: f64,
 }
 
@@ -226,6 +231,11 @@ pub async fn replay(
             .await
             .map_err(|e| Error::database("preparing the replay session", e))?;
     }
+    // foreign_key_checks as the session that wrote each rows event had it: InnoDB cascades
+    // inside the engine and logs only the row the statement changed, so the target must
+    // cascade the same way. Off (the replay session's own) for statements, and for a restore
+    // of some tables only, whose parents or children may not be there.
+    let mut foreign_key_checks = false;
     let resume_from = journal.and_then(|j| j.resume_from.as_ref());
     if let Some(statement) = resume_from.and_then(|c| c.statement_in_flight.as_ref()) {
         return Err(Error::BinlogUnsupported {
@@ -357,6 +367,33 @@ pub async fn replay(
                             let name = table.table_name().into_owned();
                             if journal.is_some_and(|j| j.non_transactional.contains(&name)) {
                                 pending.cannot_roll_back.get_or_insert_with(|| name.clone());
+                            }
+                            let checks = only_tables.is_none()
+                                && !rows.flags().contains(RowsEventFlags::NO_FOREIGN_KEY_CHECKS);
+                            if checks != foreign_key_checks {
+                                conn.query_drop(format!(
+                                    "SET SESSION foreign_key_checks = {}",
+                                    u8::from(checks)
+                                ))
+                                .await
+                                .map_err(|e| {
+                                    pending.unrepeatable(Error::database(
+                                        "setting foreign_key_checks as the logged rows had it",
+                                        e,
+                                    ))
+                                })?;
+                                foreign_key_checks = checks;
+                            }
+                            if checks
+                                && !matches!(
+                                    rows,
+                                    RowsEventData::WriteRowsEventV1(_)
+                                        | RowsEventData::WriteRowsEvent(_)
+                                )
+                            {
+                                cascades_from(conn, &name, &mut report.cascaded)
+                                    .await
+                                    .map_err(|e| pending.unrepeatable(e))?;
                             }
                             begin_transaction(conn, &mut pending)
                                 .await
@@ -504,6 +541,8 @@ pub async fn replay(
                                     };
                                     record(conn, journal, &in_flight).await?;
                                 }
+                                // run_logged puts the replay session's settings back.
+                                foreign_key_checks = false;
                                 run_logged(conn, &session, &statement::logged_bytes(&text, utf8))
                                     .await
                                     .map_err(|e| {
@@ -588,8 +627,42 @@ pub async fn replay(
     }
     // A stop in the middle of a transaction leaves nothing of it behind.
     let _ = conn.query_drop("ROLLBACK").await;
+    if foreign_key_checks {
+        conn.query_drop("SET SESSION foreign_key_checks = 0")
+            .await
+            .map_err(|e| Error::database("ending the replay session", e))?;
+    }
     report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
+}
+
+/// Adds the tables an update or delete of `table` can change through foreign key actions
+/// (CASCADE, SET NULL, SET DEFAULT), and those theirs can, to `cascaded`.
+async fn cascades_from(
+    conn: &mut Conn,
+    table: &str,
+    cascaded: &mut BTreeSet<String>,
+) -> Result<()> {
+    let mut to_follow = vec![table.to_string()];
+    let mut seen = BTreeSet::from([table.to_string()]);
+    while let Some(parent) = to_follow.pop() {
+        let children: Vec<String> = conn
+            .exec(
+                "SELECT DISTINCT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = ? AND (UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION'))",
+                (parent.as_str(),),
+            )
+            .await
+            .map_err(|e| {
+                Error::database(format!("reading the foreign keys that refer to `{parent}`"), e)
+            })?;
+        for child in children {
+            if seen.insert(child.clone()) {
+                cascaded.insert(child.clone());
+                to_follow.push(child);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A name read from a logged statement as the server knows it: the statement's text is in

@@ -1135,3 +1135,41 @@ fn statements_replay_under_the_session_settings_logged_with_them() {
         server.root_query(Some("toc_sis"), rows)
     );
 }
+
+/// InnoDB cascades inside the engine and logs only the row the statement changed: the replay
+/// applies rows with foreign_key_checks as their session had it, so the target cascades the
+/// same way (ON DELETE CASCADE, ON DELETE SET NULL and a later update of the row it set, ON
+/// UPDATE CASCADE), and a child written with checks off is not refused.
+#[test]
+fn foreign_key_cascades_happen_in_the_replay_as_they_did_in_the_source() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE p (a INT PRIMARY KEY);
+         CREATE TABLE c (a INT, b INT, FOREIGN KEY (a) REFERENCES p(a) ON DELETE CASCADE);
+         CREATE TABLE n (a INT, b INT, FOREIGN KEY (a) REFERENCES p(a) ON DELETE SET NULL);
+         CREATE TABLE u (a INT, b INT, FOREIGN KEY (a) REFERENCES p(a) ON UPDATE CASCADE);
+         INSERT INTO p VALUES (1), (2), (3);
+         INSERT INTO c VALUES (1, 1);
+         INSERT INTO n VALUES (2, 1);
+         INSERT INTO u VALUES (3, 1);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql("DELETE FROM p WHERE a = 1;
+         DELETE FROM p WHERE a = 2;
+         UPDATE n SET b = 2;
+         UPDATE p SET a = 30 WHERE a = 3;
+         UPDATE u SET b = 2 WHERE a = 30;
+         SET SESSION foreign_key_checks = 0;
+         INSERT INTO c VALUES (99, 1);
+         SET SESSION foreign_key_checks = 1;
+         INSERT INTO p VALUES (99);
+         DELETE FROM p WHERE a = 99;");
+    assert_eq!(
+        server
+            .root_query(Some("toc_sis"), "SELECT COUNT(*) FROM c")
+            .trim(),
+        "0"
+    );
+    replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_cascades");
+}
