@@ -188,7 +188,7 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
     })?;
     let (text, _) = statement::logged_text(&sql);
     let replaces = {
-        let tokens = crate::mysql::lexer::significant(&text, Default::default());
+        let tokens = statement::statement_tokens(&text, Default::default());
         tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
             && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"))
     };
@@ -424,8 +424,16 @@ pub async fn replay(
                         // In the character set it was written in: sent as those bytes.
                         let (logged, utf8) = statement::logged_text(query.query_raw());
                         let text = if target_database != source_database {
-                            definition::made_for_a_copy(&logged, dialect, source_database)
-                                .unwrap_or(logged)
+                            // The statement after a `SET STATEMENT … FOR` head, which stays.
+                            let at = statement::statement_start(&logged, dialect);
+                            match (logged.get(..at), logged.get(at..)) {
+                                (Some(head), Some(ran)) => {
+                                    definition::made_for_a_copy(ran, dialect, source_database)
+                                        .map(|ran| format!("{head}{ran}"))
+                                }
+                                _ => None,
+                            }
+                            .unwrap_or(logged)
                         } else {
                             logged
                         };
@@ -725,7 +733,7 @@ fn keep_deferred_in_step(
     text: &str,
     dialect: crate::mysql::lexer::Dialect,
 ) -> std::result::Result<(), String> {
-    let drops = crate::mysql::lexer::significant(text, dialect)
+    let drops = statement::statement_tokens(text, dialect)
         .first()
         .is_some_and(|t| t.is_keyword("DROP"));
     for (i, gone) in touched.iter().enumerate() {
@@ -786,7 +794,7 @@ fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String
     }
     let bytes = hex::decode(&deferred.statement_hex).map_err(|e| refuse(&e.to_string()))?;
     let (text, utf8) = statement::logged_text(&bytes);
-    let tokens = crate::mysql::lexer::significant(&text, deferred.session.dialect());
+    let tokens = statement::statement_tokens(&text, deferred.session.dialect());
     let span = tokens
         .iter()
         .position(|t| t.is_keyword("ON"))

@@ -29,6 +29,37 @@ pub(crate) fn dialect_of(query: &QueryEvent<'_>) -> Dialect {
     }
 }
 
+/// The significant tokens of the statement a logged text runs: for `SET STATEMENT var = value
+/// [, …] FOR statement` those of the statement after FOR (the settings hold for it alone),
+/// otherwise all of them. Offsets stay those of `text`.
+pub(crate) fn statement_tokens(text: &str, dialect: Dialect) -> Vec<Token<'_>> {
+    let mut tokens = lexer::significant(text, dialect);
+    if tokens.first().is_some_and(|t| t.is_keyword("SET"))
+        && tokens.get(1).is_some_and(|t| t.is_keyword("STATEMENT"))
+    {
+        let mut depth = 0usize;
+        let for_at = tokens.iter().enumerate().skip(2).find_map(|(i, t)| {
+            if t.is_punct('(') {
+                depth += 1;
+            } else if t.is_punct(')') {
+                depth = depth.saturating_sub(1);
+            }
+            (depth == 0 && t.is_keyword("FOR")).then_some(i)
+        });
+        if let Some(at) = for_at {
+            tokens.drain(..=at);
+        }
+    }
+    tokens
+}
+
+/// Where the statement a logged text runs starts: after `SET STATEMENT … FOR`, or 0.
+pub(crate) fn statement_start(text: &str, dialect: Dialect) -> usize {
+    statement_tokens(text, dialect)
+        .first()
+        .map_or(0, |t| t.start)
+}
+
 /// What the replay does with a logged statement whose default database was the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -46,7 +77,7 @@ pub(crate) enum Verdict {
 
 /// How a statement logged with `source` as its default database is replayed into `target`.
 pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) -> Verdict {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let word = |i: usize| tokens.get(i).map(|t| t.text.to_ascii_uppercase());
     let first = word(0).unwrap_or_default();
     let second = word(1).unwrap_or_default();
@@ -114,7 +145,7 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
     if other {
         return Verdict::LeaveOut("a statement on another database");
     }
-    if target != source && names_database(&tokens, source) {
+    if target != source && names_database(&lexer::significant(text, dialect), source) {
         return Verdict::NamesTheSource;
     }
     Verdict::Run
@@ -297,7 +328,7 @@ fn object_names(tokens: &[Token<'_>]) -> Vec<Option<String>> {
 /// The table a DDL statement names (`ALTER TABLE x`, `CREATE TABLE x`, `DROP TABLE x`,
 /// `TRUNCATE x`, `RENAME TABLE x`), unquoted; None for other statements.
 pub(crate) fn statement_table(text: &str, dialect: Dialect) -> Option<String> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let verb = tokens.first()?;
     if !["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
         .iter()
@@ -440,7 +471,7 @@ fn kind_label(token: &Token<'_>) -> Option<&'static str> {
 
 /// What a DDL statement touches, in order (`RENAME TABLE a TO b`: `a` gone, `b` there).
 pub(crate) fn touched_objects(text: &str, dialect: Dialect) -> Vec<Touched> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let Some(verb) = tokens.first() else {
         return Vec::new();
     };
@@ -566,7 +597,7 @@ pub(crate) struct TriggerStatement {
 }
 
 pub(crate) fn trigger_statement(text: &str, dialect: Dialect) -> Option<TriggerStatement> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let verb = tokens.first()?;
     let create = verb.is_keyword("CREATE");
     if !create && !verb.is_keyword("DROP") {
@@ -677,6 +708,30 @@ mod tests {
         ] {
             assert_eq!(v(text), Verdict::NamesTheSource, "{text}");
         }
+        for (text, verdict_of_it) in [
+            (
+                "SET STATEMENT sql_mode='NO_ENGINE_SUBSTITUTION' FOR CREATE TABLE t2 (a int)",
+                Verdict::Run,
+            ),
+            (
+                "set statement sql_mode = (''), max_statement_time = 1 for ALTER TABLE t1 MODIFY a char(2)",
+                Verdict::Run,
+            ),
+            (
+                "SET STATEMENT sql_mode='' FOR DROP TABLE other.t",
+                Verdict::LeaveOut("a statement on another database"),
+            ),
+            (
+                "SET STATEMENT sql_mode='' FOR ALTER TABLE toc_sis.t ADD x INT",
+                Verdict::NamesTheSource,
+            ),
+        ] {
+            assert_eq!(v(text), verdict_of_it, "{text}");
+        }
+        assert!(matches!(
+            v("SET STATEMENT sql_mode='' FOR GRANT ALL ON *.* TO ghost"),
+            Verdict::LeaveOut(_)
+        ));
         assert_eq!(
             verdict(
                 "ALTER TABLE toc_sis.grades ADD x INT",
@@ -792,6 +847,25 @@ mod tests {
             })
         );
         assert_eq!(trigger_statement("CREATE TABLE tr (id INT)", d), None);
+        // SET STATEMENT … FOR: what the statement after FOR touches, its ON not the value's.
+        assert_eq!(
+            t("SET STATEMENT unique_checks=ON FOR RENAME TABLE a TO b"),
+            [o("table", "a", false), o("table", "b", true)]
+        );
+        assert_eq!(
+            trigger_statement(
+                "SET STATEMENT unique_checks=ON FOR CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW SET @a = 1",
+                d
+            ),
+            Some(TriggerStatement { name: "tr".into(), table: Some("t".into()), create: true })
+        );
+        assert_eq!(
+            statement_table("SET STATEMENT sql_mode='' FOR CREATE TABLE t2 (a int)", d).as_deref(),
+            Some("t2")
+        );
+        let text = "SET STATEMENT a=(1) FOR CREATE TABLE t (id INT)";
+        assert_eq!(&text[statement_start(text, d)..], "CREATE TABLE t (id INT)");
+        assert_eq!(statement_start("CREATE TABLE t (id INT)", d), 0);
     }
 
     #[test]

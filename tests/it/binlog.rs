@@ -1173,3 +1173,26 @@ fn foreign_key_cascades_happen_in_the_replay_as_they_did_in_the_source() {
     );
     replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_cascades");
 }
+
+/// `SET STATEMENT var = value FOR statement` is the statement after FOR, run whole with its
+/// settings: a table it creates, alters, renames or drops, and a trigger it creates (kept for
+/// after the rows like any other).
+#[test]
+fn set_statement_for_ddl_is_replayed_as_the_statement_after_for() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE t1 (a CHAR(1)); INSERT INTO t1 VALUES ('x');");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql("SET STATEMENT sql_mode='NO_ENGINE_SUBSTITUTION' FOR CREATE TABLE t2 (a int);
+         INSERT INTO t2 VALUES (1);
+         SET STATEMENT sql_mode='' FOR ALTER TABLE t1 MODIFY a char(2);
+         INSERT INTO t1 VALUES ('yy');
+         SET STATEMENT unique_checks=ON FOR CREATE TRIGGER t2_tr AFTER INSERT ON t2 FOR EACH ROW INSERT INTO t1 VALUES ('tr');
+         INSERT INTO t2 VALUES (2);
+         SET STATEMENT sql_mode='' FOR CREATE TABLE gone (a INT);
+         SET STATEMENT sql_mode='' FOR RENAME TABLE gone TO gone2;
+         SET STATEMENT sql_mode='' FOR DROP TABLE gone2;");
+    replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_set_statement");
+}
