@@ -58,6 +58,11 @@ pub struct ReplayReport {
     /// too, and the binlog does not hold those changes, so the final check cannot count them.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub cascaded: BTreeSet<String>,
+    /// Sequences whose state the replay wrote (a NEXTVAL refill, SETVAL, a sequence created):
+    /// each write replaces its one row, so the final check counts one row, not the backup's
+    /// plus the inserts.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sequences: BTreeSet<String>,
     pub seconds: f64,
 }
 
@@ -398,7 +403,7 @@ pub async fn replay(
                             begin_transaction(conn, &mut pending)
                                 .await
                                 .map_err(|e| pending.unrepeatable(e))?;
-                            let changed = apply_rows(
+                            let (changed, is_sequence) = apply_rows(
                                 conn,
                                 &rows,
                                 table,
@@ -408,6 +413,9 @@ pub async fn replay(
                             )
                             .await
                             .map_err(|e| pending.unrepeatable(e))?;
+                            if is_sequence {
+                                report.sequences.insert(name.clone());
+                            }
                             pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
@@ -864,7 +872,8 @@ async fn finish_transaction(conn: &mut Conn, pending: &mut Pending, commit: bool
     Ok(())
 }
 
-/// Applies one rows event; every row must change exactly one row of the target.
+/// Applies one rows event; every row must change exactly one row of the target. Also says
+/// whether the table is a sequence (its one row is its state: an insert replaces it).
 async fn apply_rows(
     conn: &mut Conn,
     rows: &RowsEventData<'_>,
@@ -872,7 +881,7 @@ async fn apply_rows(
     name: &str,
     (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
     at: &Position,
-) -> Result<TableChanges> {
+) -> Result<(TableChanges, bool)> {
     let decode = |e: std::io::Error| Error::BinlogUnsupported {
         detail: format!("a row of `{name}` at {at} cannot be decoded: {e}"),
     };
@@ -882,7 +891,7 @@ async fn apply_rows(
         .map_err(decode)?;
     let mut changes = TableChanges::default();
     let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
-        return Ok(changes);
+        return Ok((changes, false));
     };
     let shape = match shapes.entry(rows.table_id()) {
         std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
@@ -910,7 +919,17 @@ async fn apply_rows(
             if let Some(columns) = compressed.get(&rows.table_id()) {
                 shape.compressed = columns.clone();
             }
-            shape.period = row_period(conn, name, &shape).await?;
+            let kind: Option<String> = conn
+                .exec_first(
+                    "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name,),
+                )
+                .await
+                .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
+            shape.sequence = kind.as_deref() == Some("SEQUENCE");
+            if kind.as_deref() == Some("SYSTEM VERSIONED") {
+                shape.period = Some(row_period(conn, name, &shape).await?);
+            }
             slot.insert(shape)
         }
     };
@@ -920,7 +939,9 @@ async fn apply_rows(
     )])
     };
     if let Some((start, end)) = shape.period {
-        return apply_versioned(conn, rows, &images, shape, (start, end), name, at).await;
+        return apply_versioned(conn, rows, &images, shape, (start, end), name, at)
+            .await
+            .map(|changes| (changes, false));
     }
     match rows {
         RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
@@ -966,27 +987,13 @@ async fn apply_rows(
             }
         }
     }
-    Ok(changes)
+    Ok((changes, shape.sequence))
 }
 
 /// A system-versioned table's row start and end columns among the logged ones (the binlog
-/// names implicit ones `row_start` and `row_end`); None for any other table. Versioning by
-/// transaction id is refused: the ids of the target's transactions are not the source's.
-async fn row_period(
-    conn: &mut Conn,
-    name: &str,
-    shape: &TableShape,
-) -> Result<Option<(usize, usize)>> {
-    let kind: Option<String> = conn
-        .exec_first(
-            "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-            (name,),
-        )
-        .await
-        .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
-    if kind.as_deref() != Some("SYSTEM VERSIONED") {
-        return Ok(None);
-    }
+/// names implicit ones `row_start` and `row_end`). Versioning by transaction id is refused:
+/// the ids of the target's transactions are not the source's.
+async fn row_period(conn: &mut Conn, name: &str, shape: &TableShape) -> Result<(usize, usize)> {
     let create = crate::mysql::schema::show_create_table(conn, name).await?;
     let [start, end] = crate::mysql::schema::row_period_columns(&create);
     let find = |column: &str| {
@@ -1012,7 +1019,7 @@ async fn row_period(
         }
         Ok(i)
     };
-    Ok(Some((find(&start)?, find(&end)?)))
+    Ok((find(&start)?, find(&end)?))
 }
 
 /// Applies a rows event of a system-versioned table exactly, history included. Rows are

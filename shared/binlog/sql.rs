@@ -33,6 +33,8 @@ pub(crate) struct TableShape {
     /// A system-versioned table's row start and end columns (TIMESTAMPs), by position: the
     /// server sets them itself in an UPDATE or DELETE, which name the other columns only.
     pub(crate) period: Option<(usize, usize)>,
+    /// A sequence: its one row is its state.
+    pub(crate) sequence: bool,
 }
 
 /// The numeric binlog types, the columns the table map's signedness bits are for, in order
@@ -121,6 +123,7 @@ impl TableShape {
             hidden,
             compressed: Vec::new(),
             period: None,
+            sequence: false,
         })
     }
 

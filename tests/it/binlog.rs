@@ -1261,3 +1261,49 @@ fn system_versioned_tables_replay_with_their_history_exact() {
         "{stderr}"
     );
 }
+
+/// A sequence's state row after the replay equals the source's: NEXTVAL refills (logged as
+/// rows of the sequence), a table whose default calls NEXTVAL, sequences created, altered,
+/// set and dropped by replayed statements; and the final check accepts them.
+#[test]
+fn sequences_replay_to_the_sources_state() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE SEQUENCE s START WITH 10 INCREMENT BY 5 CACHE 2;
+         CREATE TABLE t (id INT PRIMARY KEY DEFAULT NEXTVAL(s), v INT);
+         CREATE SEQUENCE old_s;
+         INSERT INTO t (v) VALUES (0);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql("INSERT INTO t (v) VALUES (1),(2),(3),(4),(5);
+         CREATE SEQUENCE s2;
+         SELECT NEXTVAL(s2);
+         CREATE SEQUENCE s3 START WITH 100;
+         ALTER SEQUENCE s3 INCREMENT BY 10;
+         SELECT NEXTVAL(s3);
+         SELECT SETVAL(s2, 50);
+         DROP SEQUENCE old_s;
+         INSERT INTO t (v) VALUES (6);");
+    let target = "toc_sis_restore_test_sequences";
+    replay_matches_the_source(&server, &store_text, target);
+    let sequences = |database: &str| {
+        server.root_query(
+            Some(database),
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'SEQUENCE' ORDER BY 1",
+        )
+    };
+    assert_eq!(sequences(target), sequences("toc_sis"));
+    for select in [
+        "SELECT * FROM s",
+        "SELECT * FROM s2",
+        "SELECT * FROM s3",
+        "SELECT * FROM t ORDER BY id",
+    ] {
+        assert_eq!(
+            server.root_query(Some(target), select),
+            server.root_query(Some("toc_sis"), select),
+            "{select}"
+        );
+    }
+}
