@@ -126,6 +126,8 @@ struct Pending {
     statement_applied: bool,
     changes: BTreeMap<String, TableChanges>,
     skip: bool,
+    /// The user variables logged for the next statement (`SET @a := …`): it reads them.
+    user_vars: Vec<String>,
     /// A table it changed whose engine cannot roll back (MyISAM, Aria, MEMORY).
     cannot_roll_back: Option<String>,
 }
@@ -147,23 +149,26 @@ impl Pending {
 /// runs under its own, and these are set back after it). sql_mode first: what follows is read
 /// in it. A logged row holds what the server stored: ALLOW_INVALID_DATES keeps a date stored
 /// under it (2026-04-31) from becoming zero.
-const REPLAY_SESSION: [&str; 5] = [
+const REPLAY_SESSION: [&str; 6] = [
     "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'",
+    "SET SESSION timestamp = DEFAULT",
     "SET SESSION time_zone = '+00:00'",
     "SET SESSION foreign_key_checks = 0",
     "SET NAMES utf8mb4",
     "SET SESSION collation_server = @@global.collation_server",
 ];
 
-/// Runs a logged statement under the session settings logged with it, then puts the replay's
-/// own back (also when the statement fails: the error is the statement's).
+/// Runs a logged statement under the session settings logged with it, and the user variables
+/// logged for it set as they were, then puts the replay's own settings back (also when the
+/// statement fails: the error is the statement's).
 async fn run_logged(
     conn: &mut Conn,
     session: &LoggedSession,
+    user_vars: &[String],
     sql: &[u8],
 ) -> std::result::Result<(), mysql_async::Error> {
     let mut outcome = Ok(());
-    for set in session.statements() {
+    for set in session.statements().iter().chain(user_vars) {
         outcome = conn.query_drop(set).await;
         if outcome.is_err() {
             break;
@@ -207,7 +212,7 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
     if !replaces && (exists.unwrap_or(0) > 0) == deferred.create {
         return Ok(());
     }
-    run_logged(conn, &deferred.session, &sql)
+    run_logged(conn, &deferred.session, &[], &sql)
         .await
         .map_err(|e| {
             Error::database(
@@ -420,6 +425,7 @@ pub async fn replay(
                         }
                     }
                     Role::Statement if ends => {
+                        let user_vars = std::mem::take(&mut pending.user_vars);
                         let query =
                             event
                                 .read_event::<QueryEvent>()
@@ -428,7 +434,7 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let dialect = statement::dialect_of(&query);
-                        let session = LoggedSession::of(&query);
+                        let session = LoggedSession::of(&query, header.timestamp());
                         // In the character set it was written in: sent as those bytes.
                         let (logged, utf8) = statement::logged_text(query.query_raw());
                         let text = if target_database != source_database {
@@ -559,17 +565,19 @@ pub async fn replay(
                                 }
                                 // run_logged puts the replay session's settings back.
                                 foreign_key_checks = false;
-                                run_logged(conn, &session, &statement::logged_bytes(&text, utf8))
-                                    .await
-                                    .map_err(|e| {
-                                        Error::database(
-                                            format!(
-                                                "replaying the statement at {begin} ({})",
-                                                shown()
-                                            ),
-                                            e,
-                                        )
-                                    })?;
+                                run_logged(
+                                    conn,
+                                    &session,
+                                    &user_vars,
+                                    &statement::logged_bytes(&text, utf8),
+                                )
+                                .await
+                                .map_err(|e| {
+                                    Error::database(
+                                        format!("replaying the statement at {begin} ({})", shown()),
+                                        e,
+                                    )
+                                })?;
                                 shapes.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
@@ -581,7 +589,24 @@ pub async fn replay(
                             }
                         }
                     }
-                    _ => {}
+                    Role::Inside => {
+                        if let Some(EventData::UserVarEvent(var)) =
+                            event.read_data().map_err(|e| Error::CorruptFile {
+                                file: what.clone(),
+                                detail: e.to_string(),
+                            })?
+                        {
+                            let set = user_var_statement(conn, &var).await.map_err(|detail| {
+                                Error::BinlogUnsupported {
+                                    detail: format!(
+                                        "the user variable logged at {begin} for the next statement cannot be set: {detail}"
+                                    ),
+                                }
+                            })?;
+                            pending.user_vars.push(set);
+                        }
+                    }
+                    _ => pending.user_vars.clear(),
                 }
             }
             if ends {
@@ -679,6 +704,71 @@ async fn cascades_from(
         }
     }
     Ok(())
+}
+
+/// `SET @name := value` for a logged user variable, as `mariadb-binlog` writes it: a string
+/// in its character set and collation, an integer with its sign, a DOUBLE, a DECIMAL.
+async fn user_var_statement(
+    conn: &mut Conn,
+    var: &mysql_common::binlog::events::UserVarEvent<'_>,
+) -> std::result::Result<String, String> {
+    use mysql_common::binlog::consts::UserVarFlags;
+    use mysql_common::constants::ItemResult;
+    let name = crate::mysql::quote_ident(&var.name());
+    if var.is_null() {
+        return Ok(format!("SET @{name} := NULL"));
+    }
+    let value = var.value();
+    let eight = || -> std::result::Result<[u8; 8], String> {
+        value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("@{name} holds {} bytes, not 8", value.len()))
+    };
+    let literal = match var.value_type() {
+        Ok(ItemResult::INT_RESULT) if var.flags().contains(UserVarFlags::UNSIGNED) => {
+            u64::from_le_bytes(eight()?).to_string()
+        }
+        Ok(ItemResult::INT_RESULT) => i64::from_le_bytes(eight()?).to_string(),
+        Ok(ItemResult::REAL_RESULT) => {
+            let real = f64::from_le_bytes(eight()?);
+            if !real.is_finite() {
+                return Err(format!("@{name} holds the DOUBLE {real}"));
+            }
+            // Shortest exact form, with an exponent: a DOUBLE literal.
+            format!("{real:e}")
+        }
+        Ok(ItemResult::DECIMAL_RESULT) => {
+            mysql_common::binlog::decimal::Decimal::read_packed(value, false)
+                .map_err(|e| format!("@{name} holds a DECIMAL that cannot be read ({e})"))?
+                .to_string()
+        }
+        Ok(ItemResult::STRING_RESULT) => {
+            let names: Option<(String, String)> = conn
+                .exec_first(
+                    "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID = ?",
+                    (var.charset(),),
+                )
+                .await
+                .map_err(|e| format!("reading collation {} ({e})", var.charset()))?;
+            let Some((charset, collation)) = names.filter(|(c, l)| {
+                [c, l]
+                    .iter()
+                    .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            }) else {
+                return Err(format!(
+                    "@{name} is in collation number {}, which the target server does not have",
+                    var.charset()
+                ));
+            };
+            format!(
+                "CONVERT(X'{}' USING {charset}) COLLATE {collation}",
+                hex::encode(value)
+            )
+        }
+        other => return Err(format!("@{name} holds a value of type {other:?}")),
+    };
+    Ok(format!("SET @{name} := {literal}"))
 }
 
 /// A name read from a logged statement as the server knows it: the statement's text is in

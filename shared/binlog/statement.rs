@@ -365,11 +365,20 @@ pub struct LoggedSession {
     pub charset: Option<[u16; 3]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// When the statement ran (the event's Unix seconds), as `SET TIMESTAMP`: what NOW()
+    /// and CURRENT_TIMESTAMP are in it (an event's default STARTS, a TIMESTAMP column added
+    /// with a CURRENT_TIMESTAMP default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u32>,
 }
 
 impl LoggedSession {
-    pub(crate) fn of(query: &QueryEvent<'_>) -> LoggedSession {
-        let mut session = LoggedSession::default();
+    /// `timestamp`: the event header's.
+    pub(crate) fn of(query: &QueryEvent<'_>, timestamp: u32) -> LoggedSession {
+        let mut session = LoggedSession {
+            timestamp: Some(timestamp),
+            ..LoggedSession::default()
+        };
         for var in query.status_vars().iter() {
             match var.get_value() {
                 Ok(StatusVarVal::SqlMode(flags)) => session.sql_mode = Some(flags.get().bits()),
@@ -404,6 +413,9 @@ impl LoggedSession {
     /// ones before it are read in the session's own (`restore_statements`).
     pub(crate) fn statements(&self) -> Vec<String> {
         let mut statements = Vec::new();
+        if let Some(timestamp) = self.timestamp {
+            statements.push(format!("SET @@session.timestamp={timestamp}"));
+        }
         if let Some(zone) = &self.time_zone {
             statements.push(format!(
                 "SET @@session.time_zone={}",
@@ -874,10 +886,12 @@ mod tests {
             sql_mode: Some(4),
             charset: Some([51, 51, 8]),
             time_zone: Some("Europe/Helsinki".into()),
+            timestamp: Some(1_767_225_600),
         };
         assert_eq!(
             session.statements(),
             [
+                "SET @@session.timestamp=1767225600",
                 "SET @@session.time_zone='Europe/Helsinki'",
                 "SET @@session.character_set_client=51,@@session.collation_connection=51,@@session.collation_server=8",
                 "SET @@session.sql_mode=4",

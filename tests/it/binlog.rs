@@ -1307,3 +1307,35 @@ fn sequences_replay_to_the_sources_state() {
         );
     }
 }
+
+/// A statement that reads user variables runs with the values logged before it (an integer,
+/// a string, a DOUBLE); an event renamed by ALTER EVENT … RENAME TO is followed by its new
+/// name.
+#[test]
+fn user_variables_and_event_renames_replay_as_logged() {
+    let server = server_with_users();
+    let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
+    sql("CREATE TABLE t1 (id INT PRIMARY KEY);
+         INSERT INTO t1 VALUES (1);");
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    sql(
+        "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DISABLE DO SET @x = 1;
+         SET @a = 5, @s = '2030-01-01 00:00:00', @r = 86400.5e0;
+         ALTER EVENT e ON SCHEDULE EVERY @a SECOND STARTS @s ENDS FROM_UNIXTIME(1900000000 + @r);
+         CREATE EVENT event1 ON SCHEDULE EVERY 1 DAY DISABLE DO SET @y = 1;
+         ALTER EVENT event1 RENAME TO event2;
+         ALTER EVENT event2 COMMENT 'renamed';
+         INSERT INTO t1 VALUES (2);",
+    );
+    let events = |database: &str| {
+        server.root_query(
+            Some(database),
+            "SELECT EVENT_NAME, INTERVAL_VALUE, INTERVAL_FIELD, STARTS, ENDS, EVENT_COMMENT FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY 1",
+        )
+    };
+    let target = "toc_sis_restore_test_small_ddl";
+    replay_matches_the_source(&server, &store_text, target);
+    assert_eq!(events(target), events("toc_sis"));
+}
