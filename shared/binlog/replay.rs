@@ -48,9 +48,10 @@ pub struct ReplayReport {
     /// them so, in place of the backup's list.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub objects: BTreeMap<String, BTreeMap<String, bool>>,
-    /// Trigger statements kept out of the target while rows are applied (a row event already
-    /// holds what a trigger wrote; one that fired again would write it twice): run, in order,
-    /// once the replay and the backup's own triggers are in (see `create_deferred`).
+    /// Trigger and event statements kept out of the target while rows are applied (a row
+    /// event already holds what a trigger or event wrote; one that fired again would write it
+    /// twice; the backup's own events are created after the rows): run, in order, once the
+    /// replay and the backup's own triggers and events are in (see `create_deferred`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<Deferred>,
     /// Tables a foreign key's action (CASCADE, SET NULL, SET DEFAULT) may have changed while
@@ -70,6 +71,7 @@ pub struct ReplayReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deferred {
     pub position: String,
+    /// The trigger's (or the event's) name.
     pub trigger: String,
     /// The table a created trigger is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +80,13 @@ pub struct Deferred {
     /// The statement's bytes as logged (in the character set of its session), hex.
     pub statement_hex: String,
     pub session: LoggedSession,
+    /// A statement on an event (CREATE, ALTER, DROP EVENT), not a trigger: `create` says
+    /// whether the event exists after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub event: bool,
+    /// The user variables logged for it (`SET @a := …`), set before it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_vars: Vec<String>,
 }
 
 /// A logged statement the replay did not run, and why.
@@ -186,10 +195,32 @@ async fn run_logged(
     outcome
 }
 
-/// Runs one deferred trigger statement on the target's connection. A statement found done
-/// already (a trigger it creates is there, one it drops is gone) is not run again: a restore
-/// stopped between running it and recording it. CREATE OR REPLACE always runs.
+/// Whether the target has the event (or trigger) `name`.
+async fn deferred_exists(conn: &mut Conn, event: bool, name: &str) -> Result<bool> {
+    let (query, kind) = if event {
+        (
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() AND EVENT_NAME = ?",
+            "events",
+        )
+    } else {
+        (
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
+            "triggers",
+        )
+    };
+    let found: Option<u64> = conn
+        .exec_first(query, (name,))
+        .await
+        .map_err(|e| Error::database(format!("reading the target's {kind}"), e))?;
+    Ok(found.unwrap_or(0) > 0)
+}
+
+/// Runs one deferred trigger or event statement on the target's connection. A statement
+/// found done already (what it creates is there, what it drops is gone, an event it renames
+/// is under its new name) is not run again: a restore stopped between running it and
+/// recording it. CREATE OR REPLACE and other ALTER EVENTs always run.
 pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()> {
+    let kind = if deferred.event { "event" } else { "trigger" };
     let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
         detail: format!(
             "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
@@ -197,27 +228,33 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
         ),
     })?;
     let (text, _) = statement::logged_text(&sql);
-    let replaces = {
-        let tokens = statement::statement_tokens(&text, Default::default());
-        tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
-            && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"))
+    let dialect = deferred.session.dialect();
+    let tokens = statement::statement_tokens(&text, dialect);
+    let replaces = tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
+        && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"));
+    let alters = tokens.first().is_some_and(|t| t.is_keyword("ALTER"));
+    let done = if alters {
+        // ALTER EVENT a … RENAME TO b: done once b is there and a is not.
+        match statement::touched_objects(&text, dialect).as_slice() {
+            [from, to] if to.exists => {
+                deferred_exists(conn, deferred.event, &to.name).await?
+                    && !deferred_exists(conn, deferred.event, &from.name).await?
+            }
+            _ => false,
+        }
+    } else {
+        !replaces
+            && deferred_exists(conn, deferred.event, &deferred.trigger).await? == deferred.create
     };
-    let exists: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
-            (deferred.trigger.as_str(),),
-        )
-        .await
-        .map_err(|e| Error::database("reading the target's triggers", e))?;
-    if !replaces && (exists.unwrap_or(0) > 0) == deferred.create {
+    if done {
         return Ok(());
     }
-    run_logged(conn, &deferred.session, &[], &sql)
+    run_logged(conn, &deferred.session, &deferred.user_vars, &sql)
         .await
         .map_err(|e| {
             Error::database(
                 format!(
-                    "creating or dropping trigger `{}` as the statement at {} did",
+                    "creating, changing or dropping {kind} `{}` as the statement at {} did",
                     deferred.trigger, deferred.position
                 ),
                 e,
@@ -536,17 +573,35 @@ pub async fn replay(
                                         .insert(t.name.clone(), t.exists);
                                 }
                             }
-                            if let (true, Some(trigger)) = (run, &trigger) {
+                            // Trigger and event statements wait for after the rows and the
+                            // backup's own triggers and events (an event of the backup is not
+                            // there yet; one that ran during the replay would write twice).
+                            let event = touched.first().filter(|t| t.kind == "event");
+                            let kept = match (&trigger, event) {
+                                (Some(trigger), _) => Some((
+                                    trigger.name.clone(),
+                                    trigger.table.clone(),
+                                    trigger.create,
+                                    false,
+                                )),
+                                (None, Some(event)) => {
+                                    Some((event.name.clone(), None, event.exists, true))
+                                }
+                                (None, None) => None,
+                            };
+                            if let (true, Some((name, on, create, event))) = (run, kept) {
                                 finish_transaction(conn, &mut pending, true).await?;
                                 report.deferred.push(Deferred {
                                     position: begin.to_string(),
-                                    trigger: trigger.name.clone(),
-                                    table: trigger.table.clone(),
-                                    create: trigger.create,
+                                    trigger: name,
+                                    table: on,
+                                    create,
                                     statement_hex: hex::encode(statement::logged_bytes(
                                         &text, utf8,
                                     )),
                                     session: session.clone(),
+                                    event,
+                                    user_vars,
                                 });
                                 // Recorded with the transaction's checkpoint, as if run.
                                 pending.statement_applied = true;
@@ -865,7 +920,9 @@ fn keep_deferred_in_step(
             }
             continue;
         }
-        report.deferred.retain(|d| !on_it.contains(&d.trigger));
+        report
+            .deferred
+            .retain(|d| d.event || !on_it.contains(&d.trigger));
         for trigger in on_it {
             report
                 .objects
@@ -1295,6 +1352,8 @@ mod tests {
                 "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON toc.`w` FOR EACH ROW SET @on = 'ä'",
             ),
             session: LoggedSession::default(),
+            event: false,
+            user_vars: Vec::new(),
         };
         retarget(&mut deferred, "w2").unwrap();
         assert_eq!(

@@ -1310,13 +1310,18 @@ fn sequences_replay_to_the_sources_state() {
 
 /// A statement that reads user variables runs with the values logged before it (an integer,
 /// a string, a DOUBLE); an event renamed by ALTER EVENT … RENAME TO is followed by its new
-/// name.
+/// name; the backup's own events are altered, renamed and dropped by replayed statements
+/// (which wait for them: they are created after the rows).
 #[test]
 fn user_variables_and_event_renames_replay_as_logged() {
     let server = server_with_users();
     let sql = |s: &str| server.root_sql(&format!("USE toc_sis; {s}"));
-    sql("CREATE TABLE t1 (id INT PRIMARY KEY);
-         INSERT INTO t1 VALUES (1);");
+    sql(
+        "CREATE TABLE t1 (id INT PRIMARY KEY);
+         INSERT INTO t1 VALUES (1);
+         CREATE EVENT pre_e ON SCHEDULE EVERY 1 HOUR STARTS '2030-01-01' DISABLE DO SET @p = 1;
+         CREATE EVENT pre_gone ON SCHEDULE EVERY 1 HOUR STARTS '2030-01-01' DISABLE DO SET @p = 2;",
+    );
     let store = tempfile::tempdir().expect("store");
     let store_text = store.path().to_string_lossy().into_owned();
     assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
@@ -1327,6 +1332,10 @@ fn user_variables_and_event_renames_replay_as_logged() {
          CREATE EVENT event1 ON SCHEDULE EVERY 1 DAY DISABLE DO SET @y = 1;
          ALTER EVENT event1 RENAME TO event2;
          ALTER EVENT event2 COMMENT 'renamed';
+         SET @b = 7;
+         ALTER EVENT pre_e ON SCHEDULE EVERY @b MINUTE STARTS '2030-01-01' COMMENT 'of the backup';
+         ALTER EVENT pre_e RENAME TO pre_e2;
+         DROP EVENT pre_gone;
          INSERT INTO t1 VALUES (2);",
     );
     let events = |database: &str| {
