@@ -283,6 +283,9 @@ pub async fn replay(
     // cascade the same way. Off (the replay session's own) for statements, and for a restore
     // of some tables only, whose parents or children may not be there.
     let mut foreign_key_checks = false;
+    // Tables whose foreign key actions are in `report.cascaded` already (until a statement
+    // runs: it may change them).
+    let mut cascades_known: BTreeSet<String> = BTreeSet::new();
     let resume_from = journal.and_then(|j| j.resume_from.as_ref());
     if let Some(statement) = resume_from.and_then(|c| c.statement_in_flight.as_ref()) {
         return Err(Error::BinlogUnsupported {
@@ -432,6 +435,7 @@ pub async fn replay(
                                 foreign_key_checks = checks;
                             }
                             if checks
+                                && !cascades_known.contains(&name)
                                 && !matches!(
                                     rows,
                                     RowsEventData::WriteRowsEventV1(_)
@@ -441,6 +445,7 @@ pub async fn replay(
                                 cascades_from(conn, &name, &mut report.cascaded)
                                     .await
                                     .map_err(|e| pending.unrepeatable(e))?;
+                                cascades_known.insert(name.clone());
                             }
                             begin_transaction(conn, &mut pending)
                                 .await
@@ -634,6 +639,7 @@ pub async fn replay(
                                     )
                                 })?;
                                 shapes.clear();
+                                cascades_known.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
                                 if let Some(table) = table {
