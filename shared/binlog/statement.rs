@@ -370,6 +370,9 @@ pub struct LoggedSession {
     /// with a CURRENT_TIMESTAMP default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<u32>,
+    /// Its microseconds (MariaDB's Q_HRNOW status variable), when logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microseconds: Option<u32>,
 }
 
 impl LoggedSession {
@@ -377,6 +380,7 @@ impl LoggedSession {
     pub(crate) fn of(query: &QueryEvent<'_>, timestamp: u32) -> LoggedSession {
         let mut session = LoggedSession {
             timestamp: Some(timestamp),
+            microseconds: logged_microseconds(query.status_vars_raw()),
             ..LoggedSession::default()
         };
         for var in query.status_vars().iter() {
@@ -413,8 +417,12 @@ impl LoggedSession {
     /// ones before it are read in the session's own (`restore_statements`).
     pub(crate) fn statements(&self) -> Vec<String> {
         let mut statements = Vec::new();
-        if let Some(timestamp) = self.timestamp {
-            statements.push(format!("SET @@session.timestamp={timestamp}"));
+        match (self.timestamp, self.microseconds) {
+            (Some(seconds), Some(micros)) => {
+                statements.push(format!("SET @@session.timestamp={seconds}.{micros:06}"))
+            }
+            (Some(seconds), None) => statements.push(format!("SET @@session.timestamp={seconds}")),
+            _ => {}
         }
         if let Some(zone) = &self.time_zone {
             statements.push(format!(
@@ -432,6 +440,50 @@ impl LoggedSession {
         }
         statements
     }
+}
+
+/// The microseconds of a query event's time: MariaDB's Q_HRNOW (code 128, 3 bytes), found by
+/// walking the status variables before it (mysql_common stops at the first code it does
+/// not know). None when absent or when a variable before it cannot be walked.
+fn logged_microseconds(vars: &[u8]) -> Option<u32> {
+    let mut at = 0usize;
+    let byte = |i: usize| vars.get(i).copied().map(usize::from);
+    while let Some(code) = byte(at) {
+        at += 1;
+        at += match code {
+            0 | 3 | 10 => 4,
+            1 | 9 | 129 => 8,
+            2 => 1 + byte(at)? + 1,
+            4 => 6,
+            5 | 6 => 1 + byte(at)?,
+            7 | 8 => 2,
+            11 => {
+                let user = byte(at)?;
+                1 + user + 1 + byte(at + 1 + user)?
+            }
+            12 => {
+                let count = byte(at)?;
+                let mut length = 1;
+                if count != 254 {
+                    for _ in 0..count {
+                        let name = vars.get(at + length..)?;
+                        length += name.iter().position(|&b| b == 0)? + 1;
+                    }
+                }
+                length
+            }
+            13 => 3,
+            128 => {
+                let micros = vars.get(at..at + 3)?;
+                let value = u32::from(micros[0])
+                    | (u32::from(micros[1]) << 8)
+                    | (u32::from(micros[2]) << 16);
+                return (value < 1_000_000).then_some(value);
+            }
+            _ => return None,
+        };
+    }
+    None
 }
 
 /// A statement's text as the lexer reads it: its bytes are in the character set it was logged
@@ -887,17 +939,33 @@ mod tests {
             charset: Some([51, 51, 8]),
             time_zone: Some("Europe/Helsinki".into()),
             timestamp: Some(1_767_225_600),
+            microseconds: Some(4_500),
         };
         assert_eq!(
             session.statements(),
             [
-                "SET @@session.timestamp=1767225600",
+                "SET @@session.timestamp=1767225600.004500",
                 "SET @@session.time_zone='Europe/Helsinki'",
                 "SET @@session.character_set_client=51,@@session.collation_connection=51,@@session.collation_server=8",
                 "SET @@session.sql_mode=4",
             ]
         );
         assert!(LoggedSession::default().statements().is_empty());
+        // Flags2, sql_mode, a catalog, the charsets, a time zone, Q_HRNOW, Q_XID.
+        let mut vars = vec![
+            0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 3, b's', b't', b'd',
+        ];
+        vars.extend_from_slice(&[4, 33, 0, 33, 0, 8, 0, 5, 3, b'U', b'T', b'C']);
+        vars.extend_from_slice(&[12, 1, b'y', 0, 128, 0x40, 0x42, 0x0f]);
+        assert_eq!(
+            logged_microseconds(&vars),
+            None,
+            "1000000 is not microseconds"
+        );
+        let last = vars.len() - 3;
+        vars[last..].copy_from_slice(&[0x47, 0x94, 0x03]);
+        assert_eq!(logged_microseconds(&vars), Some(234_567));
+        assert_eq!(logged_microseconds(&[1, 0, 0]), None);
         for bytes in [
             &b"CREATE TABLE `t\xe4` (e ENUM('\xef\xf0'))"[..],
             "ENUM('ä')".as_bytes(),

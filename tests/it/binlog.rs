@@ -1311,7 +1311,8 @@ fn sequences_replay_to_the_sources_state() {
 /// A statement that reads user variables runs with the values logged before it (an integer,
 /// a string, a DOUBLE); an event renamed by ALTER EVENT … RENAME TO is followed by its new
 /// name; the backup's own events are altered, renamed and dropped by replayed statements
-/// (which wait for them: they are created after the rows).
+/// (which wait for them: they are created after the rows); a statement's CURRENT_TIMESTAMP is
+/// its logged time, to the microsecond.
 #[test]
 fn user_variables_and_event_renames_replay_as_logged() {
     let server = server_with_users();
@@ -1319,6 +1320,8 @@ fn user_variables_and_event_renames_replay_as_logged() {
     sql(
         "CREATE TABLE t1 (id INT PRIMARY KEY);
          INSERT INTO t1 VALUES (1);
+         CREATE TABLE stamped (id INT PRIMARY KEY);
+         INSERT INTO stamped VALUES (1);
          CREATE EVENT pre_e ON SCHEDULE EVERY 1 HOUR STARTS '2030-01-01' DISABLE DO SET @p = 1;
          CREATE EVENT pre_gone ON SCHEDULE EVERY 1 HOUR STARTS '2030-01-01' DISABLE DO SET @p = 2;",
     );
@@ -1336,6 +1339,7 @@ fn user_variables_and_event_renames_replay_as_logged() {
          ALTER EVENT pre_e ON SCHEDULE EVERY @b MINUTE STARTS '2030-01-01' COMMENT 'of the backup';
          ALTER EVENT pre_e RENAME TO pre_e2;
          DROP EVENT pre_gone;
+         ALTER TABLE stamped ADD COLUMN at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6);
          INSERT INTO t1 VALUES (2);",
     );
     let events = |database: &str| {
@@ -1347,4 +1351,9 @@ fn user_variables_and_event_renames_replay_as_logged() {
     let target = "toc_sis_restore_test_small_ddl";
     replay_matches_the_source(&server, &store_text, target);
     assert_eq!(events(target), events("toc_sis"));
+    let stamped = "SELECT id, at FROM stamped";
+    assert_eq!(
+        server.root_query(Some(target), stamped),
+        server.root_query(Some("toc_sis"), stamped)
+    );
 }
