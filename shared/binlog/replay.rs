@@ -3,12 +3,12 @@
 //! UPDATE and DELETE must find exactly the row the server changed: a row that is not there
 //! means the target is not the state the binlog continues from, and replay stops saying so.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use mysql_common::binlog::consts::BinlogVersion;
+use mysql_common::binlog::consts::{BinlogVersion, RowsEventFlags};
 use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
 use mysql_common::binlog::EventStreamReader;
 use serde::{Deserialize, Serialize};
@@ -48,11 +48,22 @@ pub struct ReplayReport {
     /// them so, in place of the backup's list.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub objects: BTreeMap<String, BTreeMap<String, bool>>,
-    /// Trigger statements kept out of the target while rows are applied (a row event already
-    /// holds what a trigger wrote; one that fired again would write it twice): run, in order,
-    /// once the replay and the backup's own triggers are in (see `create_deferred`).
+    /// Trigger and event statements kept out of the target while rows are applied (a row
+    /// event already holds what a trigger or event wrote; one that fired again would write it
+    /// twice; the backup's own events are created after the rows): run, in order, once the
+    /// replay and the backup's own triggers and events are in (see `create_deferred`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<Deferred>,
+    /// Tables a foreign key's action (CASCADE, SET NULL, SET DEFAULT) may have changed while
+    /// the replay applied rows with foreign_key_checks on: the engine did it on the source
+    /// too, and the binlog does not hold those changes, so the final check cannot count them.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub cascaded: BTreeSet<String>,
+    /// Sequences whose state the replay wrote (a NEXTVAL refill, SETVAL, a sequence created):
+    /// each write replaces its one row, so the final check counts one row, not the backup's
+    /// plus the inserts.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sequences: BTreeSet<String>,
     pub seconds: f64,
 }
 
@@ -60,6 +71,7 @@ pub struct ReplayReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deferred {
     pub position: String,
+    /// The trigger's (or the event's) name.
     pub trigger: String,
     /// The table a created trigger is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +80,13 @@ pub struct Deferred {
     /// The statement's bytes as logged (in the character set of its session), hex.
     pub statement_hex: String,
     pub session: LoggedSession,
+    /// A statement on an event (CREATE, ALTER, DROP EVENT), not a trigger: `create` says
+    /// whether the event exists after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub event: bool,
+    /// The user variables logged for it (`SET @a := …`), set before it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_vars: Vec<String>,
 }
 
 /// A logged statement the replay did not run, and why.
@@ -116,6 +135,8 @@ struct Pending {
     statement_applied: bool,
     changes: BTreeMap<String, TableChanges>,
     skip: bool,
+    /// The user variables logged for the next statement (`SET @a := …`): it reads them.
+    user_vars: Vec<String>,
     /// A table it changed whose engine cannot roll back (MyISAM, Aria, MEMORY).
     cannot_roll_back: Option<String>,
 }
@@ -139,23 +160,26 @@ impl Pending {
 /// as something else (ERROR 1298 for '+00:00'; peer corpus main/ctype_utf16). Then sql_mode:
 /// what follows is read in it. A logged row holds what the server stored: ALLOW_INVALID_DATES
 /// keeps a date stored under it (2026-04-31) from becoming zero.
-const REPLAY_SESSION: [&str; 5] = [
+const REPLAY_SESSION: [&str; 6] = [
     "SET NAMES utf8mb4",
     "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'",
+    "SET SESSION timestamp = DEFAULT",
     "SET SESSION time_zone = '+00:00'",
     "SET SESSION foreign_key_checks = 0",
     "SET SESSION collation_server = @@global.collation_server",
 ];
 
-/// Runs a logged statement under the session settings logged with it, then puts the replay's
-/// own back (also when the statement fails: the error is the statement's).
+/// Runs a logged statement under the session settings logged with it, and the user variables
+/// logged for it set as they were, then puts the replay's own settings back (also when the
+/// statement fails: the error is the statement's).
 async fn run_logged(
     conn: &mut Conn,
     session: &LoggedSession,
+    user_vars: &[String],
     sql: &[u8],
 ) -> std::result::Result<(), mysql_async::Error> {
     let mut outcome = Ok(());
-    for set in session.statements() {
+    for set in session.statements().iter().chain(user_vars) {
         outcome = conn.query_drop(set).await;
         if outcome.is_err() {
             break;
@@ -173,10 +197,32 @@ async fn run_logged(
     outcome
 }
 
-/// Runs one deferred trigger statement on the target's connection. A statement found done
-/// already (a trigger it creates is there, one it drops is gone) is not run again: a restore
-/// stopped between running it and recording it. CREATE OR REPLACE always runs.
+/// Whether the target has the event (or trigger) `name`.
+async fn deferred_exists(conn: &mut Conn, event: bool, name: &str) -> Result<bool> {
+    let (query, kind) = if event {
+        (
+            "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() AND EVENT_NAME = ?",
+            "events",
+        )
+    } else {
+        (
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
+            "triggers",
+        )
+    };
+    let found: Option<u64> = conn
+        .exec_first(query, (name,))
+        .await
+        .map_err(|e| Error::database(format!("reading the target's {kind}"), e))?;
+    Ok(found.unwrap_or(0) > 0)
+}
+
+/// Runs one deferred trigger or event statement on the target's connection. A statement
+/// found done already (what it creates is there, what it drops is gone, an event it renames
+/// is under its new name) is not run again: a restore stopped between running it and
+/// recording it. CREATE OR REPLACE and other ALTER EVENTs always run.
 pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()> {
+    let kind = if deferred.event { "event" } else { "trigger" };
     let sql = hex::decode(&deferred.statement_hex).map_err(|e| Error::BinlogUnsupported {
         detail: format!(
             "the trigger statement at {} recorded by the replay cannot be read ({e}); restore again with --force",
@@ -184,27 +230,33 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
         ),
     })?;
     let (text, _) = statement::logged_text(&sql);
-    let replaces = {
-        let tokens = crate::mysql::lexer::significant(&text, Default::default());
-        tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
-            && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"))
+    let dialect = deferred.session.dialect();
+    let tokens = statement::statement_tokens(&text, dialect);
+    let replaces = tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
+        && tokens.get(2).is_some_and(|t| t.is_keyword("REPLACE"));
+    let alters = tokens.first().is_some_and(|t| t.is_keyword("ALTER"));
+    let done = if alters {
+        // ALTER EVENT a … RENAME TO b: done once b is there and a is not.
+        match statement::touched_objects(&text, dialect).as_slice() {
+            [from, to] if to.exists => {
+                deferred_exists(conn, deferred.event, &to.name).await?
+                    && !deferred_exists(conn, deferred.event, &from.name).await?
+            }
+            _ => false,
+        }
+    } else {
+        !replaces
+            && deferred_exists(conn, deferred.event, &deferred.trigger).await? == deferred.create
     };
-    let exists: Option<u64> = conn
-        .exec_first(
-            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = ?",
-            (deferred.trigger.as_str(),),
-        )
-        .await
-        .map_err(|e| Error::database("reading the target's triggers", e))?;
-    if !replaces && (exists.unwrap_or(0) > 0) == deferred.create {
+    if done {
         return Ok(());
     }
-    run_logged(conn, &deferred.session, &sql)
+    run_logged(conn, &deferred.session, &deferred.user_vars, &sql)
         .await
         .map_err(|e| {
             Error::database(
                 format!(
-                    "creating or dropping trigger `{}` as the statement at {} did",
+                    "creating, changing or dropping {kind} `{}` as the statement at {} did",
                     deferred.trigger, deferred.position
                 ),
                 e,
@@ -228,6 +280,14 @@ pub async fn replay(
             .await
             .map_err(|e| Error::database("preparing the replay session", e))?;
     }
+    // foreign_key_checks as the session that wrote each rows event had it: InnoDB cascades
+    // inside the engine and logs only the row the statement changed, so the target must
+    // cascade the same way. Off (the replay session's own) for statements, and for a restore
+    // of some tables only, whose parents or children may not be there.
+    let mut foreign_key_checks = false;
+    // Tables whose foreign key actions are in `report.cascaded` already (until a statement
+    // runs: it may change them).
+    let mut cascades_known: BTreeSet<String> = BTreeSet::new();
     let resume_from = journal.and_then(|j| j.resume_from.as_ref());
     if let Some(statement) = resume_from.and_then(|c| c.statement_in_flight.as_ref()) {
         return Err(Error::BinlogUnsupported {
@@ -360,10 +420,39 @@ pub async fn replay(
                             if journal.is_some_and(|j| j.non_transactional.contains(&name)) {
                                 pending.cannot_roll_back.get_or_insert_with(|| name.clone());
                             }
+                            let checks = only_tables.is_none()
+                                && !rows.flags().contains(RowsEventFlags::NO_FOREIGN_KEY_CHECKS);
+                            if checks != foreign_key_checks {
+                                conn.query_drop(format!(
+                                    "SET SESSION foreign_key_checks = {}",
+                                    u8::from(checks)
+                                ))
+                                .await
+                                .map_err(|e| {
+                                    pending.unrepeatable(Error::database(
+                                        "setting foreign_key_checks as the logged rows had it",
+                                        e,
+                                    ))
+                                })?;
+                                foreign_key_checks = checks;
+                            }
+                            if checks
+                                && !cascades_known.contains(&name)
+                                && !matches!(
+                                    rows,
+                                    RowsEventData::WriteRowsEventV1(_)
+                                        | RowsEventData::WriteRowsEvent(_)
+                                )
+                            {
+                                cascades_from(conn, &name, &mut report.cascaded)
+                                    .await
+                                    .map_err(|e| pending.unrepeatable(e))?;
+                                cascades_known.insert(name.clone());
+                            }
                             begin_transaction(conn, &mut pending)
                                 .await
                                 .map_err(|e| pending.unrepeatable(e))?;
-                            let changed = apply_rows(
+                            let (changed, is_sequence) = apply_rows(
                                 conn,
                                 &rows,
                                 table,
@@ -373,10 +462,14 @@ pub async fn replay(
                             )
                             .await
                             .map_err(|e| pending.unrepeatable(e))?;
+                            if is_sequence {
+                                report.sequences.insert(name.clone());
+                            }
                             pending.changes.entry(name).or_default().add(&changed);
                         }
                     }
                     Role::Statement if ends => {
+                        let user_vars = std::mem::take(&mut pending.user_vars);
                         let query =
                             event
                                 .read_event::<QueryEvent>()
@@ -385,12 +478,20 @@ pub async fn replay(
                                     detail: e.to_string(),
                                 })?;
                         let dialect = statement::dialect_of(&query);
-                        let session = LoggedSession::of(&query);
+                        let session = LoggedSession::of(&query, header.timestamp());
                         // In the character set it was written in: sent as those bytes.
                         let (logged, utf8) = statement::logged_text(query.query_raw());
                         let text = if target_database != source_database {
-                            definition::made_for_a_copy(&logged, dialect, source_database)
-                                .unwrap_or(logged)
+                            // The statement after a `SET STATEMENT … FOR` head, which stays.
+                            let at = statement::statement_start(&logged, dialect);
+                            match (logged.get(..at), logged.get(at..)) {
+                                (Some(head), Some(ran)) => {
+                                    definition::made_for_a_copy(ran, dialect, source_database)
+                                        .map(|ran| format!("{head}{ran}"))
+                                }
+                                _ => None,
+                            }
+                            .unwrap_or(logged)
                         } else {
                             logged
                         };
@@ -479,17 +580,35 @@ pub async fn replay(
                                         .insert(t.name.clone(), t.exists);
                                 }
                             }
-                            if let (true, Some(trigger)) = (run, &trigger) {
+                            // Trigger and event statements wait for after the rows and the
+                            // backup's own triggers and events (an event of the backup is not
+                            // there yet; one that ran during the replay would write twice).
+                            let event = touched.first().filter(|t| t.kind == "event");
+                            let kept = match (&trigger, event) {
+                                (Some(trigger), _) => Some((
+                                    trigger.name.clone(),
+                                    trigger.table.clone(),
+                                    trigger.create,
+                                    false,
+                                )),
+                                (None, Some(event)) => {
+                                    Some((event.name.clone(), None, event.exists, true))
+                                }
+                                (None, None) => None,
+                            };
+                            if let (true, Some((name, on, create, event))) = (run, kept) {
                                 finish_transaction(conn, &mut pending, true).await?;
                                 report.deferred.push(Deferred {
                                     position: begin.to_string(),
-                                    trigger: trigger.name.clone(),
-                                    table: trigger.table.clone(),
-                                    create: trigger.create,
+                                    trigger: name,
+                                    table: on,
+                                    create,
                                     statement_hex: hex::encode(statement::logged_bytes(
                                         &text, utf8,
                                     )),
                                     session: session.clone(),
+                                    event,
+                                    user_vars,
                                 });
                                 // Recorded with the transaction's checkpoint, as if run.
                                 pending.statement_applied = true;
@@ -506,18 +625,23 @@ pub async fn replay(
                                     };
                                     record(conn, journal, &in_flight).await?;
                                 }
-                                run_logged(conn, &session, &statement::logged_bytes(&text, utf8))
-                                    .await
-                                    .map_err(|e| {
-                                        Error::database(
-                                            format!(
-                                                "replaying the statement at {begin} ({})",
-                                                shown()
-                                            ),
-                                            e,
-                                        )
-                                    })?;
+                                // run_logged puts the replay session's settings back.
+                                foreign_key_checks = false;
+                                run_logged(
+                                    conn,
+                                    &session,
+                                    &user_vars,
+                                    &statement::logged_bytes(&text, utf8),
+                                )
+                                .await
+                                .map_err(|e| {
+                                    Error::database(
+                                        format!("replaying the statement at {begin} ({})", shown()),
+                                        e,
+                                    )
+                                })?;
                                 shapes.clear();
+                                cascades_known.clear();
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
                                 if let Some(table) = table {
@@ -528,7 +652,24 @@ pub async fn replay(
                             }
                         }
                     }
-                    _ => {}
+                    Role::Inside => {
+                        if let Some(EventData::UserVarEvent(var)) =
+                            event.read_data().map_err(|e| Error::CorruptFile {
+                                file: what.clone(),
+                                detail: e.to_string(),
+                            })?
+                        {
+                            let set = user_var_statement(conn, &var).await.map_err(|detail| {
+                                Error::BinlogUnsupported {
+                                    detail: format!(
+                                        "the user variable logged at {begin} for the next statement cannot be set: {detail}"
+                                    ),
+                                }
+                            })?;
+                            pending.user_vars.push(set);
+                        }
+                    }
+                    _ => pending.user_vars.clear(),
                 }
             }
             if ends {
@@ -590,8 +731,107 @@ pub async fn replay(
     }
     // A stop in the middle of a transaction leaves nothing of it behind.
     let _ = conn.query_drop("ROLLBACK").await;
+    if foreign_key_checks {
+        conn.query_drop("SET SESSION foreign_key_checks = 0")
+            .await
+            .map_err(|e| Error::database("ending the replay session", e))?;
+    }
     report.seconds = ((seconds_before + started.elapsed().as_secs_f64()) * 10.0).round() / 10.0;
     Ok(report)
+}
+
+/// Adds the tables an update or delete of `table` can change through foreign key actions
+/// (CASCADE, SET NULL, SET DEFAULT), and those theirs can, to `cascaded`.
+async fn cascades_from(
+    conn: &mut Conn,
+    table: &str,
+    cascaded: &mut BTreeSet<String>,
+) -> Result<()> {
+    let mut to_follow = vec![table.to_string()];
+    let mut seen = BTreeSet::from([table.to_string()]);
+    while let Some(parent) = to_follow.pop() {
+        let children: Vec<String> = conn
+            .exec(
+                "SELECT DISTINCT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND UNIQUE_CONSTRAINT_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = ? AND (UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION'))",
+                (parent.as_str(),),
+            )
+            .await
+            .map_err(|e| {
+                Error::database(format!("reading the foreign keys that refer to `{parent}`"), e)
+            })?;
+        for child in children {
+            if seen.insert(child.clone()) {
+                cascaded.insert(child.clone());
+                to_follow.push(child);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `SET @name := value` for a logged user variable, as `mariadb-binlog` writes it: a string
+/// in its character set and collation, an integer with its sign, a DOUBLE, a DECIMAL.
+async fn user_var_statement(
+    conn: &mut Conn,
+    var: &mysql_common::binlog::events::UserVarEvent<'_>,
+) -> std::result::Result<String, String> {
+    use mysql_common::binlog::consts::UserVarFlags;
+    use mysql_common::constants::ItemResult;
+    let name = crate::mysql::quote_ident(&var.name());
+    if var.is_null() {
+        return Ok(format!("SET @{name} := NULL"));
+    }
+    let value = var.value();
+    let eight = || -> std::result::Result<[u8; 8], String> {
+        value
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| format!("@{name} holds {} bytes, not 8", value.len()))
+    };
+    let literal = match var.value_type() {
+        Ok(ItemResult::INT_RESULT) if var.flags().contains(UserVarFlags::UNSIGNED) => {
+            u64::from_le_bytes(eight()?).to_string()
+        }
+        Ok(ItemResult::INT_RESULT) => i64::from_le_bytes(eight()?).to_string(),
+        Ok(ItemResult::REAL_RESULT) => {
+            let real = f64::from_le_bytes(eight()?);
+            if !real.is_finite() {
+                return Err(format!("@{name} holds the DOUBLE {real}"));
+            }
+            // Shortest exact form, with an exponent: a DOUBLE literal.
+            format!("{real:e}")
+        }
+        Ok(ItemResult::DECIMAL_RESULT) => {
+            mysql_common::binlog::decimal::Decimal::read_packed(value, false)
+                .map_err(|e| format!("@{name} holds a DECIMAL that cannot be read ({e})"))?
+                .to_string()
+        }
+        Ok(ItemResult::STRING_RESULT) => {
+            let names: Option<(String, String)> = conn
+                .exec_first(
+                    "SELECT CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS WHERE ID = ?",
+                    (var.charset(),),
+                )
+                .await
+                .map_err(|e| format!("reading collation {} ({e})", var.charset()))?;
+            let Some((charset, collation)) = names.filter(|(c, l)| {
+                [c, l]
+                    .iter()
+                    .all(|n| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            }) else {
+                return Err(format!(
+                    "@{name} is in collation number {}, which the target server does not have",
+                    var.charset()
+                ));
+            };
+            format!(
+                "CONVERT(X'{}' USING {charset}) COLLATE {collation}",
+                hex::encode(value)
+            )
+        }
+        other => return Err(format!("@{name} holds a value of type {other:?}")),
+    };
+    Ok(format!("SET @{name} := {literal}"))
 }
 
 /// A name read from a logged statement as the server knows it: the statement's text is in
@@ -654,7 +894,7 @@ fn keep_deferred_in_step(
     text: &str,
     dialect: crate::mysql::lexer::Dialect,
 ) -> std::result::Result<(), String> {
-    let tokens = crate::mysql::lexer::significant(text, dialect);
+    let tokens = statement::statement_tokens(text, dialect);
     let drops = tokens.first().is_some_and(|t| t.is_keyword("DROP"));
     // CREATE OR REPLACE TABLE drops the table it replaces, and its triggers with it.
     let replaces = tokens.len() > 3
@@ -693,7 +933,9 @@ fn keep_deferred_in_step(
             }
             continue;
         }
-        report.deferred.retain(|d| !on_it.contains(&d.trigger));
+        report
+            .deferred
+            .retain(|d| d.event || !on_it.contains(&d.trigger));
         for trigger in on_it {
             report
                 .objects
@@ -720,7 +962,7 @@ fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String
     }
     let bytes = hex::decode(&deferred.statement_hex).map_err(|e| refuse(&e.to_string()))?;
     let (text, utf8) = statement::logged_text(&bytes);
-    let tokens = crate::mysql::lexer::significant(&text, deferred.session.dialect());
+    let tokens = statement::statement_tokens(&text, deferred.session.dialect());
     let span = tokens
         .iter()
         .position(|t| t.is_keyword("ON"))
@@ -790,7 +1032,8 @@ async fn finish_transaction(conn: &mut Conn, pending: &mut Pending, commit: bool
     Ok(())
 }
 
-/// Applies one rows event; every row must change exactly one row of the target.
+/// Applies one rows event; every row must change exactly one row of the target. Also says
+/// whether the table is a sequence (its one row is its state: an insert replaces it).
 async fn apply_rows(
     conn: &mut Conn,
     rows: &RowsEventData<'_>,
@@ -798,7 +1041,7 @@ async fn apply_rows(
     name: &str,
     (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
     at: &Position,
-) -> Result<TableChanges> {
+) -> Result<(TableChanges, bool)> {
     let decode = |e: std::io::Error| Error::BinlogUnsupported {
         detail: format!("a row of `{name}` at {at} cannot be decoded: {e}"),
     };
@@ -808,7 +1051,7 @@ async fn apply_rows(
         .map_err(decode)?;
     let mut changes = TableChanges::default();
     let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
-        return Ok(changes);
+        return Ok((changes, false));
     };
     let shape = match shapes.entry(rows.table_id()) {
         std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
@@ -836,6 +1079,17 @@ async fn apply_rows(
             if let Some(columns) = compressed.get(&rows.table_id()) {
                 shape.compressed = columns.clone();
             }
+            let kind: Option<String> = conn
+                .exec_first(
+                    "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (name,),
+                )
+                .await
+                .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
+            shape.sequence = kind.as_deref() == Some("SEQUENCE");
+            if kind.as_deref() == Some("SYSTEM VERSIONED") {
+                shape.period = Some(row_period(conn, name, &shape).await?);
+            }
             slot.insert(shape)
         }
     };
@@ -844,6 +1098,11 @@ async fn apply_rows(
         "replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from"
     )])
     };
+    if let Some((start, end)) = shape.period {
+        return apply_versioned(conn, rows, &images, shape, (start, end), name, at)
+            .await
+            .map(|changes| (changes, false));
+    }
     match rows {
         RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
             let after: Vec<_> = images.iter().filter_map(|(_, a)| a.as_ref()).collect();
@@ -886,6 +1145,161 @@ async fn apply_rows(
                 }
                 changes.deleted += 1;
             }
+        }
+    }
+    Ok((changes, shape.sequence))
+}
+
+/// A system-versioned table's row start and end columns among the logged ones (the binlog
+/// names implicit ones `row_start` and `row_end`). Versioning by transaction id is refused:
+/// the ids of the target's transactions are not the source's.
+async fn row_period(conn: &mut Conn, name: &str, shape: &TableShape) -> Result<(usize, usize)> {
+    let create = crate::mysql::schema::show_create_table(conn, name).await?;
+    let [start, end] = crate::mysql::schema::row_period_columns(&create);
+    let find = |column: &str| {
+        let i = shape
+            .names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(column))
+            .ok_or_else(|| Error::BinlogUnsupported {
+                detail: format!(
+                    "the binlog's rows of system-versioned table `{name}` lack its column `{column}`"
+                ),
+            })?;
+        if !matches!(
+            shape.types[i],
+            mysql_async::consts::ColumnType::MYSQL_TYPE_TIMESTAMP2
+                | mysql_async::consts::ColumnType::MYSQL_TYPE_TIMESTAMP
+        ) {
+            return Err(Error::BinlogUnsupported {
+                detail: format!(
+                    "system-versioned table `{name}` is versioned by transaction id (`{column}` is not a TIMESTAMP): its history cannot be replayed, the target's transaction ids are not the source's; restore a point before its rows changed"
+                ),
+            });
+        }
+        Ok(i)
+    };
+    Ok((find(&start)?, find(&end)?))
+}
+
+/// Applies a rows event of a system-versioned table exactly, history included. Rows are
+/// inserted with their logged row start and end (system_versioning_insert_history); an update
+/// or delete runs at the instant the source's did (`@@timestamp`), so the server ends the old
+/// row and writes its history at that instant, and the history row the binlog logs after it
+/// is found there already. Rows deleted from history (DELETE HISTORY) are refused.
+async fn apply_versioned(
+    conn: &mut Conn,
+    rows: &RowsEventData<'_>,
+    images: &[(
+        Option<mysql_common::binlog::row::BinlogRow>,
+        Option<mysql_common::binlog::row::BinlogRow>,
+    )],
+    shape: &TableShape,
+    (start, end): (usize, usize),
+    name: &str,
+    at: &Position,
+) -> Result<TableChanges> {
+    let failed = |what: &str| {
+        let what = format!("replaying {what} system-versioned table `{name}` at {at}");
+        move |e| Error::database(what, e)
+    };
+    let mismatch = |kind: &str, affected: u64| {
+        Error::RestoreMismatch(vec![format!(
+            "replaying the {kind} of a row of system-versioned table `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from"
+        )])
+    };
+    let mut changes = TableChanges::default();
+    match rows {
+        RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+            let mut to_insert = Vec::new();
+            for after in images.iter().filter_map(|(_, a)| a.as_ref()) {
+                let (_, current) = shape.epoch(after, end)?;
+                if !current {
+                    // The history row of an update replayed just before: written already.
+                    let found: Option<u64> = conn
+                        .query_first(shape.count_all_versions(after)?)
+                        .await
+                        .map_err(failed("the history of"))?;
+                    if found.unwrap_or(0) > 0 {
+                        changes.inserted += 1;
+                        continue;
+                    }
+                }
+                to_insert.push(after);
+            }
+            conn.query_drop("SET SESSION system_versioning_insert_history = 1")
+                .await
+                .map_err(failed("inserts into"))?;
+            let mut outcome = Ok(());
+            for batch in to_insert.chunks(500) {
+                outcome = match conn.query_drop(shape.insert(batch)?).await {
+                    Err(e) => Err(failed("inserts into")(e)),
+                    Ok(()) if conn.affected_rows() != batch.len() as u64 => {
+                        Err(mismatch("insert", conn.affected_rows()))
+                    }
+                    Ok(()) => Ok(()),
+                };
+                if outcome.is_err() {
+                    break;
+                }
+                changes.inserted += batch.len() as u64;
+            }
+            let reset = conn
+                .query_drop("SET SESSION system_versioning_insert_history = 0")
+                .await
+                .map_err(failed("inserts into"));
+            outcome.and(reset)?;
+        }
+        RowsEventData::UpdateRowsEventV1(_)
+        | RowsEventData::UpdateRowsEvent(_)
+        | RowsEventData::PartialUpdateRowsEvent(_) => {
+            for (before, after) in images {
+                let (Some(before), Some(after)) = (before, after) else {
+                    continue;
+                };
+                if !shape.epoch(before, end)?.1 {
+                    return Err(Error::BinlogUnsupported {
+                        detail: format!(
+                            "a history row of system-versioned table `{name}` was changed at {at}: only current rows can be replayed; restore a point before it"
+                        ),
+                    });
+                }
+                // Still current after it: an UPDATE at the instant its new row starts. Ended:
+                // a DELETE at the instant the row ends.
+                let (ended_at, current) = shape.epoch(after, end)?;
+                let (instant, sql, kind) = if current {
+                    (
+                        shape.epoch(after, start)?.0,
+                        shape.update(before, after)?,
+                        "update",
+                    )
+                } else {
+                    (ended_at, shape.delete(before)?, "delete")
+                };
+                conn.query_drop(format!("SET @@timestamp = {instant}"))
+                    .await
+                    .map_err(failed("a change of"))?;
+                let outcome = match conn.query_drop(sql).await {
+                    Err(e) => Err(failed("a change of")(e)),
+                    Ok(()) if conn.affected_rows() != 1 => {
+                        Err(mismatch(kind, conn.affected_rows()))
+                    }
+                    Ok(()) => Ok(()),
+                };
+                let reset = conn
+                    .query_drop("SET @@timestamp = DEFAULT")
+                    .await
+                    .map_err(failed("a change of"));
+                outcome.and(reset)?;
+                changes.updated += 1;
+            }
+        }
+        RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+            return Err(Error::BinlogUnsupported {
+                detail: format!(
+                    "rows were deleted from the history of system-versioned table `{name}` at {at} (DELETE HISTORY, or a partition of history dropped): a replay cannot remove history rows exactly; restore a point before it"
+                ),
+            });
         }
     }
     Ok(changes)
@@ -951,6 +1365,8 @@ mod tests {
                 "CREATE DEFINER=`a`@`%` TRIGGER tr AFTER INSERT ON toc.`w` FOR EACH ROW SET @on = 'ä'",
             ),
             session: LoggedSession::default(),
+            event: false,
+            user_vars: Vec::new(),
         };
         retarget(&mut deferred, "w2").unwrap();
         assert_eq!(

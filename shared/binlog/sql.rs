@@ -30,6 +30,11 @@ pub(crate) struct TableShape {
     /// COMPRESSED columns (read as VARCHAR/BLOB, their values still compressed); empty when
     /// none is.
     pub(crate) compressed: Vec<bool>,
+    /// A system-versioned table's row start and end columns (TIMESTAMPs), by position: the
+    /// server sets them itself in an UPDATE or DELETE, which name the other columns only.
+    pub(crate) period: Option<(usize, usize)>,
+    /// A sequence: its one row is its state.
+    pub(crate) sequence: bool,
 }
 
 /// The numeric binlog types, the columns the table map's signedness bits are for, in order
@@ -117,6 +122,8 @@ impl TableShape {
             padded,
             hidden,
             compressed: Vec::new(),
+            period: None,
+            sequence: false,
         })
     }
 
@@ -149,9 +156,18 @@ impl TableShape {
         Ok(sql)
     }
 
+    /// Columns an UPDATE sets and a row is found by: all but the hidden ones and, in a
+    /// system-versioned table, its row start and end.
+    fn unversioned(&self) -> impl Iterator<Item = usize> + '_ {
+        self.named().filter(|&i| {
+            self.period
+                .is_none_or(|(start, end)| i != start && i != end)
+        })
+    }
+
     pub(crate) fn update(&self, before: &BinlogRow, after: &BinlogRow) -> Result<Vec<u8>> {
         let mut sql = format!("UPDATE {} SET ", quote_ident(&self.table)).into_bytes();
-        for (n, i) in self.named().enumerate() {
+        for (n, i) in self.unversioned().enumerate() {
             if n > 0 {
                 sql.push(b',');
             }
@@ -169,15 +185,73 @@ impl TableShape {
         Ok(sql)
     }
 
+    /// `SELECT COUNT(*)` of the rows, history included, equal to `row` in every column.
+    pub(crate) fn count_all_versions(&self, row: &BinlogRow) -> Result<Vec<u8>> {
+        let mut sql = format!(
+            "SELECT COUNT(*) FROM {} FOR SYSTEM_TIME ALL WHERE ",
+            quote_ident(&self.table)
+        )
+        .into_bytes();
+        let columns: Vec<usize> = self.named().collect();
+        self.conditions(&mut sql, row, &columns)?;
+        Ok(sql)
+    }
+
+    /// A TIMESTAMP column's logged value as Unix seconds (`1767225600.123456`), as
+    /// `@@timestamp` takes it, and whether it is the TIMESTAMP maximum (a current row's end).
+    pub(crate) fn epoch(&self, row: &BinlogRow, i: usize) -> Result<(String, bool)> {
+        let unexpected = |what: String| Error::BinlogUnsupported {
+            detail: format!(
+                "`{}`.`{}` holds {what}, not the instant a system-versioned row starts or ends",
+                self.table, self.names[i]
+            ),
+        };
+        let seconds = match row.as_ref(i) {
+            Some(BinlogValue::Value(Value::Int(n))) => n.to_string(),
+            Some(BinlogValue::Value(Value::UInt(n))) => n.to_string(),
+            Some(BinlogValue::Value(Value::Bytes(b))) => String::from_utf8_lossy(b).into_owned(),
+            other => return Err(unexpected(format!("{other:?}"))),
+        };
+        if !crate::mysql::values::is_plain_number(seconds.as_bytes()) {
+            return Err(unexpected(format!("{seconds:?}")));
+        }
+        let whole: u64 = seconds
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|_| unexpected(format!("{seconds:?}")))?;
+        Ok((seconds, whole >= 2_147_483_647))
+    }
+
     fn where_clause(&self, sql: &mut Vec<u8>, row: &BinlogRow) -> Result<()> {
         sql.extend_from_slice(b" WHERE ");
-        let all: Vec<usize>;
-        let columns = if self.key.is_empty() {
-            all = self.named().collect();
-            &all
+        // A versioned table's key holds its row end: an UPDATE or DELETE sees current rows
+        // only, found by the rest.
+        let key: Vec<usize> = self
+            .key
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.period
+                    .is_none_or(|(start, end)| i != start && i != end)
+            })
+            .collect();
+        let columns: Vec<usize> = if key.is_empty() {
+            self.unversioned().collect()
         } else {
-            &self.key
+            key
         };
+        self.conditions(sql, row, &columns)?;
+        // Without a key, one of several identical rows: exactly what the server changed.
+        if self.key.is_empty() {
+            sql.extend_from_slice(b" LIMIT 1");
+        }
+        Ok(())
+    }
+
+    /// `column = value AND …` for `columns` of `row`.
+    fn conditions(&self, sql: &mut Vec<u8>, row: &BinlogRow, columns: &[usize]) -> Result<()> {
         for (n, &i) in columns.iter().enumerate() {
             if n > 0 {
                 sql.extend_from_slice(b" AND ");
@@ -212,10 +286,6 @@ impl TableShape {
                     sql.extend_from_slice(&value);
                 }
             }
-        }
-        // Without a key, one of several identical rows: exactly what the server changed.
-        if self.key.is_empty() {
-            sql.extend_from_slice(b" LIMIT 1");
         }
         Ok(())
     }

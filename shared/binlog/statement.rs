@@ -29,6 +29,37 @@ pub(crate) fn dialect_of(query: &QueryEvent<'_>) -> Dialect {
     }
 }
 
+/// The significant tokens of the statement a logged text runs: for `SET STATEMENT var = value
+/// [, …] FOR statement` those of the statement after FOR (the settings hold for it alone),
+/// otherwise all of them. Offsets stay those of `text`.
+pub(crate) fn statement_tokens(text: &str, dialect: Dialect) -> Vec<Token<'_>> {
+    let mut tokens = lexer::significant(text, dialect);
+    if tokens.first().is_some_and(|t| t.is_keyword("SET"))
+        && tokens.get(1).is_some_and(|t| t.is_keyword("STATEMENT"))
+    {
+        let mut depth = 0usize;
+        let for_at = tokens.iter().enumerate().skip(2).find_map(|(i, t)| {
+            if t.is_punct('(') {
+                depth += 1;
+            } else if t.is_punct(')') {
+                depth = depth.saturating_sub(1);
+            }
+            (depth == 0 && t.is_keyword("FOR")).then_some(i)
+        });
+        if let Some(at) = for_at {
+            tokens.drain(..=at);
+        }
+    }
+    tokens
+}
+
+/// Where the statement a logged text runs starts: after `SET STATEMENT … FOR`, or 0.
+pub(crate) fn statement_start(text: &str, dialect: Dialect) -> usize {
+    statement_tokens(text, dialect)
+        .first()
+        .map_or(0, |t| t.start)
+}
+
 /// What the replay does with a logged statement whose default database was the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -46,7 +77,7 @@ pub(crate) enum Verdict {
 
 /// How a statement logged with `source` as its default database is replayed into `target`.
 pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) -> Verdict {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let word = |i: usize| tokens.get(i).map(|t| t.text.to_ascii_uppercase());
     let first = word(0).unwrap_or_default();
     let second = word(1).unwrap_or_default();
@@ -114,7 +145,7 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
     if other {
         return Verdict::LeaveOut("a statement on another database");
     }
-    if target != source && names_database(&tokens, source) {
+    if target != source && names_database(&lexer::significant(text, dialect), source) {
         return Verdict::NamesTheSource;
     }
     Verdict::Run
@@ -297,7 +328,7 @@ fn object_names(tokens: &[Token<'_>]) -> Vec<Option<String>> {
 /// The table a DDL statement names (`ALTER TABLE x`, `CREATE TABLE x`, `DROP TABLE x`,
 /// `TRUNCATE x`, `RENAME TABLE x`), unquoted; None for other statements.
 pub(crate) fn statement_table(text: &str, dialect: Dialect) -> Option<String> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let verb = tokens.first()?;
     if !["CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE"]
         .iter()
@@ -334,11 +365,24 @@ pub struct LoggedSession {
     pub charset: Option<[u16; 3]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// When the statement ran (the event's Unix seconds), as `SET TIMESTAMP`: what NOW()
+    /// and CURRENT_TIMESTAMP are in it (an event's default STARTS, a TIMESTAMP column added
+    /// with a CURRENT_TIMESTAMP default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<u32>,
+    /// Its microseconds (MariaDB's Q_HRNOW status variable), when logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microseconds: Option<u32>,
 }
 
 impl LoggedSession {
-    pub(crate) fn of(query: &QueryEvent<'_>) -> LoggedSession {
-        let mut session = LoggedSession::default();
+    /// `timestamp`: the event header's.
+    pub(crate) fn of(query: &QueryEvent<'_>, timestamp: u32) -> LoggedSession {
+        let mut session = LoggedSession {
+            timestamp: Some(timestamp),
+            microseconds: logged_microseconds(query.status_vars_raw()),
+            ..LoggedSession::default()
+        };
         for var in query.status_vars().iter() {
             match var.get_value() {
                 Ok(StatusVarVal::SqlMode(flags)) => session.sql_mode = Some(flags.get().bits()),
@@ -373,6 +417,13 @@ impl LoggedSession {
     /// ones before it are read in the session's own (`restore_statements`).
     pub(crate) fn statements(&self) -> Vec<String> {
         let mut statements = Vec::new();
+        match (self.timestamp, self.microseconds) {
+            (Some(seconds), Some(micros)) => {
+                statements.push(format!("SET @@session.timestamp={seconds}.{micros:06}"))
+            }
+            (Some(seconds), None) => statements.push(format!("SET @@session.timestamp={seconds}")),
+            _ => {}
+        }
         if let Some(zone) = &self.time_zone {
             statements.push(format!(
                 "SET @@session.time_zone={}",
@@ -389,6 +440,50 @@ impl LoggedSession {
         }
         statements
     }
+}
+
+/// The microseconds of a query event's time: MariaDB's Q_HRNOW (code 128, 3 bytes), found by
+/// walking the status variables before it (mysql_common stops at the first code it does
+/// not know). None when absent or when a variable before it cannot be walked.
+fn logged_microseconds(vars: &[u8]) -> Option<u32> {
+    let mut at = 0usize;
+    let byte = |i: usize| vars.get(i).copied().map(usize::from);
+    while let Some(code) = byte(at) {
+        at += 1;
+        at += match code {
+            0 | 3 | 10 => 4,
+            1 | 9 | 129 => 8,
+            2 => 1 + byte(at)? + 1,
+            4 => 6,
+            5 | 6 => 1 + byte(at)?,
+            7 | 8 => 2,
+            11 => {
+                let user = byte(at)?;
+                1 + user + 1 + byte(at + 1 + user)?
+            }
+            12 => {
+                let count = byte(at)?;
+                let mut length = 1;
+                if count != 254 {
+                    for _ in 0..count {
+                        let name = vars.get(at + length..)?;
+                        length += name.iter().position(|&b| b == 0)? + 1;
+                    }
+                }
+                length
+            }
+            13 => 3,
+            128 => {
+                let micros = vars.get(at..at + 3)?;
+                let value = u32::from(micros[0])
+                    | (u32::from(micros[1]) << 8)
+                    | (u32::from(micros[2]) << 16);
+                return (value < 1_000_000).then_some(value);
+            }
+            _ => return None,
+        };
+    }
+    None
 }
 
 /// A statement's text as the lexer reads it: its bytes are in the character set it was logged
@@ -440,7 +535,7 @@ fn kind_label(token: &Token<'_>) -> Option<&'static str> {
 
 /// What a DDL statement touches, in order (`RENAME TABLE a TO b`: `a` gone, `b` there).
 pub(crate) fn touched_objects(text: &str, dialect: Dialect) -> Vec<Touched> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let Some(verb) = tokens.first() else {
         return Vec::new();
     };
@@ -566,7 +661,7 @@ pub(crate) struct TriggerStatement {
 }
 
 pub(crate) fn trigger_statement(text: &str, dialect: Dialect) -> Option<TriggerStatement> {
-    let tokens = lexer::significant(text, dialect);
+    let tokens = statement_tokens(text, dialect);
     let verb = tokens.first()?;
     let create = verb.is_keyword("CREATE");
     if !create && !verb.is_keyword("DROP") {
@@ -677,6 +772,30 @@ mod tests {
         ] {
             assert_eq!(v(text), Verdict::NamesTheSource, "{text}");
         }
+        for (text, verdict_of_it) in [
+            (
+                "SET STATEMENT sql_mode='NO_ENGINE_SUBSTITUTION' FOR CREATE TABLE t2 (a int)",
+                Verdict::Run,
+            ),
+            (
+                "set statement sql_mode = (''), max_statement_time = 1 for ALTER TABLE t1 MODIFY a char(2)",
+                Verdict::Run,
+            ),
+            (
+                "SET STATEMENT sql_mode='' FOR DROP TABLE other.t",
+                Verdict::LeaveOut("a statement on another database"),
+            ),
+            (
+                "SET STATEMENT sql_mode='' FOR ALTER TABLE toc_sis.t ADD x INT",
+                Verdict::NamesTheSource,
+            ),
+        ] {
+            assert_eq!(v(text), verdict_of_it, "{text}");
+        }
+        assert!(matches!(
+            v("SET STATEMENT sql_mode='' FOR GRANT ALL ON *.* TO ghost"),
+            Verdict::LeaveOut(_)
+        ));
         assert_eq!(
             verdict(
                 "ALTER TABLE toc_sis.grades ADD x INT",
@@ -792,6 +911,25 @@ mod tests {
             })
         );
         assert_eq!(trigger_statement("CREATE TABLE tr (id INT)", d), None);
+        // SET STATEMENT … FOR: what the statement after FOR touches, its ON not the value's.
+        assert_eq!(
+            t("SET STATEMENT unique_checks=ON FOR RENAME TABLE a TO b"),
+            [o("table", "a", false), o("table", "b", true)]
+        );
+        assert_eq!(
+            trigger_statement(
+                "SET STATEMENT unique_checks=ON FOR CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW SET @a = 1",
+                d
+            ),
+            Some(TriggerStatement { name: "tr".into(), table: Some("t".into()), create: true })
+        );
+        assert_eq!(
+            statement_table("SET STATEMENT sql_mode='' FOR CREATE TABLE t2 (a int)", d).as_deref(),
+            Some("t2")
+        );
+        let text = "SET STATEMENT a=(1) FOR CREATE TABLE t (id INT)";
+        assert_eq!(&text[statement_start(text, d)..], "CREATE TABLE t (id INT)");
+        assert_eq!(statement_start("CREATE TABLE t (id INT)", d), 0);
     }
 
     #[test]
@@ -800,16 +938,34 @@ mod tests {
             sql_mode: Some(4),
             charset: Some([51, 51, 8]),
             time_zone: Some("Europe/Helsinki".into()),
+            timestamp: Some(1_767_225_600),
+            microseconds: Some(4_500),
         };
         assert_eq!(
             session.statements(),
             [
+                "SET @@session.timestamp=1767225600.004500",
                 "SET @@session.time_zone='Europe/Helsinki'",
                 "SET @@session.character_set_client=51,@@session.collation_connection=51,@@session.collation_server=8",
                 "SET @@session.sql_mode=4",
             ]
         );
         assert!(LoggedSession::default().statements().is_empty());
+        // Flags2, sql_mode, a catalog, the charsets, a time zone, Q_HRNOW, Q_XID.
+        let mut vars = vec![
+            0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 3, b's', b't', b'd',
+        ];
+        vars.extend_from_slice(&[4, 33, 0, 33, 0, 8, 0, 5, 3, b'U', b'T', b'C']);
+        vars.extend_from_slice(&[12, 1, b'y', 0, 128, 0x40, 0x42, 0x0f]);
+        assert_eq!(
+            logged_microseconds(&vars),
+            None,
+            "1000000 is not microseconds"
+        );
+        let last = vars.len() - 3;
+        vars[last..].copy_from_slice(&[0x47, 0x94, 0x03]);
+        assert_eq!(logged_microseconds(&vars), Some(234_567));
+        assert_eq!(logged_microseconds(&[1, 0, 0]), None);
         for bytes in [
             &b"CREATE TABLE `t\xe4` (e ENUM('\xef\xf0'))"[..],
             "ENUM('ä')".as_bytes(),

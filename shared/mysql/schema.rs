@@ -310,7 +310,7 @@ pub async fn describe_table(
 
 /// A system-versioned table's row start and end columns: named in its `PERIOD FOR
 /// SYSTEM_TIME (start, end)` when declared, else the implicit `ROW_START` and `ROW_END`.
-fn row_period_columns(create: &str) -> [String; 2] {
+pub(crate) fn row_period_columns(create: &str) -> [String; 2] {
     let tokens = super::lexer::significant(create, super::lexer::Dialect::default());
     let declared = tokens.windows(8).find_map(|w| {
         (w[0].is_keyword("PERIOD")

@@ -66,7 +66,7 @@ pub(super) async fn run(
     Ok(report)
 }
 
-/// The trigger statements the replay kept out of the target while it applied rows, run in
+/// The trigger and event statements the replay kept out of the target while it applied rows, run in
 /// their logged order once the backup's own triggers are in; each recorded as it runs, so a
 /// resumed restore goes on after the last one.
 pub(super) async fn create_deferred_triggers(
@@ -79,7 +79,7 @@ pub(super) async fn create_deferred_triggers(
     let deferred = &report.deferred;
     retrying!(
         loader.session,
-        "creating the triggers of the replayed binlog",
+        "creating the triggers and events of the replayed binlog",
         |conn, _attempt| async {
             let done = match progress::recorded(conn, REPLAY_TRIGGERS_STEP).await? {
                 Some(Some(detail)) => detail.parse::<usize>().unwrap_or(0),

@@ -115,7 +115,7 @@ pub(super) fn missing(
             .unwrap_or(0);
         if kept > ran {
             left.push(format!(
-                "{} of the {kept} trigger statements of the replayed binlog (run after its rows)",
+                "{} of the {kept} trigger and event statements of the replayed binlog (run after its rows)",
                 kept - ran
             ));
         }
@@ -420,6 +420,8 @@ mod tests {
             create: true,
             statement_hex: String::new(),
             session: Default::default(),
+            event: false,
+            user_vars: Vec::new(),
         };
         let report = crate::binlog::ReplayReport {
             deferred: vec![deferred.clone(), deferred],
@@ -435,7 +437,7 @@ mod tests {
             missing(&steps, &done, &only_grades),
             [
                 "the secondary keys taken off for the data load",
-                "1 of the 2 trigger statements of the replayed binlog (run after its rows)",
+                "1 of the 2 trigger and event statements of the replayed binlog (run after its rows)",
                 "the final check against the manifests"
             ]
         );
