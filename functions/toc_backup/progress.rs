@@ -37,23 +37,29 @@ pub(crate) fn start(headway: Arc<Headway>, format: LogFormat, every: Duration) -
                 })
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
         };
+        let update = move |drawn: &ProgressBar, rows: &mut Option<bool>| {
+            let reading = headway.read();
+            if *rows != Some(reading.counts_rows) {
+                *rows = Some(reading.counts_rows);
+                drawn.set_style(style(if reading.counts_rows {
+                    ROWS_TEMPLATE
+                } else {
+                    BAR_TEMPLATE
+                }));
+            }
+            drawn.set_length(reading.bytes_total);
+            drawn.set_position(reading.bytes_done.min(reading.bytes_total));
+            drawn.set_message(reading.phase);
+        };
+        // Drawn once now: a job shorter than the task's first turn still shows its bar.
+        let mut rows = None;
+        update(&bar, &mut rows);
+        bar.tick();
         let drawn = bar.clone();
         let task = tokio::spawn(async move {
-            let mut rows = None;
             loop {
-                let reading = headway.read();
-                if rows != Some(reading.counts_rows) {
-                    rows = Some(reading.counts_rows);
-                    drawn.set_style(style(if reading.counts_rows {
-                        ROWS_TEMPLATE
-                    } else {
-                        BAR_TEMPLATE
-                    }));
-                }
-                drawn.set_length(reading.bytes_total);
-                drawn.set_position(reading.bytes_done.min(reading.bytes_total));
-                drawn.set_message(reading.phase);
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                update(&drawn, &mut rows);
             }
         });
         return Progress {
