@@ -28,6 +28,9 @@ CORPUS = os.path.join(REPO, "tests", "fixtures", "peer-corpus")
 # --fast (the CI test's subset): small databases exact in every phase on the tool of 2026-12-05
 FAST = ["main__type_bit", "main__type_float", "main__type_timestamp_hires", "main__ctype_utf16",
         "main__partition_range", "gcol__gcol_keys_innodb"]
+# The archive connects as a replica; on a server other jobs archive from too (the test suite's),
+# a server id of its own keeps the server from refusing a second replica with the same id.
+REPLICA_SERVER_ID = str(400000 + os.getpid() % 100000)
 PHASES = ["round trip", "replay from empty", "replay after changes (from empty full)",
           "replay after changes (from loaded full)"]
 TIMEOUT = int(os.environ.get("PEER_TIMEOUT", "300"))  # seconds for one toc-backup command
@@ -334,7 +337,8 @@ def run_one(conn, name, work):
              "dump of the empty database")
         load(conn, x2, path)
         loaded = True
-        tool(conn, ["binlog", "archive", "--database-url", url + x2, "--store", store_b], log,
+        tool(conn, ["binlog", "archive", "--database-url", url + x2, "--store", store_b,
+                    "--replica-server-id", REPLICA_SERVER_ID], log,
              "binlog archive")
         time.sleep(1.1)
         tool(conn, ["restore", "--database-url", url, "--store", store_b, "--at", now_utc(),
@@ -362,7 +366,8 @@ def run_one(conn, name, work):
             yield (phase, loaded_full.kind, loaded_full.line, [])
             continue
         try:
-            tool(conn, ["binlog", "archive", "--database-url", url + x2, "--store", store], log,
+            tool(conn, ["binlog", "archive", "--database-url", url + x2, "--store", store,
+                        "--replica-server-id", REPLICA_SERVER_ID], log,
                  "binlog archive")
             time.sleep(1.1)
             tool(conn, ["restore", "--database-url", url, "--store", store, "--at", now_utc(),
