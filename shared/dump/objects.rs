@@ -5,7 +5,7 @@ use super::FileNamer;
 use crate::error::Result;
 use crate::manifest::{ObjectKind, ServerInfo, Stage};
 use crate::mysql::schema::{StoredObject, Table};
-use crate::mysql::{create_table, quote_str};
+use crate::mysql::{create_table, is_plain_name, quote_str};
 
 fn banner(what: &str) -> String {
     format!(
@@ -30,9 +30,7 @@ pub(super) async fn write_schema(
           SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n\
           SET SESSION foreign_key_checks = 0;\n",
     );
-    let is_name =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if is_name(&server.default_character_set) && is_name(&server.default_collation) {
+    if is_plain_name(&server.default_character_set) && is_plain_name(&server.default_collation) {
         // Without a name, ALTER DATABASE applies to the database being loaded.
         out.extend_from_slice(
             format!(

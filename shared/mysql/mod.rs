@@ -350,6 +350,12 @@ pub fn server_code(error: &mysql_async::Error) -> Option<u16> {
     }
 }
 
+/// A character set or collation name as SQL takes it bare (`_sjis`, `CHARACTER SET latin1`):
+/// ASCII letters, digits and `_` only, so it needs no quoting.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

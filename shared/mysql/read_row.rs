@@ -44,7 +44,7 @@ impl AlsoRead {
             };
         }
         match charset {
-            Some(charset) if !reads_whole_as_unicode(charset) && is_name(charset) => {
+            Some(charset) if !reads_whole_as_unicode(charset) && super::is_plain_name(charset) => {
                 AlsoRead::Bytes(charset.to_ascii_lowercase())
             }
             _ => AlsoRead::Nothing,
@@ -67,14 +67,6 @@ impl AlsoRead {
 fn reads_whole_as_unicode(charset: &str) -> bool {
     let charset = charset.to_ascii_lowercase();
     charset.starts_with("utf") || matches!(charset.as_str(), "ucs2" | "latin1" | "binary")
-}
-
-/// A character set name as an introducer takes it (`_sjis`).
-fn is_name(charset: &str) -> bool {
-    !charset.is_empty()
-        && charset
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// How a value is written when not as its value.
