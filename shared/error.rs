@@ -204,6 +204,14 @@ pub enum Error {
     #[error("{file} is not valid backup SQL: {reason}")]
     MalformedSql { file: String, reason: String },
 
+    /// LOAD DATA LOCAL turns a row's error into a warning and skips or changes the row.
+    #[error("statement {index} of {file} (LOAD DATA of its rows) changed or skipped rows, with these warnings: {warnings}; a restore takes every row as backed up or stops")]
+    RowsChangedByLoad {
+        file: String,
+        index: usize,
+        warnings: String,
+    },
+
     #[error("notification could not be sent: {0}")]
     Notify(String),
 

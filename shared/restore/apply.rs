@@ -149,6 +149,9 @@ pub async fn apply_file(
                         LoadFailure::Server(source) => statement_error(index)(source),
                         LoadFailure::Input(e) => e,
                     })?;
+                if conn.get_warnings() > 0 {
+                    refuse_changed_rows(conn, &file.name, index).await?;
+                }
             }
             Item::Rows(_) => {
                 return Err(Error::Task(format!(
@@ -199,6 +202,30 @@ fn made_for_the_target(
         Some(text) => text.into_bytes(),
         None => sql,
     }
+}
+
+/// Fails with the warnings of the LOAD DATA just run, if any is more than a note. LOAD DATA
+/// LOCAL reads a row the server refuses (a value out of range, a NULL made a new
+/// AUTO_INCREMENT number) as a warning and skips or changes the row, where the INSERT it
+/// stands for would have failed.
+async fn refuse_changed_rows(conn: &mut Conn, file: &str, index: usize) -> Result<()> {
+    let warnings: Vec<(String, u32, String)> = conn
+        .query("SHOW WARNINGS LIMIT 5")
+        .await
+        .map_err(|e| Error::database(format!("reading the warnings of loading {file}"), e))?;
+    let serious: Vec<String> = warnings
+        .into_iter()
+        .filter(|(level, _, _)| !level.eq_ignore_ascii_case("Note"))
+        .map(|(level, code, message)| format!("{level} {code}: {message}"))
+        .collect();
+    if serious.is_empty() {
+        return Ok(());
+    }
+    Err(Error::RowsChangedByLoad {
+        file: file.to_string(),
+        index,
+        warnings: serious.join("; "),
+    })
 }
 
 /// The next item: from `pending` (items received but not used yet), else the next batch.

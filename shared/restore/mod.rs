@@ -535,6 +535,12 @@ impl Loader {
         mut files: Vec<FileEntry>,
     ) -> Result<()> {
         let target = self.options.target_database.clone();
+        let inserts_only = retrying!(
+            self.session,
+            "reading AUTO_INCREMENT columns",
+            |conn, _attempt| async { tables_loaded_as_inserts(conn, &target).await }
+        )?;
+        let inserts_only = Arc::new(inserts_only);
         let fragile = if stage == Stage::Data {
             let fragile = retrying!(
                 self.session,
@@ -579,7 +585,7 @@ impl Loader {
         let store = self.store.clone();
         let fragile = Arc::new(fragile);
         let headway = self.options.headway.clone();
-        let loading = self.loading;
+        let all_loading = self.loading;
         on_connections(
             &self.url,
             &target,
@@ -590,9 +596,15 @@ impl Loader {
                 let prefix = prefix.clone();
                 let fragile = fragile.clone();
                 let headway = headway.clone();
+                let inserts_only = inserts_only.clone();
                 async move {
                     let what = format!("loading {}", file.name);
                     let table = file.table.clone().unwrap_or_default();
+                    let loading = if inserts_only.contains(&table) {
+                        apply::Loading::Statements
+                    } else {
+                        all_loading
+                    };
                     let outcome = retrying!(session, &what, |conn, attempt| async {
                             if attempt > 1 {
                                 if progress::recorded(conn, &step).await?.is_some() {
@@ -693,6 +705,21 @@ async fn non_transactional_tables(conn: &mut Conn, database: &str) -> Result<BTr
         )
         .await
         .map_err(|e| Error::database("reading table engines", e))?;
+    Ok(names.into_iter().collect())
+}
+
+/// Tables whose rows LOAD DATA would read otherwise than the INSERTs written for them: a NULL
+/// in a nullable AUTO_INCREMENT column stays NULL in an INSERT, but LOAD DATA makes it the
+/// next number (and skips the row when the numbers have run out).
+async fn tables_loaded_as_inserts(conn: &mut Conn, database: &str) -> Result<BTreeSet<String>> {
+    let names: Vec<String> = conn
+        .exec(
+            "SELECT DISTINCT TABLE_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND IS_NULLABLE = 'YES' AND EXTRA LIKE '%auto_increment%'",
+            (database,),
+        )
+        .await
+        .map_err(|e| Error::database("reading AUTO_INCREMENT columns", e))?;
     Ok(names.into_iter().collect())
 }
 
