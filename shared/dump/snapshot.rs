@@ -216,7 +216,7 @@ pub(super) async fn check_schema_unchanged(
         }
     }
     for table in &before.tables {
-        let now = schema::show_create_table(conn, &table.name).await?;
+        let now = schema::table_definition(conn, database, &table.name).await?;
         if schema::strip_auto_increment(&now) != schema::strip_auto_increment(&table.create_sql) {
             return Err(Error::SchemaChangedDuringDump {
                 detail: format!("table {} was altered", quote_ident(&table.name)),

@@ -365,7 +365,7 @@ async fn incremental(
         });
     }
     for item in &tracked {
-        let now = schema::show_create_table(&mut conn, &item.table.name).await?;
+        let now = schema::table_definition(&mut conn, &database, &item.table.name).await?;
         if schema::strip_auto_increment(&now)
             != schema::strip_auto_increment(&item.table.create_sql)
         {

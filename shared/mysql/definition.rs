@@ -147,6 +147,37 @@ fn splice(statement: &str, edits: &[(usize, usize, &str)]) -> Option<String> {
     Some(out)
 }
 
+/// The statement with `database`'s own name taken out of the sequence functions' arguments
+/// (`nextval(`app`.`s`)`, `lastval`, `setval`): SHOW CREATE TABLE and SHOW CREATE VIEW write
+/// the sequence's database even when it is the object's own, and restored into another
+/// database the copy would take its numbers from the source's sequence (or fail where there
+/// is none). A sequence of another database stays named with it. None when there is none.
+pub fn without_own_sequence_database(
+    statement: &str,
+    dialect: Dialect,
+    database: &str,
+) -> Option<String> {
+    let tokens = lexer::significant(statement, dialect);
+    let cuts: Vec<(usize, usize, &str)> = tokens
+        .windows(5)
+        .filter(|w| {
+            ["nextval", "lastval", "setval"]
+                .iter()
+                .any(|f| w[0].is_keyword(f))
+                && w[1].is_punct('(')
+                && w[2].name().as_deref() == Some(database)
+                && matches!(w[2].kind, Kind::QuotedName | Kind::Word)
+                && w[3].is_punct('.')
+                && matches!(w[4].kind, Kind::QuotedName | Kind::Word)
+        })
+        .map(|w| (w[2].start, w[4].start, ""))
+        .collect();
+    if cuts.is_empty() {
+        return None;
+    }
+    splice(statement, &cuts)
+}
+
 /// The object's statement with the database names written into its head taken out (`CREATE
 /// TRIGGER app.x … ON app.t`): run on a connection to the target, it creates the object there,
 /// not in the database it was taken from. None when there are none.
@@ -252,6 +283,27 @@ mod tests {
 
     fn d() -> Dialect {
         Dialect::default()
+    }
+
+    #[test]
+    fn only_the_own_database_leaves_a_sequence_call() {
+        let create = "CREATE TABLE `t` (\n  `a` int(11) DEFAULT nextval(`app`.`s`),\n  \
+                      `b` int(11) DEFAULT (nextval(`other`.`s`) + lastval(`app`.`s2`)),\n  \
+                      `c` varchar(30) DEFAULT 'nextval(`app`.`s`)'\n)";
+        assert_eq!(
+            without_own_sequence_database(create, d(), "app").as_deref(),
+            Some(
+                "CREATE TABLE `t` (\n  `a` int(11) DEFAULT nextval(`s`),\n  \
+                 `b` int(11) DEFAULT (nextval(`other`.`s`) + lastval(`s2`)),\n  \
+                 `c` varchar(30) DEFAULT 'nextval(`app`.`s`)'\n)"
+            )
+        );
+        assert_eq!(without_own_sequence_database(create, d(), "nowhere"), None);
+        let view = "CREATE VIEW `v` AS select setval(`we``ird`.`s`,5) AS `x`";
+        assert_eq!(
+            without_own_sequence_database(view, d(), "we`ird").as_deref(),
+            Some("CREATE VIEW `v` AS select setval(`s`,5) AS `x`")
+        );
     }
 
     #[test]

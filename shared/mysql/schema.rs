@@ -275,6 +275,19 @@ pub async fn show_create_table(conn: &mut Conn, table: &str) -> Result<String> {
         })
 }
 
+/// A table's definition as a backup records and a restore compares it: SHOW CREATE TABLE,
+/// with `database`'s own name out of its sequence calls (see
+/// [`super::definition::without_own_sequence_database`]).
+pub async fn table_definition(conn: &mut Conn, database: &str, table: &str) -> Result<String> {
+    let create = show_create_table(conn, table).await?;
+    Ok(super::definition::without_own_sequence_database(
+        &create,
+        super::lexer::Dialect::default(),
+        database,
+    )
+    .unwrap_or(create))
+}
+
 /// Reads a table's full description (columns and definition).
 pub async fn describe_table(
     conn: &mut Conn,
@@ -282,7 +295,7 @@ pub async fn describe_table(
     summary: &TableSummary,
 ) -> Result<Table> {
     let rows = column_rows(conn, database, &summary.name).await?;
-    let create_sql = show_create_table(conn, &summary.name).await?;
+    let create_sql = table_definition(conn, database, &summary.name).await?;
     let system_versioned = summary.table_type == "SYSTEM VERSIONED";
     let mut columns = dumped_columns(&rows);
     if system_versioned {
@@ -366,11 +379,22 @@ async fn show_create(
         database: database.to_string(),
         hides: "stored routine bodies",
     })?;
+    let sql_mode = get_string(&row, "sql_mode");
+    // A view's text is the server's own rendering, which names its database in sequence calls.
+    let create_sql = match kind {
+        ObjectKind::View => super::definition::without_own_sequence_database(
+            &create_sql,
+            super::lexer::Dialect::from_sql_mode(sql_mode.as_deref().unwrap_or("")),
+            database,
+        )
+        .unwrap_or(create_sql),
+        _ => create_sql,
+    };
     Ok(StoredObject {
         kind,
         name: name.to_string(),
         create_sql,
-        sql_mode: get_string(&row, "sql_mode"),
+        sql_mode,
         character_set_client: get_string(&row, "character_set_client"),
         collation_connection: get_string(&row, "collation_connection"),
         time_zone: get_string(&row, "time_zone"),

@@ -411,7 +411,9 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
 /// database holding one had no backup at all. A sequence comes back with its definition and
 /// continues where the source's would after a restart (its next uncached value), created
 /// before a table whose DEFAULT calls it; a system-versioned table comes back with its
-/// history rows and their original row start and end, implicit or declared.
+/// history rows and their original row start and end, implicit or declared. A table's DEFAULT
+/// and a view calling the sequence call the copy's own (the server writes the database's name
+/// into them, and the copy called the source's sequence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_and_system_versioned_history_come_back() {
     use mysql_async::prelude::Queryable;
@@ -423,6 +425,7 @@ async fn sequences_and_system_versioned_history_come_back() {
         "CREATE SEQUENCE z_seq START WITH 10 INCREMENT BY 5 CACHE 3;
          CREATE TABLE a_t (id INT PRIMARY KEY DEFAULT NEXTVAL(z_seq), v INT);
          INSERT INTO a_t (v) VALUES (1), (2);
+         CREATE VIEW nv AS SELECT NEXTVAL(z_seq) AS n, LASTVAL(z_seq) AS l;
          CREATE TABLE h (id INT PRIMARY KEY, v INT) WITH SYSTEM VERSIONING;
          INSERT INTO h VALUES (1, 1), (2, 2);
          UPDATE h SET v = v + 10 WHERE id = 1;
@@ -455,10 +458,25 @@ async fn sequences_and_system_versioned_history_come_back() {
                 .expect("a row");
             state.push(create);
         }
+        // The server names the sequence's database in these even when it is their own; the
+        // copy's must name the copy's sequence, not the source's.
+        for (show, name) in [("TABLE", "a_t"), ("VIEW", "nv")] {
+            let row: mysql_async::Row = conn
+                .query_first(format!("SHOW CREATE {show} {name}"))
+                .await
+                .expect("show")
+                .expect("a row");
+            let create: String = row.get(1).expect("the definition");
+            state.push(create.replace(database, "DB"));
+        }
         state
     }
     let expected = state(&source).await;
     assert_eq!(expected.iter().filter(|r| r.starts_with("1|")).count(), 4);
+    assert!(
+        expected.iter().any(|r| r.contains("nextval(`DB`.`z_seq`)")),
+        "{expected:?}"
+    );
 
     let store = tempfile::tempdir().expect("store");
     assert_ok(&dump(&source, store.path()));
