@@ -99,6 +99,11 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
             "an account statement (re-apply it to the live server by hand if it is wanted)",
         );
     }
+    if is_temporary(&tokens) {
+        return Verdict::LeaveOut(
+            "a temporary table's statement (a session's temporary tables are not the database's)",
+        );
+    }
     if target != source
         && first == "ALTER"
         && second == "EVENT"
@@ -149,6 +154,23 @@ pub(crate) fn verdict(text: &str, dialect: Dialect, source: &str, target: &str) 
         return Verdict::NamesTheSource;
     }
     Verdict::Run
+}
+
+/// `CREATE [OR REPLACE] TEMPORARY …` or `DROP TEMPORARY …` (as the server logs it when a
+/// session ends: `DROP /*!40005 TEMPORARY */ TABLE IF EXISTS …`).
+fn is_temporary(tokens: &[Token<'_>]) -> bool {
+    let at = match tokens.first() {
+        Some(t) if t.is_keyword("DROP") => 1,
+        Some(t) if t.is_keyword("CREATE") => {
+            if tokens.get(1).is_some_and(|t| t.is_keyword("OR")) {
+                3
+            } else {
+                1
+            }
+        }
+        _ => return false,
+    };
+    tokens.get(at).is_some_and(|t| t.is_keyword("TEMPORARY"))
 }
 
 /// Whether a statement creates, changes or drops tables, indexes, views, routines, triggers,
@@ -546,7 +568,9 @@ pub(crate) fn touched_objects(text: &str, dialect: Dialect) -> Vec<Touched> {
             .unwrap_or_default();
     }
     let verb_is = |v: &str| verb.is_keyword(v);
-    if !(verb_is("CREATE") || verb_is("ALTER") || verb_is("DROP") || verb_is("RENAME")) {
+    if !(verb_is("CREATE") || verb_is("ALTER") || verb_is("DROP") || verb_is("RENAME"))
+        || is_temporary(&tokens)
+    {
         return Vec::new();
     }
     // The object keyword: the first before any parenthesis or body.
@@ -710,9 +734,34 @@ mod tests {
             "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'x')",
             "FLUSH PRIVILEGES",
             "ANALYZE TABLE other.t",
+            // What an executable comment holds is read as the server runs it.
+            "/*!50000 GRANT ALL ON *.* TO ghost */",
+            "CREATE /*!50000 USER ghost */",
         ] {
             assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
         }
+    }
+
+    #[test]
+    fn temporary_tables_are_not_the_databases() {
+        let d = Dialect::default();
+        for text in [
+            "DROP /*!40005 TEMPORARY */ TABLE IF EXISTS `seq1`,`s1`",
+            "DROP TEMPORARY TABLE IF EXISTS `t`",
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "create or replace temporary sequence s1",
+        ] {
+            assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
+            assert_eq!(touched_objects(text, d), [], "{text}");
+        }
+        assert_eq!(
+            touched_objects("DROP /*!40005 TABLE */ IF EXISTS `s1`", d),
+            [Touched {
+                kind: "table",
+                name: "s1".into(),
+                exists: false
+            }]
+        );
     }
 
     #[test]

@@ -28,10 +28,7 @@ pub struct ObjectHead {
 /// The head of `statement`, read in `dialect`; None when it does not create a stored object.
 pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
     // The head is short; a body can be megabytes, and is never looked at.
-    let tokens: Vec<Token<'_>> = lexer::tokens(statement, dialect)
-        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
-        .take(64)
-        .collect();
+    let tokens: Vec<Token<'_>> = lexer::code(statement, dialect).take(64).collect();
     let mut i = 0;
     if !tokens.first()?.is_keyword("CREATE") {
         return None;
@@ -50,7 +47,13 @@ pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
         let account_start = tokens.get(i + 2)?.start;
         let after = account_end(&tokens, i + 2)?;
         let end = tokens[after - 1].end();
+        // From the end of the token before, so no double space is left; but from DEFINER
+        // itself where an executable comment opens between them (`/*!50017 DEFINER=… */`).
         let before = tokens.get(i.checked_sub(1)?)?.end();
+        let before = match statement.get(before..tokens[i].start) {
+            Some(gap) if gap.trim().is_empty() => before,
+            _ => tokens[i].start,
+        };
         definer = Some((before, end));
         definer_account = Some(statement.get(account_start..end)?.to_string());
         i = after;
@@ -283,6 +286,32 @@ mod tests {
 
     fn d() -> Dialect {
         Dialect::default()
+    }
+
+    #[test]
+    fn a_head_in_executable_comments_is_read_as_the_server_runs_it() {
+        // As mysqldump writes a trigger, and as a binlog logs it when such a file is loaded.
+        let dumped = "/*!50003 CREATE*/ /*!50017 DEFINER=`boss`@`%`*/ /*!50003 TRIGGER \
+                      `app`.`tr` BEFORE INSERT ON `app`.`t` FOR EACH ROW SET @a = 1 */";
+        assert_eq!(definer_of(dumped, d()).as_deref(), Some("boss@%"));
+        assert_eq!(
+            without_definer(dumped, d()).as_deref(),
+            Some(
+                "/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER \
+                 `app`.`tr` BEFORE INSERT ON `app`.`t` FOR EACH ROW SET @a = 1 */"
+            )
+        );
+        assert_eq!(
+            without_database_names(dumped, d()).as_deref(),
+            Some(
+                "/*!50003 CREATE*/ /*!50017 DEFINER=`boss`@`%`*/ /*!50003 TRIGGER \
+                 `tr` BEFORE INSERT ON `t` FOR EACH ROW SET @a = 1 */"
+            )
+        );
+        assert_eq!(
+            without_definer("CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1", d()).as_deref(),
+            Some("CREATE VIEW v AS SELECT 1")
+        );
     }
 
     #[test]

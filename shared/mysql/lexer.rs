@@ -267,11 +267,35 @@ pub fn tokens(statement: &str, dialect: Dialect) -> impl Iterator<Item = Token<'
     })
 }
 
-/// The tokens of a complete statement without white space and comments.
+/// The tokens of a complete statement as the server reads them: without white space and
+/// comments, and with an executable comment's content as the code it is (`DROP /*!40005
+/// TEMPORARY */ TABLE` reads `DROP TEMPORARY TABLE`), its `/*!…` and `*/` left out.
+pub fn code(statement: &str, dialect: Dialect) -> impl Iterator<Item = Token<'_>> {
+    let mut all = tokens(statement, dialect).peekable();
+    let mut in_executable = false;
+    std::iter::from_fn(move || loop {
+        let token = all.next()?;
+        match token.kind {
+            Kind::Space | Kind::Comment => {}
+            Kind::Executable => in_executable = true,
+            Kind::Punct
+                if in_executable
+                    && token.text == "*"
+                    && all
+                        .peek()
+                        .is_some_and(|n| n.text == "/" && n.start == token.end()) =>
+            {
+                all.next();
+                in_executable = false;
+            }
+            _ => return Some(token),
+        }
+    })
+}
+
+/// [`code`], collected.
 pub fn significant(statement: &str, dialect: Dialect) -> Vec<Token<'_>> {
-    tokens(statement, dialect)
-        .filter(|t| !matches!(t.kind, Kind::Space | Kind::Comment))
-        .collect()
+    code(statement, dialect).collect()
 }
 
 /// A possibly qualified name starting at `tokens[i]` (`name`, `db.name`): the qualifier, the
