@@ -559,6 +559,9 @@ pub async fn replay(
                             for t in &mut touched {
                                 in_server(conn, &session, utf8, &mut t.name).await?;
                             }
+                            if run {
+                                views_renamed(conn, &mut touched).await?;
+                            }
                             if let Some(trigger) = trigger.as_mut() {
                                 in_server(conn, &session, utf8, &mut trigger.name).await?;
                                 if let Some(on) = trigger.table.as_mut() {
@@ -1151,6 +1154,36 @@ async fn apply_rows(
         }
     }
     Ok((changes, shape.sequence))
+}
+
+/// RENAME TABLE renames views too (tables and views share one namespace): a renamed pair
+/// (`from` gone, `to` there) whose `from` is a view in the target, just before the statement
+/// runs, or was made one by an earlier pair of the same statement, is relabelled a view.
+async fn views_renamed(conn: &mut Conn, touched: &mut [statement::Touched]) -> Result<()> {
+    let mut moved: Vec<String> = Vec::new();
+    for pair in touched.chunks_mut(2) {
+        let [from, to] = pair else { continue };
+        if from.kind != "table" || to.kind != "table" || from.exists || !to.exists {
+            continue;
+        }
+        let view = moved.contains(&from.name)
+            || {
+                let kind: Option<String> = conn
+                .exec_first(
+                    "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    (&from.name,),
+                )
+                .await
+                .map_err(|e| Error::database(format!("reading the type of `{}`", from.name), e))?;
+                kind.as_deref() == Some("VIEW")
+            };
+        if view {
+            from.kind = "view";
+            to.kind = "view";
+            moved.push(to.name.clone());
+        }
+    }
+    Ok(())
 }
 
 /// A system-versioned table's row start and end columns among the logged ones (the binlog
