@@ -173,6 +173,19 @@ fn is_temporary(tokens: &[Token<'_>]) -> bool {
     tokens.get(at).is_some_and(|t| t.is_keyword("TEMPORARY"))
 }
 
+/// `ALTER TABLE t {ANALYZE|CHECK|OPTIMIZE|REPAIR} PARTITION …`: a maintenance command, which
+/// (like ANALYZE TABLE) reports a missing table as a row of its result, not as an error, so
+/// it is logged even then; it creates nothing.
+fn is_partition_maintenance(tokens: &[Token<'_>]) -> bool {
+    tokens.first().is_some_and(|t| t.is_keyword("ALTER"))
+        && tokens.windows(2).any(|w| {
+            ["ANALYZE", "CHECK", "OPTIMIZE", "REPAIR"]
+                .iter()
+                .any(|k| w[0].is_keyword(k))
+                && w[1].is_keyword("PARTITION")
+        })
+}
+
 /// Whether a statement creates, changes or drops tables, indexes, views, routines, triggers,
 /// events or sequences (and no server-wide thing such as a UDF).
 fn changes_own_objects(tokens: &[Token<'_>]) -> bool {
@@ -570,6 +583,7 @@ pub(crate) fn touched_objects(text: &str, dialect: Dialect) -> Vec<Touched> {
     let verb_is = |v: &str| verb.is_keyword(v);
     if !(verb_is("CREATE") || verb_is("ALTER") || verb_is("DROP") || verb_is("RENAME"))
         || is_temporary(&tokens)
+        || is_partition_maintenance(&tokens)
     {
         return Vec::new();
     }
@@ -743,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn temporary_tables_are_not_the_databases() {
+    fn temporary_tables_and_maintenance_commands_touch_nothing() {
         let d = Dialect::default();
         for text in [
             "DROP /*!40005 TEMPORARY */ TABLE IF EXISTS `seq1`,`s1`",
@@ -754,6 +768,10 @@ mod tests {
             assert!(matches!(v(text), Verdict::LeaveOut(_)), "{text}");
             assert_eq!(touched_objects(text, d), [], "{text}");
         }
+        assert_eq!(
+            touched_objects("ALTER TABLE non_existing_table OPTIMIZE PARTITION p0", d),
+            []
+        );
         assert_eq!(
             touched_objects("DROP /*!40005 TABLE */ IF EXISTS `s1`", d),
             [Touched {
