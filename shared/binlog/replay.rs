@@ -232,7 +232,7 @@ pub async fn create_deferred(conn: &mut Conn, deferred: &Deferred) -> Result<()>
             deferred.position
         ),
     })?;
-    let (text, _) = statement::logged_text(&sql);
+    let (text, _) = crate::mysql::lexer::text_of(&sql);
     let dialect = deferred.session.dialect();
     let tokens = statement::statement_tokens(&text, dialect);
     let replaces = tokens.get(1).is_some_and(|t| t.is_keyword("OR"))
@@ -483,7 +483,7 @@ pub async fn replay(
                         let dialect = statement::dialect_of(&query);
                         let session = LoggedSession::of(&query, header.timestamp());
                         // In the character set it was written in: sent as those bytes.
-                        let (logged, utf8) = statement::logged_text(query.query_raw());
+                        let (logged, utf8) = crate::mysql::lexer::text_of(query.query_raw());
                         let text = if target_database != source_database {
                             // The statement after a `SET STATEMENT … FOR` head, which stays.
                             let at = statement::statement_start(&logged, dialect);
@@ -609,7 +609,7 @@ pub async fn replay(
                                     trigger: name,
                                     table: on,
                                     create,
-                                    statement_hex: hex::encode(statement::logged_bytes(
+                                    statement_hex: hex::encode(crate::mysql::lexer::bytes_of(
                                         &text, utf8,
                                     )),
                                     session: session.clone(),
@@ -637,7 +637,7 @@ pub async fn replay(
                                     conn,
                                     &session,
                                     &user_vars,
-                                    &statement::logged_bytes(&text, utf8),
+                                    &crate::mysql::lexer::bytes_of(&text, utf8),
                                 )
                                 .await
                                 .map_err(|e| {
@@ -841,7 +841,7 @@ async fn user_var_statement(
 }
 
 /// A name read from a logged statement as the server knows it: the statement's text is in
-/// its session's character set (`logged_text` read it as UTF-8, or byte by byte), so a name
+/// its session's character set (`text_of` read it as UTF-8, or byte by byte), so a name
 /// that is not ASCII is converted by the server from that character set.
 async fn in_server(
     conn: &mut Conn,
@@ -876,7 +876,7 @@ async fn in_server(
     if charset.starts_with("utf8") && utf8 {
         return Ok(());
     }
-    let bytes = statement::logged_bytes(name, utf8);
+    let bytes = crate::mysql::lexer::bytes_of(name, utf8);
     let converted: Option<String> = conn
         .query_first(format!(
             "SELECT CONVERT(X'{}' USING {})",
@@ -967,7 +967,7 @@ fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String
         ));
     }
     let bytes = hex::decode(&deferred.statement_hex).map_err(|e| refuse(&e.to_string()))?;
-    let (text, utf8) = statement::logged_text(&bytes);
+    let (text, utf8) = crate::mysql::lexer::text_of(&bytes);
     let tokens = statement::statement_tokens(&text, deferred.session.dialect());
     let span = tokens
         .iter()
@@ -983,7 +983,7 @@ fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String
         return Err(refuse("its statement names no table after ON"));
     };
     let moved = format!("{before}{}{after}", crate::mysql::quote_ident(to));
-    deferred.statement_hex = hex::encode(statement::logged_bytes(&moved, utf8));
+    deferred.statement_hex = hex::encode(crate::mysql::lexer::bytes_of(&moved, utf8));
     deferred.table = Some(to.to_string());
     Ok(())
 }

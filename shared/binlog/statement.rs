@@ -521,26 +521,6 @@ fn logged_microseconds(vars: &[u8]) -> Option<u32> {
     None
 }
 
-/// A statement's text as the lexer reads it: its bytes are in the character set it was logged
-/// in, which need not be UTF-8. Bytes that are not UTF-8 are read one character each (every
-/// byte a lexer cares about is ASCII), and `logged_bytes` turns such text back into them.
-pub(crate) fn logged_text(bytes: &[u8]) -> (String, bool) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => (text.to_string(), true),
-        Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), false),
-    }
-}
-
-/// The bytes to send for `text` read by `logged_text` (`utf8`: it was UTF-8).
-pub(crate) fn logged_bytes(text: &str, utf8: bool) -> Vec<u8> {
-    if utf8 {
-        text.as_bytes().to_vec()
-    } else {
-        // Every char came from one byte (the rewrites made for a copy add ASCII only).
-        text.chars().map(|c| u32::from(c) as u8).collect()
-    }
-}
-
 /// An object a statement creates, changes or removes: its kind as the final check labels it
 /// ("table" for tables and sequences, "view", "procedure", "function", "trigger", "event"),
 /// its name, and whether it exists after the statement.
@@ -1037,10 +1017,10 @@ mod tests {
             &b"CREATE TABLE `t\xe4` (e ENUM('\xef\xf0'))"[..],
             "ENUM('ä')".as_bytes(),
         ] {
-            let (text, utf8) = logged_text(bytes);
-            assert_eq!(logged_bytes(&text, utf8), bytes);
+            let (text, utf8) = lexer::text_of(bytes);
+            assert_eq!(lexer::bytes_of(&text, utf8), bytes);
         }
-        let (text, utf8) = logged_text(b"CREATE TABLE `t\xe4` (id INT)");
+        let (text, utf8) = lexer::text_of(b"CREATE TABLE `t\xe4` (id INT)");
         assert!(!utf8);
         assert_eq!(
             statement_table(&text, Dialect::default()).map(|t| t.len()),

@@ -4,6 +4,7 @@ use super::sql_file::StoredFile;
 use super::FileNamer;
 use crate::error::Result;
 use crate::manifest::{ObjectKind, ServerInfo, Stage};
+use crate::mysql::client_charset::is_utf8_family;
 use crate::mysql::schema::{StoredObject, Table};
 use crate::mysql::{create_table, is_plain_name, quote_str};
 
@@ -74,12 +75,6 @@ fn delimiter_for(definition: &str) -> String {
         .unwrap_or_else(|| ";;".into()) // unreachable: a definition is finite
 }
 
-/// Client character sets our utf8mb4 files can be replayed under unchanged.
-fn is_utf8_family(charset: &str) -> bool {
-    let lower = charset.to_ascii_lowercase();
-    lower.starts_with("utf8") || lower == "ascii"
-}
-
 /// One file for the objects of `stage`, each created under the sql_mode, client character set
 /// and time zone it was defined with; `None` when there are none.
 pub(super) async fn write_objects(
@@ -105,11 +100,14 @@ pub(super) async fn write_objects(
             "SET SESSION sql_mode = {};\n",
             quote_str(object.sql_mode.as_deref().unwrap_or(""))
         ));
-        // The definition is written in utf8mb4. Under another client character set it would
-        // read differently, unless it is plain ASCII, which reads the same in every character
-        // set a client may use; then the object gets its own settings back (the character set
-        // of its string literals), as the server recorded them.
-        let as_recorded = |c: &&str| is_utf8_family(c) || object.create_sql.is_ascii();
+        // The definition is written in utf8mb4, or in its own client character set where
+        // that was worked out (see mysql::client_charset). Under another client character set
+        // utf8mb4 text would read differently, unless it is plain ASCII, which reads the same
+        // in every character set a client may use; then the object gets its own settings
+        // back (the character set of its string literals), as the server recorded them.
+        let as_recorded = |c: &&str| {
+            is_utf8_family(c) || object.create_sql.is_ascii() || object.client_bytes.is_some()
+        };
         if let Some(charset) = object.character_set_client.as_deref().filter(as_recorded) {
             text.push_str(&format!(
                 "SET SESSION character_set_client = {};\n",
@@ -132,12 +130,20 @@ pub(super) async fn write_objects(
         // app.x … ON app.t`): loaded into any database, by us or by the mariadb client, the
         // object is created there.
         let create_sql = crate::mysql::definition::canonical(&object.create_sql, object.dialect());
+        // The client character set's bytes are ASCII where the text is (it reads byte by
+        // byte), so a delimiter absent from the text is absent from them.
         let delimiter = delimiter_for(&create_sql);
         text.push_str(&format!("DELIMITER {delimiter}\n"));
-        text.push_str(&create_sql);
-        text.push_str(&format!("{delimiter}\nDELIMITER ;\n"));
-        text.push_str("SET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n");
-        file.buffer().extend_from_slice(text.as_bytes());
+        let mut bytes = text.into_bytes();
+        match &object.client_bytes {
+            Some(encoded) => bytes.extend_from_slice(encoded),
+            None => bytes.extend_from_slice(create_sql.as_bytes()),
+        }
+        bytes.extend_from_slice(
+            format!("{delimiter}\nDELIMITER ;\nSET NAMES utf8mb4;\nSET SESSION time_zone = '+00:00';\n\n")
+                .as_bytes(),
+        );
+        file.buffer().extend_from_slice(&bytes);
         file.flush_if_full().await?;
     }
     file.finish().await.map(Some)

@@ -162,7 +162,8 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
         .filter(|v| !broken_views.iter().any(|(broken, _)| broken == *v))
         .cloned()
         .collect();
-    let objects = schema::stored_objects(conn, database, &usable).await?;
+    let mut objects = schema::stored_objects(conn, database, &usable).await?;
+    crate::mysql::client_charset::encode_in_client_charsets(conn, database, &mut objects).await?;
     Ok(Catalogue {
         tables,
         views,

@@ -293,6 +293,28 @@ pub fn code(statement: &str, dialect: Dialect) -> impl Iterator<Item = Token<'_>
     })
 }
 
+/// Text in a character set that need not be UTF-8 (a logged statement, a definition written
+/// in its client's character set), as the lexer reads it: UTF-8 as it is, other bytes one
+/// character each (every byte the lexer cares about is ASCII; the text is only ever in a
+/// character set whose bytes below 0x80 are ASCII). Whether it was UTF-8 comes back with it,
+/// for [`bytes_of`].
+pub fn text_of(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_string(), true),
+        Err(_) => (bytes.iter().map(|&b| char::from(b)).collect(), false),
+    }
+}
+
+/// The bytes of `text` read by [`text_of`] (`utf8`: it was UTF-8).
+pub fn bytes_of(text: &str, utf8: bool) -> Vec<u8> {
+    if utf8 {
+        text.as_bytes().to_vec()
+    } else {
+        // Every char came from one byte (the rewrites made to statements add ASCII only).
+        text.chars().map(|c| u32::from(c) as u8).collect()
+    }
+}
+
 /// [`code`], collected.
 pub fn significant(statement: &str, dialect: Dialect) -> Vec<Token<'_>> {
     code(statement, dialect).collect()

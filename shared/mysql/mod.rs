@@ -1,6 +1,7 @@
 //! Talking to MySQL/MariaDB: connecting with clear errors, quoting, and the session settings
 //! every dump and restore connection shares.
 
+pub mod client_charset;
 pub mod create_table;
 pub mod definition;
 pub mod fingerprint;

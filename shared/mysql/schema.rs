@@ -103,6 +103,9 @@ pub struct StoredObject {
     pub character_set_client: Option<String>,
     pub collation_connection: Option<String>,
     pub time_zone: Option<String>,
+    /// The definition as written in the file, in its client character set, where that is
+    /// not UTF-8 (see [`super::client_charset`]); None: `create_sql` in utf8mb4.
+    pub client_bytes: Option<Vec<u8>>,
 }
 
 impl StoredObject {
@@ -398,6 +401,7 @@ async fn show_create(
         character_set_client: get_string(&row, "character_set_client"),
         collation_connection: get_string(&row, "collation_connection"),
         time_zone: get_string(&row, "time_zone"),
+        client_bytes: None,
     })
 }
 
@@ -558,6 +562,7 @@ mod tests {
             character_set_client: None,
             collation_connection: None,
             time_zone: None,
+            client_bytes: None,
         }
     }
 

@@ -181,9 +181,9 @@ fn made_for_the_target(
     if !matches!(sql.first(), Some(b'C' | b'c' | b'-' | b'#' | b'/')) {
         return sql;
     }
-    let Ok(text) = std::str::from_utf8(&sql) else {
-        return sql;
-    };
+    // A definition written in its own client character set (not UTF-8) is read byte by byte.
+    let (text, utf8) = crate::mysql::lexer::text_of(&sql);
+    let text = text.as_str();
     let mut changed = definition::without_database_names(text, dialect);
     if rewrite.events_disabled {
         let current = changed.as_deref().unwrap_or(text);
@@ -199,7 +199,7 @@ fn made_for_the_target(
         }
     }
     match changed {
-        Some(text) => text.into_bytes(),
+        Some(text) => crate::mysql::lexer::bytes_of(&text, utf8),
         None => sql,
     }
 }

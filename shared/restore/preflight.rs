@@ -222,7 +222,8 @@ pub async fn needs_of(store: &dyn ObjectStore, manifest: &Manifest) -> Result<Ne
     }) {
         let statements = super::apply::read_statements(store, &prefix, file).await?;
         for statement in statements {
-            let text = String::from_utf8_lossy(&statement.sql);
+            // As the restore reads it (a definition may be in its client's character set).
+            let (text, _) = crate::mysql::lexer::text_of(&statement.sql);
             if let Some((kind, name)) = kind_and_name(&text, statement.dialect) {
                 needs.add(kind, &name, &text, statement.dialect);
             }

@@ -287,7 +287,9 @@ async fn a_table_whose_columns_are_all_generated_keeps_its_rows() {
 /// AUTO_INCREMENT column holding NULL whose counter has run out (LOAD DATA made the NULL a
 /// number out of range and skipped the row; an INSERT keeps it), nullable columns without a DEFAULT (CREATE … SELECT over an
 /// outer join; declared, the same text means DEFAULT NULL), and a view and a procedure created
-/// by a latin1 client (they came back utf8mb4), and sjis and cp1251 bytes that Unicode has no
+/// by a latin1 client (they came back utf8mb4), an event, routines and a trigger a cp1251
+/// client wrote (utf8mb4 too, and the event renamed: the server renders its name
+/// double-encoded), and sjis and cp1251 bytes that Unicode has no
 /// character for (they came back `?`). Each came back changed (or the restore failed its own check); now
 /// the restore and the standard-tools path both bring back the same values and definitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,6 +330,20 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
     )
     .await
     .expect("tables");
+    // Objects a cp1251 client wrote: cp1251 bytes, the character set they are read in. The
+    // server renders an event's name and a COMMENT double-encoded ("СЂСѓСѓС‚").
+    conn.query_drop(
+        b"SET NAMES cp1251;
+          CREATE EVENT \xf0\xf3\xf3\xf2 ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 00:00:00'
+              COMMENT '\xf2\xee\xe2\xe0' DO SELECT '\xf2' INTO @x;
+          CREATE PROCEDURE \xf0\xf4(a INT) COMMENT '\xea\xee\xec' SELECT LENGTH('\xf2\xee');
+          CREATE FUNCTION f1251() RETURNS INT DETERMINISTIC RETURN LENGTH('\xf2\xee');
+          CREATE TRIGGER cs_tr BEFORE INSERT ON cs FOR EACH ROW SET @t = '\xf2';
+          SET NAMES utf8mb4;"
+            .as_slice(),
+    )
+    .await
+    .expect("cp1251 objects");
     async fn state(database: &str) -> Vec<String> {
         let mut conn = connect_to(database).await;
         let mut state: Vec<String> = conn
@@ -357,12 +373,22 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
             .await
             .expect("cs"),
         );
-        // Objects keep the client character set they were created under.
+        // Objects keep the client character set they were created under, their names,
+        // comments and the very bytes of their bodies.
         for query in [
             "SELECT CONCAT_WS('|', TABLE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) \
              FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
-            "SELECT CONCAT_WS('|', ROUTINE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) \
-             FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE()",
+            "SELECT CONCAT_WS('|', ROUTINE_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION, \
+             ROUTINE_COMMENT, ROUTINE_DEFINITION) \
+             FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() ORDER BY 1",
+            "SELECT CONCAT_WS('|', EVENT_NAME, CHARACTER_SET_CLIENT, COLLATION_CONNECTION, \
+             EVENT_COMMENT, EVENT_DEFINITION) \
+             FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()",
+            "SELECT CONCAT_WS('|', TRIGGER_NAME, CHARACTER_SET_CLIENT, ACTION_STATEMENT) \
+             FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()",
+            "SELECT CONCAT_WS('|', name, HEX(body)) FROM mysql.proc WHERE db = DATABASE() \
+             ORDER BY name",
+            "SELECT CONCAT_WS('|', name, HEX(body)) FROM mysql.event WHERE db = DATABASE()",
         ] {
             state.extend(conn.query::<String, _>(query).await.expect(query));
         }
@@ -394,6 +420,13 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
     let target = unique_name("peerclasses_back");
     assert_ok(&restore(store.path(), "latest", &target));
     assert_eq!(state(&target).await, expected, "restored by toc-backup");
+    // A copy's events never run: the cp1251 event too (its statement is not UTF-8).
+    let statuses: Vec<String> = connect_to(&target)
+        .await
+        .query("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()")
+        .await
+        .expect("events");
+    assert_eq!(statuses, ["DISABLED"]);
     let plain = unique_name("peerclasses_plain");
     create_database(&plain).await;
     restore_with_standard_tools(&only_backup_dir(store.path()), &plain);
