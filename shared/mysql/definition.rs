@@ -218,7 +218,33 @@ fn without_qualifiers(
 pub fn made_for_a_copy(statement: &str, dialect: Dialect, source: &str) -> Option<String> {
     let retargeted = without_database_name(statement, dialect, source);
     let current = retargeted.as_deref().unwrap_or(statement);
-    event_with_status(current, dialect, false).or(retargeted)
+    event_with_status(current, dialect, false)
+        .or_else(|| altered_event_disabled(current, dialect))
+        .or(retargeted)
+}
+
+/// `ALTER EVENT … ENABLE …` with DISABLE in its place (before the body): a copy's events
+/// never run, and the rest of the statement (a rename, a schedule, a body) still applies.
+/// None for any other statement.
+pub fn altered_event_disabled(statement: &str, dialect: Dialect) -> Option<String> {
+    let tokens: Vec<Token<'_>> = lexer::code(statement, dialect).take(256).collect();
+    if !tokens.first()?.is_keyword("ALTER") {
+        return None;
+    }
+    // ALTER [DEFINER = account] EVENT
+    let event_at = if tokens.get(1)?.is_keyword("DEFINER") {
+        account_end(&tokens, 3)?
+    } else {
+        1
+    };
+    if !tokens.get(event_at)?.is_keyword("EVENT") {
+        return None;
+    }
+    let enable = tokens[event_at + 1..]
+        .iter()
+        .take_while(|t| !t.is_keyword("DO"))
+        .find(|t| t.is_keyword("ENABLE"))?;
+    splice(statement, &[(enable.start, enable.end(), "DISABLE")])
 }
 
 /// The statement as restored anywhere: database names out of its head (see
@@ -312,6 +338,27 @@ mod tests {
             without_definer("CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1", d()).as_deref(),
             Some("CREATE VIEW v AS SELECT 1")
         );
+    }
+
+    #[test]
+    fn an_altered_event_stays_disabled_in_a_copy() {
+        assert_eq!(
+            made_for_a_copy("alter event event1 rename to event2 enable", d(), "app").as_deref(),
+            Some("alter event event1 rename to event2 DISABLE")
+        );
+        assert_eq!(
+            altered_event_disabled(
+                "ALTER DEFINER=`a`@`%` EVENT e ENABLE DO ALTER EVENT f ENABLE",
+                d()
+            )
+            .as_deref(),
+            Some("ALTER DEFINER=`a`@`%` EVENT e DISABLE DO ALTER EVENT f ENABLE")
+        );
+        assert_eq!(
+            altered_event_disabled("ALTER TABLE event ENABLE KEYS", d()),
+            None
+        );
+        assert_eq!(altered_event_disabled("ALTER EVENT e DISABLE", d()), None);
     }
 
     #[test]
