@@ -193,6 +193,23 @@ impl ObjectKind {
     }
 }
 
+/// Whether the server compares names of this kind (a label of [`ObjectKind::label`], or
+/// "table") ignoring case: events, procedures and functions do; tables, views and triggers
+/// follow the file system on Linux, and do not.
+pub fn name_ignores_case(kind: &str) -> bool {
+    matches!(kind, "event" | "procedure" | "function")
+}
+
+/// An object's kind and name as the server tells objects apart (see [`name_ignores_case`]).
+pub fn object_key(kind: &str, name: &str) -> (String, String) {
+    let name = if name_ignores_case(kind) {
+        name.to_lowercase()
+    } else {
+        name.to_string()
+    };
+    (kind.to_string(), name)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectEntry {
     pub kind: ObjectKind,

@@ -579,11 +579,19 @@ pub async fn replay(
                             }
                             if run {
                                 for t in touched.iter().filter(|t| t.kind != "index") {
-                                    report
-                                        .objects
-                                        .entry(t.kind.to_string())
-                                        .or_default()
-                                        .insert(t.name.clone(), t.exists);
+                                    let names =
+                                        report.objects.entry(t.kind.to_string()).or_default();
+                                    // Event and routine names ignore case: `DROP EVENT E` drops
+                                    // the `e` an earlier statement created.
+                                    let name = names
+                                        .keys()
+                                        .find(|n| {
+                                            crate::manifest::name_ignores_case(t.kind)
+                                                && n.to_lowercase() == t.name.to_lowercase()
+                                        })
+                                        .cloned()
+                                        .unwrap_or_else(|| t.name.clone());
+                                    names.insert(name, t.exists);
                                 }
                             }
                             // Trigger and event statements wait for after the rows and the

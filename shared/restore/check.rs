@@ -1,6 +1,6 @@
 //! Proving a restore: recompute what the backup recorded and compare.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -12,6 +12,7 @@ use super::progress::PROGRESS_TABLE;
 use super::session::retrying;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::manifest::object_key;
 use crate::mysql::fingerprint::{Fingerprint, RowHash};
 use crate::mysql::schema::{self, Table};
 use crate::mysql::{self as db, quote_ident};
@@ -66,7 +67,8 @@ pub async fn verify_restored(
         }
     }
     // Created as the restoring user, objects are compared without their DEFINER clause.
-    let expected_objects: BTreeMap<(String, String), Option<&str>> = manifest
+    // Keyed as the server tells names apart; each keeps its name as written for messages.
+    let expected_objects: BTreeMap<(String, String), (&str, Option<&str>)> = manifest
         .objects
         .iter()
         .map(|o| {
@@ -74,7 +76,7 @@ pub async fn verify_restored(
                 DefinerMode::Keep => Some(o.definition_sha256.as_str()),
                 DefinerMode::Current => o.definition_sha256_any_definer.as_deref(),
             };
-            ((o.kind.label().to_string(), o.name.clone()), hash)
+            (object_key(o.kind.label(), &o.name), (o.name.as_str(), hash))
         })
         .collect();
     let hash_of = |o: &schema::StoredObject| match definer {
@@ -83,13 +85,13 @@ pub async fn verify_restored(
     };
     // An event restored into another database is created disabled: it also matches as the
     // enabled event it was.
-    let actual_objects: BTreeMap<(String, String), (String, Option<String>)> = objects
+    let actual_objects: BTreeMap<(String, String), (&str, String, Option<String>)> = objects
         .iter()
         .map(|o| {
             let enabled = o.enabled_event().map(|e| hash_of(&e));
             (
-                (o.kind.label().to_string(), o.name.clone()),
-                (hash_of(o), enabled),
+                object_key(o.kind.label(), &o.name),
+                (o.name.as_str(), hash_of(o), enabled),
             )
         })
         .collect();
@@ -99,7 +101,7 @@ pub async fn verify_restored(
         let there = if kind == "table" {
             restored.contains_key(name.as_str())
         } else {
-            actual_objects.contains_key(&(kind.clone(), name.clone()))
+            actual_objects.contains_key(&object_key(kind, name))
         };
         match (exists, there) {
             (true, false) => problems.push(format!(
@@ -111,26 +113,28 @@ pub async fn verify_restored(
             _ => {}
         }
     }
-    let replayed = |kind: &str, name: &str| {
-        manifest
-            .replayed
-            .contains_key(&(kind.to_string(), name.to_string()))
-    };
-    for ((kind, name), hash) in &expected_objects {
+    let replayed_keys: BTreeSet<(String, String)> = manifest
+        .replayed
+        .keys()
+        .map(|(kind, name)| object_key(kind, name))
+        .collect();
+    let replayed = |kind: &str, name: &str| replayed_keys.contains(&object_key(kind, name));
+    for (key, (name, hash)) in &expected_objects {
+        let kind = &key.0;
         if replayed(kind, name) {
             continue;
         }
         let Some(hash) = hash else {
             // A backup older than the DEFINER-free hash: present is all that can be said.
-            unchecked += usize::from(actual_objects.contains_key(&(kind.clone(), name.clone())));
-            if !actual_objects.contains_key(&(kind.clone(), name.clone())) {
+            unchecked += usize::from(actual_objects.contains_key(key));
+            if !actual_objects.contains_key(key) {
                 problems.push(format!("{kind} `{name}` is missing"));
             }
             continue;
         };
-        match actual_objects.get(&(kind.clone(), name.clone())) {
+        match actual_objects.get(key) {
             None => problems.push(format!("{kind} `{name}` is missing")),
-            Some((actual, enabled)) if actual != hash && enabled.as_deref() != Some(*hash) => {
+            Some((_, actual, enabled)) if actual != hash && enabled.as_deref() != Some(*hash) => {
                 problems.push(format!("{kind} `{name}` has a different definition"))
             }
             Some(_) => {}
@@ -142,8 +146,9 @@ pub async fn verify_restored(
             "the backup predates DEFINER-free definition hashes: these objects, created as the restoring user, were checked for presence only"
         );
     }
-    for (kind, name) in actual_objects.keys() {
-        if !expected_objects.contains_key(&(kind.clone(), name.clone())) && !replayed(kind, name) {
+    for (key, (name, _, _)) in &actual_objects {
+        let kind = &key.0;
+        if !expected_objects.contains_key(key) && !replayed(kind, name) {
             problems.push(format!("{kind} `{name}` is not in the backup"));
         }
     }

@@ -1345,7 +1345,8 @@ fn sequences_replay_to_the_sources_state() {
 
 /// A statement that reads user variables runs with the values logged before it (an integer,
 /// a string, a DOUBLE); an event renamed by ALTER EVENT … RENAME TO is followed by its new
-/// name (also when the statement enables it: the copy's stays disabled); the backup's own events are altered, renamed and dropped by replayed statements
+/// name (also when the statement enables it: the copy's stays disabled), and named in
+/// another case by later statements (event names ignore case); the backup's own events are altered, renamed and dropped by replayed statements
 /// (which wait for them: they are created after the rows); a statement's CURRENT_TIMESTAMP is
 /// its logged time, to the microsecond.
 #[test]
@@ -1375,7 +1376,10 @@ fn user_variables_and_event_renames_replay_as_logged() {
          SET @b = 7;
          ALTER EVENT pre_e ON SCHEDULE EVERY @b MINUTE STARTS '2030-01-01' COMMENT 'of the backup';
          ALTER EVENT pre_e RENAME TO pre_e2;
-         DROP EVENT pre_gone;
+         DROP EVENT PRE_Gone;
+         CREATE EVENT Mixed_Case ON SCHEDULE EVERY 1 DAY DISABLE DO SET @m = 1;
+         CREATE EVENT IF NOT EXISTS mixed_case ON SCHEDULE EVERY 2 DAY DISABLE DO SET @m = 2;
+         ALTER EVENT MIXED_CASE COMMENT 'names of events ignore case';
          ALTER TABLE stamped ADD COLUMN at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6);
          INSERT INTO t1 VALUES (2);",
     );
