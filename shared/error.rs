@@ -87,7 +87,7 @@ pub enum Error {
     #[error("database `{0}` does not exist on the server")]
     UnknownDatabase(String),
 
-    #[error("`{name}` is a {kind}, which this tool cannot back up faithfully; refusing to take a partial backup")]
+    #[error("`{name}` is a {kind}, which this tool cannot back up faithfully; refusing to take a partial backup (with --skip-unsupported, or BACKUP_SKIP_UNSUPPORTED=true, the rest is backed up and such objects are left out, named in a warning)")]
     UnsupportedObject { name: String, kind: String },
 
     #[error(

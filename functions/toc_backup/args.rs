@@ -310,6 +310,10 @@ pub(crate) struct DumpArgs {
     /// --with-accounts recreates them locked, to be given a password).
     #[arg(long, env = "BACKUP_PASSWORD_HASHES")]
     pub(crate) with_password_hashes: bool,
+    /// Back up the rest when the database holds objects this tool cannot back up faithfully
+    /// (MariaDB packages), leaving those out with a warning (without it the dump refuses).
+    #[arg(long, env = "BACKUP_SKIP_UNSUPPORTED")]
+    pub(crate) skip_unsupported: bool,
     #[command(flatten)]
     pub(crate) tracking: Tracking,
     /// Also notify on success (failures always notify).

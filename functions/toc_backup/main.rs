@@ -168,6 +168,7 @@ async fn run(
             options.compression_level = args.compression_level;
             options.jobs = usize::from(args.jobs);
             options.with_password_hashes = args.with_password_hashes;
+            options.skip_unsupported = args.skip_unsupported;
             options.tracking = args.tracking.columns()?;
             options.notify_success = args.notify_success;
             options.retention = (!args.no_prune).then(|| args.retention.policy());

@@ -57,6 +57,9 @@ pub struct DumpOptions {
     pub tracking: TrackingColumns,
     /// Rows dumped of the server's estimate, for whoever shows progress.
     pub headway: Arc<crate::restore::headway::Headway>,
+    /// Back up the rest when the database holds objects this tool cannot back up faithfully
+    /// (MariaDB packages), leaving those out with a warning; otherwise the dump refuses.
+    pub skip_unsupported: bool,
 }
 
 impl DumpOptions {
@@ -73,6 +76,7 @@ impl DumpOptions {
             with_password_hashes: false,
             tracking: TrackingColumns::default(),
             headway: Default::default(),
+            skip_unsupported: false,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct DumpReport {
     /// Views left out because the server cannot use them: "`name`: the server's message".
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub broken_views_left_out: Vec<String>,
+    /// Objects left out with `skip_unsupported`: "`name`: a package".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_left_out: Vec<String>,
     /// Connections that read tables, all on the same snapshot.
     pub connections: usize,
     /// Why one connection read everything although more were asked for.
@@ -169,6 +176,24 @@ pub async fn run_dump_until(
                         "The backup {} completed, but these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them:\n{}",
                         report.backup_id,
                         report.broken_views_left_out.join("\n")
+                    ),
+                );
+                notify_or_log(notifier, &note).await;
+            }
+            if !report.unsupported_left_out.is_empty() {
+                // Asked for: the rest is backed up; these are not, and a person must know.
+                let note = Notification::new(
+                    Severity::Warning,
+                    format!(
+                        "backup {} of {} left out {} object(s) it cannot back up",
+                        report.backup_id,
+                        report.database,
+                        report.unsupported_left_out.len()
+                    ),
+                    format!(
+                        "The backup {} completed without these objects, of kinds this tool cannot back up faithfully (left out as --skip-unsupported / BACKUP_SKIP_UNSUPPORTED asks); no restore of it will have them, so keep their definitions elsewhere:\n{}",
+                        report.backup_id,
+                        report.unsupported_left_out.join("\n")
                     ),
                 );
                 notify_or_log(notifier, &note).await;
@@ -303,7 +328,7 @@ async fn dump(
         tracing::warn!("{reason}");
     }
     let server = read_server(&mut conn).await?;
-    let catalogue = read_catalogue(&mut conn, &database).await?;
+    let catalogue = read_catalogue(&mut conn, &database, options.skip_unsupported).await?;
     tracing::info!(
         %backup_id,
         database = %database,
@@ -475,6 +500,11 @@ async fn dump(
             .broken_views
             .iter()
             .map(|(name, cause)| format!("{}: {cause}", quote_ident(name)))
+            .collect(),
+        unsupported_left_out: catalogue
+            .unsupported
+            .iter()
+            .map(|(name, kind)| format!("{}: a {kind}", quote_ident(name)))
             .collect(),
         connections,
         single_connection_reason: single_reason,

@@ -18,6 +18,9 @@ pub(super) struct Catalogue {
     /// name is gone or changed), with the server's message: no restore could create them, so they are left out
     /// of the backup and named in its report and a warning.
     pub broken_views: Vec<(String, String)>,
+    /// Objects of a kind this tool cannot back up faithfully, with that kind, left out because
+    /// the operator asked for the rest (`--skip-unsupported`); without that the dump refuses.
+    pub unsupported: Vec<(String, String)>,
 }
 
 fn get_string(row: &Row, column: &str) -> Option<String> {
@@ -117,10 +120,15 @@ pub(crate) async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
     })
 }
 
-pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Catalogue> {
+pub(super) async fn read_catalogue(
+    conn: &mut Conn,
+    database: &str,
+    skip_unsupported: bool,
+) -> Result<Catalogue> {
     let summaries = schema::list_tables(conn, database).await?;
     let mut tables = Vec::new();
     let mut views = Vec::new();
+    let mut unsupported = Vec::new();
     for summary in &summaries {
         match summary.table_type.as_str() {
             // A MariaDB sequence is a one-row table: SHOW CREATE TABLE renders it as
@@ -130,13 +138,15 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
                 tables.push(schema::describe_table(conn, database, summary).await?)
             }
             "VIEW" => views.push(summary.name.clone()),
-            other => {
-                return Err(Error::UnsupportedObject {
-                    name: summary.name.clone(),
-                    kind: other.to_ascii_lowercase(),
-                })
-            }
+            other => unsupported.push((summary.name.clone(), other.to_ascii_lowercase())),
         }
+    }
+    unsupported.extend(schema::unsupported_routines(conn, database).await?);
+    if let (false, Some((name, kind))) = (skip_unsupported, unsupported.first()) {
+        return Err(Error::UnsupportedObject {
+            name: name.clone(),
+            kind: kind.clone(),
+        });
     }
     let mut broken_views = Vec::new();
     for view in &views {
@@ -169,6 +179,7 @@ pub(super) async fn read_catalogue(conn: &mut Conn, database: &str) -> Result<Ca
         views,
         objects,
         broken_views,
+        unsupported,
     })
 }
 

@@ -20,6 +20,7 @@ pub struct DumpFunction {
     split_bytes: u64,
     jobs: usize,
     tracking: TrackingColumns,
+    skip_unsupported: bool,
 }
 
 impl DumpFunction {
@@ -36,6 +37,7 @@ impl DumpFunction {
             .then_some(retention);
         let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
         let jobs: usize = env.parse("BACKUP_DUMP_JOBS", 2, "a whole number of connections")?;
+        let skip_unsupported = env.parse("BACKUP_SKIP_UNSUPPORTED", false, "true or false")?;
         // The incremental function's variables: key states are kept for the tables it can track.
         let tracking = TrackingColumns::parse(
             env.get("INCREMENTAL_TRACKING_COLUMN").as_deref(),
@@ -51,6 +53,7 @@ impl DumpFunction {
             tracking,
             split_bytes: split_mb.max(1) * 1024 * 1024,
             jobs: jobs.clamp(1, 32),
+            skip_unsupported,
         })
     }
 
@@ -98,6 +101,7 @@ impl DumpFunction {
         options.split_bytes = self.split_bytes;
         options.jobs = self.jobs;
         options.tracking = self.tracking.clone();
+        options.skip_unsupported = self.skip_unsupported;
         Ok((options, prefix))
     }
 }

@@ -405,6 +405,27 @@ async fn show_create(
     })
 }
 
+/// Stored routines of a kind [`stored_objects`] does not read (MariaDB's PACKAGE and PACKAGE
+/// BODY, sql_mode=ORACLE): each name with its kind, lower case.
+pub async fn unsupported_routines(
+    conn: &mut Conn,
+    database: &str,
+) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE NOT IN ('PROCEDURE', 'FUNCTION') \
+             ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+            (database,),
+        )
+        .await
+        .map_err(db_err(format!("listing the routines of `{database}`")))?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, kind)| (name, kind.to_ascii_lowercase()))
+        .collect())
+}
+
 /// Views, routines, triggers and events, each list in a stable order that also restores
 /// (views sorted so that a view comes after the views it reads; triggers in firing order).
 pub async fn stored_objects(
@@ -417,7 +438,8 @@ pub async fn stored_objects(
     let routines: Vec<Row> = conn
         .exec(
             "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES \
-             WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+             WHERE ROUTINE_SCHEMA = ? AND ROUTINE_TYPE IN ('PROCEDURE', 'FUNCTION') \
+             ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
             (database,),
         )
         .await

@@ -581,3 +581,58 @@ async fn a_broken_view_is_left_out_with_a_warning_and_the_rest_restores() {
         drop_database(&database).await;
     }
 }
+
+/// Issue 28: an object of a kind the tool cannot back up faithfully (a MariaDB PACKAGE, made
+/// under sql_mode=ORACLE) makes the dump refuse, naming it, its kind and the way to back up
+/// the rest; with BACKUP_SKIP_UNSUPPORTED (`--skip-unsupported`) the rest is backed up and a
+/// WARNING names what was left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsupported_object_is_refused_by_name_or_left_out_when_asked() {
+    use mysql_async::prelude::Queryable;
+
+    let source = unique_name("package");
+    create_database(&source).await;
+    connect_to(&source)
+        .await
+        .query_drop(
+            "CREATE TABLE t (id INT PRIMARY KEY);
+             INSERT INTO t VALUES (1), (2);
+             SET SESSION sql_mode = 'ORACLE';
+             CREATE PACKAGE grades_pkg AS FUNCTION f RETURN INT; END;
+             CREATE PACKAGE BODY grades_pkg AS FUNCTION f RETURN INT AS BEGIN RETURN 1; END; END;",
+        )
+        .await
+        .expect("package");
+    let store = tempfile::tempdir().expect("store");
+    let refused = dump(&source, store.path());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`grades_pkg` is a package")
+            && stderr.contains("--skip-unsupported")
+            && stderr.contains("refusing to take a partial backup"),
+        "{stderr}"
+    );
+
+    let store_text = store.path().to_string_lossy().into_owned();
+    let output = dump_into(&source, &store_text, &[("BACKUP_SKIP_UNSUPPORTED", "true")]);
+    assert_ok(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ALERT [TOC-SIS backup] WARNING")
+            && stderr.contains("`grades_pkg`: a package")
+            && stderr.contains("`grades_pkg`: a package body"),
+        "{stderr}"
+    );
+    let target = unique_name("package_back");
+    assert_ok(&restore(store.path(), "latest", &target));
+    let rows: Option<u64> = connect_to(&target)
+        .await
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .expect("rows");
+    assert_eq!(rows, Some(2));
+    for database in [source, target] {
+        drop_database(&database).await;
+    }
+}
