@@ -105,9 +105,16 @@ pub(super) async fn write_objects(
         // utf8mb4 text would read differently, unless it is plain ASCII, which reads the same
         // in every character set a client may use; then the object gets its own settings
         // back (the character set of its string literals), as the server recorded them.
-        let as_recorded = |c: &&str| {
-            is_utf8_family(c) || object.create_sql.is_ascii() || object.client_bytes.is_some()
-        };
+        // Whether the text reads right is the client character set's question alone; the
+        // connection collation (the character set of the literals) can be anything with it
+        // (`SET CHARACTER SET utf8` leaves a latin1 collation_connection).
+        let as_recorded = object.create_sql.is_ascii()
+            || object.client_bytes.is_some()
+            || object
+                .character_set_client
+                .as_deref()
+                .is_some_and(is_utf8_family);
+        let as_recorded = |_: &&str| as_recorded;
         if let Some(charset) = object.character_set_client.as_deref().filter(as_recorded) {
             text.push_str(&format!(
                 "SET SESSION character_set_client = {};\n",

@@ -289,7 +289,8 @@ async fn a_table_whose_columns_are_all_generated_keeps_its_rows() {
 /// outer join; declared, the same text means DEFAULT NULL), and a view and a procedure created
 /// by a latin1 client (they came back utf8mb4), an event, routines and a trigger a cp1251
 /// client wrote (utf8mb4 too, and the event renamed: the server renders its name
-/// double-encoded), and sjis and cp1251 bytes that Unicode has no
+/// double-encoded), a non-ASCII procedure of a utf8 client with a latin1 connection collation
+/// (`SET CHARACTER SET utf8`: the collation came back utf8mb4), and sjis and cp1251 bytes that Unicode has no
 /// character for (they came back `?`). Each came back changed (or the restore failed its own check); now
 /// the restore and the standard-tools path both bring back the same values and definitions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,6 +327,10 @@ async fn values_and_definitions_the_server_renders_its_own_way_come_back_exactly
          SET NAMES latin1;
          CREATE VIEW latin1_view AS SELECT 'x' AS x;
          CREATE PROCEDURE latin1_procedure() SELECT 'x';
+         SET NAMES utf8mb4;
+         SET NAMES utf8;
+         SET SESSION collation_connection = latin1_swedish_ci;
+         CREATE PROCEDURE latin1_literals() SELECT 'lâbel';
          SET NAMES utf8mb4;",
     )
     .await
