@@ -271,8 +271,9 @@ pub fn event_with_status(statement: &str, dialect: Dialect, enabled: bool) -> Op
         .collect();
     let shift = |t: &Token<'_>| head.name_end + t.start;
     for (i, token) in tokens.iter().enumerate() {
-        if token.is_keyword("DO") {
-            // No status clause: the server's default is ENABLE.
+        if token.is_keyword("DO") || token.is_keyword("COMMENT") {
+            // No status clause: the server's default is ENABLE. The clause goes before COMMENT
+            // and DO, its place in the grammar.
             let at = shift(token);
             return splice(statement, &[(at, at, &format!("{status} "))]);
         }
@@ -337,6 +338,19 @@ mod tests {
         assert_eq!(
             without_definer("CREATE DEFINER=`a`@`b` VIEW v AS SELECT 1", d()).as_deref(),
             Some("CREATE VIEW v AS SELECT 1")
+        );
+    }
+
+    #[test]
+    fn an_event_without_a_status_gets_it_before_its_comment() {
+        assert_eq!(
+            event_with_status(
+                "CREATE EVENT e ON SCHEDULE EVERY 10 SECOND COMMENT \"\" DO SELECT 1",
+                d(),
+                false
+            )
+            .as_deref(),
+            Some("CREATE EVENT e ON SCHEDULE EVERY 10 SECOND DISABLE COMMENT \"\" DO SELECT 1")
         );
     }
 

@@ -1346,7 +1346,8 @@ fn sequences_replay_to_the_sources_state() {
 /// A statement that reads user variables runs with the values logged before it (an integer,
 /// a string, a DOUBLE); an event renamed by ALTER EVENT … RENAME TO is followed by its new
 /// name (also when the statement enables it: the copy's stays disabled), and named in
-/// another case by later statements (event names ignore case); the backup's own events are altered, renamed and dropped by replayed statements
+/// another case by later statements (event names ignore case), one created without a status
+/// but with a COMMENT (DISABLE went after it: a syntax error); the backup's own events are altered, renamed and dropped by replayed statements
 /// (which wait for them: they are created after the rows); a statement's CURRENT_TIMESTAMP is
 /// its logged time, to the microsecond.
 #[test]
@@ -1380,6 +1381,7 @@ fn user_variables_and_event_renames_replay_as_logged() {
          CREATE EVENT Mixed_Case ON SCHEDULE EVERY 1 DAY DISABLE DO SET @m = 1;
          CREATE EVENT IF NOT EXISTS mixed_case ON SCHEDULE EVERY 2 DAY DISABLE DO SET @m = 2;
          ALTER EVENT MIXED_CASE COMMENT 'names of events ignore case';
+         CREATE EVENT commented ON SCHEDULE EVERY 10 SECOND COMMENT 'c' DO SET @c = 1;
          ALTER TABLE stamped ADD COLUMN at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6);
          INSERT INTO t1 VALUES (2);",
     );
