@@ -162,6 +162,11 @@ pub struct TableEntry {
     /// `SHOW CREATE` text differs; absent in manifests written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape_sha256: Option<String>,
+    /// A system-versioned table (its rows include history): what the binlog archive, which
+    /// cannot read the schema as its least-privileged user, knows a deletion in it means.
+    /// Absent (false) stays absent, for the checksum of older manifests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system_versioned: bool,
 }
 
 impl TableEntry {

@@ -3,7 +3,7 @@
 //! the binlog or before the deadline. A stretch the server no longer holds is a gap: never
 //! stitched over, reported, and closed only by a newer full backup.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,6 +57,12 @@ pub struct ArchiveReport {
     pub complete_until: Option<DateTime<Utc>>,
     /// A stretch this run found unarchivable (the archive went on from a newer full backup).
     pub gap: Option<GapRecord>,
+    /// System-versioned tables whose history rows this run archived deletions of (DELETE
+    /// HISTORY, a history partition dropped), each "`db`.`table` in the transaction ending at
+    /// file:position": no replay can remove history rows exactly, so a point-in-time restore
+    /// past it refuses until a full backup is taken after it.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub history_deleted: Vec<String>,
     pub seconds: f64,
 }
 
@@ -136,6 +142,7 @@ pub async fn run_archive(
             last_commit: head.as_ref().and_then(|h| h.last_commit),
             complete_until: None,
             gap: start.gap.clone(),
+            history_deleted: Vec::new(),
             seconds: 0.0,
         },
         head_tag,
@@ -143,6 +150,7 @@ pub async fn run_archive(
             .as_ref()
             .filter(|h| h.anchor == start.anchor)
             .and_then(|h| h.complete_until),
+        deleted_from: BTreeMap::new(),
     };
     let outcome = run.stream(&url, &start.from).await;
     if let Err(e) = outcome {
@@ -162,12 +170,61 @@ pub async fn run_archive(
             other => other,
         });
     }
+    run.report.history_deleted =
+        history_deleted(store.as_ref(), &run.anchor, &url, &run.deleted_from).await?;
     // Written even when nothing was archived: how far the archive is known to be complete.
     run.write_head().await?;
     run.report.next = run.next_start.to_string();
     run.report.complete_until = run.complete_until;
     run.report.seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     Ok(run.report)
+}
+
+/// Which of the tables rows were deleted from are system-versioned: there a deleted row is a
+/// history row (a current row's DELETE is logged as the update that ends it). Known from the
+/// anchor full backup's manifest, and from the server as it is now where this run's user may
+/// see the tables (the least-privileged binlog user sees none); read once a run, only when
+/// rows were deleted at all.
+async fn history_deleted(
+    store: &dyn ObjectStore,
+    anchor: &str,
+    url: &crate::config::DatabaseUrl,
+    deleted_from: &BTreeMap<String, Position>,
+) -> Result<Vec<String>> {
+    if deleted_from.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut versioned: BTreeSet<(String, String)> = BTreeSet::new();
+    if let Some((manifest, _)) = crate::catalog::sealed_manifest(store, anchor).await {
+        versioned.extend(
+            manifest
+                .tables
+                .iter()
+                .filter(|t| t.system_versioned)
+                .map(|t| (manifest.database.clone(), t.name.clone())),
+        );
+    }
+    let mut conn = crate::mysql::connect(url, None).await?;
+    let visible: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'SYSTEM VERSIONED'",
+        )
+        .await
+        .map_err(|e| Error::database("reading the system-versioned tables", e))?;
+    let _ = conn.disconnect().await;
+    versioned.extend(visible);
+    Ok(versioned
+        .into_iter()
+        .filter_map(|(database, table)| {
+            let at = deleted_from.get(&format!("{database}.{table}"))?;
+            Some(format!(
+                "{}.{} in the transaction ending at {at}",
+                crate::mysql::quote_ident(&database),
+                crate::mysql::quote_ident(&table)
+            ))
+        })
+        .collect())
 }
 
 async fn put_head(store: &dyn ObjectStore, head: &Head, tag: &mut Option<String>) -> Result<()> {
@@ -315,6 +372,8 @@ struct Run {
     report: ArchiveReport,
     head_tag: Option<String>,
     complete_until: Option<DateTime<Utc>>,
+    /// Tables ("db.table") with deleted rows, each with the first transaction's end.
+    deleted_from: BTreeMap<String, Position>,
 }
 
 struct Open {
@@ -455,6 +514,11 @@ impl Run {
                         manifest.last_gtid = transaction_gtid.take();
                     }
                     for (table, changes) in std::mem::take(&mut transaction_changes) {
+                        if changes.deleted > 0 {
+                            self.deleted_from
+                                .entry(table.clone())
+                                .or_insert_with(|| end.clone());
+                        }
                         let total = manifest.tables.entry(table).or_default();
                         total.add(&changes);
                         manifest.row_changes += changes.total();
@@ -671,6 +735,17 @@ pub async fn run_archive_alerting(
                     format!(
                         "The binlog from {} to {} was never archived: {}.\nPoint-in-time restore into that stretch is impossible. The archive went on from full backup {} (store {location}).",
                         gap.from, gap.to, gap.reason, report.anchor
+                    ),
+                );
+                crate::dump::notify_or_log(notifier, &note).await;
+            }
+            if !report.history_deleted.is_empty() {
+                let note = Notification::new(
+                    Severity::Warning,
+                    "history rows deleted from system-versioned tables",
+                    format!(
+                        "The binlog archived by this run deletes history rows (DELETE HISTORY, or a history partition dropped) of:\n{}\nNo replay can remove history rows exactly: a point-in-time restore to any moment after that, from a full backup taken before it, refuses. Take a full backup now (the dump function, or `toc-backup dump`) so that later moments restore. Store {location}.",
+                        report.history_deleted.join("\n")
                     ),
                 );
                 crate::dump::notify_or_log(notifier, &note).await;

@@ -402,6 +402,7 @@ async fn dump(
             recorded_row_hash: Some(dumped.fingerprint.algorithm()),
             definition_sha256: table.definition_sha256(),
             shape_sha256: Some(table.shape_sha256.clone()),
+            system_versioned: table.system_versioned,
         });
     }
 

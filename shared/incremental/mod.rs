@@ -362,6 +362,7 @@ async fn incremental(
             recorded_row_hash: Some(change.fingerprint.algorithm()),
             definition_sha256: item.chain_definition.clone(),
             shape_sha256: Some(item.table.shape_sha256.clone()),
+            system_versioned: item.table.system_versioned,
         });
     }
     for item in &tracked {

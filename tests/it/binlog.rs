@@ -1232,7 +1232,8 @@ fn all_versions(server: &PrivateServer, database: &str, select: &str) -> String 
 /// and end and declared ones, a table without a key: INSERT (a current row), UPDATE (the old
 /// row ends and becomes history at the update's instant), DELETE (the row ends) and an ALTER
 /// the source allowed with `system_versioning_alter_history = KEEP` (a setting the binlog does
-/// not log; the replay failed with ERROR 4119). DELETE HISTORY is refused by name.
+/// not log; the replay failed with ERROR 4119). DELETE HISTORY is named by a WARNING when it
+/// is archived, and refused by name by a restore past it.
 #[test]
 fn system_versioned_tables_replay_with_their_history_exact() {
     let server = server_with_users();
@@ -1276,7 +1277,16 @@ fn system_versioned_tables_replay_with_their_history_exact() {
         assert!(source.lines().count() >= 3, "{select}: {source}");
     }
     sql("DELETE HISTORY FROM h;");
-    assert_ok(&archive(&server, &store_text, &[]));
+    // Said when it is archived, not only when a restore needs it.
+    let archived = archive(&server, &store_text, &[]);
+    assert_ok(&archived);
+    let stderr = String::from_utf8_lossy(&archived.stderr);
+    assert!(
+        stderr.contains("ALERT [TOC-SIS backup] WARNING")
+            && stderr.contains("`toc_sis`.`h` in the transaction ending at")
+            && stderr.contains("Take a full backup now"),
+        "{stderr}"
+    );
     next_second();
     let output = restore_to(
         &server,
