@@ -34,8 +34,8 @@ REPLICA_SERVER_ID = str(400000 + os.getpid() % 100000)
 PHASES = ["round trip", "replay from empty", "replay after changes (from empty full)",
           "replay after changes (from loaded full)"]
 TIMEOUT = int(os.environ.get("PEER_TIMEOUT", "300"))  # seconds for one toc-backup command
-REFUSED = re.compile(r"refus|not supported|unsupported|cannot be (backed up|replayed|restored)",
-                     re.I)
+REFUSED = re.compile(r"refus|not supported|unsupported|cannot be (backed up|replayed|restored)"
+                     r"|cannot remove history rows", re.I)
 
 
 def toc_backup():
