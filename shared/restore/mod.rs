@@ -665,7 +665,26 @@ impl Loader {
                 .collect();
             let some_done = steps.iter().any(|s| self.done.contains_key(s));
             let all_done = steps.iter().all(|s| self.done.contains_key(s));
-            if !some_done || all_done {
+            if all_done {
+                continue;
+            }
+            // Rows of a file whose load was cut short stay in such a table, recorded or not
+            // (its first file, killed half way, leaves rows and no recorded step).
+            let has_rows = some_done
+                || retrying!(
+                    self.session,
+                    "reading a part-loaded table",
+                    |conn, _attempt| async {
+                        conn.query_first::<u8, _>(format!(
+                            "SELECT 1 FROM {} LIMIT 1",
+                            quote_ident(table)
+                        ))
+                        .await
+                        .map(|row| row.is_some())
+                        .map_err(|e| Error::database(format!("reading table `{table}`"), e))
+                    }
+                )?;
+            if !has_rows {
                 continue;
             }
             tracing::warn!(%table, "non-transactional table was part-loaded by the interrupted run; loading it again whole");
