@@ -14,6 +14,7 @@ pub mod dump;
 pub mod error;
 pub mod files;
 pub mod incremental;
+pub mod job;
 pub mod lambda;
 pub mod manifest;
 pub mod memory;

@@ -32,7 +32,7 @@ pub struct ChainVerifyReport {
 pub async fn verify_point(
     store: &dyn ObjectStore,
     point: &crate::restore::point::Point,
-    headway: &crate::restore::headway::Headway,
+    headway: &crate::job::headway::Headway,
 ) -> Result<ChainVerifyReport> {
     let mut report = verify_chain(store, &point.chain, headway).await?;
     if let Some(plan) = &point.replay {
@@ -66,7 +66,7 @@ pub async fn verify_point(
 pub async fn verify_chain(
     store: &dyn ObjectStore,
     chain: &[Manifest],
-    headway: &crate::restore::headway::Headway,
+    headway: &crate::job::headway::Headway,
 ) -> Result<ChainVerifyReport> {
     let mut report = ChainVerifyReport {
         backup_id: chain
@@ -190,19 +190,14 @@ pub async fn verify_file(store: &dyn ObjectStore, prefix: &str, file: &FileEntry
 
 /// Checks every file of a backup, reporting every damaged file, not just the first.
 pub async fn verify_backup(store: &dyn ObjectStore, manifest: &Manifest) -> Result<VerifyReport> {
-    verify_backup_tracked(
-        store,
-        manifest,
-        &crate::restore::headway::Headway::default(),
-    )
-    .await
+    verify_backup_tracked(store, manifest, &crate::job::headway::Headway::default()).await
 }
 
 /// [`verify_backup`], counting each checked file's bytes on `headway`.
 pub async fn verify_backup_tracked(
     store: &dyn ObjectStore,
     manifest: &Manifest,
-    headway: &crate::restore::headway::Headway,
+    headway: &crate::job::headway::Headway,
 ) -> Result<VerifyReport> {
     let mut problems = Vec::new();
     let prefix = manifest.prefix();

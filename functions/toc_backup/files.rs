@@ -288,7 +288,7 @@ pub(crate) async fn run(
                 })?;
                 Box::new(std::io::BufWriter::new(file))
             };
-            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
+            let headway = std::sync::Arc::new(toc_sis_backup::job::headway::Headway::default());
             let shown = crate::progress::start(headway.clone(), log_format, progress_every);
             let outcome =
                 export_snapshot(store, snapshot, raw_paths(&args.paths), output, headway).await;

@@ -258,7 +258,7 @@ async fn run(
             write_stdout(&text)?;
         }
         Command::Restore(args) => {
-            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
+            let headway = std::sync::Arc::new(toc_sis_backup::job::headway::Headway::default());
             let options = RestoreOptions {
                 server_url: args.connection.url().await?,
                 point: args.point.request()?,
@@ -334,7 +334,7 @@ async fn run(
             // binlog segments a replay applies.
             let point = Point::resolve(store.as_ref(), &args.point.request()?).await?;
             toc_sis_backup::restore::archive::ensure_readable(store.as_ref(), &point).await?;
-            let headway = std::sync::Arc::new(toc_sis_backup::restore::headway::Headway::default());
+            let headway = std::sync::Arc::new(toc_sis_backup::job::headway::Headway::default());
             headway.measure(
                 format!("checking backup {}", point.backup_id()),
                 point.chain.iter().map(|m| m.total_bytes()).sum::<u64>()

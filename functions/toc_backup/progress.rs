@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use toc_sis_backup::restore::headway::Headway;
+use toc_sis_backup::job::headway::Headway;
 
 use crate::args::LogFormat;
 

@@ -38,7 +38,7 @@ pub struct ArchiveOptions {
     pub deadline: Option<Instant>,
     pub segment_bytes: u64,
     /// Bytes of binlog read, for whoever shows progress.
-    pub headway: Arc<crate::restore::headway::Headway>,
+    pub headway: Arc<crate::job::headway::Headway>,
 }
 
 #[derive(Debug, Clone, Serialize)]

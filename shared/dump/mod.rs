@@ -56,7 +56,7 @@ pub struct DumpOptions {
     /// have it (others could never be tracked; their state would be stored for nothing).
     pub tracking: TrackingColumns,
     /// Rows dumped of the server's estimate, for whoever shows progress.
-    pub headway: Arc<crate::restore::headway::Headway>,
+    pub headway: Arc<crate::job::headway::Headway>,
     /// Back up the rest when the database holds objects this tool cannot back up faithfully
     /// (MariaDB packages), leaving those out with a warning; otherwise the dump refuses.
     pub skip_unsupported: bool,

@@ -32,7 +32,7 @@ pub(super) struct BackupRun<'a> {
     pub label: Option<String>,
     pub jobs: usize,
     pub snapshot_id: String,
-    pub headway: &'a crate::restore::headway::Headway,
+    pub headway: &'a crate::job::headway::Headway,
 }
 
 /// What is stored: content hash → size.

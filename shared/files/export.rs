@@ -22,7 +22,7 @@ pub async fn export_snapshot(
     snapshot: Snapshot,
     paths: Vec<RawPath>,
     output: Box<dyn Write + Send>,
-    headway: std::sync::Arc<crate::restore::headway::Headway>,
+    headway: std::sync::Arc<crate::job::headway::Headway>,
 ) -> Result<u64> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

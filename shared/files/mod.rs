@@ -53,7 +53,7 @@ pub struct FileBackupOptions {
     /// Snapshot retention and garbage collection after a successful run.
     pub retention: Option<RetentionPolicy>,
     /// Bytes checked of the source's files, for whoever shows progress.
-    pub headway: std::sync::Arc<crate::restore::headway::Headway>,
+    pub headway: std::sync::Arc<crate::job::headway::Headway>,
 }
 
 impl FileBackupOptions {

@@ -103,7 +103,7 @@ pub struct FileRestoreOptions {
     pub overwrite: bool,
     pub jobs: usize,
     /// Bytes written of the selected files, for whoever shows progress.
-    pub headway: std::sync::Arc<crate::restore::headway::Headway>,
+    pub headway: std::sync::Arc<crate::job::headway::Headway>,
 }
 
 pub async fn restore_snapshot(

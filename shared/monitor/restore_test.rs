@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::{human_age, Check, Status};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::job::headway::Headway;
 use crate::mysql as db;
 use crate::notify::{Notification, Notifier, Severity};
-use crate::restore::headway::Headway;
 use crate::restore::{run_restore, RestoreOptions};
 use crate::store::ObjectStore;
 

@@ -7,7 +7,6 @@ pub mod chain;
 mod check;
 pub mod definer;
 pub mod estimate;
-pub mod headway;
 mod indexes;
 mod infile;
 pub mod point;
@@ -61,7 +60,7 @@ pub struct RestoreOptions {
     /// unless the dump kept password hashes), with grants moved to the target database.
     pub with_accounts: bool,
     /// Updated as the restore goes, for whoever must say how far it got if it is stopped.
-    pub headway: Arc<headway::Headway>,
+    pub headway: Arc<crate::job::headway::Headway>,
     /// Load rows (and replay the binlog) of these tables only; the other tables are created
     /// empty. For a scratch database to copy rows back from.
     pub tables: Option<Vec<String>>,
