@@ -737,7 +737,7 @@ pub async fn run_archive_alerting(
                         gap.from, gap.to, gap.reason, report.anchor
                     ),
                 );
-                crate::dump::notify_or_log(notifier, &note).await;
+                crate::job::alert::notify_or_log(notifier, &note).await;
             }
             if !report.history_deleted.is_empty() {
                 let note = Notification::new(
@@ -748,7 +748,7 @@ pub async fn run_archive_alerting(
                         report.history_deleted.join("\n")
                     ),
                 );
-                crate::dump::notify_or_log(notifier, &note).await;
+                crate::job::alert::notify_or_log(notifier, &note).await;
             }
             Ok(report)
         }
@@ -763,7 +763,7 @@ pub async fn run_archive_alerting(
                 subject,
                 format!("{e}\nStore: {location}. {next}"),
             );
-            crate::dump::notify_or_log(notifier, &note).await;
+            crate::job::alert::notify_or_log(notifier, &note).await;
             Err(e)
         }
     }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
+use crate::job::alert::{discard_and_alert, notify_or_log};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };
@@ -235,12 +236,6 @@ pub async fn run_dump_until(
     }
 }
 
-pub(crate) async fn notify_or_log(notifier: &dyn Notifier, note: &Notification) {
-    if let Err(e) = notifier.notify(note).await {
-        tracing::error!(subject = %note.subject, "could not send notification: {e}");
-    }
-}
-
 fn success_body(report: &DumpReport) -> String {
     let mut body = format!(
         "Backup {} of {}: {} tables, {} rows, {} files, {} bytes, {:.1} s.",
@@ -262,7 +257,7 @@ fn success_body(report: &DumpReport) -> String {
 }
 
 /// The alert's subject for a `job` (`full backup`) that ended with `error`: FAILED, or skipped
-/// when it paused itself for a restore in progress (then a WARNING, [`severity_of`]).
+/// when it paused itself for a restore in progress (then a WARNING, [`crate::job::alert::severity_of`]).
 pub(crate) fn failure_subject(job: &str, database: &str, error: &Error) -> String {
     match error {
         Error::RestoreInProgress { .. } => {
@@ -270,33 +265,6 @@ pub(crate) fn failure_subject(job: &str, database: &str, error: &Error) -> Strin
         }
         _ => format!("{job} of {database} FAILED"),
     }
-}
-
-/// A job that failed is CRITICAL; one that paused itself for a restore in progress, WARNING.
-pub(crate) fn severity_of(error: &Error) -> Severity {
-    match error {
-        Error::RestoreInProgress { .. } => Severity::Warning,
-        _ => Severity::Critical,
-    }
-}
-
-/// Removes what a failed run wrote, so nothing half-written stays behind, and tells a person.
-pub(crate) async fn discard_and_alert(
-    store: &dyn ObjectStore,
-    notifier: &dyn Notifier,
-    prefix: &str,
-    error: &Error,
-    subject: String,
-    body: String,
-) {
-    if let Err(e) = store.delete_prefix(prefix).await {
-        tracing::warn!(%prefix, "could not remove the files of the failed backup: {e}");
-    }
-    notify_or_log(
-        notifier,
-        &Notification::new(severity_of(error), subject, body),
-    )
-    .await;
 }
 
 async fn dump(

@@ -30,8 +30,8 @@ pub use snapshot::{list_snapshots, select_snapshot, Problem, Snapshot, Totals};
 pub use source::{Excludes, FileSource, APPLICATION_EXCLUDES};
 
 use crate::catalog::new_backup_id;
-use crate::dump::notify_or_log;
 use crate::error::{Error, Result};
+use crate::job::alert::notify_or_log;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::RetentionPolicy;
 use crate::store::ObjectStore;

@@ -25,10 +25,9 @@ use crate::catalog::{self, new_backup_id, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
 use crate::dump::sql_file::Uploads;
-use crate::dump::{
-    discard_and_alert, entry, notify_or_log, run_dump, DumpOptions, DumpReport, FileNamer,
-};
+use crate::dump::{entry, run_dump, DumpOptions, DumpReport, FileNamer};
 use crate::error::{Error, Result};
+use crate::job::alert::{discard_and_alert, notify_or_log};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, MANIFEST_NAME, VERSION,
 };

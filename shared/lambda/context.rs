@@ -212,7 +212,7 @@ impl FunctionContext {
                 self.budget_warn_percent
             ),
         );
-        crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
+        crate::job::alert::notify_or_log(self.notifier.as_ref(), &note).await;
     }
 
     /// The moment a job that stops between steps must stop by: the deadline less the margin.
@@ -279,7 +279,7 @@ impl FunctionContext {
                 self.name
             ),
         );
-        crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
+        crate::job::alert::notify_or_log(self.notifier.as_ref(), &note).await;
     }
 
     /// Failures before the job starts (bad event, configuration, secret) notify here; the
@@ -297,7 +297,7 @@ impl FunctionContext {
                         self.name
                     ),
                 );
-                crate::dump::notify_or_log(self.notifier.as_ref(), &note).await;
+                crate::job::alert::notify_or_log(self.notifier.as_ref(), &note).await;
                 Err(error)
             }
             other => other,
