@@ -150,7 +150,7 @@ pub async fn prune(
             &full.snapshot.binlog_file,
             full.snapshot.binlog_position,
             full.snapshot.position_is_exact,
-            crate::restore::chain::snapshot_time(full),
+            crate::catalog::snapshot_time(full),
         ) {
             let position = crate::binlog::Position::new(file.clone(), pos);
             report.binlog_segments_deleted =

@@ -140,15 +140,15 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
         Stop::At(at) => {
             let Some(full) = fulls
                 .iter()
-                .filter(|e| crate::restore::chain::entry_time(e).is_some_and(|t| t <= *at))
-                .max_by_key(|e| crate::restore::chain::entry_time(e))
+                .filter(|e| crate::catalog::entry_time(e).is_some_and(|t| t <= *at))
+                .max_by_key(|e| crate::catalog::entry_time(e))
             else {
                 return Ok(None);
             };
             let Some((from, skip)) = full_position(full) else {
                 return Ok(None);
             };
-            let since = crate::restore::chain::entry_time(full).unwrap_or(*at);
+            let since = crate::catalog::entry_time(full).unwrap_or(*at);
             let all = segments_since(store, since).await?;
             let reach = reach(&all, &from, head.as_ref());
             let passes = reach
@@ -163,7 +163,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                     .or_else(|| reach.segments.iter().filter_map(|s| s.last_commit).max());
                 let incremental_later = catalog.complete.iter().any(|e| {
                     e.kind == BackupKind::Incremental
-                        && crate::restore::chain::entry_time(e)
+                        && crate::catalog::entry_time(e)
                             .is_some_and(|t| t <= *at && archive_end.is_none_or(|end| t > end))
                 });
                 if reach.segments.is_empty() && head.is_none() || incremental_later {
@@ -199,7 +199,7 @@ pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayP
                 let Some((from, skip)) = full_position(full) else {
                     continue;
                 };
-                let since = crate::restore::chain::entry_time(full).unwrap_or_else(Utc::now);
+                let since = crate::catalog::entry_time(full).unwrap_or_else(Utc::now);
                 let all = segments_since(store, since).await?;
                 let reach = reach(&all, &from, head.as_ref());
                 let holds = |s: &SegmentManifest| match stop {

@@ -39,6 +39,23 @@ pub fn id_time(id: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
+/// The moment a catalog entry's snapshot was taken, by the database's clock (its id's time
+/// for an entry without one).
+pub fn entry_time(entry: &index::IndexEntry) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&entry.snapshot.database_time)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| id_time(&entry.id))
+}
+
+/// The moment a backup's snapshot was taken, by the database's clock.
+pub fn snapshot_time(manifest: &Manifest) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(&manifest.snapshot.database_time)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| id_time(&manifest.backup_id))
+}
+
 /// Where a full backup's files live.
 pub fn backup_prefix(id: &str) -> String {
     format!("{DAILY_PREFIX}{id}/")

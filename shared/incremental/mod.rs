@@ -21,6 +21,7 @@ use std::time::Instant;
 use chrono::{Datelike, Duration, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
+use crate::catalog::snapshot_time;
 use crate::catalog::{self, new_backup_id, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
@@ -34,7 +35,6 @@ use crate::manifest::{
 use crate::mysql::schema;
 use crate::mysql::{self as db};
 use crate::notify::{Notification, Notifier, Severity};
-use crate::restore::chain::snapshot_time;
 use crate::store::ObjectStore;
 use diff::{diff_table, DiffSettings};
 pub use scope::{Scope, ScopedTable};

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 
 use super::tiers::{Tier, ALL_FILE_SOURCES};
 use super::{human_age, Check, Configured, Status};
+use crate::catalog::entry_time;
 use crate::catalog::index::IndexEntry;
 use crate::error::Result;
 use crate::files::list_snapshots;
 use crate::manifest::BackupKind;
-use crate::restore::chain::entry_time;
 use crate::store::ObjectStore;
 
 /// One part of a tier and when it was last backed up (None: never, verifiably).

@@ -49,22 +49,6 @@ pub fn expected_state(chain: &[Manifest]) -> ExpectedState {
     }
 }
 
-/// The same for a catalog entry.
-pub fn entry_time(entry: &catalog::index::IndexEntry) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&entry.snapshot.database_time)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| catalog::id_time(&entry.id))
-}
-
-/// The moment a backup's snapshot was taken, by the database's clock.
-pub fn snapshot_time(manifest: &Manifest) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&manifest.snapshot.database_time)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| catalog::id_time(&manifest.backup_id))
-}
-
 /// The chain ending at `which` (`latest` or an id), or at the newest point at or before `at`:
 /// the full backup first. Found in the catalog; only the chain's own manifests are read.
 pub async fn resolve(
@@ -78,8 +62,8 @@ pub async fn resolve(
         Some(at) => catalog
             .complete
             .iter()
-            .filter(|e| entry_time(e).is_some_and(|t| t <= at))
-            .max_by_key(|e| entry_time(e))
+            .filter(|e| catalog::entry_time(e).is_some_and(|t| t <= at))
+            .max_by_key(|e| catalog::entry_time(e))
             .ok_or_else(|| Error::BackupNotFound {
                 id: format!("at or before {}", at.to_rfc3339()),
                 store: store.to_string(),
