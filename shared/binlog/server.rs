@@ -138,7 +138,7 @@ pub async fn inspect(conn: &mut Conn, replica_server_id: u32) -> Result<ServerBi
             ),
         });
     }
-    let current = crate::dump::mysql_snapshot::binary_log_status(conn)
+    let current = crate::mysql::gtid_snapshot::binary_log_status(conn)
         .await
         .map(|(file, pos)| Position::new(file, pos))
         .ok_or_else(|| Error::MissingPrivilege {

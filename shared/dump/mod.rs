@@ -2,7 +2,6 @@
 //! names sort into restore order, then checked, then sealed by a manifest written last.
 
 mod accounts;
-pub(crate) mod mysql_snapshot;
 mod objects;
 mod parallel;
 pub(crate) mod snapshot;

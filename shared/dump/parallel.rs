@@ -6,7 +6,7 @@
 //! the same data. The snapshots are opened together and compared; if a busy writer keeps them
 //! apart, they are opened again a few times, and then the dump falls back to one connection.
 //! MySQL 8 reports no snapshot position; there the snapshots are proved identical by its GTID
-//! set being unchanged across their opening (`mysql_snapshot`). A server that can prove
+//! set being unchanged across their opening (`mysql::gtid_snapshot`). A server that can prove
 //! neither (binlog off, MySQL without GTIDs) gets one connection: a parallel dump whose
 //! consistency cannot be proved is never taken.
 
@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::mysql_snapshot;
 use super::snapshot::{read_snapshot, snapshot_binlog_position};
 use super::table_data::{dump_table, DumpedTable};
 use super::{DumpOptions, FileNamer};
@@ -25,6 +24,7 @@ use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::incremental::{keys, scope};
 use crate::manifest::SnapshotPosition;
+use crate::mysql::gtid_snapshot;
 use crate::mysql::schema::Table;
 use crate::mysql::{self as db};
 
@@ -143,10 +143,10 @@ async fn single_snapshot(main: &mut Conn) -> Result<Option<String>> {
         if snapshot_binlog_position(main).await?.is_some() {
             break; // MariaDB reports the snapshot's position itself.
         }
-        if mysql_snapshot::gtid_executed(main).await?.is_none() {
+        if gtid_snapshot::gtid_executed(main).await?.is_none() {
             break;
         }
-        if let Some(gtid) = mysql_snapshot::open_at_one_gtid_set(&mut [&mut *main]).await? {
+        if let Some(gtid) = gtid_snapshot::open_at_one_gtid_set(&mut [&mut *main]).await? {
             return Ok(Some(gtid));
         }
     }
@@ -160,14 +160,14 @@ async fn open_by_gtid_set(
     mut workers: Vec<Conn>,
     jobs: usize,
 ) -> Result<Snapshots> {
-    let reason = if mysql_snapshot::gtid_executed(main).await?.is_none() {
+    let reason = if gtid_snapshot::gtid_executed(main).await?.is_none() {
         "the server reports no binlog position for snapshots and has no GTIDs (binlog off, or MySQL with gtid_mode OFF), so identical snapshots on several connections cannot be proved".to_string()
     } else {
         for attempt in 1..=ATTEMPTS {
             let mut all: Vec<&mut Conn> = std::iter::once(&mut *main)
                 .chain(workers.iter_mut())
                 .collect();
-            if let Some(gtid) = mysql_snapshot::open_at_one_gtid_set(&mut all).await? {
+            if let Some(gtid) = gtid_snapshot::open_at_one_gtid_set(&mut all).await? {
                 tracing::debug!(
                     attempt,
                     connections = jobs,

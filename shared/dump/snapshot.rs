@@ -52,7 +52,7 @@ pub(crate) async fn snapshot_binlog_position(conn: &mut Conn) -> Result<Option<(
 }
 
 /// The position of the snapshot open on `conn`. `gtid_at_snapshot`: the GTID set MySQL's check
-/// proved the snapshot to be at (see `mysql_snapshot`).
+/// proved the snapshot to be at (see `mysql::gtid_snapshot`).
 pub(crate) async fn read_snapshot(
     conn: &mut Conn,
     gtid_at_snapshot: Option<String>,
@@ -70,7 +70,7 @@ pub(crate) async fn read_snapshot(
         // MySQL has no such status: record the position read beside the snapshot, marked as
         // approximate. Without the privilege or without a binlog there is none to record.
         if let Some((found_file, found_position)) =
-            super::mysql_snapshot::binary_log_status(conn).await
+            crate::mysql::gtid_snapshot::binary_log_status(conn).await
         {
             file = Some(found_file);
             position = Some(found_position);

@@ -6,6 +6,7 @@ pub mod create_table;
 pub mod definition;
 pub mod fingerprint;
 pub mod grant;
+pub mod gtid_snapshot;
 pub mod lexer;
 pub mod read_row;
 pub mod schema;

@@ -13,8 +13,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 
+use super::{self as db};
 use crate::error::{Error, Result};
-use crate::mysql::{self as db};
 
 /// `@@GLOBAL.gtid_executed`, without white space; None on MariaDB (no such variable) or when
 /// GTIDs are off (empty set).
