@@ -998,6 +998,9 @@ fn retarget(deferred: &mut Deferred, to: &str) -> std::result::Result<(), String
 
 async fn record(conn: &mut Conn, journal: &Journal, checkpoint: &Checkpoint) -> Result<()> {
     let detail = serde_json::to_string(checkpoint).map_err(|e| Error::Task(e.to_string()))?;
+    // An import that runs up, on purpose: the checkpoint is a step of the restore's own
+    // progress table, written inside the replayed transaction, so a resumed restore and the
+    // rows it holds always agree. The restore owns that table; the replay only adds its step.
     crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await
 }
 
