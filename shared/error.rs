@@ -251,12 +251,12 @@ pub enum Error {
 
 impl Error {
     /// True when a database connection was lost or could not be made, so the work may be
-    /// redone on a new connection (see [`crate::mysql::connection_lost`]).
+    /// redone on a new connection (see [`connection_lost`]).
     pub fn is_connection_lost(&self) -> bool {
         match self {
             Error::Unreachable { .. } => true,
             Error::Database { source, .. } | Error::Statement { source, .. } => {
-                crate::mysql::connection_lost(source)
+                connection_lost(source)
             }
             _ => false,
         }
@@ -297,5 +297,25 @@ fn plain_text_hint(plain_text: bool) -> &'static str {
          DATABASE_TLS=on and DATABASE_TLS_CA_FILE)"
     } else {
         ""
+    }
+}
+
+/// True when `error` means the connection itself is gone (killed, server shut down or
+/// restarted, network dropped): work on it may be redone on a new connection, while an error
+/// the server gave about a statement would only repeat.
+fn connection_lost(error: &mysql_async::Error) -> bool {
+    use mysql_async::DriverError;
+    match error {
+        mysql_async::Error::Io(_) => true,
+        mysql_async::Error::Driver(driver) => matches!(
+            driver,
+            DriverError::ConnectionClosed | DriverError::PoolDisconnected
+        ),
+        // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED (MariaDB), CR_SERVER_GONE_ERROR,
+        // CR_SERVER_LOST, ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
+        mysql_async::Error::Server(server) => {
+            matches!(server.code, 1053 | 1927 | 2006 | 2013 | 4031)
+        }
+        _ => false,
     }
 }

@@ -324,26 +324,6 @@ pub fn like(pattern: &str, text: &str) -> bool {
     matches(&p, &t)
 }
 
-/// True when `error` means the connection itself is gone (killed, server shut down or
-/// restarted, network dropped): work on it may be redone on a new connection, while an error
-/// the server gave about a statement would only repeat.
-pub fn connection_lost(error: &mysql_async::Error) -> bool {
-    use mysql_async::DriverError;
-    match error {
-        mysql_async::Error::Io(_) => true,
-        mysql_async::Error::Driver(driver) => matches!(
-            driver,
-            DriverError::ConnectionClosed | DriverError::PoolDisconnected
-        ),
-        // ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED (MariaDB), CR_SERVER_GONE_ERROR,
-        // CR_SERVER_LOST, ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
-        mysql_async::Error::Server(server) => {
-            matches!(server.code, 1053 | 1927 | 2006 | 2013 | 4031)
-        }
-        _ => false,
-    }
-}
-
 /// Server error code of a database error, if it is one.
 pub fn server_code(error: &mysql_async::Error) -> Option<u16> {
     match error {
