@@ -38,6 +38,8 @@ pub async fn encode_in_client_charsets(
     database: &str,
     objects: &mut [StoredObject],
 ) -> Result<()> {
+    // Asked of the server once per character set, however many objects use it.
+    let mut readable: std::collections::BTreeMap<String, bool> = Default::default();
     for object in objects.iter_mut() {
         let Some(charset) = object.character_set_client.clone() else {
             continue;
@@ -45,7 +47,15 @@ pub async fn encode_in_client_charsets(
         if is_utf8_family(&charset) || object.create_sql.is_ascii() {
             continue;
         }
-        if !is_plain_name(&charset) || !reads_byte_by_byte(conn, &charset).await? {
+        let byte_by_byte = match readable.get(&charset) {
+            Some(known) => *known,
+            None => {
+                let known = is_plain_name(&charset) && reads_byte_by_byte(conn, &charset).await?;
+                readable.insert(charset.clone(), known);
+                known
+            }
+        };
+        if !byte_by_byte {
             tracing::warn!(
                 object = %object.name,
                 charset,
@@ -125,53 +135,41 @@ async fn repaired(conn: &mut Conn, database: &str, object: &StoredObject) -> Res
 pub(crate) fn with_name_and_comment(object: &StoredObject, comment: &str) -> String {
     let text = &object.create_sql;
     let dialect = object.dialect();
-    let Some(ObjectHead { name_end, .. }) = super::definition::object_head(text, dialect) else {
+    let Some(ObjectHead {
+        name_start,
+        name_end,
+        ..
+    }) = super::definition::object_head(text, dialect)
+    else {
         return text.clone();
     };
-    let tokens: Vec<lexer::Token<'_>> = lexer::code(text, dialect).take(256).collect();
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let name = quote_ident(&object.name);
+    let mut edits: Vec<(usize, usize, &str)> = Vec::new();
     if object.kind == ObjectKind::Event {
-        if let Some(name) = tokens
-            .iter()
-            .rev()
-            .find(|t| t.end() == name_end && matches!(t.kind, Kind::QuotedName | Kind::Word))
-        {
-            edits.push((name.start, name.end(), quote_ident(&object.name)));
-        }
+        edits.push((name_start, name_end, &name));
     }
     // The characteristic's COMMENT: the first after the name and before the body (an event's
-    // DO; a routine's characteristics come right after its parameters and RETURNS).
+    // DO; a routine's characteristics come right after its parameters and RETURNS). Read
+    // lazily: it stops there, however long the body.
     // quote_str writes `\` escapes, which a NO_BACKSLASH_ESCAPES object does not read.
     let quotable =
         dialect.backslash_escapes || !comment.contains(['\\', '\0', '\n', '\r', '\u{1a}']);
+    let quoted = quote_str(comment);
     if !comment.is_empty() && quotable {
-        let body = |t: &&lexer::Token<'_>| object.kind == ObjectKind::Event && t.is_keyword("DO");
-        let head: Vec<&lexer::Token<'_>> = tokens
-            .iter()
-            .filter(|t| t.start >= name_end)
-            .take_while(|t| !body(t))
-            .collect();
-        if let Some(literal) = head
-            .windows(2)
-            .find(|w| w[0].is_keyword("COMMENT") && matches!(w[1].kind, Kind::Str(b'\'')))
-            .map(|w| w[1])
-        {
-            edits.push((literal.start, literal.end(), quote_str(comment)));
+        let mut head = lexer::code(text, dialect)
+            .skip_while(|t| t.start < name_end)
+            .take_while(|t| !(object.kind == ObjectKind::Event && t.is_keyword("DO")));
+        let mut previous_is_comment = false;
+        let literal = head.find(|t| {
+            let found = previous_is_comment && matches!(t.kind, Kind::Str(b'\''));
+            previous_is_comment = t.is_keyword("COMMENT");
+            found
+        });
+        if let Some(literal) = literal {
+            edits.push((literal.start, literal.end(), &quoted));
         }
     }
-    edits.sort_by_key(|e| e.0);
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (start, end, replacement) in edits {
-        match text.get(from..start) {
-            Some(part) => out.push_str(part),
-            None => return text.clone(),
-        }
-        out.push_str(&replacement);
-        from = end;
-    }
-    out.push_str(text.get(from..).unwrap_or_default());
-    out
+    super::definition::splice(text, &edits).unwrap_or_else(|| text.clone())
 }
 
 #[cfg(test)]

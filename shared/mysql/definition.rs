@@ -21,7 +21,8 @@ pub struct ObjectHead {
     /// `db.` before the object's name, and (triggers) before the table after ON, with the
     /// database it names.
     pub qualifiers: Vec<(usize, usize, String)>,
-    /// Where the head ends (after the name).
+    /// Where the object's name (after any `db.`) starts and where it, and the head, ends.
+    pub name_start: usize,
     pub name_end: usize,
 }
 
@@ -84,6 +85,7 @@ pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
     if let Some(database) = qualifier {
         qualifiers.push((tokens[i].start, tokens[i + 2].start, database));
     }
+    let name_start = tokens[after_name - 1].start;
     let name_end = tokens[after_name - 1].end();
     if kind == ObjectKind::Trigger {
         // BEFORE|AFTER INSERT|UPDATE|DELETE [OR …] ON [db.]table
@@ -100,6 +102,7 @@ pub fn object_head(statement: &str, dialect: Dialect) -> Option<ObjectHead> {
         definer,
         definer_account,
         qualifiers,
+        name_start,
         name_end,
     })
 }
@@ -138,7 +141,7 @@ pub fn without_definer(statement: &str, dialect: Dialect) -> Option<String> {
 }
 
 /// `statement` with each byte range (in order, apart) replaced by the text given.
-fn splice(statement: &str, edits: &[(usize, usize, &str)]) -> Option<String> {
+pub(crate) fn splice(statement: &str, edits: &[(usize, usize, &str)]) -> Option<String> {
     let mut out = String::with_capacity(statement.len());
     let mut from = 0;
     for &(start, end, text) in edits {
