@@ -162,42 +162,24 @@ pub async fn run_dump_until(
                 seconds = report.duration_seconds,
                 "backup complete"
             );
-            if !report.broken_views_left_out.is_empty() {
-                // The backup is good; the database holds views nothing could restore.
-                let note = Notification::new(
-                    Severity::Warning,
-                    format!(
-                        "backup {} of {} left out {} broken view(s)",
-                        report.backup_id,
-                        report.database,
-                        report.broken_views_left_out.len()
-                    ),
-                    format!(
-                        "The backup {} completed, but these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them:\n{}",
-                        report.backup_id,
-                        report.broken_views_left_out.join("\n")
-                    ),
-                );
-                notify_or_log(notifier, &note).await;
-            }
-            if !report.unsupported_left_out.is_empty() {
-                // Asked for: the rest is backed up; these are not, and a person must know.
-                let note = Notification::new(
-                    Severity::Warning,
-                    format!(
-                        "backup {} of {} left out {} object(s) it cannot back up",
-                        report.backup_id,
-                        report.database,
-                        report.unsupported_left_out.len()
-                    ),
-                    format!(
-                        "The backup {} completed without these objects, of kinds this tool cannot back up faithfully (left out as --skip-unsupported / BACKUP_SKIP_UNSUPPORTED asks); no restore of it will have them, so keep their definitions elsewhere:\n{}",
-                        report.backup_id,
-                        report.unsupported_left_out.join("\n")
-                    ),
-                );
-                notify_or_log(notifier, &note).await;
-            }
+            // The backup is good, but a person must know what it holds no copy of: views
+            // nothing could restore, and objects left out as asked.
+            warn_left_out(
+                notifier,
+                &report,
+                "broken view(s)",
+                "these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them",
+                &report.broken_views_left_out,
+            )
+            .await;
+            warn_left_out(
+                notifier,
+                &report,
+                "object(s) it cannot back up",
+                "these objects, of kinds this tool cannot back up faithfully, were left out as --skip-unsupported / BACKUP_SKIP_UNSUPPORTED asks; no restore of it will have them, so keep their definitions elsewhere",
+                &report.unsupported_left_out,
+            )
+            .await;
             if options.notify_success {
                 let note = Notification::new(
                     Severity::Ok,
@@ -233,6 +215,34 @@ pub async fn run_dump_until(
             Err(error)
         }
     }
+}
+
+/// A WARNING that backup `report` completed without `left_out` (nothing when it is empty).
+async fn warn_left_out(
+    notifier: &dyn Notifier,
+    report: &DumpReport,
+    what: &str,
+    why: &str,
+    left_out: &[String],
+) {
+    if left_out.is_empty() {
+        return;
+    }
+    let note = Notification::new(
+        Severity::Warning,
+        format!(
+            "backup {} of {} left out {} {what}",
+            report.backup_id,
+            report.database,
+            left_out.len()
+        ),
+        format!(
+            "The backup {} completed, but {why}:\n{}",
+            report.backup_id,
+            left_out.join("\n")
+        ),
+    );
+    notify_or_log(notifier, &note).await;
 }
 
 fn success_body(report: &DumpReport) -> String {
