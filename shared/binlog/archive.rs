@@ -204,16 +204,26 @@ async fn history_deleted(
                 .map(|t| (manifest.database.clone(), t.name.clone())),
         );
     }
+    // Only the databases rows were deleted from: information_schema.TABLES over the whole
+    // server opens every table's definition. A key is "db.table" and either name may hold a
+    // dot, so every split is asked about (the match below is on the whole key).
+    let databases: BTreeSet<&str> = deleted_from
+        .keys()
+        .flat_map(|table| table.match_indices('.').map(move |(at, _)| &table[..at]))
+        .collect();
     let mut conn = crate::mysql::connect(url, None).await?;
-    let visible: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_TYPE = 'SYSTEM VERSIONED'",
-        )
-        .await
-        .map_err(|e| Error::database("reading the system-versioned tables", e))?;
+    for database in databases {
+        let visible: Vec<(String, String)> = conn
+            .exec(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SYSTEM VERSIONED'",
+                (database,),
+            )
+            .await
+            .map_err(|e| Error::database("reading the system-versioned tables", e))?;
+        versioned.extend(visible);
+    }
     let _ = conn.disconnect().await;
-    versioned.extend(visible);
     Ok(versioned
         .into_iter()
         .filter_map(|(database, table)| {
