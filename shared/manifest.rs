@@ -201,7 +201,7 @@ impl ObjectKind {
 /// Whether the server compares names of this kind (a label of [`ObjectKind::label`], or
 /// "table") ignoring case: events, procedures and functions do; tables, views and triggers
 /// follow the file system on Linux, and do not.
-pub fn name_ignores_case(kind: &str) -> bool {
+fn name_ignores_case(kind: &str) -> bool {
     matches!(kind, "event" | "procedure" | "function")
 }
 

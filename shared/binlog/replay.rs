@@ -20,6 +20,7 @@ use super::segment::{self, TableChanges};
 use super::sql::TableShape;
 use super::statement::{self, statement_table, LoggedSession, Verdict};
 use crate::error::{Error, Result};
+use crate::manifest::object_key;
 use crate::mysql::definition;
 use crate::store::ObjectStore;
 
@@ -583,12 +584,10 @@ pub async fn replay(
                                         report.objects.entry(t.kind.to_string()).or_default();
                                     // Event and routine names ignore case: `DROP EVENT E` drops
                                     // the `e` an earlier statement created.
+                                    let key = object_key(t.kind, &t.name);
                                     let name = names
                                         .keys()
-                                        .find(|n| {
-                                            crate::manifest::name_ignores_case(t.kind)
-                                                && n.to_lowercase() == t.name.to_lowercase()
-                                        })
+                                        .find(|n| object_key(t.kind, n) == key)
                                         .cloned()
                                         .unwrap_or_else(|| t.name.clone());
                                     names.insert(name, t.exists);
