@@ -16,6 +16,7 @@ pub mod files;
 pub mod incremental;
 pub mod job;
 pub mod lambda;
+pub mod layout;
 pub mod manifest;
 pub mod memory;
 pub mod monitor;

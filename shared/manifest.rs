@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+// The kinds of schema object are the database's; a manifest lists them.
+pub use crate::mysql::objects::{object_key, ObjectKind};
 
-pub const MANIFEST_NAME: &str = "manifest.json";
 pub const FORMAT: &str = "toc-sis-backup/manifest";
 pub const VERSION: u32 = 1;
 
@@ -176,45 +177,6 @@ impl TableEntry {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    View,
-    Procedure,
-    Function,
-    Trigger,
-    Event,
-}
-
-impl ObjectKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ObjectKind::View => "view",
-            ObjectKind::Procedure => "procedure",
-            ObjectKind::Function => "function",
-            ObjectKind::Trigger => "trigger",
-            ObjectKind::Event => "event",
-        }
-    }
-}
-
-/// Whether the server compares names of this kind (a label of [`ObjectKind::label`], or
-/// "table") ignoring case: events, procedures and functions do; tables, views and triggers
-/// follow the file system on Linux, and do not.
-fn name_ignores_case(kind: &str) -> bool {
-    matches!(kind, "event" | "procedure" | "function")
-}
-
-/// An object's kind and name as the server tells objects apart (see [`name_ignores_case`]).
-pub fn object_key(kind: &str, name: &str) -> (String, String) {
-    let name = if name_ignores_case(kind) {
-        name.to_lowercase()
-    } else {
-        name.to_string()
-    };
-    (kind.to_string(), name)
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ObjectEntry {
     pub kind: ObjectKind,
@@ -234,7 +196,10 @@ pub struct Integrity {
 impl Manifest {
     /// Where this backup's files live in the store.
     pub fn prefix(&self) -> String {
-        crate::catalog::prefix_for(self.kind, &self.backup_id)
+        match self.kind {
+            BackupKind::Full => crate::layout::backup_prefix(&self.backup_id),
+            BackupKind::Incremental => crate::layout::incremental_prefix(&self.backup_id),
+        }
     }
 
     pub fn total_bytes(&self) -> u64 {

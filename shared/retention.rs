@@ -131,7 +131,7 @@ pub async fn prune(
                 EntryState::Damaged(_) => Kind::Damaged,
                 EntryState::Incomplete => Kind::Incomplete,
             };
-            (e.id.clone(), catalog::id_time(&e.id), kind)
+            (e.id.clone(), crate::layout::id_time(&e.id), kind)
         })
         .collect();
     let doomed = plan(policy, now, &summary);
@@ -216,7 +216,7 @@ async fn delete(
         // The manifest goes first: from that moment no command treats the rest as a backup.
         let prefix = catalog::prefix_for(entry.kind, &entry.id);
         store
-            .delete(&format!("{prefix}{}", crate::manifest::MANIFEST_NAME))
+            .delete(&format!("{prefix}{}", crate::layout::MANIFEST_NAME))
             .await?;
         store.delete_prefix(&prefix).await?;
         tracing::info!(backup_id = %entry.id, "removed by retention");

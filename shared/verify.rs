@@ -27,39 +27,6 @@ pub struct ChainVerifyReport {
     pub binlog_segments: usize,
 }
 
-/// Checks everything a restore of `point` reads: every file of its chain ([`verify_chain`])
-/// and every binlog segment its replay applies.
-pub async fn verify_point(
-    store: &dyn ObjectStore,
-    point: &crate::restore::point::Point,
-    headway: &crate::job::headway::Headway,
-) -> Result<ChainVerifyReport> {
-    let mut report = verify_chain(store, &point.chain, headway).await?;
-    if let Some(plan) = &point.replay {
-        for segment in &plan.segments {
-            let key = segment.data_key();
-            let (bytes, sha256) = match hash_object(store, &key).await {
-                Err(Error::MissingFile { .. }) => return Err(Error::MissingFile { file: key }),
-                other => other?,
-            };
-            if bytes != segment.bytes || sha256 != segment.sha256 {
-                return Err(Error::CorruptFile {
-                    file: key,
-                    detail: format!(
-                        "{bytes} bytes with SHA-256 {sha256}, its manifest says {} bytes and {} (binlog segment replayed to {})",
-                        segment.bytes, segment.sha256, plan.stop
-                    ),
-                });
-            }
-            headway.bytes_done(bytes);
-            report.binlog_segments += 1;
-            report.files += 1;
-            report.bytes += bytes;
-        }
-    }
-    Ok(report)
-}
-
 /// Checks every file of every backup in `chain` (as a restore of its last point reads them);
 /// a failure names the backup of the chain it is in, so a damaged full backup under a sound
 /// incremental is never reported as intact.

@@ -23,7 +23,7 @@ use toc_sis_backup::restore::point::Point;
 use toc_sis_backup::restore::{run_restore_of, RestoreOptions};
 use toc_sis_backup::store::ArchiveState;
 use toc_sis_backup::store::{open_store, ObjectStore};
-use toc_sis_backup::{catalog, retention, sample_data, verify, Error};
+use toc_sis_backup::{catalog, retention, sample_data, Error};
 
 fn print_checks(report: &MonitorReport) -> String {
     let mut lines = vec![format!("overall: {}", report.status)];
@@ -345,7 +345,9 @@ async fn run(
                         .sum::<u64>(),
             );
             let shown = progress::start(headway.clone(), log_format, progress_every);
-            let outcome = verify::verify_point(store.as_ref(), &point, &headway).await;
+            let outcome =
+                toc_sis_backup::restore::point::verify_point(store.as_ref(), &point, &headway)
+                    .await;
             shown.finish();
             let report = outcome?;
             print(args.json, &report, |r| {

@@ -17,10 +17,8 @@ use super::position::Position;
 use crate::error::{Error, Result};
 use crate::store::{ObjectStore, ObjectWriter};
 
-pub const SEGMENT_PREFIX: &str = "database/binlog/";
-pub const HEAD_KEY: &str = "catalog/binlog-head.json";
-const DATA_NAME: &str = "events.binlog.gz";
-const MANIFEST_NAME: &str = "manifest.json";
+use crate::layout::{segment_data_key, segment_manifest_key, MANIFEST_NAME};
+pub use crate::layout::{BINLOG_HEAD_KEY as HEAD_KEY, SEGMENT_PREFIX};
 const FORMAT: &str = "toc-sis-backup/binlog-segment";
 
 /// Row changes to one table within a segment.
@@ -104,11 +102,11 @@ impl SegmentManifest {
 }
 
 pub fn data_key(id: &str) -> String {
-    format!("{SEGMENT_PREFIX}{id}/{DATA_NAME}")
+    segment_data_key(id)
 }
 
 pub fn manifest_key(id: &str) -> String {
-    format!("{SEGMENT_PREFIX}{id}/{MANIFEST_NAME}")
+    segment_manifest_key(id)
 }
 
 /// Where the archive stands after its last run.
@@ -395,7 +393,7 @@ pub async fn prune_before(
     for id in list_sealed(store, "").await? {
         let manifest = read_manifest(store, &id).await?;
         let anchored_before =
-            crate::catalog::id_time(&manifest.anchor).is_some_and(|t| t <= oldest_full_time);
+            crate::layout::id_time(&manifest.anchor).is_some_and(|t| t <= oldest_full_time);
         if anchored_before && manifest.next <= *oldest_full_position {
             store.delete(&manifest_key(&id)).await?;
             store

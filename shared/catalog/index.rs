@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{BackupKind, Manifest, SnapshotPosition};
 use crate::store::ObjectStore;
 
-pub const INDEX_KEY: &str = "catalog/index.json.gz";
+pub use crate::layout::INDEX_KEY;
 const FORMAT: u32 = 1;
 /// Conflicting writers retry this many times; each try is a read and a write of one object.
 const ATTEMPTS: u32 = 12;

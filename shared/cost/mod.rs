@@ -15,8 +15,9 @@ pub use prices::Prices;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{self, DAILY_PREFIX, INCREMENTAL_PREFIX};
+use crate::catalog;
 use crate::error::Result;
+use crate::layout::{DAILY_PREFIX, INCREMENTAL_PREFIX};
 use crate::manifest::BackupKind;
 use crate::store::ObjectStore;
 
@@ -105,7 +106,7 @@ pub async fn estimate(
     for (prefix, daily) in [
         (DAILY_PREFIX, true),
         (INCREMENTAL_PREFIX, false),
-        (crate::binlog::segment::SEGMENT_PREFIX, true),
+        (crate::layout::SEGMENT_PREFIX, true),
     ] {
         for object in store.list(prefix).await? {
             let age = object.modified.map_or(0, |m| (now - m).num_days());
@@ -168,7 +169,7 @@ pub async fn measure(store: &dyn ObjectStore) -> Result<Workload> {
         workload.incremental_manifest_bytes = mean(&|m| manifest_size(m));
         workload.incremental_seconds = mean(&|m| seconds_between(&m.started_at, &m.finished_at));
     }
-    let segments = store.list(crate::binlog::segment::SEGMENT_PREFIX).await?;
+    let segments = store.list(crate::layout::SEGMENT_PREFIX).await?;
     if !segments.is_empty() {
         let times: Vec<DateTime<Utc>> = segments.iter().filter_map(|o| o.modified).collect();
         let days = match (times.iter().min(), times.iter().max()) {

@@ -314,7 +314,7 @@ pub async fn run_doctor(targets: DoctorTargets<'_>) -> crate::Result<Vec<Check>>
             let latest = crate::catalog::resolve(store.as_ref(), "latest")
                 .await
                 .ok()
-                .map(|m| format!("{prefix}{}", crate::catalog::manifest_key(&m.backup_id)));
+                .map(|m| format!("{prefix}{}", crate::layout::manifest_key(&m.backup_id)));
             checks.extend(
                 crate::monitor::deployment::bucket_checks(&client, &bucket, latest.as_deref())
                     .await,

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::catalog::{backup_prefix, manifest_key, new_backup_id};
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::job::alert::{discard_and_alert, notify_or_log};
+use crate::layout::{backup_prefix, manifest_key, new_backup_id};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
 };

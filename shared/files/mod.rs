@@ -29,9 +29,9 @@ pub use restore::{restore_snapshot, FileRestoreOptions, FileRestoreReport};
 pub use snapshot::{list_snapshots, select_snapshot, Problem, Snapshot, Totals};
 pub use source::{Excludes, FileSource, APPLICATION_EXCLUDES};
 
-use crate::catalog::new_backup_id;
 use crate::error::{Error, Result};
 use crate::job::alert::notify_or_log;
+use crate::layout::new_backup_id;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::RetentionPolicy;
 use crate::store::ObjectStore;

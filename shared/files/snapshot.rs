@@ -15,14 +15,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::path::RawPath;
-use crate::catalog;
 use crate::error::{Error, Result};
 use crate::manifest::Integrity;
 use crate::store::ObjectStore;
 
-pub const BLOBS_PREFIX: &str = "files/blobs/";
-pub const SNAPSHOTS_PREFIX: &str = "files/snapshots/";
-pub const LOCKS_PREFIX: &str = "files/locks/";
+pub use crate::layout::{BLOBS_PREFIX, LOCKS_PREFIX, SNAPSHOTS_PREFIX};
 const SNAPSHOT_SUFFIX: &str = ".json.gz";
 pub const FORMAT: &str = "toc-sis-backup/file-snapshot";
 pub const VERSION: u32 = 1;
@@ -230,7 +227,7 @@ impl SnapshotRef {
     }
 
     pub fn time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        catalog::id_time(&self.snapshot_id)
+        crate::layout::id_time(&self.snapshot_id)
     }
 }
 
@@ -251,7 +248,7 @@ pub async fn list_snapshots(
             let rest = object.key.strip_prefix(SNAPSHOTS_PREFIX)?;
             let (source, file) = rest.split_once('/')?;
             let id = file.strip_suffix(SNAPSHOT_SUFFIX)?;
-            catalog::id_time(id)?;
+            crate::layout::id_time(id)?;
             Some(SnapshotRef {
                 source_name: source.to_string(),
                 snapshot_id: id.to_string(),

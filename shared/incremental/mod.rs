@@ -22,16 +22,15 @@ use chrono::{Datelike, Duration, SecondsFormat, Timelike, Utc};
 use serde::Serialize;
 
 use crate::catalog::snapshot_time;
-use crate::catalog::{self, new_backup_id, prefix_for};
+use crate::catalog::{self, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::snapshot::{read_server, read_snapshot};
 use crate::dump::sql_file::Uploads;
 use crate::dump::{entry, run_dump, DumpOptions, DumpReport, FileNamer};
 use crate::error::{Error, Result};
 use crate::job::alert::{discard_and_alert, notify_or_log};
-use crate::manifest::{
-    BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, MANIFEST_NAME, VERSION,
-};
+use crate::layout::{new_backup_id, MANIFEST_NAME};
+use crate::manifest::{BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, VERSION};
 use crate::mysql::schema;
 use crate::mysql::{self as db};
 use crate::notify::{Notification, Notifier, Severity};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Check, Status};
 use crate::notify::{Notification, Severity};
 
-pub const STATE_KEY: &str = "monitor/state.json";
+pub use crate::layout::MONITOR_STATE_KEY as STATE_KEY;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertState {

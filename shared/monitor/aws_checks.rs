@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{human_age, Check, Status};
-use crate::manifest::MANIFEST_NAME;
+use crate::layout::MANIFEST_NAME;
 use crate::store::ObjectStore;
 
 #[derive(Debug, Clone)]

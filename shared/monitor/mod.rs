@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::index::IndexEntry;
 use crate::catalog::{self, Catalog, CatalogSource, EntryState};
 use crate::error::{Error, Result};
-use crate::manifest::{BackupKind, Manifest, MANIFEST_NAME};
+use crate::layout::MANIFEST_NAME;
+use crate::manifest::{BackupKind, Manifest};
 use crate::notify::Notifier;
 use crate::store::{ObjectInfo, ObjectStore};
 use tiers::Tier;
@@ -259,7 +260,7 @@ pub async fn check_all(
         checks.push(aws_checks::replica_check(store, replica, newest.as_deref()).await);
     }
     if let Some(targets) = &options.deployment {
-        let newest = verified.first().map(|e| catalog::manifest_key(&e.id));
+        let newest = verified.first().map(|e| crate::layout::manifest_key(&e.id));
         checks.extend(deployment::deployment_checks(targets, newest.as_deref()).await);
     }
     // Backups without an index: every run reads every manifest until someone rebuilds it.
@@ -292,7 +293,7 @@ fn binlog_archive_check(
     now: DateTime<Utc>,
 ) -> Check {
     const NAME: &str = "Binlog archive";
-    let head_key = crate::binlog::segment::HEAD_KEY;
+    let head_key = crate::layout::BINLOG_HEAD_KEY;
     match (configured, head) {
         // What an earlier deployment archived is no promise about today.
         (Configured::No, _) => Check::not_configured(
@@ -417,7 +418,9 @@ async fn integrity(
         .unsealed
         .iter()
         .filter(|e| matches!(e.state, EntryState::Incomplete) && e.id > full.id)
-        .filter(|e| catalog::id_time(&e.id).is_some_and(|t| now - t > options.unfinished_grace))
+        .filter(|e| {
+            crate::layout::id_time(&e.id).is_some_and(|t| now - t > options.unfinished_grace)
+        })
         .map(|e| format!("{}{MANIFEST_NAME}", catalog::prefix_for(e.kind, &e.id)))
         .collect();
     if let Some(first) = unfinished.first() {

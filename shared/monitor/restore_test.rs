@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
 use mysql_async::prelude::Queryable;
-use serde::{Deserialize, Serialize};
 
 use super::{human_age, Check, Status};
 use crate::config::DatabaseUrl;
@@ -19,28 +18,9 @@ use crate::notify::{Notification, Notifier, Severity};
 use crate::restore::{run_restore, RestoreOptions};
 use crate::store::ObjectStore;
 
-pub const LATEST_KEY: &str = "monitor/restore-tests/latest.json";
+pub use crate::layout::RESTORE_TEST_LATEST_KEY as LATEST_KEY;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RestoreTestReport {
-    pub tested_at: String,
-    pub passed: bool,
-    pub backup_id: Option<String>,
-    pub chain: Vec<String>,
-    /// Wall time of the restore and its verification: the recovery time to expect.
-    pub rto_seconds: f64,
-    /// Uncompressed bytes of the files restored (as `restore::estimate` counts them): over
-    /// `rto_seconds`, the rate a restore's estimate uses. 0 in reports written before.
-    #[serde(default)]
-    pub data_bytes: u64,
-    pub tables: usize,
-    pub rows: u64,
-    pub scratch_database: String,
-    pub error: Option<String>,
-    /// Stopped before its deadline (the function's time limit) rather than failed.
-    #[serde(default)]
-    pub timed_out: bool,
-}
+pub use crate::catalog::restore_tests::RestoreTestReport;
 
 #[derive(Debug, Clone)]
 pub struct RestoreTestOptions {
@@ -152,10 +132,7 @@ pub async fn run_restore_test_until(
     let bytes = serde_json::to_vec_pretty(&report).map_err(|e| Error::Task(e.to_string()))?;
     store
         .put(
-            &format!(
-                "monitor/restore-tests/{}.json",
-                now.format("%Y%m%dT%H%M%SZ")
-            ),
+            &crate::layout::restore_test_key(&now.format("%Y%m%dT%H%M%SZ").to_string()),
             bytes.clone().into(),
         )
         .await?;

@@ -17,7 +17,7 @@ use super::lexer::{self, Kind};
 use super::schema::StoredObject;
 use super::{is_plain_name, quote_ident, quote_str};
 use crate::error::{Error, Result};
-use crate::manifest::ObjectKind;
+use crate::mysql::objects::ObjectKind;
 
 /// Client character sets our utf8mb4 files can be replayed under unchanged.
 pub fn is_utf8_family(charset: &str) -> bool {

@@ -7,7 +7,7 @@
 //! that merely contains the word DEFINER in a string or a default value) has no head.
 
 use super::lexer::{self, Dialect, Kind, Token};
-use crate::manifest::ObjectKind;
+use crate::mysql::objects::ObjectKind;
 
 /// What the head of an object's CREATE statement holds; byte ranges are into the statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::quote_ident;
 pub use super::read_row::{AlsoRead, ReadRow};
 use super::values::ColumnKind;
 use crate::error::{Error, Result};
-use crate::manifest::ObjectKind;
+use crate::mysql::objects::ObjectKind;
 
 #[derive(Debug, Clone)]
 pub struct Column {

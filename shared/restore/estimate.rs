@@ -11,8 +11,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::point::Point;
+use crate::catalog::restore_tests::RestoreTestReport;
+use crate::layout::RESTORE_TEST_LATEST_KEY as LATEST_KEY;
 use crate::manifest::{Manifest, Stage};
-use crate::monitor::restore_test::{RestoreTestReport, LATEST_KEY};
 use crate::store::ObjectStore;
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -188,7 +189,7 @@ pub fn work_of(point: &Point, tables: Option<&[String]>) -> Work {
 /// newest first (a year of monthly tests at most), skipping failures and reports written before
 /// tests recorded their bytes.
 async fn measured_data_rate(store: &dyn ObjectStore) -> Option<DataRate> {
-    const FOLDER: &str = "monitor/restore-tests/";
+    const FOLDER: &str = crate::layout::RESTORE_TESTS_PREFIX;
     const LOOK_BACK: usize = 12;
     let mut keys = vec![LATEST_KEY.to_string()];
     match store.list(FOLDER).await {

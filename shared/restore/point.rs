@@ -113,3 +113,37 @@ impl Point {
         prefixes
     }
 }
+
+/// Checks everything a restore of `point` reads: every file of its chain
+/// ([`crate::verify::verify_chain`])
+/// and every binlog segment its replay applies.
+pub async fn verify_point(
+    store: &dyn ObjectStore,
+    point: &Point,
+    headway: &crate::job::headway::Headway,
+) -> Result<crate::verify::ChainVerifyReport> {
+    let mut report = crate::verify::verify_chain(store, &point.chain, headway).await?;
+    if let Some(plan) = &point.replay {
+        for segment in &plan.segments {
+            let key = segment.data_key();
+            let (bytes, sha256) = match crate::verify::hash_object(store, &key).await {
+                Err(Error::MissingFile { .. }) => return Err(Error::MissingFile { file: key }),
+                other => other?,
+            };
+            if bytes != segment.bytes || sha256 != segment.sha256 {
+                return Err(Error::CorruptFile {
+                    file: key,
+                    detail: format!(
+                        "{bytes} bytes with SHA-256 {sha256}, its manifest says {} bytes and {} (binlog segment replayed to {})",
+                        segment.bytes, segment.sha256, plan.stop
+                    ),
+                });
+            }
+            headway.bytes_done(bytes);
+            report.binlog_segments += 1;
+            report.files += 1;
+            report.bytes += bytes;
+        }
+    }
+    Ok(report)
+}

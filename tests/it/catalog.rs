@@ -13,12 +13,14 @@ use bytes::Bytes;
 use chrono::{Duration, Utc};
 use futures::{StreamExt, TryStreamExt};
 use mysql_async::prelude::Queryable;
-use toc_sis_backup::catalog::{self, index, new_backup_id};
+use toc_sis_backup::catalog::{self, index};
 use toc_sis_backup::config::DatabaseUrl;
 use toc_sis_backup::dump::{run_dump, DumpOptions};
 use toc_sis_backup::incremental::scope::{Scope, ScopedTable};
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions};
-use toc_sis_backup::manifest::{Manifest, MANIFEST_NAME};
+use toc_sis_backup::layout::new_backup_id;
+use toc_sis_backup::layout::MANIFEST_NAME;
+use toc_sis_backup::manifest::Manifest;
 use toc_sis_backup::monitor::{check_all, MonitorOptions};
 use toc_sis_backup::notify::LogNotifier;
 use toc_sis_backup::store::local::LocalStore;
@@ -163,8 +165,11 @@ async fn two_thousand_backups_cost_list_status_and_an_incremental_a_few_reads() 
             let manifest = manifest.clone();
             async move {
                 let (id, sealed) = earlier(&manifest, day)?;
-                s3.put(&catalog::manifest_key(&id), Bytes::from(sealed))
-                    .await
+                s3.put(
+                    &toc_sis_backup::layout::manifest_key(&id),
+                    Bytes::from(sealed),
+                )
+                .await
             }
         })
         .buffer_unordered(16)

@@ -2109,12 +2109,11 @@ fn a_replica_in_another_account_grants_the_source_roles_what_they_need() {
 /// uploaded documents, the binlog or anything else; it writes only its own state.
 #[test]
 fn the_monitor_reads_only_the_prefixes_it_checks() {
-    use toc_sis_backup::binlog::segment::{HEAD_KEY, SEGMENT_PREFIX};
-    use toc_sis_backup::catalog::index::INDEX_KEY;
-    use toc_sis_backup::catalog::{DAILY_PREFIX, INCREMENTAL_PREFIX};
-    use toc_sis_backup::files::snapshot::{BLOBS_PREFIX, LOCKS_PREFIX, SNAPSHOTS_PREFIX};
-    use toc_sis_backup::manifest::MANIFEST_NAME;
-    use toc_sis_backup::monitor::{alerts::STATE_KEY, restore_test::LATEST_KEY};
+    use toc_sis_backup::layout::{
+        BINLOG_HEAD_KEY as HEAD_KEY, BLOBS_PREFIX, DAILY_PREFIX, INCREMENTAL_PREFIX, INDEX_KEY,
+        LOCKS_PREFIX, MANIFEST_NAME, MONITOR_STATE_KEY as STATE_KEY,
+        RESTORE_TEST_LATEST_KEY as LATEST_KEY, SEGMENT_PREFIX, SNAPSHOTS_PREFIX,
+    };
 
     let main = template("template.yaml");
     let (name, monitor) = resources(&main, "AWS::Serverless::Function")

@@ -24,7 +24,7 @@ use super::{
     ObjectWriter, RetrievalTier,
 };
 use crate::error::{Error, Result};
-use crate::manifest::MANIFEST_NAME;
+use crate::layout::KeyRules;
 pub use client::{client_for, client_for_bucket};
 pub use reader::RetrySettings;
 use writer::S3Writer;
@@ -72,6 +72,9 @@ pub struct S3Settings {
     /// not on write, so a failed run's leftovers keep only the bucket's short default and can
     /// expire.
     pub daily_lock: Option<(LockMode, u32)>,
+    /// Which keys get backup tags and Object Lock: the store's layout decides, the driver only
+    /// follows the rules.
+    pub key_rules: KeyRules,
 }
 
 /// S3 Object Lock modes: GOVERNANCE can be lifted by someone allowed
@@ -91,6 +94,7 @@ impl Default for S3Settings {
             retention_class: "academic-records-7y".into(),
             retry: RetrySettings::default(),
             daily_lock: None,
+            key_rules: crate::layout::s3_key_rules(),
         }
     }
 }
@@ -384,8 +388,8 @@ impl S3Store {
     /// The lock a new object gets as it is written: a daily backup's manifest is sealed from
     /// its first byte (its files were sealed just before it), so it is locked at once.
     fn lock_on_write(&self, key: &str) -> Option<(LockMode, aws_sdk_s3::primitives::DateTime)> {
-        let daily_manifest = key.starts_with(crate::catalog::DAILY_PREFIX)
-            && key.rsplit('/').next() == Some(MANIFEST_NAME);
+        let rules = &self.settings.key_rules;
+        let daily_manifest = rules.is_locked_when_sealed(key) && rules.is_manifest(key);
         daily_manifest.then(|| self.daily_lock_until()).flatten()
     }
 
@@ -499,7 +503,7 @@ pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
 /// manifest or data (the lifecycle moves data to colder classes, never manifests) and whether
 /// their backup is sealed: written `partial`, re-tagged `sealed` just before the manifest, so
 /// the lifecycle expires within days whatever a run that never got its manifest left behind.
-fn tagging(key: &str, retention_class: &str, sealed: bool) -> String {
+fn tagging(key: &str, settings: &S3Settings, sealed: bool) -> String {
     let kind: Vec<&str> = key.split('/').take(2).collect();
     let kind = if kind.len() == 2 {
         kind.join("-")
@@ -520,10 +524,10 @@ fn tagging(key: &str, retention_class: &str, sealed: bool) -> String {
     let mut tags = format!(
         "backup-kind={}&retention-class={}",
         clean(&kind),
-        clean(retention_class)
+        clean(&settings.retention_class)
     );
-    if key.starts_with(DATABASE_PREFIX) {
-        let manifest = key.rsplit('/').next() == Some(MANIFEST_NAME);
+    if settings.key_rules.is_tracked(key) {
+        let manifest = settings.key_rules.is_manifest(key);
         tags.push_str(if manifest {
             "&backup-object=manifest"
         } else {
@@ -538,7 +542,6 @@ fn tagging(key: &str, retention_class: &str, sealed: bool) -> String {
     tags
 }
 
-const DATABASE_PREFIX: &str = "database/";
 /// How an error of [`S3Store::get_versioned_once`] says the body was cut off.
 const BODY_CUT: &str = "the body was cut off: ";
 
@@ -604,7 +607,7 @@ impl ObjectStore for S3Store {
         Ok(Box::new(S3Writer {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
-            tagging: tagging(key, &self.settings.retention_class, false),
+            tagging: tagging(key, &self.settings, false),
             lock: self.lock_on_write(key),
             key: full_key,
             settings: self.settings.clone(),
@@ -647,16 +650,12 @@ impl ObjectStore for S3Store {
                     .put_object_tagging()
                     .bucket(&self.bucket)
                     .key(&full_key)
-                    .tagging(tag_set(&tagging(
-                        key,
-                        &self.settings.retention_class,
-                        sealed,
-                    ))?)
+                    .tagging(tag_set(&tagging(key, &self.settings, sealed))?)
                     .send()
                     .await
                     .map(|_| ())
                     .map_err(|e| self.error("PutObjectTagging", &full_key, describe(&e)))?;
-                if sealed && key.starts_with(crate::catalog::DAILY_PREFIX) {
+                if sealed && self.settings.key_rules.is_locked_when_sealed(key) {
                     self.lock_daily(key, &full_key).await?;
                 }
                 Ok(())
@@ -823,7 +822,7 @@ impl ObjectStore for S3Store {
             .key(&full_key)
             .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .checksum_sha256(writer::sha256_base64(&bytes))
-            .tagging(tagging(key, &self.settings.retention_class, false))
+            .tagging(tagging(key, &self.settings, false))
             .body(ByteStream::from(bytes));
         request = writer::with_encryption(request, &self.write_encryption().await);
         // S3's conditional writes: If-Match an ETag, or If-None-Match * for a first write.
@@ -943,19 +942,26 @@ mod tests {
 
     #[test]
     fn tags_follow_the_key() {
+        let settings = S3Settings {
+            retention_class: "r".into(),
+            ..S3Settings::default()
+        };
         assert_eq!(
-            tagging("database/daily/x/manifest.json", "academic-records-7y", false),
+            tagging(
+                "database/daily/x/manifest.json",
+                &S3Settings::default(),
+                false
+            ),
             "backup-kind=database-daily&retention-class=academic-records-7y&backup-object=manifest&backup-state=sealed"
         );
         assert_eq!(
-            tagging("database/incremental/x/data/1.sql.gz", "r", false),
+            tagging("database/incremental/x/data/1.sql.gz", &settings, false),
             "backup-kind=database-incremental&retention-class=r&backup-object=data&backup-state=partial"
         );
-        assert!(
-            tagging("database/daily/x/data/1.sql.gz", "r", true).ends_with("&backup-state=sealed")
-        );
+        assert!(tagging("database/daily/x/data/1.sql.gz", &settings, true)
+            .ends_with("&backup-state=sealed"));
         assert_eq!(
-            tagging("files/blobs/ab/cd", "r", false),
+            tagging("files/blobs/ab/cd", &settings, false),
             "backup-kind=files-blobs&retention-class=r"
         );
         let set = tag_set("a=b&c=d").unwrap();
