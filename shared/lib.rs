@@ -26,6 +26,7 @@ pub mod restore;
 pub mod retention;
 pub mod sample_data;
 pub mod store;
+pub mod table_files;
 pub mod verify;
 
 #[cfg(test)]

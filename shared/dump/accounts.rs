@@ -12,10 +12,10 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::sql_file::StoredFile;
-use super::FileNamer;
 use crate::error::{Error, Result};
 use crate::mysql::{quote_str, server_code};
+use crate::table_files::sql_file::StoredFile;
+use crate::table_files::FileNamer;
 
 /// What recording the accounts gave.
 pub(super) enum Accounts {

@@ -4,8 +4,6 @@
 mod accounts;
 mod objects;
 mod parallel;
-pub(crate) mod snapshot;
-pub mod sql_file;
 pub(crate) mod table_data;
 
 use std::future::Future;
@@ -29,10 +27,11 @@ use crate::store::ObjectStore;
 /// Files read back at once after the dump.
 const VERIFY_AT_ONCE: usize = 4;
 
-use snapshot::{check_schema_unchanged, read_catalogue, read_server};
-use sql_file::{SqlFile, StoredFile, Uploads};
+use crate::table_files::snapshot::{check_schema_unchanged, read_catalogue, read_server};
+use crate::table_files::sql_file::{StoredFile, Uploads};
+use crate::table_files::{entry, FileNamer};
 
-use crate::incremental::scope::TrackingColumns;
+use crate::table_files::scope::TrackingColumns;
 
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
@@ -510,108 +509,4 @@ async fn dump(
 
 fn round_seconds(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
-
-pub(crate) fn entry(
-    file: StoredFile,
-    stage: Stage,
-    table: Option<String>,
-    prefix: &str,
-) -> (FileEntry, StoredFile) {
-    let name = file
-        .key
-        .strip_prefix(prefix)
-        .unwrap_or(&file.key)
-        .to_string();
-    (
-        FileEntry {
-            name,
-            stage,
-            table,
-            bytes: file.bytes,
-            uncompressed_bytes: file.uncompressed_bytes,
-            sha256: file.sha256.clone(),
-        },
-        file,
-    )
-}
-
-/// Names files so that plain `ls` order is restore order in any locale: every SQL file name
-/// starts with the same fixed-width run of digits (stage, table number, part number).
-pub(crate) struct FileNamer {
-    pub(crate) store: Arc<dyn ObjectStore>,
-    pub(crate) prefix: String,
-    pub(crate) level: u32,
-    pub(crate) uploads: Uploads,
-}
-
-impl FileNamer {
-    pub(crate) async fn create(
-        &self,
-        digit: u8,
-        table_number: usize,
-        part: usize,
-        label: &str,
-    ) -> Result<SqlFile> {
-        let name = format!(
-            "{digit}-{table_number:05}-{part:06}-{}.sql.gz",
-            safe_label(label)
-        );
-        self.create_named(&name).await
-    }
-
-    /// The accounts file; not `*.sql.gz`, so only `restore --with-accounts` loads it.
-    pub(crate) async fn create_accounts(&self) -> Result<SqlFile> {
-        self.create_named("accounts.gz").await
-    }
-
-    /// A table's key state; not SQL, so `cat *.sql.gz` leaves it out.
-    pub(crate) async fn create_state(&self, table_number: usize, label: &str) -> Result<SqlFile> {
-        self.create_named(&format!(
-            "state-{table_number:05}-{}.keys.gz",
-            safe_label(label)
-        ))
-        .await
-    }
-
-    async fn create_named(&self, name: &str) -> Result<SqlFile> {
-        SqlFile::create(
-            self.store.clone(),
-            format!("{}{name}", self.prefix),
-            self.level,
-            &self.uploads,
-        )
-        .await
-    }
-}
-
-fn safe_label(label: &str) -> String {
-    let cleaned: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(48)
-        .collect();
-    if cleaned.is_empty() {
-        "_".into()
-    } else {
-        cleaned
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_safe_file_name_parts() {
-        assert_eq!(safe_label("student grade`records"), "student_grade_records");
-        assert_eq!(safe_label("Ádh"), "_dh");
-        assert_eq!(safe_label(""), "_");
-    }
 }

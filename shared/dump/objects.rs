@@ -1,12 +1,12 @@
 //! The schema file and the files for views, routines, triggers and events.
 
-use super::sql_file::StoredFile;
-use super::FileNamer;
 use crate::error::Result;
 use crate::manifest::{ObjectKind, ServerInfo, Stage};
 use crate::mysql::client_charset::is_utf8_family;
 use crate::mysql::schema::{StoredObject, Table};
 use crate::mysql::{create_table, is_plain_name, quote_str};
+use crate::table_files::sql_file::StoredFile;
+use crate::table_files::FileNamer;
 
 fn banner(what: &str) -> String {
     format!(

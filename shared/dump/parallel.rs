@@ -17,16 +17,17 @@ use std::sync::{Arc, Mutex};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::snapshot::{read_snapshot, snapshot_binlog_position};
 use super::table_data::{dump_table, DumpedTable};
-use super::{DumpOptions, FileNamer};
+use super::DumpOptions;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
-use crate::incremental::{keys, scope};
 use crate::manifest::SnapshotPosition;
 use crate::mysql::gtid_snapshot;
 use crate::mysql::schema::Table;
 use crate::mysql::{self as db};
+use crate::table_files::snapshot::{read_snapshot, snapshot_binlog_position};
+use crate::table_files::FileNamer;
+use crate::table_files::{keys, scope};
 
 const ATTEMPTS: usize = 10;
 

@@ -7,20 +7,20 @@
 
 use std::collections::VecDeque;
 
-use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
-use super::keys::PrimaryKey;
-use super::state::StateReader;
-use crate::dump::sql_file::StoredFile;
-use crate::dump::table_data::{read_error, DataFiles, InsertStatements, StateFile};
-use crate::dump::FileNamer;
 use crate::error::Result;
 use crate::mysql::fingerprint::{Fingerprint, RowHash};
-use crate::mysql::schema::Table;
+use crate::mysql::schema::{ReadRow, Table};
 use crate::store::ObjectStore;
+use crate::table_files::data_files::{DataFiles, InsertStatements, StateFile};
+use crate::table_files::keys::PrimaryKey;
+use crate::table_files::rows::{read_rows, RowSink};
+use crate::table_files::sql_file::StoredFile;
+use crate::table_files::state::StateReader;
+use crate::table_files::FileNamer;
 use crate::verify::HashingReader;
 
 const DELETES_PER_STATEMENT: usize = 1000;
@@ -181,6 +181,78 @@ fn as_tuple(value: &Value) -> Option<(u16, u8, u8, u8, u8, u8, u32)> {
     }
 }
 
+/// Each row merged with the previous key state, both in key order.
+struct MergeWithPrevious<'a> {
+    old: PreviousKeys,
+    key: &'a PrimaryKey,
+    deletes: DataFiles<'a>,
+    changes: DataFiles<'a>,
+    delete_sql: DeleteStatements,
+    insert_sql: InsertStatements,
+    tracking_index: usize,
+    window_start: (u16, u8, u8, u8, u8, u8, u32),
+    rewritten: u64,
+    deleted: u64,
+}
+
+impl MergeWithPrevious<'_> {
+    /// Deletes every recorded key before `until` (all that are left, for `None`): they are
+    /// gone from the table.
+    async fn delete_gone(&mut self, until: Option<&[u8]>) -> Result<()> {
+        while let Some((old_key, _)) = self.old.peek().await? {
+            if until.is_some_and(|until| old_key.as_slice() >= until) {
+                break;
+            }
+            let gone = old_key.clone();
+            self.old.advance();
+            let closed = self
+                .delete_sql
+                .write(self.deletes.buffer().await?, self.key, &gone)?;
+            self.deletes.after_write(closed).await?;
+            self.deleted += 1;
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for MergeWithPrevious<'_> {
+    async fn row(&mut self, read: &ReadRow, hash: u64, key: Option<&[u8]>) -> Result<()> {
+        // The loop keeps a key state for every table an incremental diffs.
+        let current_key = key.unwrap_or_default();
+        // Recorded keys before this one are gone from the table.
+        self.delete_gone(Some(current_key)).await?;
+        let mask = self.old.mask;
+        let differs = match self.old.peek().await? {
+            Some((old_key, old_hash)) if old_key.as_slice() == current_key => {
+                let differs = *old_hash != hash & mask;
+                self.old.advance();
+                differs
+            }
+            _ => true,
+        };
+        let in_window = read
+            .values
+            .get(self.tracking_index)
+            .and_then(as_tuple)
+            .is_some_and(|t| t >= self.window_start);
+        if differs || in_window {
+            let closed =
+                self.delete_sql
+                    .write(self.deletes.buffer().await?, self.key, current_key)?;
+            self.deletes.after_write(closed).await?;
+            let out = self.changes.buffer().await?;
+            let closed = if read.written_as.is_empty() {
+                self.insert_sql.write_row(out, &read.values)
+            } else {
+                self.insert_sql.write_row_as_read(out, read)
+            };
+            self.changes.after_write(closed).await?;
+            self.rewritten += 1;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) async fn diff_table(
     conn: &mut Conn,
     namer: &FileNamer,
@@ -189,93 +261,60 @@ pub(crate) async fn diff_table(
     previous: &PreviousState,
     settings: &DiffSettings<'_>,
 ) -> Result<TableChange> {
-    let mut old = PreviousKeys::open(settings.store, previous).await?;
+    let old = PreviousKeys::open(settings.store, previous).await?;
     let number = settings.table_number;
-    let mut deletes = DataFiles::new(
-        namer,
-        0,
-        number,
-        &table.name,
-        "keys deleted or rewritten",
-        settings.split_bytes,
-    );
-    let mut changes = DataFiles::new(
-        namer,
-        1,
-        number,
-        &table.name,
-        "changed rows",
-        settings.split_bytes,
-    );
-    let mut delete_sql = DeleteStatements {
-        prefix: key.delete_prefix(&table.name),
-        in_statement: 0,
-    };
-    let mut insert_sql = InsertStatements::new(table, settings.statement_bytes);
     let mut state =
         StateFile::create(namer, number, &table.name, key.clone(), old.row_hash).await?;
     let mut fingerprint = Fingerprint::new(old.row_hash);
-    let (mut rewritten, mut deleted) = (0u64, 0u64);
-    let mut scratch = Vec::new();
-    let mut current_key = Vec::new();
-
+    let mut merge = MergeWithPrevious {
+        deletes: DataFiles::new(
+            namer,
+            0,
+            number,
+            &table.name,
+            "keys deleted or rewritten",
+            settings.split_bytes,
+        ),
+        changes: DataFiles::new(
+            namer,
+            1,
+            number,
+            &table.name,
+            "changed rows",
+            settings.split_bytes,
+        ),
+        delete_sql: DeleteStatements {
+            prefix: key.delete_prefix(&table.name),
+            in_statement: 0,
+        },
+        insert_sql: InsertStatements::new(table, settings.statement_bytes),
+        key: &key,
+        old,
+        tracking_index: settings.tracking_index,
+        window_start: settings.window_start,
+        rewritten: 0,
+        deleted: 0,
+    };
     let select = format!("{}{}", table.select_sql(), key.order_by());
-    let mut rows = conn
-        .exec_iter(select, ())
-        .await
-        .map_err(|e| read_error(table, e))?;
-    while let Some(row) = rows.next().await.map_err(|e| read_error(table, e))? {
-        let read = table.read_row(row.unwrap());
-        let values = &read.values;
-        let hash = fingerprint.add_row(values, &mut scratch);
-        current_key.clear();
-        current_key.extend_from_slice(state.push(values, hash).await?);
-
-        // Recorded keys before this one are gone from the table.
-        while let Some((old_key, _)) = old.peek().await? {
-            if old_key.as_slice() >= current_key.as_slice() {
-                break;
-            }
-            let gone = old_key.clone();
-            old.advance();
-            let closed = delete_sql.write(deletes.buffer().await?, &key, &gone)?;
-            deletes.after_write(closed).await?;
-            deleted += 1;
-        }
-        let mask = old.mask;
-        let differs = match old.peek().await? {
-            Some((old_key, old_hash)) if *old_key == current_key => {
-                let differs = *old_hash != hash & mask;
-                old.advance();
-                differs
-            }
-            _ => true,
-        };
-        let in_window = values
-            .get(settings.tracking_index)
-            .and_then(as_tuple)
-            .is_some_and(|t| t >= settings.window_start);
-        if differs || in_window {
-            let closed = delete_sql.write(deletes.buffer().await?, &key, &current_key)?;
-            deletes.after_write(closed).await?;
-            let out = changes.buffer().await?;
-            let closed = if read.written_as.is_empty() {
-                insert_sql.write_row(out, values)
-            } else {
-                insert_sql.write_row_as_read(out, &read)
-            };
-            changes.after_write(closed).await?;
-            rewritten += 1;
-        }
-    }
-    drop(rows);
-    while let Some((old_key, _)) = old.peek().await? {
-        let gone = old_key.clone();
-        old.advance();
-        let closed = delete_sql.write(deletes.buffer().await?, &key, &gone)?;
-        deletes.after_write(closed).await?;
-        deleted += 1;
-    }
+    read_rows(
+        conn,
+        table,
+        select,
+        &mut fingerprint,
+        Some(&mut state),
+        &mut merge,
+    )
+    .await?;
+    merge.delete_gone(None).await?;
+    let MergeWithPrevious {
+        mut deletes,
+        mut changes,
+        mut delete_sql,
+        mut insert_sql,
+        rewritten,
+        deleted,
+        ..
+    } = merge;
     if rewritten + deleted > 0 {
         delete_sql.close(deletes.buffer().await?);
     }

@@ -9,10 +9,10 @@
 //! nothing, because the diff is against the last complete link, not against the clock.
 
 mod diff;
-pub mod keys;
-pub mod scope;
-pub mod state;
 mod tracked;
+
+// Where the scope of an incremental is named (the CLI and the functions read it from here).
+pub use crate::table_files::scope;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,9 +24,7 @@ use serde::Serialize;
 use crate::catalog::snapshot_time;
 use crate::catalog::{self, prefix_for};
 use crate::config::DatabaseUrl;
-use crate::dump::snapshot::{read_server, read_snapshot};
-use crate::dump::sql_file::Uploads;
-use crate::dump::{entry, run_dump, DumpOptions, DumpReport, FileNamer};
+use crate::dump::{run_dump, DumpOptions, DumpReport};
 use crate::error::{Error, Result};
 use crate::job::alert::{discard_and_alert, notify_or_log};
 use crate::layout::{new_backup_id, MANIFEST_NAME};
@@ -35,6 +33,9 @@ use crate::mysql::schema;
 use crate::mysql::{self as db};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::store::ObjectStore;
+use crate::table_files::snapshot::{read_server, read_snapshot};
+use crate::table_files::sql_file::Uploads;
+use crate::table_files::{entry, FileNamer};
 use diff::{diff_table, DiffSettings};
 pub use scope::{Scope, ScopedTable};
 use tracked::check_scope;

@@ -3,13 +3,13 @@
 //! recorded, and the previous link holds its key state.
 
 use super::diff::PreviousState;
-use super::keys::{self, PrimaryKey};
-use super::scope::Scope;
 use super::ChainTip;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, Stage, TableEntry};
 use crate::mysql::schema::{self, Table};
 use crate::mysql::shape;
+use crate::table_files::keys::{self, PrimaryKey};
+use crate::table_files::scope::Scope;
 
 /// A table in scope, checked: it exists, has an integer primary key and a temporal tracking
 /// column, has not been altered since the chain's full backup, and has a previous key state.
@@ -126,7 +126,8 @@ pub(super) async fn check_scope(
             .await?
             .map_err(refuse)?;
         let tracking_index =
-            super::scope::tracking_index(&table, &scoped.tracking_column).map_err(refuse)?;
+            crate::table_files::scope::tracking_index(&table, &scoped.tracking_column)
+                .map_err(refuse)?;
         let recorded = tip.root.tables.iter().find(|t| t.name == scoped.name);
         let chain_definition =
             same_table_as_chain_root(recorded, &table, &tip.root, server_version)

@@ -9,8 +9,8 @@ use super::context::FunctionContext;
 use super::{DumpEvent, Env};
 use crate::dump::{run_dump_until, DumpOptions};
 use crate::error::{Error, Result};
-use crate::incremental::scope::TrackingColumns;
 use crate::retention::RetentionPolicy;
+use crate::table_files::scope::TrackingColumns;
 
 pub struct DumpFunction {
     context: FunctionContext,

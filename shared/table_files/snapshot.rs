@@ -10,7 +10,7 @@ use crate::mysql::quote_ident;
 use crate::mysql::schema::{self, StoredObject, Table};
 
 /// What a database holds at the snapshot.
-pub(super) struct Catalogue {
+pub(crate) struct Catalogue {
     pub tables: Vec<Table>,
     pub views: Vec<String>,
     pub objects: Vec<StoredObject>,
@@ -120,7 +120,7 @@ pub(crate) async fn read_server(conn: &mut Conn) -> Result<ServerInfo> {
     })
 }
 
-pub(super) async fn read_catalogue(
+pub(crate) async fn read_catalogue(
     conn: &mut Conn,
     database: &str,
     skip_unsupported: bool,
@@ -191,7 +191,7 @@ fn sorted<'a>(names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 
 /// DDL during the dump would make the files disagree with each other; InnoDB reports it for
 /// tables read after the change (ER_TABLE_DEF_CHANGED), and this check catches the rest.
-pub(super) async fn check_schema_unchanged(
+pub(crate) async fn check_schema_unchanged(
     conn: &mut Conn,
     database: &str,
     before: &Catalogue,
