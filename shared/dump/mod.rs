@@ -14,8 +14,9 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::config::DatabaseUrl;
-use crate::error::{Error, Result};
-use crate::job::alert::{discard_and_alert, notify_or_log};
+use crate::error::Result;
+use crate::job::alert::notify_or_log;
+use crate::job::{failure_subject, run_job_until, Failure};
 use crate::layout::{backup_prefix, manifest_key, new_backup_id};
 use crate::manifest::{
     BackupKind, FileEntry, Manifest, ObjectEntry, Stage, TableEntry, FORMAT, VERSION,
@@ -126,94 +127,86 @@ pub async fn run_dump_until(
     let started = Instant::now();
     let backup_id = new_backup_id(Utc::now());
     let uploads = Uploads::default();
-    let outcome = tokio::select! {
-        outcome = dump(store.clone(), options, &backup_id, started, &uploads) => outcome,
-        reason = interrupt => Err(Error::Interrupted(reason)),
-    };
-    match outcome {
-        Ok(mut report) => {
-            let policy = match &options.retention {
-                Some(_) if store.retention_by_bucket_rules() => {
-                    tracing::info!(store = %store, "no pruning: the bucket's lifecycle and Object Lock keep backups");
-                    None
-                }
-                policy => policy.as_ref(),
-            };
-            if let Some(policy) = policy {
-                match retention::prune(store.as_ref(), policy, Utc::now()).await {
-                    Ok(pruned) => report.pruned = pruned.deleted,
-                    Err(e) => {
-                        // The backup itself is good; a failed clean-up still needs a person.
-                        let note = Notification::new(
-                            Severity::Warning,
-                            format!("retention clean-up failed after backup {backup_id}"),
-                            format!("The backup {backup_id} completed, but removing old backups failed: {e}"),
-                        );
-                        notify_or_log(notifier, &note).await;
-                    }
-                }
-            }
-            tracing::info!(
-                backup_id = %report.backup_id,
-                files = report.files,
-                bytes = report.bytes,
-                rows = report.rows,
-                seconds = report.duration_seconds,
-                "backup complete"
-            );
-            // The backup is good, but a person must know what it holds no copy of: views
-            // nothing could restore, and objects left out as asked.
-            warn_left_out(
-                notifier,
-                &report,
-                "broken view(s)",
-                "these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them",
-                &report.broken_views_left_out,
-            )
-            .await;
-            warn_left_out(
-                notifier,
-                &report,
-                "object(s) it cannot back up",
-                "these objects, of kinds this tool cannot back up faithfully, were left out as --skip-unsupported / BACKUP_SKIP_UNSUPPORTED asks; no restore of it will have them, so keep their definitions elsewhere",
-                &report.unsupported_left_out,
-            )
-            .await;
-            if options.notify_success {
-                let note = Notification::new(
-                    Severity::Ok,
-                    format!(
-                        "backup {} of {} complete",
-                        report.backup_id, report.database
-                    ),
-                    success_body(&report),
-                );
-                notify_or_log(notifier, &note).await;
-            }
-            Ok(report)
-        }
-        Err(error) => {
-            let database = options.database_url.database.clone().unwrap_or_default();
-            let subject = failure_subject("full backup", &database, &error);
-            let body = format!(
+    let database = options.database_url.database.clone().unwrap_or_default();
+    let mut report = run_job_until(
+        store.as_ref(),
+        notifier,
+        dump(store.clone(), options, &backup_id, started, &uploads),
+        interrupt,
+        uploads.settle(),
+        |error| Failure {
+            subject: failure_subject("full backup", &database, error),
+            body: format!(
                 "The full backup {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
                  The previous complete backup is still the latest one in {store}.",
                 started.elapsed().as_secs_f64()
-            );
-            uploads.settle().await;
-            discard_and_alert(
-                store.as_ref(),
-                notifier,
-                &backup_prefix(&backup_id),
-                &error,
-                subject,
-                body,
-            )
-            .await;
-            Err(error)
+            ),
+            discard_prefix: Some(backup_prefix(&backup_id)),
+        },
+    )
+    .await?;
+    let policy = match &options.retention {
+        Some(_) if store.retention_by_bucket_rules() => {
+            tracing::info!(store = %store, "no pruning: the bucket's lifecycle and Object Lock keep backups");
+            None
+        }
+        policy => policy.as_ref(),
+    };
+    if let Some(policy) = policy {
+        match retention::prune(store.as_ref(), policy, Utc::now()).await {
+            Ok(pruned) => report.pruned = pruned.deleted,
+            Err(e) => {
+                // The backup itself is good; a failed clean-up still needs a person.
+                let note = Notification::new(
+                    Severity::Warning,
+                    format!("retention clean-up failed after backup {backup_id}"),
+                    format!(
+                        "The backup {backup_id} completed, but removing old backups failed: {e}"
+                    ),
+                );
+                notify_or_log(notifier, &note).await;
+            }
         }
     }
+    tracing::info!(
+        backup_id = %report.backup_id,
+        files = report.files,
+        bytes = report.bytes,
+        rows = report.rows,
+        seconds = report.duration_seconds,
+        "backup complete"
+    );
+    // The backup is good, but a person must know what it holds no copy of: views
+    // nothing could restore, and objects left out as asked.
+    warn_left_out(
+        notifier,
+        &report,
+        "broken view(s)",
+        "these views cannot be used on the server (a table, column or function they name is gone), so no restore could create them and they are not in it; fix or drop them",
+        &report.broken_views_left_out,
+    )
+    .await;
+    warn_left_out(
+        notifier,
+        &report,
+        "object(s) it cannot back up",
+        "these objects, of kinds this tool cannot back up faithfully, were left out as --skip-unsupported / BACKUP_SKIP_UNSUPPORTED asks; no restore of it will have them, so keep their definitions elsewhere",
+        &report.unsupported_left_out,
+    )
+    .await;
+    if options.notify_success {
+        let note = Notification::new(
+            Severity::Ok,
+            format!(
+                "backup {} of {} complete",
+                report.backup_id, report.database
+            ),
+            success_body(&report),
+        );
+        notify_or_log(notifier, &note).await;
+    }
+    Ok(report)
 }
 
 /// A WARNING that backup `report` completed without `left_out` (nothing when it is empty).
@@ -262,17 +255,6 @@ fn success_body(report: &DumpReport) -> String {
         ));
     }
     body
-}
-
-/// The alert's subject for a `job` (`full backup`) that ended with `error`: FAILED, or skipped
-/// when it paused itself for a restore in progress (then a WARNING, [`crate::job::alert::severity_of`]).
-pub(crate) fn failure_subject(job: &str, database: &str, error: &Error) -> String {
-    match error {
-        Error::RestoreInProgress { .. } => {
-            format!("{job} of {database} skipped: a restore is in progress")
-        }
-        _ => format!("{job} of {database} FAILED"),
-    }
 }
 
 async fn dump(

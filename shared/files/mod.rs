@@ -29,8 +29,9 @@ pub use restore::{restore_snapshot, FileRestoreOptions, FileRestoreReport};
 pub use snapshot::{list_snapshots, select_snapshot, Problem, Snapshot, Totals};
 pub use source::{Excludes, FileSource, APPLICATION_EXCLUDES};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::job::alert::notify_or_log;
+use crate::job::{run_job_until, Failure};
 use crate::layout::new_backup_id;
 use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::RetentionPolicy;
@@ -122,29 +123,28 @@ pub async fn run_file_backup_until(
 ) -> Result<FileBackupReport> {
     let started = Instant::now();
     let snapshot_id = new_backup_id(Utc::now());
-    let outcome = tokio::select! {
-        outcome = back_up(store.clone(), options, &snapshot_id) => outcome,
-        reason = interrupt => Err(Error::Interrupted(reason)),
-    };
     let name = &options.source_name;
-    let mut report = match outcome {
-        Ok(report) => report,
-        Err(error) => {
-            let note = Notification::new(
-                Severity::Critical,
-                format!("file backup of {name} FAILED"),
-                format!(
-                    "The file snapshot {snapshot_id} of {name} ({}) failed after {:.1} s; no snapshot was written.\n\
-                     Cause: {error}\n\
-                     The previous snapshot of {name} is still the latest one in {store}.",
-                    options.source,
-                    started.elapsed().as_secs_f64()
-                ),
-            );
-            notify_or_log(notifier, &note).await;
-            return Err(error);
-        }
-    };
+    let mut report = run_job_until(
+        store.as_ref(),
+        notifier,
+        back_up(store.clone(), options, &snapshot_id),
+        interrupt,
+        async {},
+        |error| Failure {
+            subject: format!("file backup of {name} FAILED"),
+            body: format!(
+                "The file snapshot {snapshot_id} of {name} ({}) failed after {:.1} s; no snapshot was written.\n\
+                 Cause: {error}\n\
+                 The previous snapshot of {name} is still the latest one in {store}.",
+                options.source,
+                started.elapsed().as_secs_f64()
+            ),
+            // No folder of its own: a failed run writes no snapshot, and the blobs it uploaded
+            // are content-addressed, possibly shared with other snapshots, so they stay.
+            discard_prefix: None,
+        },
+    )
+    .await?;
     tracing::info!(
         snapshot_id = %report.snapshot_id,
         source = %name,

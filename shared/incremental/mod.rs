@@ -26,7 +26,8 @@ use crate::catalog::{self, prefix_for};
 use crate::config::DatabaseUrl;
 use crate::dump::{run_dump, DumpOptions, DumpReport};
 use crate::error::{Error, Result};
-use crate::job::alert::{discard_and_alert, notify_or_log};
+use crate::job::alert::notify_or_log;
+use crate::job::{failure_subject, run_job_until, Failure};
 use crate::layout::{new_backup_id, MANIFEST_NAME};
 use crate::manifest::{BackupKind, FileEntry, Manifest, Stage, TableEntry, FORMAT, VERSION};
 use crate::mysql::schema;
@@ -204,48 +205,46 @@ pub async fn run_incremental_until(
     let backup_id = new_backup_id(Utc::now());
     let prefix = prefix_for(BackupKind::Incremental, &backup_id);
     let uploads = Uploads::default();
-    let outcome = tokio::select! {
-        outcome = incremental(store.clone(), options, &tip, &backup_id, started, &uploads) => outcome,
-        reason = interrupt => Err(Error::Interrupted(reason)),
-    };
-    match outcome {
-        Ok(report) => {
-            tracing::info!(
-                backup_id = %backup_id,
-                parent = %tip.parent.backup_id,
-                rewritten = report.rows_rewritten,
-                deleted = report.rows_deleted,
-                bytes = report.bytes,
-                seconds = report.duration_seconds,
-                "incremental backup complete"
-            );
-            if options.notify_success {
-                let note = Notification::new(
-                    Severity::Ok,
-                    format!("incremental {backup_id} of {database} complete"),
-                    format!(
-                        "Incremental {backup_id} after {}: {} rows written again, {} deleted, {} bytes.",
-                        tip.parent.backup_id, report.rows_rewritten, report.rows_deleted, report.bytes
-                    ),
-                );
-                notify_or_log(notifier, &note).await;
-            }
-            Ok(report)
-        }
-        Err(error) => {
-            let subject = crate::dump::failure_subject("incremental backup", &database, &error);
-            let body = format!(
+    let report = run_job_until(
+        store.as_ref(),
+        notifier,
+        incremental(store.clone(), options, &tip, &backup_id, started, &uploads),
+        interrupt,
+        uploads.settle(),
+        |error| Failure {
+            subject: failure_subject("incremental backup", &database, error),
+            body: format!(
                 "The incremental {backup_id} of database {database} failed after {:.1} s and was discarded.\n\
                  Cause: {error}\n\
                  The chain is unchanged: its newest point is still {}.",
                 started.elapsed().as_secs_f64(),
                 tip.parent.backup_id
-            );
-            uploads.settle().await;
-            discard_and_alert(store.as_ref(), notifier, &prefix, &error, subject, body).await;
-            Err(error)
-        }
+            ),
+            discard_prefix: Some(prefix.clone()),
+        },
+    )
+    .await?;
+    tracing::info!(
+        backup_id = %backup_id,
+        parent = %tip.parent.backup_id,
+        rewritten = report.rows_rewritten,
+        deleted = report.rows_deleted,
+        bytes = report.bytes,
+        seconds = report.duration_seconds,
+        "incremental backup complete"
+    );
+    if options.notify_success {
+        let note = Notification::new(
+            Severity::Ok,
+            format!("incremental {backup_id} of {database} complete"),
+            format!(
+                "Incremental {backup_id} after {}: {} rows written again, {} deleted, {} bytes.",
+                tip.parent.backup_id, report.rows_rewritten, report.rows_deleted, report.bytes
+            ),
+        );
+        notify_or_log(notifier, &note).await;
     }
+    Ok(report)
 }
 
 async fn incremental(
