@@ -18,8 +18,6 @@ use crate::layout::{
 use crate::manifest::{BackupKind, Manifest};
 use crate::store::{ObjectInfo, ObjectStore};
 use index::IndexEntry;
-// Until the binlog archive asks `layout` itself (its file is being split on another branch).
-pub use crate::layout::new_backup_id;
 
 /// The moment a catalog entry's snapshot was taken, by the database's clock (its id's time
 /// for an entry without one).

@@ -19,7 +19,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::segment::{self, GapRecord, Head};
+use super::segment::{GapRecord, Head};
 use super::server;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
@@ -80,13 +80,13 @@ pub async fn run_archive(
     let mut conn = crate::mysql::connect(&url, None).await?;
     let server = server::inspect(&mut conn, options.replica_server_id).await?;
     let _ = conn.disconnect().await;
-    let head_version = store.get_versioned(segment::HEAD_KEY).await?;
+    let head_version = store.get_versioned(crate::layout::BINLOG_HEAD_KEY).await?;
     let head: Option<Head> = match &head_version {
         None => None,
         Some((bytes, _)) => {
             Some(
                 serde_json::from_slice(bytes).map_err(|e| Error::InvalidManifest {
-                    key: segment::HEAD_KEY.into(),
+                    key: crate::layout::BINLOG_HEAD_KEY.into(),
                     reason: e.to_string(),
                 })?,
             )
@@ -178,20 +178,24 @@ pub async fn run_archive(
 
 async fn put_head(store: &dyn ObjectStore, head: &Head, tag: &mut Option<String>) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(head).map_err(|e| Error::InvalidManifest {
-        key: segment::HEAD_KEY.into(),
+        key: crate::layout::BINLOG_HEAD_KEY.into(),
         reason: e.to_string(),
     })?;
     if !store
-        .put_if(segment::HEAD_KEY, bytes::Bytes::from(bytes), tag.as_deref())
+        .put_if(
+            crate::layout::BINLOG_HEAD_KEY,
+            bytes::Bytes::from(bytes),
+            tag.as_deref(),
+        )
         .await?
     {
         return Err(Error::StoreBusy(format!(
             "another binlog archive run moved {} while this one ran; this run stopped (its sealed segments stay)",
-            segment::HEAD_KEY
+            crate::layout::BINLOG_HEAD_KEY
         )));
     }
     *tag = store
-        .get_versioned(segment::HEAD_KEY)
+        .get_versioned(crate::layout::BINLOG_HEAD_KEY)
         .await?
         .map(|(_, tag)| tag);
     Ok(())
@@ -206,45 +210,49 @@ pub async fn run_archive_alerting(
 ) -> Result<ArchiveReport> {
     use crate::notify::{Notification, Severity};
     let location = store.to_string();
-    match run_archive(store, options).await {
-        Ok(report) => {
-            if let Some(gap) = &report.gap {
-                let note = Notification::new(
-                    Severity::Critical,
-                    "binlog archive gap",
-                    format!(
-                        "The binlog from {} to {} was never archived: {}.\nPoint-in-time restore into that stretch is impossible. The archive went on from full backup {} (store {location}).",
-                        gap.from, gap.to, gap.reason, report.anchor
-                    ),
-                );
-                crate::job::alert::notify_or_log(notifier, &note).await;
-            }
-            if !report.history_deleted.is_empty() {
-                let note = Notification::new(
-                    Severity::Warning,
-                    "history rows deleted from system-versioned tables",
-                    format!(
-                        "The binlog archived by this run deletes history rows (DELETE HISTORY, or a history partition dropped) of:\n{}\nNo replay can remove history rows exactly: a point-in-time restore to any moment after that, from a full backup taken before it, refuses. Take a full backup now (the dump function, or `toc-backup dump`) so that later moments restore. Store {location}.",
-                        report.history_deleted.join("\n")
-                    ),
-                );
-                crate::job::alert::notify_or_log(notifier, &note).await;
-            }
-            Ok(report)
-        }
-        Err(e) => {
+    let report = crate::job::run_job_until(
+        store.as_ref(),
+        notifier,
+        run_archive(store.clone(), options),
+        // The archive runs to its own deadline (`ArchiveOptions`), then seals and stops.
+        std::future::pending(),
+        async {},
+        |e| {
             let (subject, next) = if matches!(e, Error::BinlogGap { .. }) {
                 ("binlog archive gap", "Take a full backup (the dump function, or `toc-backup dump`): the archive starts again at its snapshot.")
             } else {
                 ("binlog archive failed", "Segments sealed before the failure stay; the next run goes on from the last one.")
             };
-            let note = Notification::new(
-                Severity::Critical,
-                subject,
-                format!("{e}\nStore: {location}. {next}"),
-            );
-            crate::job::alert::notify_or_log(notifier, &note).await;
-            Err(e)
-        }
+            crate::job::Failure {
+                subject: subject.to_string(),
+                body: format!("{e}\nStore: {location}. {next}"),
+                // Sealed segments stay good; an unsealed one has no manifest, so nothing reads it.
+                discard_prefix: None,
+            }
+        },
+    )
+    .await?;
+    if let Some(gap) = &report.gap {
+        let note = Notification::new(
+            Severity::Critical,
+            "binlog archive gap",
+            format!(
+                "The binlog from {} to {} was never archived: {}.\nPoint-in-time restore into that stretch is impossible. The archive went on from full backup {} (store {location}).",
+                gap.from, gap.to, gap.reason, report.anchor
+            ),
+        );
+        crate::job::alert::notify_or_log(notifier, &note).await;
     }
+    if !report.history_deleted.is_empty() {
+        let note = Notification::new(
+            Severity::Warning,
+            "history rows deleted from system-versioned tables",
+            format!(
+                "The binlog archived by this run deletes history rows (DELETE HISTORY, or a history partition dropped) of:\n{}\nNo replay can remove history rows exactly: a point-in-time restore to any moment after that, from a full backup taken before it, refuses. Take a full backup now (the dump function, or `toc-backup dump`) so that later moments restore. Store {location}.",
+                report.history_deleted.join("\n")
+            ),
+        );
+        crate::job::alert::notify_or_log(notifier, &note).await;
+    }
+    Ok(report)
 }

@@ -18,7 +18,6 @@ use crate::binlog::events::{self, Edge, Role, Transactions};
 use crate::binlog::position::Position;
 use crate::binlog::segment::{self, Head, SegmentManifest, SegmentWriter, TableChanges};
 use crate::binlog::server::ServerBinlog;
-use crate::catalog;
 use crate::config::DatabaseUrl;
 use crate::error::{Error, Result};
 use crate::store::ObjectStore;
@@ -240,7 +239,7 @@ impl Run {
 
     /// A new segment starting where the last one ended.
     async fn open_segment(&self, format_description: &[u8]) -> Result<Open> {
-        let id = catalog::new_backup_id(Utc::now());
+        let id = crate::layout::new_backup_id(Utc::now());
         let writer = SegmentWriter::create(self.store.as_ref(), &id, format_description).await?;
         let manifest = segment::new_manifest(
             &id,

@@ -46,10 +46,9 @@ pub(super) async fn record(
     checkpoint: &Checkpoint,
 ) -> Result<()> {
     let detail = serde_json::to_string(checkpoint).map_err(|e| Error::Task(e.to_string()))?;
-    // An import that runs up, on purpose: the checkpoint is a step of the restore's own
-    // progress table, written inside the replayed transaction, so a resumed restore and the
-    // rows it holds always agree. The restore owns that table; the replay only adds its step.
-    crate::restore::progress::mark(conn, &journal.step, Some(&detail)).await
+    // Inside the replayed transaction, as a step of the restore's own marker table, so a
+    // resumed restore and the rows the target holds always agree.
+    crate::mysql::restore_marker::mark(conn, &journal.step, Some(&detail)).await
 }
 
 pub(super) fn check_against_manifest(
