@@ -3121,3 +3121,20 @@ async fn every_request_the_cli_and_the_functions_send_passes_the_bucket_policy()
     }
     crate::common::drop_database(&source).await;
 }
+
+/// Issue 29: the modules keep the layers docs/architecture.md draws (no circle, no import
+/// within a layer, at most 3 upward arrows each named where it starts, no file over 600 lines
+/// outside its tests). The script reads the same `crate::…` paths a reader would.
+#[test]
+fn the_import_graph_keeps_its_layers() {
+    let out = std::process::Command::new(root().join("scripts/import-graph"))
+        .arg("--check")
+        .output()
+        .expect("run scripts/import-graph");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
