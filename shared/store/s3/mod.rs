@@ -7,178 +7,33 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Tag, Tagging};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+mod archive;
 mod client;
+mod encryption;
+mod errors;
 mod reader;
+mod settings;
+mod tagging;
 mod writer;
 
 use super::{
-    is_archive_class, validate_key, ArchiveState, ObjectInfo, ObjectReader, ObjectStore,
-    ObjectWriter, RetrievalTier,
+    validate_key, ArchiveState, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter, RetrievalTier,
 };
 use crate::error::{Error, Result};
-use crate::layout::KeyRules;
 pub use client::{client_for, client_for_bucket};
+pub use encryption::Encryption;
+use errors::{describe, error_chain, BODY_CUT};
 pub use reader::RetrySettings;
+use settings::MIN_PART_SIZE;
+pub use settings::{LockMode, S3Settings, DEFAULT_PART_SIZE};
+use tagging::{tag_set, tagging};
 use writer::S3Writer;
-
-/// S3 allows at most 10,000 parts; with 6 MiB parts one object may reach 58 GiB, far above a
-/// data file (split at 64 MiB of SQL by default). Each object being written holds up to
-/// (concurrency + 1) parts, and a table's data file and key state are written side by side:
-/// 6 MiB rather than 8 keeps a dump to S3 within 64 MiB (issue 16; BENCHMARKS.md).
-pub const DEFAULT_PART_SIZE: usize = 6 * 1024 * 1024;
-const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
-/// How objects are encrypted. Never "SSE-KMS without a key id": S3 answers that with the
-/// account's `aws/s3` key, which neither the bucket default, the key policy nor the replication
-/// role governs, so replication of such objects fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Encryption {
-    /// Neither BACKUP_KMS_KEY_ID nor BACKUP_SSE set (an operator's shell): the bucket's default
-    /// encryption, read once per store before its first write. SSE-KMS with a key ARN becomes
-    /// [`Encryption::Kms`] with that key, so every write names it as the functions' do; anything
-    /// else, or a default that cannot be read, becomes [`Encryption::BucketDefault`].
-    FollowBucket,
-    /// No encryption header: the bucket's default encryption applies (in the stack: its
-    /// BackupKey, with an S3 Bucket Key). The bucket policy constrains only writes that name an
-    /// encryption, so these pass, as do multipart parts, which never carry the headers.
-    BucketDefault,
-    /// SSE-KMS with this key, named on every write, so a write with the wrong key is refused
-    /// by the bucket policy instead of landing under another key.
-    Kms {
-        key_id: String,
-    },
-    Aes256,
-}
-
-#[derive(Debug, Clone)]
-pub struct S3Settings {
-    pub encryption: Encryption,
-    pub part_size: usize,
-    /// Parts uploaded at once per object; memory is about `part_size * (concurrency + 1)`.
-    pub concurrency: usize,
-    /// Tag value lifecycle rules select on (`retention-class`).
-    pub retention_class: String,
-    /// Attempts, stall timeout and backoff of every request and resumed read.
-    pub retry: RetrySettings,
-    /// Object Lock for a sealed daily backup's files: (mode, days from sealing). Set on seal,
-    /// not on write, so a failed run's leftovers keep only the bucket's short default and can
-    /// expire.
-    pub daily_lock: Option<(LockMode, u32)>,
-    /// Which keys get backup tags and Object Lock: the store's layout decides, the driver only
-    /// follows the rules.
-    pub key_rules: KeyRules,
-}
-
-/// S3 Object Lock modes: GOVERNANCE can be lifted by someone allowed
-/// s3:BypassGovernanceRetention; COMPLIANCE by nobody, not even the account's root user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    Governance,
-    Compliance,
-}
-
-impl Default for S3Settings {
-    fn default() -> Self {
-        S3Settings {
-            encryption: Encryption::BucketDefault,
-            part_size: DEFAULT_PART_SIZE,
-            concurrency: 2,
-            retention_class: "academic-records-7y".into(),
-            retry: RetrySettings::default(),
-            daily_lock: None,
-            key_rules: crate::layout::s3_key_rules(),
-        }
-    }
-}
-
-impl S3Settings {
-    /// Reads BACKUP_KMS_KEY_ID and BACKUP_SSE (`aws:kms`, `AES256` or `bucket-default`; unset:
-    /// the key when one is given, else what the bucket's default encryption says, see
-    /// [`Encryption::FollowBucket`]), BACKUP_S3_PART_SIZE_MB,
-    /// BACKUP_S3_CONCURRENCY, BACKUP_RETENTION_CLASS, BACKUP_S3_ATTEMPTS and
-    /// BACKUP_S3_STALL_SECONDS, naming the variable on a bad value.
-    pub fn from_env() -> Result<Self> {
-        let mut settings = S3Settings::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let key_id = var("BACKUP_KMS_KEY_ID");
-        settings.encryption = match (var("BACKUP_SSE").as_deref(), key_id) {
-            (None | Some("aws:kms") | Some("kms"), Some(key_id)) => Encryption::Kms { key_id },
-            (None, None) => Encryption::FollowBucket,
-            (Some("bucket-default"), None) => Encryption::BucketDefault,
-            (Some("aws:kms") | Some("kms"), None) => {
-                return Err(Error::Config {
-                    variable: "BACKUP_KMS_KEY_ID".into(),
-                    reason: "is not set, but BACKUP_SSE is aws:kms: S3 would use the account's aws/s3 key, which the replication role cannot decrypt; set it to the backup key's ARN, or unset BACKUP_SSE to use the bucket's default encryption".into(),
-                })
-            }
-            (Some("AES256") | Some("aes256"), _) => Encryption::Aes256,
-            (Some(other), _) => {
-                return Err(Error::Config {
-                    variable: "BACKUP_SSE".into(),
-                    reason: format!(
-                        "is {other:?}, which is not aws:kms, AES256 or bucket-default"
-                    ),
-                })
-            }
-        };
-        // A whole number within `range` (its unit, if any, said in the error), or the default.
-        let number = |name: &str, unit: &str, range: std::ops::RangeInclusive<u64>| {
-            var(name)
-                .map(|value| {
-                    value
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| range.contains(n))
-                        .ok_or_else(|| Error::Config {
-                            variable: name.into(),
-                            reason: format!(
-                                "is {value:?}, which is not a whole number{unit} from {} to {}",
-                                range.start(),
-                                range.end()
-                            ),
-                        })
-                })
-                .transpose()
-        };
-        if let Some(mb) = number("BACKUP_S3_PART_SIZE_MB", " of MiB", 5..=512)? {
-            settings.part_size = mb as usize * 1024 * 1024;
-        }
-        if let Some(n) = number("BACKUP_S3_CONCURRENCY", "", 1..=16)? {
-            settings.concurrency = n as usize;
-        }
-        if let Some(value) = var("BACKUP_RETENTION_CLASS") {
-            settings.retention_class = value;
-        }
-        if let Some(days) = number("BACKUP_DAILY_LOCK_DAYS", " of days", 1..=36500)? {
-            let mode = match var("BACKUP_DAILY_LOCK_MODE").as_deref() {
-                None | Some("GOVERNANCE") => LockMode::Governance,
-                Some("COMPLIANCE") => LockMode::Compliance,
-                Some(other) => {
-                    return Err(Error::Config {
-                        variable: "BACKUP_DAILY_LOCK_MODE".into(),
-                        reason: format!("is {other:?}, which is not GOVERNANCE or COMPLIANCE"),
-                    })
-                }
-            };
-            settings.daily_lock = Some((mode, days as u32));
-        }
-        if let Some(n) = number("BACKUP_S3_ATTEMPTS", "", 1..=20)? {
-            settings.retry.attempts = n as u32;
-        }
-        if let Some(seconds) = number("BACKUP_S3_STALL_SECONDS", " of seconds", 1..=600)? {
-            settings.retry.stall = std::time::Duration::from_secs(seconds);
-        }
-        Ok(settings)
-    }
-}
 
 /// `s3://BUCKET/PREFIX` split into bucket and prefix (ending with `/`, or empty).
 pub fn parse_location(location: &str) -> Result<(String, String)> {
@@ -240,63 +95,6 @@ impl S3Store {
             settings: Arc::new(settings),
             other_region: None,
             encryption: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// The encryption this store's writes send: the configured one, or for
-    /// [`Encryption::FollowBucket`] the bucket's default as read once.
-    async fn write_encryption(&self) -> Encryption {
-        self.encryption
-            .get_or_init(|| async {
-                match &self.settings.encryption {
-                    Encryption::FollowBucket => self.bucket_default_encryption().await,
-                    configured => configured.clone(),
-                }
-            })
-            .await
-            .clone()
-    }
-
-    /// GetBucketEncryption, as the encryption to name on writes. Unreadable (no
-    /// s3:GetEncryptionConfiguration, or none set: every S3 bucket has one since 2023, moto's
-    /// none until PutBucketEncryption) is no failure: writes then send no header and get the
-    /// default, whatever it is. Only the error's code is logged, not its message.
-    async fn bucket_default_encryption(&self) -> Encryption {
-        match self
-            .client
-            .get_bucket_encryption()
-            .bucket(&self.bucket)
-            .send()
-            .await
-        {
-            Ok(answer) => {
-                let default = answer
-                    .server_side_encryption_configuration()
-                    .and_then(|c| c.rules().first())
-                    .and_then(|rule| rule.apply_server_side_encryption_by_default());
-                let encryption = to_name_on_writes(
-                    default.map(|d| d.sse_algorithm().as_str()),
-                    default.and_then(|d| d.kms_master_key_id()),
-                );
-                tracing::debug!(bucket = %self.bucket, ?encryption, "encryption from the bucket's default");
-                encryption
-            }
-            Err(e) => {
-                let code = e
-                    .as_service_error()
-                    .and_then(|s| s.code())
-                    .map(str::to_string)
-                    .or_else(|| {
-                        e.raw_response()
-                            .map(|r| format!("HTTP {}", r.status().as_u16()))
-                    })
-                    .unwrap_or_else(|| "no answer".into());
-                tracing::debug!(
-                    bucket = %self.bucket,
-                    "the bucket's default encryption was not read ({code}); writes send no encryption header"
-                );
-                Encryption::BucketDefault
-            }
         }
     }
 
@@ -375,88 +173,9 @@ impl S3Store {
         Ok(Some((bytes, tag)))
     }
 
-    /// Until when a sealed daily backup's object is held, under which mode (when configured).
-    fn daily_lock_until(&self) -> Option<(LockMode, aws_sdk_s3::primitives::DateTime)> {
-        let (mode, days) = self.settings.daily_lock?;
-        let until = Utc::now() + chrono::Duration::days(i64::from(days));
-        Some((
-            mode,
-            aws_sdk_s3::primitives::DateTime::from_secs(until.timestamp()),
-        ))
-    }
-
-    /// The lock a new object gets as it is written: a daily backup's manifest is sealed from
-    /// its first byte (its files were sealed just before it), so it is locked at once.
-    fn lock_on_write(&self, key: &str) -> Option<(LockMode, aws_sdk_s3::primitives::DateTime)> {
-        let rules = &self.settings.key_rules;
-        let daily_manifest = rules.is_locked_when_sealed(key) && rules.is_manifest(key);
-        daily_manifest.then(|| self.daily_lock_until()).flatten()
-    }
-
-    /// Holds a sealed daily backup's object for the retention class's years (when configured).
-    async fn lock_daily(&self, key: &str, full_key: &str) -> Result<()> {
-        let Some((mode, until)) = self.daily_lock_until() else {
-            return Ok(());
-        };
-        let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
-            .mode(match mode {
-                LockMode::Governance => aws_sdk_s3::types::ObjectLockRetentionMode::Governance,
-                LockMode::Compliance => aws_sdk_s3::types::ObjectLockRetentionMode::Compliance,
-            })
-            .retain_until_date(until)
-            .build();
-        self.client
-            .put_object_retention()
-            .bucket(&self.bucket)
-            .key(full_key)
-            .retention(retention)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                self.error(
-                    "PutObjectRetention",
-                    full_key,
-                    format!("{} (locking {key} until {until})", describe(&e)),
-                )
-            })
-    }
-
     fn full_key(&self, key: &str) -> Result<String> {
         validate_key(key)?;
         Ok(format!("{}{key}", self.prefix))
-    }
-
-    fn error(&self, operation: &'static str, key: &str, detail: impl std::fmt::Display) -> Error {
-        Error::S3 {
-            operation,
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            detail: detail.to_string(),
-        }
-    }
-}
-
-/// What writes name for a bucket default of `algorithm` with `key`: only SSE-KMS with a key
-/// ARN is named. A bare key id or an alias would reach the bucket policy's condition as written,
-/// not as the ARN it compares with, and an SSE-KMS default without a key, AES256 or DSSE cannot
-/// be named in a way that policy admits; without headers they all get the default anyway.
-fn to_name_on_writes(algorithm: Option<&str>, key: Option<&str>) -> Encryption {
-    match (algorithm, key) {
-        (Some("aws:kms"), Some(key)) if is_key_arn(key) => Encryption::Kms {
-            key_id: key.to_string(),
-        },
-        _ => Encryption::BucketDefault,
-    }
-}
-
-/// `arn:PARTITION:kms:REGION:ACCOUNT:key/ID`, not an alias ARN.
-fn is_key_arn(key: &str) -> bool {
-    match key.splitn(6, ':').collect::<Vec<_>>().as_slice() {
-        ["arn", _, "kms", _, _, resource] => resource
-            .strip_prefix("key/")
-            .is_some_and(|id| !id.is_empty()),
-        _ => false,
     }
 }
 
@@ -468,119 +187,6 @@ impl std::fmt::Display for S3Store {
             None => Ok(()),
         }
     }
-}
-
-pub(super) fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> String {
-    match error.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("error"),
-            service.message().unwrap_or("no message")
-        ),
-        None => error_chain(error),
-    }
-}
-
-/// An error and its causes on one line, each said once, without Debug dumps.
-pub(super) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// An object's tags: `backup-kind` from where it lives (`database/daily/…` is
-/// `database-daily`) and its retention class; database objects also say whether they are the
-/// manifest or data (the lifecycle moves data to colder classes, never manifests) and whether
-/// their backup is sealed: written `partial`, re-tagged `sealed` just before the manifest, so
-/// the lifecycle expires within days whatever a run that never got its manifest left behind.
-fn tagging(key: &str, settings: &S3Settings, sealed: bool) -> String {
-    let kind: Vec<&str> = key.split('/').take(2).collect();
-    let kind = if kind.len() == 2 {
-        kind.join("-")
-    } else {
-        "other".into()
-    };
-    let clean = |v: &str| -> String {
-        v.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    let mut tags = format!(
-        "backup-kind={}&retention-class={}",
-        clean(&kind),
-        clean(&settings.retention_class)
-    );
-    if settings.key_rules.is_tracked(key) {
-        let manifest = settings.key_rules.is_manifest(key);
-        tags.push_str(if manifest {
-            "&backup-object=manifest"
-        } else {
-            "&backup-object=data"
-        });
-        tags.push_str(if manifest || sealed {
-            "&backup-state=sealed"
-        } else {
-            "&backup-state=partial"
-        });
-    }
-    tags
-}
-
-/// How an error of [`S3Store::get_versioned_once`] says the body was cut off.
-const BODY_CUT: &str = "the body was cut off: ";
-
-/// An archived object's state from S3's `x-amz-restore` header: absent (never asked, or the
-/// copy expired), `ongoing-request="true"`, or `ongoing-request="false", expiry-date="…"`.
-fn archive_state_from(class: String, restore: Option<&str>) -> ArchiveState {
-    match restore {
-        None => ArchiveState::Archived { class },
-        Some(header) if header.contains("ongoing-request=\"true\"") => {
-            ArchiveState::Retrieving { class }
-        }
-        Some(header) => ArchiveState::Retrieved {
-            class,
-            until: header
-                .split("expiry-date=\"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .map(str::to_string),
-        },
-    }
-}
-
-/// The tag set of [`tagging`] in the form PutObjectTagging takes.
-fn tag_set(query: &str) -> Result<Tagging> {
-    let mut tags = Vec::new();
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        tags.push(
-            Tag::builder()
-                .key(key)
-                .value(value)
-                .build()
-                .map_err(|e| Error::Task(e.to_string()))?,
-        );
-    }
-    Tagging::builder()
-        .set_tag_set(Some(tags))
-        .build()
-        .map_err(|e| Error::Task(e.to_string()))
 }
 
 #[async_trait]
@@ -664,85 +270,11 @@ impl ObjectStore for S3Store {
     }
 
     async fn data_transitions(&self, prefix: &str) -> Result<Vec<(u32, String)>> {
-        let full_prefix = format!("{}{prefix}", self.prefix);
-        let rules = match self
-            .client
-            .get_bucket_lifecycle_configuration()
-            .bucket(&self.bucket)
-            .send()
-            .await
-        {
-            Ok(output) => output.rules().to_vec(),
-            Err(e) => {
-                // No lifecycle (404), or no permission to read it: nothing known to move.
-                tracing::debug!("no lifecycle read for {}: {}", self.bucket, describe(&e));
-                return Ok(Vec::new());
-            }
-        };
-        let mut transitions = Vec::new();
-        for rule in rules {
-            if rule.status().as_str() != "Enabled" {
-                continue;
-            }
-            let (rule_prefix, tags) = match rule.filter() {
-                Some(filter) => match filter.and() {
-                    Some(and) => (
-                        and.prefix().unwrap_or_default().to_string(),
-                        and.tags()
-                            .iter()
-                            .map(|t| (t.key().to_string(), t.value().to_string()))
-                            .collect::<Vec<_>>(),
-                    ),
-                    None => (
-                        filter.prefix().unwrap_or_default().to_string(),
-                        filter
-                            .tag()
-                            .map(|t| vec![(t.key().to_string(), t.value().to_string())])
-                            .unwrap_or_default(),
-                    ),
-                },
-                #[allow(deprecated)]
-                None => (rule.prefix().unwrap_or_default().to_string(), Vec::new()),
-            };
-            let for_data = tags
-                .iter()
-                .all(|(k, v)| k == "backup-object" && v == "data");
-            if !for_data || !full_prefix.starts_with(&rule_prefix) {
-                continue;
-            }
-            for transition in rule.transitions() {
-                if let (Some(days), Some(class)) = (transition.days(), transition.storage_class()) {
-                    transitions.push((days.max(0) as u32, class.as_str().to_string()));
-                }
-            }
-        }
-        transitions.sort();
-        Ok(transitions)
+        self.read_data_transitions(prefix).await
     }
 
     async fn archive_state(&self, key: &str) -> Result<ArchiveState> {
-        let full_key = self.full_key(key)?;
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .send()
-            .await
-            .map_err(|e| match e.raw_response().map(|r| r.status().as_u16()) {
-                Some(404) => Error::MissingFile {
-                    file: key.to_string(),
-                },
-                _ => self.error("HeadObject", &full_key, describe(&e)),
-            })?;
-        let class = head
-            .storage_class()
-            .map(|c| c.as_str().to_string())
-            .unwrap_or_else(|| "STANDARD".into());
-        if !is_archive_class(&class) {
-            return Ok(ArchiveState::Readable);
-        }
-        Ok(archive_state_from(class, head.restore()))
+        self.read_archive_state(key).await
     }
 
     async fn request_retrieval(
@@ -751,40 +283,7 @@ impl ObjectStore for S3Store {
         tier: RetrievalTier,
         days: u32,
     ) -> Result<ArchiveState> {
-        let state = self.archive_state(key).await?;
-        if !matches!(state, ArchiveState::Archived { .. }) {
-            return Ok(state);
-        }
-        let full_key = self.full_key(key)?;
-        let tier = match tier {
-            RetrievalTier::Expedited => aws_sdk_s3::types::Tier::Expedited,
-            RetrievalTier::Standard => aws_sdk_s3::types::Tier::Standard,
-            RetrievalTier::Bulk => aws_sdk_s3::types::Tier::Bulk,
-        };
-        let request = aws_sdk_s3::types::RestoreRequest::builder()
-            .days(days.clamp(1, 30) as i32)
-            .glacier_job_parameters(
-                aws_sdk_s3::types::GlacierJobParameters::builder()
-                    .tier(tier)
-                    .build()
-                    .map_err(|e| Error::Task(e.to_string()))?,
-            )
-            .build();
-        match self
-            .client
-            .restore_object()
-            .bucket(&self.bucket)
-            .key(&full_key)
-            .restore_request(request)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            // RestoreAlreadyInProgress: someone asked already.
-            Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(409) => {}
-            Err(e) => return Err(self.error("RestoreObject", &full_key, describe(&e))),
-        }
-        self.archive_state(key).await
+        self.ask_retrieval(key, tier, days).await
     }
 
     async fn list_after(&self, prefix: &str, start_after: &str) -> Result<Vec<ObjectInfo>> {
@@ -876,96 +375,5 @@ mod tests {
             let message = parse_location(bad).unwrap_err().to_string();
             assert!(message.contains(bad), "{message}");
         }
-    }
-
-    #[test]
-    fn the_restore_header_says_how_far_a_retrieval_is() {
-        assert_eq!(
-            archive_state_from("GLACIER".into(), None),
-            ArchiveState::Archived {
-                class: "GLACIER".into()
-            }
-        );
-        assert_eq!(
-            archive_state_from("DEEP_ARCHIVE".into(), Some("ongoing-request=\"true\"")),
-            ArchiveState::Retrieving {
-                class: "DEEP_ARCHIVE".into()
-            }
-        );
-        let done = archive_state_from(
-            "GLACIER".into(),
-            Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\""),
-        );
-        assert_eq!(
-            done,
-            ArchiveState::Retrieved {
-                class: "GLACIER".into(),
-                until: Some("Fri, 21 Dec 2012 00:00:00 GMT".into())
-            }
-        );
-        assert!(done.readable());
-    }
-
-    #[test]
-    fn only_an_sse_kms_default_with_a_key_arn_is_named_on_writes() {
-        let arn = "arn:aws:kms:eu-west-1:123456789012:key/8f3c1d2e-0000-4000-8000-000000000001";
-        assert_eq!(
-            to_name_on_writes(Some("aws:kms"), Some(arn)),
-            Encryption::Kms { key_id: arn.into() }
-        );
-        for (algorithm, key) in [
-            (Some("aws:kms"), None),
-            (
-                Some("aws:kms"),
-                Some("8f3c1d2e-0000-4000-8000-000000000001"),
-            ),
-            (Some("aws:kms"), Some("alias/backups")),
-            (
-                Some("aws:kms"),
-                Some("arn:aws:kms:eu-west-1:123456789012:alias/backups"),
-            ),
-            (
-                Some("aws:kms"),
-                Some("arn:aws:kms:eu-west-1:123456789012:key/"),
-            ),
-            (Some("aws:kms:dsse"), Some(arn)),
-            (Some("AES256"), None),
-            (None, None),
-        ] {
-            assert_eq!(
-                to_name_on_writes(algorithm, key),
-                Encryption::BucketDefault,
-                "{algorithm:?} {key:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn tags_follow_the_key() {
-        let settings = S3Settings {
-            retention_class: "r".into(),
-            ..S3Settings::default()
-        };
-        assert_eq!(
-            tagging(
-                "database/daily/x/manifest.json",
-                &S3Settings::default(),
-                false
-            ),
-            "backup-kind=database-daily&retention-class=academic-records-7y&backup-object=manifest&backup-state=sealed"
-        );
-        assert_eq!(
-            tagging("database/incremental/x/data/1.sql.gz", &settings, false),
-            "backup-kind=database-incremental&retention-class=r&backup-object=data&backup-state=partial"
-        );
-        assert!(tagging("database/daily/x/data/1.sql.gz", &settings, true)
-            .ends_with("&backup-state=sealed"));
-        assert_eq!(
-            tagging("files/blobs/ab/cd", &settings, false),
-            "backup-kind=files-blobs&retention-class=r"
-        );
-        let set = tag_set("a=b&c=d").unwrap();
-        assert_eq!(set.tag_set().len(), 2);
-        assert_eq!(set.tag_set()[1].key(), "c");
     }
 }
