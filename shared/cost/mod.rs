@@ -7,7 +7,9 @@
 //! traces and schedules ([`bill`]).
 
 pub mod bill;
+mod lifecycle;
 pub mod prices;
+mod usage;
 
 pub use bill::{Bill, NetworkPath, Part, Schedule, Workload};
 pub use prices::Prices;

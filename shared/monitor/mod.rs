@@ -1,26 +1,32 @@
 //! The monitor: is every tier within its recovery-point objective, is the latest backup what it
 //! claims, does anything look wrong, and did the last restore test pass? Each check ends OK,
 //! WARNING or CRITICAL with a one-line reason; [`run_monitor`] alerts on changes.
+//!
+//! This file holds the checks' types and options, gathers every check ([`check_all`]), runs the
+//! alerting loop and prints the metrics; the individual checks live in the files beside it.
 
 pub mod alerts;
+mod anomalies;
 pub mod aws_checks;
+mod binlog_archive;
 pub mod deployment;
 mod freshness;
+mod integrity;
 pub mod restore_test;
 pub mod tiers;
-
-use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::index::IndexEntry;
-use crate::catalog::{self, Catalog, CatalogSource, EntryState};
+use crate::catalog::{self, CatalogSource};
 use crate::error::{Error, Result};
-use crate::layout::MANIFEST_NAME;
-use crate::manifest::{BackupKind, Manifest};
+use crate::manifest::BackupKind;
 use crate::notify::Notifier;
-use crate::store::{ObjectInfo, ObjectStore};
+use crate::store::ObjectStore;
+use anomalies::anomalies;
+use binlog_archive::binlog_archive_check;
+use integrity::integrity;
 use tiers::Tier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -178,26 +184,6 @@ pub fn human_age(age: Duration) -> String {
     }
 }
 
-/// Every file of the manifest is in the listing with its recorded size.
-fn files_present(listed: &[ObjectInfo], manifest: &Manifest) -> std::result::Result<(), String> {
-    let prefix = manifest.prefix();
-    let sizes: HashMap<&str, u64> = listed.iter().map(|f| (f.key.as_str(), f.size)).collect();
-    for file in &manifest.files {
-        let key = format!("{prefix}{}", file.name);
-        match sizes.get(key.as_str()) {
-            None => return Err(format!("{key} is missing")),
-            Some(size) if *size != file.bytes => {
-                return Err(format!(
-                    "{key} has {size} bytes, the manifest says {}",
-                    file.bytes
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
 /// Runs every check; reads the store only: the catalog, and the latest chain's manifests and
 /// listings, whatever the length of the history.
 pub async fn check_all(
@@ -281,277 +267,6 @@ pub async fn check_all(
         latest_full_bytes: latest.full_bytes,
         alerted: false,
     })
-}
-
-/// The binlog archive, deployed or not: without it there is no point-in-time restore between
-/// backups, which the check says rather than leaving the archive out of the report.
-fn binlog_archive_check(
-    store: &dyn ObjectStore,
-    head: Result<Option<crate::binlog::segment::Head>>,
-    configured: Configured,
-    rpo: Duration,
-    now: DateTime<Utc>,
-) -> Check {
-    const NAME: &str = "Binlog archive";
-    let head_key = crate::layout::BINLOG_HEAD_KEY;
-    match (configured, head) {
-        // What an earlier deployment archived is no promise about today.
-        (Configured::No, _) => Check::not_configured(
-            NAME,
-            "the binlog archive is off (the stack's EnableBinlogArchive is false): a restore \
-             reaches the latest backup, not a point in time between backups",
-        ),
-        (_, Ok(Some(head))) => binlog_check(&head, rpo, now),
-        (Configured::Yes, Ok(None)) => Check {
-            name: NAME.into(),
-            status: Status::Critical,
-            reason: format!(
-                "is deployed but has never archived: no {head_key} in {store}; point-in-time \
-                 restore is not possible until it runs after a full backup"
-            ),
-        },
-        (Configured::FromStore, Ok(None)) => Check::not_configured(
-            NAME,
-            format!(
-                "no binlog archive in {store} (no {head_key}): a restore reaches the latest \
-                 backup, not a point in time between backups; `toc-backup binlog archive` or \
-                 the stack's EnableBinlogArchive=true starts one"
-            ),
-        ),
-        (_, Err(e)) => Check {
-            name: NAME.into(),
-            status: Status::Critical,
-            reason: format!("its head cannot be read: {e}"),
-        },
-    }
-}
-
-/// The binlog archive's recovery point: how long ago it was last complete, or its gap.
-fn binlog_check(head: &crate::binlog::segment::Head, rpo: Duration, now: DateTime<Utc>) -> Check {
-    let name = "Binlog archive".to_string();
-    if let Some(gap) = &head.gap {
-        return Check {
-            name,
-            status: Status::Critical,
-            reason: format!(
-                "gap since {}: {} to {} was never archived ({}); take a full backup to start again",
-                gap.found_at.to_rfc3339(),
-                gap.from,
-                gap.to,
-                gap.reason
-            ),
-        };
-    }
-    let Some(complete) = head.complete_until else {
-        return Check {
-            name,
-            status: Status::Critical,
-            reason: format!(
-                "has never reached the end of the binlog (last run {}); it is falling behind",
-                head.updated_at.to_rfc3339()
-            ),
-        };
-    };
-    let lag = now - complete;
-    let status = if lag <= rpo {
-        Status::Ok
-    } else if lag <= rpo * 3 {
-        Status::Warning
-    } else {
-        Status::Critical
-    };
-    Check {
-        name,
-        status,
-        reason: format!(
-            "complete until {} ago (RPO {}): point-in-time restore reaches {}; last transaction {}",
-            human_age(lag),
-            human_age(rpo),
-            complete.to_rfc3339(),
-            head.last_commit.map_or("-".into(), |t| t.to_rfc3339())
-        ),
-    }
-}
-
-/// What the integrity check found about the latest chain.
-struct LatestChain {
-    check: Check,
-    /// The backup found incomplete or damaged, if any: not counted as a copy.
-    unsound: Option<String>,
-    /// The latest full backup's data size.
-    full_bytes: Option<u64>,
-}
-
-/// The newest full backup and its chain: manifests present and sound, every file present with
-/// its size (or, deep, its SHA-256); runs that never wrote a manifest are named too.
-async fn integrity(
-    store: &dyn ObjectStore,
-    catalog: &Catalog,
-    options: &MonitorOptions,
-    now: DateTime<Utc>,
-) -> LatestChain {
-    let verdict = |status: Status, reason: String, unsound: Option<String>| LatestChain {
-        check: Check {
-            name: "Integrity".into(),
-            status,
-            reason,
-        },
-        unsound,
-        full_bytes: None,
-    };
-    let critical =
-        |reason: String, unsound: Option<String>| verdict(Status::Critical, reason, unsound);
-    let full = catalog.complete.iter().find(|e| e.kind == BackupKind::Full);
-    if let Some((damaged, e)) = catalog
-        .damaged()
-        .find(|(e, _)| e.kind == BackupKind::Full && full.is_none_or(|f| e.id > f.id))
-    {
-        return critical(
-            format!("the latest full backup {} is damaged: {e}", damaged.id),
-            Some(damaged.id.clone()),
-        );
-    }
-    let Some(full) = full else {
-        return critical(format!("no full backup with a manifest in {store}"), None);
-    };
-    let unfinished: Vec<String> = catalog
-        .unsealed
-        .iter()
-        .filter(|e| matches!(e.state, EntryState::Incomplete) && e.id > full.id)
-        .filter(|e| {
-            crate::layout::id_time(&e.id).is_some_and(|t| now - t > options.unfinished_grace)
-        })
-        .map(|e| format!("{}{MANIFEST_NAME}", catalog::prefix_for(e.kind, &e.id)))
-        .collect();
-    if let Some(first) = unfinished.first() {
-        return critical(
-            format!(
-                "{first} is missing: that run failed or was killed ({} such)",
-                unfinished.len()
-            ),
-            None,
-        );
-    }
-    if let Some((damaged, e)) = catalog
-        .damaged()
-        .find(|(e, _)| e.kind == BackupKind::Incremental && e.id > full.id)
-    {
-        return critical(
-            format!("incremental {} is damaged: {e}", damaged.id),
-            Some(damaged.id.clone()),
-        );
-    }
-    let mut links: Vec<&IndexEntry> = vec![full];
-    links.extend(catalog.complete.iter().filter(|e| {
-        e.kind == BackupKind::Incremental && e.chain_root.as_deref() == Some(full.id.as_str())
-    }));
-    let mut full_bytes = None;
-    for link in &links {
-        let manifest = match catalog::manifest(store, link).await {
-            Ok(m) => m,
-            Err(e) => {
-                let what = if link.kind == BackupKind::Full {
-                    "the latest full backup"
-                } else {
-                    "incremental"
-                };
-                return critical(
-                    format!("{what} {} is damaged: {e}", link.id),
-                    Some(link.id.clone()),
-                );
-            }
-        };
-        if link.kind == BackupKind::Full {
-            full_bytes = Some(manifest.total_bytes());
-        }
-        let listed = match store.list(&manifest.prefix()).await {
-            Ok(listed) => listed,
-            Err(e) => return critical(e.to_string(), None),
-        };
-        if let Err(problem) = files_present(&listed, &manifest) {
-            return critical(problem, Some(link.id.clone()));
-        }
-        if options.deep {
-            if let Err(e) = crate::verify::verify_backup(store, &manifest).await {
-                return critical(e.to_string(), Some(link.id.clone()));
-            }
-        }
-    }
-    LatestChain {
-        full_bytes,
-        ..verdict(
-            Status::Ok,
-            format!(
-                "full backup {} and {} incremental(s) complete{}",
-                full.id,
-                links.len() - 1,
-                if options.deep {
-                    ", every checksum re-read"
-                } else {
-                    ", every file present with its size"
-                }
-            ),
-            None,
-        )
-    }
-}
-
-/// Tables that lost rows, and backups that shrank, between the two newest comparable backups
-/// (from the catalog's per-table figures: no manifest read).
-fn anomalies(verified: &[&IndexEntry], options: &MonitorOptions) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let mut newest_first: Vec<&IndexEntry> = verified.to_vec();
-    newest_first.sort_by(|a, b| b.id.cmp(&a.id));
-    if let Some(latest) = newest_first.first() {
-        for (name, table) in &latest.tables {
-            let previous = newest_first
-                .iter()
-                .skip(1)
-                .find_map(|e| e.tables.get(name).map(|t| (e, t)));
-            if let Some((before, old)) = previous {
-                let floor = old.rows as f64 * (1.0 - options.row_drop_share);
-                if old.rows > 0 && (table.rows as f64) < floor {
-                    let drop = 100.0 * (old.rows - table.rows) as f64 / old.rows as f64;
-                    checks.push(Check {
-                        name: format!("Rows of {name}"),
-                        status: Status::Critical,
-                        reason: format!(
-                            "table {name} lost {drop:.1} % of its rows ({} -> {}) between backups {} and {}",
-                            old.rows, table.rows, before.id, latest.id
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    let fulls: Vec<&&IndexEntry> = newest_first
-        .iter()
-        .filter(|e| e.kind == BackupKind::Full)
-        .take(2)
-        .collect();
-    if let [latest, previous] = fulls.as_slice() {
-        if (latest.bytes as f64) < previous.bytes as f64 * options.size_share {
-            checks.push(Check {
-                name: "Backup size".into(),
-                status: Status::Warning,
-                reason: format!(
-                    "full backup {} is {} bytes, under {:.0} % of the previous one ({} bytes)",
-                    latest.id,
-                    latest.bytes,
-                    options.size_share * 100.0,
-                    previous.bytes
-                ),
-            });
-        }
-    }
-    if checks.is_empty() {
-        checks.push(Check {
-            name: "Anomalies".into(),
-            status: Status::Ok,
-            reason: "no table lost rows and no backup shrank".into(),
-        });
-    }
-    checks
 }
 
 /// Checks, then alerts as [`alerts::decide`] says, keeping the alert state in the store.

@@ -1,110 +1,17 @@
 //! The rows of the sample database: a college's programmes, modules, students, grades and
-//! correspondence, drawn from a seeded generator.
+//! correspondence, drawn from a seeded generator (the correspondence and logs in `activity`,
+//! the names and value makers in `values`).
 
 use mysql_async::{Conn, Value};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 
+use super::activity::activity;
+use super::values::{date, datetime, text, COMPONENTS, FEEDBACK, FIRST_NAMES, LAST_NAMES};
 use super::{Inserter, SampleReport};
 use crate::error::Result;
 use crate::mysql::values::ColumnKind;
-
-const FIRST_NAMES: &[&str] = &[
-    "Seán",
-    "Siobhán",
-    "Aoife",
-    "Niamh",
-    "Pádraig",
-    "Órla",
-    "Eoin",
-    "Ciarán",
-    "Máire",
-    "Caoimhe",
-    "Dónal",
-    "Bríd",
-    "Róisín",
-    "Tadhg",
-    "Éabha",
-    "Clíodhna",
-    "Oisín",
-    "Saoirse",
-    "Cathal",
-    "Gráinne",
-    "Conor",
-    "Emma",
-    "Liam",
-    "Sophie",
-    "Jack",
-    "Ava",
-];
-const LAST_NAMES: &[&str] = &[
-    "Ó Briain",
-    "Ní Mhurchú",
-    "Mac Cárthaigh",
-    "O'Brien",
-    "Ó Súilleabháin",
-    "Nic Giolla Phádraig",
-    "Ó Dónaill",
-    "Breathnach",
-    "de Búrca",
-    "Ó Conchúir",
-    "Kelly",
-    "Murphy",
-    "Ní Bhraonáin",
-    "Walsh",
-    "O'Neill",
-    "Ó Ceallaigh",
-];
-const FEEDBACK: &[&str] = &[
-    "Excellent analysis 🎉",
-    "Good structure; referencing needs work 📚",
-    "Maith thú! Very clear argument.",
-    "Resubmit section 2 — see rubric",
-    "",
-    "Strong use of sources.\nWatch the word count.",
-];
-const COMPONENTS: &[&str] = &[
-    "Essay",
-    "Examination",
-    "Project",
-    "Presentation",
-    "Portfolio",
-];
-
-fn text(s: impl Into<String>) -> Value {
-    Value::Bytes(s.into().into_bytes())
-}
-
-fn datetime(rng: &mut ChaCha8Rng, year_from: u16, micros: bool) -> Value {
-    let us = if micros {
-        rng.random_range(0..1_000_000)
-    } else {
-        0
-    };
-    Value::Date(
-        rng.random_range(year_from..=2026),
-        rng.random_range(1..=12),
-        rng.random_range(1..=28),
-        rng.random_range(0..24),
-        rng.random_range(0..60),
-        rng.random_range(0..60),
-        us,
-    )
-}
-
-fn date(rng: &mut ChaCha8Rng, from: u16, to: u16) -> Value {
-    Value::Date(
-        rng.random_range(from..=to),
-        rng.random_range(1..=12),
-        rng.random_range(1..=28),
-        0,
-        0,
-        0,
-        0,
-    )
-}
 
 pub(super) async fn generate(
     conn: &mut Conn,
@@ -542,136 +449,7 @@ pub(super) async fn generate(
     }
     total += ins.done().await?;
 
-    let mut ins = Inserter::new(
-        conn,
-        "email_templates",
-        &[
-            ("id", Integer),
-            ("name", Text),
-            ("subject", Text),
-            ("body", Text),
-            ("updated_at", DateTime),
-        ],
-    );
-    for (id, name) in [
-        "welcome",
-        "grade_released",
-        "extension_approved",
-        "deferral_approved",
-        "transcript_ready",
-    ]
-    .iter()
-    .enumerate()
-    {
-        ins.row(vec![Value::UInt(id as u64 + 1), text(*name), text(format!("TOC: {name} 📬")), text(format!("Dia duit {{{{first_name}}}},\n\nThis is the {name} notice.\n\nLe meas,\nThe Open College")), datetime(&mut rng, 2024, true)]).await?;
-    }
-    total += ins.done().await?;
-
-    let mut ins = Inserter::new(
-        conn,
-        "email_logs",
-        &[
-            ("student_id", Integer),
-            ("template_id", Integer),
-            ("to_address", Text),
-            ("subject", Text),
-            ("body", Text),
-            ("status", Text),
-            ("sent_at", DateTime),
-            ("updated_at", DateTime),
-        ],
-    );
-    for _ in 0..(students * 5) {
-        let student = rng.random_range(1..=students);
-        let status = *["queued", "sent", "sent", "sent", "bounced"]
-            .choose(&mut rng)
-            .unwrap_or(&"sent");
-        let sent = if status == "queued" {
-            Value::NULL
-        } else {
-            // DATETIME(3): whole milliseconds only.
-            match datetime(&mut rng, 2025, true) {
-                Value::Date(y, mo, d, h, mi, se, us) => {
-                    Value::Date(y, mo, d, h, mi, se, us / 1000 * 1000)
-                }
-                other => other,
-            }
-        };
-        ins.row(vec![Value::UInt(student), Value::UInt(rng.random_range(1..=5)), text(format!("s{student:08}@students.toc.example")), text("Your results are available"), text(format!("Dia duit,\n\nYour results for module {} are now available.\n\nLe meas,\nThe Open College", rng.random_range(1..=modules))), text(status), sent, datetime(&mut rng, 2025, true)]).await?;
-    }
-    total += ins.done().await?;
-
-    let mut ins = Inserter::new(
-        conn,
-        "system_logs",
-        &[
-            ("level", Text),
-            ("message", Text),
-            ("context", Text),
-            ("created_at", DateTime),
-        ],
-    );
-    for n in 0..(students * 10) {
-        let level = *["debug", "info", "info", "warning", "error"]
-            .choose(&mut rng)
-            .unwrap_or(&"info");
-        let context = if rng.random_bool(0.7) {
-            text(format!(
-                "{{\"request\": {n}, \"user\": {}, \"path\": \"/students/{}\"}}",
-                rng.random_range(1..=users),
-                rng.random_range(1..=students)
-            ))
-        } else {
-            Value::NULL
-        };
-        ins.row(vec![
-            text(level),
-            text(format!(
-                "Request {n} handled in {} ms",
-                rng.random_range(1..900)
-            )),
-            context,
-            datetime(&mut rng, 2023, true),
-        ])
-        .await?;
-    }
-    total += ins.done().await?;
-
-    let mut ins = Inserter::new(
-        conn,
-        "file_uploads",
-        &[
-            ("student_id", Integer),
-            ("filename", Text),
-            ("mime_type", Text),
-            ("size_bytes", Integer),
-            ("sha256", Binary),
-            ("content", Binary),
-            ("uploaded_at", DateTime),
-            ("updated_at", DateTime),
-        ],
-    );
-    for n in 0..(students / 5) {
-        let size = rng.random_range(1024..16384usize);
-        let content: Vec<u8> = (0..size).map(|_| rng.random::<u8>()).collect();
-        let digest = Sha256::digest(&content).to_vec();
-        let name = format!(
-            "Aiste {n} — {}.pdf",
-            *FIRST_NAMES.choose(&mut rng).unwrap_or(&"Seán")
-        );
-        ins.row(vec![
-            Value::UInt(rng.random_range(1..=students)),
-            text(name),
-            text("application/pdf"),
-            Value::UInt(size as u64),
-            Value::Bytes(digest),
-            Value::Bytes(content),
-            datetime(&mut rng, 2024, false),
-            datetime(&mut rng, 2025, true),
-        ])
-        .await?;
-    }
-    total += ins.done().await?;
+    total += activity(conn, &mut rng, students, users, modules).await?;
 
     Ok(SampleReport {
         database: database.to_string(),

@@ -13,7 +13,9 @@ use crate::mysql::splitter::Splitter;
 use crate::mysql::values::{write_literal, ColumnKind};
 use crate::mysql::{self as db, quote_ident};
 
+mod activity;
 mod generate;
+mod values;
 
 pub const SCHEMA_SQL: &str = include_str!("schema.sql");
 
