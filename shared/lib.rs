@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod cost;
 pub mod credentials;
+pub mod defaults;
 pub mod deploy;
 pub mod dump;
 pub mod error;

@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use super::{remaining, Env};
 use crate::config::{DatabaseUrl, Tls};
 use crate::credentials;
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::notify::sns::SnsNotifier;
 use crate::notify::{LogNotifier, Notification, Notifier, Severity};
@@ -125,17 +126,17 @@ impl FunctionContext {
             notify_success: env.parse("NOTIFY_SUCCESS", false, "true or false")?,
             min_remaining: Duration::from_secs(env.parse(
                 "MIN_REMAINING_SECONDS",
-                120,
+                defaults::MIN_REMAINING_SECONDS,
                 "a whole number of seconds",
             )?),
             deadline_margin: Duration::from_secs(env.parse(
                 "DEADLINE_MARGIN_SECONDS",
-                15,
+                defaults::DEADLINE_MARGIN_SECONDS,
                 "a whole number of seconds",
             )?),
             budget_warn_percent: env.parse(
                 "BUDGET_WARN_PERCENT",
-                60,
+                defaults::BUDGET_WARN_PERCENT,
                 "a whole percentage of the invocation's time",
             )?,
         })

@@ -154,7 +154,7 @@ pub async fn start<H: Handler>(
 }
 
 /// How often a long job logs how far it has got (Lambda has no terminal for a bar).
-pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const PROGRESS_EVERY: Duration = Duration::from_secs(crate::defaults::PROGRESS_SECONDS);
 
 /// Time left before the invocation is killed, if there is a deadline.
 pub fn remaining(deadline: Option<SystemTime>) -> Option<Duration> {
