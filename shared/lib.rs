@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod defaults;
 pub mod deploy;
 pub mod dump;
+pub mod env;
 pub mod error;
 pub mod files;
 pub mod incremental;
