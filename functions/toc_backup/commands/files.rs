@@ -14,7 +14,8 @@ use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::ObjectStore;
 use toc_sis_backup::Error;
 
-use super::{mib, notifier, print, shutdown_signal, store, StoreArg};
+use super::{mib, notifier, print, shutdown_signal, store, Console};
+use crate::flags::StoreArg;
 
 #[derive(Subcommand)]
 pub(crate) enum FilesCommand {
@@ -191,11 +192,7 @@ fn raw_paths(paths: &[OsString]) -> Vec<RawPath> {
         .collect()
 }
 
-pub(crate) async fn run(
-    command: FilesCommand,
-    log_format: crate::args::LogFormat,
-    progress_every: std::time::Duration,
-) -> Result<(), Error> {
+pub(crate) async fn run(command: FilesCommand, console: Console) -> Result<(), Error> {
     match command {
         FilesCommand::Backup(args) => {
             let mut options = FileBackupOptions::new(args.name, args.from)
@@ -206,7 +203,7 @@ pub(crate) async fn run(
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
-            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let shown = console.progress(options.headway.clone());
             let outcome =
                 run_file_backup_until(store, notifier.as_ref(), &options, shutdown_signal()).await;
             shown.finish();
@@ -258,7 +255,7 @@ pub(crate) async fn run(
                 jobs: usize::from(args.jobs),
                 headway: Default::default(),
             };
-            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let shown = console.progress(options.headway.clone());
             let outcome = restore_snapshot(store.as_ref(), &snapshot, &options).await;
             shown.finish();
             let report = outcome?;
@@ -289,7 +286,7 @@ pub(crate) async fn run(
                 Box::new(std::io::BufWriter::new(file))
             };
             let headway = std::sync::Arc::new(toc_sis_backup::job::headway::Headway::default());
-            let shown = crate::progress::start(headway.clone(), log_format, progress_every);
+            let shown = console.progress(headway.clone());
             let outcome =
                 export_snapshot(store, snapshot, raw_paths(&args.paths), output, headway).await;
             shown.finish();
