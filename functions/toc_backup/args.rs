@@ -3,6 +3,7 @@
 //! environment variable.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use toc_sis_backup::defaults;
 
 use crate::commands::binlog::BinlogCommand;
 use crate::commands::catalog::CatalogCommand;
@@ -56,7 +57,7 @@ pub(crate) struct Cli {
     pub(crate) log_format: LogFormat,
     /// Without a terminal (or with --log-format json): log a progress line this often, in
     /// seconds (on a terminal a bar is drawn instead).
-    #[arg(long, env = "PROGRESS_SECONDS", default_value_t = 30, global = true)]
+    #[arg(long, env = "PROGRESS_SECONDS", default_value_t = defaults::PROGRESS_SECONDS, global = true)]
     pub(crate) progress_seconds: u64,
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -2,7 +2,10 @@
 //! restore brings back, retention, change tracking, the deployment's names.
 
 use clap::Args;
-use toc_sis_backup::config::{DatabaseUrl, Tls};
+use toc_sis_backup::config::{DatabaseSource, DatabaseUrl, Tls};
+use toc_sis_backup::credentials::Credentials;
+use toc_sis_backup::defaults;
+use toc_sis_backup::env::Env;
 use toc_sis_backup::incremental::scope::TrackingColumns;
 use toc_sis_backup::restore::PointRequest;
 use toc_sis_backup::retention::RetentionPolicy;
@@ -45,39 +48,31 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
+    /// Where the connection comes from, decided by the same code as the Lambda functions'
+    /// (`DatabaseSource`), these flags standing for the variables they are read from.
     pub(crate) async fn url(&self) -> Result<DatabaseUrl, Error> {
-        let url = match (&self.database_url, &self.database_secret_arn) {
-            (Some(url), _) => DatabaseUrl::parse(url)?,
-            (None, Some(secret)) => {
-                let client =
-                    aws_sdk_secretsmanager::Client::new(&toc_sis_backup::aws::sdk_config().await);
-                toc_sis_backup::credentials::from_secret(&client, secret, None).await?
-            }
-            (None, None) => {
-                return Err(Error::Config {
-                    variable: "DATABASE_URL".into(),
-                    reason: "is not set (nor DATABASE_SECRET_ARN)".into(),
-                })
-            }
-        };
-        let url = match (&self.database_password, url.password()) {
-            (Some(password), None) => DatabaseUrl::from_parts(
-                url.user.clone(),
-                Some(password.clone()),
-                url.host.clone(),
-                url.port,
-                url.database.clone(),
-            ),
-            _ => url,
-        };
-        let tls = Tls::from_settings(
-            self.database_tls.as_deref(),
-            self.database_tls_ca_file
-                .as_deref()
-                .filter(|file| !file.is_empty())
-                .map(std::path::PathBuf::from),
-        )?;
-        Ok(url.with_tls(tls))
+        let source = DatabaseSource::from_env(self)?.ok_or_else(|| Error::Config {
+            variable: "DATABASE_URL".into(),
+            reason: "is not set (nor DATABASE_SECRET_ARN)".into(),
+        })?;
+        let tls = Tls::from_env(self)?;
+        let credentials = Credentials::new(source, toc_sis_backup::aws::sdk_config).await;
+        credentials.url(tls).await
+    }
+}
+
+/// The flags by the variables they stand for. The command line has no DATABASE_NAME or
+/// DATABASE_IAM_AUTH; clap refuses a URL and a secret together, typed or exported.
+impl Env for Connection {
+    fn get(&self, name: &str) -> Option<String> {
+        match name {
+            "DATABASE_URL" => self.database_url.clone(),
+            "DATABASE_SECRET_ARN" => self.database_secret_arn.clone(),
+            "DATABASE_PASSWORD" => self.database_password.clone(),
+            "DATABASE_TLS" => self.database_tls.clone(),
+            "DATABASE_TLS_CA_FILE" => self.database_tls_ca_file.clone(),
+            _ => None,
+        }
     }
 }
 
@@ -92,10 +87,10 @@ pub(crate) struct StoreArg {
 #[derive(Args)]
 pub(crate) struct Retention {
     /// Remove daily backups older than this many days…
-    #[arg(long, env = "BACKUP_KEEP_DAYS", default_value_t = 30)]
+    #[arg(long, env = "BACKUP_KEEP_DAYS", default_value_t = defaults::BACKUP_KEEP_DAYS)]
     pub(crate) keep_days: u32,
     /// …but always keep at least this many complete backups.
-    #[arg(long, env = "BACKUP_KEEP_MIN", default_value_t = 7)]
+    #[arg(long, env = "BACKUP_KEEP_MIN", default_value_t = defaults::BACKUP_KEEP_MIN)]
     pub(crate) keep_min: usize,
 }
 
@@ -118,7 +113,7 @@ pub(crate) struct Tracking {
     #[arg(
         long,
         env = "INCREMENTAL_TRACKING_COLUMN",
-        default_value = "updated_at"
+        default_value = defaults::INCREMENTAL_TRACKING_COLUMN
     )]
     pub(crate) tracking_column: String,
     /// …except these: table=column,…
@@ -217,7 +212,7 @@ pub(crate) struct DeploymentNames {
     #[arg(
         long,
         env = "RESTORE_TEST_DATABASE_PREFIX",
-        default_value = "toc_sis_restore_test"
+        default_value = defaults::RESTORE_TEST_DATABASE_PREFIX
     )]
     pub(crate) scratch_prefix: String,
 }

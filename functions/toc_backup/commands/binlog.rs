@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 use toc_sis_backup::binlog::{archive::run_archive_alerting, find, ArchiveOptions};
+use toc_sis_backup::defaults;
 use toc_sis_backup::Error;
 
 use super::{mib, notifier, print, store, Console};
@@ -25,10 +26,10 @@ pub(crate) struct BinlogArchiveArgs {
     store: StoreArg,
     /// The server id this tool registers with as a replica: unique among the source's
     /// replicas (a second connection with the same id is cut off by the server).
-    #[arg(long, env = "BINLOG_REPLICA_SERVER_ID", default_value_t = toc_sis_backup::binlog::archive::DEFAULT_REPLICA_SERVER_ID)]
+    #[arg(long, env = "BINLOG_REPLICA_SERVER_ID", default_value_t = defaults::BINLOG_REPLICA_SERVER_ID)]
     replica_server_id: u32,
     /// Cut a segment after the transaction that takes it past this many MiB (uncompressed).
-    #[arg(long, env = "BINLOG_SEGMENT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    #[arg(long, env = "BINLOG_SEGMENT_MB", default_value_t = defaults::BINLOG_SEGMENT_MB, value_parser = clap::value_parser!(u64).range(1..=4096))]
     segment_mb: u64,
     /// Stop between transactions after this many seconds (the next run goes on from there).
     #[arg(long, env = "BINLOG_MAX_SECONDS")]

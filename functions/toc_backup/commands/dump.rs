@@ -1,6 +1,7 @@
 //! `toc-backup dump`: a full, consistent backup into a store.
 
 use clap::Args;
+use toc_sis_backup::defaults;
 use toc_sis_backup::dump::{run_dump_until, DumpOptions};
 use toc_sis_backup::Error;
 
@@ -22,14 +23,14 @@ pub(crate) struct DumpArgs {
     #[arg(long, env = "BACKUP_NO_PRUNE")]
     no_prune: bool,
     /// Start a new data file after this many MiB of SQL, so restores can load in parallel.
-    #[arg(long, env = "BACKUP_SPLIT_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "BACKUP_SPLIT_MB", default_value_t = defaults::BACKUP_SPLIT_MB, value_parser = clap::value_parser!(u64).range(1..))]
     split_mb: u64,
     /// gzip level, 1 (fast) to 9 (small).
-    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=9))]
+    #[arg(long, env = "BACKUP_COMPRESSION_LEVEL", default_value_t = defaults::BACKUP_COMPRESSION_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     compression_level: u32,
     /// Connections reading tables at once, all on one proven-identical snapshot (one when the
     /// server cannot prove it).
-    #[arg(long, env = "BACKUP_DUMP_JOBS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=32))]
+    #[arg(long, env = "BACKUP_DUMP_JOBS", default_value_t = defaults::BACKUP_DUMP_JOBS, value_parser = clap::value_parser!(u16).range(1..=32))]
     jobs: u16,
     /// Record the accounts' password hashes in the accounts file (otherwise a restore with
     /// --with-accounts recreates them locked, to be given a password).

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use toc_sis_backup::defaults;
 use toc_sis_backup::files::{
     export_snapshot, list_snapshots, prune_and_collect, restore_snapshot, run_file_backup_until,
     select_snapshot, FileBackupOptions, FileRestoreOptions, RawPath, Snapshot,
@@ -36,10 +37,10 @@ pub(crate) enum FilesCommand {
 #[derive(Args)]
 pub(crate) struct FileRetention {
     /// Remove snapshots older than this many days…
-    #[arg(long, env = "FILES_KEEP_DAYS", default_value_t = 90)]
+    #[arg(long, env = "FILES_KEEP_DAYS", default_value_t = defaults::FILES_KEEP_DAYS)]
     keep_days: u32,
     /// …but always keep the newest this many of each source.
-    #[arg(long, env = "FILES_KEEP_MIN", default_value_t = 7)]
+    #[arg(long, env = "FILES_KEEP_MIN", default_value_t = defaults::FILES_KEEP_MIN)]
     keep_min: usize,
 }
 
@@ -61,7 +62,7 @@ pub(crate) struct BackupArgs {
     #[arg(long, env = "FILES_SOURCE")]
     from: String,
     /// The source's name in the store, e.g. uploads or application.
-    #[arg(long, env = "FILES_SOURCE_NAME", default_value = "uploads")]
+    #[arg(long, env = "FILES_SOURCE_NAME", default_value = defaults::FILES_SOURCE_NAME)]
     name: String,
     /// Leave out paths matching this glob (repeatable): a name anywhere (node_modules) or a
     /// path from the source's root (storage/logs/*).
@@ -75,7 +76,7 @@ pub(crate) struct BackupArgs {
     #[arg(long, env = "BACKUP_LABEL")]
     label: Option<String>,
     /// Files read and stored at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = defaults::FILES_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     #[command(flatten)]
     retention: FileRetention,

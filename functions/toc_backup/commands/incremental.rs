@@ -1,6 +1,7 @@
 //! `toc-backup incremental`: what changed in the tracked tables since the chain's last point.
 
 use clap::Args;
+use toc_sis_backup::defaults;
 use toc_sis_backup::incremental::{run_incremental_until, IncrementalOptions, Scope};
 use toc_sis_backup::Error;
 
@@ -19,7 +20,7 @@ pub(crate) struct IncrementalArgs {
     #[command(flatten)]
     tracking: Tracking,
     /// Minutes before the previous point whose changes are written again regardless.
-    #[arg(long, env = "INCREMENTAL_OVERLAP_MINUTES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1440))]
+    #[arg(long, env = "INCREMENTAL_OVERLAP_MINUTES", default_value_t = defaults::INCREMENTAL_OVERLAP_MINUTES, value_parser = clap::value_parser!(u32).range(0..=1440))]
     overlap_minutes: u32,
     /// Take a full backup when there is none to start a chain from.
     #[arg(long, env = "INCREMENTAL_FULL_IF_MISSING")]

@@ -2,6 +2,7 @@
 //! checks for a person, no alerts); both exit 0 OK, 1 WARNING, 2 CRITICAL.
 
 use clap::Args;
+use toc_sis_backup::defaults;
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::deployment::DeploymentTargets;
 use toc_sis_backup::monitor::tiers::parse_tiers;
@@ -21,19 +22,19 @@ pub(crate) struct MonitorArgs {
     #[arg(long, env = "MONITOR_TIERS")]
     tiers: Option<String>,
     /// Share of a table's rows whose loss between backups is an anomaly.
-    #[arg(long, env = "MONITOR_ROW_DROP_PERCENT", default_value_t = 5.0)]
+    #[arg(long, env = "MONITOR_ROW_DROP_PERCENT", default_value_t = defaults::MONITOR_ROW_DROP_PERCENT)]
     row_drop_percent: f64,
     /// Re-read every file of the latest chain instead of comparing sizes.
     #[arg(long, env = "MONITOR_DEEP")]
     deep: bool,
     /// `monitor` re-reads every file anyway when its last deep check is this many hours old.
-    #[arg(long, env = "MONITOR_DEEP_EVERY_HOURS", default_value_t = 24)]
+    #[arg(long, env = "MONITOR_DEEP_EVERY_HOURS", default_value_t = defaults::MONITOR_DEEP_EVERY_HOURS)]
     deep_every_hours: u32,
     /// Hours between reminders while a problem lasts.
-    #[arg(long, env = "MONITOR_REMINDER_HOURS", default_value_t = 4)]
+    #[arg(long, env = "MONITOR_REMINDER_HOURS", default_value_t = defaults::MONITOR_REMINDER_HOURS)]
     reminder_hours: u32,
     /// Days within which a restore test must have passed (0: not checked).
-    #[arg(long, env = "MONITOR_RESTORE_TEST_DAYS", default_value_t = 0)]
+    #[arg(long, env = "MONITOR_RESTORE_TEST_DAYS", default_value_t = defaults::MONITOR_RESTORE_TEST_DAYS)]
     restore_test_days: u32,
     /// Check as if it were this time (RFC 3339); for drills and tests.
     #[arg(long, value_parser = parse_time)]
@@ -45,14 +46,14 @@ pub(crate) struct MonitorArgs {
     #[arg(long, env = "MONITOR_RDS_REPLICA")]
     rds_replica: Option<String>,
     /// Minutes the RDS latest restorable time may lag.
-    #[arg(long, env = "MONITOR_PITR_MAX_MINUTES", default_value_t = 15)]
+    #[arg(long, env = "MONITOR_PITR_MAX_MINUTES", default_value_t = defaults::MONITOR_PITR_MAX_MINUTES)]
     pitr_max_minutes: u32,
     /// The replica store (cross-region copy), e.g. s3://toc-backups-replica/prod.
     #[arg(long, env = "MONITOR_REPLICA_STORE")]
     replica_store: Option<String>,
     /// With the binlog archive on: its lag above this many minutes is a warning, above three
     /// times a critical alert.
-    #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = defaults::MONITOR_BINLOG_RPO_MINUTES, value_parser = clap::value_parser!(u32).range(1..=1440))]
     binlog_rpo_minutes: u32,
     /// Whether the files function is deployed (true|false; unset: judged from the store).
     /// Deployed and no snapshot is CRITICAL; not deployed is "not configured".

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use clap::Args;
+use toc_sis_backup::defaults;
 use toc_sis_backup::job::headway::Headway;
 use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::restore::point::Point;
@@ -33,7 +34,7 @@ pub(crate) struct RestoreArgs {
     #[arg(long)]
     resume: bool,
     /// Connections loading data at once.
-    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = defaults::RESTORE_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     #[command(flatten)]
     definer: DefinerArg,
@@ -60,7 +61,7 @@ pub(crate) struct DefinerArg {
     #[arg(
         long = "definer",
         env = "RESTORE_DEFINER",
-        default_value = "keep",
+        default_value = defaults::definer_text(defaults::RESTORE_DEFINER),
         value_name = "keep|current"
     )]
     mode: DefinerMode,

@@ -2,6 +2,7 @@
 //! timed and dropped; the result notified.
 
 use clap::Args;
+use toc_sis_backup::defaults;
 use toc_sis_backup::monitor::restore_test::{run_restore_test_until, RestoreTestOptions};
 use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::Error;
@@ -20,11 +21,11 @@ pub(crate) struct RestoreTestArgs {
     #[arg(
         long,
         env = "RESTORE_TEST_DATABASE_PREFIX",
-        default_value = "toc_sis_restore_test"
+        default_value = defaults::RESTORE_TEST_DATABASE_PREFIX
     )]
     database_prefix: String,
     /// Connections loading data at once.
-    #[arg(long, env = "RESTORE_JOBS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env = "RESTORE_JOBS", default_value_t = defaults::RESTORE_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     #[command(flatten)]
     definer: TestDefinerArg,
@@ -47,7 +48,7 @@ pub(crate) struct TestDefinerArg {
     #[arg(
         long = "definer",
         env = "RESTORE_DEFINER",
-        default_value = "current",
+        default_value = defaults::definer_text(defaults::RESTORE_TEST_DEFINER),
         value_name = "current|keep"
     )]
     mode: DefinerMode,
