@@ -4,9 +4,59 @@ use std::fmt;
 
 use percent_encoding::percent_decode_str;
 
+use crate::env::Env;
 use crate::error::{Error, Result};
 
 const DEFAULT_PORT: u16 = 3306;
+
+/// Where a job's database connection comes from: the one decision the command line (its flags
+/// standing for the variables they are read from) and the Lambda functions (their environment)
+/// both make. [`crate::credentials::Credentials`] adds the AWS access a source needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseSource {
+    /// DATABASE_SECRET_ARN: a Secrets Manager secret in the RDS shape; DATABASE_NAME overrides
+    /// its `dbname`.
+    Secret {
+        secret_id: String,
+        database: Option<String>,
+    },
+    /// DATABASE_URL, with DATABASE_NAME for its database and DATABASE_PASSWORD when it has no
+    /// password; `iam_auth` (DATABASE_IAM_AUTH=true): a fresh RDS IAM token for a password.
+    Url { url: DatabaseUrl, iam_auth: bool },
+}
+
+impl DatabaseSource {
+    /// Decides from DATABASE_SECRET_ARN, DATABASE_URL, DATABASE_NAME, DATABASE_PASSWORD and
+    /// DATABASE_IAM_AUTH; None when neither the secret nor the URL is set (each caller says what
+    /// that means for it). A URL that does not parse is its own error
+    /// ([`Error::InvalidDatabaseUrl`]).
+    pub fn from_env(env: &dyn Env) -> Result<Option<Self>> {
+        match (env.get("DATABASE_SECRET_ARN"), env.get("DATABASE_URL")) {
+            (None, None) => Ok(None),
+            (Some(secret_id), None) => Ok(Some(DatabaseSource::Secret {
+                secret_id,
+                database: env.get("DATABASE_NAME"),
+            })),
+            (None, Some(text)) => {
+                let url = DatabaseUrl::parse(&text)?;
+                let url = match env.get("DATABASE_NAME") {
+                    Some(name) => url.with_database(Some(&name)),
+                    None => url,
+                };
+                let url = match env.get("DATABASE_PASSWORD") {
+                    Some(password) if url.password().is_none() => url.with_password(Some(password)),
+                    _ => url,
+                };
+                let iam_auth = env.parse("DATABASE_IAM_AUTH", false, "true or false")?;
+                Ok(Some(DatabaseSource::Url { url, iam_auth }))
+            }
+            (Some(_), Some(_)) => Err(Error::Config {
+                variable: "DATABASE_SECRET_ARN".into(),
+                reason: "and DATABASE_URL are both set; set exactly one".into(),
+            }),
+        }
+    }
+}
 
 /// A parsed `mysql://USER[:PASSWORD]@HOST[:PORT]/[DATABASE]` URL.
 ///
@@ -60,6 +110,15 @@ impl Tls {
             }
         }
         Ok(enabled.then_some(Tls { ca_file }))
+    }
+
+    /// [`Tls::from_settings`] from DATABASE_TLS and DATABASE_TLS_CA_FILE.
+    pub fn from_env(env: &dyn Env) -> Result<Option<Tls>> {
+        Tls::from_settings(
+            env.get("DATABASE_TLS").as_deref(),
+            env.get("DATABASE_TLS_CA_FILE")
+                .map(std::path::PathBuf::from),
+        )
     }
 }
 
@@ -302,6 +361,75 @@ impl fmt::Debug for DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_database_url_takes_the_name_and_the_password_it_lacks() {
+        let settings = env(&[
+            ("DATABASE_URL", "mysql://backup@db.x:3307/toc_sis"),
+            ("DATABASE_NAME", "other"),
+            ("DATABASE_PASSWORD", "p"),
+            ("DATABASE_IAM_AUTH", "true"),
+        ]);
+        let Some(DatabaseSource::Url { url, iam_auth }) =
+            DatabaseSource::from_env(&settings).unwrap()
+        else {
+            panic!("not a URL source");
+        };
+        assert_eq!(
+            (url.password(), url.database.as_deref(), url.port, iam_auth),
+            (Some("p"), Some("other"), 3307, true)
+        );
+        let settings = env(&[
+            ("DATABASE_URL", "mysql://backup:own@db.x/toc_sis"),
+            ("DATABASE_PASSWORD", "p"),
+        ]);
+        let Some(DatabaseSource::Url { url, iam_auth }) =
+            DatabaseSource::from_env(&settings).unwrap()
+        else {
+            panic!("not a URL source");
+        };
+        assert_eq!((url.password(), iam_auth), (Some("own"), false));
+    }
+
+    #[test]
+    fn a_database_secret_takes_the_name() {
+        let settings = env(&[("DATABASE_SECRET_ARN", "arn:s"), ("DATABASE_NAME", "other")]);
+        assert_eq!(
+            DatabaseSource::from_env(&settings).unwrap(),
+            Some(DatabaseSource::Secret {
+                secret_id: "arn:s".into(),
+                database: Some("other".into())
+            })
+        );
+    }
+
+    #[test]
+    fn no_source_two_sources_and_a_bad_url_are_told_apart() {
+        assert_eq!(DatabaseSource::from_env(&env(&[])).unwrap(), None);
+        let both = env(&[
+            ("DATABASE_URL", "mysql://u@h/d"),
+            ("DATABASE_SECRET_ARN", "s"),
+        ]);
+        let error = DatabaseSource::from_env(&both).unwrap_err();
+        assert!(error.to_string().contains("both set"), "{error}");
+        let bad = env(&[("DATABASE_URL", "http://u:hunter2@h/d")]);
+        let error = DatabaseSource::from_env(&bad).unwrap_err();
+        assert!(matches!(error, Error::InvalidDatabaseUrl { .. }), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let iam = env(&[
+            ("DATABASE_URL", "mysql://u@h/d"),
+            ("DATABASE_IAM_AUTH", "yes"),
+        ]);
+        let error = DatabaseSource::from_env(&iam).unwrap_err();
+        assert!(error.to_string().contains("DATABASE_IAM_AUTH"), "{error}");
+    }
 
     #[test]
     fn parses_full_url_and_decodes_parts() {

@@ -1,11 +1,78 @@
 //! Where database credentials come from: a Secrets Manager secret or an RDS IAM token in AWS,
 //! the environment locally. Errors name the secret, never its value.
 
+use std::future::Future;
+
 use aws_config::SdkConfig;
 use serde_json::Value;
 
-use crate::config::{DatabaseUrl, Tls};
+use crate::config::{DatabaseSource, DatabaseUrl, Tls};
 use crate::error::{Error, Result};
+
+/// A [`DatabaseSource`] with the AWS access it needs to give a connection URL whenever one is
+/// wanted: made once (a Lambda cold start, a command), asked at every connection.
+pub enum Credentials {
+    /// The secret is read at every [`Credentials::url`], so a rotation needs no redeploy.
+    Secret {
+        client: aws_sdk_secretsmanager::Client,
+        secret_id: String,
+        database: Option<String>,
+    },
+    /// With `iam` (DATABASE_IAM_AUTH) a fresh RDS IAM token replaces the password at every
+    /// [`Credentials::url`].
+    Url {
+        url: DatabaseUrl,
+        iam: Option<Box<SdkConfig>>,
+    },
+}
+
+impl Credentials {
+    /// `sdk_config` is awaited only when the source needs AWS: a secret, or IAM tokens.
+    pub async fn new<F>(source: DatabaseSource, sdk_config: impl FnOnce() -> F) -> Self
+    where
+        F: Future<Output = SdkConfig>,
+    {
+        match source {
+            DatabaseSource::Secret {
+                secret_id,
+                database,
+            } => Credentials::Secret {
+                client: aws_sdk_secretsmanager::Client::new(&sdk_config().await),
+                secret_id,
+                database,
+            },
+            DatabaseSource::Url { url, iam_auth } => Credentials::Url {
+                url,
+                iam: if iam_auth {
+                    Some(Box::new(sdk_config().await))
+                } else {
+                    None
+                },
+            },
+        }
+    }
+
+    /// The URL to connect with now, over `tls` ([`Tls::from_env`]): the secret read, or an IAM
+    /// token made.
+    pub async fn url(&self, tls: Option<Tls>) -> Result<DatabaseUrl> {
+        match self {
+            Credentials::Secret {
+                client,
+                secret_id,
+                database,
+            } => Ok(from_secret(client, secret_id, database.as_deref())
+                .await?
+                .with_tls(tls)),
+            Credentials::Url { url, iam } => {
+                let url = url.clone().with_tls(tls);
+                match iam {
+                    Some(config) => with_iam_token(&url, config).await,
+                    None => Ok(url),
+                }
+            }
+        }
+    }
+}
 
 /// Reads a secret in the standard RDS shape (`username`, `password`, `host`, `port`, `dbname`)
 /// into a URL; `database` overrides the secret's `dbname`.
@@ -131,6 +198,25 @@ pub async fn with_iam_token(url: &DatabaseUrl, config: &SdkConfig) -> Result<Dat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn no_aws() -> SdkConfig {
+        panic!("a URL without IAM authentication needs no AWS configuration")
+    }
+
+    #[tokio::test]
+    async fn a_url_without_iam_authentication_is_used_as_it_is_over_the_tls_given() {
+        let url = DatabaseUrl::parse("mysql://backup:p@db.x/toc_sis").unwrap();
+        let source = DatabaseSource::Url {
+            url: url.clone(),
+            iam_auth: false,
+        };
+        let tls = Some(Tls::default());
+        let made = Credentials::new(source, no_aws)
+            .await
+            .url(tls.clone())
+            .await;
+        assert_eq!(made.unwrap(), url.with_tls(tls));
+    }
 
     #[test]
     fn rds_secret_shape() {

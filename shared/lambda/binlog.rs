@@ -7,10 +7,9 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
-use crate::binlog::archive::{
-    run_archive_alerting, DEFAULT_REPLICA_SERVER_ID, DEFAULT_SEGMENT_BYTES,
-};
+use crate::binlog::archive::run_archive_alerting;
 use crate::binlog::ArchiveOptions;
+use crate::defaults;
 use crate::error::{Error, Result};
 
 pub struct BinlogFunction {
@@ -26,14 +25,14 @@ impl BinlogFunction {
         let context = FunctionContext::from_env("binlog", env, sdk_config, true).await?;
         let segment_mb: u64 = env.parse(
             "BINLOG_SEGMENT_MB",
-            DEFAULT_SEGMENT_BYTES >> 20,
+            defaults::BINLOG_SEGMENT_MB,
             "a whole number of MiB",
         )?;
         Ok(BinlogFunction {
             context,
             replica_server_id: env.parse(
                 "BINLOG_REPLICA_SERVER_ID",
-                DEFAULT_REPLICA_SERVER_ID,
+                defaults::BINLOG_REPLICA_SERVER_ID,
                 "a server id no replica of the source uses (1 to 4294967295)",
             )?,
             segment_bytes: segment_mb.max(1) << 20,

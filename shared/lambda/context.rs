@@ -7,27 +7,14 @@ use std::time::{Duration, SystemTime};
 use aws_config::SdkConfig;
 
 use super::{remaining, Env};
-use crate::config::{DatabaseUrl, Tls};
-use crate::credentials;
+use crate::config::{DatabaseSource, DatabaseUrl, Tls};
+use crate::credentials::Credentials;
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::notify::sns::SnsNotifier;
 use crate::notify::{LogNotifier, Notification, Notifier, Severity};
 use crate::store::s3::{self, S3Settings, S3Store};
 use crate::store::ObjectStore;
-
-/// How a function finds the database's credentials.
-enum DatabaseSource {
-    /// DATABASE_SECRET_ARN: a Secrets Manager secret in the RDS shape, read per invocation so
-    /// rotation needs no redeploy.
-    Secret {
-        client: aws_sdk_secretsmanager::Client,
-        secret_id: String,
-        database: Option<String>,
-    },
-    /// DATABASE_URL: with DATABASE_IAM_AUTH=true a fresh RDS IAM token is made per invocation;
-    /// otherwise DATABASE_PASSWORD (local runs and tests).
-    Url { url: DatabaseUrl, iam: bool },
-}
 
 pub struct FunctionContext {
     pub name: &'static str,
@@ -37,7 +24,7 @@ pub struct FunctionContext {
     bucket: String,
     pub prefix: String,
     pub notifier: Arc<dyn Notifier>,
-    database: Option<DatabaseSource>,
+    database: Option<Credentials>,
     /// DATABASE_TLS / DATABASE_TLS_CA_FILE, checked at cold start.
     tls: Option<Tls>,
     pub notify_success: bool,
@@ -70,47 +57,28 @@ impl FunctionContext {
                 Arc::new(LogNotifier)
             }
         };
-        let database = match (env.get("DATABASE_SECRET_ARN"), env.get("DATABASE_URL")) {
-            (None, None) if !needs_database => None,
-            (Some(secret_id), None) => Some(DatabaseSource::Secret {
-                client: aws_sdk_secretsmanager::Client::new(&sdk_config),
-                secret_id,
-                database: env.get("DATABASE_NAME"),
-            }),
-            (None, Some(text)) => {
-                let url = DatabaseUrl::parse(&text).map_err(|e| Error::Config {
-                    variable: "DATABASE_URL".into(),
-                    reason: format!("is not usable: {e}"),
-                })?;
-                let url = match env.get("DATABASE_NAME") {
-                    Some(name) => url.with_database(Some(&name)),
-                    None => url,
-                };
-                let url = match env.get("DATABASE_PASSWORD") {
-                    Some(password) if url.password().is_none() => url.with_password(Some(password)),
-                    _ => url,
-                };
-                let iam = env.parse("DATABASE_IAM_AUTH", false, "true or false")?;
-                Some(DatabaseSource::Url { url, iam })
+        // How to reach the database, decided as the command line decides it; a URL that does
+        // not parse names the variable here.
+        let database = DatabaseSource::from_env(env).map_err(|e| match e {
+            Error::InvalidDatabaseUrl { .. } => Error::Config {
+                variable: "DATABASE_URL".into(),
+                reason: format!("is not usable: {e}"),
+            },
+            other => other,
+        })?;
+        let database = match database {
+            Some(source) => {
+                Some(Credentials::new(source, || std::future::ready(sdk_config.clone())).await)
             }
-            (Some(_), Some(_)) => {
-                return Err(Error::Config {
-                    variable: "DATABASE_SECRET_ARN".into(),
-                    reason: "and DATABASE_URL are both set; set exactly one".into(),
-                })
-            }
-            (None, None) => return Err(Error::Config {
+            None if !needs_database => None,
+            None => return Err(Error::Config {
                 variable: "DATABASE_SECRET_ARN".into(),
                 reason:
                     "is not set (nor DATABASE_URL); one of them must say how to reach the database"
                         .into(),
             }),
         };
-        let tls = Tls::from_settings(
-            env.get("DATABASE_TLS").as_deref(),
-            env.get("DATABASE_TLS_CA_FILE")
-                .map(std::path::PathBuf::from),
-        )?;
+        let tls = Tls::from_env(env)?;
         let s3_settings = S3Settings::from_env()?;
         Ok(FunctionContext {
             tls,
@@ -125,17 +93,17 @@ impl FunctionContext {
             notify_success: env.parse("NOTIFY_SUCCESS", false, "true or false")?,
             min_remaining: Duration::from_secs(env.parse(
                 "MIN_REMAINING_SECONDS",
-                120,
+                defaults::MIN_REMAINING_SECONDS,
                 "a whole number of seconds",
             )?),
             deadline_margin: Duration::from_secs(env.parse(
                 "DEADLINE_MARGIN_SECONDS",
-                15,
+                defaults::DEADLINE_MARGIN_SECONDS,
                 "a whole number of seconds",
             )?),
             budget_warn_percent: env.parse(
                 "BUDGET_WARN_PERCENT",
-                60,
+                defaults::BUDGET_WARN_PERCENT,
                 "a whole percentage of the invocation's time",
             )?,
         })
@@ -248,25 +216,7 @@ impl FunctionContext {
                 reason: "is not set (nor DATABASE_URL)".into(),
             });
         };
-        match database {
-            DatabaseSource::Secret {
-                client,
-                secret_id,
-                database,
-            } => Ok(
-                credentials::from_secret(client, secret_id, database.as_deref())
-                    .await?
-                    .with_tls(self.tls.clone()),
-            ),
-            DatabaseSource::Url { url, iam } => {
-                let url = url.clone().with_tls(self.tls.clone());
-                if *iam {
-                    credentials::with_iam_token(&url, &self.sdk_config).await
-                } else {
-                    Ok(url)
-                }
-            }
-        }
+        database.url(self.tls.clone()).await
     }
 
     /// A panic in the job: a bug, and the run it interrupted left no backup.

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
+use crate::defaults;
 use crate::dump::{run_dump_until, DumpOptions};
 use crate::error::{Error, Result};
 use crate::retention::RetentionPolicy;
@@ -28,15 +29,31 @@ impl DumpFunction {
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
         let context = FunctionContext::from_env("dump", env, sdk_config, true).await?;
         let retention = RetentionPolicy {
-            keep_days: env.parse("BACKUP_KEEP_DAYS", 30, "a whole number of days")?,
-            keep_min: env.parse("BACKUP_KEEP_MIN", 7, "a whole number of backups")?,
+            keep_days: env.parse(
+                "BACKUP_KEEP_DAYS",
+                defaults::BACKUP_KEEP_DAYS,
+                "a whole number of days",
+            )?,
+            keep_min: env.parse(
+                "BACKUP_KEEP_MIN",
+                defaults::BACKUP_KEEP_MIN,
+                "a whole number of backups",
+            )?,
             ..RetentionPolicy::default()
         };
         let retention = env
-            .parse("BACKUP_PRUNE", true, "true or false")?
+            .parse("BACKUP_PRUNE", defaults::BACKUP_PRUNE, "true or false")?
             .then_some(retention);
-        let split_mb: u64 = env.parse("BACKUP_SPLIT_MB", 64, "a whole number of MiB")?;
-        let jobs: usize = env.parse("BACKUP_DUMP_JOBS", 2, "a whole number of connections")?;
+        let split_mb: u64 = env.parse(
+            "BACKUP_SPLIT_MB",
+            defaults::BACKUP_SPLIT_MB,
+            "a whole number of MiB",
+        )?;
+        let jobs: usize = env.parse(
+            "BACKUP_DUMP_JOBS",
+            usize::from(defaults::BACKUP_DUMP_JOBS),
+            "a whole number of connections",
+        )?;
         let skip_unsupported = env.parse("BACKUP_SKIP_UNSUPPORTED", false, "true or false")?;
         // The incremental function's variables: key states are kept for the tables it can track.
         let tracking = TrackingColumns::parse(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::files::{
     default_file_retention, run_file_backup_until, snapshot::validate_source_name, Excludes,
@@ -59,7 +60,11 @@ impl FilesFunction {
                 "is empty; expected {EXPECTED_SOURCES}"
             )));
         }
-        let jobs: usize = env.parse("FILES_JOBS", 4, "a whole number of files at once")?;
+        let jobs: usize = env.parse(
+            "FILES_JOBS",
+            usize::from(defaults::FILES_JOBS),
+            "a whole number of files at once",
+        )?;
         let mut sources = Vec::new();
         for config in configs {
             validate_source_name(&config.name)
@@ -78,22 +83,21 @@ impl FilesFunction {
             options.notify_success = context.notify_success;
             sources.push(options);
         }
-        let defaults = default_file_retention();
         let retention = RetentionPolicy {
             keep_days: env.parse(
                 "FILES_KEEP_DAYS",
-                defaults.keep_days,
+                defaults::FILES_KEEP_DAYS,
                 "a whole number of days",
             )?,
             keep_min: env.parse(
                 "FILES_KEEP_MIN",
-                defaults.keep_min,
+                defaults::FILES_KEEP_MIN,
                 "a whole number of snapshots",
             )?,
-            ..defaults
+            ..default_file_retention()
         };
         let retention = env
-            .parse("FILES_PRUNE", true, "true or false")?
+            .parse("FILES_PRUNE", defaults::FILES_PRUNE, "true or false")?
             .then_some(retention);
         Ok(FilesFunction {
             context,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::incremental::{run_incremental_until, IncrementalOptions, Scope};
 
@@ -37,7 +38,7 @@ impl IncrementalFunction {
             scope,
             overlap: env.duration(
                 "INCREMENTAL_OVERLAP_MINUTES",
-                5,
+                i64::from(defaults::INCREMENTAL_OVERLAP_MINUTES),
                 chrono::TimeDelta::try_minutes,
                 "a whole number of minutes",
             )?,

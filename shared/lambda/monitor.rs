@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::monitor::aws_checks::RdsTargets;
 use crate::monitor::tiers::parse_tiers;
@@ -36,7 +37,7 @@ impl MonitorFunction {
                     replica: env.get("MONITOR_RDS_REPLICA"),
                     max_pitr_lag: env.duration(
                         "MONITOR_PITR_MAX_MINUTES",
-                        15,
+                        i64::from(defaults::MONITOR_PITR_MAX_MINUTES),
                         chrono::TimeDelta::try_minutes,
                         "a whole number of minutes",
                     )?,
@@ -53,23 +54,27 @@ impl MonitorFunction {
         let context = FunctionContext::from_env("monitor", env, sdk_config, false).await?;
         let restore_test_days = env.duration(
             "MONITOR_RESTORE_TEST_DAYS",
-            0,
+            i64::from(defaults::MONITOR_RESTORE_TEST_DAYS),
             chrono::TimeDelta::try_days,
             "a whole number of days",
         )?;
         let options = MonitorOptions {
             tiers: parse_tiers(env.get("MONITOR_TIERS").as_deref())?,
-            row_drop_share: env.parse("MONITOR_ROW_DROP_PERCENT", 5.0, "a percentage")? / 100.0,
+            row_drop_share: env.parse(
+                "MONITOR_ROW_DROP_PERCENT",
+                defaults::MONITOR_ROW_DROP_PERCENT,
+                "a percentage",
+            )? / 100.0,
             deep: env.parse("MONITOR_DEEP", false, "true or false")?,
             deep_every: env.duration(
                 "MONITOR_DEEP_EVERY_HOURS",
-                24,
+                i64::from(defaults::MONITOR_DEEP_EVERY_HOURS),
                 chrono::TimeDelta::try_hours,
                 "a whole number of hours",
             )?,
             reminder: env.duration(
                 "MONITOR_REMINDER_HOURS",
-                4,
+                i64::from(defaults::MONITOR_REMINDER_HOURS),
                 chrono::TimeDelta::try_hours,
                 "a whole number of hours",
             )?,
@@ -79,7 +84,7 @@ impl MonitorFunction {
             replica,
             binlog_rpo: env.duration(
                 "MONITOR_BINLOG_RPO_MINUTES",
-                10,
+                i64::from(defaults::MONITOR_BINLOG_RPO_MINUTES),
                 chrono::TimeDelta::try_minutes,
                 "a whole number of minutes",
             )?,

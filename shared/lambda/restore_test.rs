@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::context::FunctionContext;
 use super::{DumpEvent, Env};
+use crate::defaults;
 use crate::error::{Error, Result};
 use crate::monitor::restore_test::{run_restore_test_until, RestoreTestOptions};
 
@@ -29,11 +30,19 @@ impl RestoreTestFunction {
         let context = FunctionContext::from_env("restore-test", env, sdk_config, true).await?;
         Ok(RestoreTestFunction {
             context,
-            jobs: env.parse("RESTORE_JOBS", 4, "a whole number of connections")?,
+            jobs: env.parse(
+                "RESTORE_JOBS",
+                usize::from(defaults::RESTORE_JOBS),
+                "a whole number of connections",
+            )?,
             database_prefix: env
                 .get("RESTORE_TEST_DATABASE_PREFIX")
-                .unwrap_or_else(|| "toc_sis_restore_test".into()),
-            definer: env.parse("RESTORE_DEFINER", DefinerMode::Current, "keep or current")?,
+                .unwrap_or_else(|| defaults::RESTORE_TEST_DATABASE_PREFIX.into()),
+            definer: env.parse(
+                "RESTORE_DEFINER",
+                defaults::RESTORE_TEST_DEFINER,
+                "keep or current",
+            )?,
         })
     }
 

@@ -170,6 +170,8 @@ fn variables_the_code_reads() -> BTreeSet<String> {
         "shared/store/s3",
         "shared/config.rs",
         "shared/aws.rs",
+        "shared/defaults.rs",
+        "shared/env.rs",
     ] {
         let path = root().join(path);
         let files: Vec<_> = if path.is_dir() {

@@ -1,12 +1,36 @@
 //! `toc-backup doctor`: the deployment checked, printed as `status` prints the monitor's checks.
 
+use clap::Args;
 use toc_sis_backup::deploy::doctor::{run_doctor, DoctorTargets};
 use toc_sis_backup::monitor::{MonitorReport, Status};
 use toc_sis_backup::{mysql, Error};
 
-use crate::args::DoctorArgs;
+use super::{exit_code, print, print_checks};
+use crate::flags::{Connection, DeploymentNames, StoreArg};
 
-pub(crate) async fn run(args: DoctorArgs) -> Result<MonitorReport, Error> {
+#[derive(Args)]
+pub(crate) struct DoctorArgs {
+    /// The server, connected as the master user (it reads the project users' grants):
+    /// mysql://MASTER@HOST[:PORT]/
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    names: DeploymentNames,
+    /// The alert topic (the stack's AlertTopicArn output): a confirmed subscription is needed.
+    #[arg(long, env = "SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    /// The RDS instance: its backup retention, parameter group and pending reboot.
+    #[arg(long, env = "MONITOR_RDS_INSTANCE")]
+    rds_instance: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exits 0 OK, 1 WARNING, 2 CRITICAL, as `status` does.
+pub(crate) async fn run(args: DoctorArgs) -> Result<u8, Error> {
     let url = args.connection.url().await?;
     let mut conn = mysql::connect(&url, None).await?;
     let config = toc_sis_backup::aws::sdk_config().await;
@@ -34,6 +58,6 @@ pub(crate) async fn run(args: DoctorArgs) -> Result<MonitorReport, Error> {
         latest_full_bytes: None,
         alerted: false,
     };
-    crate::print(args.json, &report, crate::print_checks);
-    Ok(report)
+    print(args.json, &report, print_checks);
+    Ok(exit_code(report.status))
 }

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use toc_sis_backup::defaults;
 use toc_sis_backup::files::{
     export_snapshot, list_snapshots, prune_and_collect, restore_snapshot, run_file_backup_until,
     select_snapshot, FileBackupOptions, FileRestoreOptions, RawPath, Snapshot,
@@ -14,7 +15,8 @@ use toc_sis_backup::retention::RetentionPolicy;
 use toc_sis_backup::store::ObjectStore;
 use toc_sis_backup::Error;
 
-use super::{mib, notifier, print, shutdown_signal, store, StoreArg};
+use super::{mib, notifier, print, shutdown_signal, store, Console};
+use crate::flags::StoreArg;
 
 #[derive(Subcommand)]
 pub(crate) enum FilesCommand {
@@ -35,10 +37,10 @@ pub(crate) enum FilesCommand {
 #[derive(Args)]
 pub(crate) struct FileRetention {
     /// Remove snapshots older than this many days…
-    #[arg(long, env = "FILES_KEEP_DAYS", default_value_t = 90)]
+    #[arg(long, env = "FILES_KEEP_DAYS", default_value_t = defaults::FILES_KEEP_DAYS)]
     keep_days: u32,
     /// …but always keep the newest this many of each source.
-    #[arg(long, env = "FILES_KEEP_MIN", default_value_t = 7)]
+    #[arg(long, env = "FILES_KEEP_MIN", default_value_t = defaults::FILES_KEEP_MIN)]
     keep_min: usize,
 }
 
@@ -60,7 +62,7 @@ pub(crate) struct BackupArgs {
     #[arg(long, env = "FILES_SOURCE")]
     from: String,
     /// The source's name in the store, e.g. uploads or application.
-    #[arg(long, env = "FILES_SOURCE_NAME", default_value = "uploads")]
+    #[arg(long, env = "FILES_SOURCE_NAME", default_value = defaults::FILES_SOURCE_NAME)]
     name: String,
     /// Leave out paths matching this glob (repeatable): a name anywhere (node_modules) or a
     /// path from the source's root (storage/logs/*).
@@ -74,7 +76,7 @@ pub(crate) struct BackupArgs {
     #[arg(long, env = "BACKUP_LABEL")]
     label: Option<String>,
     /// Files read and stored at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = defaults::FILES_JOBS, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     #[command(flatten)]
     retention: FileRetention,
@@ -191,11 +193,7 @@ fn raw_paths(paths: &[OsString]) -> Vec<RawPath> {
         .collect()
 }
 
-pub(crate) async fn run(
-    command: FilesCommand,
-    log_format: crate::args::LogFormat,
-    progress_every: std::time::Duration,
-) -> Result<(), Error> {
+pub(crate) async fn run(command: FilesCommand, console: Console) -> Result<(), Error> {
     match command {
         FilesCommand::Backup(args) => {
             let mut options = FileBackupOptions::new(args.name, args.from)
@@ -206,7 +204,7 @@ pub(crate) async fn run(
             options.retention = (!args.no_prune).then(|| args.retention.policy());
             let notifier = notifier(args.sns_topic_arn.as_deref()).await;
             let store = store(&args.store).await?;
-            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let shown = console.progress(options.headway.clone());
             let outcome =
                 run_file_backup_until(store, notifier.as_ref(), &options, shutdown_signal()).await;
             shown.finish();
@@ -258,7 +256,7 @@ pub(crate) async fn run(
                 jobs: usize::from(args.jobs),
                 headway: Default::default(),
             };
-            let shown = crate::progress::start(options.headway.clone(), log_format, progress_every);
+            let shown = console.progress(options.headway.clone());
             let outcome = restore_snapshot(store.as_ref(), &snapshot, &options).await;
             shown.finish();
             let report = outcome?;
@@ -289,7 +287,7 @@ pub(crate) async fn run(
                 Box::new(std::io::BufWriter::new(file))
             };
             let headway = std::sync::Arc::new(toc_sis_backup::job::headway::Headway::default());
-            let shown = crate::progress::start(headway.clone(), log_format, progress_every);
+            let shown = console.progress(headway.clone());
             let outcome =
                 export_snapshot(store, snapshot, raw_paths(&args.paths), output, headway).await;
             shown.finish();

@@ -4,15 +4,27 @@
 //! back more than was checked. The pinned flags never do.
 
 use chrono::SecondsFormat;
+use clap::Args;
 use toc_sis_backup::restore::point::{Point, PointRequest};
 use toc_sis_backup::{catalog, Error};
 
-use crate::args::PinArgs;
+use super::store;
+use crate::flags::{PointArgs, StoreArg};
+
+#[derive(Args)]
+pub(crate) struct PinArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// The point wanted, as every restore command takes it (an exported $RESTORE_AT or
+    /// $BACKUP_ID too). Default: now, through the binlog archive as far as it reaches.
+    #[command(flatten)]
+    point: PointArgs,
+}
 
 /// Prints the pinned point's flags alone on stdout (for `POINT="$(toc-backup point …)"`) and
 /// what they bring back on stderr.
 pub(crate) async fn run(args: PinArgs) -> Result<(), Error> {
-    let store = crate::store(&args.store).await?;
+    let store = store(&args.store).await?;
     catalog::require_backups(store.as_ref()).await?;
     // An exported RESTORE_AT is the moment wanted, as it is for restore (pinning "now" instead
     // brought the damage back); a GTID or position from `binlog find` pins as it is.
