@@ -8,15 +8,15 @@ use crate::restore::definer::DefinerMode;
 // Full backups (`dump`; the `dump` function).
 
 /// Daily backups older than this many days are removed…
-pub const BACKUP_KEEP_DAYS: u32 = 30;
+pub const BACKUP_KEEP_DAYS: u32 = crate::retention::DEFAULT_KEEP_DAYS;
 /// …but at least this many complete backups are always kept.
-pub const BACKUP_KEEP_MIN: usize = 7;
+pub const BACKUP_KEEP_MIN: usize = crate::retention::DEFAULT_KEEP_MIN;
 /// A new data file after this many MiB of SQL, so restores can load in parallel.
-pub const BACKUP_SPLIT_MB: u64 = 64;
+pub const BACKUP_SPLIT_MB: u64 = crate::dump::DEFAULT_SPLIT_MB;
 /// Connections reading tables at once.
-pub const BACKUP_DUMP_JOBS: u16 = 2;
+pub const BACKUP_DUMP_JOBS: u16 = crate::dump::DEFAULT_JOBS;
 /// gzip level (the command line's flag; the function always uses it).
-pub const BACKUP_COMPRESSION_LEVEL: u32 = 5;
+pub const BACKUP_COMPRESSION_LEVEL: u32 = crate::dump::DEFAULT_COMPRESSION_LEVEL;
 /// Whether the function applies retention after a dump (the command line's `--no-prune`).
 pub const BACKUP_PRUNE: bool = true;
 
@@ -64,9 +64,9 @@ pub const BINLOG_REPLICA_SERVER_ID: u32 = crate::binlog::archive::DEFAULT_REPLIC
 // File snapshots (`files`; the `files` function).
 
 /// Snapshots older than this many days are removed…
-pub const FILES_KEEP_DAYS: u32 = 90;
+pub const FILES_KEEP_DAYS: u32 = crate::files::DEFAULT_KEEP_DAYS;
 /// …but the newest this many of each source are always kept.
-pub const FILES_KEEP_MIN: usize = 7;
+pub const FILES_KEEP_MIN: usize = crate::files::DEFAULT_KEEP_MIN;
 /// Files read and stored at once.
 pub const FILES_JOBS: u16 = 4;
 /// Whether the function applies retention after a snapshot (the command line's `--no-prune`).

@@ -18,11 +18,16 @@ pub struct RetentionPolicy {
     pub incomplete_grace_hours: u32,
 }
 
+/// Daily backups older than this many days are removed (`BACKUP_KEEP_DAYS`)…
+pub const DEFAULT_KEEP_DAYS: u32 = 30;
+/// …but at least this many complete backups are always kept (`BACKUP_KEEP_MIN`).
+pub const DEFAULT_KEEP_MIN: usize = 7;
+
 impl Default for RetentionPolicy {
     fn default() -> Self {
         RetentionPolicy {
-            keep_days: 30,
-            keep_min: 7,
+            keep_days: DEFAULT_KEEP_DAYS,
+            keep_min: DEFAULT_KEEP_MIN,
             incomplete_grace_hours: 24,
         }
     }

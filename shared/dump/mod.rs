@@ -34,6 +34,13 @@ use crate::table_files::{entry, FileNamer};
 
 use crate::table_files::scope::TrackingColumns;
 
+/// A new data file after this many MiB of SQL, so restores can load in parallel.
+pub const DEFAULT_SPLIT_MB: u64 = 64;
+/// gzip level.
+pub const DEFAULT_COMPRESSION_LEVEL: u32 = 5;
+/// Connections reading tables at once.
+pub const DEFAULT_JOBS: u16 = 2;
+
 #[derive(Debug, Clone)]
 pub struct DumpOptions {
     pub database_url: DatabaseUrl,
@@ -67,10 +74,10 @@ impl DumpOptions {
         DumpOptions {
             database_url,
             label: None,
-            split_bytes: 64 * 1024 * 1024,
+            split_bytes: DEFAULT_SPLIT_MB * 1024 * 1024,
             statement_bytes: 1024 * 1024,
-            compression_level: 5,
-            jobs: 2,
+            compression_level: DEFAULT_COMPRESSION_LEVEL,
+            jobs: usize::from(DEFAULT_JOBS),
             retention: Some(RetentionPolicy::default()),
             notify_success: false,
             with_password_hashes: false,

@@ -87,10 +87,15 @@ impl FileBackupOptions {
 /// The file snapshots' default retention: three months of dailies, never fewer than 7. Kept
 /// content costs nothing extra per snapshot, so this bounds how long a deleted upload can be
 /// brought back from the backup itself (bucket versioning keeps deletions longer in AWS).
+/// Snapshots older than this many days are removed (`FILES_KEEP_DAYS`)…
+pub const DEFAULT_KEEP_DAYS: u32 = 90;
+/// …but the newest this many of each source are always kept (`FILES_KEEP_MIN`).
+pub const DEFAULT_KEEP_MIN: usize = 7;
+
 pub fn default_file_retention() -> RetentionPolicy {
     RetentionPolicy {
-        keep_days: 90,
-        keep_min: 7,
+        keep_days: DEFAULT_KEEP_DAYS,
+        keep_min: DEFAULT_KEEP_MIN,
         ..RetentionPolicy::default()
     }
 }
