@@ -114,7 +114,7 @@ impl<R: std::io::Read> std::io::Read for HashingReader<R> {
 }
 
 /// Size and SHA-256 of a stored object, read as a stream.
-pub async fn hash_object(store: &dyn ObjectStore, key: &str) -> Result<(u64, String)> {
+pub(crate) async fn hash_object(store: &dyn ObjectStore, key: &str) -> Result<(u64, String)> {
     let mut reader = store.open(key).await?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];

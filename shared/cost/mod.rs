@@ -189,7 +189,7 @@ pub async fn measure(store: &dyn ObjectStore) -> Result<Workload> {
             }
         }
     }
-    for object in store.list("files/").await? {
+    for object in store.list(crate::layout::FILES_PREFIX).await? {
         workload.files_bytes += object.size as f64;
         workload.files_objects += 1.0;
     }
