@@ -13,6 +13,7 @@ pub mod server;
 
 pub use archive::{run_archive, run_archive_alerting, ArchiveOptions, ArchiveReport};
 pub use position::{Gtid, GtidSet, Position};
+mod batch;
 pub mod plan;
 pub mod replay;
 pub(crate) mod sql;

@@ -35,6 +35,12 @@ pub(crate) struct TableShape {
     pub(crate) period: Option<(usize, usize)>,
     /// A sequence: its one row is its state.
     pub(crate) sequence: bool,
+    /// Columns the server sets itself in an UPDATE that does not name them (`ON UPDATE
+    /// CURRENT_TIMESTAMP`): an UPDATE of many rows names them even where they did not change.
+    pub(crate) set_on_update: Vec<bool>,
+    /// The engine has transactions: a failed statement changed nothing, so one statement of
+    /// many rows that fails can be tried again row by row.
+    pub(crate) transactional: bool,
 }
 
 /// The numeric binlog types, the columns the table map's signedness bits are for, in order
@@ -124,10 +130,12 @@ impl TableShape {
             compressed: Vec::new(),
             period: None,
             sequence: false,
+            set_on_update: Vec::new(),
+            transactional: false,
         })
     }
 
-    fn named(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn named(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.names.len()).filter(|&i| !self.hidden[i])
     }
 
@@ -158,7 +166,7 @@ impl TableShape {
 
     /// Columns an UPDATE sets and a row is found by: all but the hidden ones and, in a
     /// system-versioned table, its row start and end.
-    fn unversioned(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn unversioned(&self) -> impl Iterator<Item = usize> + '_ {
         self.named().filter(|&i| {
             self.period
                 .is_none_or(|(start, end)| i != start && i != end)
@@ -251,7 +259,12 @@ impl TableShape {
     }
 
     /// `column = value AND …` for `columns` of `row`.
-    fn conditions(&self, sql: &mut Vec<u8>, row: &BinlogRow, columns: &[usize]) -> Result<()> {
+    pub(super) fn conditions(
+        &self,
+        sql: &mut Vec<u8>,
+        row: &BinlogRow,
+        columns: &[usize],
+    ) -> Result<()> {
         for (n, &i) in columns.iter().enumerate() {
             if n > 0 {
                 sql.extend_from_slice(b" AND ");
@@ -290,7 +303,7 @@ impl TableShape {
         Ok(())
     }
 
-    fn literal(&self, out: &mut Vec<u8>, row: &BinlogRow, i: usize) -> Result<()> {
+    pub(super) fn literal(&self, out: &mut Vec<u8>, row: &BinlogRow, i: usize) -> Result<()> {
         let value = row.as_ref(i).ok_or_else(|| Error::BinlogUnsupported {
             detail: format!(
                 "a row image of `{}` lacks column `{}` (binlog_row_image was not FULL)",

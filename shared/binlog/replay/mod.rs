@@ -1,15 +1,20 @@
 //! Replaying archived segments into a restored database: row changes as SQL, transaction by
 //! transaction in commit order, DDL as the server logged it, other databases skipped. Every
-//! UPDATE and DELETE must find exactly the row the server changed: a row that is not there
+//! UPDATE and DELETE must find exactly the rows the server changed: a row that is not there
 //! means the target is not the state the binlog continues from, and replay stops saying so.
+//! A rows event's changes go as few statements (INSERT of many rows, UPDATE and DELETE of rows
+//! found by a list of keys), and consecutive logged transactions of rows share one target
+//! transaction and its COMMIT, with the checkpoint of the last inside it.
 //!
 //! This file holds what the replay hands to the restore: its report, the trigger and event
 //! statements it kept for later, its checkpoint. The work is in the submodules: `run` (the
-//! loop over segments and events), `rows` and `versioned` (a rows event as SQL), `session` and
-//! `names` (a logged statement run as it ran on the source), `deferred` (trigger and event
-//! statements kept for after the rows), `transaction` (the transaction in hand and its
-//! checkpoint).
+//! loop over segments and events), `decode` (the segment read and its rows decoded ahead, on
+//! a thread of their own), `rows` and `versioned` (a rows event as SQL), `session` and `names`
+//! (a logged statement run as it ran on the source), `deferred` (trigger and event statements
+//! kept for after the rows), `transaction` (the transaction in hand, the group of them sharing
+//! a COMMIT, and the checkpoint).
 
+mod decode;
 mod deferred;
 mod names;
 mod rows;

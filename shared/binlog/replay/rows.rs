@@ -1,6 +1,9 @@
-//! A rows event made SQL: each row an INSERT, UPDATE or DELETE that must change exactly one
-//! row of the target, with the table's shape read once from the target; and the tables a
-//! foreign key's action may change beside it. Apart from the loop, which decides whether rows
+//! A rows event made SQL: INSERTs of many rows; in a transactional table, UPDATEs and DELETEs
+//! of up to a hundred (a thousand) rows found by a list of primary keys, tried again row by row
+//! in the logged order where the order the server finds them in breaks a unique or foreign
+//! key; elsewhere one statement a row. Every statement must change exactly the rows it names.
+//! The table's shape is read once from the target; and the tables a foreign key's action may
+//! change beside it. Apart from the loop, which decides whether rows
 //! are applied, because this is how they are; system-versioned tables go on to `versioned`.
 
 use std::collections::{BTreeSet, HashMap};
@@ -8,7 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use mysql_common::binlog::events::RowsEventData;
+use mysql_common::binlog::row::BinlogRow;
 
+use super::decode::RowImages;
 use super::versioned::{apply_versioned, row_period};
 use crate::binlog::position::Position;
 use crate::binlog::segment::TableChanges;
@@ -49,18 +54,17 @@ pub(super) async fn cascades_from(
 pub(super) async fn apply_rows(
     conn: &mut Conn,
     rows: &RowsEventData<'_>,
-    table: &mysql_common::binlog::events::TableMapEvent<'static>,
+    (table, images): (
+        &mysql_common::binlog::events::TableMapEvent<'static>,
+        std::result::Result<RowImages, String>,
+    ),
     name: &str,
     (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
     at: &Position,
 ) -> Result<(TableChanges, bool)> {
-    let decode = |e: std::io::Error| Error::BinlogUnsupported {
+    let images = images.map_err(|e| Error::BinlogUnsupported {
         detail: format!("a row of `{name}` at {at} cannot be decoded: {e}"),
-    };
-    let images: Vec<(Option<_>, Option<_>)> = rows
-        .rows(table)
-        .collect::<std::io::Result<_>>()
-        .map_err(decode)?;
+    })?;
     let mut changes = TableChanges::default();
     let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
         return Ok((changes, false));
@@ -79,25 +83,38 @@ pub(super) async fn apply_rows(
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            // The target's own columns: the binlog also names hidden ones.
-            let visible: Vec<String> = conn
+            // The target's own columns (the binlog also names hidden ones), and those the
+            // server sets itself in an UPDATE.
+            let columns: Vec<(String, String)> = conn
                 .exec(
-                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                     (name,),
                 )
                 .await
                 .map_err(|e| Error::database(format!("reading the columns of `{name}`"), e))?;
+            let visible: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
             let mut shape = TableShape::from_row(name, table, sample, types, &visible)?;
             if let Some(columns) = compressed.get(&rows.table_id()) {
                 shape.compressed = columns.clone();
             }
-            let kind: Option<String> = conn
+            shape.set_on_update = shape
+                .names
+                .iter()
+                .map(|n| {
+                    columns.iter().any(|(c, extra)| {
+                        c == n && extra.to_ascii_lowercase().contains("on update")
+                    })
+                })
+                .collect();
+            let kind: Option<(String, Option<String>)> = conn
                 .exec_first(
-                    "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                    "SELECT t.TABLE_TYPE, e.TRANSACTIONS FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?",
                     (name,),
                 )
                 .await
                 .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
+            let (kind, transactions) = kind.unzip();
+            shape.transactional = transactions.flatten().as_deref() == Some("YES");
             shape.sequence = kind.as_deref() == Some("SEQUENCE");
             if kind.as_deref() == Some("SYSTEM VERSIONED") {
                 shape.period = Some(row_period(conn, name, &shape).await?);
@@ -105,10 +122,12 @@ pub(super) async fn apply_rows(
             slot.insert(shape)
         }
     };
-    let mismatch = |kind: &str, affected: u64| {
-        Error::RestoreMismatch(vec![format!(
-        "replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from"
-    )])
+    let mismatch = |kind: &str, (affected, expected): (u64, usize)| {
+        Error::RestoreMismatch(vec![if expected == 1 {
+            format!("replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from")
+        } else {
+            format!("replaying the {kind} of {expected} rows of `{name}` at {at} (one statement, rows found by primary key) changed {affected} rows: the restored database is not the state this binlog continues from")
+        }])
     };
     if let Some((start, end)) = shape.period {
         return apply_versioned(conn, rows, &images, shape, (start, end), name, at)
@@ -123,7 +142,7 @@ pub(super) async fn apply_rows(
                     Error::database(format!("replaying inserts into `{name}` at {at}"), e)
                 })?;
                 if conn.affected_rows() != batch.len() as u64 {
-                    return Err(mismatch("insert", conn.affected_rows()));
+                    return Err(mismatch("insert", (conn.affected_rows(), batch.len())));
                 }
                 changes.inserted += batch.len() as u64;
             }
@@ -131,33 +150,104 @@ pub(super) async fn apply_rows(
         RowsEventData::UpdateRowsEventV1(_)
         | RowsEventData::UpdateRowsEvent(_)
         | RowsEventData::PartialUpdateRowsEvent(_) => {
-            for (before, after) in &images {
-                let (Some(before), Some(after)) = (before, after) else {
-                    continue;
+            let pairs: Vec<(&BinlogRow, &BinlogRow)> = images
+                .iter()
+                .filter_map(|(b, a)| b.as_ref().zip(a.as_ref()))
+                .collect();
+            for chunk in pairs.chunks(UPDATE_CHUNK) {
+                let many = match shape.transactional
+                    && shape.finds_rows_by_key_list()
+                    && chunk.len() > 1
+                {
+                    true => shape.update_many(chunk)?,
+                    false => None,
                 };
-                conn.query_drop(shape.update(before, after)?)
-                    .await
-                    .map_err(|e| {
-                        Error::database(format!("replaying an update of `{name}` at {at}"), e)
-                    })?;
-                if conn.affected_rows() != 1 {
-                    return Err(mismatch("update", conn.affected_rows()));
+                if let Some(sql) = many {
+                    let applied = apply_many(conn, shape, sql, chunk.len(), name, at)
+                        .await
+                        .map_err(|affected| mismatch("update", affected))??;
+                    if applied {
+                        changes.updated += chunk.len() as u64;
+                        continue;
+                    }
                 }
-                changes.updated += 1;
+                for (before, after) in chunk {
+                    conn.query_drop(shape.update(before, after)?)
+                        .await
+                        .map_err(|e| {
+                            Error::database(format!("replaying an update of `{name}` at {at}"), e)
+                        })?;
+                    if conn.affected_rows() != 1 {
+                        return Err(mismatch("update", (conn.affected_rows(), 1)));
+                    }
+                    changes.updated += 1;
+                }
             }
         }
         RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-            for (before, _) in &images {
-                let Some(before) = before else { continue };
-                conn.query_drop(shape.delete(before)?).await.map_err(|e| {
-                    Error::database(format!("replaying a delete from `{name}` at {at}"), e)
-                })?;
-                if conn.affected_rows() != 1 {
-                    return Err(mismatch("delete", conn.affected_rows()));
+            let befores: Vec<&BinlogRow> = images.iter().filter_map(|(b, _)| b.as_ref()).collect();
+            for chunk in befores.chunks(DELETE_CHUNK) {
+                if shape.transactional && shape.finds_rows_by_key_list() && chunk.len() > 1 {
+                    let sql = shape.delete_many(chunk)?;
+                    let applied = apply_many(conn, shape, sql, chunk.len(), name, at)
+                        .await
+                        .map_err(|affected| mismatch("delete", affected))??;
+                    if applied {
+                        changes.deleted += chunk.len() as u64;
+                        continue;
+                    }
                 }
-                changes.deleted += 1;
+                for before in chunk {
+                    conn.query_drop(shape.delete(before)?).await.map_err(|e| {
+                        Error::database(format!("replaying a delete from `{name}` at {at}"), e)
+                    })?;
+                    if conn.affected_rows() != 1 {
+                        return Err(mismatch("delete", (conn.affected_rows(), 1)));
+                    }
+                    changes.deleted += 1;
+                }
             }
         }
     }
     Ok((changes, shape.sequence))
+}
+
+/// Rows an UPDATE of many rows sets at most: each column is a CASE over the rows it changed in,
+/// which the server reads row by row, so the work per statement grows with its square.
+const UPDATE_CHUNK: usize = 100;
+/// Keys a DELETE of many rows lists at most.
+const DELETE_CHUNK: usize = 1000;
+
+/// Server errors after which a statement of many rows is tried again row by row, in the logged
+/// order: the order its rows are found in can break a unique or foreign key that the logged
+/// order kept (1062 duplicate key, 1451/1452 a foreign key, 1557/1761/1762 duplicate key
+/// through a foreign key, 1586 duplicate in a unique key). A transactional engine rolled the
+/// statement back whole.
+const TRY_ROW_BY_ROW: [u16; 7] = [1062, 1451, 1452, 1557, 1586, 1761, 1762];
+
+/// Runs one statement of `expected` rows. `Ok(Ok(true))`: every row changed; `Ok(Ok(false))`:
+/// refused in a way the rows one by one may not be, nothing applied; `Err(affected)`: the
+/// wrong number of rows changed.
+async fn apply_many(
+    conn: &mut Conn,
+    shape: &TableShape,
+    sql: Vec<u8>,
+    expected: usize,
+    name: &str,
+    at: &Position,
+) -> std::result::Result<Result<bool>, (u64, usize)> {
+    match conn.query_drop(sql).await {
+        Ok(()) if conn.affected_rows() == expected as u64 => Ok(Ok(true)),
+        Ok(()) => Err((conn.affected_rows(), expected)),
+        Err(mysql_async::Error::Server(e))
+            if shape.transactional && TRY_ROW_BY_ROW.contains(&e.code) =>
+        {
+            tracing::debug!(table = name, position = %at, code = e.code, "a statement of many rows is applied row by row");
+            Ok(Ok(false))
+        }
+        Err(e) => Ok(Err(Error::database(
+            format!("replaying the changes of {expected} rows of `{name}` at {at}"),
+            e,
+        ))),
+    }
 }

@@ -8,19 +8,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{TimeZone, Utc};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use mysql_common::binlog::consts::{BinlogVersion, RowsEventFlags};
+use mysql_common::binlog::consts::RowsEventFlags;
 use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
-use mysql_common::binlog::EventStreamReader;
 
+use super::decode::{read_ahead, ReadAhead, RowsRead};
 use super::deferred::keep_deferred_in_step;
 use super::names::{in_server, views_renamed};
 use super::rows::{apply_rows, cascades_from};
 use super::session::{run_logged, user_var_statement, REPLAY_SESSION};
 use super::transaction::{
-    begin_transaction, check_against_manifest, finish_transaction, record, Pending,
+    begin_transaction, check_against_manifest, commit_group, finish_transaction, record,
+    stop_inside, Group, Pending,
 };
 use super::{Checkpoint, Deferred, Journal, LeftOut, ReplayReport};
-use crate::binlog::events::{self, Edge, Frames, Role, Transactions};
+use crate::binlog::events::{self, Edge, Role, Transactions};
 use crate::binlog::plan::{ReplayPlan, Stop};
 use crate::binlog::position::Gtid;
 use crate::binlog::segment::{self, TableChanges};
@@ -95,27 +96,26 @@ pub async fn replay(
             _ => report.segments += 1,
         }
         let what = manifest.data_key();
-        let decoded = segment::read_events(store, manifest).await?;
-        let mut frames = Frames::new(&decoded[..], &what)?;
-        let mut reader = EventStreamReader::new(BinlogVersion::Version4);
+        let compressed_segment = segment::read_verified(store, manifest).await?;
+        let mut ahead = read_ahead(
+            compressed_segment,
+            what.clone(),
+            source_database.to_string(),
+        );
         let mut transactions = Transactions::default();
         let mut pending = Pending::default();
+        let mut group = Group::default();
         let mut shapes: HashMap<u64, TableShape> = HashMap::new();
         let mut compressed: HashMap<u64, Vec<bool>> = HashMap::new();
-        while let Some(mut frame) = frames.next(&what)? {
-            if let Some((table_id, columns)) = events::uncompressed_table_map(&mut frame) {
+        while let Some(read) = ahead.recv().await {
+            let ReadAhead {
+                event,
+                compressed: compressed_columns,
+                rows: mut images_of,
+            } = read?;
+            if let Some((table_id, columns)) = compressed_columns {
                 compressed.insert(table_id, columns);
             }
-            let event = reader
-                .read(&frame[..])
-                .map_err(|e| Error::CorruptFile {
-                    file: what.clone(),
-                    detail: e.to_string(),
-                })?
-                .ok_or_else(|| Error::CorruptFile {
-                    file: what.clone(),
-                    detail: "an empty event".into(),
-                })?;
             let role = events::role(&event)?;
             if role == Role::FormatDescription {
                 continue;
@@ -124,7 +124,7 @@ pub async fn replay(
             let (begin, end) = events::span(&event, &manifest.start.file);
             let edge = transactions.step(&role);
             if matches!(edge, Edge::Started { .. }) {
-                pending = Pending::default();
+                pending = Pending::after(&pending);
                 if let Role::Start { gtid, .. } = &role {
                     pending.gtid = gtid.clone();
                 }
@@ -145,6 +145,7 @@ pub async fn replay(
                         "just before the transaction at {begin} ({})",
                         pending.gtid.as_deref().unwrap_or("no GTID")
                     );
+                    stop_inside(conn, journal, &mut group, &mut pending).await?;
                     break 'segments;
                 }
                 // Transactions the full backup already holds.
@@ -172,15 +173,19 @@ pub async fn replay(
                                 detail: e.to_string(),
                             })?
                         {
-                            let Some(table) = reader.get_tme(rows.table_id()) else {
-                                return Err(Error::CorruptFile {
-                                    file: what.clone(),
-                                    detail: format!("rows of an unmapped table at {begin}"),
-                                });
-                            };
-                            if table.database_name() != source_database
-                                || !wanted(&table.table_name())
-                            {
+                            // Read ahead for the source database's rows; none for others.
+                            let (table, images) =
+                                match std::mem::replace(&mut images_of, RowsRead::None) {
+                                    RowsRead::Images(table, images) => (table, images),
+                                    RowsRead::None => continue,
+                                    RowsRead::Unmapped => {
+                                        return Err(Error::CorruptFile {
+                                            file: what.clone(),
+                                            detail: format!("rows of an unmapped table at {begin}"),
+                                        })
+                                    }
+                                };
+                            if !wanted(&table.table_name()) {
                                 continue;
                             }
                             let name = table.table_name().into_owned();
@@ -216,13 +221,14 @@ pub async fn replay(
                                     .map_err(|e| pending.unrepeatable(e))?;
                                 cascades_known.insert(name.clone());
                             }
-                            begin_transaction(conn, &mut pending)
+                            let stop_inside_possible = matches!(plan.stop, Stop::At(_));
+                            begin_transaction(conn, &mut pending, &group, stop_inside_possible)
                                 .await
                                 .map_err(|e| pending.unrepeatable(e))?;
                             let (changed, is_sequence) = apply_rows(
                                 conn,
                                 &rows,
-                                table,
+                                (&table, images),
                                 &name,
                                 (&mut shapes, &compressed),
                                 &begin,
@@ -280,6 +286,7 @@ pub async fn replay(
                                         at.to_rfc3339(),
                                         t.to_rfc3339()
                                     );
+                                    stop_inside(conn, journal, &mut group, &mut pending).await?;
                                     break 'segments;
                                 }
                             }
@@ -373,7 +380,7 @@ pub async fn replay(
                                 (None, None) => None,
                             };
                             if let (true, Some((name, on, create, event))) = (run, kept) {
-                                finish_transaction(conn, &mut pending, true).await?;
+                                commit_group(conn, journal, &mut group, &mut pending).await?;
                                 report.deferred.push(Deferred {
                                     position: begin.to_string(),
                                     trigger: name,
@@ -390,7 +397,7 @@ pub async fn replay(
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
                             } else if run {
-                                finish_transaction(conn, &mut pending, true).await?;
+                                commit_group(conn, journal, &mut group, &mut pending).await?;
                                 if let Some(journal) = journal {
                                     let in_flight = Checkpoint {
                                         segment_id: manifest.segment_id.clone(),
@@ -452,7 +459,7 @@ pub async fn replay(
                 if !pending.skip {
                     if let (Stop::At(at), Some(t)) = (&plan.stop, commit_time) {
                         if t > *at {
-                            finish_transaction(conn, &mut pending, false).await?;
+                            stop_inside(conn, journal, &mut group, &mut pending).await?;
                             report.stopped = format!(
                                 "at the first transaction committed after {} ({})",
                                 at.to_rfc3339(),
@@ -461,7 +468,7 @@ pub async fn replay(
                             break 'segments;
                         }
                     }
-                    let wrote = pending.in_database_transaction || pending.statement_applied;
+                    let wrote = pending.wrote_rows || pending.statement_applied;
                     report.transactions += 1;
                     report.last_gtid = pending.gtid.clone().or(report.last_gtid.take());
                     report.last_commit = commit_time;
@@ -469,6 +476,7 @@ pub async fn replay(
                     for (table, c) in std::mem::take(&mut pending.changes) {
                         applied.entry(table.clone()).or_default().add(&c);
                         report.row_changes += c.total();
+                        group.rows += c.total();
                         report.tables.entry(table).or_default().add(&c);
                     }
                     if let (Some(journal), true) = (journal, wrote) {
@@ -484,17 +492,27 @@ pub async fn replay(
                             applied: applied.clone(),
                             statement_in_flight: None,
                         };
-                        record(conn, journal, &checkpoint)
+                        group.last = Some(checkpoint);
+                        group.transactions += 1;
+                        // Rows only (a statement committed itself; a table that cannot roll
+                        // back is not left in a transaction a lost connection would repeat).
+                        let keep_open = pending.wrote_rows
+                            && !pending.statement_applied
+                            && pending.cannot_roll_back.is_none()
+                            && group.has_room();
+                        if !keep_open {
+                            commit_group(conn, Some(journal), &mut group, &mut pending).await?;
+                        }
+                    } else if !group.is_open() {
+                        finish_transaction(conn, &mut pending, true)
                             .await
                             .map_err(|e| pending.unrepeatable(e))?;
                     }
-                    finish_transaction(conn, &mut pending, true)
-                        .await
-                        .map_err(|e| pending.unrepeatable(e))?;
                 }
-                pending = Pending::default();
+                pending = Pending::after(&pending);
             }
         }
+        commit_group(conn, journal, &mut group, &mut pending).await?;
         // A segment replayed whole (after the snapshot, every table) must have changed exactly
         // the rows its manifest recorded for the database.
         if check_segment

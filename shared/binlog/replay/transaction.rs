@@ -1,7 +1,10 @@
 //! The transaction in hand: begun on the target at its first row, ended with COMMIT or
 //! ROLLBACK, its checkpoint recorded inside it (so a resumed replay and the rows the target
-//! holds agree), and what a segment's transactions applied held against its manifest. Apart
-//! so that what may be retried after a lost connection is decided in one place.
+//! holds agree), and what a segment's transactions applied held against its manifest. Several
+//! logged transactions of rows go into one target transaction (a `Group`): a COMMIT and its
+//! log flush cost as much as applying a hundred rows, and the checkpoint recorded inside the
+//! group still names a position below which everything is applied. Apart so that what may be
+//! retried after a lost connection is decided in one place.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +28,49 @@ pub(super) struct Pending {
     pub(super) user_vars: Vec<String>,
     /// A table it changed whose engine cannot roll back (MyISAM, Aria, MEMORY).
     pub(super) cannot_roll_back: Option<String>,
+    /// It applied rows (in the target transaction, which may hold earlier ones too).
+    pub(super) wrote_rows: bool,
+    /// A savepoint marks where its rows begin in a target transaction that holds earlier
+    /// logged transactions: a stop inside it rolls back to there.
+    pub(super) savepoint: bool,
+}
+
+/// Logged transactions applied in the open target transaction, not yet committed.
+#[derive(Default)]
+pub(super) struct Group {
+    /// The checkpoint of the last of them, recorded just before the COMMIT.
+    pub(super) last: Option<Checkpoint>,
+    pub(super) transactions: usize,
+    pub(super) rows: u64,
+}
+
+/// A group is committed once it holds this many logged transactions or row changes: enough
+/// that a COMMIT is a small part of the work, few enough that a lost connection repeats little.
+const GROUP_TRANSACTIONS: usize = 500;
+const GROUP_ROWS: u64 = 5_000;
+
+impl Group {
+    pub(super) fn is_open(&self) -> bool {
+        self.last.is_some()
+    }
+
+    pub(super) fn has_room(&self) -> bool {
+        self.transactions < GROUP_TRANSACTIONS && self.rows < GROUP_ROWS
+    }
+}
+
+impl Pending {
+    /// The next logged transaction, in the target transaction `self` left open (or none).
+    pub(super) fn after(previous: &Pending) -> Pending {
+        Pending {
+            in_database_transaction: previous.in_database_transaction,
+            cannot_roll_back: previous
+                .in_database_transaction
+                .then(|| previous.cannot_roll_back.clone())
+                .flatten(),
+            ..Pending::default()
+        }
+    }
 }
 
 impl Pending {
@@ -77,14 +123,65 @@ pub(super) fn check_against_manifest(
     Ok(())
 }
 
-pub(super) async fn begin_transaction(conn: &mut Conn, pending: &mut Pending) -> Result<()> {
+/// Begins the target transaction at a logged transaction's first row, or marks where its rows
+/// begin in the open group (`mark_start`: a stop may come inside it).
+pub(super) async fn begin_transaction(
+    conn: &mut Conn,
+    pending: &mut Pending,
+    group: &Group,
+    mark_start: bool,
+) -> Result<()> {
     if !pending.in_database_transaction {
         conn.query_drop("START TRANSACTION")
             .await
             .map_err(|e| Error::database("starting a replayed transaction", e))?;
         pending.in_database_transaction = true;
+    } else if mark_start && group.is_open() && !pending.wrote_rows {
+        conn.query_drop("SAVEPOINT logged_transaction")
+            .await
+            .map_err(|e| Error::database("marking a replayed transaction", e))?;
+        pending.savepoint = true;
     }
+    pending.wrote_rows = true;
     Ok(())
+}
+
+/// Records the group's checkpoint and commits it with the transaction in hand.
+pub(super) async fn commit_group(
+    conn: &mut Conn,
+    journal: Option<&Journal>,
+    group: &mut Group,
+    pending: &mut Pending,
+) -> Result<()> {
+    if let (Some(journal), Some(checkpoint)) = (journal, group.last.take()) {
+        record(conn, journal, &checkpoint)
+            .await
+            .map_err(|e| pending.unrepeatable(e))?;
+    }
+    *group = Group::default();
+    finish_transaction(conn, pending, true)
+        .await
+        .map_err(|e| pending.unrepeatable(e))
+}
+
+/// Leaves out the transaction in hand, which a stop came inside of: what it applied is rolled
+/// back, the group before it committed.
+pub(super) async fn stop_inside(
+    conn: &mut Conn,
+    journal: Option<&Journal>,
+    group: &mut Group,
+    pending: &mut Pending,
+) -> Result<()> {
+    if pending.savepoint {
+        conn.query_drop("ROLLBACK TO SAVEPOINT logged_transaction")
+            .await
+            .map_err(|e| Error::database("leaving out a replayed transaction", e))?;
+    } else if !group.is_open() || pending.wrote_rows {
+        // Its rows began the target transaction: nothing else is in it.
+        *group = Group::default();
+        return finish_transaction(conn, pending, false).await;
+    }
+    commit_group(conn, journal, group, pending).await
 }
 
 pub(super) async fn finish_transaction(
