@@ -53,6 +53,8 @@ pub const MONITOR_RESTORE_TEST_DAYS: u32 = 0;
 pub const MONITOR_PITR_MAX_MINUTES: u32 = 15;
 /// The binlog archive's lag above this many minutes is a warning (three times: critical).
 pub const MONITOR_BINLOG_RPO_MINUTES: u32 = 10;
+/// The recovery-time objective: a restore to now estimated longer is a warning (twice: critical).
+pub const MONITOR_RTO_MINUTES: u32 = crate::monitor::recovery_time::DEFAULT_RTO_MINUTES;
 
 // The binlog archive.
 

@@ -26,7 +26,9 @@ impl MonitorFunction {
     /// MONITOR_REMINDER_HOURS, MONITOR_RESTORE_TEST_DAYS, MONITOR_FILE_BACKUPS and
     /// MONITOR_BINLOG_ARCHIVE (whether the stack deployed the files function and the binlog
     /// archive: "true" or "false"; unset, the store decides) and MONITOR_DEPLOYMENT_CHECKS (the
-    /// bucket's protections and the topic's subscriptions too); checked once per cold start.
+    /// bucket's protections and the topic's subscriptions too), MONITOR_RTO_MINUTES and
+    /// MONITOR_REPLAY_ROWS_PER_SECOND (the recovery-time estimate and its objective); checked
+    /// once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
         let rds = env
             .get("MONITOR_RDS_INSTANCE")
@@ -82,6 +84,15 @@ impl MonitorFunction {
                 .then_some(restore_test_days),
             rds,
             replica,
+            rto: env.duration(
+                "MONITOR_RTO_MINUTES",
+                i64::from(defaults::MONITOR_RTO_MINUTES),
+                chrono::TimeDelta::try_minutes,
+                "a whole number of minutes",
+            )?,
+            replay_rows_per_second: crate::monitor::recovery_time::replay_rate_setting(
+                env.get("MONITOR_REPLAY_ROWS_PER_SECOND").as_deref(),
+            )?,
             binlog_rpo: env.duration(
                 "MONITOR_BINLOG_RPO_MINUTES",
                 i64::from(defaults::MONITOR_BINLOG_RPO_MINUTES),

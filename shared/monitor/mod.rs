@@ -12,6 +12,7 @@ mod binlog_archive;
 pub mod deployment;
 mod freshness;
 mod integrity;
+pub mod recovery_time;
 pub mod restore_test;
 pub mod tiers;
 
@@ -137,6 +138,12 @@ pub struct MonitorOptions {
     pub binlog_archive: Configured,
     /// The bucket's protections and the alert topic's subscriptions, checked on every run.
     pub deployment: Option<deployment::DeploymentTargets>,
+    /// The recovery-time objective: a restore to now estimated longer is a warning, twice as
+    /// long critical.
+    pub rto: Duration,
+    /// The replay rate of this deployment's server, where it is known to differ from the
+    /// benchmark's (rows a second).
+    pub replay_rows_per_second: Option<f64>,
 }
 
 impl Default for MonitorOptions {
@@ -158,6 +165,8 @@ impl Default for MonitorOptions {
             file_backups: Configured::FromStore,
             binlog_archive: Configured::FromStore,
             deployment: None,
+            rto: Duration::minutes(i64::from(recovery_time::DEFAULT_RTO_MINUTES)),
+            replay_rows_per_second: None,
         }
     }
 }
@@ -234,6 +243,17 @@ pub async fn check_all(
         now,
     ));
     checks.push(latest.check);
+    if !verified.is_empty() {
+        checks.push(
+            recovery_time::recovery_time_check(
+                store,
+                options.rto,
+                options.replay_rows_per_second,
+                now,
+            )
+            .await,
+        );
+    }
     checks.extend(anomalies(&verified, options));
     if let Some(max_age) = options.restore_test_max_age {
         checks.push(restore_test::recency_check(store, max_age, now).await);

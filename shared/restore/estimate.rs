@@ -132,6 +132,17 @@ pub async fn of_point(
     point: &Point,
     tables: Option<&[String]>,
 ) -> Estimate {
+    of_point_at(store, point, tables, &benchmark_replay_rate()).await
+}
+
+/// [`of_point`] at a replay rate of the caller's (the monitor's, where the deployment says its
+/// server replays at another rate than the benchmark's).
+pub async fn of_point_at(
+    store: &dyn ObjectStore,
+    point: &Point,
+    tables: Option<&[String]>,
+    replay: &ReplayRate,
+) -> Estimate {
     let data_rate = match measured_data_rate(store).await {
         Some(rate) => rate,
         None => DataRate {
@@ -139,7 +150,7 @@ pub async fn of_point(
             source: "from BENCHMARKS.md (no restore test has recorded a rate)".into(),
         },
     };
-    estimate(work_of(point, tables), &data_rate, &benchmark_replay_rate())
+    estimate(work_of(point, tables), &data_rate, replay)
 }
 
 /// Uncompressed bytes a restore of `chain` loads: every file but the key state (read by the

@@ -1200,6 +1200,81 @@ fn foreign_key_cascades_happen_in_the_replay_as_they_did_in_the_source() {
     replay_matches_the_source(&server, &store_text, "toc_sis_restore_test_cascades");
 }
 
+/// `status` estimates a restore to now (the full backup and the binlog segments it would
+/// replay) and holds it against the recovery-time objective; a server known to replay slowly
+/// (MONITOR_REPLAY_ROWS_PER_SECOND) puts it over, and `monitor` alerts on it. A rate that is
+/// not one is refused by name.
+#[test]
+fn status_estimates_the_recovery_time_and_the_monitor_alerts_over_the_objective() {
+    let server = server_with_users();
+    server.root_sql(
+        "USE toc_sis; CREATE TABLE grades (id INT PRIMARY KEY, grade INT NOT NULL);
+         INSERT INTO grades SELECT seq, seq % 100 FROM seq_1_to_3000;",
+    );
+    let store = tempfile::tempdir().expect("store");
+    let store_text = store.path().to_string_lossy().into_owned();
+    assert_ok(&dump_as_backup_user(&server, &store_text, &[]));
+    server.root_sql("USE toc_sis; UPDATE grades SET grade = grade + 1 WHERE id <= 2000;");
+    assert_ok(&archive(&server, &store_text, &[]));
+    let recovery_time = |env: &[(&str, &str)], command: &str| {
+        let output = run_cli(&[command, "--store", &store_text, "--json"], env);
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+                panic!("{command} printed no report: {}", text(&output));
+            });
+        let check = report["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["name"] == "Recovery time"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no Recovery time check: {report}"));
+        (output, report, check)
+    };
+    let (_, _, usual) = recovery_time(&[], "status");
+    let reason = usual["reason"].as_str().unwrap_or_default();
+    assert_eq!(usual["status"], "OK", "{usual}");
+    assert!(
+        reason.contains("a restore to now (full backup ")
+            && reason.contains("binlog segment(s)")
+            && reason.contains("estimated time: about ")
+            && reason.contains("2,000 binlog row changes")
+            && reason.contains("within the recovery-time objective of 1 h 0 min"),
+        "{reason}"
+    );
+    // 2,000 rows at 1 row/s: 33 min, over twice a 15-minute objective.
+    let slow = [
+        ("MONITOR_REPLAY_ROWS_PER_SECOND", "1"),
+        ("MONITOR_RTO_MINUTES", "15"),
+    ];
+    let (output, _, over) = recovery_time(&slow, "status");
+    assert_eq!(over["status"], "CRITICAL", "{over}");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let reason = over["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("OVER the recovery-time objective of 15 min")
+            && reason.contains(" at 1 rows/s")
+            && reason.contains("MONITOR_REPLAY_ROWS_PER_SECOND"),
+        "{reason}"
+    );
+    let (monitored, report, _) = recovery_time(&slow, "monitor");
+    assert_eq!(report["alerted"], true, "{}", text(&monitored));
+    assert!(
+        text(&monitored).contains("Recovery time"),
+        "{}",
+        text(&monitored)
+    );
+    let refused = run_cli(
+        &["status", "--store", &store_text],
+        &[("MONITOR_REPLAY_ROWS_PER_SECOND", "fast")],
+    );
+    assert!(
+        !refused.status.success()
+            && text(&refused).contains("MONITOR_REPLAY_ROWS_PER_SECOND")
+            && text(&refused).contains("\"fast\", which is not a replay rate in rows a second"),
+        "{}",
+        text(&refused)
+    );
+}
+
 /// Row changes are applied many rows a statement and several logged transactions a target
 /// transaction; what the source did in order must still happen in order: the same rows changed
 /// again and again by operations that do not commute, deleted and inserted again under the same

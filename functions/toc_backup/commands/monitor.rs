@@ -5,6 +5,7 @@ use clap::Args;
 use toc_sis_backup::defaults;
 use toc_sis_backup::monitor::aws_checks::RdsTargets;
 use toc_sis_backup::monitor::deployment::DeploymentTargets;
+use toc_sis_backup::monitor::recovery_time::replay_rate_setting;
 use toc_sis_backup::monitor::tiers::parse_tiers;
 use toc_sis_backup::monitor::{check_all, run_monitor, Configured, MonitorOptions};
 use toc_sis_backup::store::open_store;
@@ -55,6 +56,14 @@ pub(crate) struct MonitorArgs {
     /// times a critical alert.
     #[arg(long, env = "MONITOR_BINLOG_RPO_MINUTES", default_value_t = defaults::MONITOR_BINLOG_RPO_MINUTES, value_parser = clap::value_parser!(u32).range(1..=1440))]
     binlog_rpo_minutes: u32,
+    /// The recovery-time objective in minutes: a restore to now estimated longer is a warning,
+    /// twice as long critical.
+    #[arg(long, env = "MONITOR_RTO_MINUTES", default_value_t = defaults::MONITOR_RTO_MINUTES, value_parser = clap::value_parser!(u32).range(1..=10080))]
+    rto_minutes: u32,
+    /// The binlog replay rate of this deployment's server, rows a second, for that estimate
+    /// (unset: the benchmark's).
+    #[arg(long, env = "MONITOR_REPLAY_ROWS_PER_SECOND", value_name = "ROWS")]
+    replay_rows_per_second: Option<String>,
     /// Whether the files function is deployed (true|false; unset: judged from the store).
     /// Deployed and no snapshot is CRITICAL; not deployed is "not configured".
     #[arg(long, env = "MONITOR_FILE_BACKUPS", value_name = "true|false")]
@@ -138,6 +147,8 @@ impl MonitorArgs {
                 self.binlog_archive.as_deref(),
             )?,
             deployment: self.deployment_targets().await?,
+            rto: chrono::Duration::minutes(i64::from(self.rto_minutes)),
+            replay_rows_per_second: replay_rate_setting(self.replay_rows_per_second.as_deref())?,
             ..MonitorOptions::default()
         })
     }
