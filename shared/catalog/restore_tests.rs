@@ -22,4 +22,13 @@ pub struct RestoreTestReport {
     /// Stopped before its deadline (the function's time limit) rather than failed.
     #[serde(default)]
     pub timed_out: bool,
+    /// The binlog replay it ran on top of the full backup (where the archive was there): its
+    /// row changes, transactions and seconds, the replay rate a restore's estimate uses. 0 in
+    /// reports of tests without one, and written before.
+    #[serde(default)]
+    pub replay_row_changes: u64,
+    #[serde(default)]
+    pub replay_transactions: u64,
+    #[serde(default)]
+    pub replay_seconds: f64,
 }

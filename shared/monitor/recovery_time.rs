@@ -51,15 +51,12 @@ pub(super) async fn recovery_time_check(
             }
         }
     };
-    let mut replay = estimate::benchmark_replay_rate();
-    if let Some(rows_per_second) = replay_rows_per_second {
-        replay = ReplayRate {
-            rows_per_second,
-            source: "MONITOR_REPLAY_ROWS_PER_SECOND".into(),
-            ..replay
-        };
-    }
-    let estimated = estimate::of_point_at(store, &point, None, &replay).await;
+    let given = replay_rows_per_second.map(|rows_per_second| ReplayRate {
+        rows_per_second,
+        source: "MONITOR_REPLAY_ROWS_PER_SECOND".into(),
+        ..estimate::benchmark_replay_rate()
+    });
+    let estimated = estimate::of_point_at(store, &point, None, given.as_ref()).await;
     let objective = rto.num_seconds() as f64;
     let status = if estimated.seconds > 2.0 * objective {
         Status::Critical

@@ -125,32 +125,40 @@ pub fn estimate(work: Work, data: &DataRate, replay: &ReplayRate) -> Estimate {
 }
 
 /// The estimate of restoring `point` (with `--tables`, only those tables' rows), at the newest
-/// restore test's data rate when one is recorded. Never fails: an unreadable report only
-/// means the benchmark's rate.
+/// passing restore test's data and replay rates when one is recorded (the benchmark's
+/// otherwise). Never fails: an unreadable report only means the benchmark's rate.
 pub async fn of_point(
     store: &dyn ObjectStore,
     point: &Point,
     tables: Option<&[String]>,
 ) -> Estimate {
-    of_point_at(store, point, tables, &benchmark_replay_rate()).await
+    of_point_at(store, point, tables, None).await
 }
 
-/// [`of_point`] at a replay rate of the caller's (the monitor's, where the deployment says its
-/// server replays at another rate than the benchmark's).
+/// [`of_point`], at the caller's replay rate when it gives one (the monitor's, where the
+/// deployment says its server replays at another rate).
 pub async fn of_point_at(
     store: &dyn ObjectStore,
     point: &Point,
     tables: Option<&[String]>,
-    replay: &ReplayRate,
+    replay: Option<&ReplayRate>,
 ) -> Estimate {
-    let data_rate = match measured_data_rate(store).await {
-        Some(rate) => rate,
-        None => DataRate {
+    let reports = recent_restore_tests(store).await;
+    let data_rate = reports
+        .iter()
+        .find_map(rate_of)
+        .unwrap_or_else(|| DataRate {
             bytes_per_second: BENCHMARK_DATA_BYTES_PER_SECOND,
             source: "from BENCHMARKS.md (no restore test has recorded a rate)".into(),
-        },
+        });
+    let replay = match replay {
+        Some(given) => given.clone(),
+        None => reports
+            .iter()
+            .find_map(replay_rate_of)
+            .unwrap_or_else(benchmark_replay_rate),
     };
-    estimate(work_of(point, tables), &data_rate, replay)
+    estimate(work_of(point, tables), &data_rate, &replay)
 }
 
 /// Uncompressed bytes a restore of `chain` loads: every file but the key state (read by the
@@ -196,10 +204,9 @@ pub fn work_of(point: &Point, tables: Option<&[String]>) -> Work {
     work
 }
 
-/// The newest passing restore test's bytes a second: the latest report, else the dated ones
-/// newest first (a year of monthly tests at most), skipping failures and reports written before
-/// tests recorded their bytes.
-async fn measured_data_rate(store: &dyn ObjectStore) -> Option<DataRate> {
+/// The restore tests' reports, newest first: the latest, then the dated ones (a year of
+/// monthly tests at most). Unreadable ones are left out.
+async fn recent_restore_tests(store: &dyn ObjectStore) -> Vec<RestoreTestReport> {
     const FOLDER: &str = crate::layout::RESTORE_TESTS_PREFIX;
     const LOOK_BACK: usize = 12;
     let mut keys = vec![LATEST_KEY.to_string()];
@@ -216,33 +223,56 @@ async fn measured_data_rate(store: &dyn ObjectStore) -> Option<DataRate> {
         }
         Err(e) => tracing::warn!("cannot list the restore tests' reports for the estimate: {e}"),
     }
+    let mut reports = Vec::new();
     for key in keys {
-        let report = match store.get(&key).await {
-            Ok(Some(bytes)) => serde_json::from_slice::<RestoreTestReport>(&bytes).ok(),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!("cannot read {key} for the estimate: {e}");
-                None
+        match store.get(&key).await {
+            Ok(Some(bytes)) => {
+                if let Ok(report) = serde_json::from_slice::<RestoreTestReport>(&bytes) {
+                    reports.push(report);
+                }
             }
-        };
-        if let Some(rate) = report.as_ref().and_then(rate_of) {
-            return Some(rate);
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot read {key} for the estimate: {e}"),
         }
     }
-    None
+    reports
 }
 
-/// A passed restore test's rate: its data bytes over its whole time (checks of the files, the
-/// load and the verification), as a restore spends it.
+/// A passed restore test's data rate: its data bytes over its whole time (checks of the files,
+/// the load and the verification) less its replay, as a restore spends it.
 fn rate_of(report: &RestoreTestReport) -> Option<DataRate> {
-    if !report.passed || report.data_bytes == 0 || report.rto_seconds <= 0.0 {
+    let seconds = report.rto_seconds - report.replay_seconds.max(0.0);
+    if !report.passed || report.data_bytes == 0 || seconds <= 0.0 {
         return None;
     }
-    let day = report.tested_at.get(..10).unwrap_or(&report.tested_at);
     Some(DataRate {
-        bytes_per_second: report.data_bytes as f64 / report.rto_seconds,
-        source: format!("measured by the restore test of {day}"),
+        bytes_per_second: report.data_bytes as f64 / seconds,
+        source: format!("measured by the restore test of {}", day_of(report)),
     })
+}
+
+/// A passed restore test's replay rate: the benchmark's two rates (a row, a transaction)
+/// scaled so that they give the time its replay took, which one replay alone cannot split.
+fn replay_rate_of(report: &RestoreTestReport) -> Option<ReplayRate> {
+    if !report.passed || report.replay_row_changes == 0 || report.replay_seconds <= 0.0 {
+        return None;
+    }
+    let benchmark = benchmark_replay_rate();
+    let predicted = report.replay_row_changes as f64 / benchmark.rows_per_second
+        + report.replay_transactions as f64 * benchmark.seconds_per_transaction;
+    if predicted <= 0.0 {
+        return None;
+    }
+    let slower = report.replay_seconds / predicted;
+    Some(ReplayRate {
+        rows_per_second: benchmark.rows_per_second / slower,
+        seconds_per_transaction: benchmark.seconds_per_transaction * slower,
+        source: format!("measured by the restore test of {}", day_of(report)),
+    })
+}
+
+fn day_of(report: &RestoreTestReport) -> &str {
+    report.tested_at.get(..10).unwrap_or(&report.tested_at)
 }
 
 /// "45 s", "4 min", "2 h 05 min": rounded as a person would say it.
@@ -383,6 +413,9 @@ mod tests {
             scratch_database: "s".into(),
             error: None,
             timed_out: false,
+            replay_row_changes: 0,
+            replay_transactions: 0,
+            replay_seconds: 0.0,
         };
         let rate = rate_of(&report).expect("a rate");
         assert_eq!(rate.bytes_per_second, 9.75 * MIB);
@@ -396,5 +429,56 @@ mod tests {
         report.data_bytes = 1;
         report.passed = false;
         assert_eq!(rate_of(&report), None);
+    }
+
+    #[test]
+    fn a_restore_test_with_a_replay_gives_the_replay_rate_and_a_data_rate_without_it() {
+        let benchmark = benchmark_replay_rate();
+        // The benchmark would take 10 s for these; the test took 30: three times slower.
+        let rows = 200_000.0;
+        let transactions =
+            ((10.0 - rows / benchmark.rows_per_second) / benchmark.seconds_per_transaction).round();
+        let report = RestoreTestReport {
+            tested_at: "2026-12-01T03:00:00+00:00".into(),
+            passed: true,
+            backup_id: Some("b".into()),
+            chain: vec!["b".into()],
+            rto_seconds: 62.0,
+            data_bytes: 312 * 1024 * 1024,
+            tables: 1,
+            rows: 1,
+            scratch_database: "s".into(),
+            error: None,
+            timed_out: false,
+            replay_row_changes: rows as u64,
+            replay_transactions: transactions as u64,
+            replay_seconds: 30.0,
+        };
+        let replay = replay_rate_of(&report).expect("a replay rate");
+        assert!(
+            (replay.rows_per_second * 3.0 / benchmark.rows_per_second - 1.0).abs() < 0.01,
+            "{replay:?}"
+        );
+        assert!(
+            (replay.seconds_per_transaction / (3.0 * benchmark.seconds_per_transaction) - 1.0)
+                .abs()
+                < 0.01
+        );
+        assert_eq!(replay.source, "measured by the restore test of 2026-12-01");
+        // 312 MiB in the 32 s that were not the replay.
+        assert_eq!(
+            rate_of(&report).map(|r| r.bytes_per_second),
+            Some(9.75 * MIB)
+        );
+        let without = RestoreTestReport {
+            replay_row_changes: 0,
+            ..report.clone()
+        };
+        assert_eq!(replay_rate_of(&without), None);
+        let failed = RestoreTestReport {
+            passed: false,
+            ..report
+        };
+        assert_eq!(replay_rate_of(&failed), None);
     }
 }

@@ -1262,6 +1262,35 @@ fn status_estimates_the_recovery_time_and_the_monitor_alerts_over_the_objective(
         "{}",
         text(&monitored)
     );
+    // The restore test restores to now through the archive, and its measured rates are the
+    // estimate's from then on.
+    let tested = run_cli(
+        &[
+            "restore-test",
+            "--database-url",
+            &server.url("toc_restore_test", "127.0.0.1", ""),
+            "--store",
+            &store_text,
+            "--definer",
+            "current",
+            "--json",
+        ],
+        &PASSWORD,
+    );
+    assert_ok(&tested);
+    let report: serde_json::Value = serde_json::from_slice(&tested.stdout).expect("json");
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["replay_row_changes"], 2000, "{report}");
+    assert!(
+        report["replay_seconds"].as_f64().unwrap_or_default() > 0.0,
+        "{report}"
+    );
+    let (_, _, measured) = recovery_time(&[], "status");
+    let reason = measured["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.matches("measured by the restore test of ").count() == 2,
+        "both rates: {reason}"
+    );
     let refused = run_cli(
         &["status", "--store", &store_text],
         &[("MONITOR_REPLAY_ROWS_PER_SECOND", "fast")],
