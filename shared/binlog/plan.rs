@@ -130,6 +130,15 @@ fn reach(all: &[SegmentManifest], from: &Position, head: Option<&segment::Head>)
 /// falls back to incrementals for a time; a GTID or position needs the archive).
 pub async fn plan(store: &dyn ObjectStore, stop: &Stop) -> Result<Option<ReplayPlan>> {
     let catalog = catalog::load(store).await?;
+    plan_in(store, &catalog, stop).await
+}
+
+/// [`plan`] in a catalog the caller has loaded already.
+pub async fn plan_in(
+    store: &dyn ObjectStore,
+    catalog: &catalog::Catalog,
+    stop: &Stop,
+) -> Result<Option<ReplayPlan>> {
     let fulls: Vec<&IndexEntry> = catalog
         .complete
         .iter()

@@ -247,6 +247,7 @@ pub async fn check_all(
         checks.push(
             recovery_time::recovery_time_check(
                 store,
+                &catalog,
                 options.rto,
                 options.replay_rows_per_second,
                 now,

@@ -37,11 +37,12 @@ pub fn replay_rate_setting(value: Option<&str>) -> Result<Option<f64>> {
 /// this deployment's server when it is known to differ from the benchmark's.
 pub(super) async fn recovery_time_check(
     store: &dyn ObjectStore,
+    catalog: &crate::catalog::Catalog,
     rto: Duration,
     replay_rows_per_second: Option<f64>,
     now: DateTime<Utc>,
 ) -> Check {
-    let point = match Point::resolve(store, &PointRequest::At(now)).await {
+    let point = match Point::resolve_in(store, catalog, &PointRequest::At(now)).await {
         Ok(point) => point,
         Err(e) => {
             return Check {

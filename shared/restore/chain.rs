@@ -58,6 +58,16 @@ pub async fn resolve(
 ) -> Result<Vec<Manifest>> {
     store.check().await?;
     let catalog = catalog::load(store).await?;
+    resolve_in(store, &catalog, which, at).await
+}
+
+/// [`resolve`] in a catalog the caller has loaded already.
+pub async fn resolve_in(
+    store: &dyn ObjectStore,
+    catalog: &catalog::Catalog,
+    which: &str,
+    at: Option<DateTime<Utc>>,
+) -> Result<Vec<Manifest>> {
     let target = match at {
         Some(at) => catalog
             .complete

@@ -52,15 +52,29 @@ pub struct Point {
 
 impl Point {
     pub async fn resolve(store: &dyn ObjectStore, request: &PointRequest) -> Result<Point> {
+        store.check().await?;
+        let catalog = crate::catalog::load(store).await?;
+        Point::resolve_in(store, &catalog, request).await
+    }
+
+    /// [`Point::resolve`] in a catalog the caller has loaded already (the monitor's).
+    pub async fn resolve_in(
+        store: &dyn ObjectStore,
+        catalog: &crate::catalog::Catalog,
+        request: &PointRequest,
+    ) -> Result<Point> {
+        let plan = |stop| crate::binlog::plan::plan_in(store, catalog, stop);
         let replay = match request {
             PointRequest::Backup(_) => None,
-            PointRequest::At(at) => crate::binlog::plan(store, &Stop::At(*at)).await?,
-            PointRequest::Before(stop) => crate::binlog::plan(store, stop).await?,
+            PointRequest::At(at) => plan(&Stop::At(*at)).await?,
+            PointRequest::Before(stop) => plan(stop).await?,
         };
         let chain = match (&replay, request) {
-            (Some(plan), _) => chain::resolve(store, &plan.full, None).await?,
-            (None, PointRequest::Backup(id)) => chain::resolve(store, id, None).await?,
-            (None, PointRequest::At(at)) => chain::resolve(store, "latest", Some(*at)).await?,
+            (Some(plan), _) => chain::resolve_in(store, catalog, &plan.full, None).await?,
+            (None, PointRequest::Backup(id)) => chain::resolve_in(store, catalog, id, None).await?,
+            (None, PointRequest::At(at)) => {
+                chain::resolve_in(store, catalog, "latest", Some(*at)).await?
+            }
             (None, PointRequest::Before(stop)) => {
                 return Err(Error::BinlogNotCovered {
                     point: stop.to_string(),
