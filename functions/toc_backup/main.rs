@@ -28,7 +28,7 @@ fn quiet_on_closed_pipe() {
 fn quiet_on_closed_pipe() {}
 
 fn main() -> ExitCode {
-    toc_sis_backup::memory::limit_malloc_arenas();
+    toc_sis_backup::memory::configure_malloc();
     quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(cli.log_format);
