@@ -16,8 +16,15 @@ use crate::mysql::quote_ident;
 type KeyLiterals = Vec<Vec<u8>>;
 
 impl TableShape {
+    /// Whether changes of this table go many rows a statement: rows found by a list of primary
+    /// keys, in a transactional table (a statement the server refuses part way is rolled back
+    /// whole, and can then be applied row by row).
+    pub(crate) fn changes_many_rows_at_once(&self) -> bool {
+        self.transactional && self.finds_rows_by_key_list()
+    }
+
     /// Whether rows of this table can be found by a list of primary keys.
-    pub(crate) fn finds_rows_by_key_list(&self) -> bool {
+    fn finds_rows_by_key_list(&self) -> bool {
         !self.key.is_empty()
             && self.period.is_none()
             && self.key.iter().all(|&i| {
@@ -72,7 +79,7 @@ impl TableShape {
     }
 
     /// `DELETE` of every row of `rows`, found by primary key. The caller checks
-    /// `finds_rows_by_key_list` and that the statement deleted `rows.len()` rows.
+    /// `changes_many_rows_at_once` and that the statement deleted `rows.len()` rows.
     pub(crate) fn delete_many(&self, rows: &[&BinlogRow]) -> Result<Vec<u8>> {
         let keys = rows
             .iter()

@@ -122,12 +122,8 @@ pub(super) async fn apply_rows(
             slot.insert(shape)
         }
     };
-    let mismatch = |kind: &str, (affected, expected): (u64, usize)| {
-        Error::RestoreMismatch(vec![if expected == 1 {
-            format!("replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from")
-        } else {
-            format!("replaying the {kind} of {expected} rows of `{name}` at {at} (one statement, rows found by primary key) changed {affected} rows: the restored database is not the state this binlog continues from")
-        }])
+    let mismatch = |kind: &str, affected: u64, expected: usize| {
+        changed_other_rows(kind, name, at, affected, expected)
     };
     if let Some((start, end)) = shape.period {
         return apply_versioned(conn, rows, &images, shape, (start, end), name, at)
@@ -142,7 +138,7 @@ pub(super) async fn apply_rows(
                     Error::database(format!("replaying inserts into `{name}` at {at}"), e)
                 })?;
                 if conn.affected_rows() != batch.len() as u64 {
-                    return Err(mismatch("insert", (conn.affected_rows(), batch.len())));
+                    return Err(mismatch("insert", conn.affected_rows(), batch.len()));
                 }
                 changes.inserted += batch.len() as u64;
             }
@@ -155,18 +151,12 @@ pub(super) async fn apply_rows(
                 .filter_map(|(b, a)| b.as_ref().zip(a.as_ref()))
                 .collect();
             for chunk in pairs.chunks(UPDATE_CHUNK) {
-                let many = match shape.transactional
-                    && shape.finds_rows_by_key_list()
-                    && chunk.len() > 1
-                {
+                let many = match shape.changes_many_rows_at_once() && chunk.len() > 1 {
                     true => shape.update_many(chunk)?,
                     false => None,
                 };
                 if let Some(sql) = many {
-                    let applied = apply_many(conn, shape, sql, chunk.len(), name, at)
-                        .await
-                        .map_err(|affected| mismatch("update", affected))??;
-                    if applied {
+                    if apply_many(conn, "update", sql, chunk.len(), name, at).await? {
                         changes.updated += chunk.len() as u64;
                         continue;
                     }
@@ -178,7 +168,7 @@ pub(super) async fn apply_rows(
                             Error::database(format!("replaying an update of `{name}` at {at}"), e)
                         })?;
                     if conn.affected_rows() != 1 {
-                        return Err(mismatch("update", (conn.affected_rows(), 1)));
+                        return Err(mismatch("update", conn.affected_rows(), 1));
                     }
                     changes.updated += 1;
                 }
@@ -187,12 +177,9 @@ pub(super) async fn apply_rows(
         RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
             let befores: Vec<&BinlogRow> = images.iter().filter_map(|(b, _)| b.as_ref()).collect();
             for chunk in befores.chunks(DELETE_CHUNK) {
-                if shape.transactional && shape.finds_rows_by_key_list() && chunk.len() > 1 {
+                if shape.changes_many_rows_at_once() && chunk.len() > 1 {
                     let sql = shape.delete_many(chunk)?;
-                    let applied = apply_many(conn, shape, sql, chunk.len(), name, at)
-                        .await
-                        .map_err(|affected| mismatch("delete", affected))??;
-                    if applied {
+                    if apply_many(conn, "delete", sql, chunk.len(), name, at).await? {
                         changes.deleted += chunk.len() as u64;
                         continue;
                     }
@@ -202,7 +189,7 @@ pub(super) async fn apply_rows(
                         Error::database(format!("replaying a delete from `{name}` at {at}"), e)
                     })?;
                     if conn.affected_rows() != 1 {
-                        return Err(mismatch("delete", (conn.affected_rows(), 1)));
+                        return Err(mismatch("delete", conn.affected_rows(), 1));
                     }
                     changes.deleted += 1;
                 }
@@ -225,29 +212,49 @@ const DELETE_CHUNK: usize = 1000;
 /// statement back whole.
 const TRY_ROW_BY_ROW: [u16; 7] = [1062, 1451, 1452, 1557, 1586, 1761, 1762];
 
-/// Runs one statement of `expected` rows. `Ok(Ok(true))`: every row changed; `Ok(Ok(false))`:
-/// refused in a way the rows one by one may not be, nothing applied; `Err(affected)`: the
-/// wrong number of rows changed.
+/// Runs one statement (the `kind` of change) of `expected` rows of a transactional table
+/// (`TableShape::changes_many_rows_at_once`). `true`: every row changed; `false`: refused in a
+/// way the rows one by one may not be, and rolled back whole; an error when it changed another
+/// number of rows.
 async fn apply_many(
     conn: &mut Conn,
-    shape: &TableShape,
+    kind: &str,
     sql: Vec<u8>,
     expected: usize,
     name: &str,
     at: &Position,
-) -> std::result::Result<Result<bool>, (u64, usize)> {
+) -> Result<bool> {
     match conn.query_drop(sql).await {
-        Ok(()) if conn.affected_rows() == expected as u64 => Ok(Ok(true)),
-        Ok(()) => Err((conn.affected_rows(), expected)),
-        Err(mysql_async::Error::Server(e))
-            if shape.transactional && TRY_ROW_BY_ROW.contains(&e.code) =>
-        {
+        Ok(()) if conn.affected_rows() == expected as u64 => Ok(true),
+        Ok(()) => Err(changed_other_rows(
+            kind,
+            name,
+            at,
+            conn.affected_rows(),
+            expected,
+        )),
+        Err(mysql_async::Error::Server(e)) if TRY_ROW_BY_ROW.contains(&e.code) => {
             tracing::debug!(table = name, position = %at, code = e.code, "a statement of many rows is applied row by row");
-            Ok(Ok(false))
+            Ok(false)
         }
-        Err(e) => Ok(Err(Error::database(
+        Err(e) => Err(Error::database(
             format!("replaying the changes of {expected} rows of `{name}` at {at}"),
             e,
-        ))),
+        )),
     }
+}
+
+/// A replayed statement changed `affected` rows where the binlog changed `expected`.
+fn changed_other_rows(
+    kind: &str,
+    name: &str,
+    at: &Position,
+    affected: u64,
+    expected: usize,
+) -> Error {
+    Error::RestoreMismatch(vec![if expected == 1 {
+        format!("replaying the {kind} of a row of `{name}` at {at} changed {affected} rows, not 1: the restored database is not the state this binlog continues from")
+    } else {
+        format!("replaying the {kind} of {expected} rows of `{name}` at {at} (one statement) changed {affected} rows: the restored database is not the state this binlog continues from")
+    }])
 }
