@@ -35,7 +35,7 @@ pub const RESTORE_JOBS: u16 = 4;
 pub const RESTORE_DEFINER: DefinerMode = DefinerMode::Keep;
 /// The restore test's DEFINER handling: as the test user, who holds no SET USER.
 pub const RESTORE_TEST_DEFINER: DefinerMode = DefinerMode::Current;
-/// The restore test's scratch databases are named PREFIX_<time> (and `setup-users` and
+/// The restore test's scratch databases are named PREFIX_<time>_<random> (and `setup-users` and
 /// `doctor` grant and check them by this name).
 pub const RESTORE_TEST_DATABASE_PREFIX: &str = "toc_sis_restore_test";
 

@@ -208,7 +208,7 @@ pub(crate) struct DeploymentNames {
     /// The TOC-SIS database the backup user reads.
     #[arg(long, default_value = "toc_sis")]
     pub(crate) database: String,
-    /// The restore test's scratch databases are named PREFIX_<time>.
+    /// The restore test's scratch databases are named PREFIX_<time>_<random>.
     #[arg(
         long,
         env = "RESTORE_TEST_DATABASE_PREFIX",

@@ -55,7 +55,7 @@ pub enum Scope {
     Server,
     /// The TOC-SIS database itself.
     Database,
-    /// The restore test's scratch databases (`<prefix>_<time>`), as one LIKE pattern.
+    /// The restore test's scratch databases (`<prefix>_<time>_<random>`), as one LIKE pattern.
     ScratchDatabases,
     /// `mysql.proc`: stored routine bodies on MariaDB.
     RoutineBodies,

@@ -27,6 +27,10 @@ impl RestoreTestFunction {
     /// creates the objects as itself and holds no SET USER, which would let it act as any
     /// account); checked once per cold start.
     pub async fn from_env(env: &dyn Env, sdk_config: SdkConfig) -> Result<Self> {
+        let database_prefix = env
+            .get("RESTORE_TEST_DATABASE_PREFIX")
+            .unwrap_or_else(|| defaults::RESTORE_TEST_DATABASE_PREFIX.into());
+        crate::monitor::restore_test::check_database_prefix(&database_prefix)?;
         let context = FunctionContext::from_env("restore-test", env, sdk_config, true).await?;
         Ok(RestoreTestFunction {
             context,
@@ -35,9 +39,7 @@ impl RestoreTestFunction {
                 usize::from(defaults::RESTORE_JOBS),
                 "a whole number of connections",
             )?,
-            database_prefix: env
-                .get("RESTORE_TEST_DATABASE_PREFIX")
-                .unwrap_or_else(|| defaults::RESTORE_TEST_DATABASE_PREFIX.into()),
+            database_prefix,
             definer: env.parse(
                 "RESTORE_DEFINER",
                 defaults::RESTORE_TEST_DEFINER,

@@ -58,7 +58,8 @@ pub async fn run_restore_test_until(
     now: DateTime<Utc>,
     stop: impl Future<Output = String>,
 ) -> Result<RestoreTestReport> {
-    let scratch = format!("{}_{}", options.database_prefix, now.format("%Y%m%d%H%M%S"));
+    check_database_prefix(&options.database_prefix)?;
+    let scratch = scratch_database_name(&options.database_prefix, now);
     let started = Instant::now();
     let headway = options.headway.clone();
     // A restore to now, as a recovery would run it: through the binlog archive when it is whole
@@ -73,7 +74,9 @@ pub async fn run_restore_test_until(
         server_url: options.server_url.clone(),
         point,
         target_database: scratch.clone(),
-        force: true,
+        // Never into a database that is there already: it is not this test's to empty (a
+        // second test started the same second, or someone's copy kept by hand).
+        force: false,
         jobs: options.jobs,
         definer: options.definer,
         // The test restores data into a scratch database; accounts are server-wide.
@@ -106,9 +109,16 @@ pub async fn run_restore_test_until(
     };
     let rto_seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     // The scratch database goes whatever happened: a failed test must not leave a copy of
-    // student data behind.
-    let dropped = drop_scratch(&options.server_url, &scratch).await;
-    if let Err(e) = &dropped {
+    // student data behind. One that was there before the test is someone else's and stays.
+    let found_existing = matches!(
+        &outcome,
+        Err(Error::TargetNotEmpty { .. } | Error::InterruptedRestore { .. })
+    );
+    let dropped = match found_existing {
+        true => None,
+        false => Some(drop_scratch(&options.server_url, &scratch).await),
+    };
+    if let Some(Err(e)) = &dropped {
         tracing::error!(database = %scratch, "could not drop the scratch database: {e}");
     }
     let report = match &outcome {
@@ -154,8 +164,9 @@ pub async fn run_restore_test_until(
         .await?;
     store.put(LATEST_KEY, bytes.into()).await?;
     let scratch_fate = match &dropped {
-        Ok(()) => format!("The scratch database {scratch} was dropped."),
-        Err(e) => format!(
+        None => format!("The database {scratch} was there before the test and was left as it was."),
+        Some(Ok(())) => format!("The scratch database {scratch} was dropped."),
+        Some(Err(e)) => format!(
             "The scratch database {scratch} could NOT be dropped ({e}): it holds a copy of student records; drop it by hand."
         ),
     };
@@ -193,6 +204,35 @@ pub async fn run_restore_test_until(
         Ok(_) => Ok(report),
         Err(e) => Err(e),
     }
+}
+
+/// What a scratch database's name adds to its prefix: `_`, the second, `_`, 8 hex digits.
+const SCRATCH_SUFFIX_LENGTH: usize = 24;
+
+/// Refuses a prefix that leaves no valid database name: MySQL names are at most 64 characters.
+pub fn check_database_prefix(prefix: &str) -> Result<()> {
+    let limit = 64 - SCRATCH_SUFFIX_LENGTH;
+    if prefix.is_empty() || prefix.chars().count() > limit || prefix.ends_with(' ') {
+        return Err(Error::InvalidValue {
+            what: "restore test database prefix",
+            value: prefix.to_string(),
+            expected: format!(
+                "1 to {limit} characters, not ending in a space (the scratch database is named PREFIX_<second>_<random>, at most 64 characters)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The scratch database of a test started at `now`: a random suffix after the second, so two
+/// tests started together (the schedule and a manual run) never share one, where the first to
+/// finish would kill the other's connections and drop its copy.
+fn scratch_database_name(prefix: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "{prefix}_{}_{:08x}",
+        now.format("%Y%m%d%H%M%S"),
+        rand::random::<u32>()
+    )
 }
 
 /// Drops the scratch database, first killing any connection still working in it (a restore
@@ -273,4 +313,26 @@ pub async fn recency_check(
             report.rto_seconds
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_names_differ_within_a_second_and_fit_a_database_name() {
+        let now = Utc::now();
+        let longest = "p".repeat(64 - SCRATCH_SUFFIX_LENGTH);
+        let first = scratch_database_name(&longest, now);
+        assert_eq!(first.chars().count(), 64, "{first}");
+        assert_ne!(first, scratch_database_name(&longest, now));
+        assert!(check_database_prefix(&longest).is_ok());
+        for bad in ["", "trailing ", &format!("{longest}p")] {
+            let error = check_database_prefix(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("restore test database prefix") && error.contains("1 to 40"),
+                "{error}"
+            );
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! Issue 14: the restore test stops before its deadline. A Lambda killed at 900 s would leave a
 //! full copy of student records in the scratch database and no report; stopped by its deadline
 //! instead, it kills its loads, drops the scratch database, reports TIMED OUT with how far it got
-//! and raises a CRITICAL alert.
+//! and raises a CRITICAL alert. Two tests started together (the schedule and a manual run) each
+//! restore into a copy of their own: sharing one, the first to finish killed the other's
+//! connections and dropped its copy mid-restore.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,19 +16,20 @@ use toc_sis_backup::monitor::restore_test::{
     run_restore_test_until, RestoreTestOptions, RestoreTestReport, LATEST_KEY,
 };
 use toc_sis_backup::notify::sns::SnsNotifier;
+use toc_sis_backup::notify::LogNotifier;
 use toc_sis_backup::restore::definer::DefinerMode;
 use toc_sis_backup::store::local::LocalStore;
 use toc_sis_backup::store::ObjectStore;
 
-/// The deadline arrives once the scratch database holds its tables and the data load is under
-/// way (a 200,000-row table takes seconds).
-async fn deadline_once_loading(scratch: String) -> String {
+/// The deadline arrives once the scratch database (named `prefix`, the second and a random
+/// suffix) holds its tables and the data load is under way (a 200,000-row table takes seconds).
+async fn deadline_once_loading(prefix: String) -> String {
     let mut conn = admin().await;
     loop {
         let tables: Option<u64> = conn
             .exec_first(
-                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
-                (&scratch,),
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE CONCAT(?, '\\_%')",
+                (&prefix,),
             )
             .await
             .expect("poll");
@@ -74,12 +77,11 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(folder.path()));
     let prefix = unique_name("deadline_test");
     let now = Utc::now();
-    let scratch = format!("{prefix}_{}", now.format("%Y%m%d%H%M%S"));
     let options = RestoreTestOptions {
         headway: Default::default(),
         server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
         jobs: 2,
-        database_prefix: prefix,
+        database_prefix: prefix.clone(),
         // The restore-test function's default.
         definer: DefinerMode::Current,
     };
@@ -88,7 +90,7 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
         &notifier,
         &options,
         now,
-        deadline_once_loading(scratch.clone()),
+        deadline_once_loading(prefix.clone()),
     )
     .await;
 
@@ -99,6 +101,16 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
         error.contains("TIMED OUT") && error.contains("files loaded"),
         "{error}"
     );
+    let reported: RestoreTestReport = serde_json::from_slice(
+        &store
+            .get(LATEST_KEY)
+            .await
+            .expect("read")
+            .expect("a report"),
+    )
+    .expect("report JSON");
+    let scratch = reported.scratch_database;
+    assert!(scratch.starts_with(&format!("{prefix}_")), "{scratch}");
     let mut conn = admin().await;
     let left: Option<u64> = conn
         .exec_first(
@@ -144,5 +156,48 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
         ),
         "{received:?}"
     );
+    drop_database(&source).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_restore_tests_started_the_same_second_each_pass_in_a_copy_of_their_own() {
+    let source = small_database("together");
+    let source = source.await;
+    let folder = tempfile::tempdir().expect("temp dir");
+    let folder_arg = folder.path().to_str().unwrap_or_default();
+    assert_ok(&dump_into(&source, folder_arg, &[]));
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(folder.path()));
+    let prefix = unique_name("together_test");
+    let options = RestoreTestOptions {
+        headway: Default::default(),
+        server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
+        jobs: 2,
+        database_prefix: prefix.clone(),
+        definer: DefinerMode::Current,
+    };
+    let now = Utc::now();
+    let run = || {
+        run_restore_test_until(
+            store.clone(),
+            &LogNotifier,
+            &options,
+            now,
+            std::future::pending(),
+        )
+    };
+    let (first, second) = tokio::join!(run(), run());
+    let first = first.expect("the first test passes");
+    let second = second.expect("the second test passes");
+    assert!(first.passed && second.passed);
+    assert_ne!(first.scratch_database, second.scratch_database);
+    let left: Vec<String> = admin()
+        .await
+        .exec(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE CONCAT(?, '\\_%')",
+            (&prefix,),
+        )
+        .await
+        .expect("schemata");
+    assert_eq!(left, Vec::<String>::new(), "scratch copies left behind");
     drop_database(&source).await;
 }
