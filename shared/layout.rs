@@ -13,6 +13,12 @@ pub const DATABASE_PREFIX: &str = "database/";
 pub const DAILY_PREFIX: &str = "database/daily/";
 /// Incremental backups: `database/incremental/<id>/`.
 pub const INCREMENTAL_PREFIX: &str = "database/incremental/";
+/// The key states of a backup (full or incremental), which only the chain's next incrementals
+/// read: `database/key-states/<id>/`. Apart from the backup so that the years-long archive
+/// holds data, not this scaffolding: a short lifecycle rule removes them in S3, and retention
+/// once a newer full backup exists in a folder (an incremental finding its state gone rebuilds
+/// the table's).
+pub const KEY_STATES_PREFIX: &str = "database/key-states/";
 /// Binlog archive segments: `database/binlog/<segment id>/`.
 pub const SEGMENT_PREFIX: &str = "database/binlog/";
 /// The last object written to a backup's or a segment's folder: it alone makes the folder one.
@@ -70,6 +76,11 @@ pub fn backup_prefix(id: &str) -> String {
 /// Where an incremental backup's files live.
 pub fn incremental_prefix(id: &str) -> String {
     format!("{INCREMENTAL_PREFIX}{id}/")
+}
+
+/// Where a backup's key states live (the backups that keep them apart).
+pub fn key_state_prefix(id: &str) -> String {
+    format!("{KEY_STATES_PREFIX}{id}/")
 }
 
 /// A full backup's manifest.

@@ -42,6 +42,11 @@ pub struct Manifest {
     /// grant tables); absent when it was recorded, and in backups from before accounts were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts_not_recorded: Option<String>,
+    /// The key states (`Stage::State` files) live under `database/key-states/<id>/`, not with
+    /// the backup, and may be gone: only the chain's next incremental reads them, and rebuilds
+    /// a table's when it is. Absent (false) in older backups, whose states are in their folder.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_states_apart: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
 }
@@ -202,8 +207,31 @@ impl Manifest {
         }
     }
 
+    /// Where `file` of this backup is stored.
+    pub fn file_key(&self, file: &FileEntry) -> String {
+        match (file.stage, self.key_states_apart) {
+            (Stage::State, true) => {
+                format!(
+                    "{}{}",
+                    crate::layout::key_state_prefix(&self.backup_id),
+                    file.name
+                )
+            }
+            _ => format!("{}{}", self.prefix(), file.name),
+        }
+    }
+
+    /// The files a restore, a verification and the years-long archive need: every file but
+    /// the key states kept apart (which may be gone by design).
+    pub fn kept_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files
+            .iter()
+            .filter(|f| !(self.key_states_apart && f.stage == Stage::State))
+    }
+
+    /// The backup's size: its kept files (key states kept apart are not the backup).
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.bytes).sum()
+        self.kept_files().map(|f| f.bytes).sum()
     }
 
     pub fn total_rows(&self) -> u64 {
@@ -349,8 +377,45 @@ pub(crate) mod tests {
             tables: vec![],
             objects: vec![],
             accounts_not_recorded: None,
+            key_states_apart: false,
             integrity: None,
         }
+    }
+
+    #[test]
+    fn key_states_kept_apart_are_found_apart_and_are_not_the_backup() {
+        let mut manifest = sample();
+        let state = FileEntry {
+            name: "state-00001-t.keys.gz".into(),
+            stage: Stage::State,
+            table: Some("t".into()),
+            bytes: 10,
+            uncompressed_bytes: 20,
+            sha256: "0".repeat(64),
+        };
+        manifest.files.push(state.clone());
+        let before = manifest.total_bytes();
+        assert_eq!(
+            manifest.file_key(&state),
+            format!(
+                "database/daily/{}/state-00001-t.keys.gz",
+                manifest.backup_id
+            )
+        );
+        assert!(manifest.kept_files().any(|f| f.stage == Stage::State));
+        manifest.key_states_apart = true;
+        assert_eq!(
+            manifest.file_key(&state),
+            format!(
+                "database/key-states/{}/state-00001-t.keys.gz",
+                manifest.backup_id
+            )
+        );
+        assert!(!manifest.kept_files().any(|f| f.stage == Stage::State));
+        assert_eq!(manifest.total_bytes(), before - 10);
+        // Older manifests have no such field and keep their checksum.
+        let sealed = sample().seal().expect("seal");
+        assert!(!String::from_utf8_lossy(&sealed).contains("key_states_apart"));
     }
 
     #[test]

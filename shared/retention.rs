@@ -40,6 +40,9 @@ pub struct PruneReport {
     /// Binlog archive segments no kept full backup can replay any more.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub binlog_segments_deleted: Vec<String>,
+    /// Backups (kept) whose key states went: a newer full backup starts every later chain.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_states_deleted: Vec<String>,
 }
 
 /// What to delete, decided from ids and states alone (pure, so it is tested without a store).
@@ -141,6 +144,7 @@ pub async fn prune(
         .collect();
     let doomed = plan(policy, now, &summary);
     let mut report = delete(store, &entries, &doomed).await?;
+    report.key_states_deleted = prune_key_states(store, &entries).await?;
     // Binlog segments older than every kept full backup restore nothing any more.
     let oldest_kept_full = entries
         .iter()
@@ -163,6 +167,46 @@ pub async fn prune(
         }
     }
     Ok(report)
+}
+
+/// Deletes the key states of every complete backup older than the newest complete full one:
+/// each later incremental continues that full backup's chain, so nothing reads them again.
+/// A run still writing (no manifest yet) keeps its own, whatever its age.
+async fn prune_key_states(
+    store: &dyn ObjectStore,
+    entries: &[catalog::CatalogEntry],
+) -> Result<Vec<String>> {
+    let complete = |e: &&catalog::CatalogEntry| matches!(e.state, EntryState::Complete(_));
+    let Some(newest_full) = entries
+        .iter()
+        .filter(complete)
+        .filter(|e| e.kind == BackupKind::Full)
+        .map(|e| e.id.as_str())
+        .max()
+    else {
+        return Ok(Vec::new());
+    };
+    let listed = store.list(crate::layout::KEY_STATES_PREFIX).await?;
+    let mut deleted = Vec::new();
+    for entry in entries
+        .iter()
+        .filter(complete)
+        .filter(|e| e.id.as_str() < newest_full)
+    {
+        let prefix = crate::layout::key_state_prefix(&entry.id);
+        if listed.iter().any(|o| o.key.starts_with(&prefix)) {
+            store.delete_prefix(&prefix).await?;
+            deleted.push(entry.id.clone());
+        }
+    }
+    if !deleted.is_empty() {
+        tracing::info!(
+            backups = deleted.len(),
+            newest_full,
+            "key states of backups before the newest full backup removed"
+        );
+    }
+    Ok(deleted)
 }
 
 /// Deletes exactly the backups named (and the incrementals whose chain starts at a named full
@@ -224,6 +268,9 @@ async fn delete(
             .delete(&format!("{prefix}{}", crate::layout::MANIFEST_NAME))
             .await?;
         store.delete_prefix(&prefix).await?;
+        store
+            .delete_prefix(&crate::layout::key_state_prefix(&entry.id))
+            .await?;
         tracing::info!(backup_id = %entry.id, "removed by retention");
         report.deleted.push(entry.id.clone());
     }

@@ -133,9 +133,9 @@ pub(crate) async fn hash_object(store: &dyn ObjectStore, key: &str) -> Result<(u
     Ok((total, hex::encode(hasher.finalize())))
 }
 
-/// Checks one file under `prefix`; the error names it and says what differs.
-pub async fn verify_file(store: &dyn ObjectStore, prefix: &str, file: &FileEntry) -> Result<()> {
-    let key = format!("{prefix}{}", file.name);
+/// Checks one file, stored under `key`; the error names it and says what differs.
+pub async fn verify_file(store: &dyn ObjectStore, key: &str, file: &FileEntry) -> Result<()> {
+    let key = key.to_string();
     let (bytes, sha256) = match hash_object(store, &key).await {
         Err(Error::MissingFile { .. }) => return Err(Error::MissingFile { file: key }),
         other => other?,
@@ -155,7 +155,9 @@ pub async fn verify_file(store: &dyn ObjectStore, prefix: &str, file: &FileEntry
     Ok(())
 }
 
-/// Checks every file of a backup, reporting every damaged file, not just the first.
+/// Checks every file of a backup, reporting every damaged file, not just the first. Key states
+/// kept apart are not the backup's to keep: the next incremental reads them and rebuilds a
+/// table's when it is gone or damaged.
 pub async fn verify_backup(store: &dyn ObjectStore, manifest: &Manifest) -> Result<VerifyReport> {
     verify_backup_tracked(store, manifest, &crate::job::headway::Headway::default()).await
 }
@@ -167,9 +169,10 @@ pub async fn verify_backup_tracked(
     headway: &crate::job::headway::Headway,
 ) -> Result<VerifyReport> {
     let mut problems = Vec::new();
-    let prefix = manifest.prefix();
-    for file in &manifest.files {
-        if let Err(e) = verify_file(store, &prefix, file).await {
+    let mut files = 0;
+    for file in manifest.kept_files() {
+        files += 1;
+        if let Err(e) = verify_file(store, &manifest.file_key(file), file).await {
             tracing::error!(file = %file.name, "{e}");
             problems.push(e);
         }
@@ -178,7 +181,7 @@ pub async fn verify_backup_tracked(
     match problems.len() {
         0 => Ok(VerifyReport {
             backup_id: manifest.backup_id.clone(),
-            files: manifest.files.len(),
+            files,
             bytes: manifest.total_bytes(),
         }),
         1 => Err(problems.remove(0)),

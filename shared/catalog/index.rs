@@ -89,7 +89,7 @@ impl IndexEntry {
                 )
             })
             .collect();
-        for file in &manifest.files {
+        for file in manifest.kept_files() {
             if let Some(figures) = file.table.as_ref().and_then(|t| tables.get_mut(t)) {
                 figures.bytes += file.bytes;
             }
@@ -106,7 +106,7 @@ impl IndexEntry {
             snapshot: manifest.snapshot.clone(),
             tables,
             bytes: manifest.total_bytes() + manifest_size,
-            files: manifest.files.len() + 1,
+            files: manifest.kept_files().count() + 1,
             manifest_sha256: manifest_sha256.to_string(),
             storage_class: "STANDARD".into(),
         }

@@ -149,7 +149,10 @@ pub async fn run_dump_until(
                  The previous complete backup is still the latest one in {store}.",
                 started.elapsed().as_secs_f64()
             ),
-            discard_prefix: Some(backup_prefix(&backup_id)),
+            discard_prefixes: vec![
+                backup_prefix(&backup_id),
+                crate::layout::key_state_prefix(&backup_id),
+            ],
         },
     )
     .await?;
@@ -318,9 +321,11 @@ async fn dump(
     }
 
     let prefix = backup_prefix(backup_id);
+    let state_prefix = crate::layout::key_state_prefix(backup_id);
     let writer = Arc::new(FileNamer {
         store: store.clone(),
         prefix: prefix.clone(),
+        state_prefix: state_prefix.clone(),
         level: options.compression_level,
         uploads: uploads.clone(),
     });
@@ -356,7 +361,7 @@ async fn dump(
                 state,
                 Stage::State,
                 Some(table.name.clone()),
-                &prefix,
+                &state_prefix,
             ));
         }
         table_entries.push(TableEntry {
@@ -408,20 +413,6 @@ async fn dump(
         let _ = worker.disconnect().await;
     }
 
-    // A backup counts only once what is in the store reads back as what was written. Files
-    // are read back several at a time: on S3 the reads wait on the network, not on each other.
-    {
-        use futures::{StreamExt, TryStreamExt};
-        let owned: Vec<FileEntry> = files.iter().map(|(file, _)| file.clone()).collect();
-        futures::stream::iter(owned.into_iter().map(|file| {
-            let (store, prefix) = (store.clone(), prefix.clone());
-            async move { crate::verify::verify_file(store.as_ref(), &prefix, &file).await }
-        }))
-        .buffer_unordered(VERIFY_AT_ONCE)
-        .try_collect::<Vec<()>>()
-        .await?;
-    }
-
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
@@ -450,8 +441,27 @@ async fn dump(
             })
             .collect(),
         accounts_not_recorded,
+        key_states_apart: true,
         integrity: None,
     };
+    // A backup counts only once what is in the store reads back as what was written (its key
+    // states too, which the next incremental needs). Files are read back several at a time: on
+    // S3 the reads wait on the network, not on each other.
+    {
+        use futures::{StreamExt, TryStreamExt};
+        let owned: Vec<(String, FileEntry)> = manifest
+            .files
+            .iter()
+            .map(|file| (manifest.file_key(file), file.clone()))
+            .collect();
+        futures::stream::iter(owned.into_iter().map(|(key, file)| {
+            let store = store.clone();
+            async move { crate::verify::verify_file(store.as_ref(), &key, &file).await }
+        }))
+        .buffer_unordered(VERIFY_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await?;
+    }
     let report = DumpReport {
         backup_id: backup_id.to_string(),
         database,
@@ -480,7 +490,7 @@ async fn dump(
     let files: Vec<String> = manifest
         .files
         .iter()
-        .map(|f| format!("{}{}", backup_prefix(backup_id), f.name))
+        .map(|f| manifest.file_key(f))
         .collect();
     crate::store::seal_with_manifest(
         store.as_ref(),

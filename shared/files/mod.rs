@@ -146,7 +146,7 @@ pub async fn run_file_backup_until(
             ),
             // No folder of its own: a failed run writes no snapshot, and the blobs it uploaded
             // are content-addressed, possibly shared with other snapshots, so they stay.
-            discard_prefix: None,
+            discard_prefixes: Vec::new(),
         },
     )
     .await?;

@@ -4,6 +4,10 @@
 //! A row is written again when its key is new, its hash differs from the one recorded, or its
 //! tracking column falls in the window; a recorded key that no longer exists is deleted. Each
 //! rewritten key is deleted first, so applying the same incremental twice changes nothing.
+//!
+//! A previous state that is gone (key states are kept apart and expire: `layout::KEY_STATES_PREFIX`)
+//! is rebuilt from the table: the link then empties the table and writes every row, so what it
+//! restores is exact without knowing what changed, and the next link diffs against its new state.
 
 use std::collections::VecDeque;
 
@@ -11,8 +15,9 @@ use mysql_async::{Conn, Value};
 use tokio::sync::mpsc;
 use tokio_util::io::SyncIoBridge;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mysql::fingerprint::{Fingerprint, RowHash};
+use crate::mysql::quote_ident;
 use crate::mysql::schema::{ReadRow, Table};
 use crate::store::ObjectStore;
 use crate::table_files::data_files::{DataFiles, InsertStatements, StateFile};
@@ -56,6 +61,18 @@ struct PreviousKeys {
 }
 
 impl PreviousKeys {
+    /// No previous keys: every row is new. Hashed as a full backup hashes today.
+    fn none() -> Self {
+        let (_, batches) = mpsc::channel::<Batch>(1);
+        PreviousKeys {
+            batches,
+            current: VecDeque::new(),
+            row_hash: RowHash::CURRENT,
+            mask: u64::MAX,
+            finished: true,
+        }
+    }
+
     async fn open(store: &dyn ObjectStore, previous: &PreviousState) -> Result<Self> {
         let reader = store.open(&previous.key).await?;
         let (tx, batches) = mpsc::channel::<Batch>(2);
@@ -193,6 +210,8 @@ struct MergeWithPrevious<'a> {
     window_start: (u16, u8, u8, u8, u8, u8, u32),
     rewritten: u64,
     deleted: u64,
+    /// The previous state was gone: the table is emptied first, so no key is deleted by itself.
+    rebuilt: bool,
 }
 
 impl MergeWithPrevious<'_> {
@@ -235,11 +254,13 @@ impl RowSink for MergeWithPrevious<'_> {
             .get(self.tracking_index)
             .and_then(as_tuple)
             .is_some_and(|t| t >= self.window_start);
-        if differs || in_window {
+        if (differs || in_window) && !self.rebuilt {
             let closed =
                 self.delete_sql
                     .write(self.deletes.buffer().await?, self.key, current_key)?;
             self.deletes.after_write(closed).await?;
+        }
+        if differs || in_window {
             let out = self.changes.buffer().await?;
             let closed = if read.written_as.is_empty() {
                 self.insert_sql.write_row(out, &read.values)
@@ -261,7 +282,18 @@ pub(crate) async fn diff_table(
     previous: &PreviousState,
     settings: &DiffSettings<'_>,
 ) -> Result<TableChange> {
-    let old = PreviousKeys::open(settings.store, previous).await?;
+    let (old, rebuilt) = match PreviousKeys::open(settings.store, previous).await {
+        Ok(old) => (old, false),
+        Err(Error::MissingFile { .. }) => {
+            tracing::warn!(
+                table = %table.name,
+                state = %previous.key,
+                "the previous key state is gone (expired with its chain's older backups): this link empties the table and writes all its rows, and keeps a new state"
+            );
+            (PreviousKeys::none(), true)
+        }
+        Err(e) => return Err(e),
+    };
     let number = settings.table_number;
     let mut state =
         StateFile::create(namer, number, &table.name, key.clone(), old.row_hash).await?;
@@ -294,7 +326,13 @@ pub(crate) async fn diff_table(
         window_start: settings.window_start,
         rewritten: 0,
         deleted: 0,
+        rebuilt,
     };
+    if rebuilt {
+        let out = merge.deletes.buffer().await?;
+        out.extend_from_slice(format!("DELETE FROM {};\n", quote_ident(&table.name)).as_bytes());
+        merge.deletes.after_write(true).await?;
+    }
     let select = format!("{}{}", table.select_sql(), key.order_by());
     read_rows(
         conn,

@@ -220,7 +220,10 @@ pub async fn run_incremental_until(
                 started.elapsed().as_secs_f64(),
                 tip.parent.backup_id
             ),
-            discard_prefix: Some(prefix.clone()),
+            discard_prefixes: vec![
+                prefix.clone(),
+                crate::layout::key_state_prefix(&backup_id),
+            ],
         },
     )
     .await?;
@@ -308,9 +311,11 @@ async fn incremental(
         window.nanosecond() / 1000,
     );
     let prefix = prefix_for(BackupKind::Incremental, backup_id);
+    let state_prefix = crate::layout::key_state_prefix(backup_id);
     let namer = FileNamer {
         store: store.clone(),
         prefix: prefix.clone(),
+        state_prefix: state_prefix.clone(),
         level: options.compression_level,
         uploads: uploads.clone(),
     };
@@ -351,7 +356,7 @@ async fn incremental(
         for file in change.changes {
             files.push(entry(file, Stage::Changes, name.clone(), &prefix).0);
         }
-        files.push(entry(change.state, Stage::State, name, &prefix).0);
+        files.push(entry(change.state, Stage::State, name, &state_prefix).0);
         tables.push(TableEntry {
             name: item.table.name.clone(),
             engine: item.table.engine.clone(),
@@ -375,9 +380,6 @@ async fn incremental(
     }
     db::run_all(&mut conn, &["COMMIT"]).await?;
     let _ = conn.disconnect().await;
-    for file in &files {
-        crate::verify::verify_file(store.as_ref(), &prefix, file).await?;
-    }
     let manifest = Manifest {
         format: FORMAT.into(),
         version: VERSION,
@@ -401,8 +403,17 @@ async fn incremental(
         tables,
         objects: Vec::new(),
         accounts_not_recorded: None,
+        key_states_apart: true,
         integrity: None,
     };
+    let stored: Vec<(String, FileEntry)> = manifest
+        .files
+        .iter()
+        .map(|file| (manifest.file_key(file), file.clone()))
+        .collect();
+    for (key, file) in &stored {
+        crate::verify::verify_file(store.as_ref(), key, file).await?;
+    }
     let report = IncrementalReport {
         backup_id: Some(backup_id.to_string()),
         parent: Some(tip.parent.backup_id.clone()),
@@ -422,7 +433,7 @@ async fn incremental(
     let files: Vec<String> = manifest
         .files
         .iter()
-        .map(|f| format!("{prefix}{}", f.name))
+        .map(|f| manifest.file_key(f))
         .collect();
     crate::store::seal_with_manifest(
         store.as_ref(),

@@ -85,7 +85,7 @@ async fn newest_state(
             .iter()
             .find(|f| f.stage == Stage::State && f.table.as_deref() == Some(table))
             .map(|state| PreviousState {
-                key: format!("{}{}", manifest.prefix(), state.name),
+                key: manifest.file_key(state),
                 bytes: state.bytes,
                 sha256: state.sha256.clone(),
             })

@@ -25,13 +25,15 @@ pub fn severity_of(error: &Error) -> Severity {
 pub async fn discard_and_alert(
     store: &dyn ObjectStore,
     notifier: &dyn Notifier,
-    prefix: &str,
+    prefixes: &[String],
     error: &Error,
     subject: String,
     body: String,
 ) {
-    if let Err(e) = store.delete_prefix(prefix).await {
-        tracing::warn!(%prefix, "could not remove the files of the failed backup: {e}");
+    for prefix in prefixes {
+        if let Err(e) = store.delete_prefix(prefix).await {
+            tracing::warn!(%prefix, "could not remove the files of the failed backup: {e}");
+        }
     }
     notify_or_log(
         notifier,

@@ -8,15 +8,15 @@ pub mod headway;
 use std::future::Future;
 
 use crate::error::{Error, Result};
-use crate::notify::{Notification, Notifier};
+use crate::notify::Notifier;
 use crate::store::ObjectStore;
 
-/// How a job describes its own failure: the alert, and the folder its run wrote into (removed
-/// before the alert, so nothing half-written stays behind), if it wrote into one of its own.
+/// How a job describes its own failure: the alert, and the folders its run wrote into (removed
+/// before the alert, so nothing half-written stays behind), if it wrote into folders of its own.
 pub struct Failure {
     pub subject: String,
     pub body: String,
-    pub discard_prefix: Option<String>,
+    pub discard_prefixes: Vec<String>,
 }
 
 /// Runs `work` until it ends or `interrupt` completes (a signal, the Lambda's deadline; its
@@ -43,18 +43,10 @@ pub async fn run_job_until<T>(
     let Failure {
         subject,
         body,
-        discard_prefix,
+        discard_prefixes,
     } = describe(&error);
     settle.await;
-    match discard_prefix {
-        Some(prefix) => {
-            alert::discard_and_alert(store, notifier, &prefix, &error, subject, body).await
-        }
-        None => {
-            let note = Notification::new(alert::severity_of(&error), subject, body);
-            alert::notify_or_log(notifier, &note).await
-        }
-    }
+    alert::discard_and_alert(store, notifier, &discard_prefixes, &error, subject, body).await;
     Err(error)
 }
 

@@ -138,10 +138,9 @@ pub(super) async fn integrity(
 
 /// Every file of the manifest is in the listing with its recorded size.
 fn files_present(listed: &[ObjectInfo], manifest: &Manifest) -> std::result::Result<(), String> {
-    let prefix = manifest.prefix();
     let sizes: HashMap<&str, u64> = listed.iter().map(|f| (f.key.as_str(), f.size)).collect();
-    for file in &manifest.files {
-        let key = format!("{prefix}{}", file.name);
+    for file in manifest.kept_files() {
+        let key = manifest.file_key(file);
         match sizes.get(key.as_str()) {
             None => return Err(format!("{key} is missing")),
             Some(size) if *size != file.bytes => {

@@ -46,6 +46,8 @@ pub(crate) fn entry(
 pub(crate) struct FileNamer {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) prefix: String,
+    /// Where key states go: apart from the backup (`layout::key_state_prefix`).
+    pub(crate) state_prefix: String,
     pub(crate) level: u32,
     pub(crate) uploads: Uploads,
 }
@@ -70,19 +72,20 @@ impl FileNamer {
         self.create_named("accounts.gz").await
     }
 
-    /// A table's key state; not SQL, so `cat *.sql.gz` leaves it out.
+    /// A table's key state, under the state prefix; not SQL either.
     pub(crate) async fn create_state(&self, table_number: usize, label: &str) -> Result<SqlFile> {
-        self.create_named(&format!(
-            "state-{table_number:05}-{}.keys.gz",
-            safe_label(label)
-        ))
-        .await
+        let name = format!("state-{table_number:05}-{}.keys.gz", safe_label(label));
+        self.create_under(&self.state_prefix, &name).await
     }
 
     async fn create_named(&self, name: &str) -> Result<SqlFile> {
+        self.create_under(&self.prefix, name).await
+    }
+
+    async fn create_under(&self, prefix: &str, name: &str) -> Result<SqlFile> {
         SqlFile::create(
             self.store.clone(),
-            format!("{}{name}", self.prefix),
+            format!("{prefix}{name}"),
             self.level,
             &self.uploads,
         )

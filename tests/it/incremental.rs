@@ -424,14 +424,153 @@ async fn tables_that_cannot_be_tracked_are_refused_by_name() {
     drop_database(&source).await;
 }
 
-fn state_files(backup_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(backup_dir)
-        .expect("backup folder")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("state-"))
-        .collect();
+fn file_names(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     names.sort();
     names
+}
+
+/// The key states of the backup in `backup_dir` (`database/daily/<id>`), which live apart in
+/// `database/key-states/<id>`: the backup's own folder holds none.
+fn state_files(backup_dir: &Path) -> Vec<String> {
+    assert!(
+        !file_names(backup_dir).iter().any(|n| n.contains("keys")),
+        "a key state in the backup's folder: {:?}",
+        file_names(backup_dir)
+    );
+    let id = backup_dir.file_name().expect("backup id");
+    let store = backup_dir
+        .parent()
+        .and_then(Path::parent)
+        .expect("store/database");
+    let names = file_names(&store.join("key-states").join(id));
+    names
+        .into_iter()
+        .filter(|n| n.starts_with("state-"))
+        .collect()
+}
+
+/// Issue 30: the key states live apart from the backups kept for years, go once a newer full
+/// backup exists, and an incremental that finds its previous state gone (S3's lifecycle expired
+/// it) rebuilds it from the table: every point of the chain still restores exactly, and the old
+/// backups still verify and restore without their states.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_state_that_is_gone_is_rebuilt_and_every_point_restores_exactly() {
+    let source = workload_database().await;
+    let store = tempfile::tempdir().expect("temp dir");
+    let store_arg = store.path().to_str().unwrap_or_default().to_string();
+    assert_ok(&dump(&source, store.path()));
+    let full_dir = only_backup_dir(store.path());
+    assert_eq!(
+        state_files(&full_dir),
+        ["state-00002-enrol.keys.gz", "state-00003-grades.keys.gz"]
+    );
+    let mut conn = connect_to(&source).await;
+    let mut points: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    conn.query_drop(
+        "UPDATE grades SET grade = grade + 1 WHERE id % 10 = 0; DELETE FROM grades WHERE id IN (3, 4);",
+    )
+    .await
+    .expect("round 1");
+    let first = incremental(&source, store.path());
+    points.push((
+        first["backup_id"].as_str().expect("id").to_string(),
+        scoped_checksums(&source).await,
+    ));
+
+    // The lifecycle took every key state (the full backup's and the first link's).
+    let key_states = store.path().join("database/key-states");
+    std::fs::remove_dir_all(&key_states).expect("remove key states");
+    for id in [
+        full_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default(),
+        points[0].0.as_str(),
+    ] {
+        assert_ok(&run_cli(
+            &["verify", "--store", &store_arg, "--backup", id],
+            &[],
+        ));
+    }
+
+    // Deletes, updates without the tracking column and inserts across the rebuild.
+    conn.query_drop(
+        "DELETE FROM grades WHERE id BETWEEN 100 AND 150;
+         UPDATE grades SET grade = 1.5, updated_at = updated_at WHERE id = 200;
+         DELETE FROM enrol WHERE module = 3;
+         INSERT INTO grades (student, grade) VALUES (7001, 70);",
+    )
+    .await
+    .expect("round 2");
+    let rebuilt = run_cli(
+        &[
+            "incremental",
+            "--database-url",
+            &url_for(&source),
+            "--store",
+            &store_arg,
+            "--tables",
+            SCOPE,
+            "--json",
+        ],
+        &[],
+    );
+    assert_ok(&rebuilt);
+    let stderr = String::from_utf8_lossy(&rebuilt.stderr);
+    assert!(
+        stderr.contains("the previous key state is gone"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&rebuilt.stdout).expect("json");
+    let rebuilt_id = report["backup_id"].as_str().expect("id").to_string();
+    assert_eq!(
+        file_names(&key_states.join(&rebuilt_id)),
+        ["state-00001-grades.keys.gz", "state-00002-enrol.keys.gz"],
+        "the rebuilt link keeps new states"
+    );
+    points.push((rebuilt_id, scoped_checksums(&source).await));
+
+    // The next link diffs against the rebuilt states as usual.
+    conn.query_drop(
+        "DELETE FROM grades WHERE id = 300; UPDATE grades SET note = 'after' WHERE id = 301;",
+    )
+    .await
+    .expect("round 3");
+    let third = incremental(&source, store.path());
+    assert_eq!(third["rows_deleted"], 1, "{third}");
+    points.push((
+        third["backup_id"].as_str().expect("id").to_string(),
+        scoped_checksums(&source).await,
+    ));
+    for (id, expected) in &points {
+        let copy = restore_point(store.path(), &["--backup", id]);
+        assert_eq!(
+            &scoped_checksums(&copy).await,
+            expected,
+            "restoring at {id}"
+        );
+        drop_database(&copy).await;
+    }
+
+    // A newer full backup: every older backup's key state goes, the new one's stays.
+    assert_ok(&dump(&source, store.path()));
+    let newest = only_backup_dir(store.path());
+    assert_eq!(
+        file_names(&key_states),
+        [newest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string()]
+    );
+    drop_database(&source).await;
 }
 
 /// A key state is stored with every full backup kept for years, so it is kept only for tables

@@ -227,7 +227,7 @@ pub async fn run_archive_alerting(
                 subject: subject.to_string(),
                 body: format!("{e}\nStore: {location}. {next}"),
                 // Sealed segments stay good; an unsealed one has no manifest, so nothing reads it.
-                discard_prefix: None,
+                discard_prefixes: Vec::new(),
             }
         },
     )
