@@ -4,7 +4,7 @@ use toc_sis_backup::lambda::incremental::IncrementalFunction;
 use toc_sis_backup::lambda::{start, ProcessEnv};
 
 fn main() -> std::process::ExitCode {
-    toc_sis_backup::memory::configure_malloc();
+    toc_sis_backup::memory::configure_malloc(toc_sis_backup::memory::Workload::Other);
     serve()
 }
 

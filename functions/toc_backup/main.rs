@@ -12,6 +12,7 @@ mod progress;
 use args::{Cli, Command, LogFormat};
 use clap::Parser;
 use commands::Console;
+use toc_sis_backup::memory::Workload;
 use toc_sis_backup::Error;
 
 /// A closed pipe (`toc-backup list | head`) ends the command quietly, as it ends every Unix
@@ -28,9 +29,12 @@ fn quiet_on_closed_pipe() {
 fn quiet_on_closed_pipe() {}
 
 fn main() -> ExitCode {
-    toc_sis_backup::memory::configure_malloc();
     quiet_on_closed_pipe();
     let cli = Cli::parse();
+    toc_sis_backup::memory::configure_malloc(match cli.command {
+        Command::Restore(_) | Command::RestoreTest(_) => Workload::Restore,
+        _ => Workload::Other,
+    });
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
