@@ -153,7 +153,7 @@ pub async fn measure(store: &dyn ObjectStore) -> Result<Workload> {
     let mut workload = Workload::default();
     if let Some(full) = manifests.iter().find(|m| m.kind == BackupKind::Full) {
         workload.full_bytes = full.total_bytes() as f64;
-        workload.full_objects = full.files.len() as f64;
+        workload.full_objects = full.kept_files().count() as f64;
         workload.full_manifest_bytes = manifest_size(full);
         workload.full_seconds = seconds_between(&full.started_at, &full.finished_at);
     }
@@ -167,7 +167,7 @@ pub async fn measure(store: &dyn ObjectStore) -> Result<Workload> {
             incrementals.iter().map(|m| f(m)).sum::<f64>() / n
         };
         workload.incremental_bytes = mean(&|m| m.total_bytes() as f64);
-        workload.incremental_objects = mean(&|m| m.files.len() as f64);
+        workload.incremental_objects = mean(&|m| m.kept_files().count() as f64);
         workload.incremental_manifest_bytes = mean(&|m| manifest_size(m));
         workload.incremental_seconds = mean(&|m| seconds_between(&m.started_at, &m.finished_at));
     }
