@@ -17,6 +17,7 @@
 mod decode;
 mod deferred;
 mod names;
+mod outbox;
 mod rows;
 mod run;
 mod session;

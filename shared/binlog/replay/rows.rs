@@ -7,6 +7,7 @@
 //! are applied, because this is how they are; system-versioned tables go on to `versioned`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -14,6 +15,7 @@ use mysql_common::binlog::events::RowsEventData;
 use mysql_common::binlog::row::BinlogRow;
 
 use super::decode::RowImages;
+use super::outbox::{Change, Link, Queued};
 use super::versioned::{apply_versioned, row_period};
 use crate::binlog::position::Position;
 use crate::binlog::segment::TableChanges;
@@ -49,17 +51,21 @@ pub(super) async fn cascades_from(
     Ok(())
 }
 
-/// Applies one rows event; every row must change exactly one row of the target. Also says
-/// whether the table is a sequence (its one row is its state: an insert replaces it).
+/// The tables' shapes as read from the target, by table id (until a statement may change them).
+pub(super) type Shapes = HashMap<u64, Arc<TableShape>>;
+
+/// Applies one rows event; every row must change exactly one row of the target. Statements of
+/// many rows of a transactional table are queued on `link` (sent together with the next ones).
+/// Also says whether the table is a sequence (its one row is its state: an insert replaces it).
 pub(super) async fn apply_rows(
-    conn: &mut Conn,
+    link: &mut Link<'_>,
     rows: &RowsEventData<'_>,
     (table, images): (
         &mysql_common::binlog::events::TableMapEvent<'static>,
         std::result::Result<RowImages, String>,
     ),
     name: &str,
-    (shapes, compressed): (&mut HashMap<u64, TableShape>, &HashMap<u64, Vec<bool>>),
+    (shapes, compressed): (&mut Shapes, &HashMap<u64, Vec<bool>>),
     at: &Position,
 ) -> Result<(TableChanges, bool)> {
     let images = images.map_err(|e| Error::BinlogUnsupported {
@@ -69,134 +75,204 @@ pub(super) async fn apply_rows(
     let Some(sample) = images.iter().find_map(|(b, a)| a.as_ref().or(b.as_ref())) else {
         return Ok((changes, false));
     };
-    let shape = match shapes.entry(rows.table_id()) {
-        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
-        std::collections::hash_map::Entry::Vacant(slot) => {
-            let types = (0..table.columns_count() as usize)
-                .map(|i| {
-                    table.get_column_type(i).ok().flatten().ok_or_else(|| {
-                        Error::BinlogUnsupported {
-                            detail: format!(
-                                "column {i} of `{name}` has a type this tool does not know"
-                            ),
-                        }
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // The target's own columns (the binlog also names hidden ones), and those the
-            // server sets itself in an UPDATE.
-            let columns: Vec<(String, String)> = conn
-                .exec(
-                    "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-                    (name,),
-                )
-                .await
-                .map_err(|e| Error::database(format!("reading the columns of `{name}`"), e))?;
-            let visible: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
-            let mut shape = TableShape::from_row(name, table, sample, types, &visible)?;
-            if let Some(columns) = compressed.get(&rows.table_id()) {
-                shape.compressed = columns.clone();
-            }
-            shape.set_on_update = shape
-                .names
-                .iter()
-                .map(|n| {
-                    columns.iter().any(|(c, extra)| {
-                        c == n && extra.to_ascii_lowercase().contains("on update")
-                    })
-                })
-                .collect();
-            let kind: Option<(String, Option<String>)> = conn
-                .exec_first(
-                    "SELECT t.TABLE_TYPE, e.TRANSACTIONS FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?",
-                    (name,),
-                )
-                .await
-                .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
-            let (kind, transactions) = kind.unzip();
-            shape.transactional = transactions.flatten().as_deref() == Some("YES");
-            shape.sequence = kind.as_deref() == Some("SEQUENCE");
-            if kind.as_deref() == Some("SYSTEM VERSIONED") {
-                shape.period = Some(row_period(conn, name, &shape).await?);
-            }
-            slot.insert(shape)
+    let shape = match shapes.get(&rows.table_id()) {
+        Some(known) => known.clone(),
+        None => {
+            let columns = compressed.get(&rows.table_id());
+            let read = read_shape(link.now().await?, table, sample, name, columns).await?;
+            let shape = Arc::new(read);
+            shapes.insert(rows.table_id(), shape.clone());
+            shape
         }
     };
-    let mismatch = |kind: &str, affected: u64, expected: usize| {
-        changed_other_rows(kind, name, at, affected, expected)
-    };
     if let Some((start, end)) = shape.period {
-        return apply_versioned(conn, rows, &images, shape, (start, end), name, at)
-            .await
-            .map(|changes| (changes, false));
+        return apply_versioned(
+            link.now().await?,
+            rows,
+            &images,
+            &shape,
+            (start, end),
+            name,
+            at,
+        )
+        .await
+        .map(|changes| (changes, false));
     }
+    let many = shape.changes_many_rows_at_once();
+    let queued = |change, sql, expected, rows| Queued {
+        change,
+        sql,
+        expected,
+        table: name.to_string(),
+        at: at.clone(),
+        shape: shape.clone(),
+        rows,
+    };
     match rows {
         RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
             let after: Vec<_> = images.iter().filter_map(|(_, a)| a.as_ref()).collect();
             for batch in after.chunks(500) {
-                conn.query_drop(shape.insert(batch)?).await.map_err(|e| {
+                let sql = shape.insert(batch)?;
+                changes.inserted += batch.len() as u64;
+                if shape.transactional {
+                    link.queue(queued(Change::Insert, sql, batch.len(), Vec::new()))
+                        .await?;
+                    continue;
+                }
+                let conn = link.now().await?;
+                conn.query_drop(sql).await.map_err(|e| {
                     Error::database(format!("replaying inserts into `{name}` at {at}"), e)
                 })?;
                 if conn.affected_rows() != batch.len() as u64 {
-                    return Err(mismatch("insert", conn.affected_rows(), batch.len()));
+                    return Err(changed_other_rows(
+                        "insert",
+                        name,
+                        at,
+                        conn.affected_rows(),
+                        batch.len(),
+                    ));
                 }
-                changes.inserted += batch.len() as u64;
             }
         }
         RowsEventData::UpdateRowsEventV1(_)
         | RowsEventData::UpdateRowsEvent(_)
         | RowsEventData::PartialUpdateRowsEvent(_) => {
-            let pairs: Vec<(&BinlogRow, &BinlogRow)> = images
-                .iter()
-                .filter_map(|(b, a)| b.as_ref().zip(a.as_ref()))
-                .collect();
-            for chunk in pairs.chunks(UPDATE_CHUNK) {
-                let many = match shape.changes_many_rows_at_once() && chunk.len() > 1 {
-                    true => shape.update_many(chunk)?,
+            let mut images = images.into_iter().peekable();
+            while images.peek().is_some() {
+                let chunk: RowImages = images
+                    .by_ref()
+                    .filter(|(b, a)| b.is_some() && a.is_some())
+                    .take(UPDATE_CHUNK)
+                    .collect();
+                let pairs: Vec<(&BinlogRow, &BinlogRow)> = chunk
+                    .iter()
+                    .filter_map(|(b, a)| b.as_ref().zip(a.as_ref()))
+                    .collect();
+                changes.updated += pairs.len() as u64;
+                let sql = match many && pairs.len() > 1 {
+                    true => shape.update_many(&pairs)?,
                     false => None,
                 };
-                if let Some(sql) = many {
-                    if apply_many(conn, "update", sql, chunk.len(), name, at).await? {
-                        changes.updated += chunk.len() as u64;
-                        continue;
+                match sql {
+                    Some(sql) => {
+                        let expected = pairs.len();
+                        link.queue(queued(Change::Update, sql, expected, chunk))
+                            .await?
                     }
-                }
-                for (before, after) in chunk {
-                    conn.query_drop(shape.update(before, after)?)
-                        .await
-                        .map_err(|e| {
-                            Error::database(format!("replaying an update of `{name}` at {at}"), e)
-                        })?;
-                    if conn.affected_rows() != 1 {
-                        return Err(mismatch("update", conn.affected_rows(), 1));
-                    }
-                    changes.updated += 1;
+                    None => one_by_one(link.now().await?, &shape, &chunk, name, at).await?,
                 }
             }
         }
         RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
-            let befores: Vec<&BinlogRow> = images.iter().filter_map(|(b, _)| b.as_ref()).collect();
-            for chunk in befores.chunks(DELETE_CHUNK) {
-                if shape.changes_many_rows_at_once() && chunk.len() > 1 {
-                    let sql = shape.delete_many(chunk)?;
-                    if apply_many(conn, "delete", sql, chunk.len(), name, at).await? {
-                        changes.deleted += chunk.len() as u64;
-                        continue;
-                    }
-                }
-                for before in chunk {
-                    conn.query_drop(shape.delete(before)?).await.map_err(|e| {
-                        Error::database(format!("replaying a delete from `{name}` at {at}"), e)
-                    })?;
-                    if conn.affected_rows() != 1 {
-                        return Err(mismatch("delete", conn.affected_rows(), 1));
-                    }
-                    changes.deleted += 1;
+            let mut images = images.into_iter().peekable();
+            while images.peek().is_some() {
+                let chunk: RowImages = images
+                    .by_ref()
+                    .filter(|(b, _)| b.is_some())
+                    .take(DELETE_CHUNK)
+                    .collect();
+                let befores: Vec<&BinlogRow> =
+                    chunk.iter().filter_map(|(b, _)| b.as_ref()).collect();
+                changes.deleted += befores.len() as u64;
+                if many && befores.len() > 1 {
+                    let sql = shape.delete_many(&befores)?;
+                    let expected = befores.len();
+                    link.queue(queued(Change::Delete, sql, expected, chunk))
+                        .await?;
+                } else {
+                    one_by_one(link.now().await?, &shape, &chunk, name, at).await?;
                 }
             }
         }
     }
     Ok((changes, shape.sequence))
+}
+
+/// Applies `rows` one statement a row, in the logged order: an update where a row has both
+/// images, a delete where it has its before image only.
+pub(super) async fn one_by_one(
+    conn: &mut Conn,
+    shape: &TableShape,
+    rows: &RowImages,
+    name: &str,
+    at: &Position,
+) -> Result<()> {
+    for images in rows {
+        let (kind, sql) = match images {
+            (Some(before), Some(after)) => ("update", shape.update(before, after)?),
+            (Some(before), None) => ("delete", shape.delete(before)?),
+            _ => continue,
+        };
+        conn.query_drop(sql).await.map_err(|e| {
+            Error::database(
+                format!("replaying an {kind} of a row of `{name}` at {at}"),
+                e,
+            )
+        })?;
+        if conn.affected_rows() != 1 {
+            return Err(changed_other_rows(kind, name, at, conn.affected_rows(), 1));
+        }
+    }
+    Ok(())
+}
+
+/// The shape of `name` as the target has it (its columns, those the server sets in an UPDATE,
+/// whether it is transactional, a sequence or system-versioned), read once.
+async fn read_shape(
+    conn: &mut Conn,
+    table: &mysql_common::binlog::events::TableMapEvent<'static>,
+    sample: &BinlogRow,
+    name: &str,
+    compressed: Option<&Vec<bool>>,
+) -> Result<TableShape> {
+    let types = (0..table.columns_count() as usize)
+        .map(|i| {
+            table
+                .get_column_type(i)
+                .ok()
+                .flatten()
+                .ok_or_else(|| Error::BinlogUnsupported {
+                    detail: format!("column {i} of `{name}` has a type this tool does not know"),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The target's own columns (the binlog also names hidden ones), and those the
+    // server sets itself in an UPDATE.
+    let columns: Vec<(String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (name,),
+        )
+        .await
+        .map_err(|e| Error::database(format!("reading the columns of `{name}`"), e))?;
+    let visible: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+    let mut shape = TableShape::from_row(name, table, sample, types, &visible)?;
+    if let Some(columns) = compressed {
+        shape.compressed = columns.clone();
+    }
+    shape.set_on_update = shape
+        .names
+        .iter()
+        .map(|n| {
+            columns
+                .iter()
+                .any(|(c, extra)| c == n && extra.to_ascii_lowercase().contains("on update"))
+        })
+        .collect();
+    let kind: Option<(String, Option<String>)> = conn
+        .exec_first(
+            "SELECT t.TABLE_TYPE, e.TRANSACTIONS FROM information_schema.TABLES t LEFT JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?",
+            (name,),
+        )
+        .await
+        .map_err(|e| Error::database(format!("reading the type of table `{name}`"), e))?;
+    let (kind, transactions) = kind.unzip();
+    shape.transactional = transactions.flatten().as_deref() == Some("YES");
+    shape.sequence = kind.as_deref() == Some("SEQUENCE");
+    if kind.as_deref() == Some("SYSTEM VERSIONED") {
+        shape.period = Some(row_period(conn, name, &shape).await?);
+    }
+    Ok(shape)
 }
 
 /// Rows an UPDATE of many rows sets at most: each column is a CASE over the rows it changed in,
@@ -210,42 +286,10 @@ const DELETE_CHUNK: usize = 1000;
 /// order kept (1062 duplicate key, 1451/1452 a foreign key, 1557/1761/1762 duplicate key
 /// through a foreign key, 1586 duplicate in a unique key). A transactional engine rolled the
 /// statement back whole.
-const TRY_ROW_BY_ROW: [u16; 7] = [1062, 1451, 1452, 1557, 1586, 1761, 1762];
-
-/// Runs one statement (the `kind` of change) of `expected` rows of a transactional table
-/// (`TableShape::changes_many_rows_at_once`). `true`: every row changed; `false`: refused in a
-/// way the rows one by one may not be, and rolled back whole; an error when it changed another
-/// number of rows.
-async fn apply_many(
-    conn: &mut Conn,
-    kind: &str,
-    sql: Vec<u8>,
-    expected: usize,
-    name: &str,
-    at: &Position,
-) -> Result<bool> {
-    match conn.query_drop(sql).await {
-        Ok(()) if conn.affected_rows() == expected as u64 => Ok(true),
-        Ok(()) => Err(changed_other_rows(
-            kind,
-            name,
-            at,
-            conn.affected_rows(),
-            expected,
-        )),
-        Err(mysql_async::Error::Server(e)) if TRY_ROW_BY_ROW.contains(&e.code) => {
-            tracing::debug!(table = name, position = %at, code = e.code, "a statement of many rows is applied row by row");
-            Ok(false)
-        }
-        Err(e) => Err(Error::database(
-            format!("replaying the changes of {expected} rows of `{name}` at {at}"),
-            e,
-        )),
-    }
-}
+pub(super) const TRY_ROW_BY_ROW: [u16; 7] = [1062, 1451, 1452, 1557, 1586, 1761, 1762];
 
 /// A replayed statement changed `affected` rows where the binlog changed `expected`.
-fn changed_other_rows(
+pub(super) fn changed_other_rows(
     kind: &str,
     name: &str,
     at: &Position,

@@ -14,7 +14,8 @@ use mysql_common::binlog::events::{EventData, QueryEvent, RowsEventData};
 use super::decode::{read_ahead, ReadAhead, RowsRead};
 use super::deferred::keep_deferred_in_step;
 use super::names::{in_server, views_renamed};
-use super::rows::{apply_rows, cascades_from};
+use super::outbox::Link;
+use super::rows::{apply_rows, cascades_from, Shapes};
 use super::session::{run_logged, user_var_statement, REPLAY_SESSION};
 use super::transaction::{
     begin_transaction, check_against_manifest, commit_group, finish_transaction, record,
@@ -25,12 +26,19 @@ use crate::binlog::events::{self, Edge, Role, Transactions};
 use crate::binlog::plan::{ReplayPlan, Stop};
 use crate::binlog::position::Gtid;
 use crate::binlog::segment::{self, TableChanges};
-use crate::binlog::sql::TableShape;
 use crate::binlog::statement::{self, statement_table, LoggedSession, Verdict};
 use crate::error::{Error, Result};
 use crate::manifest::object_key;
 use crate::mysql::definition;
 use crate::store::ObjectStore;
+
+/// The connection with every queued statement applied; a failure is the transaction in hand's
+/// ([`Pending::unrepeatable`]).
+macro_rules! now {
+    ($link:expr, $pending:expr) => {
+        $link.now().await.map_err(|e| $pending.unrepeatable(e))?
+    };
+}
 
 pub async fn replay(
     store: &dyn ObjectStore,
@@ -64,6 +72,10 @@ pub async fn replay(
             ),
         });
     }
+    // From here on every use of the connection goes through the link, which first sends the
+    // statements it queued (`outbox`).
+    let mut link = Link::new(conn);
+    let conn = &mut link;
     let mut report = match resume_from {
         Some(checkpoint) => {
             tracing::info!(
@@ -105,7 +117,7 @@ pub async fn replay(
         let mut transactions = Transactions::default();
         let mut pending = Pending::default();
         let mut group = Group::default();
-        let mut shapes: HashMap<u64, TableShape> = HashMap::new();
+        let mut shapes: Shapes = HashMap::new();
         let mut compressed: HashMap<u64, Vec<bool>> = HashMap::new();
         while let Some(read) = ahead.recv().await {
             let ReadAhead {
@@ -145,7 +157,7 @@ pub async fn replay(
                         "just before the transaction at {begin} ({})",
                         pending.gtid.as_deref().unwrap_or("no GTID")
                     );
-                    stop_inside(conn, journal, &mut group, &mut pending).await?;
+                    stop_inside(now!(conn, pending), journal, &mut group, &mut pending).await?;
                     break 'segments;
                 }
                 // Transactions the full backup already holds.
@@ -195,17 +207,18 @@ pub async fn replay(
                             let checks = only_tables.is_none()
                                 && !rows.flags().contains(RowsEventFlags::NO_FOREIGN_KEY_CHECKS);
                             if checks != foreign_key_checks {
-                                conn.query_drop(format!(
-                                    "SET SESSION foreign_key_checks = {}",
-                                    u8::from(checks)
-                                ))
-                                .await
-                                .map_err(|e| {
-                                    pending.unrepeatable(Error::database(
-                                        "setting foreign_key_checks as the logged rows had it",
-                                        e,
+                                now!(conn, pending)
+                                    .query_drop(format!(
+                                        "SET SESSION foreign_key_checks = {}",
+                                        u8::from(checks)
                                     ))
-                                })?;
+                                    .await
+                                    .map_err(|e| {
+                                        pending.unrepeatable(Error::database(
+                                            "setting foreign_key_checks as the logged rows had it",
+                                            e,
+                                        ))
+                                    })?;
                                 foreign_key_checks = checks;
                             }
                             if checks
@@ -216,7 +229,7 @@ pub async fn replay(
                                         | RowsEventData::WriteRowsEvent(_)
                                 )
                             {
-                                cascades_from(conn, &name, &mut report.cascaded)
+                                cascades_from(now!(conn, pending), &name, &mut report.cascaded)
                                     .await
                                     .map_err(|e| pending.unrepeatable(e))?;
                                 cascades_known.insert(name.clone());
@@ -272,7 +285,7 @@ pub async fn replay(
                         let shown = || abbreviate(&statement::without_secrets(&text, dialect));
                         let mut table = statement_table(&text, dialect);
                         if let Some(name) = table.as_mut() {
-                            in_server(conn, &session, utf8, name).await?;
+                            in_server(now!(conn, pending), &session, utf8, name).await?;
                         }
                         let for_wanted = match &table {
                             Some(table) => wanted(table),
@@ -286,7 +299,13 @@ pub async fn replay(
                                         at.to_rfc3339(),
                                         t.to_rfc3339()
                                     );
-                                    stop_inside(conn, journal, &mut group, &mut pending).await?;
+                                    stop_inside(
+                                        now!(conn, pending),
+                                        journal,
+                                        &mut group,
+                                        &mut pending,
+                                    )
+                                    .await?;
                                     break 'segments;
                                 }
                             }
@@ -328,15 +347,16 @@ pub async fn replay(
                             let mut trigger = statement::trigger_statement(&text, dialect);
                             let mut touched = statement::touched_objects(&text, dialect);
                             for t in &mut touched {
-                                in_server(conn, &session, utf8, &mut t.name).await?;
+                                in_server(now!(conn, pending), &session, utf8, &mut t.name).await?;
                             }
                             if run {
-                                views_renamed(conn, &mut touched).await?;
+                                views_renamed(now!(conn, pending), &mut touched).await?;
                             }
                             if let Some(trigger) = trigger.as_mut() {
-                                in_server(conn, &session, utf8, &mut trigger.name).await?;
+                                in_server(now!(conn, pending), &session, utf8, &mut trigger.name)
+                                    .await?;
                                 if let Some(on) = trigger.table.as_mut() {
-                                    in_server(conn, &session, utf8, on).await?;
+                                    in_server(now!(conn, pending), &session, utf8, on).await?;
                                 }
                             }
                             if run && trigger.is_none() {
@@ -380,7 +400,13 @@ pub async fn replay(
                                 (None, None) => None,
                             };
                             if let (true, Some((name, on, create, event))) = (run, kept) {
-                                commit_group(conn, journal, &mut group, &mut pending).await?;
+                                commit_group(
+                                    now!(conn, pending),
+                                    journal,
+                                    &mut group,
+                                    &mut pending,
+                                )
+                                .await?;
                                 report.deferred.push(Deferred {
                                     position: begin.to_string(),
                                     trigger: name,
@@ -397,7 +423,13 @@ pub async fn replay(
                                 pending.statement_applied = true;
                                 report.ddl_statements += 1;
                             } else if run {
-                                commit_group(conn, journal, &mut group, &mut pending).await?;
+                                commit_group(
+                                    now!(conn, pending),
+                                    journal,
+                                    &mut group,
+                                    &mut pending,
+                                )
+                                .await?;
                                 if let Some(journal) = journal {
                                     let in_flight = Checkpoint {
                                         segment_id: manifest.segment_id.clone(),
@@ -406,12 +438,12 @@ pub async fn replay(
                                         applied: applied.clone(),
                                         statement_in_flight: Some(begin.clone()),
                                     };
-                                    record(conn, journal, &in_flight).await?;
+                                    record(now!(conn, pending), journal, &in_flight).await?;
                                 }
                                 // run_logged puts the replay session's settings back.
                                 foreign_key_checks = false;
                                 run_logged(
-                                    conn,
+                                    now!(conn, pending),
                                     &session,
                                     &user_vars,
                                     &crate::mysql::lexer::bytes_of(&text, utf8),
@@ -442,7 +474,7 @@ pub async fn replay(
                                 detail: e.to_string(),
                             })?
                         {
-                            let set = user_var_statement(conn, &var).await.map_err(|detail| {
+                            let set = user_var_statement(now!(conn, pending), &var).await.map_err(|detail| {
                                 Error::BinlogUnsupported {
                                     detail: format!(
                                         "the user variable logged at {begin} for the next statement cannot be set: {detail}"
@@ -459,7 +491,8 @@ pub async fn replay(
                 if !pending.skip {
                     if let (Stop::At(at), Some(t)) = (&plan.stop, commit_time) {
                         if t > *at {
-                            stop_inside(conn, journal, &mut group, &mut pending).await?;
+                            stop_inside(now!(conn, pending), journal, &mut group, &mut pending)
+                                .await?;
                             report.stopped = format!(
                                 "at the first transaction committed after {} ({})",
                                 at.to_rfc3339(),
@@ -501,10 +534,16 @@ pub async fn replay(
                             && pending.cannot_roll_back.is_none()
                             && group.has_room();
                         if !keep_open {
-                            commit_group(conn, Some(journal), &mut group, &mut pending).await?;
+                            commit_group(
+                                now!(conn, pending),
+                                Some(journal),
+                                &mut group,
+                                &mut pending,
+                            )
+                            .await?;
                         }
                     } else if !group.is_open() {
-                        finish_transaction(conn, &mut pending, true)
+                        finish_transaction(now!(conn, pending), &mut pending, true)
                             .await
                             .map_err(|e| pending.unrepeatable(e))?;
                     }
@@ -512,7 +551,7 @@ pub async fn replay(
                 pending = Pending::after(&pending);
             }
         }
-        commit_group(conn, journal, &mut group, &mut pending).await?;
+        commit_group(now!(conn, pending), journal, &mut group, &mut pending).await?;
         // A segment replayed whole (after the snapshot, every table) must have changed exactly
         // the rows its manifest recorded for the database.
         if check_segment
@@ -524,9 +563,11 @@ pub async fn replay(
         }
     }
     // A stop in the middle of a transaction leaves nothing of it behind.
-    let _ = conn.query_drop("ROLLBACK").await;
+    let _ = conn.discard().query_drop("ROLLBACK").await;
     if foreign_key_checks {
-        conn.query_drop("SET SESSION foreign_key_checks = 0")
+        conn.now()
+            .await?
+            .query_drop("SET SESSION foreign_key_checks = 0")
             .await
             .map_err(|e| Error::database("ending the replay session", e))?;
     }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use super::outbox::Link;
 use super::{Checkpoint, Journal};
 use crate::binlog::segment::{self, TableChanges};
 use crate::error::{Error, Result};
@@ -126,18 +127,22 @@ pub(super) fn check_against_manifest(
 /// Begins the target transaction at a logged transaction's first row, or marks where its rows
 /// begin in the open group (`mark_start`: a stop may come inside it).
 pub(super) async fn begin_transaction(
-    conn: &mut Conn,
+    link: &mut Link<'_>,
     pending: &mut Pending,
     group: &Group,
     mark_start: bool,
 ) -> Result<()> {
     if !pending.in_database_transaction {
-        conn.query_drop("START TRANSACTION")
+        link.now()
+            .await?
+            .query_drop("START TRANSACTION")
             .await
             .map_err(|e| Error::database("starting a replayed transaction", e))?;
         pending.in_database_transaction = true;
     } else if mark_start && group.is_open() && !pending.wrote_rows {
-        conn.query_drop("SAVEPOINT logged_transaction")
+        link.now()
+            .await?
+            .query_drop("SAVEPOINT logged_transaction")
             .await
             .map_err(|e| Error::database("marking a replayed transaction", e))?;
         pending.savepoint = true;
