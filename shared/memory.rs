@@ -21,8 +21,9 @@ pub enum Workload {
 ///   after which the megabyte statements come from the arenas, whose freed space is kept.
 ///   Measured on the same table: restore 122–135 MiB against 89–91 MiB (about 5 % slower). A
 ///   dump keeps glibc's own threshold: with 256 KiB its every large buffer was mapped and
-///   faulted in anew, 8 % slower on the sample database (5.4 s against 5.0 s at scale 60) for
-///   a resident set of 33 MiB against 42, both well inside its 64 MiB budget.
+///   faulted in anew, 5–8 % slower on the sample database at scale 60 (5.4 s against 5.0 s;
+///   lost in run-to-run noise at scale 165) for a resident set of 33 MiB against 42, both
+///   well inside its 64 MiB budget.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn configure_malloc(workload: Workload) {
     const LARGE_BLOCK_BYTES: libc::c_int = 256 * 1024;

@@ -24,12 +24,12 @@ const MIB: f64 = 1024.0 * 1024.0;
 /// 3,495,253 rows: 48 MiB/s of the bytes an estimate counts.
 pub const BENCHMARK_DATA_BYTES_PER_SECOND: f64 = 48.0 * MIB;
 
-/// BENCHMARKS.md, `scripts/bench-binlog` (2026-12-05): 999,902 row changes in 1,002
-/// transactions replayed in 24.8 s, and 19,999 single-row transactions in 4.3 s. Both are
+/// BENCHMARKS.md, `scripts/bench-binlog` (2026-12-05, statements sent together): 999,902 row
+/// changes in 1,002 transactions replayed in 22.8 s, and 19,999 single-row transactions in 3.9 s. Both are
 /// needed: a transaction costs its COMMIT and the replay's checkpoint besides its rows, so rows
 /// alone would promise a day of one-row grade updates five times too fast.
-const BENCH_BULK: (f64, f64, f64) = (999_902.0, 1_002.0, 24.8);
-const BENCH_SINGLE: (f64, f64) = (19_999.0, 4.3);
+const BENCH_BULK: (f64, f64, f64) = (999_902.0, 1_002.0, 22.8);
+const BENCH_SINGLE: (f64, f64) = (19_999.0, 3.9);
 
 /// The replay's cost a row and a transaction, solved from the two benchmark runs:
 /// rows × row + transactions × transaction = seconds, for each.
@@ -399,11 +399,11 @@ mod tests {
         let seconds = |rows: f64, transactions: f64| {
             rows / rate.rows_per_second + transactions * rate.seconds_per_transaction
         };
-        assert!((seconds(999_902.0, 1_002.0) - 24.8).abs() < 0.01);
-        assert!((seconds(19_999.0, 19_999.0) - 4.3).abs() < 0.01);
-        // By hand: 40,631 rows/s and 0.19 ms a transaction.
-        assert_eq!(rate.rows_per_second.round(), 40631.0);
-        assert!((rate.seconds_per_transaction - 0.000_190).abs() < 0.000_001);
+        assert!((seconds(999_902.0, 1_002.0) - 22.8).abs() < 0.01);
+        assert!((seconds(19_999.0, 19_999.0) - 3.9).abs() < 0.01);
+        // By hand: 44,190 rows/s and 0.172 ms a transaction.
+        assert_eq!(rate.rows_per_second.round(), 44190.0);
+        assert!((rate.seconds_per_transaction - 0.000_172).abs() < 0.000_001);
     }
 
     /// A passed restore test of 2026-11-02: 312 MiB in 32 s, no replay.

@@ -263,7 +263,7 @@ fn restore_at_every_recorded_instant_and_just_before_the_bad_update_reproduces_t
     assert!(
         stderr.contains("from BENCHMARKS.md (no restore test has recorded a rate)")
             && stderr.contains("binlog row changes in")
-            && stderr.contains("rows/s + 0.19 ms a transaction, BENCHMARKS.md)"),
+            && stderr.contains("rows/s + 0.17 ms a transaction, BENCHMARKS.md)"),
         "{stderr}"
     );
     let estimate = &report["estimate"];

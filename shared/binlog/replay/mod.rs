@@ -9,7 +9,8 @@
 //! This file holds what the replay hands to the restore: its report, the trigger and event
 //! statements it kept for later, its checkpoint. The work is in the submodules: `run` (the
 //! loop over segments and events), `decode` (the segment read and its rows decoded ahead, on
-//! a thread of their own), `rows` and `versioned` (a rows event as SQL), `session` and `names`
+//! a thread of their own), `rows` and `versioned` (a rows event as SQL), `outbox` (the
+//! connection, and the statements of rows queued to go together), `session` and `names`
 //! (a logged statement run as it ran on the source), `deferred` (trigger and event statements
 //! kept for after the rows), `transaction` (the transaction in hand, the group of them sharing
 //! a COMMIT, and the checkpoint).
