@@ -28,7 +28,7 @@ use crate::store::ObjectStore;
 pub use crate::layout::INDEX_KEY;
 const FORMAT: u32 = 1;
 /// Conflicting writers retry this many times; each try is a read and a write of one object.
-const ATTEMPTS: u32 = 12;
+const ATTEMPTS: u32 = 16;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableFigures {
@@ -214,7 +214,10 @@ where
             }
             Err(e) => return Err(e),
         }
-        let pause = 20 * u64::from(attempt) + u64::from(rand::random::<u8>() % 50);
+        // Exponential with full jitter: eight writers on a loaded store, paused a fixed step
+        // apart, let one lose every one of its tries (CI lost an entry so).
+        let ceiling = 25u64 << attempt.min(6);
+        let pause = 10 + rand::random::<u64>() % ceiling;
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     Err(last_error.unwrap_or_else(|| {
