@@ -26,8 +26,6 @@ use crate::notify::{Notification, Notifier, Severity};
 use crate::retention::{self, RetentionPolicy};
 use crate::store::ObjectStore;
 /// Files read back at once after the dump.
-const VERIFY_AT_ONCE: usize = 4;
-
 use crate::table_files::snapshot::{check_schema_unchanged, read_catalogue, read_server};
 use crate::table_files::sql_file::{StoredFile, Uploads};
 use crate::table_files::{entry, FileNamer};
@@ -444,24 +442,7 @@ async fn dump(
         key_states_apart: true,
         integrity: None,
     };
-    // A backup counts only once what is in the store reads back as what was written (its key
-    // states too, which the next incremental needs). Files are read back several at a time: on
-    // S3 the reads wait on the network, not on each other.
-    {
-        use futures::{StreamExt, TryStreamExt};
-        let owned: Vec<(String, FileEntry)> = manifest
-            .files
-            .iter()
-            .map(|file| (manifest.file_key(file), file.clone()))
-            .collect();
-        futures::stream::iter(owned.into_iter().map(|(key, file)| {
-            let store = store.clone();
-            async move { crate::verify::verify_file(store.as_ref(), &key, &file).await }
-        }))
-        .buffer_unordered(VERIFY_AT_ONCE)
-        .try_collect::<Vec<()>>()
-        .await?;
-    }
+    crate::verify::verify_written(&store, &manifest).await?;
     let report = DumpReport {
         backup_id: backup_id.to_string(),
         database,

@@ -254,13 +254,13 @@ impl RowSink for MergeWithPrevious<'_> {
             .get(self.tracking_index)
             .and_then(as_tuple)
             .is_some_and(|t| t >= self.window_start);
-        if (differs || in_window) && !self.rebuilt {
-            let closed =
-                self.delete_sql
-                    .write(self.deletes.buffer().await?, self.key, current_key)?;
-            self.deletes.after_write(closed).await?;
-        }
         if differs || in_window {
+            if !self.rebuilt {
+                let closed =
+                    self.delete_sql
+                        .write(self.deletes.buffer().await?, self.key, current_key)?;
+                self.deletes.after_write(closed).await?;
+            }
             let out = self.changes.buffer().await?;
             let closed = if read.written_as.is_empty() {
                 self.insert_sql.write_row(out, &read.values)

@@ -406,14 +406,7 @@ async fn incremental(
         key_states_apart: true,
         integrity: None,
     };
-    let stored: Vec<(String, FileEntry)> = manifest
-        .files
-        .iter()
-        .map(|file| (manifest.file_key(file), file.clone()))
-        .collect();
-    for (key, file) in &stored {
-        crate::verify::verify_file(store.as_ref(), key, file).await?;
-    }
+    crate::verify::verify_written(&store, &manifest).await?;
     let report = IncrementalReport {
         backup_id: Some(backup_id.to_string()),
         parent: Some(tip.parent.backup_id.clone()),

@@ -45,7 +45,14 @@ async fn scoped_checksums(database: &str) -> BTreeMap<String, String> {
 }
 
 fn incremental(database: &str, store: &Path) -> serde_json::Value {
-    let output = run_cli(
+    let output = incremental_output(database, store);
+    assert_ok(&output);
+    serde_json::from_slice(&output.stdout).expect("incremental --json")
+}
+
+/// An incremental of SCOPE with its report as JSON, its log on stderr.
+fn incremental_output(database: &str, store: &Path) -> std::process::Output {
+    run_cli(
         &[
             "incremental",
             "--database-url",
@@ -57,9 +64,7 @@ fn incremental(database: &str, store: &Path) -> serde_json::Value {
             "--json",
         ],
         &[],
-    );
-    assert_ok(&output);
-    serde_json::from_slice(&output.stdout).expect("incremental --json")
+    )
 }
 
 fn restore_point(store: &Path, args: &[&str]) -> String {
@@ -509,19 +514,7 @@ async fn a_key_state_that_is_gone_is_rebuilt_and_every_point_restores_exactly() 
     )
     .await
     .expect("round 2");
-    let rebuilt = run_cli(
-        &[
-            "incremental",
-            "--database-url",
-            &url_for(&source),
-            "--store",
-            &store_arg,
-            "--tables",
-            SCOPE,
-            "--json",
-        ],
-        &[],
-    );
+    let rebuilt = incremental_output(&source, store.path());
     assert_ok(&rebuilt);
     let stderr = String::from_utf8_lossy(&rebuilt.stderr);
     assert!(

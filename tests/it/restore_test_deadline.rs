@@ -43,6 +43,18 @@ async fn deadline_once_loading(prefix: String) -> String {
     }
 }
 
+/// A restore test on the test server into scratch databases named `prefix`…, as the
+/// restore-test function runs it (objects created as its user).
+fn test_options(prefix: &str) -> RestoreTestOptions {
+    RestoreTestOptions {
+        headway: Default::default(),
+        server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
+        jobs: 2,
+        database_prefix: prefix.to_string(),
+        definer: DefinerMode::Current,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
     let source = unique_name("deadline");
@@ -77,14 +89,7 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(folder.path()));
     let prefix = unique_name("deadline_test");
     let now = Utc::now();
-    let options = RestoreTestOptions {
-        headway: Default::default(),
-        server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
-        jobs: 2,
-        database_prefix: prefix.clone(),
-        // The restore-test function's default.
-        definer: DefinerMode::Current,
-    };
+    let options = test_options(&prefix);
     let outcome = run_restore_test_until(
         store.clone(),
         &notifier,
@@ -161,20 +166,13 @@ async fn a_restore_test_stopped_by_its_deadline_drops_the_copy_and_alerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_restore_tests_started_the_same_second_each_pass_in_a_copy_of_their_own() {
-    let source = small_database("together");
-    let source = source.await;
+    let source = small_database("together").await;
     let folder = tempfile::tempdir().expect("temp dir");
     let folder_arg = folder.path().to_str().unwrap_or_default();
     assert_ok(&dump_into(&source, folder_arg, &[]));
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(folder.path()));
     let prefix = unique_name("together_test");
-    let options = RestoreTestOptions {
-        headway: Default::default(),
-        server_url: DatabaseUrl::parse(&server_url()).expect("URL"),
-        jobs: 2,
-        database_prefix: prefix.clone(),
-        definer: DefinerMode::Current,
-    };
+    let options = test_options(&prefix);
     let now = Utc::now();
     let run = || {
         run_restore_test_until(

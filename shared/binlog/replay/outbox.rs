@@ -118,7 +118,13 @@ impl<'c> Link<'c> {
             let Some(error) = refused else {
                 continue;
             };
-            let statement = &queued[next];
+            // The request stopped at the statement after the last that answered.
+            let Some(statement) = queued.get(next) else {
+                return Err(Error::database(
+                    "replaying statements sent together (the server answered more of them than were sent)",
+                    error,
+                ));
+            };
             match &error {
                 mysql_async::Error::Server(e)
                     if TRY_ROW_BY_ROW.contains(&e.code) && statement.change != Change::Insert =>
